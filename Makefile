@@ -1,0 +1,35 @@
+# Two commands do everything: `make demo` and `make test`. Each first runs the idempotent set-up.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test demo lint bench clean
+
+setup: $(STAMP) system-packages
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: system-packages
+system-packages:
+	@./scripts/system-packages.sh
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/bondgate demo
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: setup
+	$(PY) bench/central_ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,189 @@
+"""Wire forms central and edge share: the signed feed record and the hash-chained edge event.
+
+central/ and edge/ never import each other; they meet over HTTP in these shapes. The canonical
+byte forms below are the contract for signatures and hashes and are documented in the README:
+
+* feed record: ``b"bondgate-feed-v1\\n" + canonical_json(record without "seq" and "signature")``,
+  signed with Ed25519; the signature travels base64 (standard alphabet, padded).
+* event: ``hash = sha256(prev_hash_hex_ascii + b"\\n" + canonical_json(event without "hash"))``
+  as lowercase hex; the first event of an edge has ``prev_hash = GENESIS_HASH``.
+
+``canonical_json`` is JSON with keys sorted, no insignificant whitespace, UTF-8 (not ASCII-escaped),
+``None`` fields left out, decimals as their exact string.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+FEED_DOMAIN = b"bondgate-feed-v1\n"
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(payload: dict[str, Any]) -> bytes:
+    """The one byte form that gets signed or hashed (see the module docstring)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, StrEnum):
+            return value.value
+        return value
+
+    return json.dumps(clean(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- clearance feed ---------------------------------------------------------------------------
+
+
+class ClearanceStatus(StrEnum):
+    """returnStatus codes of an inventory (DESIGN.md §3.3); only RELEASED lets a parcel out."""
+
+    ACCEPTED = "120"
+    MANUAL_REVIEW = "300"
+    REVIEWED = "399"
+    RELEASED = "800"
+    CLOSED = "899"
+    REJECTED = "100"
+    INSPECTION = "500"
+    RETURN_SHIPMENT = "700"
+    # 501–599 detained: any of them may appear; they are not enumerated here
+
+
+class FeedRecord(BaseModel):
+    """What an edge knows of one parcel's clearance. No buyer or consignee personal data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int = Field(description="feed cursor position of this change (not signed)")
+    park_id: str
+    invtNo: str | None = Field(None, description="inventory number assigned by customs")
+    orderNo: str
+    ebpCode: str
+    ebcCode: str
+    logisticsCode: str
+    logisticsNo: str
+    grossWeight: Decimal = Field(description="kg")
+    netWeight: Decimal = Field(description="kg")
+    goods: str = Field(description="goods summary: names and quantities, for the screen")
+    status: str = Field(description="clearance returnStatus code, e.g. 800 released")
+    cancelled: bool = Field(description="cancelled (CEB623) or return requested (CEB625)")
+    version: int = Field(description="increments on every change of this record")
+    updated_at: datetime
+    signature: str = Field("", description="Ed25519 over the canonical bytes, base64")
+
+    def signed_bytes(self) -> bytes:
+        body = self.model_dump(mode="python", exclude={"seq", "signature"})
+        return FEED_DOMAIN + canonical_json(body)
+
+    @property
+    def releasable(self) -> bool:
+        return self.status == ClearanceStatus.RELEASED and not self.cancelled
+
+
+class FeedPage(BaseModel):
+    records: list[FeedRecord]
+    next_after: int = Field(description="pass as `after` to get the next page")
+    has_more: bool
+
+
+def sign_record(record: FeedRecord, key: Ed25519PrivateKey) -> FeedRecord:
+    signature = base64.b64encode(key.sign(record.signed_bytes())).decode()
+    return record.model_copy(update={"signature": signature})
+
+
+def verify_record(record: FeedRecord, public_key: Ed25519PublicKey) -> bool:
+    try:
+        public_key.verify(base64.b64decode(record.signature, validate=True), record.signed_bytes())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def public_key_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
+    data = pem.encode() if isinstance(pem, str) else pem
+    key = serialization.load_pem_public_key(data)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+# --- edge events --------------------------------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    RELEASE = "release"
+    DISCREPANCY = "discrepancy"
+    INSPECTION_DIVERTED = "inspection_diverted"
+    OVERRIDE = "override"
+    DEVICE_FAULT = "device_fault"
+    HEARTBEAT = "heartbeat"
+
+
+class EventBody(BaseModel):
+    """What happened. Parcel fields are set for parcel events; others for faults/heartbeats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    logisticsCode: str | None = None
+    logisticsNo: str | None = Field(None, max_length=60)
+    invtNo: str | None = None
+    record_version: int | None = Field(None, description="version of the clearance record checked")
+    verdict: str | None = Field(None, description="RELEASE, HOLD or INSPECT")
+    codes: list[str] = Field(default_factory=list, description="discrepancy codes (DESIGN.md §5)")
+    weight_kg: Decimal | None = None
+    device: str | None = None
+    operator: str | None = None
+    reason: str | None = Field(None, max_length=1000)
+    backlog: int | None = Field(None, description="heartbeat: outbox size at the edge")
+    detail: str | None = Field(None, max_length=2000)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    edge_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=1, description="per-edge sequence number, contiguous from 1")
+    kind: EventKind
+    station: str | None = Field(None, max_length=64)
+    occurred_at: datetime
+    body: EventBody = Field(default_factory=EventBody)
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def hashed_bytes(self) -> bytes:
+        return self.prev_hash.encode() + b"\n" + canonical_json(
+            self.model_dump(mode="python", exclude={"hash"})
+        )
+
+    def expected_hash(self) -> str:
+        return hashlib.sha256(self.hashed_bytes()).hexdigest()
+
+
+def chain_event(prev_hash: str, **fields: Any) -> Event:
+    """Build the next event of a chain, computing its hash."""
+    draft = Event(prev_hash=prev_hash, hash=GENESIS_HASH, **fields)
+    return draft.model_copy(update={"hash": draft.expected_hash()})

@@ -1,0 +1,1 @@
+"""China customs cross-border e-commerce (CEB) messages: parse, validate and emit."""

@@ -1,0 +1,340 @@
+"""The documents central takes in, as pydantic models with the standard's camelCase names.
+
+XML and JSON intake both end here. Fields the comparison and the feed use are declared and typed;
+every other official field is kept as an extra (so a document can be emitted again as XML), and
+every field, declared or extra, is checked against the standard's rules (central/ceb/fields.py)
+before the model is built. Money and weights are Decimal end to end.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from central.ceb.field_check import check_fields
+
+
+class DocKind(StrEnum):
+    """Message type of a document the platform takes in (the CEB message number)."""
+
+    ORDER = "CEB311"
+    PAYMENT = "CEB411"
+    WAYBILL = "CEB511"
+    INVENTORY = "CEB621"
+    CANCEL = "CEB623"
+    REFUND = "CEB625"
+
+
+class AppType(StrEnum):
+    NEW = "1"
+    CHANGE = "2"
+    DELETE = "3"
+
+
+class _Entity(BaseModel):
+    """A CEB entity (a head or a list row); `ENTITY` names its rules in fields.FIELDS."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+    ENTITY: ClassVar[str]
+    # child list fields and the entity their rows are checked as
+    LISTS: ClassVar[dict[str, str]] = {}
+    # values a JSON sender may leave out (XML senders must give them, as the standard says)
+    DEFAULTS: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standard_rules(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {**cls.DEFAULTS, **data}
+        head = {k: v for k, v in data.items() if k not in cls.LISTS and k != "docType"}
+        problems = check_fields(cls.ENTITY, head)
+        for list_name, entity in cls.LISTS.items():
+            rows = data.get(list_name)
+            if not isinstance(rows, list) or not rows:
+                problems.append(f"{cls.ENTITY}: {list_name} needs at least one row")
+                continue
+            for i, row in enumerate(rows, start=1):
+                if isinstance(row, BaseModel):
+                    continue
+                if not isinstance(row, dict):
+                    problems.append(f"{list_name}[{i}]: must be an object")
+                    continue
+                problems += [f"{list_name}[{i}] {p}" for p in check_fields(entity, row)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        # empty strings mean "absent" in official messages
+        return {k: (None if isinstance(v, str) and v.strip() == "" else v) for k, v in data.items()}
+
+
+Money = Annotated[Decimal, Field(max_digits=19, decimal_places=5)]
+
+
+class _Document(_Entity):
+    guid: str
+    appType: AppType = AppType.NEW
+    appTime: str
+    appStatus: Literal["1", "2"] = "2"
+
+    KIND: ClassVar[DocKind]
+    DEFAULTS: ClassVar[dict[str, str]] = {"appType": "1", "appStatus": "2"}
+
+    def key(self) -> tuple[str, ...]:
+        """The business key that identifies this document across changes."""
+        raise NotImplementedError
+
+
+class OrderItem(_Entity):
+    ENTITY = "OrderList"
+    gnum: int
+    itemNo: str | None = None
+    itemName: str
+    gmodel: str
+    barCode: str | None = None
+    unit: str
+    qty: Money
+    price: Money
+    totalPrice: Money
+    currency: str
+    country: str
+
+
+class Order(_Document):
+    """CEB311 electronic order (OrderHead + OrderList rows)."""
+
+    ENTITY = "OrderHead"
+    LISTS = {"orderList": "OrderList"}
+    KIND = DocKind.ORDER
+    docType: Literal["CEB311"] = "CEB311"
+    orderType: str = "I"
+    orderNo: str
+    ebpCode: str
+    ebpName: str
+    ebcCode: str
+    ebcName: str
+    goodsValue: Money
+    freight: Money
+    discount: Money
+    taxTotal: Money
+    acturalPaid: Money
+    currency: str
+    buyerRegNo: str
+    buyerName: str
+    buyerTelephone: str
+    buyerIdType: str
+    buyerIdNumber: str
+    payCode: str | None = None
+    payName: str | None = None
+    payTransactionId: str | None = None
+    consignee: str
+    consigneeTelephone: str
+    consigneeAddress: str
+    orderList: list[OrderItem]
+
+    def key(self) -> tuple[str, ...]:
+        return (self.ebpCode, self.orderNo)
+
+
+class Payment(_Document):
+    """CEB411 payment record."""
+
+    ENTITY = "PaymentHead"
+    KIND = DocKind.PAYMENT
+    docType: Literal["CEB411"] = "CEB411"
+    payCode: str
+    payName: str
+    payTransactionId: str
+    orderNo: str
+    ebpCode: str
+    ebpName: str
+    payerIdType: str
+    payerIdNumber: str
+    payerName: str
+    amountPaid: Money
+    currency: str
+    payTime: str
+
+    def key(self) -> tuple[str, ...]:
+        return (self.payCode, self.payTransactionId)
+
+
+class Waybill(_Document):
+    """CEB511 logistics waybill."""
+
+    ENTITY = "LogisticsHead"
+    KIND = DocKind.WAYBILL
+    docType: Literal["CEB511"] = "CEB511"
+    logisticsCode: str
+    logisticsName: str
+    logisticsNo: str
+    billNo: str | None = None
+    orderNo: str
+    freight: Money | None = None
+    insuredFee: Money | None = None
+    currency: str
+    weight: Money
+    packNo: int
+    goodsInfo: str | None = None
+    consignee: str
+    consigneeAddress: str
+    consigneeTelephone: str
+
+    def key(self) -> tuple[str, ...]:
+        return (self.logisticsCode, self.logisticsNo)
+
+
+class InventoryItem(_Entity):
+    ENTITY = "InventoryList"
+    gnum: int
+    itemRecordNo: str | None = None
+    itemNo: str | None = None
+    itemName: str | None = None
+    gcode: str
+    gname: str
+    gmodel: str
+    country: str
+    currency: str
+    qty: Money
+    unit: str
+    qty1: Money
+    unit1: str
+    price: Money
+    totalPrice: Money
+
+
+class Inventory(_Document):
+    """CEB621 import inventory declaration: what customs clears, one per parcel."""
+
+    ENTITY = "InventoryHead"
+    LISTS = {"inventoryList": "InventoryList"}
+    KIND = DocKind.INVENTORY
+    docType: Literal["CEB621"] = "CEB621"
+    orderNo: str
+    ebpCode: str
+    ebpName: str
+    ebcCode: str
+    ebcName: str
+    logisticsNo: str
+    logisticsCode: str
+    logisticsName: str
+    copNo: str | None = None
+    preNo: str | None = None
+    assureCode: str
+    emsNo: str | None = None
+    invtNo: str | None = None
+    ieFlag: str = "I"
+    declTime: str
+    customsCode: str
+    portCode: str
+    buyerIdType: str
+    buyerIdNumber: str
+    buyerName: str
+    buyerTelephone: str
+    consigneeAddress: str
+    agentCode: str
+    agentName: str
+    areaCode: str | None = None
+    tradeMode: str
+    trafMode: str
+    country: str
+    freight: Money
+    insuredFee: Money
+    currency: str
+    packNo: int
+    grossWeight: Money
+    netWeight: Money
+    inventoryList: list[InventoryItem]
+
+    def key(self) -> tuple[str, ...]:
+        return (self.ebpCode, self.orderNo)
+
+
+class _InventoryRequest(_Document):
+    customsCode: str
+    orderNo: str
+    ebpCode: str
+    ebpName: str
+    ebcCode: str
+    ebcName: str
+    logisticsNo: str
+    logisticsCode: str
+    logisticsName: str
+    copNo: str | None = None
+    preNo: str | None = None
+    invtNo: str
+    buyerIdType: str
+    buyerIdNumber: str
+    buyerName: str
+    buyerTelephone: str
+    agentCode: str
+    agentName: str
+    reason: str
+
+    def key(self) -> tuple[str, ...]:
+        return (self.ebpCode, self.orderNo)
+
+
+class Cancellation(_InventoryRequest):
+    """CEB623 inventory cancellation (撤销申请单)."""
+
+    ENTITY = "InvtCancel"
+    KIND = DocKind.CANCEL
+    docType: Literal["CEB623"] = "CEB623"
+
+
+class RefundItem(_Entity):
+    ENTITY = "InvtRefundList"
+    gnum: int
+    gcode: str
+    gname: str
+    qty: Money
+    unit: str
+
+
+class Refund(_InventoryRequest):
+    """CEB625 return request (退货申请单)."""
+
+    ENTITY = "InvtRefundHead"
+    LISTS = {"invtRefundList": "InvtRefundList"}
+    KIND = DocKind.REFUND
+    docType: Literal["CEB625"] = "CEB625"
+    invtRefundList: list[RefundItem]
+
+
+Document = Annotated[
+    Order | Payment | Waybill | Inventory | Cancellation | Refund, Field(discriminator="docType")
+]
+DOCUMENT_CLASSES: dict[DocKind, type[_Document]] = {
+    cls.KIND: cls for cls in (Order, Payment, Waybill, Inventory, Cancellation, Refund)
+}
+
+
+class CustomsReceipt(_Entity):
+    """CEB622 InventoryReturn: a customs receipt setting an inventory's status (production mode)."""
+
+    ENTITY = "InventoryReturn"
+    guid: str
+    customsCode: str | None = None
+    ebpCode: str | None = None
+    ebcCode: str | None = None
+    agentCode: str | None = None
+    copNo: str
+    preNo: str
+    invtNo: str | None = None
+    returnStatus: str
+    returnTime: str
+    returnInfo: str
+
+
+class Receipt(BaseModel):
+    """A receipt in the standard's form (CEB312/412/512/622 bodies share these fields)."""
+
+    kind: DocKind = Field(description="message type of the document this receipt answers")
+    guid: str = Field(description="guid of the document")
+    key: dict[str, str] = Field(description="the document's key fields, as in the receipt XML")
+    returnStatus: str
+    returnTime: str = Field(pattern=r"^\d{17}$", description="yyyyMMddHHmmssfff")
+    returnInfo: str

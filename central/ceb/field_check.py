@@ -1,0 +1,101 @@
+"""Check one entity's fields against the standard's rules (central/ceb/fields.py).
+
+The same check guards XML and JSON intake, so both refuse the same documents with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+from central.ceb.fields import FIELDS
+
+APP_TYPES = {"1", "2", "3"}  # 1 new, 2 change, 3 delete
+APP_STATUSES = {"1", "2"}  # 1 staged (暂存), 2 declared (申报)
+DATE14 = re.compile(r"^\d{14}$")
+DATE8 = re.compile(r"^\d{8}$")
+
+
+@cache
+def _pattern(expr: str) -> re.Pattern[str]:
+    return re.compile(rf"^(?:{expr})$")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def check_value(entity: str, name: str, value: Any) -> str | None:
+    """Return a reason if `value` breaks the rule for `entity.name`, else None."""
+    rule = FIELDS[entity].get(name)
+    if rule is None:
+        return None
+    text = _text(value).strip()
+    where = f"{entity}.{name}"
+    if rule["kind"] == "decimal":
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return f"{where}: {text!r} is not a decimal number"
+        if not number.is_finite():
+            return f"{where}: {text!r} is not a finite number"
+        sign, digits, exponent = number.as_tuple()
+        frac = max(0, -int(exponent))
+        whole = max(0, len(digits) + int(exponent))
+        if frac > rule.get("fractionDigits", 5):
+            return f"{where}: {text} has more than {rule.get('fractionDigits', 5)} decimal places"
+        if whole + frac > rule.get("totalDigits", 19):
+            return f"{where}: {text} has more than {rule.get('totalDigits', 19)} digits"
+        return None
+    if rule["kind"] == "int":
+        if not text.lstrip("-").isdigit():
+            return f"{where}: {text!r} is not an integer"
+        if "totalDigits" in rule and len(text.lstrip("-")) > rule["totalDigits"]:
+            return f"{where}: {text} has more than {rule['totalDigits']} digits"
+        return None
+    length = len(text)
+    if "length" in rule and length != rule["length"]:
+        return f"{where}: length {length}, the standard requires exactly {rule['length']}"
+    if "maxLength" in rule and length > rule["maxLength"]:
+        return f"{where}: length {length} exceeds the maximum {rule['maxLength']}"
+    if "minLength" in rule and length < rule["minLength"]:
+        return f"{where}: length {length} is below the minimum {rule['minLength']}"
+    if "enum" in rule and text not in rule["enum"]:
+        return f"{where}: {text!r} is not one of {', '.join(rule['enum'])}"
+    if "pattern" in rule and not _pattern(rule["pattern"]).match(text):
+        return f"{where}: {text!r} does not match {rule['pattern']}"
+    if name == "appType" and text not in APP_TYPES:
+        return f"{where}: {text!r} is not 1 (new), 2 (change) or 3 (delete)"
+    if name == "appStatus" and text not in APP_STATUSES:
+        return f"{where}: {text!r} is not 1 (staged) or 2 (declared)"
+    if name in {"appTime", "payTime"} and not DATE14.match(text):
+        return f"{where}: {text!r} is not yyyyMMddHHmmss"
+    if name in {"declTime", "ieDate"} and not DATE8.match(text):
+        return f"{where}: {text!r} is not yyyyMMdd"
+    return None
+
+
+def check_fields(entity: str, data: Mapping[str, Any]) -> list[str]:
+    """Every rule `data` breaks as entity `entity`: missing required fields, lengths, formats.
+
+    Empty strings count as absent (official messages carry `<preNo></preNo>` for "none").
+    """
+    problems: list[str] = []
+    for name, rule in FIELDS[entity].items():
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            if rule["required"]:
+                problems.append(f"{entity}.{name}: required field is missing")
+            continue
+        if isinstance(value, (list, dict)):
+            problems.append(f"{entity}.{name}: must be a single value")
+            continue
+        reason = check_value(entity, name, value)
+        if reason:
+            problems.append(reason)
+    return problems
