@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -17,6 +17,11 @@ APP_TYPES = {"1", "2", "3"}  # 1 new, 2 change, 3 delete
 APP_STATUSES = {"1", "2"}  # 1 staged (暂存), 2 declared (申报)
 DATE14 = re.compile(r"^\d{14}$")
 DATE8 = re.compile(r"^\d{8}$")
+# XSD lexical forms: Python's Decimal() and int() also take "1e5", "1_000" and non-ASCII digits,
+# which the schema (and so customs) refuses.
+XS_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+XS_INT = re.compile(r"^[+-]?[0-9]+$")
+XS_INT_RANGE = range(-(2**31), 2**31)
 
 
 @cache
@@ -30,6 +35,23 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _digit_counts(number: Decimal) -> tuple[int, int]:
+    """(total digits, fraction digits) of `number` as the XSD counts them: on the value, not the text.
+
+    So "1.500000" has one fraction digit and "007" one digit, as lxml and customs' validators see it.
+    """
+    _sign, digits, exponent = number.as_tuple()
+    if not any(digits):
+        return 1, 0
+    kept = list(digits)
+    exp = int(exponent)
+    while exp < 0 and kept[-1] == 0:
+        kept.pop()
+        exp += 1
+    frac = max(0, -exp)
+    return max(0, len(kept) + exp) + frac, frac
+
+
 def check_value(entity: str, name: str, value: Any) -> str | None:
     """Return a reason if `value` breaks the rule for `entity.name`, else None."""
     rule = FIELDS[entity].get(name)
@@ -38,25 +60,21 @@ def check_value(entity: str, name: str, value: Any) -> str | None:
     text = _text(value).strip()
     where = f"{entity}.{name}"
     if rule["kind"] == "decimal":
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
+        if not XS_DECIMAL.match(text):
             return f"{where}: {text!r} is not a decimal number"
-        if not number.is_finite():
-            return f"{where}: {text!r} is not a finite number"
-        sign, digits, exponent = number.as_tuple()
-        frac = max(0, -int(exponent))
-        whole = max(0, len(digits) + int(exponent))
+        total, frac = _digit_counts(Decimal(text))
         if frac > rule.get("fractionDigits", 5):
             return f"{where}: {text} has more than {rule.get('fractionDigits', 5)} decimal places"
-        if whole + frac > rule.get("totalDigits", 19):
+        if total > rule.get("totalDigits", 19):
             return f"{where}: {text} has more than {rule.get('totalDigits', 19)} digits"
         return None
     if rule["kind"] == "int":
-        if not text.lstrip("-").isdigit():
+        if not XS_INT.match(text):
             return f"{where}: {text!r} is not an integer"
-        if "totalDigits" in rule and len(text.lstrip("-")) > rule["totalDigits"]:
+        if "totalDigits" in rule and len(text.lstrip("+-").lstrip("0") or "0") > rule["totalDigits"]:
             return f"{where}: {text} has more than {rule['totalDigits']} digits"
+        if int(text) not in XS_INT_RANGE:
+            return f"{where}: {text} is out of the 32-bit integer range"
         return None
     length = len(text)
     if "length" in rule and length != rule["length"]:
