@@ -102,7 +102,8 @@ class ComparisonResult(BaseModel):
     def return_info(self, limit: int = RETURN_INFO_MAX) -> str:
         """A compact line naming every failed rule, field and value, at most `limit` characters.
 
-        Failures that do not fit are counted in a "…(+N more)" tail rather than cut mid-value.
+        Failures that do not fit are counted in a "…(+N more)" tail rather than cut mid-value; long
+        values are clipped, and only a first failure too long on its own is cut.
         """
         if self.ok:
             return "comparison passed"
@@ -198,8 +199,12 @@ def rule_keys(docs: DocumentSet) -> list[Failure]:
     checks: list[tuple[str, dict[str, object]]] = [
         (
             "orderNo",
-            {"order.orderNo": o.orderNo, "payment.orderNo": p.orderNo, "inventory.orderNo": i.orderNo}
-            | {"waybill.orderNo": w.orderNo},
+            {
+                "order.orderNo": o.orderNo,
+                "payment.orderNo": p.orderNo,
+                "inventory.orderNo": i.orderNo,
+                "waybill.orderNo": w.orderNo,
+            },
         ),
         (
             "ebpCode",
