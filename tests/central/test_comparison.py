@@ -734,3 +734,20 @@ def test_lines_gnum_failure_iff_not_one_to_one(
     failures = rule_lines(DocumentSet(order, clean.payment, clean.waybill, inv))
     one_to_one = Counter(order_gnums) == Counter(inv_gnums) and len(set(order_gnums)) == len(order_gnums)
     assert [f.field for f in failures] == ([] if one_to_one else ["gnum"])
+
+
+# --- contract with the shared factories ------------------------------------------------------------
+
+
+def test_shared_factory_sets_pass_and_break_as_documented() -> None:
+    """tests/factories.py promises consistent sets per parcel number; the comparison must agree."""
+    from tests import factories
+
+    sets = factories.document_set(3)
+    for docs in sets:
+        assert compare(*docs.documents).ok
+    first = sets[0]
+    broken = compare(factories.order(1, acturalPaid="1.00"), first.payment, first.waybill, first.inventory)
+    assert broken.failed_rules == ["amount"]
+    mixed = compare(first.order, first.payment, first.waybill, sets[1].inventory)
+    assert "keys" in mixed.failed_rules
