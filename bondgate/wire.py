@@ -175,8 +175,8 @@ class Event(BaseModel):
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
     def hashed_bytes(self) -> bytes:
-        return self.prev_hash.encode() + b"\n" + canonical_json(
-            self.model_dump(mode="python", exclude={"hash"})
+        return (
+            self.prev_hash.encode() + b"\n" + canonical_json(self.model_dump(mode="python", exclude={"hash"}))
         )
 
     def expected_hash(self) -> str:

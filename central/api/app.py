@@ -1,0 +1,128 @@
+"""The central platform's FastAPI application."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from central.api import errors
+from central.api.routes import admin, clearances, documents, meta, parks
+from central.config import CentralSettings
+from central.intake import Platform
+from central.keys import load_or_create_key
+from central.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from central.store.db import Database
+
+log = logging.getLogger("central.http")
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413, before the route reads them into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"error": "too_large", "detail": f"request body over {self.limit} bytes"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: CentralSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database)
+        app.state.platform = Platform(db=db, key=load_or_create_key(settings.signing_key), settings=settings)
+        log.info("central started", extra={"database": str(settings.database), "mode": settings.mode.value})
+        yield
+        db.close()
+
+    app = FastAPI(
+        title="Bondgate central platform",
+        version="0.1.0",
+        description="Takes in CEB documents, runs the three-document comparison, keeps each parcel's "
+        "clearance status, serves each park a signed clearance feed and receives the events parks "
+        "report. Every route except /healthz and the public key needs a Bearer token.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return JSONResponse({"error": "internal", "detail": "internal error; see the server log"}, 500)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": response.status_code,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+        return response
+
+    for module in (documents, clearances, parks, admin, meta):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,64 @@
+"""Typed dependencies: the platform, the caller's token, role and park checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from central.api.errors import ApiError
+from central.auth import Role, authenticate
+from central.intake import Platform
+from central.store.parks import TokenRow
+
+_bearer = HTTPBearer(auto_error=False, description="Bondgate API token: `Authorization: Bearer bg_…`")
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def current_token(
+    platform: PlatformDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> TokenRow:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise ApiError(401, "unauthenticated", "an Authorization: Bearer token is required", challenge)
+    row = authenticate(platform.db, creds.credentials)
+    if row is None:
+        raise ApiError(401, "unauthenticated", "unknown or revoked token", challenge)
+    return row
+
+
+def require(*roles: Role) -> Callable[[TokenRow], TokenRow]:
+    """A dependency admitting the given roles (admin is always admitted)."""
+    allowed = {r.value for r in roles} | {Role.ADMIN.value}
+
+    def check(token: Annotated[TokenRow, Depends(current_token)]) -> TokenRow:
+        if token.role not in allowed:
+            raise ApiError(
+                403, "forbidden", f"role {token.role} may not do this (needs {' or '.join(sorted(allowed))})"
+            )
+        return token
+
+    return check
+
+
+def check_park(token: TokenRow, park_id: str) -> None:
+    """An edge token reaches its own park only."""
+    if token.role == Role.EDGE and token.park_id != park_id:
+        raise ApiError(403, "forbidden", f"this edge token belongs to park {token.park_id}, not {park_id}")
+
+
+Enterprise = Annotated[TokenRow, Depends(require(Role.ENTERPRISE))]
+Officer = Annotated[TokenRow, Depends(require(Role.OFFICER))]
+Admin = Annotated[TokenRow, Depends(require())]
+EdgeOrOfficer = Annotated[TokenRow, Depends(require(Role.EDGE, Role.OFFICER))]
+Edge = Annotated[TokenRow, Depends(require(Role.EDGE))]
+EnterpriseOrOfficer = Annotated[TokenRow, Depends(require(Role.ENTERPRISE, Role.OFFICER))]

@@ -1,0 +1,63 @@
+"""One error shape for every refusal, and the handlers that produce it."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from central.lifecycle import IllegalTransition, InvalidCode
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx (except FastAPI's 422 body validation) and 5xx answers with this."""
+
+    error: str = Field(description="machine-readable code, e.g. xml_syntax, illegal_transition")
+    detail: str = Field(description="what was wrong, in words")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+def responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI `responses=` for the error codes a route can answer."""
+    words = {
+        400: "Bad request",
+        401: "No or unknown token",
+        403: "Token lacks the role or park",
+        404: "Not found",
+        409: "Conflicts with the record's state",
+        413: "Body too large",
+        415: "Unsupported media type",
+    }
+    return {c: {"model": ErrorBody, "description": words.get(c, "Error")} for c in codes}
+
+
+AUTH = (401, 403)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            ErrorBody(error=exc.error, detail=exc.detail).model_dump(), exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse(ErrorBody(error="illegal_transition", detail=str(exc)).model_dump(), 409)
+
+    @app.exception_handler(InvalidCode)
+    async def _invalid_code(_: Request, exc: InvalidCode) -> JSONResponse:
+        return JSONResponse(ErrorBody(error="invalid_code", detail=str(exc)).model_dump(), 400)
+
+    @app.exception_handler(LookupError)
+    async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
+        return JSONResponse(ErrorBody(error="not_found", detail=str(exc).strip("'\"")).model_dump(), 404)

@@ -1,0 +1,105 @@
+"""Tokens (admin) and customs receipts (officer, production mode)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from central.api.deps import Admin, Officer, PlatformDep
+from central.api.errors import AUTH, ApiError, responses
+from central.api.routes.documents import XML_BODY, read_xml
+from central.auth import Role, create_token
+from central.ceb.xml_in import CebError, parse_message
+from central.intake import ReceiptOutcome, apply_customs_receipts
+from central.store import parks as pstore
+from central.timefmt import iso_now, utc_now
+
+router = APIRouter(prefix="/api/v1", tags=["administration"])
+
+
+class TokenIn(BaseModel):
+    role: Role
+    name: str = Field(min_length=1, max_length=100)
+    park_id: str | None = Field(None, description="required for edge tokens: the one park it reaches")
+
+
+class TokenInfo(BaseModel):
+    token_id: str
+    role: str
+    park_id: str | None
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+class NewToken(TokenInfo):
+    token: str = Field(description="the secret; shown once, stored only as a hash")
+
+
+def _info(row: pstore.TokenRow) -> TokenInfo:
+    return TokenInfo(
+        token_id=row.token_id,
+        role=row.role,
+        park_id=row.park_id,
+        name=row.name,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+@router.post(
+    "/tokens",
+    response_model=NewToken,
+    status_code=201,
+    summary="Create an API token",
+    responses=responses(400, *AUTH, 404),
+)
+def post_token(platform: PlatformDep, token: Admin, body: TokenIn) -> NewToken:
+    try:
+        secret, row = create_token(platform.db, role=body.role, name=body.name, park_id=body.park_id)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_token_request", str(exc)) from exc
+    return NewToken(token=secret, **_info(row).model_dump())
+
+
+@router.get(
+    "/tokens",
+    response_model=list[TokenInfo],
+    summary="List tokens (never their secrets)",
+    responses=responses(*AUTH),
+)
+def get_tokens(platform: PlatformDep, token: Admin) -> list[TokenInfo]:
+    return [_info(r) for r in pstore.list_tokens(platform.db)]
+
+
+@router.delete(
+    "/tokens/{token_id}", status_code=204, summary="Revoke a token", responses=responses(*AUTH, 404)
+)
+def delete_token(platform: PlatformDep, token: Admin, token_id: str) -> None:
+    if not pstore.revoke_token(platform.db, token_id=token_id, now=iso_now()):
+        raise ApiError(404, "not_found", f"no active token {token_id}")
+
+
+@router.post(
+    "/customs/receipts",
+    response_model=list[ReceiptOutcome],
+    summary="Apply customs receipts (CEB622 XML) in production mode",
+    description="Each InventoryReturn sets the status of the inventory it names when the lifecycle "
+    "allows that step; every receipt is answered with whether it was applied and why not.",
+    responses=responses(400, *AUTH, 413, 415),
+    openapi_extra=XML_BODY,
+)
+async def post_customs_receipts(
+    platform: PlatformDep, token: Officer, request: Request
+) -> list[ReceiptOutcome]:
+    data = await read_xml(request)
+    try:
+        message = parse_message(data)
+    except CebError as exc:
+        raise ApiError(400, exc.code, exc.reason) from exc
+    if message.kind != "CEB622":
+        raise ApiError(400, "unsupported_message", f"expected CEB622, got {message.kind}")
+    return await run_in_threadpool(
+        apply_customs_receipts, platform, list(message.receipts), actor=f"customs:{token.name}", now=utc_now()
+    )

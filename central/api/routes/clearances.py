@@ -1,0 +1,147 @@
+"""Lookups for officers and operators, and officer decisions on a clearance."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from central.api.deps import Officer, PlatformDep
+from central.api.errors import AUTH, ApiError, responses
+from central.intake import StatusChange, officer_action
+from central.lifecycle import Action, allowed_actions
+from central.store import clearances as cstore
+from central.store import documents as dstore
+from central.timefmt import utc_now
+
+router = APIRouter(prefix="/api/v1/clearances", tags=["clearances"])
+
+
+class Clearance(BaseModel):
+    invtNo: str | None
+    park_id: str | None
+    orderNo: str
+    ebpCode: str
+    ebcCode: str
+    logisticsCode: str
+    logisticsNo: str
+    grossWeight: str
+    netWeight: str
+    declaredValue: str
+    goods: str
+    status: str
+    cancelled: bool
+    version: int
+    updated_at: str
+    allowed_actions: list[str] = Field(description="officer actions legal from this status")
+
+
+class ClearanceDetail(BaseModel):
+    clearance: Clearance
+    documents: dict[str, dict[str, Any] | None] = Field(
+        description="order, payment, waybill, inventory (and cancellation/return) as last submitted"
+    )
+    comparison: list[dict[str, Any]] | None = Field(description="failed rules of the last comparison")
+    risk: list[str] | None = Field(description="why it was selected for inspection")
+    history: list[dict[str, Any]]
+
+
+def _clearance(row: cstore.ClearanceRow) -> Clearance:
+    return Clearance(
+        invtNo=row.invt_no,
+        park_id=row.park_id,
+        orderNo=row.order_no,
+        ebpCode=row.ebp_code,
+        ebcCode=row.ebc_code,
+        logisticsCode=row.logistics_code,
+        logisticsNo=row.logistics_no,
+        grossWeight=row.gross_weight,
+        netWeight=row.net_weight,
+        declaredValue=row.declared_value,
+        goods=row.goods,
+        status=row.status,
+        cancelled=row.cancelled,
+        version=row.version,
+        updated_at=row.updated_at,
+        allowed_actions=allowed_actions(row.status, cancelled=row.cancelled),
+    )
+
+
+NAMES = {
+    "CEB311": "order",
+    "CEB411": "payment",
+    "CEB511": "waybill",
+    "CEB621": "inventory",
+    "CEB623": "cancellation",
+    "CEB625": "return",
+}
+
+
+def _detail(platform: PlatformDep, row: cstore.ClearanceRow) -> ClearanceDetail:
+    docs: dict[str, dict[str, Any] | None] = dict.fromkeys(NAMES.values())
+    for d in dstore.documents_of_set(
+        platform.db,
+        ebp_code=row.ebp_code,
+        order_no=row.order_no,
+        logistics_code=row.logistics_code,
+        logistics_no=row.logistics_no,
+    ):
+        if not d.deleted:
+            docs[NAMES.get(d.kind, d.kind)] = d.body
+    return ClearanceDetail(
+        clearance=_clearance(row),
+        documents=docs,
+        comparison=row.comparison,
+        risk=row.risk,
+        history=cstore.history(platform.db, clearance_id=row.clearance_id),
+    )
+
+
+@router.get(
+    "",
+    response_model=list[ClearanceDetail],
+    summary="Find a parcel's clearance with its documents, comparison result and history",
+    description="Give one of logisticsNo, orderNo or invtNo.",
+    responses=responses(400, *AUTH),
+)
+def lookup(
+    platform: PlatformDep,
+    token: Officer,
+    logisticsNo: Annotated[str | None, Query(max_length=60)] = None,
+    orderNo: Annotated[str | None, Query(max_length=60)] = None,
+    invtNo: Annotated[str | None, Query(max_length=18)] = None,
+) -> list[ClearanceDetail]:
+    if not (logisticsNo or orderNo or invtNo):
+        raise ApiError(400, "missing_query", "give logisticsNo, orderNo or invtNo")
+    rows = cstore.find(
+        platform.db.reader(),
+        logistics_no=logisticsNo or None,
+        order_no=orderNo or None,
+        invt_no=invtNo or None,
+    )
+    return [_detail(platform, r) for r in rows]
+
+
+class ActionIn(BaseModel):
+    action: Action = Field(description="e.g. inspection_release, inspection_detain, inspection_return")
+    code: str | None = Field(None, pattern=r"^\d{3}$", description="501..599 for inspection_detain")
+    info: str = Field("", max_length=1000, description="the officer's note, goes into returnInfo")
+
+
+@router.post(
+    "/{invtNo}/actions",
+    response_model=StatusChange,
+    summary="Record an officer's decision: inspection outcome, review, close",
+    responses=responses(400, *AUTH, 404, 409),
+)
+def post_action(platform: PlatformDep, token: Officer, invtNo: str, body: ActionIn) -> StatusChange:
+    return officer_action(
+        platform,
+        invt_no=invtNo,
+        action=body.action.value,
+        code=body.code,
+        info=body.info,
+        actor=f"officer:{token.name}",
+        now=utc_now(),
+    )

@@ -1,0 +1,120 @@
+"""Document intake (CEB XML and JSON) and receipts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from central.api.deps import Enterprise, EnterpriseOrOfficer, PlatformDep
+from central.api.errors import AUTH, ApiError, responses
+from central.ceb.documents import DocKind, Document, Receipt
+from central.ceb.xml_in import CebError, parse_message
+from central.ceb.xml_out import receipts_xml
+from central.intake import IntakeResult, submit
+from central.metrics import DOCUMENTS
+from central.store import documents as dstore
+from central.timefmt import utc_now
+
+router = APIRouter(prefix="/api/v1", tags=["documents"])
+
+XML_TYPES = ("application/xml", "text/xml")
+
+
+class DocumentBatch(BaseModel):
+    documents: list[Document] = Field(min_length=1, max_length=1000)
+
+
+def _count(result: IntakeResult, documents: int) -> None:
+    for r in result.receipts[:documents]:
+        DOCUMENTS.labels(kind=r.kind.value, result="refused" if r.returnStatus == "100" else "accepted").inc()
+
+
+@router.post(
+    "/documents",
+    response_model=IntakeResult,
+    summary="Submit documents as JSON (one, or a batch of up to 1,000)",
+    description="Same camelCase field names as the CEB XML; `docType` says which document "
+    "(CEB311 order, CEB411 payment, CEB511 waybill, CEB621 inventory, CEB623 cancellation, "
+    "CEB625 return). Each document gets a receipt; inventories also get one per status change.",
+    responses=responses(400, *AUTH, 413),
+)
+def post_documents(
+    platform: PlatformDep, token: Enterprise, body: Annotated[DocumentBatch | Document, Body()]
+) -> IntakeResult:
+    docs = body.documents if isinstance(body, DocumentBatch) else [body]
+    result = submit(platform, list(docs), actor=f"token:{token.token_id}", now=utc_now())
+    _count(result, len(docs))
+    return result
+
+
+async def read_xml(request: Request) -> bytes:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in XML_TYPES:
+        raise ApiError(415, "unsupported_media_type", f"send CEB messages as application/xml, not {ctype!r}")
+    return await request.body()
+
+
+XML_BODY = {
+    "requestBody": {"required": True, "content": {t: {"schema": {"type": "string"}} for t in XML_TYPES}}
+}
+
+
+@router.post(
+    "/ceb/messages",
+    response_model=IntakeResult,
+    summary="Submit one CEB XML message (CEB311/411/511/621/623/625, up to 100 documents)",
+    description="The message is taken whole or refused whole: a structural or field-rule problem "
+    "anywhere refuses it with 400 naming the document and field. Customs receipts (CEB622) go to "
+    "/api/v1/customs/receipts.",
+    responses=responses(400, *AUTH, 413, 415),
+    openapi_extra=XML_BODY,
+)
+async def post_ceb_message(platform: PlatformDep, token: Enterprise, request: Request) -> IntakeResult:
+    data = await read_xml(request)
+    try:
+        message = parse_message(data)
+    except CebError as exc:
+        DOCUMENTS.labels(kind="message", result="malformed").inc()
+        raise ApiError(400, exc.code, exc.reason) from exc
+    if message.kind == "CEB622":
+        raise ApiError(400, "unsupported_message", "CEB622 customs receipts go to /api/v1/customs/receipts")
+    result = await run_in_threadpool(
+        submit, platform, list(message.documents), actor=f"token:{token.token_id}", now=utc_now()
+    )
+    _count(result, len(message.documents))
+    return result
+
+
+@router.get(
+    "/documents/{guid}/receipts",
+    response_model=list[Receipt],
+    summary="Receipts of a document, by its guid, as JSON or as CEB312/412/512/622/624/626 XML",
+    responses={**responses(*AUTH, 404), 200: {"content": {"application/xml": {}}}},
+)
+def get_receipts(
+    platform: PlatformDep,
+    token: EnterpriseOrOfficer,
+    guid: str,
+    format: Annotated[str, Query(pattern="^(json|xml)$", description="json or xml")] = "json",
+) -> list[Receipt] | Response:
+    rows = dstore.receipts_for_guid(platform.db, guid=guid)
+    if not rows:
+        raise ApiError(404, "not_found", f"no receipts for guid {guid}")
+    receipts = [
+        Receipt(
+            kind=DocKind(r.kind),
+            guid=r.guid,
+            key=r.key_fields,
+            returnStatus=r.return_status,
+            returnTime=r.return_time,
+            returnInfo=r.return_info,
+        )
+        for r in rows
+    ]
+    if format == "json":
+        return receipts
+    kind = receipts[0].kind
+    return Response(receipts_xml(kind, [r for r in receipts if r.kind == kind]), media_type="application/xml")

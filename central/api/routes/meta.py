@@ -1,0 +1,47 @@
+"""Health, metrics and the feed's public key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from bondgate.wire import public_key_pem
+from central.api.deps import Admin, PlatformDep
+from central.api.errors import AUTH, responses
+from central.metrics import REGISTRY
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    mode: str
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness and database reachability (no token)")
+def healthz(platform: PlatformDep) -> Health:
+    platform.db.reader().execute("SELECT 1").fetchone()
+    return Health(status="ok", database="ok", mode=platform.settings.mode.value)
+
+
+@router.get(
+    "/.well-known/bondgate/feed-key.pem",
+    response_class=PlainTextResponse,
+    summary="Ed25519 public key that verifies feed records (PEM, no token)",
+    responses={200: {"content": {"application/x-pem-file": {}}}},
+)
+def feed_key(platform: PlatformDep) -> PlainTextResponse:
+    return PlainTextResponse(public_key_pem(platform.key.public_key()), media_type="application/x-pem-file")
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={**responses(*AUTH), 200: {"content": {"text/plain": {}}}},
+)
+def metrics(token: Admin) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

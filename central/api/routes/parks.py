@@ -1,0 +1,170 @@
+"""Parks: registration, the clearance feed an edge pulls, the events it reports, reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bondgate.wire import Event, FeedPage
+from central.api.deps import Admin, Edge, EdgeOrOfficer, Officer, PlatformDep, check_park
+from central.api.errors import AUTH, ApiError, responses
+from central.events import EdgeStatus, IngestResult, edge_status, ingest_events
+from central.feed import page_json
+from central.metrics import EVENTS, FEED_RECORDS
+from central.reports import ParkReport, park_report
+from central.store import parks as pstore
+from central.timefmt import iso_now, utc_now
+
+router = APIRouter(prefix="/api/v1/parks", tags=["parks"])
+
+PARK_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class ParkIn(BaseModel):
+    park_id: str = Field(pattern=PARK_ID)
+    name: str = Field(min_length=1, max_length=200)
+    ems_nos: list[str] = Field(default_factory=list, description="bonded account books (emsNo) it handles")
+    area_codes: list[str] = Field(default_factory=list, description="area codes it handles")
+
+
+class Park(ParkIn):
+    created_at: str
+
+
+def _park(row: pstore.ParkRow) -> Park:
+    return Park(
+        park_id=row.park_id,
+        name=row.name,
+        ems_nos=row.ems_nos,
+        area_codes=row.area_codes,
+        created_at=row.created_at,
+    )
+
+
+def _known(platform: PlatformDep, park_id: str) -> pstore.ParkRow:
+    row = pstore.get_park(platform.db, park_id=park_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no park {park_id}")
+    return row
+
+
+@router.put(
+    "/{park_id}", response_model=Park, summary="Register or update a park", responses=responses(400, *AUTH)
+)
+def put_park(platform: PlatformDep, token: Admin, park_id: str, body: ParkIn) -> Park:
+    if body.park_id != park_id:
+        raise ApiError(400, "park_mismatch", "park_id in the path and the body differ")
+    return _park(
+        pstore.upsert_park(
+            platform.db,
+            park_id=park_id,
+            name=body.name,
+            ems_nos=body.ems_nos,
+            area_codes=body.area_codes,
+            now=iso_now(),
+        )
+    )
+
+
+@router.get("", response_model=list[Park], summary="List parks", responses=responses(*AUTH))
+def list_parks(platform: PlatformDep, token: Officer) -> list[Park]:
+    return [_park(r) for r in pstore.list_parks(platform.db)]
+
+
+@router.get("/{park_id}", response_model=Park, summary="One park", responses=responses(*AUTH, 404))
+def get_park(platform: PlatformDep, token: EdgeOrOfficer, park_id: str) -> Park:
+    check_park(token, park_id)
+    return _park(_known(platform, park_id))
+
+
+@router.get(
+    "/{park_id}/feed",
+    response_model=FeedPage,
+    summary="The park's clearance feed after a cursor",
+    description="Every change of the park's clearance records in commit order, each signed with "
+    "Ed25519 (public key at /.well-known/bondgate/feed-key.pem). Pass the last page's `next_after` "
+    "as `after`. With `wait` > 0 and nothing new, the call waits up to that many seconds (long poll).",
+    responses=responses(*AUTH, 404),
+)
+async def get_feed(
+    platform: PlatformDep,
+    token: EdgeOrOfficer,
+    park_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    wait: Annotated[float, Query(ge=0, le=60)] = 0,
+) -> Response:
+    check_park(token, park_id)
+    await run_in_threadpool(_known, platform, park_id)
+    limit = min(limit, platform.settings.feed_page_max)
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        body, count = await run_in_threadpool(
+            page_json, platform.db, park_id=park_id, after=after, limit=limit
+        )
+        if count or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
+    FEED_RECORDS.inc(count)
+    return Response(body, media_type="application/json")
+
+
+class EventBatch(BaseModel):
+    edge_id: str = Field(min_length=1, max_length=64, pattern=PARK_ID)
+    events: list[Event] = Field(max_length=5000)
+
+
+@router.post(
+    "/{park_id}/events",
+    response_model=IngestResult,
+    summary="Report a batch of edge events (releases, discrepancies, faults, heartbeats)",
+    description="Each event is stored exactly once by (edge_id, seq); re-sent or overlapping batches "
+    "have no further effect. `acked_seq` is the highest contiguous seq held: the edge may drop "
+    "everything up to it. A gap or a broken hash chain is refused (listed in `refused`).",
+    responses=responses(400, *AUTH, 404, 413),
+)
+def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBatch) -> IngestResult:
+    check_park(token, park_id)
+    _known(platform, park_id)
+    result = ingest_events(
+        platform.db, park_id=park_id, edge_id=body.edge_id, events=body.events, now=utc_now()
+    )
+    EVENTS.labels(result="stored").inc(result.stored)
+    EVENTS.labels(result="duplicate").inc(result.duplicates)
+    EVENTS.labels(result="refused").inc(len(result.refused))
+    return result
+
+
+@router.get(
+    "/{park_id}/report",
+    response_model=ParkReport,
+    summary="Reconciliation of one park",
+    description="Counts by status, releases per hour, discrepancies by code, parcels cleared "
+    "but not out, and the two lists that must stay empty: released without clearance and "
+    "released twice.",
+    responses=responses(*AUTH, 404),
+)
+def get_report(
+    platform: PlatformDep,
+    token: Officer,
+    park_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ParkReport:
+    _known(platform, park_id)
+    return park_report(platform.db, park_id=park_id, now=utc_now(), limit=limit)
+
+
+@router.get(
+    "/{park_id}/edges",
+    response_model=list[EdgeStatus],
+    summary="Edges of a park",
+    description="Last event, heartbeat and reported backlog of each edge.",
+    responses=responses(*AUTH, 404),
+)
+def get_edges(platform: PlatformDep, token: Officer, park_id: str) -> list[EdgeStatus]:
+    _known(platform, park_id)
+    return edge_status(platform.db, park_id)

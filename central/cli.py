@@ -1,0 +1,105 @@
+"""`bondgate central …`: serve the platform and administer it from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bondgate.config import ConfigError, load_settings
+from bondgate.logs import setup_logging
+from bondgate.wire import public_key_pem
+from central.auth import Role, create_token
+from central.config import CentralSettings
+from central.keys import load_or_create_key
+from central.store.db import Database
+from central.store.parks import upsert_park
+from central.timefmt import iso_now
+
+app = typer.Typer(
+    help="The central platform: CEB intake, comparison, clearance feed, event intake.", no_args_is_help=True
+)
+park_app = typer.Typer(help="Parks and the account books they handle.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(park_app, name="park")
+app.add_typer(token_app, name="token")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="central TOML file")]
+
+
+def settings_from(config: Path | None) -> CentralSettings:
+    try:
+        return load_settings(CentralSettings, config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="override the configured host")] = None,
+    port: Annotated[int | None, typer.Option(help="override the configured port (0: any free port)")] = None,
+) -> None:
+    """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from central.api.app import create_app
+
+    settings = settings_from(config)
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def keys(config: ConfigOpt = None) -> None:
+    """Print the Ed25519 public key (PEM) that edges use to verify feed records."""
+    settings = settings_from(config)
+    typer.echo(public_key_pem(load_or_create_key(settings.signing_key).public_key()), nl=False)
+
+
+@park_app.command("add")
+def park_add(
+    park_id: str,
+    name: Annotated[str, typer.Option(help="display name")],
+    ems_no: Annotated[list[str] | None, typer.Option("--ems-no", help="bonded account book (repeat)")] = None,
+    area_code: Annotated[list[str] | None, typer.Option("--area-code", help="area code (repeat)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Register a park (or update it) with the account books and area codes it handles."""
+    settings = settings_from(config)
+    row = upsert_park(
+        Database(settings.database),
+        park_id=park_id,
+        name=name,
+        ems_nos=ems_no or [],
+        area_codes=area_code or [],
+        now=iso_now(),
+    )
+    typer.echo(
+        f"park {row.park_id}: {row.name} emsNo={','.join(row.ems_nos)} areaCode={','.join(row.area_codes)}"
+    )
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="enterprise, edge, officer or admin")],
+    name: Annotated[str, typer.Option(help="who holds it")],
+    park: Annotated[str | None, typer.Option(help="the park an edge token reaches")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    settings = settings_from(config)
+    try:
+        secret, _ = create_token(Database(settings.database), role=role, name=name, park_id=park)
+    except (ValueError, LookupError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(secret)

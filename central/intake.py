@@ -1,0 +1,626 @@
+"""Document intake: store a batch of documents, re-run the comparison of every parcel they touch,
+move clearances through the lifecycle, write receipts and feed records — all in one transaction.
+
+A message is all-or-nothing at the structure level (a malformed message never gets here); inside a
+well-formed message each document gets its own receipt, accepted (120) or refused (100) with the
+reason, as customs does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, Field
+
+from central import comparison, lifecycle
+from central.ceb.documents import (
+    AppType,
+    Cancellation,
+    CustomsReceipt,
+    DocKind,
+    Inventory,
+    Order,
+    Payment,
+    Receipt,
+    Refund,
+    Waybill,
+)
+from central.config import CentralSettings, ClearanceMode
+from central.feed import signed_json
+from central.lifecycle import Action, IllegalTransition, Status
+from central.risk import RiskRules, declared_value, select_for_inspection
+from central.store import clearances as cstore
+from central.store import documents as dstore
+from central.store.db import Database
+from central.store.parks import park_index
+from central.timefmt import iso, return_time
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = "120"  # 海关入库: the document is in the database
+REFUSED = "100"  # 海关退单: refused, returnInfo says why
+WAITING = "2"  # 申报中: inventory stored, waiting for the rest of its set
+# statuses after which the documents of a parcel may no longer change
+EDITABLE = {
+    Status.ACCEPTED.value,
+    Status.REJECTED.value,
+    Status.MANUAL_REVIEW.value,
+    Status.REVIEW_COMPLETE.value,
+}
+
+AnyDocument = Order | Payment | Waybill | Inventory | Cancellation | Refund
+
+
+@dataclass
+class Platform:
+    """What intake needs from the running service."""
+
+    db: Database
+    key: Ed25519PrivateKey
+    settings: CentralSettings
+
+    @property
+    def risk_rules(self) -> RiskRules:
+        r = self.settings.risk
+        return RiskRules(
+            sampling_rate=r.sampling_rate,
+            ebc_codes=frozenset(r.ebc_codes),
+            gcode_prefixes=tuple(r.gcode_prefixes),
+            max_declared_value=r.max_declared_value,
+            seed=r.seed,
+        )
+
+    @property
+    def tolerance(self) -> comparison.WeightTolerance:
+        return comparison.WeightTolerance(
+            absolute_kg=self.settings.weight_tolerance_kg, percent=self.settings.weight_tolerance_percent
+        )
+
+
+class StatusChange(BaseModel):
+    invtNo: str | None
+    logisticsNo: str
+    from_status: str | None
+    to_status: str
+    action: str
+    info: str
+
+
+class IntakeResult(BaseModel):
+    receipts: list[Receipt] = Field(description="one intake receipt per document, then status receipts")
+    changes: list[StatusChange] = Field(default_factory=list, description="clearance status changes")
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for r in self.receipts if r.returnStatus in (ACCEPTED, WAITING))
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def doc_key(doc: AnyDocument) -> str:
+    return "|".join(doc.key())
+
+
+def _links(doc: AnyDocument) -> dict[str, str | None]:
+    return {
+        "ebp_code": getattr(doc, "ebpCode", None),
+        "order_no": getattr(doc, "orderNo", None),
+        "logistics_code": getattr(doc, "logisticsCode", None),
+        "logistics_no": getattr(doc, "logisticsNo", None),
+    }
+
+
+def receipt_keys(doc: AnyDocument, clearance: cstore.ClearanceRow | None = None) -> dict[str, str]:
+    """The key fields the receipt XML of this kind carries."""
+    if isinstance(doc, Order):
+        return {"ebpCode": doc.ebpCode, "ebcCode": doc.ebcCode, "orderNo": doc.orderNo}
+    if isinstance(doc, Payment):
+        return {"payCode": doc.payCode, "payTransactionId": doc.payTransactionId}
+    if isinstance(doc, Waybill):
+        return {"logisticsCode": doc.logisticsCode, "logisticsNo": doc.logisticsNo}
+    keys = {
+        "customsCode": doc.customsCode,
+        "ebpCode": doc.ebpCode,
+        "ebcCode": doc.ebcCode,
+        "agentCode": doc.agentCode,
+        "orderNo": doc.orderNo,
+        "logisticsNo": doc.logisticsNo,
+        "copNo": doc.copNo or (clearance.cop_no if clearance else None) or doc.orderNo[-20:],
+        "preNo": doc.preNo or (clearance.pre_no if clearance else None) or "",
+        "invtNo": (clearance.invt_no if clearance else None) or doc.invtNo or "",
+    }
+    return {k: v for k, v in keys.items() if v is not None}
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    conn: sqlite3.Connection
+    platform: Platform
+    now: datetime
+    actor: str
+    parks: dict[str, str]
+    receipts: list[Receipt] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+    # documents written in this batch, so a set completed inside one batch is not re-read
+    fresh: dict[tuple[str, str], AnyDocument | None] = field(default_factory=dict)
+    touched: dict[str, None] = field(default_factory=dict)  # inventory doc keys to re-evaluate
+
+    @property
+    def stamp(self) -> str:
+        return iso(self.now)
+
+    def receipt(
+        self, doc: AnyDocument, status: str, info: str, clearance: cstore.ClearanceRow | None = None
+    ) -> None:
+        self.receipts.append(
+            Receipt(
+                kind=doc.KIND,
+                guid=doc.guid,
+                key=receipt_keys(doc, clearance),
+                returnStatus=status,
+                returnTime=return_time(self.now),
+                returnInfo=info[:1000],
+            )
+        )
+
+
+def submit(platform: Platform, documents: list[AnyDocument], *, actor: str, now: datetime) -> IntakeResult:
+    """Take a batch of documents (one message or one JSON batch) in a single transaction."""
+    with platform.db.write() as conn:
+        batch = _Batch(conn=conn, platform=platform, now=now, actor=actor, parks=park_index(conn))
+        for doc in documents:
+            if isinstance(doc, (Cancellation, Refund)):
+                _take_request(batch, doc)
+            else:
+                _take_document(batch, doc)
+        for inventory_key in batch.touched:
+            _evaluate(batch, inventory_key)
+        rows = [
+            (r.kind.value, _receipt_doc_key(r), r.guid, r.key, r.returnStatus, r.returnTime, r.returnInfo)
+            for r in batch.receipts
+        ]
+        dstore.add_receipts(conn, [dstore.ReceiptRow(*row) for row in rows])
+    log.info(
+        "intake", extra={"documents": len(documents), "actor": actor, "status_changes": len(batch.changes)}
+    )
+    return IntakeResult(receipts=batch.receipts, changes=batch.changes)
+
+
+def _receipt_doc_key(r: Receipt) -> str:
+    k = r.key
+    if r.kind == DocKind.PAYMENT:
+        return f"{k['payCode']}|{k['payTransactionId']}"
+    if r.kind == DocKind.WAYBILL:
+        return f"{k['logisticsCode']}|{k['logisticsNo']}"
+    return f"{k['ebpCode']}|{k['orderNo']}"
+
+
+# --- order, payment, waybill, inventory ---------------------------------------------------------
+
+
+def _affected_inventories(batch: _Batch, doc: AnyDocument) -> list[str]:
+    """Inventory doc keys whose set this document belongs to."""
+    conn = batch.conn
+    if isinstance(doc, Inventory):
+        return [doc_key(doc)]
+    if isinstance(doc, Waybill):
+        rows = dstore.find_by_logistics(
+            conn, kind=DocKind.INVENTORY, logistics_code=doc.logisticsCode, logistics_no=doc.logisticsNo
+        )
+    else:
+        rows = dstore.find_by_order(conn, kind=DocKind.INVENTORY, ebp_code=doc.ebpCode, order_no=doc.orderNo)
+    keys = [r.doc_key for r in rows]
+    # inventories that arrived earlier in this same batch are not in the index yet if deleted-and-new
+    return keys
+
+
+def _frozen_by(batch: _Batch, inventory_keys: list[str]) -> cstore.ClearanceRow | None:
+    """The first clearance among these whose documents may no longer change."""
+    for key in inventory_keys:
+        row = cstore.get(batch.conn, clearance_id=key)
+        if row is not None and (row.cancelled or row.status not in EDITABLE):
+            return row
+    return None
+
+
+def _take_document(batch: _Batch, doc: Order | Payment | Waybill | Inventory) -> None:
+    kind, key = doc.KIND.value, doc_key(doc)
+    existing = dstore.get_document(batch.conn, kind=kind, doc_key=key)
+    live = existing is not None and not existing.deleted
+    if doc.appType == AppType.NEW and live:
+        batch.receipt(
+            doc, REFUSED, f"uniqueness: {kind} {key} was already declared; send appType 2 to change it"
+        )
+        return
+    if doc.appType != AppType.NEW and not live:
+        verb = "change" if doc.appType == AppType.CHANGE else "delete"
+        batch.receipt(doc, REFUSED, f"no {kind} {key} to {verb}")
+        return
+    affected = _affected_inventories(batch, doc)
+    frozen = _frozen_by(batch, affected)
+    if frozen is not None:
+        state = "cancelled" if frozen.cancelled else f"at status {frozen.status}"
+        batch.receipt(
+            doc, REFUSED, f"inventory {frozen.invt_no} is {state}: its documents can no longer change"
+        )
+        return
+    if isinstance(doc, Inventory) and doc.appType != AppType.DELETE and _park_of(batch, doc) is None:
+        batch.receipt(doc, REFUSED, f"no park handles emsNo {doc.emsNo!r} / areaCode {doc.areaCode!r}")
+        return
+    deleted = doc.appType == AppType.DELETE
+    rowid = dstore.save_document(
+        batch.conn,
+        kind=kind,
+        doc_key=key,
+        guid=doc.guid,
+        links=_links(doc),
+        body=doc.model_dump(mode="json", exclude_none=True),
+        deleted=deleted,
+        now=batch.stamp,
+    )
+    if isinstance(doc, Inventory) and not doc.preNo:
+        # the platform's own number for a declaration (电子口岸标识编号), 18 characters
+        pre_no = (existing.body.get("preNo") if existing else None) or (
+            f"B{batch.now.strftime('%Y%m%d')}{rowid:09d}"
+        )
+        doc = doc.model_copy(update={"preNo": pre_no})
+        dstore.save_document(
+            batch.conn,
+            kind=kind,
+            doc_key=key,
+            guid=doc.guid,
+            links=_links(doc),
+            body=doc.model_dump(mode="json", exclude_none=True),
+            deleted=deleted,
+            now=batch.stamp,
+        )
+    batch.fresh[(kind, key)] = None if deleted else doc
+    for inventory_key in affected:
+        batch.touched[inventory_key] = None
+    if deleted:
+        batch.receipt(doc, ACCEPTED, "deleted")
+    elif isinstance(doc, Inventory):
+        batch.receipt(doc, WAITING, "declared; compared when order, payment and waybill are present")
+    else:
+        batch.receipt(doc, ACCEPTED, "accepted")
+
+
+def _park_of(batch: _Batch, inv: Inventory) -> str | None:
+    return batch.parks.get(f"ems:{inv.emsNo}") or batch.parks.get(f"area:{inv.areaCode}")
+
+
+def _load(batch: _Batch, cls: type[Any], row: dstore.DocumentRow | None) -> Any:
+    if row is None or row.deleted:
+        return None
+    cached = batch.fresh.get((row.kind, row.doc_key), row)
+    if cached is None or isinstance(cached, cls):
+        return cached
+    return cls.model_validate(row.body)
+
+
+def _document_set(batch: _Batch, inv: Inventory) -> tuple[Order | None, Payment | None, Waybill | None]:
+    conn = batch.conn
+    orders = dstore.find_by_order(conn, kind=DocKind.ORDER, ebp_code=inv.ebpCode, order_no=inv.orderNo)
+    payments = dstore.find_by_order(conn, kind=DocKind.PAYMENT, ebp_code=inv.ebpCode, order_no=inv.orderNo)
+    waybills = dstore.find_by_logistics(
+        conn, kind=DocKind.WAYBILL, logistics_code=inv.logisticsCode, logistics_no=inv.logisticsNo
+    )
+    return (
+        _load(batch, Order, orders[0] if orders else None),
+        _load(batch, Payment, payments[0] if payments else None),
+        _load(batch, Waybill, waybills[0] if waybills else None),
+    )
+
+
+def _evaluate(batch: _Batch, inventory_key: str) -> None:
+    """Re-run the comparison of one parcel and move its clearance accordingly."""
+    conn = batch.conn
+    row = dstore.get_document(conn, kind=DocKind.INVENTORY, doc_key=inventory_key)
+    current = cstore.get(conn, clearance_id=inventory_key)
+    if current is not None and (current.cancelled or current.status not in EDITABLE):
+        return  # past review or cancelled: intake refused changes to its documents
+    inv: Inventory | None = _load(batch, Inventory, row)
+    if inv is None:  # the inventory was deleted
+        if current is not None and current.status in EDITABLE:
+            _move(batch, current, None, Action.REJECT, "inventory deleted (appType 3)")
+        return
+    order, payment, waybill = _document_set(batch, inv)
+    if order is None or payment is None or waybill is None:
+        missing = [n for n, d in (("order", order), ("payment", payment), ("waybill", waybill)) if d is None]
+        if current is not None and current.status in EDITABLE:
+            _move(
+                batch,
+                _refresh(batch, current, inv),
+                inv,
+                Action.REJECT,
+                f"incomplete: {', '.join(missing)} missing",
+            )
+        return
+    result = comparison.compare(order, payment, waybill, inv, weight_tolerance=batch.platform.tolerance)
+    others = dstore.count_inventories_for_logistics(
+        conn, logistics_code=inv.logisticsCode, logistics_no=inv.logisticsNo, except_key=inventory_key
+    )
+    result = result.plus(
+        comparison.rule_uniqueness(
+            inv, other_inventories_with_same_logistics_no=others, other_orders_with_same_order_no=0
+        )
+    )
+    row_now = _refresh(batch, current, inv) if current else _new_clearance(batch, inv)
+    row_now = row_now.changed(comparison=[f.model_dump(mode="json") for f in result.failures])
+    if not result.ok:
+        _move(batch, row_now, inv, Action.REJECT, result.return_info())
+        return
+    if current is None:
+        row_now = _move(batch, row_now, inv, Action.ACCEPT, "three documents agree")
+    else:
+        row_now = _move(batch, row_now, inv, Action.RESUBMIT, "documents changed; the three documents agree")
+    if batch.platform.settings.mode == ClearanceMode.SIMULATE:
+        _simulate_review(batch, row_now, inv)
+
+
+def _simulate_review(batch: _Batch, row: cstore.ClearanceRow, inv: Inventory) -> None:
+    """Central plays customs: review completes, then release — or inspection if risk selects it."""
+    row = _move(batch, row, inv, Action.REVIEW_COMPLETE, "review complete")
+    decision = select_for_inspection(inv, batch.platform.risk_rules)
+    if decision.selected:
+        row = row.changed(risk=decision.reasons)
+        info = "selected for inspection: " + "; ".join(decision.reasons)
+        _move(batch, row, inv, Action.SELECT_INSPECTION, info)
+    else:
+        _move(batch, row, inv, Action.RELEASE, "released")
+
+
+def _goods(inv: Inventory) -> str:
+    text = "; ".join(f"{r.gname} ×{format(r.qty.normalize(), 'f')}" for r in inv.inventoryList)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _new_clearance(batch: _Batch, inv: Inventory) -> cstore.ClearanceRow:
+    return _refresh(batch, None, inv)
+
+
+def _refresh(batch: _Batch, current: cstore.ClearanceRow | None, inv: Inventory) -> cstore.ClearanceRow:
+    """The clearance's document-derived fields as the inventory now says."""
+    base = dict(
+        clearance_id=doc_key(inv),
+        park_id=_park_of(batch, inv),
+        order_no=inv.orderNo,
+        ebp_code=inv.ebpCode,
+        ebc_code=inv.ebcCode,
+        logistics_code=inv.logisticsCode,
+        logistics_no=inv.logisticsNo,
+        gross_weight=format(inv.grossWeight, "f"),
+        net_weight=format(inv.netWeight, "f"),
+        declared_value=format(declared_value(inv), "f"),
+        goods=_goods(inv),
+    )
+    if current is not None:
+        return current.changed(**base)
+    return cstore.ClearanceRow(
+        **base,
+        invt_no=inv.invtNo,
+        cop_no=inv.copNo or inv.orderNo[-20:],
+        pre_no=inv.preNo,
+        status="",
+        cancelled=False,
+        comparison=None,
+        risk=None,
+        version=0,
+        updated_at=batch.stamp,
+    )
+
+
+def _move(
+    batch: _Batch,
+    row: cstore.ClearanceRow,
+    inv: Inventory | None,
+    action: str,
+    info: str,
+    *,
+    code: str | None = None,
+) -> cstore.ClearanceRow:
+    """One lifecycle step: status, history, receipt and a signed feed record, in this transaction."""
+    before = row.status or None
+    to = lifecycle.transition(before, action, code=code, cancelled=row.cancelled)
+    return _write(batch, row.changed(status=to), inv, before, action, info)
+
+
+def _write(
+    batch: _Batch, row: cstore.ClearanceRow, inv: Inventory | None, before: str | None, action: str, info: str
+) -> cstore.ClearanceRow:
+    conn = batch.conn
+    row = row.changed(version=row.version + 1, updated_at=batch.stamp)
+    rowid = cstore.save(conn, row)
+    if row.invt_no is None or row.pre_no is None:  # customs numbers, assigned on first acceptance
+        year = batch.now.strftime("%Y")
+        cc = inv.customsCode if inv else "0000"
+        row = row.changed(
+            invt_no=row.invt_no or f"{cc}{year}I{rowid:09d}",
+            pre_no=row.pre_no or f"B{batch.now.strftime('%Y%m%d')}{rowid:09d}",
+        )
+        cstore.save(conn, row)
+    cstore.add_history(
+        conn,
+        clearance_id=row.clearance_id,
+        from_status=before,
+        to_status=row.status,
+        action=str(action),
+        actor=batch.actor,
+        info=info,
+        now=batch.stamp,
+    )
+    if row.park_id is not None:
+        cstore.append_feed(
+            conn,
+            park_id=row.park_id,
+            clearance_id=row.clearance_id,
+            record_json=signed_json(row, batch.platform.key),
+        )
+    batch.changes.append(
+        StatusChange(
+            invtNo=row.invt_no,
+            logisticsNo=row.logistics_no,
+            from_status=before,
+            to_status=row.status,
+            action=str(action),
+            info=info,
+        )
+    )
+    batch.receipts.append(
+        Receipt(
+            kind=DocKind.INVENTORY,
+            guid=inv.guid if inv else "",
+            key=_clearance_keys(row, inv),
+            returnStatus=row.status,
+            returnTime=return_time(batch.now),
+            returnInfo=info[:1000],
+        )
+    )
+    return row
+
+
+def _clearance_keys(row: cstore.ClearanceRow, inv: Inventory | None) -> dict[str, str]:
+    keys = {
+        "ebpCode": row.ebp_code,
+        "ebcCode": row.ebc_code,
+        "orderNo": row.order_no,
+        "logisticsNo": row.logistics_no,
+        "copNo": row.cop_no or "",
+        "preNo": row.pre_no or "",
+        "invtNo": row.invt_no or "",
+    }
+    if inv is not None:
+        keys |= {"customsCode": inv.customsCode, "agentCode": inv.agentCode}
+    return keys
+
+
+# --- cancellation and return --------------------------------------------------------------------
+
+
+def _take_request(batch: _Batch, doc: Cancellation | Refund) -> None:
+    kind = "cancellation" if isinstance(doc, Cancellation) else "return"
+    rows = cstore.find(batch.conn, invt_no=doc.invtNo)
+    current = rows[0] if rows else None
+    if current is None or (current.ebp_code, current.order_no) != (doc.ebpCode, doc.orderNo):
+        batch.receipt(doc, REFUSED, f"no inventory {doc.invtNo} for order {doc.orderNo}")
+        return
+    allowed = lifecycle.cancellable if isinstance(doc, Cancellation) else lifecycle.returnable
+    if not allowed(current.status):
+        batch.receipt(doc, REFUSED, f"{kind} is not accepted at status {current.status}", current)
+        return
+    if current.cancelled:
+        batch.receipt(doc, REFUSED, f"inventory {doc.invtNo} is already cancelled or returned", current)
+        return
+    dstore.save_document(
+        batch.conn,
+        kind=doc.KIND.value,
+        doc_key=doc_key(doc),
+        guid=doc.guid,
+        links=_links(doc),
+        body=doc.model_dump(mode="json", exclude_none=True),
+        deleted=False,
+        now=batch.stamp,
+    )
+    info = f"{kind} approved: {doc.reason}"
+    row = _write(batch, current.changed(cancelled=True), None, current.status, kind, info)
+    batch.receipt(doc, "399", f"{kind} approved; inventory {row.invt_no} is no longer releasable", row)
+
+
+# --- officers and customs -------------------------------------------------------------------------
+
+
+def officer_action(
+    platform: Platform, *, invt_no: str, action: str, code: str | None, info: str, actor: str, now: datetime
+) -> StatusChange:
+    """Record an officer's decision (inspection outcome, review, close). Illegal ones raise."""
+    if action == Action.CUSTOMS_RECEIPT:
+        raise IllegalTransition(None, action, "customs receipts come as CEB622 messages")
+    with platform.db.write() as conn:
+        rows = cstore.find(conn, invt_no=invt_no)
+        if not rows:
+            raise LookupError(f"no inventory {invt_no}")
+        batch = _Batch(conn=conn, platform=platform, now=now, actor=actor, parks={})
+        _move(batch, rows[0], None, action, info or action, code=code)
+        dstore.add_receipts(
+            conn,
+            [
+                dstore.ReceiptRow(
+                    "CEB621", rows[0].clearance_id, r.guid, r.key, r.returnStatus, r.returnTime, r.returnInfo
+                )
+                for r in batch.receipts
+            ],
+        )
+    return batch.changes[-1]
+
+
+class ReceiptOutcome(BaseModel):
+    invtNo: str | None
+    copNo: str
+    returnStatus: str
+    applied: bool
+    info: str
+
+
+def apply_customs_receipts(
+    platform: Platform, receipts: list[CustomsReceipt], *, actor: str, now: datetime
+) -> list[ReceiptOutcome]:
+    """Production mode: statuses set by real customs (CEB622). Each receipt is applied or explained."""
+    outcomes: list[ReceiptOutcome] = []
+    with platform.db.write() as conn:
+        batch = _Batch(conn=conn, platform=platform, now=now, actor=actor, parks={})
+        for r in receipts:
+            outcomes.append(_apply_receipt(batch, r))
+        dstore.add_receipts(
+            conn,
+            [
+                dstore.ReceiptRow(
+                    "CEB621",
+                    f"{r.key['ebpCode']}|{r.key['orderNo']}",
+                    r.guid,
+                    r.key,
+                    r.returnStatus,
+                    r.returnTime,
+                    r.returnInfo,
+                )
+                for r in batch.receipts
+            ],
+        )
+    return outcomes
+
+
+def _apply_receipt(batch: _Batch, r: CustomsReceipt) -> ReceiptOutcome:
+    def out(applied: bool, info: str) -> ReceiptOutcome:
+        return ReceiptOutcome(
+            invtNo=r.invtNo, copNo=r.copNo, returnStatus=r.returnStatus, applied=applied, info=info
+        )
+
+    rows = (cstore.find(batch.conn, invt_no=r.invtNo) if r.invtNo else []) or cstore.find(
+        batch.conn, cop_no=r.copNo, **({"ebp_code": r.ebpCode} if r.ebpCode else {})
+    )
+    if not rows:
+        return out(False, f"no inventory with invtNo {r.invtNo!r} / copNo {r.copNo!r}")
+    current = rows[0]
+    if not lifecycle.is_status(r.returnStatus):
+        return out(False, f"returnStatus {r.returnStatus} is not a clearance status; kept as a receipt only")
+    try:
+        to = lifecycle.transition(
+            current.status, Action.CUSTOMS_RECEIPT, code=r.returnStatus, cancelled=current.cancelled
+        )
+    except (IllegalTransition, lifecycle.InvalidCode) as exc:
+        return out(False, str(exc))
+    if to == current.status:
+        return out(True, "status unchanged (repeated receipt)")
+    changed = current.changed(
+        status=to, invt_no=r.invtNo or current.invt_no, pre_no=r.preNo or current.pre_no
+    )
+    _write(batch, changed, None, current.status, Action.CUSTOMS_RECEIPT, r.returnInfo)
+    return out(True, f"{current.status} → {to}")

@@ -1,0 +1,153 @@
+"""Clearance records, their history and the park feed. Writers run inside a write transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from central.store.db import Database
+
+
+@dataclass(frozen=True)
+class ClearanceRow:
+    clearance_id: str
+    park_id: str | None
+    invt_no: str | None
+    cop_no: str | None
+    pre_no: str | None
+    order_no: str
+    ebp_code: str
+    ebc_code: str
+    logistics_code: str
+    logistics_no: str
+    gross_weight: str
+    net_weight: str
+    declared_value: str
+    goods: str
+    status: str
+    cancelled: bool
+    comparison: list[dict[str, Any]] | None
+    risk: list[str] | None
+    version: int
+    updated_at: str
+
+    def changed(self, **changes: Any) -> ClearanceRow:
+        return replace(self, **changes)
+
+
+_COLUMNS = [f.name for f in fields(ClearanceRow)]
+
+
+def _row(row: sqlite3.Row) -> ClearanceRow:
+    data = dict(row)
+    data["cancelled"] = bool(data["cancelled"])
+    data["comparison"] = json.loads(data["comparison"]) if data["comparison"] else None
+    data["risk"] = json.loads(data["risk"]) if data["risk"] else None
+    return ClearanceRow(**data)
+
+
+def get(conn: sqlite3.Connection, *, clearance_id: str) -> ClearanceRow | None:
+    row = conn.execute("SELECT * FROM clearances WHERE clearance_id = ?", (clearance_id,)).fetchone()
+    return _row(row) if row else None
+
+
+def save(conn: sqlite3.Connection, row: ClearanceRow) -> int:
+    """Insert or replace; returns the SQLite rowid (used to number new inventories)."""
+    values = [getattr(row, c) for c in _COLUMNS]
+    values[_COLUMNS.index("cancelled")] = int(row.cancelled)
+    values[_COLUMNS.index("comparison")] = (
+        json.dumps(row.comparison, ensure_ascii=False) if row.comparison is not None else None
+    )
+    values[_COLUMNS.index("risk")] = json.dumps(row.risk) if row.risk is not None else None
+    placeholders = ", ".join("?" for _ in _COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "clearance_id")
+    cur = conn.execute(
+        f"INSERT INTO clearances ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        f" ON CONFLICT (clearance_id) DO UPDATE SET {updates} RETURNING rowid",
+        values,
+    )
+    return int(cur.fetchone()[0])
+
+
+def find(
+    conn: sqlite3.Connection,
+    *,
+    ebp_code: str | None = None,
+    order_no: str | None = None,
+    logistics_code: str | None = None,
+    logistics_no: str | None = None,
+    invt_no: str | None = None,
+    cop_no: str | None = None,
+    pre_no: str | None = None,
+) -> list[ClearanceRow]:
+    """Clearances matching every given field (at least one must be given)."""
+    given = {
+        "ebp_code": ebp_code,
+        "order_no": order_no,
+        "logistics_code": logistics_code,
+        "logistics_no": logistics_no,
+        "invt_no": invt_no,
+        "cop_no": cop_no,
+        "pre_no": pre_no,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        raise ValueError("find() needs at least one field")
+    where = " AND ".join(f"{k} = ?" for k in given)
+    rows = conn.execute(f"SELECT * FROM clearances WHERE {where} LIMIT 100", list(given.values()))
+    return [_row(r) for r in rows]
+
+
+def add_history(
+    conn: sqlite3.Connection,
+    *,
+    clearance_id: str,
+    from_status: str | None,
+    to_status: str,
+    action: str,
+    actor: str,
+    info: str,
+    now: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO clearance_history (clearance_id, from_status, to_status, action, actor, info, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (clearance_id, from_status, to_status, action, actor, info, now),
+    )
+
+
+def history(db: Database, *, clearance_id: str) -> list[dict[str, Any]]:
+    rows = db.reader().execute(
+        "SELECT from_status, to_status, action, actor, info, at FROM clearance_history"
+        " WHERE clearance_id = ? ORDER BY id",
+        (clearance_id,),
+    )
+    return [dict(r) for r in rows]
+
+
+def append_feed(conn: sqlite3.Connection, *, park_id: str, clearance_id: str, record_json: str) -> int:
+    cur = conn.execute(
+        "INSERT INTO feed (park_id, clearance_id, record) VALUES (?, ?, ?) RETURNING seq",
+        (park_id, clearance_id, record_json),
+    )
+    return int(cur.fetchone()[0])
+
+
+def append_feed_many(conn: sqlite3.Connection, rows: list[tuple[str, str, str]]) -> None:
+    conn.executemany("INSERT INTO feed (park_id, clearance_id, record) VALUES (?, ?, ?)", rows)
+
+
+def read_feed(db: Database, *, park_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+    """(seq, record JSON) of the park's feed after `after`, in commit order."""
+    rows = db.reader().execute(
+        "SELECT seq, record FROM feed WHERE park_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (park_id, after, limit),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def feed_head(db: Database, *, park_id: str) -> int:
+    row = db.reader().execute("SELECT MAX(seq) FROM feed WHERE park_id = ?", (park_id,)).fetchone()
+    return int(row[0] or 0)

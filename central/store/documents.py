@@ -1,0 +1,174 @@
+"""Documents as last submitted, and the receipts each one got. Called inside a write transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from central.store.db import Database
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    kind: str
+    doc_key: str
+    guid: str
+    body: dict[str, Any]
+    version: int
+    deleted: bool
+    received_at: str
+
+
+def _doc(row: sqlite3.Row) -> DocumentRow:
+    return DocumentRow(
+        kind=row["kind"],
+        doc_key=row["doc_key"],
+        guid=row["guid"],
+        body=json.loads(row["body"]),
+        version=row["version"],
+        deleted=bool(row["deleted"]),
+        received_at=row["received_at"],
+    )
+
+
+def get_document(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> DocumentRow | None:
+    row = conn.execute("SELECT * FROM documents WHERE kind = ? AND doc_key = ?", (kind, doc_key)).fetchone()
+    return _doc(row) if row else None
+
+
+def save_document(
+    conn: sqlite3.Connection,
+    *,
+    kind: str,
+    doc_key: str,
+    guid: str,
+    links: dict[str, str | None],
+    body: dict[str, Any],
+    deleted: bool,
+    now: str,
+) -> int:
+    """Insert or replace the current version of a document; returns its row number (stable per key)."""
+    cur = conn.execute(
+        """INSERT INTO documents (kind, doc_key, guid, ebp_code, order_no, logistics_code, logistics_no,
+                                  body, version, deleted, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+           ON CONFLICT (kind, doc_key) DO UPDATE SET guid = excluded.guid, ebp_code = excluded.ebp_code,
+               order_no = excluded.order_no, logistics_code = excluded.logistics_code,
+               logistics_no = excluded.logistics_no, body = excluded.body, version = version + 1,
+               deleted = excluded.deleted, received_at = excluded.received_at
+           RETURNING rowid""",
+        (
+            kind,
+            doc_key,
+            guid,
+            links.get("ebp_code"),
+            links.get("order_no"),
+            links.get("logistics_code"),
+            links.get("logistics_no"),
+            json.dumps(body, ensure_ascii=False),
+            int(deleted),
+            now,
+        ),
+    )
+    return int(cur.fetchone()[0])
+
+
+def find_by_order(conn: sqlite3.Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
+    rows = conn.execute(
+        "SELECT * FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = ? AND deleted = 0"
+        " ORDER BY received_at DESC",
+        (ebp_code, order_no, kind),
+    )
+    return [_doc(r) for r in rows]
+
+
+def find_by_logistics(
+    conn: sqlite3.Connection, *, kind: str, logistics_code: str, logistics_no: str
+) -> list[DocumentRow]:
+    rows = conn.execute(
+        "SELECT * FROM documents WHERE logistics_code = ? AND logistics_no = ? AND kind = ?"
+        " AND deleted = 0 ORDER BY received_at DESC",
+        (logistics_code, logistics_no, kind),
+    )
+    return [_doc(r) for r in rows]
+
+
+def count_inventories_for_logistics(
+    conn: sqlite3.Connection, *, logistics_code: str, logistics_no: str, except_key: str
+) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM documents WHERE kind = 'CEB621' AND logistics_code = ? AND logistics_no = ?"
+        " AND deleted = 0 AND doc_key != ?",
+        (logistics_code, logistics_no, except_key),
+    ).fetchone()
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    kind: str
+    doc_key: str
+    guid: str
+    key_fields: dict[str, str]
+    return_status: str
+    return_time: str
+    return_info: str
+
+
+def add_receipts(conn: sqlite3.Connection, receipts: Iterable[ReceiptRow]) -> None:
+    conn.executemany(
+        "INSERT INTO receipts (kind, doc_key, guid, key_fields, return_status, return_time, return_info)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.kind,
+                r.doc_key,
+                r.guid,
+                json.dumps(r.key_fields, ensure_ascii=False),
+                r.return_status,
+                r.return_time,
+                r.return_info,
+            )
+            for r in receipts
+        ],
+    )
+
+
+def _receipt(row: sqlite3.Row) -> ReceiptRow:
+    return ReceiptRow(
+        kind=row["kind"],
+        doc_key=row["doc_key"],
+        guid=row["guid"],
+        key_fields=json.loads(row["key_fields"]),
+        return_status=row["return_status"],
+        return_time=row["return_time"],
+        return_info=row["return_info"],
+    )
+
+
+def receipts_for_guid(db: Database, *, guid: str) -> list[ReceiptRow]:
+    """Receipts of every document submitted with this guid (a document's or a message's)."""
+    rows = db.reader().execute("SELECT * FROM receipts WHERE guid = ? ORDER BY id", (guid,))
+    return [_receipt(r) for r in rows]
+
+
+def receipts_for_document(db: Database, *, kind: str, doc_key: str) -> list[ReceiptRow]:
+    rows = db.reader().execute(
+        "SELECT * FROM receipts WHERE kind = ? AND doc_key = ? ORDER BY id", (kind, doc_key)
+    )
+    return [_receipt(r) for r in rows]
+
+
+def documents_of_set(
+    db: Database, *, ebp_code: str, order_no: str, logistics_code: str, logistics_no: str
+) -> list[DocumentRow]:
+    """All current documents (deleted ones too) that belong to one parcel's set."""
+    rows = db.reader().execute(
+        "SELECT * FROM documents WHERE (ebp_code = ? AND order_no = ?) OR"
+        " (logistics_code = ? AND logistics_no = ?) ORDER BY kind",
+        (ebp_code, order_no, logistics_code, logistics_no),
+    )
+    return [_doc(r) for r in rows]

@@ -1,0 +1,117 @@
+"""Parks and API tokens."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from central.store.db import Database
+
+
+@dataclass(frozen=True)
+class ParkRow:
+    park_id: str
+    name: str
+    ems_nos: list[str]
+    area_codes: list[str]
+    created_at: str
+
+
+def _park(row: sqlite3.Row) -> ParkRow:
+    return ParkRow(
+        park_id=row["park_id"],
+        name=row["name"],
+        ems_nos=json.loads(row["ems_nos"]),
+        area_codes=json.loads(row["area_codes"]),
+        created_at=row["created_at"],
+    )
+
+
+def upsert_park(
+    db: Database, *, park_id: str, name: str, ems_nos: list[str], area_codes: list[str], now: str
+) -> ParkRow:
+    with db.write() as conn:
+        conn.execute(
+            """INSERT INTO parks (park_id, name, ems_nos, area_codes, created_at) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (park_id) DO UPDATE SET name = excluded.name, ems_nos = excluded.ems_nos,
+               area_codes = excluded.area_codes""",
+            (park_id, name, json.dumps(ems_nos), json.dumps(area_codes), now),
+        )
+    found = get_park(db, park_id=park_id)
+    assert found is not None
+    return found
+
+
+def get_park(db: Database, *, park_id: str) -> ParkRow | None:
+    row = db.reader().execute("SELECT * FROM parks WHERE park_id = ?", (park_id,)).fetchone()
+    return _park(row) if row else None
+
+
+def list_parks(db: Database) -> list[ParkRow]:
+    return [_park(r) for r in db.reader().execute("SELECT * FROM parks ORDER BY park_id")]
+
+
+def park_index(conn: sqlite3.Connection) -> dict[str, str]:
+    """Map every emsNo and areaCode to the park that owns it (read inside a write transaction)."""
+    index: dict[str, str] = {}
+    for row in conn.execute("SELECT park_id, ems_nos, area_codes FROM parks"):
+        for code in json.loads(row["ems_nos"]):
+            index[f"ems:{code}"] = row["park_id"]
+        for code in json.loads(row["area_codes"]):
+            index[f"area:{code}"] = row["park_id"]
+    return index
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    token_id: str
+    role: str
+    park_id: str | None
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+def _token(row: sqlite3.Row) -> TokenRow:
+    return TokenRow(
+        token_id=row["token_id"],
+        role=row["role"],
+        park_id=row["park_id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def insert_token(
+    db: Database, *, token_id: str, token_hash: str, role: str, park_id: str | None, name: str, now: str
+) -> TokenRow:
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO tokens (token_id, token_hash, role, park_id, name, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (token_id, token_hash, role, park_id, name, now),
+        )
+    return TokenRow(token_id, role, park_id, name, now, None)
+
+
+def find_token(db: Database, *, token_hash: str) -> TokenRow | None:
+    row = (
+        db.reader()
+        .execute("SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,))
+        .fetchone()
+    )
+    return _token(row) if row else None
+
+
+def revoke_token(db: Database, *, token_id: str, now: str) -> bool:
+    with db.write() as conn:
+        cur = conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL", (now, token_id)
+        )
+    return cur.rowcount > 0
+
+
+def list_tokens(db: Database) -> list[TokenRow]:
+    return [_token(r) for r in db.reader().execute("SELECT * FROM tokens ORDER BY created_at")]

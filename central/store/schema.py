@@ -1,0 +1,141 @@
+"""Schema migrations, applied in order at start (central/store/db.py records which ran).
+
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+V1 = [
+    # parks and who may call the API
+    """CREATE TABLE parks (
+        park_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        ems_nos TEXT NOT NULL DEFAULT '[]',      -- JSON list of bonded account books
+        area_codes TEXT NOT NULL DEFAULT '[]',   -- JSON list of area codes
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE tokens (
+        token_id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,          -- sha256 of the secret; the secret is never stored
+        role TEXT NOT NULL,
+        park_id TEXT REFERENCES parks(park_id),
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )""",
+    # the documents as last submitted (a change replaces, a delete marks deleted)
+    """CREATE TABLE documents (
+        kind TEXT NOT NULL,                       -- CEB311, CEB411, ...
+        doc_key TEXT NOT NULL,                    -- business key joined with '|'
+        guid TEXT NOT NULL,
+        ebp_code TEXT, order_no TEXT, logistics_code TEXT, logistics_no TEXT,
+        body TEXT NOT NULL,                       -- the document as JSON (Decimal as strings)
+        version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (kind, doc_key)
+    )""",
+    "CREATE INDEX documents_order ON documents (ebp_code, order_no)",
+    "CREATE INDEX documents_logistics ON documents (logistics_code, logistics_no)",
+    "CREATE INDEX documents_guid ON documents (guid)",
+    # receipts in the standard's form, one row per document status change
+    """CREATE TABLE receipts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        doc_key TEXT NOT NULL,
+        guid TEXT NOT NULL,
+        key_fields TEXT NOT NULL,                 -- JSON: the fields the receipt XML carries
+        return_status TEXT NOT NULL,
+        return_time TEXT NOT NULL,
+        return_info TEXT NOT NULL
+    )""",
+    "CREATE INDEX receipts_doc ON receipts (kind, doc_key)",
+    "CREATE INDEX receipts_guid ON receipts (guid)",
+    # one clearance per inventory; status NULL while the document set is incomplete
+    """CREATE TABLE clearances (
+        clearance_id TEXT PRIMARY KEY,            -- ebpCode|orderNo of the inventory
+        park_id TEXT REFERENCES parks(park_id),
+        invt_no TEXT,
+        cop_no TEXT, pre_no TEXT,
+        order_no TEXT NOT NULL, ebp_code TEXT NOT NULL, ebc_code TEXT NOT NULL,
+        logistics_code TEXT NOT NULL, logistics_no TEXT NOT NULL,
+        gross_weight TEXT NOT NULL, net_weight TEXT NOT NULL,
+        declared_value TEXT NOT NULL,
+        goods TEXT NOT NULL,
+        status TEXT NOT NULL,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        comparison TEXT,                          -- JSON list of failures of the last comparison
+        risk TEXT,                                -- JSON list of reasons it was selected
+        version INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX clearances_invt_no ON clearances (invt_no)",
+    "CREATE INDEX clearances_logistics ON clearances (logistics_code, logistics_no)",
+    "CREATE INDEX clearances_park_status ON clearances (park_id, status)",
+    "CREATE INDEX clearances_order ON clearances (order_no)",
+    """CREATE TABLE clearance_history (
+        id INTEGER PRIMARY KEY,
+        clearance_id TEXT NOT NULL,
+        from_status TEXT, to_status TEXT NOT NULL,
+        action TEXT NOT NULL, actor TEXT NOT NULL, info TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX clearance_history_id ON clearance_history (clearance_id)",
+    # the park feed: every change of a park's clearance records, in commit order
+    """CREATE TABLE feed (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        park_id TEXT NOT NULL,
+        clearance_id TEXT NOT NULL,
+        record TEXT NOT NULL                      -- signed wire.FeedRecord JSON without seq
+    )""",
+    "CREATE INDEX feed_park_seq ON feed (park_id, seq)",
+    # events reported by edges; (edge_id, seq) is the idempotency key
+    """CREATE TABLE edges (
+        edge_id TEXT PRIMARY KEY,
+        park_id TEXT NOT NULL REFERENCES parks(park_id),
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        last_hash TEXT NOT NULL,
+        last_seen TEXT,
+        last_heartbeat TEXT,
+        backlog INTEGER
+    )""",
+    """CREATE TABLE events (
+        edge_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        park_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        station TEXT,
+        occurred_at TEXT NOT NULL,
+        logistics_code TEXT, logistics_no TEXT,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (edge_id, seq)
+    )""",
+    "CREATE INDEX events_parcel ON events (logistics_code, logistics_no, kind)",
+    "CREATE INDEX events_park_kind ON events (park_id, kind, occurred_at)",
+    """CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        park_id TEXT NOT NULL,
+        edge_id TEXT,
+        kind TEXT NOT NULL,                       -- release_not_cleared, chain_break, seq_gap, ...
+        detail TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX alerts_park ON alerts (park_id, created_at)",
+]
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    for statement in V1:
+        db.execute(statement)
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _v1),
+]

@@ -1,0 +1,76 @@
+"""A real central: uvicorn on a free loopback port in a background thread, over a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from central.api.app import create_app
+from central.auth import Role, create_token
+from central.config import CentralSettings
+from central.store.db import Database
+from central.store.parks import upsert_park
+from central.timefmt import iso_now
+
+
+@dataclass
+class RunningCentral:
+    url: str
+    settings: CentralSettings
+    tokens: dict[str, str]  # name -> secret
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+PARKS = {
+    "P1": ("Park One", ["T6409W000001"], ["4601W60001"]),
+    "P2": ("Park Two", ["T6409W000002"], ["4601W60002"]),
+}
+
+
+def seed(settings: CentralSettings) -> dict[str, str]:
+    """Two parks and a token of every role (edge tokens for both parks)."""
+    db = Database(settings.database)
+    for park_id, (name, ems, areas) in PARKS.items():
+        upsert_park(db, park_id=park_id, name=name, ems_nos=ems, area_codes=areas, now=iso_now())
+    tokens = {
+        "admin": create_token(db, role=Role.ADMIN, name="admin")[0],
+        "enterprise": create_token(db, role=Role.ENTERPRISE, name="shop")[0],
+        "officer": create_token(db, role=Role.OFFICER, name="officer")[0],
+        "edge": create_token(db, role=Role.EDGE, name="edge-p1", park_id="P1")[0],
+        "edge_p2": create_token(db, role=Role.EDGE, name="edge-p2", park_id="P2")[0],
+    }
+    db.close()
+    return tokens
+
+
+@contextmanager
+def run_central(tmp: Path, **overrides: object) -> Iterator[RunningCentral]:
+    overrides.setdefault("risk", {"sampling_rate": 0})  # deterministic unless a test asks otherwise
+    settings = CentralSettings(database=tmp / "central.db", signing_key=tmp / "feed.key", port=0, **overrides)  # type: ignore[arg-type]
+    tokens = seed(settings)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("central failed to start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningCentral(url=f"http://127.0.0.1:{port}", settings=settings, tokens=tokens)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
