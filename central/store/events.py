@@ -110,12 +110,15 @@ def insert_event(conn: sqlite3.Connection, event: EventRow) -> None:
 def clearance_states(
     conn: sqlite3.Connection, *, park_id: str, logistics_code: str, logistics_no: str
 ) -> list[ClearanceState]:
-    """Every clearance of the park for this parcel key (a logisticsNo may in time be reused)."""
+    """Every clearance of the park for this parcel key (a logisticsNo may in time be reused), newest first.
+
+    The park is filtered here, not in SQL: with `park_id = ?` in the WHERE clause SQLite's planner
+    (no ANALYZE statistics) picks the (park_id, status) index and walks the whole park.
+    """
     rows = conn.execute(
-        "SELECT clearance_id, invt_no, status, cancelled FROM clearances"
-        " WHERE logistics_code = ? AND logistics_no = ? AND park_id = ?"
-        " ORDER BY updated_at DESC",
-        (logistics_code, logistics_no, park_id),
+        "SELECT clearance_id, park_id, invt_no, status, cancelled FROM clearances"
+        " WHERE logistics_code = ? AND logistics_no = ? ORDER BY updated_at DESC",
+        (logistics_code, logistics_no),
     )
     return [
         ClearanceState(
@@ -123,6 +126,7 @@ def clearance_states(
             cancelled=bool(r["cancelled"]),
         )
         for r in rows
+        if r["park_id"] == park_id
     ]
 
 

@@ -1,0 +1,159 @@
+"""A park's reconciliation: what customs cleared against what physically left (DESIGN.md §3.4).
+
+Three lists matter most: cleared but not out (normal backlog, watched for age), released without
+clearance and released twice — both must be empty; anything in them is a parcel an officer has to
+chase. Around them: clearance counts by status, releases per hour for the last day, discrepancy
+codes and the latest alerts. Lists are capped (`limit`) and always carry their full total.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from central.events import CLEARED_STATUSES
+from central.store import reports as store
+from central.store.db import Database
+from central.timefmt import iso
+
+HOURS = 24
+T = TypeVar("T")
+
+
+class ClearanceCounts(BaseModel):
+    total: int
+    cancelled: int = Field(description="cancelled or return requested, at any status")
+    by_status: dict[str, int] = Field(description="returnStatus code → clearances (cancelled included)")
+
+
+class HourCount(BaseModel):
+    hour: str = Field(description="start of the hour, ISO 8601 UTC")
+    count: int
+
+
+class ClearedNotOut(BaseModel):
+    logisticsCode: str
+    logisticsNo: str
+    invtNo: str | None
+    updated_at: datetime
+
+
+class UnclearedRelease(BaseModel):
+    edge_id: str
+    seq: int
+    logisticsCode: str | None
+    logisticsNo: str | None
+    occurred_at: datetime
+    status: str | None = Field(description="newest clearance of the parcel in the park; None: none")
+    cancelled: bool | None
+
+
+class DoubleRelease(BaseModel):
+    logisticsCode: str
+    logisticsNo: str
+    releases: int
+    first_at: datetime
+    last_at: datetime
+
+
+class AlertItem(BaseModel):
+    id: int
+    edge_id: str | None
+    kind: str
+    detail: str
+    created_at: datetime
+
+
+class Capped(BaseModel, Generic[T]):
+    """The first `limit` items of a list and how many there are in all."""
+
+    total: int
+    items: list[T]
+
+
+class ParkReport(BaseModel):
+    park_id: str
+    generated_at: datetime
+    clearances: ClearanceCounts
+    releases_per_hour: list[HourCount] = Field(description="the last 24 hours, oldest first, zeros kept")
+    discrepancies: dict[str, int] = Field(description="discrepancy code → times reported, all time")
+    cleared_not_out: Capped[ClearedNotOut]
+    released_without_clearance: Capped[UnclearedRelease] = Field(description="must be empty")
+    released_twice: Capped[DoubleRelease] = Field(description="must be empty")
+    alerts: Capped[AlertItem] = Field(description="newest first")
+
+
+def park_report(db: Database, *, park_id: str, now: datetime, limit: int = 100) -> ParkReport:
+    """Build the report from one consistent snapshot of the database."""
+    moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    with store.snapshot(db) as conn:
+        uncleared = store.released_without_clearance(
+            conn, park_id=park_id, cleared=CLEARED_STATUSES, limit=limit
+        )
+        return ParkReport(
+            park_id=park_id,
+            generated_at=moment,
+            clearances=_counts(store.clearance_counts(conn, park_id=park_id)),
+            releases_per_hour=_hours(conn, park_id, moment),
+            discrepancies=store.discrepancy_codes(conn, park_id=park_id),
+            cleared_not_out=_cleared_not_out(*store.cleared_not_out(conn, park_id=park_id, limit=limit)),
+            released_without_clearance=_uncleared(*uncleared),
+            released_twice=_twice(*store.released_twice(conn, park_id=park_id, limit=limit)),
+            alerts=_alerts(*store.latest_alerts(conn, park_id=park_id, limit=limit)),
+        )
+
+
+def _counts(rows: list[sqlite3.Row]) -> ClearanceCounts:
+    by_status = {r["status"]: int(r["n"]) for r in rows}
+    cancelled = sum(int(r["cancelled"] or 0) for r in rows)
+    return ClearanceCounts(total=sum(by_status.values()), cancelled=cancelled, by_status=by_status)
+
+
+def _hours(conn: sqlite3.Connection, park_id: str, now: datetime) -> list[HourCount]:
+    """Every hour of the last day including the current one, so a silent hour shows as zero."""
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=HOURS)
+    counts = store.releases_by_hour(conn, park_id=park_id, since=iso(start), until=iso(end))
+    starts = [start + timedelta(hours=i) for i in range(HOURS)]
+    return [HourCount(hour=h.isoformat(), count=counts.get(iso(h)[:13], 0)) for h in starts]
+
+
+def _cleared_not_out(total: int, rows: list[sqlite3.Row]) -> Capped[ClearedNotOut]:
+    items = [
+        ClearedNotOut(
+            logisticsCode=r["logistics_code"], logisticsNo=r["logistics_no"], invtNo=r["invt_no"],
+            updated_at=r["updated_at"],
+        )
+        for r in rows
+    ]
+    return Capped[ClearedNotOut](total=total, items=items)
+
+
+def _uncleared(total: int, rows: list[sqlite3.Row]) -> Capped[UnclearedRelease]:
+    items = [
+        UnclearedRelease(
+            edge_id=r["edge_id"], seq=r["seq"], logisticsCode=r["logistics_code"],
+            logisticsNo=r["logistics_no"], occurred_at=r["occurred_at"], status=r["status"],
+            cancelled=None if r["cancelled"] is None else bool(r["cancelled"]),
+        )
+        for r in rows
+    ]
+    return Capped[UnclearedRelease](total=total, items=items)
+
+
+def _twice(total: int, rows: list[sqlite3.Row]) -> Capped[DoubleRelease]:
+    items = [
+        DoubleRelease(
+            logisticsCode=r["logistics_code"], logisticsNo=r["logistics_no"], releases=r["releases"],
+            first_at=r["first_at"], last_at=r["last_at"],
+        )
+        for r in rows
+    ]
+    return Capped[DoubleRelease](total=total, items=items)
+
+
+def _alerts(total: int, rows: list[sqlite3.Row]) -> Capped[AlertItem]:
+    return Capped[AlertItem](total=total, items=[AlertItem.model_validate(dict(r)) for r in rows])

@@ -1,0 +1,127 @@
+"""SQL for a park's reconciliation report. Every query is bounded by park and index-driven.
+
+A park may hold a million clearances, so lists are fetched with LIMIT and counted separately; the
+"must be empty" lists are normally empty and cost one index range scan each. All queries run inside
+one read transaction (`snapshot`) so the figures agree with each other.
+
+Lookups of clearances by parcel key compare the park as `COALESCE(c.park_id, '') = ...`: with a
+plain `c.park_id = ...` SQLite's planner (no ANALYZE statistics) prefers the (park_id, status)
+index over (logistics_code, logistics_no) and would walk the whole park once per release.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from central.store.db import Database
+
+
+@contextmanager
+def snapshot(db: Database) -> Iterator[sqlite3.Connection]:
+    """One read transaction: in WAL mode every query sees the same committed state."""
+    conn = db.reader()
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
+
+
+def _capped(
+    conn: sqlite3.Connection, select: str, order_by: str, params: list[Any], limit: int
+) -> tuple[int, list[sqlite3.Row]]:
+    """(total, first `limit` rows) of a query: the total is counted, never materialised."""
+    total = int(conn.execute(f"SELECT COUNT(*) FROM ({select})", params).fetchone()[0])
+    if total == 0 or limit <= 0:
+        return total, []
+    rows = conn.execute(f"{select} ORDER BY {order_by} LIMIT ?", [*params, limit]).fetchall()
+    return total, rows
+
+
+def _placeholders(values: Iterable[str]) -> tuple[str, list[str]]:
+    items = sorted(values)
+    return ", ".join("?" for _ in items), items
+
+
+def clearance_counts(conn: sqlite3.Connection, *, park_id: str) -> list[sqlite3.Row]:
+    """(status, n, cancelled) per status; the (park_id, status) index groups them."""
+    return conn.execute(
+        "SELECT status, COUNT(*) AS n, SUM(cancelled) AS cancelled FROM clearances"
+        " WHERE park_id = ? GROUP BY status ORDER BY status",
+        (park_id,),
+    ).fetchall()
+
+
+def releases_by_hour(conn: sqlite3.Connection, *, park_id: str, since: str, until: str) -> dict[str, int]:
+    """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix)."""
+    rows = conn.execute(
+        "SELECT substr(occurred_at, 1, 13) AS hour, COUNT(*) FROM events"
+        " WHERE park_id = ? AND kind = 'release' AND occurred_at >= ? AND occurred_at < ?"
+        " GROUP BY hour",
+        (park_id, since, until),
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def discrepancy_codes(conn: sqlite3.Connection, *, park_id: str) -> dict[str, int]:
+    """How often each discrepancy code was reported. SQLite-specific: json_each (PostgreSQL: jsonb)."""
+    rows = conn.execute(
+        "SELECT j.value AS code, COUNT(*) AS n FROM events e, json_each(e.body, '$.codes') j"
+        " WHERE e.park_id = ? AND e.kind = 'discrepancy' GROUP BY j.value ORDER BY n DESC, code",
+        (park_id,),
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def cleared_not_out(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+    """Clearances at 800, not cancelled, with no release event: oldest first, they waited longest."""
+    select = (
+        "SELECT c.logistics_code, c.logistics_no, c.invt_no, c.updated_at, c.clearance_id FROM clearances c"
+        " WHERE c.park_id = ? AND c.status = '800' AND c.cancelled = 0"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.logistics_code = c.logistics_code"
+        " AND e.logistics_no = c.logistics_no AND e.kind = 'release' AND e.park_id = c.park_id)"
+    )
+    return _capped(conn, select, "c.updated_at, c.clearance_id", [park_id], limit)
+
+
+def released_without_clearance(
+    conn: sqlite3.Connection, *, park_id: str, cleared: Iterable[str], limit: int
+) -> tuple[int, list[sqlite3.Row]]:
+    """Release events with no cleared, uncancelled clearance of their parcel in the park.
+
+    For the listed rows the newest clearance of the key (if any) says what it was instead.
+    """
+    marks, statuses = _placeholders(cleared)
+    newest = (
+        "(SELECT c.{col} FROM clearances c WHERE c.logistics_code = e.logistics_code"
+        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
+        " ORDER BY c.updated_at DESC LIMIT 1)"
+    )
+    select = (
+        "SELECT e.edge_id, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
+        f" {newest.format(col='status')} AS status, {newest.format(col='cancelled')} AS cancelled"
+        " FROM events e WHERE e.park_id = ? AND e.kind = 'release'"
+        " AND NOT EXISTS (SELECT 1 FROM clearances c WHERE c.logistics_code = e.logistics_code"
+        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
+        f" AND c.status IN ({marks}) AND c.cancelled = 0)"
+    )
+    return _capped(conn, select, "occurred_at, edge_id, seq", [park_id, *statuses], limit)
+
+
+def released_twice(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+    """Parcels with more than one release event in the park, from any edge."""
+    select = (
+        "SELECT logistics_code, logistics_no, COUNT(*) AS releases, MIN(occurred_at) AS first_at,"
+        " MAX(occurred_at) AS last_at FROM events"
+        " WHERE park_id = ? AND kind = 'release' AND logistics_code IS NOT NULL AND logistics_no IS NOT NULL"
+        " GROUP BY logistics_code, logistics_no HAVING COUNT(*) > 1"
+    )
+    return _capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id], limit)
+
+
+def latest_alerts(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+    select = "SELECT id, edge_id, kind, detail, created_at FROM alerts WHERE park_id = ?"
+    return _capped(conn, select, "created_at DESC, id DESC", [park_id], limit)
