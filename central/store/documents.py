@@ -172,3 +172,31 @@ def documents_of_set(
         (ebp_code, order_no, logistics_code, logistics_no),
     )
     return [_doc(r) for r in rows]
+
+
+def pending_inventories(
+    db: Database,
+    *,
+    order_no: str | None = None,
+    logistics_no: str | None = None,
+    invt_no: str | None = None,
+    limit: int = 100,
+) -> list[DocumentRow]:
+    """Declared inventories (not deleted) that have no clearance yet: their set is incomplete."""
+    where, args = [], []
+    for column, value in (("d.order_no", order_no), ("d.logistics_no", logistics_no)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if invt_no is not None:
+        where.append("json_extract(d.body, '$.invtNo') = ?")
+        args.append(invt_no)
+    if not where:
+        return []
+    rows = db.reader().execute(
+        "SELECT d.* FROM documents d LEFT JOIN clearances c ON c.clearance_id = d.doc_key"
+        f" WHERE d.kind = 'CEB621' AND d.deleted = 0 AND c.clearance_id IS NULL AND {' AND '.join(where)}"
+        " LIMIT ?",
+        [*args, limit],
+    )
+    return [_doc(r) for r in rows]

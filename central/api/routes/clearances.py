@@ -38,7 +38,12 @@ class Clearance(BaseModel):
 
 
 class ClearanceDetail(BaseModel):
-    clearance: Clearance
+    clearance: Clearance | None = Field(
+        description="null while the inventory waits for the rest of its set (see `missing`)"
+    )
+    missing: list[str] = Field(
+        default_factory=list, description="documents the set still lacks: order, payment, waybill"
+    )
     documents: dict[str, dict[str, Any] | None] = Field(
         description="order, payment, waybill, inventory (and cancellation/return) as last submitted"
     )
@@ -78,17 +83,30 @@ NAMES = {
 }
 
 
-def _detail(platform: PlatformDep, row: cstore.ClearanceRow) -> ClearanceDetail:
+def _documents(
+    platform: PlatformDep, *, ebp_code: str, order_no: str, logistics_code: str, logistics_no: str
+) -> dict[str, dict[str, Any] | None]:
     docs: dict[str, dict[str, Any] | None] = dict.fromkeys(NAMES.values())
     for d in dstore.documents_of_set(
         platform.db,
+        ebp_code=ebp_code,
+        order_no=order_no,
+        logistics_code=logistics_code,
+        logistics_no=logistics_no,
+    ):
+        if not d.deleted:
+            docs[NAMES.get(d.kind, d.kind)] = d.body
+    return docs
+
+
+def _detail(platform: PlatformDep, row: cstore.ClearanceRow) -> ClearanceDetail:
+    docs = _documents(
+        platform,
         ebp_code=row.ebp_code,
         order_no=row.order_no,
         logistics_code=row.logistics_code,
         logistics_no=row.logistics_no,
-    ):
-        if not d.deleted:
-            docs[NAMES.get(d.kind, d.kind)] = d.body
+    )
     return ClearanceDetail(
         clearance=_clearance(row),
         documents=docs,
@@ -98,11 +116,28 @@ def _detail(platform: PlatformDep, row: cstore.ClearanceRow) -> ClearanceDetail:
     )
 
 
+def _pending(platform: PlatformDep, inventory: dstore.DocumentRow) -> ClearanceDetail:
+    body = inventory.body
+    docs = _documents(
+        platform,
+        ebp_code=body["ebpCode"],
+        order_no=body["orderNo"],
+        logistics_code=body["logisticsCode"],
+        logistics_no=body["logisticsNo"],
+    )
+    docs["inventory"] = body
+    missing = [name for name in ("order", "payment", "waybill") if docs[name] is None]
+    return ClearanceDetail(
+        clearance=None, missing=missing, documents=docs, comparison=None, risk=None, history=[]
+    )
+
+
 @router.get(
     "",
     response_model=list[ClearanceDetail],
     summary="Find a parcel's clearance with its documents, comparison result and history",
-    description="Give one of logisticsNo, orderNo or invtNo.",
+    description="Give one of logisticsNo, orderNo or invtNo. An inventory still waiting for its "
+    "order, payment or waybill is listed with `clearance: null` and what is `missing`.",
     responses=responses(400, *AUTH),
 )
 def lookup(
@@ -120,7 +155,10 @@ def lookup(
         order_no=orderNo or None,
         invt_no=invtNo or None,
     )
-    return [_detail(platform, r) for r in rows]
+    pending = dstore.pending_inventories(
+        platform.db, order_no=orderNo or None, logistics_no=logisticsNo or None, invt_no=invtNo or None
+    )
+    return [_detail(platform, r) for r in rows] + [_pending(platform, d) for d in pending]
 
 
 class ActionIn(BaseModel):
