@@ -346,9 +346,9 @@ def _build_models(layout: Layout, raw: list[_RawDocument]) -> list[Any]:
     models: list[BaseModel] = []
     problems: list[str] = []
     for doc in raw:
-        data: dict[str, Any] = dict(doc.head)
+        data: dict[str, Any] = _present(doc.head)
         if layout.rows_field:
-            data[layout.rows_field] = doc.rows
+            data[layout.rows_field] = [_present(row) for row in doc.rows]
         try:
             models.append(layout.model.model_validate(data))
         except ValidationError as exc:
@@ -356,6 +356,11 @@ def _build_models(layout: Layout, raw: list[_RawDocument]) -> list[Any]:
     if problems:
         raise CebError(ErrorCode.FIELD_RULES, problems)
     return models
+
+
+def _present(values: dict[str, str]) -> dict[str, str]:
+    """Drop empty elements: `<note></note>` means absent, so it must not become an extra field."""
+    return {name: text for name, text in values.items() if text.strip()}
 
 
 def _model_problems(label: str, entity: str, exc: ValidationError) -> Iterator[str]:
