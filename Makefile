@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(VENV)/bin/bondgate demo
+	$(VENV)/bin/bondgate demo --parcels 36
 
 lint: setup
 	$(PY) -m ruff check .

@@ -478,7 +478,7 @@ def _write(
     batch.receipts.append(
         Receipt(
             kind=DocKind.INVENTORY,
-            guid=inv.guid if inv else "",
+            guid=inv.guid if inv else _inventory_guid(conn, row.clearance_id),
             key=_clearance_keys(row, inv),
             returnStatus=row.status,
             returnTime=return_time(batch.now),
@@ -486,6 +486,11 @@ def _write(
         )
     )
     return row
+
+
+def _inventory_guid(conn: sqlite3.Connection, clearance_id: str) -> str:
+    row = dstore.get_document(conn, kind=DocKind.INVENTORY, doc_key=clearance_id)
+    return row.guid if row else ""
 
 
 def _clearance_keys(row: cstore.ClearanceRow, inv: Inventory | None) -> dict[str, str]:
