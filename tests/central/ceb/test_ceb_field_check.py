@@ -166,3 +166,25 @@ def test_check_value_never_raises(text: str) -> None:
         for name in rules:
             result = check_value(entity, name, text)
             assert result is None or result.startswith(f"{entity}.{name}: ")
+
+
+def test_huge_numbers_are_refused_not_crashed_on() -> None:
+    """int() refuses strings over 4300 digits with its own ValueError; the check must answer first."""
+    assert check_value("OrderList", "gnum", "9" * 5000) == (
+        f"OrderList.gnum: {'9' * 40}… is out of the 32-bit integer range"
+    )
+    assert check_value("OrderList", "qty", "1." + "0" * 2_000_000) is None  # value 1: one pass, no blow-up
+    assert check_value("OrderList", "qty", "1" * 100) == f"OrderList.qty: {'1' * 40}… has more than 19 digits"
+
+
+def test_reasons_quote_only_the_start_of_a_long_value() -> None:
+    assert (
+        check_value("OrderHead", "goodsValue", "x" * 10_000)
+        == f"OrderHead.goodsValue: {'x' * 40 + '…'!r} is not a decimal number"
+    )
+
+
+def test_numbers_allow_xml_whitespace_only() -> None:
+    assert check_value("OrderList", "qty", "\t\r\n 1 \n") is None
+    assert check_value("OrderList", "qty", "\u30001") == "OrderList.qty: '\\u30001' is not a decimal number"
+    assert check_value("OrderList", "gnum", "1\u00a0") == "OrderList.gnum: '1\\xa0' is not an integer"
