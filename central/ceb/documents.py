@@ -12,9 +12,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from central.ceb.field_check import check_fields
+
+# Validation context key: the caller has already run check_fields on every head and row (the XML
+# reader does, to name the document in each problem), so the models need not run it again.
+FIELDS_CHECKED = "ceb_fields_checked"
 
 
 class DocKind(StrEnum):
@@ -46,10 +50,19 @@ class _Entity(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _standard_rules(cls, data: Any) -> Any:
+    def _standard_rules(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
         data = {**cls.DEFAULTS, **data}
+        if not (info.context or {}).get(FIELDS_CHECKED):
+            problems = cls._rule_problems(data)
+            if problems:
+                raise ValueError("; ".join(problems))
+        # empty strings mean "absent" in official messages
+        return {k: (None if isinstance(v, str) and v.strip() == "" else v) for k, v in data.items()}
+
+    @classmethod
+    def _rule_problems(cls, data: dict[str, Any]) -> list[str]:
         head = {k: v for k, v in data.items() if k not in cls.LISTS and k != "docType"}
         problems = check_fields(cls.ENTITY, head)
         for list_name, entity in cls.LISTS.items():
@@ -64,10 +77,7 @@ class _Entity(BaseModel):
                     problems.append(f"{list_name}[{i}]: must be an object")
                     continue
                 problems += [f"{list_name}[{i}] {p}" for p in check_fields(entity, row)]
-        if problems:
-            raise ValueError("; ".join(problems))
-        # empty strings mean "absent" in official messages
-        return {k: (None if isinstance(v, str) and v.strip() == "" else v) for k, v in data.items()}
+        return problems
 
 
 Money = Annotated[Decimal, Field(max_digits=19, decimal_places=5)]

@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from lxml import etree
 from pydantic import BaseModel, ValidationError
 
 from central.ceb.documents import (
+    FIELDS_CHECKED,
     Cancellation,
     CustomsReceipt,
     Inventory,
@@ -45,6 +47,9 @@ _ENTITY_REASON = (
     "DOCTYPE and entity declarations are not allowed in CEB messages "
     "(refused to rule out external entities and entity expansion)"
 )
+
+# each entity's fields by their position in the XSD sequence
+_FIELD_ORDER = {entity: {name: i for i, name in enumerate(rules)} for entity, rules in FIELDS.items()}
 
 ParsedDocument = Order | Payment | Waybill | Inventory | Cancellation | Refund
 
@@ -139,22 +144,32 @@ def _parse_xml(data: bytes, max_bytes: int) -> etree._Element:
 # --- message level -----------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=512)
+def _split(tag: str) -> tuple[str | None, str]:
+    """Split a Clark tag into (namespace, local name); cached (bounded: tags come from outside)."""
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return ns, name
+    return None, tag
+
+
 def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname
+    return _split(el.tag)[1]
 
 
 def _ns(el: etree._Element) -> str | None:
-    return etree.QName(el).namespace
+    return _split(el.tag)[0]
 
 
 def _layout_of(root: etree._Element) -> Layout:
-    name, ns = _local(root), _ns(root)
-    if ns != NS:
-        where = "has no namespace" if ns is None else f"is in namespace {ns}"
-        raise CebError(ErrorCode.NAMESPACE, f"root element <{name}> {where}; CEB messages use {NS}")
+    name = _local(root)
+    if _ns(root) != NS:
+        raise CebError(
+            ErrorCode.NAMESPACE, f"root element <{_clip(name)}> {_ns_state(root)}; CEB messages use {NS}"
+        )
     match = _ROOT_NAME.match(name)
     if match is None:
-        raise CebError(ErrorCode.UNSUPPORTED_MESSAGE, f"root element <{name}> is not a CEB message")
+        raise CebError(ErrorCode.UNSUPPORTED_MESSAGE, f"root element <{_clip(name)}> is not a CEB message")
     layout = INBOUND_LAYOUTS.get(match.group(1))
     if layout is None:
         taken = ", ".join(sorted(INBOUND_LAYOUTS))
@@ -227,9 +242,9 @@ def _clip(text: str, limit: int = 40) -> str:
 
 
 def _describe(el: etree._Element) -> str:
-    ns = _ns(el)
-    prefix = "ds:" if ns == DS_NS else "" if ns in (NS, None) else f"{{{ns}}}"
-    return f"<{prefix}{_local(el)}>"
+    """How a reason names a CEB or xmldsig element: <BaseTransfer>, <ds:Signature>."""
+    prefix = "ds:" if _ns(el) == DS_NS else ""
+    return f"<{prefix}{_clip(_local(el))}>"
 
 
 def _match_sequence(
@@ -269,9 +284,13 @@ def _unexpected(child: etree._Element, where: str) -> CebError:
 
 
 def _foreign(child: etree._Element, where: str) -> CebError:
-    ns = _ns(child)
-    state = "has no namespace" if ns is None else f"is in namespace {ns}"
-    return CebError(ErrorCode.NAMESPACE, f"{where}: element <{_local(child)}> {state}, not {NS}")
+    name = _clip(_local(child))
+    return CebError(ErrorCode.NAMESPACE, f"{where}: element <{name}> {_ns_state(child)}, not {NS}")
+
+
+def _ns_state(el: etree._Element) -> str:
+    ns = _ns(el)
+    return "has no namespace" if ns is None else f"is in namespace {_clip(ns, 100)}"
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -308,7 +327,7 @@ def _read_document(layout: Layout, index: int, el: etree._Element, problems: lis
 
 
 def _relabel(problem: str, entity: str, row_label: str) -> str:
-    """ "OrderList.qty: …" -> "OrderList[3].qty: …", so a reason names the row."""
+    """Name the row in a row problem: "OrderList.qty: …" becomes "OrderList[3].qty: …"."""
     prefix = f"{entity}."
     return row_label + "." + problem[len(prefix) :] if problem.startswith(prefix) else problem
 
@@ -316,7 +335,7 @@ def _relabel(problem: str, entity: str, row_label: str) -> str:
 def _read_entity(el: etree._Element, entity: str, where: str) -> dict[str, str]:
     """Field name -> text of one entity's leaf elements, in the XSD's order, none unknown or repeated."""
     rules = FIELDS[entity]
-    order = {name: i for i, name in enumerate(rules)}
+    order = _FIELD_ORDER[entity]
     values: dict[str, str] = {}
     last = -1
     for child in _children(el, where):
@@ -324,7 +343,7 @@ def _read_entity(el: etree._Element, entity: str, where: str) -> dict[str, str]:
         if _ns(child) != NS:
             raise _foreign(child, where)
         if name not in rules:
-            raise CebError(ErrorCode.STRUCTURE, f"{where}: unknown element <{name}>")
+            raise CebError(ErrorCode.STRUCTURE, f"{where}: unknown element <{_clip(name)}>")
         if name in values:
             raise CebError(ErrorCode.STRUCTURE, f"{where}: element <{name}> is repeated")
         if order[name] < last:
@@ -350,9 +369,9 @@ def _build_models(layout: Layout, raw: list[_RawDocument]) -> list[Any]:
         if layout.rows_field:
             data[layout.rows_field] = [_present(row) for row in doc.rows]
         try:
-            models.append(layout.model.model_validate(data))
+            models.append(layout.model.model_validate(data, context={FIELDS_CHECKED: True}))
         except ValidationError as exc:
-            problems += list(_model_problems(doc.label, layout.head, exc))
+            problems += list(_model_problems(doc.label, layout, exc))
     if problems:
         raise CebError(ErrorCode.FIELD_RULES, problems)
     return models
@@ -363,7 +382,12 @@ def _present(values: dict[str, str]) -> dict[str, str]:
     return {name: text for name, text in values.items() if text.strip()}
 
 
-def _model_problems(label: str, entity: str, exc: ValidationError) -> Iterator[str]:
+def _model_problems(label: str, layout: Layout, exc: ValidationError) -> Iterator[str]:
+    """Pydantic's findings in the reader's words: ("orderList", 1, "qty") -> "OrderList[2].qty"."""
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"])
-        yield f"{label} {entity}{'.' + where if where else ''}: {error['msg']}"
+        loc = list(error["loc"])
+        where = layout.head
+        if layout.rows and loc[:1] == [layout.rows_field] and len(loc) > 1 and isinstance(loc[1], int):
+            where, loc = f"{layout.rows}[{loc[1] + 1}]", loc[2:]
+        path = "".join(f".{part}" for part in loc)
+        yield f"{label} {where}{path}: {error['msg']}"

@@ -293,3 +293,27 @@ def test_all_or_nothing() -> None:
 def test_str_input_is_a_programming_error() -> None:
     with pytest.raises(TypeError, match="parse_message takes bytes, not str"):
         parse_message(orders_xml(1).decode())  # type: ignore[arg-type]
+
+
+def test_model_findings_name_the_row() -> None:
+    error = refused(edit(orders_xml(1), set_text("//ceb:Order[1]/ceb:OrderList[2]/ceb:qty", "9" * 15)))
+    assert error.reason == (
+        "Order[1] OrderList[2].qty: Decimal input should have no more than 14 digits before the decimal point"
+    )
+
+
+def test_hostile_names_are_clipped_in_reasons() -> None:
+    name = "x" * 5000
+    error = refused(edit(orders_xml(1), lambda root: find(root, "//ceb:OrderHead").append(ceb(name))))
+    assert error.reason == f"Order[1] OrderHead: unknown element <{'x' * 40}…>"
+
+
+def test_layouts_agree_with_the_models() -> None:
+    """The reader checks fields itself and tells the models not to: both must mean the same entities."""
+    from central.ceb.messages import INBOUND_LAYOUTS
+
+    for layout in INBOUND_LAYOUTS.values():
+        assert layout.model is not None
+        assert layout.head == getattr(layout.model, "ENTITY", None)
+        lists = getattr(layout.model, "LISTS", {})
+        assert lists == ({layout.rows_field: layout.rows} if layout.rows else {})
