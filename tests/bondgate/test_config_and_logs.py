@@ -1,0 +1,41 @@
+"""Configuration errors name the key; logs are JSON lines off a terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bondgate.config import ConfigError, load_settings
+from bondgate.logs import JsonFormatter
+from central.config import CentralSettings
+
+
+def test_bad_keys_are_named(tmp_path: Path) -> None:
+    config = tmp_path / "central.toml"
+    config.write_text('port = "eighty"\nmode = "chaos"\n[risk]\nsampling_rate = 2\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(CentralSettings, config)
+    text = str(err.value)
+    assert "port" in text and "mode" in text and "risk.sampling_rate" in text
+
+
+def test_unknown_keys_and_broken_toml_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "central.toml"
+    config.write_text('databse = "x.db"\n')
+    with pytest.raises(ConfigError, match="databse"):
+        load_settings(CentralSettings, config)
+    config.write_text("port = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(CentralSettings, config)
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings(CentralSettings, tmp_path / "missing.toml")
+
+
+def test_json_log_lines_carry_extras() -> None:
+    record = logging.LogRecord("central.http", logging.INFO, __file__, 1, "request", (), None)
+    record.status = 200
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "request" and line["status"] == 200 and line["level"] == "info"
