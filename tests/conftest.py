@@ -23,3 +23,12 @@ def central(tmp_path: Path) -> Iterator[object]:
 
     with run_central(tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[object]:
+    """A real Mosquitto broker on a free port (anonymous); `.stop()` simulates a broker outage."""
+    from tests.support.mosquitto import running_broker
+
+    with running_broker(tmp_path) as broker:
+        yield broker

@@ -1,0 +1,116 @@
+"""A serial port for asyncio: pyserial in one worker thread, bytes handed to the event loop.
+
+Takes a device path (`/dev/ttyUSB0`, a pty) or any pyserial URL (`socket://host:port`,
+`rfc2217://…`). The reader thread reads `in_waiting or 1` bytes with a short timeout, never line by
+line (pyserial's readline reads one byte at a time). A lost device (USB unplugged, pty closed,
+socket dropped) surfaces as `DeviceError` from `read()`. This module is a pipe only: no framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Literal
+
+import serial
+
+from devices.health import DeviceError
+
+Parity = Literal["N", "E", "O", "S", "M"]
+
+
+class SerialPort:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 9600,
+        bytesize: int = 8,
+        parity: Parity = "N",
+        stopbits: float = 1,
+        read_timeout: float = 0.05,
+    ) -> None:
+        self.url = url
+        self._settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
+        self._read_timeout = read_timeout
+        self._port: serial.SerialBase | None = None
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._port = await asyncio.to_thread(
+                serial.serial_for_url, self.url, timeout=self._read_timeout, **self._settings
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open {self.url}: {exc}") from exc
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._reader, args=(loop,), name=f"serial:{self.url}", daemon=True
+        )
+        self._thread.start()
+
+    def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
+        port = self._port
+        assert port is not None
+        while not self._stop.is_set():
+            try:
+                chunk = port.read(port.in_waiting or 1)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial's fd went away under a concurrent close
+                if not self._stop.is_set():
+                    loop.call_soon_threadsafe(self._queue.put_nowait, DeviceError(f"{self.url}: {exc}"))
+                return
+            if chunk:
+                loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        """The next chunk of bytes; b"" if `timeout` passes first; DeviceError when the port is lost."""
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return b""
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def write(self, data: bytes) -> None:
+        if self._port is None:
+            raise DeviceError(f"{self.url}: not open")
+        try:
+            await asyncio.to_thread(self._write, data)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(f"{self.url}: write failed: {exc}") from exc
+
+    def _write(self, data: bytes) -> None:
+        assert self._port is not None
+        self._port.write(data)
+        self._port.flush()
+
+    def drain_pending(self) -> None:
+        """Forget bytes already received (before a request whose reply must not mix with old data)."""
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, BaseException):
+                self._queue.put_nowait(item)
+                return
+
+    async def close(self) -> None:
+        self._stop.set()
+        port, self._port = self._port, None
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 1.0)
+            self._thread = None
+        if port is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(port.close)
+
+    async def __aenter__(self) -> SerialPort:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,81 @@
+"""A real Mosquitto broker for a test: its own config, a free loopback port, stopped afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(
+    tmp: Path, *, username: str | None = None, password: str | None = None, port: int | None = None
+) -> Broker:
+    port = port or _free_port()
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "user root",
+        "persistence false",
+        f"log_dest file {tmp / 'mosquitto.log'}",
+    ]
+    if username:
+        pw = tmp / "passwd"
+        pw.write_text("")
+        subprocess.run(["mosquitto_passwd", "-b", str(pw), username, password or ""], check=True)
+        lines += ["allow_anonymous false", f"password_file {pw}"]
+    else:
+        lines += ["allow_anonymous true"]
+    conf = tmp / "mosquitto.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"mosquitto did not start: {err}") from None
+            time.sleep(0.02)
+    return Broker("127.0.0.1", port, username, password, proc, tmp / "mosquitto.log")
+
+
+@contextmanager
+def running_broker(tmp: Path, **kw: object) -> Iterator[Broker]:
+    broker = start_broker(tmp, **kw)  # type: ignore[arg-type]
+    try:
+        yield broker
+    finally:
+        broker.stop()
