@@ -8,6 +8,7 @@ with capped exponential backoff, so a device that comes back is used again withi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -116,10 +117,8 @@ class Supervisor:
     async def wait_change(self, timeout: float | None = None) -> Health:
         """Wait for the next state change (tests and the agent use this instead of sleeping)."""
         changed = self._changed
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass
         return self._health
 
     async def wait_for(self, state: State, timeout: float) -> Health:
