@@ -182,10 +182,9 @@ def _layout_of(root: etree._Element) -> Layout:
 def _root_attributes(root: etree._Element) -> tuple[str, str]:
     where = _local(root)
     guid, version = root.get("guid"), root.get("version")
-    for name, value in (("guid", guid), ("version", version)):
-        if value is None:
-            raise CebError(ErrorCode.STRUCTURE, f"{where}: required attribute {name} is missing")
-    assert guid is not None and version is not None
+    if guid is None or version is None:
+        missing = "guid" if guid is None else "version"
+        raise CebError(ErrorCode.STRUCTURE, f"{where}: required attribute {missing} is missing")
     if len(guid) != 36:
         raise CebError(
             ErrorCode.FIELD_RULES, f"{where}@guid: length {len(guid)}, the standard requires exactly 36"
@@ -318,10 +317,10 @@ def _read_document(layout: Layout, index: int, el: etree._Element, problems: lis
     problems += [f"{label} {p}" for p in check_fields(layout.head, head)]
     rows = []
     for j, row_el in enumerate(row_els, start=1):
-        assert layout.rows is not None
-        row_label = f"{layout.rows}[{j}]"
-        row = _read_entity(row_el, layout.rows, f"{label} {row_label}")
-        problems += [f"{label} {_relabel(p, layout.rows, row_label)}" for p in check_fields(layout.rows, row)]
+        entity = layout.rows or ""  # there are rows only where the layout names their entity
+        row_label = f"{entity}[{j}]"
+        row = _read_entity(row_el, entity, f"{label} {row_label}")
+        problems += [f"{label} {_relabel(p, entity, row_label)}" for p in check_fields(entity, row)]
         rows.append(row)
     return _RawDocument(label, head, rows)
 
