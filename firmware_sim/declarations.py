@@ -1,4 +1,5 @@
-"""Simulated enterprises: valid, mutually consistent CEB documents for one parcel's order, payment, waybill, inventory.
+"""Simulated enterprises: valid, mutually consistent CEB documents for one parcel's order, payment,
+waybill and inventory — what the demo declares and what the tests build on (tests/factories.py).
 
 Every factory takes `seq`, the parcel number: documents built with the same `seq` pass the
 three-document comparison (DESIGN.md §3.2) as they stand, documents with different `seq` share no

@@ -117,6 +117,7 @@ class Order(_Document):
 
     ENTITY = "OrderHead"
     LISTS = {"orderList": "OrderList"}
+    DEFAULTS = {"appType": "1", "appStatus": "2", "orderType": "I"}
     KIND = DocKind.ORDER
     docType: Literal["CEB311"] = "CEB311"
     orderType: str = "I"
@@ -220,6 +221,7 @@ class Inventory(_Document):
 
     ENTITY = "InventoryHead"
     LISTS = {"inventoryList": "InventoryList"}
+    DEFAULTS = {"appType": "1", "appStatus": "2", "ieFlag": "I"}
     KIND = DocKind.INVENTORY
     docType: Literal["CEB621"] = "CEB621"
     orderNo: str

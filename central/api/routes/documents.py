@@ -92,7 +92,7 @@ async def post_ceb_message(platform: PlatformDep, token: Enterprise, request: Re
     "/documents/{guid}/receipts",
     response_model=list[Receipt],
     summary="Receipts of a document, by its guid, as JSON or as CEB312/412/512/622/624/626 XML",
-    responses={**responses(*AUTH, 404), 200: {"content": {"application/xml": {}}}},
+    responses={**responses(*AUTH, 404, 409), 200: {"content": {"application/xml": {}}}},
 )
 def get_receipts(
     platform: PlatformDep,
@@ -117,4 +117,8 @@ def get_receipts(
     if format == "json":
         return receipts
     kind = receipts[0].kind
-    return Response(receipts_xml(kind, [r for r in receipts if r.kind == kind]), media_type="application/xml")
+    try:
+        body = receipts_xml(kind, [r for r in receipts if r.kind == kind])
+    except ValueError as exc:  # e.g. a refused cancellation of an unknown inventory has no preNo
+        raise ApiError(409, "not_expressible", f"these receipts have no CEB XML form: {exc}") from exc
+    return Response(body, media_type="application/xml")
