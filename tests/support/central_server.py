@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -54,10 +55,17 @@ def seed(settings: CentralSettings) -> dict[str, str]:
 
 
 @contextmanager
-def run_central(tmp: Path, **overrides: object) -> Iterator[RunningCentral]:
+def run_central(tmp: Path, *, reseed: bool = True, **overrides: object) -> Iterator[RunningCentral]:
+    """Start central over `tmp`/central.db; `reseed=False` restarts over an existing database."""
     overrides.setdefault("risk", {"sampling_rate": 0})  # deterministic unless a test asks otherwise
+    tmp.mkdir(parents=True, exist_ok=True)
     settings = CentralSettings(database=tmp / "central.db", signing_key=tmp / "feed.key", port=0, **overrides)  # type: ignore[arg-type]
-    tokens = seed(settings)
+    saved = tmp / "tokens.json"
+    if reseed or not saved.exists():
+        tokens = seed(settings)
+        saved.write_text(json.dumps(tokens))
+    else:
+        tokens = json.loads(saved.read_text())
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
     )

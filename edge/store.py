@@ -1,0 +1,226 @@
+"""The edge's local database: clearance cache, sync cursor, decisions, outbox and event chain.
+
+SQLite in WAL mode with synchronous=FULL: a decision and the events that report it are one
+transaction that is on disk before any output moves (DESIGN.md §6 — NORMAL could lose the last
+commits on power loss). All writes go through one writer thread (`Store.write`), so the event loop
+never waits on fsync and there is exactly one writer. Reads use a per-thread connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bondgate.wire import GENESIS_HASH, Event, FeedRecord
+
+T = TypeVar("T")
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS clearances (
+        logistics_no TEXT NOT NULL,
+        logistics_code TEXT NOT NULL,
+        feed_seq INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        cancelled INTEGER NOT NULL,
+        record TEXT NOT NULL,              -- the signed wire.FeedRecord as received
+        PRIMARY KEY (logistics_no, logistics_code)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        cursor INTEGER NOT NULL,
+        last_success TEXT,                 -- ISO time of the last successful pull
+        records INTEGER NOT NULL DEFAULT 0
+    )""",
+    "INSERT OR IGNORE INTO sync_state (id, cursor) VALUES (1, 0)",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        id INTEGER PRIMARY KEY,
+        decision_id TEXT NOT NULL UNIQUE,
+        station TEXT NOT NULL,
+        code TEXT,                         -- scanned waybill code (NULL: no read)
+        logistics_code TEXT,
+        verdict TEXT NOT NULL,
+        codes TEXT NOT NULL,               -- JSON list of discrepancy codes
+        reason TEXT NOT NULL,
+        checked TEXT NOT NULL,             -- JSON: what was checked (record version, signature, weight…)
+        weight_kg TEXT,
+        evidence TEXT,
+        operator TEXT,                     -- set for overrides
+        overrides INTEGER,                 -- the decision id this one overrides
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS decisions_code ON decisions (code)",
+    """CREATE TABLE IF NOT EXISTS releases (
+        logistics_no TEXT NOT NULL,
+        logistics_code TEXT NOT NULL,
+        decision INTEGER NOT NULL REFERENCES decisions(id),
+        PRIMARY KEY (logistics_no, logistics_code)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY,           -- the event's seq: contiguous from 1 per edge
+        event TEXT NOT NULL,               -- wire.Event JSON, hash-chained
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS chain (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_seq INTEGER NOT NULL,
+        last_hash TEXT NOT NULL,
+        acked_seq INTEGER NOT NULL DEFAULT 0
+    )""",
+    f"INSERT OR IGNORE INTO chain (id, last_seq, last_hash) VALUES (1, 0, '{GENESIS_HASH}')",
+]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+@dataclass(frozen=True)
+class CachedRecord:
+    record: FeedRecord
+    raw: str  # exactly what was stored (for the SIGNATURE_INVALID check of local tampering)
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = _connect(self.path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-store-writer")
+        self._local = threading.local()
+        for statement in SCHEMA:
+            self._writer.execute(statement)
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(conn)` as one durable transaction on the writer thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, work)
+
+    def write_sync(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """The same, from a thread that is not the event loop (CLI tools, tests)."""
+        return self._executor.submit(self._transaction, work).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._writer.close()
+
+    # --- clearance cache -------------------------------------------------------------------------
+    @staticmethod
+    def apply_feed(
+        conn: sqlite3.Connection, records: Iterable[tuple[FeedRecord, str]], cursor: int, now: str
+    ) -> int:
+        """Upsert records (newer versions win) and move the cursor, in the caller's transaction."""
+        rows = [
+            (r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw)
+            for r, raw in records
+        ]
+        conn.executemany(
+            """INSERT INTO clearances (logistics_no, logistics_code, feed_seq, version, status, cancelled,
+                                       record)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (logistics_no, logistics_code) DO UPDATE SET feed_seq = excluded.feed_seq,
+                   version = excluded.version, status = excluded.status, cancelled = excluded.cancelled,
+                   record = excluded.record
+               WHERE excluded.version >= clearances.version""",
+            rows,
+        )
+        conn.execute(
+            "UPDATE sync_state SET cursor = ?, last_success = ?, records = records + ? WHERE id = 1",
+            (cursor, now, len(rows)),
+        )
+        return len(rows)
+
+    def mark_synced(self, conn: sqlite3.Connection, now: str) -> None:
+        conn.execute("UPDATE sync_state SET last_success = ? WHERE id = 1", (now,))
+
+    def sync_state(self) -> dict[str, Any]:
+        row = self.reader().execute("SELECT cursor, last_success, records FROM sync_state").fetchone()
+        return dict(row)
+
+    def lookup(self, code: str) -> list[CachedRecord]:
+        """Cached records whose logisticsNo is the scanned code (normally one)."""
+        rows = self.reader().execute("SELECT record FROM clearances WHERE logistics_no = ?", (code,))
+        return [CachedRecord(FeedRecord.model_validate_json(r[0]), r[0]) for r in rows]
+
+    def count_clearances(self) -> int:
+        return int(self.reader().execute("SELECT COUNT(*) FROM clearances").fetchone()[0])
+
+    def is_released(self, logistics_no: str, logistics_code: str) -> bool:
+        row = (
+            self.reader()
+            .execute(
+                "SELECT 1 FROM releases WHERE logistics_no = ? AND logistics_code = ?",
+                (logistics_no, logistics_code),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    # --- outbox and chain -------------------------------------------------------------------------
+    @staticmethod
+    def chain_head(conn: sqlite3.Connection) -> tuple[int, str]:
+        row = conn.execute("SELECT last_seq, last_hash FROM chain WHERE id = 1").fetchone()
+        return int(row[0]), str(row[1])
+
+    @staticmethod
+    def append_event(conn: sqlite3.Connection, event: Event, now: str) -> None:
+        conn.execute(
+            "INSERT INTO outbox (seq, event, created_at) VALUES (?, ?, ?)",
+            (event.seq, event.model_dump_json(), now),
+        )
+        conn.execute("UPDATE chain SET last_seq = ?, last_hash = ? WHERE id = 1", (event.seq, event.hash))
+
+    def pending(self, limit: int) -> list[Event]:
+        rows = self.reader().execute("SELECT event FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [Event.model_validate_json(r[0]) for r in rows]
+
+    @staticmethod
+    def acknowledge(conn: sqlite3.Connection, acked_seq: int) -> int:
+        cur = conn.execute("DELETE FROM outbox WHERE seq <= ?", (acked_seq,))
+        conn.execute("UPDATE chain SET acked_seq = MAX(acked_seq, ?) WHERE id = 1", (acked_seq,))
+        return cur.rowcount
+
+    def backlog(self) -> dict[str, Any]:
+        conn = self.reader()
+        count, oldest = conn.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+        acked = conn.execute("SELECT acked_seq, last_seq FROM chain WHERE id = 1").fetchone()
+        return {"size": int(count), "oldest": oldest, "acked_seq": int(acked[0]), "last_seq": int(acked[1])}
+
+    # --- checks ------------------------------------------------------------------------------------
+    def integrity_check(self) -> list[str]:
+        return [r[0] for r in self.reader().execute("PRAGMA integrity_check")]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))

@@ -1,0 +1,135 @@
+"""Store-and-forward to central: events leave the outbox only when central acknowledged them.
+
+Events are created inside the decision's transaction (`new_event`), hash-chained and numbered
+contiguously; the uplink sends the oldest first, in order, and deletes exactly what central's
+`acked_seq` covers. Central applies each (edge_id, seq) once, so resending after a crash or a lost
+answer is harmless. While central is unreachable it backs off exponentially with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from bondgate.wire import Event, EventBody, EventKind, chain_event
+from edge.store import Store
+from edge.timefmt import iso_now
+
+log = logging.getLogger(__name__)
+
+
+def new_event(
+    conn: sqlite3.Connection,
+    *,
+    edge_id: str,
+    kind: EventKind,
+    station: str | None,
+    body: EventBody,
+    occurred_at: datetime,
+) -> Event:
+    """Append the next event of the chain to the outbox, in the caller's transaction."""
+    last_seq, last_hash = Store.chain_head(conn)
+    event = chain_event(
+        last_hash,
+        edge_id=edge_id,
+        seq=last_seq + 1,
+        kind=kind,
+        station=station,
+        occurred_at=occurred_at,
+        body=body,
+    )
+    Store.append_event(conn, event, iso_now())
+    return event
+
+
+@dataclass
+class UplinkStatus:
+    sent: int = 0
+    acked_seq: int = 0
+    last_success_monotonic: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    refused: int = 0
+
+
+@dataclass
+class Uplink:
+    store: Store
+    client: httpx.AsyncClient
+    park_id: str
+    edge_id: str
+    batch_size: int = 500
+    idle_wait_s: float = 1.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 30.0
+    status: UplinkStatus = field(default_factory=UplinkStatus)
+
+    def __post_init__(self) -> None:
+        self._wake = asyncio.Event()
+        self.status.acked_seq = self.store.backlog()["acked_seq"]
+
+    def poke(self) -> None:
+        """New events are in the outbox: send without waiting for the idle timer."""
+        self._wake.set()
+
+    async def send_once(self) -> int:
+        """Send one batch of the oldest events; returns how many left the outbox."""
+        events = await asyncio.to_thread(self.store.pending, self.batch_size)
+        if not events:
+            return 0
+        response = await self.client.post(
+            f"/api/v1/parks/{self.park_id}/events",
+            json={"edge_id": self.edge_id, "events": [e.model_dump(mode="json") for e in events]},
+            timeout=30,
+        )
+        response.raise_for_status()
+        result = response.json()
+        acked = int(result["acked_seq"])
+        if result.get("refused"):
+            self.status.refused += len(result["refused"])
+            log.error("central refused events", extra={"refused": result["refused"][:5], "acked_seq": acked})
+        removed = await self.store.write(lambda conn: Store.acknowledge(conn, acked))
+        self.status.sent += removed
+        self.status.acked_seq = max(self.status.acked_seq, acked)
+        return removed
+
+    async def drain(self) -> None:
+        """Send until the outbox is empty or central stops taking events (tests, shutdown)."""
+        while await self.send_once():
+            pass
+
+    async def run(self) -> None:
+        delay = self.backoff_initial
+        while True:
+            try:
+                moved = await self.send_once()
+            except asyncio.CancelledError:
+                raise
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                self.status.consecutive_failures += 1
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                if self.status.consecutive_failures == 1:
+                    log.warning(
+                        "uplink failing; events kept in the outbox", extra={"error": self.status.last_error}
+                    )
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            if self.status.consecutive_failures:
+                log.info("uplink recovered", extra={"acked_seq": self.status.acked_seq})
+            self.status.consecutive_failures = 0
+            self.status.last_error = None
+            self.status.last_success_monotonic = time.monotonic()
+            delay = self.backoff_initial
+            if moved == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_wait_s)
