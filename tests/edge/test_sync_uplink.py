@@ -74,9 +74,8 @@ def test_a_record_altered_in_the_local_database_fails_its_signature(tmp_path: Pa
         code = sets[0].waybill.logisticsNo
         store.write_sync(
             lambda conn: conn.execute(
-                'UPDATE clearances SET record = replace(record, \'"grossWeight":"0.8\', \'"grossWeight":"9.8\')'
-                " WHERE logistics_no = ?",
-                (code,),
+                "UPDATE clearances SET record = replace(record, ?, ?) WHERE logistics_no = ?",
+                ('"grossWeight":"0.8', '"grossWeight":"9.8', code),
             )
         )
         [cached] = store.lookup(code)
