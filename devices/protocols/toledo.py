@@ -1,0 +1,443 @@
+"""Toledo scale protocols, sans-I/O: the 8217 request/reply protocol and the continuous output.
+
+Why two parsers in one module: both frame on STX … CR, resynchronise on the next STX after
+garbage, and share the 7-bit status-byte conventions (the top bit may be a parity bit when a 7E1
+line is read as 8N1, so it is masked off). Neither parser raises on input: garbage becomes a
+`Garbage` event and is counted; `ToledoProtocolError` is raised only for local misuse (encoding a
+weight the format cannot carry). Results never depend on how the stream was split into chunks: a
+run of garbage is reported when the next STX ends it (or in pieces of MAX_GARBAGE bytes).
+
+8217 (as Odoo's IoT box drives it): the host sends `W`; the scale answers `STX weight CR`, an `N`
+after the digits marking a net weight, or `STX ? status CR` when it cannot weigh (motion, over
+capacity, under zero). The reply carries no unit: the driver is configured with one.
+
+Continuous: `STX SWA SWB SWC` + 6 weight digits + 6 tare digits + CR (+ checksum), streamed.
+Checksum: the 2's complement of the 7-bit sum of STX..CR, masked to 7 bits (Toledo/IND manuals).
+`ToledoContinuousParser(checksum=None)` detects whether the stream carries one (until then frames
+are emitted unverified); True or False fixes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Final, Literal
+
+STX: Final = 0x02
+CR: Final = 0x0D
+LB_KG: Final = Decimal("0.45359237")  # exact, by definition
+MAX_GARBAGE: Final = 64  # a garbage run is reported in pieces of at most this many bytes
+MAX_8217_BODY: Final = 16  # bytes between STX and CR in an 8217 reply
+CONTINUOUS_LEN: Final = 17  # STX + 3 status + 6 + 6 + CR, without the checksum
+_WHITESPACE: Final = frozenset(b" \r\n")
+_8217_WEIGHT = re.compile(rb" *(-?) *(\d+(?:\.\d*)?|\.\d+)(N?) *\Z")
+
+Unit = Literal["kg", "lb"]
+
+
+class ToledoProtocolError(Exception):
+    """Local misuse of the encoders; received bytes never raise."""
+
+
+class _Need(Enum):
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA: Final = _Need.NEED_DATA
+NeedData = Literal[_Need.NEED_DATA]
+
+
+def kg(value: Decimal, unit: Unit) -> Decimal:
+    """Exact: Toledo values have at most 6 digits, well inside Decimal's default precision."""
+    return value if unit == "kg" else value * LB_KG
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """Bytes that were not a frame (noise, a truncated frame, a bad status byte)."""
+
+    data: bytes
+
+
+class _Framer:
+    """A byte buffer with a read position: compacted on receive, never per frame (cheap streams)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.garbage = 0  # Garbage events reported
+        self.frames = 0  # good frames
+
+    def receive_data(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def clear(self) -> None:
+        """Forget buffered bytes (after a timeout, so a late half-reply cannot pair with the next)."""
+        self._buf.clear()
+        self._pos = 0
+
+    def _garbage_before_stx(self) -> Garbage | NeedData | None:
+        """Skip to the next STX. Returns Garbage for a reportable run, None when positioned on an
+        STX, NEED_DATA when no STX is buffered yet. Whitespace-only runs are dropped silently (CR LF
+        between frames is common)."""
+        buf, pos = self._buf, self._pos
+        while True:
+            stx = buf.find(b"\x02", pos)
+            if stx == pos:
+                self._pos = pos
+                return None
+            end = len(buf) if stx == -1 else stx
+            if end - pos >= MAX_GARBAGE:
+                end = pos + MAX_GARBAGE
+            elif stx == -1:
+                self._pos = pos
+                return NEED_DATA
+            run = bytes(buf[pos:end])
+            pos = end
+            if not _WHITESPACE.issuperset(run):
+                self._pos = pos
+                self.garbage += 1
+                return Garbage(run)
+
+
+# --- 8217 -----------------------------------------------------------------------------------------
+
+Command8217 = Literal["W", "Z", "T", "C"]
+
+
+def encode_8217(command: Command8217) -> bytes:
+    """W weigh, Z zero, T tare, C clear tare: one byte, no terminator."""
+    if command not in ("W", "Z", "T", "C"):
+        raise ToledoProtocolError(f"unknown 8217 command {command!r}")
+    return command.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Weight8217:
+    """A weight answer: the scale is stable (it answers with a status while in motion)."""
+
+    value: Decimal  # in the indicator's configured unit
+    net: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Status8217:
+    """`STX ? status CR`: why the scale did not send a weight."""
+
+    status: int  # bit 6 always set
+
+    @property
+    def motion(self) -> bool:
+        return bool(self.status & 0x01)
+
+    @property
+    def over_capacity(self) -> bool:
+        return bool(self.status & 0x02)
+
+    @property
+    def under_zero(self) -> bool:
+        return bool(self.status & 0x04)
+
+    @property
+    def outside_zero_range(self) -> bool:
+        return bool(self.status & 0x08)
+
+    @property
+    def centre_of_zero(self) -> bool:
+        return bool(self.status & 0x10)
+
+    @property
+    def net(self) -> bool:
+        return bool(self.status & 0x20)
+
+
+Event8217 = Weight8217 | Status8217 | Garbage
+
+
+def status_byte(
+    *,
+    motion: bool = False,
+    over_capacity: bool = False,
+    under_zero: bool = False,
+    outside_zero_range: bool = False,
+    centre_of_zero: bool = False,
+    net: bool = False,
+) -> int:
+    flags = (motion, over_capacity, under_zero, outside_zero_range, centre_of_zero, net)
+    return 0x40 | sum(1 << bit for bit, on in enumerate(flags) if on)
+
+
+def encode_8217_reply(reply: Weight8217 | Status8217) -> bytes:
+    """What an 8217 sends (simulator, round-trip tests): `b"\\x02  1.234\\r"`, `b"\\x02?A\\r"`."""
+    if isinstance(reply, Status8217):
+        if not 0x40 <= reply.status <= 0x7F:
+            raise ToledoProtocolError(f"8217 status must have bit 6 set: {reply.status:#x}")
+        return bytes((STX, ord("?"), reply.status, CR))
+    if not reply.value.is_finite():
+        raise ToledoProtocolError(f"not a weight: {reply.value}")
+    text = f"{format(reply.value, 'f'):>7}" + ("N" if reply.net else "")
+    if len(text) > MAX_8217_BODY:
+        raise ToledoProtocolError(f"weight too long for an 8217 reply: {text}")
+    return b"\x02" + text.encode("ascii") + b"\r"
+
+
+def parse_8217_body(body: bytes) -> Weight8217 | Status8217 | None:
+    """The bytes between STX and CR; None if they are neither a weight nor a status."""
+    if len(body) == 2 and body[0] == ord("?"):
+        status = body[1] & 0x7F
+        return Status8217(status) if status & 0x40 else None
+    match = _8217_WEIGHT.match(body)
+    if match is None:
+        return None
+    sign, digits, net = match.groups()
+    return Weight8217(Decimal((sign + digits).decode()), net=bool(net))
+
+
+class Toledo8217Parser(_Framer):
+    """Bytes in, replies out: `receive_data(bytes)`, then `next_event()` until NEED_DATA."""
+
+    def next_event(self) -> Event8217 | NeedData:
+        while True:
+            skipped = self._garbage_before_stx()
+            if skipped is not None:
+                return skipped
+            buf, pos = self._buf, self._pos
+            window = buf[pos + 1 : pos + 2 + MAX_8217_BODY]
+            cr, stx = window.find(b"\r"), window.find(b"\x02")
+            if cr != -1 and (stx == -1 or cr < stx):
+                self._pos = pos + 2 + cr
+                reply = parse_8217_body(bytes(window[:cr]))
+                if reply is not None:
+                    self.frames += 1
+                    return reply
+                self.garbage += 1
+                return Garbage(bytes(buf[pos : self._pos]))
+            if stx == -1 and len(window) <= MAX_8217_BODY:
+                return NEED_DATA  # a frame still arriving
+            # a new STX before the CR, or no CR where one must be: the frame is broken
+            end = pos + 1 + (stx if stx != -1 else len(window))
+            self._pos = end
+            self.garbage += 1
+            return Garbage(bytes(buf[pos:end]))
+
+
+# --- continuous output ----------------------------------------------------------------------------
+
+_INCREMENTS: Final[dict[int, int]] = {0b01: 1, 0b10: 2, 0b11: 5}
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuousFrame:
+    """One continuous-output frame, decoded. `weight` is signed and in `unit`."""
+
+    weight: Decimal
+    tare: Decimal
+    unit: Unit
+    net: bool = False
+    motion: bool = False
+    out_of_range: bool = False
+    increment: int | None = 1  # display increment ×1, ×2, ×5 (None: code 00, undefined)
+    checksum_ok: bool | None = None  # None: the stream carries no checksum (or not yet known)
+
+    @property
+    def kg(self) -> Decimal:
+        return kg(self.weight, self.unit)
+
+    @property
+    def tare_kg(self) -> Decimal:
+        return kg(self.tare, self.unit)
+
+    @property
+    def stable(self) -> bool:
+        return not self.motion and not self.out_of_range
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksumError:
+    """A well-formed frame whose checksum byte is wrong (a corrupted byte on the line)."""
+
+    frame: bytes
+
+
+ContinuousEvent = ContinuousFrame | ChecksumError | Garbage
+
+
+def continuous_checksum(frame: bytes) -> int:
+    """2's complement of the sum of bits 0–6 of every byte from STX to CR, in 7 bits."""
+    return -sum(b & 0x7F for b in frame) & 0x7F
+
+
+def _exponent(swa: int) -> int:
+    """SWA bits 0–2: 010 none, 011 X.X, 100 X.XX, 101 X.XXX (and 000 XX00, 001 XX0, 110/111
+    four/five decimals, per Toledo) — i.e. a power of ten of 2 − code."""
+    return 2 - (swa & 0x07)
+
+
+def decode_continuous(frame: bytes, checksum_ok: bool | None = None) -> ContinuousFrame | None:
+    """A 17-byte frame (STX..CR) → ContinuousFrame; None if it is not one."""
+    if len(frame) != CONTINUOUS_LEN or frame[0] != STX or frame[16] != CR:
+        return None
+    swa, swb, swc = frame[1] & 0x7F, frame[2] & 0x7F, frame[3] & 0x7F
+    if not (swa & 0x20 and swb & 0x20 and swc & 0x20) or swa & 0x40:
+        return None
+    weight_digits, tare_digits = frame[4:10], frame[10:16]
+    if not (_digits(weight_digits) and _digits(tare_digits)):
+        return None
+    exponent = _exponent(swa)
+    weight = Decimal(int(weight_digits.strip() or b"0")).scaleb(exponent)
+    if swb & 0x02:
+        weight = -weight
+    return ContinuousFrame(
+        weight=weight,
+        tare=Decimal(int(tare_digits.strip() or b"0")).scaleb(exponent),
+        unit="kg" if swb & 0x10 else "lb",
+        net=bool(swb & 0x01),
+        motion=bool(swb & 0x08),
+        out_of_range=bool(swb & 0x04),
+        increment=_INCREMENTS.get((swa >> 3) & 0x03),
+        checksum_ok=checksum_ok,
+    )
+
+
+def _digits(field: bytes) -> bool:
+    """Six digits; leading blanks allowed (some indicators blank leading zeros)."""
+    stripped = field.lstrip(b" ")
+    return stripped.isdigit() or (not stripped and len(field) == 6)
+
+
+def encode_continuous(
+    weight: Decimal,
+    *,
+    decimals: int = 2,
+    unit: Unit = "kg",
+    tare: Decimal = Decimal(0),
+    net: bool = False,
+    motion: bool = False,
+    out_of_range: bool = False,
+    increment: Literal[1, 2, 5] = 1,
+    with_checksum: bool = False,
+) -> bytes:
+    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places.
+
+    12.34 kg gross stable, 2 decimals: `b"\\x02,0 001234000000\\r"`.
+    """
+    if not 0 <= decimals <= 5:
+        raise ToledoProtocolError(f"decimals must be 0–5, not {decimals}")
+    counts = []
+    for value in (weight, tare):
+        if not value.is_finite():
+            raise ToledoProtocolError(f"not a weight: {value}")
+        scaled = abs(value).scaleb(decimals)
+        if scaled != scaled.to_integral_value() or scaled >= 1_000_000:
+            raise ToledoProtocolError(f"{value} does not fit 6 digits with {decimals} decimals")
+        counts.append(int(scaled))
+    inc = {1: 0b01, 2: 0b10, 5: 0b11}[increment]
+    swa = 0x20 | inc << 3 | (2 + decimals)
+    negative = weight < 0
+    swb = 0x20 | net | negative << 1 | out_of_range << 2 | motion << 3 | (unit == "kg") << 4
+    frame = bytes((STX, swa, swb, 0x20)) + b"%06d%06d\r" % (counts[0], counts[1])
+    return frame + bytes((continuous_checksum(frame),)) if with_checksum else frame
+
+
+class ToledoContinuousParser(_Framer):
+    """Bytes in, frames out. `checksum`: True (required), False (none) or None (detect).
+
+    Detection: after a frame, the next byte is either its checksum or the next STX. Until
+    DETECT_AFTER frames in a row agree, frames are emitted unverified (`checksum_ok=None`) and a
+    byte that matches the checksum is consumed; from then on `checksum` is settled and, if True,
+    every frame waits for and is verified against its checksum byte. Needing agreement in a row
+    keeps one noise byte that happens to equal a checksum from settling the wrong way.
+    """
+
+    DETECT_AFTER: Final = 3
+
+    def __init__(self, checksum: bool | None = None) -> None:
+        super().__init__()
+        self.checksum = checksum
+        self._after_frame: int | None = None  # expected checksum of the frame just emitted (detecting)
+        self._streak: tuple[bool, int] = (False, 0)  # (what the last observations said, how many)
+        self.checksum_errors = 0
+
+    def clear(self) -> None:
+        super().clear()
+        self._after_frame = None
+        self._streak = (False, 0)
+
+    def next_event(self) -> ContinuousEvent | NeedData:
+        while True:
+            if self._after_frame is not None and not self._detect():
+                return NEED_DATA
+            skipped = self._garbage_before_stx()
+            if skipped is not None:
+                return skipped
+            return self._frame_at_stx()
+
+    def _detect(self) -> bool:
+        """Look at the byte after an unverified frame; False if it has not arrived."""
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            return False
+        expected, self._after_frame = self._after_frame, None
+        if buf[pos] == STX and expected != STX:
+            self._vote(False)
+        elif buf[pos] & 0x7F == expected and buf[pos] != STX:
+            self._pos = pos + 1
+            self._vote(True)
+        else:
+            self._streak = (False, 0)  # garbage, or an STX that may be either: no evidence
+        return True
+
+    def _vote(self, present: bool) -> None:
+        said, count = self._streak
+        count = count + 1 if said == present else 1
+        self._streak = (present, count)
+        if count >= self.DETECT_AFTER:
+            self.checksum = present
+
+    def _frame_at_stx(self) -> ContinuousEvent | NeedData:
+        """Positioned on an STX: a frame, or garbage from a false STX up to the next one."""
+        buf, pos = self._buf, self._pos
+        size = CONTINUOUS_LEN + (1 if self.checksum else 0)
+        if len(buf) - pos < size:
+            # wait for a whole frame — unless a CR or STX inside shows it can't be one
+            return NEED_DATA if self._may_be_frame(pos) else self._false_stx(pos)
+        frame = bytes(buf[pos : pos + CONTINUOUS_LEN])
+        if decode_continuous(frame) is None:
+            return self._false_stx(pos)
+        self._pos = pos + size
+        if self.checksum:
+            if buf[pos + CONTINUOUS_LEN] & 0x7F != continuous_checksum(frame):
+                self.checksum_errors += 1
+                return ChecksumError(bytes(buf[pos : pos + size]))
+            ok: bool | None = True
+        else:
+            ok = None
+            if self.checksum is None:
+                self._after_frame = continuous_checksum(frame)
+        self.frames += 1
+        return decode_continuous(frame, ok)
+
+    def _may_be_frame(self, pos: int) -> bool:
+        """An incomplete frame can be ruled out early: STX or CR may only appear at its ends."""
+        inner = self._buf[pos + 1 : pos + CONTINUOUS_LEN - 1]
+        if b"\x02" in inner or b"\r" in inner:
+            return False
+        end = pos + CONTINUOUS_LEN - 1
+        return end >= len(self._buf) or self._buf[end] == CR
+
+    def _false_stx(self, pos: int) -> Garbage | NeedData:
+        """Not a frame here: report from this STX up to the next STX as garbage."""
+        nxt = self._buf.find(b"\x02", pos + 1)
+        if nxt == -1:
+            if len(self._buf) - pos < MAX_GARBAGE:
+                return NEED_DATA
+            nxt = pos + MAX_GARBAGE
+        end = min(nxt, pos + MAX_GARBAGE)
+        self._pos = end
+        self.garbage += 1
+        return Garbage(bytes(self._buf[pos:end]))

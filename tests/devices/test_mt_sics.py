@@ -1,0 +1,388 @@
+"""MT-SICS parser, encoders and client, tested the h11 way: every input whole, split at every byte,
+one byte at a time and with trailing data; fuzzed garbage; exact round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from devices.protocols.mt_sics import (
+    KG_PER_UNIT,
+    MAX_LINE,
+    NEED_DATA,
+    Busy,
+    Command,
+    LogicalErrorReply,
+    MtSicsClient,
+    MtSicsParser,
+    MtSicsProtocolError,
+    Overload,
+    ParserEvent,
+    Reply,
+    ResetReply,
+    SyntaxErrorReply,
+    TareReply,
+    TransmissionErrorReply,
+    Underload,
+    Unparsed,
+    Unsolicited,
+    WeightReply,
+    ZeroReply,
+    encode,
+    encode_reply,
+    parse_line,
+)
+
+# Every example reply in PROTOCOLS.md, written out by hand (independent of encode_reply).
+EXAMPLES: list[tuple[bytes, ParserEvent]] = [
+    (b"S S     100.00 g\r\n", WeightReply("S", "S", Decimal("100.00"), "g")),
+    (b"S I\r\n", Busy()),
+    (b"S +\r\n", Overload()),
+    (b"S -\r\n", Underload()),
+    (b"S S      12.345 kg\r\n", WeightReply("S", "S", Decimal("12.345"), "kg")),
+    (b"S D     100.02 g\r\n", WeightReply("S", "D", Decimal("100.02"), "g")),
+    (b"Z A\r\n", ZeroReply("Z", "A")),
+    (b"Z I\r\n", ZeroReply("Z", "I")),
+    (b"Z +\r\n", ZeroReply("Z", "+")),
+    (b"Z -\r\n", ZeroReply("Z", "-")),
+    (b"ZI S\r\n", ZeroReply("ZI", "S")),
+    (b"ZI D\r\n", ZeroReply("ZI", "D")),
+    (b"T S      50.00 g\r\n", TareReply("T", "S", Decimal("50.00"), "g")),
+    (b"TA A      50.00 g\r\n", TareReply("TA", "A", Decimal("50.00"), "g")),
+    (b"TAC A\r\n", TareReply("TAC", "A")),
+    (b'I4 A "0123456789"\r\n', ResetReply("0123456789")),
+    (b"ES\r\n", SyntaxErrorReply()),
+    (b"ET\r\n", TransmissionErrorReply()),
+    (b"EL\r\n", LogicalErrorReply()),
+]
+STREAM = b"".join(data for data, _ in EXAMPLES)
+EXPECTED = [event for _, event in EXAMPLES]
+
+
+def drain(parser: MtSicsParser) -> list[ParserEvent]:
+    events = []
+    while (event := parser.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
+def feed(chunks: Iterable[bytes]) -> list[ParserEvent]:
+    parser = MtSicsParser()
+    events: list[ParserEvent] = []
+    for chunk in chunks:
+        parser.receive_data(chunk)
+        events += drain(parser)
+    return events
+
+
+def one_byte_at_a_time(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "expected"), EXAMPLES, ids=[d.decode().strip() for d, _ in EXAMPLES])
+def test_each_documented_reply(data: bytes, expected: ParserEvent) -> None:
+    assert feed([data]) == [expected]
+
+
+def test_whole_stream() -> None:
+    assert feed([STREAM]) == EXPECTED
+
+
+def test_split_at_every_byte() -> None:
+    for i in range(len(STREAM) + 1):
+        assert feed([STREAM[:i], STREAM[i:]]) == EXPECTED, i
+
+
+def test_one_byte_at_a_time() -> None:
+    assert feed(one_byte_at_a_time(STREAM)) == EXPECTED
+
+
+def test_trailing_partial_line_waits_for_its_terminator() -> None:
+    parser = MtSicsParser()
+    parser.receive_data(b"S S     100.00 g\r\nS D   1")
+    assert drain(parser) == [WeightReply("S", "S", Decimal("100.00"), "g")]
+    parser.receive_data(b".5 kg\r")
+    assert parser.next_event() is NEED_DATA
+    parser.receive_data(b"\n")
+    assert drain(parser) == [WeightReply("S", "D", Decimal("1.5"), "kg")]
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "unit"),
+    [
+        (b"S S 100.00 g", "100.00", "g"),  # no padding at all
+        (b"S\tS\t  100.00\tg", "100.00", "g"),  # tabs
+        (b"  S   S        12.345   kg  ", "12.345", "kg"),  # extra blanks everywhere
+        (b"S S    -  1.5 lb", "-1.5", "lb"),  # sign apart from the digits, column-aligned
+        (b"S S     -1.5 lb", "-1.5", "lb"),  # sign glued on
+        (b"S S        .5 oz", ".5", "oz"),
+        (b"S S          7 kg", "7", "kg"),
+    ],
+)
+def test_parsed_by_whitespace_not_columns(line: bytes, value: str, unit: str) -> None:
+    assert parse_line(line) == WeightReply("S", "S", Decimal(value), unit)
+
+
+@pytest.mark.parametrize(
+    ("line", "kg"),
+    [
+        (b"S S     100.00 g", "0.1"),
+        (b"S S      12.345 kg", "12.345"),
+        (b"S S       1.00 lb", "0.45359237"),
+        (b"S S      16 oz", "0.45359237"),
+        (b"S S     2.2046 lb", "0.999989738902"),  # exact, not 1.0 and not a float
+        (b"S S     500 mg", "0.0005"),
+    ],
+)
+def test_units_convert_to_kg_exactly(line: bytes, kg: str) -> None:
+    reply = parse_line(line)
+    assert isinstance(reply, WeightReply)
+    assert reply.kg == Decimal(kg)
+    assert isinstance(reply.kg, Decimal)
+
+
+def test_bare_lf_and_blank_lines() -> None:
+    assert feed([b"\r\n\n   \r\nS S 1 kg\nZ A\r\n"]) == [
+        WeightReply("S", "S", Decimal(1), "kg"),
+        ZeroReply("Z", "A"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"hello",
+        b"S S",  # a stable weight without the weight
+        b"S S 12.3",  # without a unit
+        b"S S 12.3 stone",  # a unit we cannot convert
+        b"S S 1.2.3 kg",
+        b"S S 1e3 kg",  # no exponents on the wire
+        b"S X 1 kg",
+        b"S I extra",
+        b"Z Q",
+        b"ZI A",  # ZI answers S or D, not A
+        b"T A 1 kg",
+        b"TAC A 1 kg",
+        b"T S",
+        b"I4 A",
+        b'I4 A "',
+        b"S S \xb51 g",  # not ASCII
+        b"S S " + b"9" * 30 + b" g",  # too many digits to be a balance's weight
+    ],
+)
+def test_garbage_lines_are_unparsed_and_counted(line: bytes) -> None:
+    parser = MtSicsParser()
+    parser.receive_data(line + b"\r\nS I\r\n")
+    assert drain(parser) == [Unparsed(line), Busy()]
+    assert parser.unparsed == 1
+
+
+def test_over_long_line_reported_once_whatever_the_chunking() -> None:
+    data = b"S S " + b"x" * (3 * MAX_LINE) + b"\r\nS +\r\n"
+    expected = [Unparsed(data[:MAX_LINE]), Overload()]
+    assert feed([data]) == expected
+    assert feed(one_byte_at_a_time(data)) == expected
+    for i in range(0, len(data), 37):
+        assert feed([data[:i], data[i:]]) == expected
+
+
+def test_resynchronises_after_noise() -> None:
+    noise = b"\x00\xff\x13garbage\x1b[2J"
+    assert feed([noise + b"\r\n" + STREAM]) == [Unparsed(noise), *EXPECTED]
+
+
+# --- hypothesis: garbage never escapes, round trips are exact -------------------------------------
+
+
+@given(st.lists(st.binary(max_size=80), max_size=20))
+def test_any_bytes_in_any_chunks_never_raise(chunks: list[bytes]) -> None:
+    events = feed(chunks)
+    assert events == feed([b"".join(chunks)])  # chunking never changes the result
+    assert all(isinstance(e, Reply | Unparsed) for e in events)
+
+
+DECIMALS = st.integers(min_value=0, max_value=6)
+
+
+@st.composite
+def weights(draw: st.DrawFn) -> tuple[Decimal, str]:
+    places = draw(DECIMALS)
+    units = draw(st.sampled_from(sorted(KG_PER_UNIT)))
+    value = draw(
+        st.decimals(min_value=-99999, max_value=99999, places=places, allow_nan=False, allow_infinity=False)
+    )
+    return value, units
+
+
+@given(weights(), st.sampled_from(["S", "D"]))
+def test_weight_round_trip_exact(weight: tuple[Decimal, str], status: str) -> None:
+    value, unit = weight
+    reply = WeightReply("S", status, value, unit)  # type: ignore[arg-type]
+    (parsed,) = feed([encode_reply(reply)])
+    assert parsed == reply
+    assert isinstance(parsed, WeightReply)
+    assert parsed.value.as_tuple().exponent == value.as_tuple().exponent  # resolution kept
+    assert parsed.kg == value * KG_PER_UNIT[unit]  # exact (Decimal context is wide enough here)
+
+
+_SERIALS = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='"'),
+    min_size=1,
+    max_size=20,
+)
+REPLIES: st.SearchStrategy[Reply] = st.one_of(
+    st.builds(lambda w, s: WeightReply("S", s, *w), weights(), st.sampled_from(["S", "D"])),
+    st.sampled_from([Busy(), Overload(), Underload(), SyntaxErrorReply(), TransmissionErrorReply()]),
+    st.sampled_from([LogicalErrorReply(), LogicalErrorReply("S"), LogicalErrorReply("TA")]),
+    st.builds(ZeroReply, st.just("Z"), st.sampled_from(["A", "I", "+", "-"])),
+    st.builds(ZeroReply, st.just("ZI"), st.sampled_from(["S", "D", "I", "+", "-"])),
+    st.builds(lambda w: TareReply("T", "S", *w), weights()),
+    st.builds(lambda w: TareReply("TA", "A", *w), weights()),
+    st.builds(TareReply, st.sampled_from(["T", "TA", "TAC"]), st.sampled_from(["I", "+", "-"])),
+    st.just(TareReply("TAC", "A")),
+    st.builds(ResetReply, _SERIALS),
+)
+
+
+@given(st.lists(REPLIES, max_size=10), st.data())
+def test_any_replies_round_trip_in_any_chunks(replies: list[Reply], data: st.DataObject) -> None:
+    stream = b"".join(encode_reply(r) for r in replies)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert feed(chunks) == replies
+
+
+@given(st.lists(st.one_of(REPLIES, st.binary(max_size=30).filter(lambda b: b"\n" not in b)), max_size=12))
+def test_replies_survive_garbage_lines_between_them(items: list[Reply | bytes]) -> None:
+    stream = b"".join(encode_reply(i) if not isinstance(i, bytes) else i + b"\r\n" for i in items)
+    expected = [i for i in items if not isinstance(i, bytes)]
+    got = [e for e in feed([stream]) if not isinstance(e, Unparsed)]
+    # a garbage line can itself be a valid reply ("ES"); what was sent as a reply always arrives, in order
+    it = iter(got)
+    assert all(any(g == e for g in it) for e in expected)
+
+
+# --- encoding -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "wire"),
+    [
+        ("S", b"S\r\n"),
+        ("SI", b"SI\r\n"),
+        ("SIR", b"SIR\r\n"),
+        ("Z", b"Z\r\n"),
+        ("ZI", b"ZI\r\n"),
+        ("T", b"T\r\n"),
+        ("TA", b"TA\r\n"),
+        ("TAC", b"TAC\r\n"),
+        ("@", b"@\r\n"),
+    ],
+)
+def test_commands(command: str, wire: bytes) -> None:
+    assert encode(command) == wire
+    assert encode(Command(command)) == wire
+
+
+def test_tare_preset_and_bad_commands() -> None:
+    assert encode(Command.TA, (Decimal("50.00"), "g")) == b"TA 50.00 g\r\n"
+    with pytest.raises(MtSicsProtocolError):
+        encode("W")
+    with pytest.raises(MtSicsProtocolError):
+        encode(Command.S, (Decimal(1), "kg"))
+    with pytest.raises(MtSicsProtocolError):
+        encode(Command.TA, (Decimal(1), "stone"))
+    with pytest.raises(MtSicsProtocolError):
+        encode(Command.TA, (Decimal("NaN"), "kg"))
+
+
+def test_reply_encoding_matches_the_documented_columns() -> None:
+    assert encode_reply(WeightReply("S", "S", Decimal("100.00"), "g")) == b"S S     100.00 g\r\n"
+    # the value is right-aligned in 10 characters (PROTOCOLS' SI example pads one more: whitespace
+    # parsing takes both, see EXAMPLES)
+    assert encode_reply(WeightReply("S", "D", Decimal("-12.345"), "kg")) == b"S D    -12.345 kg\r\n"
+    assert encode_reply(TareReply("T", "S", Decimal("50.00"), "g")) == b"T S      50.00 g\r\n"
+    assert encode_reply(ResetReply("0123456789")) == b'I4 A "0123456789"\r\n'
+
+
+# --- the client: no pipelining, replies matched to their command ---------------------------------
+
+
+def client_events(client: MtSicsClient, data: bytes) -> list[object]:
+    client.receive_data(data)
+    events = []
+    while (event := client.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
+def test_client_refuses_a_second_command_while_one_is_outstanding() -> None:
+    client = MtSicsClient()
+    assert client.send(Command.SI) == b"SI\r\n"
+    with pytest.raises(MtSicsProtocolError, match="pipelining"):
+        client.send(Command.Z)
+    assert client_events(client, b"S D      1.5 kg\r\n") == [WeightReply("SI", "D", Decimal("1.5"), "kg")]
+    assert client.outstanding is None
+    assert client.send(Command.Z) == b"Z\r\n"
+
+
+def test_client_names_the_command_that_asked() -> None:
+    client = MtSicsClient()
+    client.send("S")
+    assert client_events(client, b"S I\r\n") == [Busy("S")]
+    client.send("SI")
+    assert client_events(client, b"S +\r\n") == [Overload("SI")]
+
+
+def test_client_sir_streams_until_reset() -> None:
+    client = MtSicsClient()
+    client.send(Command.SIR)
+    events = client_events(client, b"S D 1.0 kg\r\nS D 1.1 kg\r\nS S 1.2 kg\r\n")
+    assert [e.status for e in events if isinstance(e, WeightReply)] == ["D", "D", "S"]
+    assert all(isinstance(e, WeightReply) and e.command == "SIR" for e in events)
+    assert client.outstanding is Command.SIR
+    assert client.send(Command.RESET) == b"@\r\n"  # @ is allowed while SIR runs: it stops it
+    stale = WeightReply("S", "S", Decimal("1.2"), "kg")
+    assert client_events(client, b"S S 1.2 kg\r\nI4 A \"42\"\r\n") == [Unsolicited(stale), ResetReply("42")]
+    assert client.outstanding is None
+    assert client.unsolicited == 1
+
+
+def test_client_errors_answer_any_command() -> None:
+    client = MtSicsClient()
+    client.send(Command.TAC)
+    assert client_events(client, b"ES\r\n") == [SyntaxErrorReply()]
+    assert client.outstanding is None
+    client.send(Command.SI)
+    assert client_events(client, b"S L\r\n") == [LogicalErrorReply("S")]
+
+
+def test_client_replies_for_another_command_are_unsolicited() -> None:
+    client = MtSicsClient()
+    assert client_events(client, b"S S 1 kg\r\n") == [Unsolicited(WeightReply("S", "S", Decimal(1), "kg"))]
+    client.send(Command.Z)
+    assert client_events(client, b"T S 1 kg\r\nZ A\r\n") == [
+        Unsolicited(TareReply("T", "S", Decimal(1), "kg")),
+        ZeroReply("Z", "A"),
+    ]
+    client.send(Command.ZI)
+    assert client_events(client, b"Z A\r\nZI D\r\n") == [
+        Unsolicited(ZeroReply("Z", "A")),
+        ZeroReply("ZI", "D"),
+    ]
+
+
+def test_client_abandon_forgets_the_command_and_a_half_line() -> None:
+    client = MtSicsClient()
+    client.send(Command.SI)
+    assert client_events(client, b"S S   1") == []
+    client.abandon()
+    client.send(Command.SI)
+    assert client_events(client, b"S S 2 kg\r\n") == [WeightReply("SI", "S", Decimal(2), "kg")]
