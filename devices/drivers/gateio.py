@@ -1,0 +1,186 @@
+"""A gate I/O module (photo-eyes, loops, barrier switches in; barrier, diverter, stack light out).
+
+One supervisor per module runs a session: connect, drive every output to its safe value, then poll
+the DIs at `poll_hz` and turn changes into `InputChanged` events stamped with the monotonic time
+the answer arrived. Failure handling follows the supervisor's three states:
+
+- no answer (timeout) or connection lost → the session ends → DOWN within one `timeout_s`; the
+  supervisor retries with backoff capped at 1 s, so a module that comes back is UP within ~1–2 s;
+- an exception response (the module is alive but refuses) → DEGRADED, polling continues;
+- a command whose read-back disagrees → DEGRADED and `OutputMismatch`.
+
+Commands never hang: on a module that is not up they raise `DeviceError` at once, and every
+request is bounded by the bus timeout. Outputs are confirmed by reading the coil back, because a
+write acknowledgement only says the module received the request, not that the coil is there (a
+forced output or a module in its safe mode acknowledges and ignores). Each output has its own lock,
+so a 1 s barrier pulse does not hold up the stack light; requests still go one at a time per bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.events import EventStream
+from devices.health import DeviceError, State, Supervisor
+from devices.protocols.io_profiles import InputTracker, IOMap
+from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse
+
+log = logging.getLogger(__name__)
+
+
+class GateIOConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: Endpoint
+    device_id: int = Field(1, ge=0, le=255)
+    io: IOMap
+    poll_hz: float = Field(50.0, gt=0, le=1000)
+    timeout_s: float = Field(0.25, gt=0, le=10)  # per request; also how fast a dead module is DOWN
+    emit_initial: bool = False  # see InputTracker
+
+
+class OutputMismatch(DeviceError):
+    """The coil read back differs from what was written."""
+
+
+class GateIODriver:
+    def __init__(self, name: str, config: GateIOConfig, *, bus: ModbusBus | None = None) -> None:
+        self.name = name
+        self.config = config
+        self._own_bus = bus is None
+        self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s)
+        self.events = EventStream()
+        self.supervisor = Supervisor(name, self._session)
+        self._tracker = InputTracker(name, config.io.inputs, emit_initial=config.emit_initial)
+        self._outputs: dict[str, bool] = {}
+        self._locks = {output: asyncio.Lock() for output in config.io.outputs}
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+
+    # --- state ---------------------------------------------------------------------------------------
+    @property
+    def inputs(self) -> dict[str, bool]:
+        """Last polled value of every input (stale when the module is DOWN: check supervisor.health)."""
+        return self._tracker.state
+
+    @property
+    def outputs(self) -> dict[str, bool]:
+        """Last confirmed value of every output written since start."""
+        return dict(self._outputs)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.supervisor.run(), name=f"gateio:{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._own_bus:
+            self.bus.close()
+
+    async def __aenter__(self) -> GateIODriver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- the session ---------------------------------------------------------------------------------
+    async def _session(self, sup: Supervisor) -> None:
+        await self.bus.connect()
+        await self._drive_safe()
+        profile = self.config.io.profile
+        period = 1.0 / self.config.poll_hz
+        next_at = time.monotonic()
+        while True:
+            try:
+                bits = await self.bus.read_discrete_inputs(
+                    self.config.device_id, profile.di_address, profile.di_count
+                )
+            except ModbusExceptionResponse as exc:
+                sup.fault(str(exc))  # alive but refusing: keep polling
+            else:
+                at = time.monotonic()
+                self.polls += 1
+                sup.seen()
+                for event in self._tracker.update(bits, at):
+                    self.events.put(event)
+            next_at += period
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind (slow bus): do not burst to catch up
+                next_at, delay = time.monotonic(), 0.0
+            await asyncio.sleep(delay)
+
+    # --- commands ------------------------------------------------------------------------------------
+    def _check_up(self) -> None:
+        health = self.supervisor.health
+        if health.state not in (State.UP, State.DEGRADED):
+            raise DeviceError(f"{self.name} is {health.state.value}: {health.reason or 'not connected'}")
+
+    def _lock(self, output: str) -> asyncio.Lock:
+        try:
+            return self._locks[output]
+        except KeyError:
+            raise KeyError(f"{self.name}: no output named {output!r}") from None
+
+    async def set_output(self, name: str, value: bool) -> None:
+        """Write the coil and read it back; DeviceError unless the module confirms `value`."""
+        lock = self._lock(name)
+        self._check_up()
+        async with lock:
+            await self._write_confirmed(name, value)
+
+    async def pulse(self, name: str, seconds: float) -> None:
+        """On, confirmed; wait; off, confirmed. The off is sent even if the caller is cancelled."""
+        lock = self._lock(name)
+        self._check_up()
+        async with lock:
+            try:
+                await self._write_confirmed(name, True)
+                await asyncio.sleep(seconds)
+            finally:  # also after a failed "on": the write may have landed before the answer was lost
+                await asyncio.shield(self._write_confirmed(name, False))
+
+    async def safe_state(self) -> None:
+        """Drive every output to its configured safe value (also done at the start of each session)."""
+        self._check_up()
+        await self._drive_safe()
+
+    async def _drive_safe(self) -> None:
+        failures = []
+        for name, point in self.config.io.outputs.items():
+            try:
+                async with self._locks[name]:
+                    await self._write_confirmed(name, point.safe)
+            except DeviceError as exc:
+                failures.append(str(exc))  # keep going: make every other output safe
+        if failures:
+            raise DeviceError(f"{self.name}: safe state not reached: " + "; ".join(failures))
+
+    async def _write_confirmed(self, name: str, value: bool) -> None:
+        address = self.config.io.coil(name)
+        unit = self.config.device_id
+        extra = {"device": self.name, "output": name, "value": value, "address": address}
+        try:
+            await self.bus.write_coil(unit, address, value)
+            (actual,) = await self.bus.read_coils(unit, address, 1)
+        except ModbusExceptionResponse as exc:
+            self.supervisor.fault(f"{name}: {exc}")
+            raise
+        if actual != value:
+            self._outputs[name] = actual
+            reason = f"output {name!r} (coil {address}) reads {actual} after writing {value}"
+            self.supervisor.fault(reason)
+            log.warning("output not confirmed", extra=extra | {"actual": actual})
+            raise OutputMismatch(f"{self.name}: {reason}")
+        self._outputs[name] = value
+        log.debug("output confirmed", extra=extra)
