@@ -1,0 +1,147 @@
+"""The Modbus weight indicator driver against the simulator over real Modbus TCP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.constants import ExcCodes
+
+from devices.drivers.modbus_scale import ModbusScaleConfig, ModbusScaleDriver
+from devices.events import WeightReading
+from devices.health import DeviceError, State
+from devices.protocols.modbus_weight import GENERIC_INT32, WeightMap
+from devices.transports.modbus import TcpEndpoint
+from firmware_sim.modbus_scale import ModbusScaleSim
+
+WAIT = 5.0
+
+
+def run(coro: Coroutine[Any, Any, None], timeout: float = 30) -> None:
+    asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def config(port: int, weight_map: WeightMap = GENERIC_INT32, **kw: Any) -> ModbusScaleConfig:
+    return ModbusScaleConfig(
+        endpoint=TcpEndpoint(host="127.0.0.1", port=port), weight_map=weight_map, poll_hz=50, **kw
+    )
+
+
+async def reading_where(driver: ModbusScaleDriver, **want: object) -> WeightReading:
+    while True:
+        event = await driver.events.get(WAIT)
+        if isinstance(event, WeightReading) and all(getattr(event, k) == v for k, v in want.items()):
+            return event
+
+
+def test_readings_flags_and_change_only_events() -> None:
+    async def scenario() -> None:
+        async with ModbusScaleSim() as sim, ModbusScaleDriver("scale1", config(sim.port)) as driver:
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            first = await driver.events.get(WAIT)
+            assert isinstance(first, WeightReading) and first.kg == Decimal("0.000") and first.stable
+
+            await sim.set_load("12.3456", motion=True)  # the indicator rounds to its 1 g division
+            moving = await reading_where(driver, kg=Decimal("12.346"))
+            assert not moving.stable and moving.device == "scale1"
+            await asyncio.sleep(0.1)
+            assert driver.events.empty()  # a steady scale is not re-reported every poll
+            assert driver.latest is not None and driver.latest.at > moving.at
+
+            await sim.set_overload()
+            over = await reading_where(driver, overload=True)
+            assert over.kg is None
+            await sim.set_overload(False)
+            await sim.set_underload()
+            assert (await reading_where(driver, underload=True)).kg is None
+
+    run(scenario())
+
+
+def test_wait_stable_wants_a_fresh_stable_weight() -> None:
+    async def scenario() -> None:
+        async with ModbusScaleSim() as sim, ModbusScaleDriver("scale1", config(sim.port)) as driver:
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            await sim.set_load("3.2", motion=True)
+            assert await driver.wait_stable(0.2) is None  # still moving at the deadline
+
+            async def settle() -> None:
+                await asyncio.sleep(0.1)
+                await sim.set_motion(False)
+
+            settling = asyncio.create_task(settle())
+            called = asyncio.get_running_loop().time()
+            reading = await driver.wait_stable(WAIT)
+            await settling
+            assert reading is not None and reading.kg == Decimal("3.200") and reading.stable
+            assert reading.at > called
+
+    run(scenario())
+
+
+def test_float_map_on_input_registers_low_word_first() -> None:
+    float_map = WeightMap(
+        table="input",
+        weight_address=100,
+        weight_type="float32",
+        word_order="low_first",
+        resolution=Decimal("0.01"),
+        status_address=99,
+        motion_bit=7,
+        net_bit=6,
+    )
+
+    async def scenario() -> None:
+        async with (
+            ModbusScaleSim(float_map) as sim,
+            ModbusScaleDriver("scale-f", config(sim.port, float_map)) as d,
+        ):
+            await d.supervisor.wait_for(State.UP, WAIT)
+            await sim.set_load("-1234.56")
+            assert (await reading_where(d, kg=Decimal("-1234.56"))).stable
+            async with AsyncModbusTcpClient("127.0.0.1", port=sim.port, timeout=2) as client:
+                regs = (await client.read_input_registers(99, count=3, device_id=1)).registers
+                assert regs[0] == 0  # status: stable
+                assert d.bus.requests > 0
+
+    run(scenario())
+
+
+def test_down_up_and_exception_responses() -> None:
+    async def scenario() -> None:
+        async with (
+            ModbusScaleSim() as sim,
+            ModbusScaleDriver("scale1", config(sim.port, timeout_s=0.2)) as driver,
+        ):
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            sim.fail(ExcCodes.DEVICE_BUSY)
+            health = await driver.supervisor.wait_for(State.DEGRADED, WAIT)
+            assert "DEVICE_BUSY" in health.reason and "read holding registers at 0" in health.reason
+            sim.fail(None)
+            await driver.supervisor.wait_for(State.UP, WAIT)
+
+            await sim.set_motion(True)
+            waiting = asyncio.create_task(driver.wait_stable(WAIT))
+            await asyncio.sleep(0.05)
+            await sim.stop()
+            with pytest.raises(DeviceError):
+                await waiting  # the indicator went away during the wait: not "no stable weight"
+            await driver.supervisor.wait_for(State.DOWN, WAIT)
+            with pytest.raises(DeviceError, match="DOWN"):
+                await driver.wait_stable(1)  # refused at once
+            await sim.set_load("7.5", motion=False)
+            await sim.start()
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            reading = await driver.wait_stable(WAIT)
+            assert reading is not None and reading.kg == Decimal("7.500")
+
+            sim.mute()
+            await driver.supervisor.wait_for(State.DOWN, WAIT)
+            sim.mute(False)
+            await driver.supervisor.wait_for(State.UP, WAIT)
+
+    run(scenario())
