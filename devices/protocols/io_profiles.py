@@ -112,7 +112,12 @@ class IOMap(BaseModel):
     @field_validator("profile", mode="before")
     @classmethod
     def _profile_by_name(cls, value: Any) -> Any:
-        return profile_named(value) if isinstance(value, str) else value
+        """A built-in name ("adam6050"), or one with overrides: {"name": "adam6050", "do_address": 17}."""
+        if isinstance(value, str):
+            return profile_named(value)
+        if isinstance(value, Mapping) and "di_count" not in value and isinstance(value.get("name"), str):
+            return profile_named(value["name"]).model_dump() | dict(value)
+        return value
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod

@@ -190,6 +190,13 @@ class ModbusBus:
             self.failures += 1
             code = int(getattr(response, "exception_code", 0))
             raise ModbusExceptionResponse(self.key, device_id, function, address, code)
+        if response.function_code != function:
+            # RTU has no transaction id: a late answer to an earlier, timed-out request can arrive in
+            # this request's place. Taking it would confirm a coil from a DI read.
+            self.failures += 1
+            raise ModbusRequestError(
+                self.key, device_id, function, address, f"answer is for function {response.function_code}"
+            )
         return response
 
     async def _logged(self, device_id: int, function: int, address: int, call: Call) -> ModbusPDU:

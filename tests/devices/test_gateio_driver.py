@@ -272,7 +272,7 @@ def test_read_back_mismatch_is_detected() -> None:
             assert State.DEGRADED in seen
             assert driver.outputs["diverter_right"] is False
             sim.stick_output("diverter_right", True)
-            with pytest.raises(DeviceError, match="safe state not reached.*diverter_right"):
+            with pytest.raises(DeviceError, match=r"safe state not reached.*diverter_right"):
                 await driver.safe_state()
             assert sim.output("barrier") is False and sim.output("light_red") is True  # the rest made safe
 

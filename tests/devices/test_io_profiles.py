@@ -48,6 +48,12 @@ def test_points_by_channel_become_addresses_per_profile() -> None:
     assert on_adam.outputs["barrier"].safe is False
 
 
+def test_builtin_profile_with_overrides_from_config() -> None:
+    io = IOMap.model_validate({"profile": {"name": "ADAM-6050", "do_address": 17}, "outputs": {"barrier": 0}})
+    assert io.coil("barrier") == 17
+    assert io.profile.di_count == 12
+
+
 def test_custom_profile() -> None:
     custom = ModuleProfile(name="plc", di_address=100, di_count=32, do_address=500, do_count=4)
     io = IOMap(profile=custom, inputs={"eye": 31}, outputs={"horn": 3})
