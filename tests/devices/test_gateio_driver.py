@@ -119,6 +119,19 @@ def test_pulse_turns_off_even_when_cancelled() -> None:
     run(scenario())
 
 
+def test_barrier_travels_between_its_switches() -> None:
+    async def scenario() -> None:
+        async with GateIOSim(barrier_delay_s=0.1) as sim, GateIODriver("gate1", config(sim.port)) as driver:
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            await driver.set_output("barrier", True)
+            left = await next_event(driver, "barrier_closed")
+            assert left.value is False and sim.input("barrier_open") is False  # moving: neither switch
+            arrived = await next_event(driver, "barrier_open")
+            assert arrived.value is True and arrived.at > left.at
+
+    run(scenario())
+
+
 def test_unknown_output_and_commands_before_up() -> None:
     async def scenario() -> None:
         async with GateIOSim() as sim:
