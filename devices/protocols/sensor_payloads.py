@@ -1,0 +1,144 @@
+"""MQTT sensor payloads, sans-I/O: bytes in, a validated model or one `PayloadError` out.
+
+Three sensor types reach the edge over MQTT: gate/door position sensors, loop detectors and the
+result messages of plate-recognition cameras. Each payload is a small JSON object; `decode()` checks
+the size before parsing, parses and validates in one pass (pydantic-core's JSON parser reads the
+bytes directly), and turns every failure — invalid UTF-8 or JSON, not an object, a missing field, a
+wrong type, a value out of range — into `PayloadError` with a one-line reason naming the field. A
+sensor sending garbage must cost the driver one counter increment, never an exception it did not
+expect, so nothing else may escape (the hypothesis test feeds arbitrary bytes).
+
+Types are strict: `"occupied": "yes"` or `"confidence": "0.9"` are wrong types, not guesses. The one
+lenient field is `ts`, because firmware sends both: an ISO 8601 time with a zone, or a Unix time in
+seconds (or milliseconds, told apart by magnitude). A time without a zone is refused, since it is
+ambiguous on a park that spans a border. Unknown extra fields are ignored so that a firmware update
+adding a field does not blind the gate.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+MAX_PAYLOAD = 16 * 1024  # bytes; a sensor message is well under 1 KiB, a plate result with a URL ~ 2 KiB
+
+Timestamp = Annotated[AwareDatetime, Field(strict=False)]  # ISO 8601 with zone, or Unix s / ms
+
+
+class SensorType(StrEnum):
+    GATE = "gate"  # gate or door position sensor
+    LOOP = "loop"  # inductive loop detector
+    PLATE = "plate"  # plate-recognition camera result
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class GateSensor(_Payload):
+    state: Literal["open", "closed", "opening", "closing", "stopped", "fault"]
+    ts: Timestamp
+
+
+class LoopDetector(_Payload):
+    occupied: bool
+    ts: Timestamp
+
+
+class PlateResult(_Payload):
+    plate: str = Field(min_length=1, max_length=32, pattern=r"\S")
+    confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    lane: str = Field(min_length=1, max_length=64)
+    ts: Timestamp
+    image_url: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$")
+
+
+SensorPayload = GateSensor | LoopDetector | PlateResult
+
+MODELS: dict[SensorType, type[_Payload]] = {
+    SensorType.GATE: GateSensor,
+    SensorType.LOOP: LoopDetector,
+    SensorType.PLATE: PlateResult,
+}
+
+ErrorKind = Literal[
+    "too_large", "invalid_json", "not_object", "missing_field", "wrong_type", "invalid_value", "unknown_type"
+]
+
+
+class PayloadError(ValueError):
+    """A payload that is not a valid message of its sensor type; `kind` is stable, `reason` is for logs."""
+
+    def __init__(self, kind: ErrorKind, reason: str, *, sensor_type: str, topic: str) -> None:
+        super().__init__(f"{sensor_type} payload on {topic!r}: {reason}")
+        self.kind: ErrorKind = kind
+        self.reason = reason
+        self.sensor_type = sensor_type
+        self.topic = topic
+
+
+# pydantic error types, by the kind we report (anything else is an invalid value)
+_KINDS: dict[str, ErrorKind] = {
+    "json_invalid": "invalid_json",
+    "json_type": "invalid_json",
+    "model_type": "not_object",
+    "model_attributes_type": "not_object",
+    "missing": "missing_field",
+    "bool_type": "wrong_type",
+    "string_type": "wrong_type",
+    "float_type": "wrong_type",
+    "int_type": "wrong_type",
+    "datetime_type": "wrong_type",
+}
+_SHOWN_INPUT = 40  # characters of a bad value quoted in a reason (payloads are hostile: keep logs short)
+
+
+def decode(sensor_type: SensorType | str, topic: str, payload: bytes) -> SensorPayload:
+    """Validate one MQTT payload as `sensor_type`; raises only `PayloadError`."""
+    try:
+        kind = SensorType(sensor_type)
+    except ValueError:
+        raise PayloadError(
+            "unknown_type",
+            f"unknown sensor type {str(sensor_type)[:_SHOWN_INPUT]!r}",
+            sensor_type=str(sensor_type)[:_SHOWN_INPUT],
+            topic=topic,
+        ) from None
+    if len(payload) > MAX_PAYLOAD:
+        raise PayloadError(
+            "too_large", f"{len(payload)} bytes > {MAX_PAYLOAD}", sensor_type=kind.value, topic=topic
+        )
+    try:
+        return MODELS[kind].model_validate_json(payload)  # type: ignore[return-value]
+    except ValidationError as exc:
+        error_kind, reason = _describe(exc)
+        raise PayloadError(error_kind, reason, sensor_type=kind.value, topic=topic) from None
+
+
+def encode(message: SensorPayload) -> bytes:
+    """The wire form of a payload (what the simulator sends); `decode` of it gives `message` back."""
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def _describe(exc: ValidationError) -> tuple[ErrorKind, str]:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    kind = _KINDS.get(first["type"], "invalid_value")
+    where = ".".join(str(part) for part in first["loc"])
+    if kind == "invalid_json":
+        reason = f"invalid JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
+    elif kind == "not_object":
+        reason = f"not a JSON object ({type(first['input']).__name__})"
+    elif kind == "missing_field":
+        reason = f"missing field {where!r}"
+    else:
+        shown = repr(first["input"])
+        if len(shown) > _SHOWN_INPUT:
+            shown = shown[:_SHOWN_INPUT] + "…"
+        label = "wrong type" if kind == "wrong_type" else "invalid value"
+        reason = f"{label} for {where!r}: {first['msg']} (got {shown})"
+    if len(errors) > 1:
+        reason += f" (+{len(errors) - 1} more)"
+    return kind, reason

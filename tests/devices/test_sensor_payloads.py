@@ -1,0 +1,170 @@
+"""MQTT sensor payloads: valid messages decode and round-trip; anything else is one PayloadError."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devices.protocols.sensor_payloads import (
+    MAX_PAYLOAD,
+    GateSensor,
+    LoopDetector,
+    PayloadError,
+    PlateResult,
+    SensorType,
+    decode,
+    encode,
+)
+
+TS = datetime(2024, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
+
+
+def test_each_type_decodes() -> None:
+    gate = decode("gate", "park/gate/1", b'{"state": "open", "ts": "2024-05-01T08:00:00+08:00"}')
+    assert gate == GateSensor(state="open", ts=TS)
+    loop = decode(SensorType.LOOP, "park/loop/1", b'{"occupied": true, "ts": 1714521600}')
+    assert loop == LoopDetector(occupied=True, ts=datetime(2024, 5, 1, tzinfo=UTC))
+    plate = decode(
+        "plate",
+        "park/plate/in-1",
+        b'{"plate": "\xe7\xb2\xa4B12345", "confidence": 0.93, "lane": "in-1", "ts": 1714521600000,'
+        b' "image_url": "http://10.0.0.5/snap/1.jpg"}',
+    )
+    assert isinstance(plate, PlateResult)
+    assert plate.plate == "粤B12345" and plate.confidence == 0.93 and plate.image_url is not None
+    assert plate.ts == datetime(2024, 5, 1, tzinfo=UTC)  # milliseconds told apart by magnitude
+
+
+def test_extra_fields_are_ignored_and_image_url_is_optional() -> None:
+    payload = b'{"plate": "ABC", "confidence": 1, "lane": "out", "ts": 0, "vendor": {"x": 1}}'
+    plate = decode("plate", "t", payload)
+    assert isinstance(plate, PlateResult) and plate.image_url is None and plate.confidence == 1.0
+
+
+@pytest.mark.parametrize(
+    ("sensor_type", "payload", "kind", "words"),
+    [
+        ("loop", b'{"occupied": tru', "invalid_json", "invalid JSON"),
+        ("loop", b"\xff\xfe\x00garbage", "invalid_json", "invalid JSON"),
+        ("loop", b"", "invalid_json", "invalid JSON"),
+        ("loop", b"[true]", "not_object", "not a JSON object (list)"),
+        ("gate", b'"open"', "not_object", "not a JSON object (str)"),
+        ("loop", b'{"ts": 1}', "missing_field", "missing field 'occupied'"),
+        ("gate", b'{"state": "open"}', "missing_field", "missing field 'ts'"),
+        ("loop", b'{"occupied": "yes", "ts": 1}', "wrong_type", "wrong type for 'occupied'"),
+        ("loop", b'{"occupied": 1, "ts": 1}', "wrong_type", "wrong type for 'occupied'"),
+        ("plate", b'{"plate": 123, "confidence": 0.5, "lane": "a", "ts": 1}', "wrong_type", "'plate'"),
+        ("plate", b'{"plate": "A", "confidence": "0.5", "lane": "a", "ts": 1}', "wrong_type", "'confidence'"),
+        ("loop", b'{"occupied": true, "ts": true}', "wrong_type", "wrong type for 'ts'"),
+        ("gate", b'{"state": "ajar", "ts": 1}', "invalid_value", "invalid value for 'state'"),
+        ("plate", b'{"plate": "A", "confidence": 1.5, "lane": "a", "ts": 1}', "invalid_value", "confidence"),
+        ("plate", b'{"plate": "A", "confidence": NaN, "lane": "a", "ts": 1}', "invalid_value", "confidence"),
+        ("plate", b'{"plate": "  ", "confidence": 0.5, "lane": "a", "ts": 1}', "invalid_value", "'plate'"),
+        (
+            "plate",
+            b'{"plate": "A", "confidence": 0.5, "lane": "a", "ts": 1, "image_url": "file:///etc/passwd"}',
+            "invalid_value",
+            "'image_url'",
+        ),
+        ("loop", b'{"occupied": true, "ts": "2024-05-01T08:00:00"}', "invalid_value", "timezone"),
+        ("loop", b'{"occupied": true, "ts": 1e300}', "invalid_value", "'ts'"),
+        ("loop", b"[" * 5000, "invalid_json", "recursion limit"),
+        ("radar", b"{}", "unknown_type", "unknown sensor type 'radar'"),
+    ],
+)
+def test_every_failure_is_one_precise_payload_error(
+    sensor_type: str, payload: bytes, kind: str, words: str
+) -> None:
+    with pytest.raises(PayloadError) as caught:
+        decode(sensor_type, "park/x", payload)
+    assert caught.value.kind == kind
+    assert words in caught.value.reason
+    assert "park/x" in str(caught.value)
+
+
+def test_too_large_is_refused_before_parsing() -> None:
+    payload = b'{"occupied": true, "ts": 1, "pad": "' + b"x" * MAX_PAYLOAD + b'"}'
+    with pytest.raises(PayloadError) as caught:
+        decode("loop", "t", payload)
+    assert caught.value.kind == "too_large" and str(len(payload)) in caught.value.reason
+
+
+def test_reasons_quote_hostile_values_briefly() -> None:
+    payload = json.dumps({"state": "x" * 5000, "ts": 1}).encode()
+    with pytest.raises(PayloadError) as caught:
+        decode("gate", "t", payload)
+    assert len(caught.value.reason) < 300
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(list(SensorType)), st.binary(max_size=300))
+def test_arbitrary_bytes_only_raise_payload_error(sensor_type: SensorType, payload: bytes) -> None:
+    with contextlib.suppress(PayloadError):
+        decode(sensor_type, "t", payload)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "state": st.sampled_from(["open", "closed", "ajar"]) | _json,
+        "occupied": st.booleans() | _json,
+        "plate": st.text(max_size=40) | _json,
+        "confidence": st.floats(allow_nan=False) | _json,
+        "lane": st.text(max_size=3) | _json,
+        "ts": st.integers(-(2**70), 2**70) | st.text(max_size=30) | _json,
+        "image_url": st.just("http://x/y.jpg") | _json,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(list(SensorType)), _fields | _json)
+def test_arbitrary_json_decodes_or_raises_payload_error(sensor_type: SensorType, value: object) -> None:
+    with contextlib.suppress(PayloadError):
+        decode(sensor_type, "t", json.dumps(value).encode())
+
+
+_ts = st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(9000, 1, 1),
+    timezones=st.sampled_from([UTC, TS.tzinfo]),
+)
+_messages = st.one_of(
+    st.builds(
+        GateSensor,
+        state=st.sampled_from(["open", "closed", "opening", "closing", "stopped", "fault"]),
+        ts=_ts,
+    ),
+    st.builds(LoopDetector, occupied=st.booleans(), ts=_ts),
+    st.builds(
+        PlateResult,
+        plate=st.text(min_size=1, max_size=32).filter(lambda s: s.strip() != ""),
+        confidence=st.floats(0, 1),
+        lane=st.text(min_size=1, max_size=64),
+        ts=_ts,
+        image_url=st.none() | st.from_regex(r"\Ahttps?://[a-z0-9./_-]{1,50}\Z"),
+    ),
+)
+_TYPE_OF = {GateSensor: SensorType.GATE, LoopDetector: SensorType.LOOP, PlateResult: SensorType.PLATE}
+
+
+@settings(max_examples=300, deadline=None)
+@given(_messages)
+def test_valid_payloads_round_trip(message: GateSensor | LoopDetector | PlateResult) -> None:
+    assert decode(_TYPE_OF[type(message)], "t", encode(message)) == message
+
+
+def test_epoch_seconds_and_iso_agree() -> None:
+    iso = decode("gate", "t", b'{"state": "closed", "ts": "2024-05-01T00:00:00Z"}')
+    epoch = decode("gate", "t", b'{"state": "closed", "ts": 1714521600}')
+    assert iso == epoch
