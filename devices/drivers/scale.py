@@ -1,0 +1,361 @@
+"""A weighing scale: serial port + protocol parser + supervisor, reporting WeightReading events.
+
+Why one driver for three protocols: what the edge needs from a scale is the same — a weight in kg
+as a Decimal, whether it is stable, over/under range, net — and so is the life around it
+(reconnect, silence, noise). Only the conversation differs: MT-SICS and Toledo 8217 are polled
+(one request at a time, each with a reply timeout), Toledo continuous output is listened to.
+
+Health: a good reply or frame means UP. ES/ET/EL replies mean the scale is there but unhappy:
+counted and DEGRADED. A missed reply or noise while UP is counted and DEGRADED too; `silent_after`
+missed replies in a row (or no good frame for that many reply timeouts) mean the scale is gone:
+the session ends, the supervisor marks it DOWN and reconnects, and the first good answer brings it
+back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery.
+
+`wait_stable(deadline_s)` is the edge's one question: the first stable weight that arrives after
+the call, or None when the deadline passes (the edge records NO_WEIGHT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.events import EventStream, WeightReading
+from devices.health import DeviceError, Health, State, Supervisor
+from devices.protocols import mt_sics as sics
+from devices.protocols import toledo
+from devices.transports.serial_port import Parity, SerialPort
+
+log = logging.getLogger(__name__)
+
+ScaleProtocol = Literal["mt-sics", "toledo-8217", "toledo-continuous"]
+
+# (bytesize, parity) when the configuration does not say: MT-SICS 8N1; the 8217 7E1 (the host
+# sends, so the framing must match). Continuous: 8N1 — a 7E1 stream read as 8N1 still decodes,
+# because the parsers mask the parity bit, and the host rarely sends.
+_FRAMING: dict[ScaleProtocol, tuple[Literal[7, 8], Parity]] = {
+    "mt-sics": (8, "N"),
+    "toledo-8217": (7, "E"),
+    "toledo-continuous": (8, "N"),
+}
+
+
+class ScaleConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    protocol: ScaleProtocol
+    url: str = Field(description="device path (/dev/ttyUSB0, a by-id link) or pyserial URL (socket://h:p)")
+    baudrate: int = Field(9600, gt=0)
+    bytesize: Literal[7, 8] | None = Field(None, description="None: the protocol's usual framing")
+    parity: Parity | None = None
+    stopbits: Literal[1, 1.5, 2] = 1
+    poll_interval_s: float = Field(0.2, gt=0, description="between requests (MT-SICS, 8217)")
+    reply_timeout_s: float = Field(1.0, gt=0, description="per request; per frame for continuous output")
+    silent_after: int = Field(3, ge=1, description="missed replies in a row before the scale is DOWN")
+    mt_sics_command: Literal["SI", "S"] = Field(
+        "SI", description="SI reports motion as it happens; S makes the balance wait for stability"
+    )
+    unit: Literal["kg", "lb"] = Field("kg", description="toledo-8217 only: its replies carry no unit")
+    checksum: bool | None = Field(None, description="toledo-continuous: True, False, or None to detect")
+    backoff_max_s: float = Field(1.0, gt=0, description="longest wait between reconnect attempts")
+
+    def serial_settings(self) -> dict[str, Any]:
+        bytesize, parity = _FRAMING[self.protocol]
+        return {
+            "baudrate": self.baudrate,
+            "bytesize": self.bytesize or bytesize,
+            "parity": self.parity or parity,
+            "stopbits": self.stopbits,
+        }
+
+
+class ScaleCommandError(DeviceError):
+    """zero()/tare()/clear_tare() was refused (busy, out of range, not connected, no reply)."""
+
+
+class ScaleDriver:
+    """`asyncio.create_task(driver.run())`, then read `driver.events`, `driver.latest`,
+    `driver.health`, or `await driver.wait_stable(3.0)`."""
+
+    def __init__(self, name: str, config: ScaleConfig, *, events: EventStream | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.events = events if events is not None else EventStream()
+        self.latest: WeightReading | None = None
+        self.counters: Counter[str] = Counter()  # ES, ET, EL, no_reply, noise, checksum, refused
+        self.supervisor = Supervisor(name, self._session, backoff_max=config.backoff_max_s)
+        self._port: SerialPort | None = None
+        self._lock = asyncio.Lock()  # one conversation at a time: polls and commands take turns
+        self._waiters: list[asyncio.Future[WeightReading]] = []
+        self._net = False  # MT-SICS replies do not say; known from our own tare commands
+        self._dirty: str | None = None  # noise seen since the last good answer
+        self._client = sics.MtSicsClient()
+        self._parser_8217 = toledo.Toledo8217Parser()
+        self._extra = {"device": name, "protocol": config.protocol}
+
+    @property
+    def health(self) -> Health:
+        return self.supervisor.health
+
+    async def run(self) -> None:
+        """Forever: connect, converse, reconnect (the supervisor's loop)."""
+        await self.supervisor.run()
+
+    # --- readings -------------------------------------------------------------------------------
+    async def wait_stable(self, deadline_s: float) -> WeightReading | None:
+        """The first stable reading (with a weight) that arrives within `deadline_s`, else None."""
+        waiter: asyncio.Future[WeightReading] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, deadline_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiters.remove(waiter)
+
+    def _emit(
+        self,
+        kg: Decimal | None,
+        *,
+        stable: bool,
+        overload: bool = False,
+        underload: bool = False,
+        net: bool = False,
+    ) -> None:
+        reading = WeightReading(
+            self.name, kg, stable=stable and kg is not None, overload=overload, underload=underload, net=net
+        )
+        self.latest = reading
+        self.events.put(reading)
+        if reading.stable:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(reading)
+
+    # --- health bookkeeping ---------------------------------------------------------------------
+    def _device_error(self, code: str) -> None:
+        """The scale answered with an error: it is there, but not well."""
+        self.counters[code] += 1
+        log.debug("scale error reply", extra={**self._extra, "code": code})
+        self.supervisor.fault(f"{code} reply")
+
+    def _missed(self, reason: str) -> None:
+        """No reply in time: counted; DEGRADED if the scale had been answering (silence that
+        lasts is the session's business: it ends, and that is DOWN)."""
+        self.counters["no_reply"] += 1
+        log.debug("scale missed a reply", extra={**self._extra, "reason": reason})
+        if self.supervisor.health.state in (State.UP, State.DEGRADED):
+            self.supervisor.fault(reason)
+
+    def _noise(self, kind: str, reason: str) -> None:
+        """Bytes that were not a reply: counted, and held against the next good answer."""
+        self.counters[kind] += 1
+        log.debug("scale noise", extra={**self._extra, "kind": kind, "reason": reason})
+        self._dirty = reason
+
+    def _answered(self) -> None:
+        """A good reply or frame: UP if the exchange was clean, DEGRADED if noise came with it.
+        (Marking UP on every good answer would flap UP/DEGRADED, logging each time, on a line
+        that is noisy all the time.)"""
+        if self._dirty is None:
+            self.supervisor.seen()
+        else:
+            self.supervisor.fault(self._dirty)
+            self._dirty = None
+
+    # --- the session ----------------------------------------------------------------------------
+    async def _session(self, supervisor: Supervisor) -> None:
+        port = SerialPort(self.config.url, **self.config.serial_settings())
+        await port.open()
+        self._port = port
+        try:
+            if self.config.protocol == "toledo-continuous":
+                await self._listen(port)
+            else:
+                await self._poll(port)
+        finally:
+            self._port = None
+            await port.close()
+
+    async def _poll(self, port: SerialPort) -> None:
+        self._client = sics.MtSicsClient()
+        self._parser_8217 = toledo.Toledo8217Parser()
+        missed = 0
+        while True:
+            async with self._lock:
+                if self.config.protocol == "mt-sics":
+                    answered = await self._poll_sics(port)
+                else:
+                    answered = await self._poll_8217(port)
+            if answered:
+                missed = 0
+            else:
+                missed += 1
+                self._missed("no reply")
+                if missed >= self.config.silent_after:
+                    raise DeviceError(f"silent: no reply to {missed} requests")
+            await asyncio.sleep(self.config.poll_interval_s)
+
+    async def _listen(self, port: SerialPort) -> None:
+        parser = toledo.ToledoContinuousParser(self.config.checksum)
+        loop = asyncio.get_running_loop()
+        timeout = self.config.reply_timeout_s
+        last_good = loop.time()
+        while True:
+            data = await port.read(timeout)
+            if data:
+                parser.receive_data(data)
+                while (event := parser.next_event()) is not toledo.NEED_DATA:
+                    if isinstance(event, toledo.ContinuousFrame):
+                        last_good = loop.time()
+                        self._frame(event)
+                    elif isinstance(event, toledo.ChecksumError):
+                        self._noise("checksum", "bad checksum")
+                    else:
+                        self._noise("noise", "noise on the line")
+            elif loop.time() - last_good > timeout:
+                self._missed("no frames")
+            if loop.time() - last_good > timeout * self.config.silent_after:
+                raise DeviceError(f"silent: no frame for {timeout * self.config.silent_after:g} s")
+
+    def _frame(self, frame: toledo.ContinuousFrame) -> None:
+        self._answered()
+        if frame.out_of_range:
+            negative = frame.weight < 0
+            self._emit(None, stable=False, overload=not negative, underload=negative, net=frame.net)
+        else:
+            self._emit(frame.kg, stable=frame.stable, net=frame.net)
+
+    # --- MT-SICS --------------------------------------------------------------------------------
+    async def _sics(self, port: SerialPort, command: sics.Command) -> sics.Reply | None:
+        """Send one command and wait for its reply; None if none came in time."""
+        client = self._client
+        port.drain_pending()
+        data = client.send(command)
+        try:
+            await port.write(data)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.reply_timeout_s
+            while True:
+                event = client.next_event()
+                if event is sics.NEED_DATA:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        client.abandon()
+                        return None
+                    client.receive_data(await port.read(remaining))
+                elif isinstance(event, sics.Unparsed | sics.Unsolicited):
+                    self._noise("noise", "unexpected line")
+                else:
+                    return event
+        except BaseException:
+            client.abandon()  # cancelled or port lost mid-command: the next one must not be refused
+            raise
+
+    async def _poll_sics(self, port: SerialPort) -> bool:
+        reply = await self._sics(port, sics.Command(self.config.mt_sics_command))
+        if reply is None:
+            return False
+        if isinstance(reply, sics.ErrorReply):
+            self._device_error(reply.code)
+            return True
+        self._answered()
+        if isinstance(reply, sics.WeightReply):
+            self._emit(reply.kg, stable=reply.stable, net=self._net)
+        elif isinstance(reply, sics.Overload):
+            self._emit(None, stable=False, overload=True, net=self._net)
+        elif isinstance(reply, sics.Underload):
+            self._emit(None, stable=False, underload=True, net=self._net)
+        return True  # Busy: no weight this time, but the scale is there
+
+    async def _sics_command(self, command: sics.Command) -> sics.Reply:
+        async with self._lock:
+            port = self._connected()
+            reply = await self._sics(port, command)
+        if reply is None:
+            raise self._refused(command.value, "no reply")
+        if isinstance(reply, sics.ErrorReply):
+            self._device_error(reply.code)
+            raise self._refused(command.value, f"{reply.code} reply")
+        ok = getattr(reply, "ok", False)
+        if not ok:
+            raise self._refused(command.value, _SICS_REFUSALS.get(getattr(reply, "status", ""), repr(reply)))
+        return reply
+
+    # --- Toledo 8217 ----------------------------------------------------------------------------
+    async def _poll_8217(self, port: SerialPort) -> bool:
+        parser = self._parser_8217
+        port.drain_pending()
+        await port.write(toledo.encode_8217("W"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.reply_timeout_s
+        while True:
+            event = parser.next_event()
+            if event is toledo.NEED_DATA:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    parser.clear()
+                    return False
+                parser.receive_data(await port.read(remaining))
+            elif isinstance(event, toledo.Garbage):
+                self._noise("noise", "noise on the line")
+            else:
+                break
+        self._answered()
+        unit = self.config.unit
+        if isinstance(event, toledo.Weight8217):
+            self._emit(toledo.kg(event.value, unit), stable=True, net=event.net)
+        else:
+            self._emit(
+                None, stable=False, overload=event.over_capacity, underload=event.under_zero, net=event.net
+            )
+        return True
+
+    # --- commands -------------------------------------------------------------------------------
+    def _connected(self) -> SerialPort:
+        if self._port is None:
+            raise self._refused("command", "not connected")
+        return self._port
+
+    def _refused(self, command: str, reason: str) -> ScaleCommandError:
+        self.counters["refused"] += 1
+        log.info("scale refused a command", extra={**self._extra, "command": command, "reason": reason})
+        return ScaleCommandError(f"{self.name}: {command} refused: {reason}")
+
+    async def _toledo_command(self, command: toledo.Command8217) -> None:
+        """8217 and continuous indicators take Z/T/C and do not answer."""
+        async with self._lock:
+            await self._connected().write(toledo.encode_8217(command))
+
+    async def zero(self) -> None:
+        """Zero the scale (when stable); raises ScaleCommandError if the scale refuses."""
+        if self.config.protocol == "mt-sics":
+            await self._sics_command(sics.Command.Z)
+        else:
+            await self._toledo_command("Z")
+        self._net = False
+
+    async def tare(self) -> Decimal | None:
+        """Tare the current load; the tare in kg when the scale says (MT-SICS), else None."""
+        if self.config.protocol != "mt-sics":
+            await self._toledo_command("T")
+            return None
+        reply = await self._sics_command(sics.Command.T)
+        tare = reply.kg if isinstance(reply, sics.TareReply) else None
+        self._net = bool(tare)
+        return tare
+
+    async def clear_tare(self) -> None:
+        if self.config.protocol == "mt-sics":
+            await self._sics_command(sics.Command.TAC)
+        else:
+            await self._toledo_command("C")
+        self._net = False
+
+
+_SICS_REFUSALS = {"I": "busy or not stable", "+": "overload", "-": "underload"}
