@@ -407,20 +407,18 @@ class ToledoContinuousParser(_Framer):
             # wait for a whole frame — unless a CR or STX inside shows it can't be one
             return NEED_DATA if self._may_be_frame(pos) else self._false_stx(pos)
         frame = bytes(buf[pos : pos + CONTINUOUS_LEN])
-        if decode_continuous(frame) is None:
+        verified = bool(self.checksum) and buf[pos + CONTINUOUS_LEN] & 0x7F == continuous_checksum(frame)
+        decoded = decode_continuous(frame, True if verified else None)
+        if decoded is None:
             return self._false_stx(pos)
         self._pos = pos + size
-        if self.checksum:
-            if buf[pos + CONTINUOUS_LEN] & 0x7F != continuous_checksum(frame):
-                self.checksum_errors += 1
-                return ChecksumError(bytes(buf[pos : pos + size]))
-            ok: bool | None = True
-        else:
-            ok = None
-            if self.checksum is None:
-                self._after_frame = continuous_checksum(frame)
+        if self.checksum and not verified:
+            self.checksum_errors += 1
+            return ChecksumError(bytes(buf[pos : pos + size]))
+        if self.checksum is None:
+            self._after_frame = continuous_checksum(frame)
         self.frames += 1
-        return decode_continuous(frame, ok)
+        return decoded
 
     def _may_be_frame(self, pos: int) -> bool:
         """An incomplete frame can be ruled out early: STX or CR may only appear at its ends."""
