@@ -350,7 +350,7 @@ def test_client_sir_streams_until_reset() -> None:
     assert client.outstanding is Command.SIR
     assert client.send(Command.RESET) == b"@\r\n"  # @ is allowed while SIR runs: it stops it
     stale = WeightReply("S", "S", Decimal("1.2"), "kg")
-    assert client_events(client, b"S S 1.2 kg\r\nI4 A \"42\"\r\n") == [Unsolicited(stale), ResetReply("42")]
+    assert client_events(client, b'S S 1.2 kg\r\nI4 A "42"\r\n') == [Unsolicited(stale), ResetReply("42")]
     assert client.outstanding is None
     assert client.unsolicited == 1
 
