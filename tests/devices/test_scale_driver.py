@@ -73,9 +73,9 @@ async def next_reading(driver: ScaleDriver, accept: Callable[[WeightReading], bo
                 return event
 
 
-def drain(driver: ScaleDriver) -> None:
+async def drain(driver: ScaleDriver) -> None:
     while not driver.events.empty():
-        driver.events._queue.get_nowait()
+        await driver.events.get(BOUND)
 
 
 # --- weighing -------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def drain(driver: ScaleDriver) -> None:
 @aio
 async def test_motion_then_stable(protocol: str, tmp_path: Path) -> None:
     async with running(protocol, tmp_path) as (sim, driver):
-        drain(driver)
+        await drain(driver)
         sim.set_load(Decimal("12.345"), settle_after=3)
         reading = await driver.wait_stable(BOUND)
         assert reading is not None
