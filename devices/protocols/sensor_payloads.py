@@ -126,6 +126,8 @@ def _describe(exc: ValidationError) -> tuple[ErrorKind, str]:
     errors = exc.errors(include_url=False)
     first = errors[0]
     kind = _KINDS.get(first["type"], "invalid_value")
+    if first["type"] == "literal_error" and not isinstance(first["input"], str):
+        kind = "wrong_type"  # {"state": 1}: not a misspelt state but a number where text belongs
     where = ".".join(str(part) for part in first["loc"])
     if kind == "invalid_json":
         reason = f"invalid JSON: {first['msg'].removeprefix('Invalid JSON: ')}"

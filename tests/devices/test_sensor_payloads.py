@@ -62,6 +62,7 @@ def test_extra_fields_are_ignored_and_image_url_is_optional() -> None:
         ("plate", b'{"plate": "A", "confidence": "0.5", "lane": "a", "ts": 1}', "wrong_type", "'confidence'"),
         ("loop", b'{"occupied": true, "ts": true}', "wrong_type", "wrong type for 'ts'"),
         ("gate", b'{"state": "ajar", "ts": 1}', "invalid_value", "invalid value for 'state'"),
+        ("gate", b'{"state": 1, "ts": 1}', "wrong_type", "wrong type for 'state'"),
         ("plate", b'{"plate": "A", "confidence": 1.5, "lane": "a", "ts": 1}', "invalid_value", "confidence"),
         ("plate", b'{"plate": "A", "confidence": NaN, "lane": "a", "ts": 1}', "invalid_value", "confidence"),
         ("plate", b'{"plate": "  ", "confidence": 0.5, "lane": "a", "ts": 1}', "invalid_value", "'plate'"),
