@@ -1,0 +1,215 @@
+"""A camera that reads barcodes on trigger and keeps a JPEG of what it saw as evidence.
+
+`capture(trigger_at)` takes the first frame grabbed at or after the trigger (a photo-eye's
+monotonic time), decodes barcodes in it with zxing-cpp, saves the frame as
+`evidence_dir/<sha256 of the JPEG>.jpg`, emits a `CameraFrame` into `driver.events` and returns it.
+
+Decoding choices, from measurements in PROTOCOLS.md and bench/dev_camera.py:
+- only the configured formats (default Code 128: parcel waybills), about 10× faster than all formats;
+- an optional region of interest where the label passes (a crop costs well under a millisecond and
+  keeps a neighbouring parcel's label out of the read);
+- `TextMode.Plain`, so a GS1-128 code reads as the raw element string a serial scanner sends after
+  `]C1`, not the parenthesised human-readable form: the two readings must compare equal;
+- decoding and JPEG encoding run in a worker thread, never on the event loop.
+
+Evidence is named by its content hash, so the same image is stored once however often it is
+captured, and a reference to it cannot silently point at different bytes later. The file is written
+to a temporary name, fsynced and renamed, so a power cut leaves either the whole JPEG or nothing.
+
+Health, via one supervisor: UP while frames flow; a source that cannot be opened, fails a read,
+stalls for `frame_timeout_s`, or (a file) disappears → DOWN with the cause, reopened with backoff
+(≤ 1 s) and UP again as soon as frames flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zxingcpp
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from devices.events import BarcodeRead, CameraFrame, EventStream
+from devices.health import DeviceError, State, Supervisor
+from devices.transports.video import Frame, VideoSource
+
+log = logging.getLogger(__name__)
+
+
+class Roi(BaseModel):
+    """A region of interest in pixels; clipped to the frame, refused if it misses it entirely."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    w: int = Field(gt=0)
+    h: int = Field(gt=0)
+
+
+class CameraConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: int | str  # device index, /dev/videoN, a video file, rtsp:// or http:// (MJPEG)
+    formats: tuple[str, ...] = ("Code128",)  # zxing-cpp format names, e.g. "Code128", "QRCode", "EAN13"
+    roi: Roi | None = None
+    evidence_dir: Path | None = None  # None: no evidence saved
+    jpeg_quality: int = Field(90, ge=10, le=100)
+    try_rotate: bool = True  # labels at 90°/270°; off saves about half the decode time
+    frame_timeout_s: float = Field(2.0, gt=0)  # wait for a frame after a trigger; also "stalled" → DOWN
+    open_timeout_s: float = Field(5.0, gt=0)
+    file_fps: float | None = Field(None, gt=0)  # a file source's playback rate (None: the file's own)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        if not formats:
+            raise ValueError("give at least one barcode format")
+        for name in formats:
+            try:
+                zxingcpp.barcode_format_from_str(name)
+            except ValueError:
+                raise ValueError(f"unknown barcode format {name!r}") from None
+        return formats
+
+    @property
+    def barcode_formats(self) -> zxingcpp.BarcodeFormats:
+        return zxingcpp.barcode_formats_from_str(",".join(self.formats))
+
+
+class CameraDriver:
+    def __init__(self, name: str, config: CameraConfig) -> None:
+        self.name = name
+        self.config = config
+        self.events = EventStream()
+        self.supervisor = Supervisor(name, self._session)
+        self._formats = config.barcode_formats
+        self._source: VideoSource | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.captures = 0
+        if config.evidence_dir is not None:
+            config.evidence_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.supervisor.run(), name=f"camera:{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> CameraDriver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- the session: keep a source open while frames flow ------------------------------------------
+    async def _session(self, sup: Supervisor) -> None:
+        cfg = self.config
+        source = VideoSource(cfg.source, open_timeout_s=cfg.open_timeout_s, file_fps=cfg.file_fps)
+        try:
+            await source.open()
+            frame = await source.frame(timeout=cfg.frame_timeout_s)
+            self._source = source
+            while True:
+                sup.seen()
+                frame = await source.frame(newer_than=frame.seq, timeout=cfg.frame_timeout_s)
+        finally:
+            self._source = None
+            await source.close()
+
+    # --- capture -------------------------------------------------------------------------------------
+    async def capture(self, trigger_at: float | None = None) -> CameraFrame:
+        """Decode the first frame grabbed at or after `trigger_at` (monotonic; default now)."""
+        source = self._source
+        health = self.supervisor.health
+        if source is None or health.state not in (State.UP, State.DEGRADED):
+            raise DeviceError(f"{self.name} is {health.state.value}: {health.reason or 'no frames yet'}")
+        at = time.monotonic() if trigger_at is None else trigger_at
+        frame = await source.frame(after=at, timeout=self.config.frame_timeout_s)
+        codes, evidence = await asyncio.to_thread(self._process, frame)
+        self.captures += 1
+        height, width = frame.image.shape[:2]
+        event = CameraFrame(self.name, codes, evidence, width, height, at=frame.at)
+        self.events.put(event)
+        log.debug(
+            "camera capture",
+            extra={"device": self.name, "codes": [c.code for c in codes], "evidence": evidence},
+        )
+        return event
+
+    def _process(self, frame: Frame) -> tuple[tuple[BarcodeRead, ...], str | None]:
+        """In a worker thread: decode, then save the evidence."""
+        codes = tuple(
+            BarcodeRead(
+                self.name,
+                result.text,
+                aim=result.symbology_identifier or None,
+                symbology=str(result.format),
+                at=frame.at,
+            )
+            for result in decode(
+                frame.image, self._formats, roi=self.config.roi, try_rotate=self.config.try_rotate
+            )
+        )
+        evidence = None
+        if self.config.evidence_dir is not None:
+            try:
+                path = save_evidence(frame.image, self.config.evidence_dir, quality=self.config.jpeg_quality)
+            except OSError as exc:  # disk full, directory gone: the capture has no proof, so it fails
+                raise DeviceError(f"{self.name}: evidence not saved: {exc}") from exc
+            evidence = str(path)
+        return codes, evidence
+
+
+def crop(image: np.ndarray, roi: Roi) -> np.ndarray:
+    height, width = image.shape[:2]
+    if roi.x >= width or roi.y >= height:
+        raise DeviceError(
+            f"region of interest {roi.x},{roi.y} {roi.w}×{roi.h} is outside the {width}×{height} frame"
+        )
+    return np.ascontiguousarray(image[roi.y : min(roi.y + roi.h, height), roi.x : min(roi.x + roi.w, width)])
+
+
+def decode(
+    image: np.ndarray, formats: zxingcpp.BarcodeFormats, *, roi: Roi | None = None, try_rotate: bool = True
+) -> list[zxingcpp.Barcode]:
+    """Barcodes in `image` (or its region of interest), in the plain text a serial scanner sends."""
+    if roi is not None:
+        image = crop(image, roi)
+    return zxingcpp.read_barcodes(
+        image, formats=formats, try_rotate=try_rotate, text_mode=zxingcpp.TextMode.Plain
+    )
+
+
+def save_evidence(image: np.ndarray, directory: Path, *, quality: int = 90) -> Path:
+    """Write `image` as `<sha256 of the JPEG>.jpg` unless it is already there; return the path."""
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DeviceError("JPEG encoding failed")
+    data = buffer.tobytes()
+    path = directory / f"{hashlib.sha256(data).hexdigest()}.jpg"
+    if path.exists():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic; two writers of the same hash write the same bytes
+    return path
