@@ -159,15 +159,16 @@ async def scenario(sim: MqttSensorSim, *, interval: float, count: int, malformed
         lambda: sim.gate("closing"),
         lambda: sim.gate("closed"),
     ]
-    n = 0
+    n = step = 0
     while count <= 0 or n < count:
         n += 1
-        if malformed_every > 0 and n % malformed_every == 0:
+        if malformed_every > 0 and n % malformed_every == 0:  # in between: the truck's cycle stays whole
             kind = random.choice(MALFORMED)
             await sim.malformed(kind, sim.loop_topic())
             log.info("sent malformed payload", extra={"kind": kind})
         else:
-            await steps[(n - 1) % len(steps)]()
+            await steps[step % len(steps)]()
+            step += 1
         await asyncio.sleep(interval)
 
 
