@@ -68,6 +68,12 @@ class CameraConfig(BaseModel):
     open_timeout_s: float = Field(5.0, gt=0)
     file_fps: float | None = Field(None, gt=0)  # a file source's playback rate (None: the file's own)
 
+    @field_validator("source")
+    @classmethod
+    def _index_as_int(cls, source: int | str) -> int | str:
+        """ "0" from an environment variable or a YAML string is device 0, not a file named 0."""
+        return int(source) if isinstance(source, str) and source.isdigit() else source
+
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, formats: tuple[str, ...]) -> tuple[str, ...]:

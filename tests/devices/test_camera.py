@@ -92,6 +92,7 @@ def test_only_configured_formats_are_decoded(tmp_path: Path) -> None:
     assert [r.text for r in decode(image, code128)] == [WAYBILL]
     reads = {r.symbology_identifier: r.text for r in decode(image, both)}
     assert reads == {"]C0": WAYBILL, "]Q1": "https://bondgate.example/p/1"}
+    assert CameraConfig(source="0").source == 0 and CameraConfig(source="0.avi").source == "0.avi"
     with pytest.raises(ValidationError, match="unknown barcode format 'Code129'"):
         CameraConfig(source=0, formats=("Code129",))
     with pytest.raises(DeviceError, match="outside the 1280×720 frame"):
