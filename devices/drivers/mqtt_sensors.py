@@ -88,7 +88,9 @@ class MqttSensorsDriver:
         self._own_connection = connection is None
         self.connection = connection or MqttConnection(config.broker, name=name)
         self.events = EventStream()
-        self.supervisor = Supervisor(name, self._session)
+        # paho does the reconnecting and a session only waits on it, so a short supervisor backoff is
+        # cheap and keeps "broker back → UP" within paho's delay (≤ 1 s) plus 0.25 s
+        self.supervisor = Supervisor(name, self._session, backoff_max=0.25)
         self.accepted: dict[str, int] = {s.name: 0 for s in config.sensors}
         self.rejected: dict[str, int] = {s.name: 0 for s in config.sensors}
         self.last_rejection: dict[str, PayloadError] = {}
