@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from central.lifecycle import IllegalTransition, InvalidCode
 
@@ -48,6 +50,17 @@ def install(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
             ErrorBody(error=exc.error, detail=exc.detail).model_dump(), exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        """Framework refusals (unparseable body, unknown path, wrong method) in the same shape."""
+        try:
+            code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        except ValueError:
+            code = "http_error"
+        return JSONResponse(
+            ErrorBody(error=code, detail=str(exc.detail)).model_dump(), exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(IllegalTransition)

@@ -40,7 +40,7 @@ def feed_key(platform: PlatformDep) -> PlainTextResponse:
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
-    response_class=PlainTextResponse,
+    response_class=Response,  # no media type of its own, so the 401/403 bodies are documented as JSON
     responses={**responses(*AUTH), 200: {"content": {"text/plain": {}}}},
 )
 def metrics(token: Admin) -> Response:
