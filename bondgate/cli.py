@@ -5,11 +5,15 @@ from __future__ import annotations
 import typer
 
 from central.cli import app as central_app
+from edge.cli import app as edge_app
+from firmware_sim.cli import app as sim_app
 
 app = typer.Typer(
     help="Bondgate: customs clearance from the central platform to the park gate.", no_args_is_help=True
 )
 app.add_typer(central_app, name="central")
+app.add_typer(edge_app, name="edge")
+app.add_typer(sim_app, name="sim")
 
 
 @app.command()

@@ -415,8 +415,11 @@ def rule_weight(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Fin
     if _CTX.abs(_CTX.subtract(weight, declared)) <= allowed:
         return []
     detail = f"weighed {_kg(weight)} kg, declared {_kg(declared)} kg, allowed ±{_kg(allowed)} kg"
-    return [_finding(Code.WEIGHT_MISMATCH, detail, weighed=_kg(weight), declared=_kg(declared),
-                     allowed=_kg(allowed))]
+    return [
+        _finding(
+            Code.WEIGHT_MISMATCH, detail, weighed=_kg(weight), declared=_kg(declared), allowed=_kg(allowed)
+        )
+    ]
 
 
 def _camera_seen(obs: Observation) -> tuple[str, ...]:
@@ -454,9 +457,7 @@ def rule_staleness(obs: Observation, cache: CacheState, tol: Tolerance) -> list[
     age = cache.last_sync_age_s
     if cache.stale_policy == "allow" and age is not None and math.isfinite(age) and age >= 0:
         return []
-    detail = (
-        f"last sync age {age!r} s, limit {cache.staleness_limit_s!r} s, policy {cache.stale_policy}"
-    )
+    detail = f"last sync age {age!r} s, limit {cache.staleness_limit_s!r} s, policy {cache.stale_policy}"
     return [_finding(Code.STALE_CACHE, detail, age=_age_words(age))]
 
 

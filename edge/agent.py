@@ -1,0 +1,193 @@
+"""The edge agent: one asyncio process per park.
+
+It starts the devices, drives every station's outputs to the safe state, pulls the feed, decides
+on the local cache (with or without central), forwards events through the durable outbox, publishes
+decisions and state on the park's MQTT broker and serves the local HTTP API — all on one event
+loop. Blocking work (SQLite commits, signature checks of whole feed pages, OpenCV) runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from bondgate.wire import EventBody, EventKind, load_public_key
+from edge import rules
+from edge.checker import Checker, DecisionRecord
+from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation
+from edge.devices import DeviceHub
+from edge.publisher import Publisher
+from edge.stations.base import Station
+from edge.stations.conveyor import Conveyor
+from edge.stations.gate import Gate
+from edge.stations.manual import Manual
+from edge.store import Store
+from edge.sync import FeedSync
+from edge.timefmt import utc_now
+from edge.uplink import Uplink, new_event
+
+log = logging.getLogger(__name__)
+
+STATION_CLASSES: dict[type, type[Station]] = {
+    ConveyorStation: Conveyor,
+    ManualStation: Manual,
+    GateStation: Gate,
+}
+
+
+class Agent:
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.store = Store(settings.database)
+        self.public_key = load_public_key(settings.central.public_key.read_bytes())
+        self.client = httpx.AsyncClient(
+            base_url=settings.central.url,
+            headers={"Authorization": f"Bearer {settings.central.token}"},
+            timeout=httpx.Timeout(30, connect=5),
+        )
+        self.hub = DeviceHub.from_config(settings.devices, evidence_dir=settings.evidence_dir)
+        self.publisher = Publisher(settings.mqtt, park_id=settings.park_id) if settings.mqtt else None
+        self.sync = FeedSync(
+            store=self.store,
+            client=self.client,
+            park_id=settings.park_id,
+            public_key=self.public_key,
+            page_size=settings.central.page_size,
+            long_poll_s=settings.central.long_poll_s,
+        )
+        self.uplink = Uplink(
+            store=self.store,
+            client=self.client,
+            park_id=settings.park_id,
+            edge_id=settings.edge_id,
+            batch_size=settings.central.batch_size,
+        )
+        self.checker = Checker(
+            store=self.store,
+            public_key=self.public_key,
+            tolerance=rules.Tolerance(
+                absolute_kg=settings.tolerance.absolute_kg, percent=settings.tolerance.percent
+            ),
+            edge_id=settings.edge_id,
+            staleness_limit_s=settings.staleness_limit_s,
+            stale_policy=settings.stale_policy,
+            sync_age=self.sync_age,
+            on_commit=self._committed,
+        )
+        self.stations: dict[str, Station] = {
+            s.name: STATION_CLASSES[type(s)](s, self.hub, self.checker) for s in settings.stations
+        }
+        self.recent: list[DecisionRecord] = []
+        for station in self.stations.values():
+            if self.publisher:
+                station.subscribe(self.publisher.station_state)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
+
+    # --- state for the API -----------------------------------------------------------------------
+    def sync_age(self) -> float | None:
+        """Seconds since the last successful pull, from the database (survives restarts)."""
+        last = self.store.sync_state()["last_success"]
+        if not last:
+            return None
+        return (utc_now() - datetime.fromisoformat(last)).total_seconds()
+
+    def _committed(self, record: DecisionRecord) -> None:
+        self.recent.append(record)
+        del self.recent[:-200]
+        self.uplink.poke()
+        if self.publisher:
+            self.publisher.decision(record)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.publisher:
+            await self.publisher.start()
+            for name, driver in self.hub.drivers.items():
+                driver.supervisor.subscribe(
+                    lambda h, n=name: self.publisher and self.publisher.device_health(n, h)
+                )
+        await self.hub.start()
+        for station in self.stations.values():
+            await station.start()
+        self._tasks += [
+            asyncio.create_task(self.sync.run(), name="sync"),
+            asyncio.create_task(self.uplink.run(), name="uplink"),
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+        ]
+        log.info(
+            "edge agent started",
+            extra={
+                "park": self.settings.park_id,
+                "edge": self.settings.edge_id,
+                "stations": list(self.stations),
+            },
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            backlog = self.store.backlog()["size"]
+            body = EventBody(backlog=backlog, detail=f"sync cursor {self.sync.status.cursor}")
+            await self.store.write(
+                lambda conn, b=body: new_event(
+                    conn,
+                    edge_id=self.settings.edge_id,
+                    kind=EventKind.HEARTBEAT,
+                    station=None,
+                    body=b,
+                    occurred_at=utc_now(),
+                )
+            )
+            self.uplink.poke()
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def stop(self) -> None:
+        for station in self.stations.values():
+            await station.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.hub.stop()
+        if self.publisher:
+            await self.publisher.stop()
+        await self.client.aclose()
+        self.sync.close()
+        self.store.close()
+
+    async def serve(self) -> None:
+        """Run until SIGINT/SIGTERM, with the local API."""
+        import uvicorn
+
+        from edge.api import create_app
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        api = self.settings.api
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self),
+                host=api.host,
+                port=api.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        server_task = asyncio.create_task(server.serve(), name="api")
+        try:
+            await self._stopping.wait()
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await server_task
+            await self.stop()

@@ -1,0 +1,175 @@
+"""The edge's local HTTP API, for station screens and operations.
+
+Reading (station state, recent decisions, the discrepancy queue, device health, sync and uplink
+status) needs an operator or supervisor login; typing a code at a manual station needs an
+operator; an override needs a supervisor and a reason, and is audited. /healthz and /metrics are
+open on the local network (the API listens on loopback unless configured otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from pydantic import BaseModel, Field
+
+from edge.auth import Sessions, check_password
+from edge.publisher import decision_payload
+from edge.stations.manual import Manual, OverrideRefused
+
+ROLES = {"operator": 1, "supervisor": 2}
+
+
+class Login(BaseModel):
+    name: str
+    password: str
+
+
+class TokenOut(BaseModel):
+    token: str
+    role: str
+
+
+class TypedCode(BaseModel):
+    code: str = Field(min_length=1, max_length=60, description="the waybill number read off the label")
+
+
+class OverrideIn(BaseModel):
+    decision_id: str
+    reason: str = Field(min_length=5, max_length=1000)
+
+
+def create_app(agent: Any) -> FastAPI:
+    app = FastAPI(
+        title="Bondgate edge agent",
+        version="0.1.0",
+        description="Local API of one park's edge agent: stations, decisions, overrides.",
+    )
+    sessions = Sessions()
+    users = {u.name: u for u in agent.settings.api.users}
+    bearer = HTTPBearer(auto_error=False)
+    registry = CollectorRegistry()
+    backlog = Gauge("bondgate_edge_outbox_events", "events waiting for central", registry=registry)
+    oldest = Gauge(
+        "bondgate_edge_sync_age_seconds", "seconds since the last successful feed pull", registry=registry
+    )
+    decisions = Gauge("bondgate_edge_decisions", "decisions since start", ["station"], registry=registry)
+    device_up = Gauge("bondgate_edge_device_up", "1 when the device is UP", ["device"], registry=registry)
+
+    def user(role: str):  # type: ignore[no-untyped-def]
+        def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> tuple[str, str]:
+            if creds is None:
+                raise HTTPException(401, "log in first", headers={"WWW-Authenticate": "Bearer"})
+            who = sessions.verify(creds.credentials)
+            if who is None:
+                raise HTTPException(401, "session expired or invalid", headers={"WWW-Authenticate": "Bearer"})
+            if ROLES[who[1]] < ROLES[role]:
+                raise HTTPException(403, f"needs the {role} role")
+            return who
+
+        return check
+
+    Operator = Annotated[tuple[str, str], Depends(user("operator"))]
+    Supervisor = Annotated[tuple[str, str], Depends(user("supervisor"))]
+
+    @app.post("/api/login", response_model=TokenOut, tags=["auth"])
+    async def login(body: Login) -> TokenOut:
+        found = users.get(body.name)
+        if found is None or not check_password(body.password, found.password_hash):
+            raise HTTPException(401, "wrong name or password")
+        return TokenOut(token=sessions.issue(found.name, found.role), role=found.role)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "park": agent.settings.park_id, "edge": agent.settings.edge_id}
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        backlog.set(agent.store.backlog()["size"])
+        age = agent.sync_age()
+        oldest.set(age if age is not None else -1)
+        for name, station in agent.stations.items():
+            decisions.labels(name).set(station.decisions)
+        for name, health in agent.hub.all_health().items():
+            device_up.labels(name).set(1 if health.state.value == "UP" else 0)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/stations", tags=["stations"])
+    async def stations(who: Operator) -> list[dict[str, Any]]:
+        return [station_view(s) for s in agent.stations.values()]
+
+    @app.get("/api/decisions", tags=["stations"])
+    async def recent(who: Operator, limit: int = 50) -> list[dict[str, Any]]:
+        return [decision_payload(r) for r in reversed(agent.recent[-limit:])]
+
+    @app.get("/api/discrepancies", tags=["stations"])
+    async def queue(who: Operator, limit: int = 100) -> list[dict[str, Any]]:
+        rows = agent.store.reader().execute(
+            "SELECT decision_id, station, code, verdict, codes, reason, operator, created_at"
+            " FROM decisions d WHERE verdict != 'RELEASE'"
+            " AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.overrides = d.id)"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    @app.post("/api/stations/{name}/code", tags=["stations"])
+    async def typed(name: str, body: TypedCode, who: Operator) -> dict[str, Any]:
+        station = agent.stations.get(name)
+        if not isinstance(station, Manual):
+            raise HTTPException(404, f"no manual station {name}")
+        record = await station.check(body.code, operator=who[0])
+        return decision_payload(record)
+
+    @app.post("/api/stations/{name}/override", tags=["stations"])
+    async def override(name: str, body: OverrideIn, who: Supervisor) -> dict[str, Any]:
+        station = agent.stations.get(name)
+        if not isinstance(station, Manual):
+            raise HTTPException(404, f"no manual station {name}")
+        original = next((r for r in agent.recent if r.decision_id == body.decision_id), None)
+        if original is None or original.station != name:
+            raise HTTPException(404, "no such recent decision at this station")
+        try:
+            record = await station.override(original, operator=who[0], reason=body.reason)
+        except OverrideRefused as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return decision_payload(record)
+
+    @app.get("/api/devices", tags=["operations"])
+    async def devices(who: Operator) -> dict[str, Any]:
+        return {
+            name: {"state": h.state.value, "reason": h.reason, "errors": h.errors}
+            for name, h in agent.hub.all_health().items()
+        }
+
+    @app.get("/api/status", tags=["operations"])
+    async def status(who: Operator) -> dict[str, Any]:
+        s = agent.sync.status
+        u = agent.uplink.status
+        return {
+            "sync": {
+                "cursor": s.cursor,
+                "age_s": agent.sync_age(),
+                "caught_up": s.caught_up,
+                "rejected_signatures": s.rejected_signatures,
+                "last_error": s.last_error,
+                "records": agent.store.count_clearances(),
+            },
+            "uplink": {**agent.store.backlog(), "last_error": u.last_error, "refused": u.refused},
+        }
+
+    return app
+
+
+def station_view(station: Any) -> dict[str, Any]:
+    v = station.view
+    return {
+        "name": v.name,
+        "kind": v.kind,
+        "state": v.state.value,
+        "faults": v.faults,
+        "decisions": station.decisions,
+        "last": decision_payload(v.last) if v.last else None,
+    }

@@ -1,0 +1,238 @@
+"""Check one physical parcel against the cache and commit the decision with its events.
+
+This is where invariants 1 and 2 meet: the record is looked up and its signature verified at the
+moment of the decision, the pure rules (edge/rules.py) decide, and the decision row, the release
+marker and the hash-chained events reporting it commit in ONE durable transaction — before any
+output moves. What was checked (record version, status, signature, weight, tolerance) is stored
+with the decision, so the edge can prove it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from bondgate.wire import EventBody, EventKind, FeedRecord, verify_record
+from edge import rules
+from edge.store import Store, dumps
+from edge.timefmt import iso_now, utc_now
+from edge.uplink import new_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A committed decision, as stations, the API and MQTT see it."""
+
+    id: int
+    decision_id: str
+    station: str
+    code: str | None
+    verdict: rules.Verdict
+    codes: tuple[str, ...]
+    reason: str
+    weight_kg: Decimal | None
+    declared_kg: Decimal | None
+    evidence: str | None
+    goods: str | None
+    created_at: str
+    operator: str | None = None
+    decided_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Checker:
+    store: Store
+    public_key: Ed25519PublicKey
+    tolerance: rules.Tolerance
+    edge_id: str
+    staleness_limit_s: float
+    stale_policy: str = "hold"
+    sync_age: object = None  # callable () -> float | None, seconds since the last successful sync
+    on_commit: object = None  # callable (DecisionRecord) -> None: poke the uplink, publish on MQTT
+
+    def cache_state(self, code: str | None) -> tuple[rules.CacheState, FeedRecord | None]:
+        record: FeedRecord | None = None
+        signature_valid = False
+        already = False
+        if code:
+            found = self.store.lookup(code)
+            if len(found) == 1:
+                record = found[0].record
+                signature_valid = verify_record(record, self.public_key)
+                already = self.store.is_released(record.logisticsNo, record.logisticsCode)
+            elif len(found) > 1:
+                log.warning(
+                    "code matches several carriers; treated as not found",
+                    extra={"code": code, "matches": len(found)},
+                )
+        age = self.sync_age() if callable(self.sync_age) else None
+        state = rules.CacheState(
+            record=record,
+            signature_valid=signature_valid,
+            already_released=already,
+            last_sync_age_s=age,
+            staleness_limit_s=self.staleness_limit_s,
+            stale_policy=self.stale_policy,  # type: ignore[arg-type]
+        )
+        return state, record
+
+    async def decide(
+        self,
+        station: str,
+        obs: rules.Observation,
+        *,
+        evidence: str | None = None,
+        occurred_at: datetime | None = None,
+        operator: str | None = None,
+    ) -> DecisionRecord:
+        cache, record = self.cache_state(obs.scanned_code)
+        when = occurred_at or utc_now()
+        decision_id = str(uuid.uuid4())
+
+        def commit(conn: sqlite3.Connection) -> tuple[int, rules.Decision]:
+            decision = rules.decide(obs, cache, self.tolerance)
+            if decision.verdict == rules.Verdict.RELEASE and record is not None and _released(conn, record):
+                # another station released it since the lookup: the writer thread serialises
+                # commits, so this re-check inside the transaction closes the race
+                decision = rules.decide(
+                    obs, cache.model_copy(update={"already_released": True}), self.tolerance
+                )
+            row_id = self._commit(conn, station, obs, decision, record, decision_id, evidence, when, operator)
+            return row_id, decision
+
+        row_id, decision = await self.store.write(commit)
+        result = DecisionRecord(
+            id=row_id,
+            decision_id=decision_id,
+            station=station,
+            code=obs.scanned_code,
+            verdict=decision.verdict,
+            codes=tuple(str(c) for c in decision.codes),
+            reason=decision.reason,
+            weight_kg=obs.weight_kg,
+            declared_kg=record.grossWeight if record else None,
+            evidence=evidence,
+            goods=record.goods if record else None,
+            created_at=iso_now(),
+            operator=operator,
+        )
+        if callable(self.on_commit):
+            self.on_commit(result)
+        return result
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        station: str,
+        obs: rules.Observation,
+        decision: rules.Decision,
+        record: FeedRecord | None,
+        decision_id: str,
+        evidence: str | None,
+        when: datetime,
+        operator: str | None,
+    ) -> int:
+        verdict = decision.verdict
+        cur = conn.execute(
+            """INSERT INTO decisions (decision_id, station, code, logistics_code, verdict, codes, reason,
+                                      checked, weight_kg, evidence, operator, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            (
+                decision_id,
+                station,
+                obs.scanned_code,
+                record.logisticsCode if record else None,
+                verdict.value,
+                dumps([str(c) for c in decision.codes]),
+                decision.reason,
+                dumps(decision.checked),
+                format(obs.weight_kg, "f") if obs.weight_kg is not None else None,
+                evidence,
+                operator,
+                iso_now(),
+            ),
+        )
+        row_id = int(cur.fetchone()[0])
+        body = EventBody(
+            logisticsCode=record.logisticsCode if record else None,
+            logisticsNo=record.logisticsNo if record else (obs.scanned_code or None),
+            invtNo=record.invtNo if record else None,
+            record_version=record.version if record else None,
+            verdict=verdict.value,
+            codes=[str(c) for c in decision.codes],
+            weight_kg=obs.weight_kg,
+            operator=operator,
+            detail=decision.reason[:2000],
+        )
+        if verdict == rules.Verdict.RELEASE:
+            assert record is not None  # rules.decide releases only with a verified record
+            conn.execute(
+                "INSERT INTO releases (logistics_no, logistics_code, decision) VALUES (?, ?, ?)",
+                (record.logisticsNo, record.logisticsCode, row_id),
+            )
+            kind = EventKind.RELEASE
+        elif verdict == rules.Verdict.INSPECT:
+            kind = EventKind.INSPECTION_DIVERTED
+        else:
+            kind = EventKind.DISCREPANCY
+        new_event(conn, edge_id=self.edge_id, kind=kind, station=station, body=body, occurred_at=when)
+        return row_id
+
+    async def record_override(
+        self, station: str, original: DecisionRecord, new: DecisionRecord, *, operator: str, reason: str
+    ) -> None:
+        """Audit an override: who, why, which decision it replaced, what the re-check found."""
+        body = EventBody(
+            logisticsNo=original.code,
+            verdict=new.verdict.value,
+            codes=list(original.codes),
+            operator=operator,
+            reason=reason[:1000],
+            detail=f"overrides decision {original.decision_id}; re-check: {new.reason}"[:2000],
+        )
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE decisions SET overrides = ? WHERE id = ?", (original.id, new.id))
+            new_event(
+                conn,
+                edge_id=self.edge_id,
+                kind=EventKind.OVERRIDE,
+                station=station,
+                body=body,
+                occurred_at=utc_now(),
+            )
+
+        await self.store.write(work)
+
+    async def report_fault(self, station: str | None, device: str, detail: str) -> None:
+        """A device or actuation fault, as an event upstream (the decision itself is already HOLD)."""
+        body = EventBody(device=device, detail=detail[:2000])
+        await self.store.write(
+            lambda conn: new_event(
+                conn,
+                edge_id=self.edge_id,
+                kind=EventKind.DEVICE_FAULT,
+                station=station,
+                body=body,
+                occurred_at=utc_now(),
+            )
+        )
+
+
+def _released(conn: sqlite3.Connection, record: FeedRecord) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM releases WHERE logistics_no = ? AND logistics_code = ?",
+            (record.logisticsNo, record.logisticsCode),
+        ).fetchone()
+        is not None
+    )

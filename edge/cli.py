@@ -1,0 +1,74 @@
+"""`bondgate edge …`: run the park's agent and look after its database."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bondgate.config import ConfigError, load_settings
+from bondgate.logs import setup_logging
+
+app = typer.Typer(help="The park's edge agent.", no_args_is_help=True)
+db_app = typer.Typer(help="The agent's local database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="edge TOML file")]
+
+
+def _settings(config: Path):  # type: ignore[no-untyped-def]
+    from edge.config import EdgeSettings
+
+    try:
+        return load_settings(EdgeSettings, config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(config: ConfigOpt) -> None:
+    """Run the agent: devices, stations, feed sync, uplink, local MQTT and HTTP API."""
+    import logging
+
+    from edge.agent import Agent
+
+    settings = _settings(config)
+    setup_logging(settings.log_level)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # our DeviceErrors say it once
+
+    async def main() -> None:
+        await Agent(settings).serve()
+
+    asyncio.run(main())
+
+
+@app.command()
+def passwd(
+    name: Annotated[str, typer.Option(help="user name")],
+    role: Annotated[str, typer.Option(help="operator or supervisor")] = "operator",
+) -> None:
+    """Print an api.users entry for edge.toml, with a scrypt hash of a password typed at the prompt."""
+    from edge.auth import hash_password
+
+    password = getpass.getpass("password: ")
+    typer.echo(
+        f'[[api.users]]\nname = "{name}"\nrole = "{role}"\npassword_hash = "{hash_password(password)}"'
+    )
+
+
+@db_app.command("check")
+def db_check(config: ConfigOpt) -> None:
+    """integrity_check the database and verify the event chain held in the outbox."""
+    from edge.dbcheck import check
+
+    settings = _settings(config)
+    problems = check(settings.database)
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("ok: integrity_check passed, event chain intact")

@@ -1,0 +1,44 @@
+"""`bondgate edge db check`: SQLite's integrity_check, then the event chain in the outbox.
+
+The outbox holds the events central has not acknowledged yet; each must link to the one before it
+(the first to the chain head recorded at the last acknowledgement), numbers contiguous, hashes
+recomputed equal. Releases must each have a RELEASE decision.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bondgate.wire import Event
+
+
+def check(path: Path) -> list[str]:
+    if not path.exists():
+        return [f"{path}: no such database"]
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    problems = [f"integrity_check: {r[0]}" for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+    last_seq, last_hash, acked = conn.execute("SELECT last_seq, last_hash, acked_seq FROM chain").fetchone()
+    prev: Event | None = None
+    for (raw,) in conn.execute("SELECT event FROM outbox ORDER BY seq"):
+        event = Event.model_validate_json(raw)
+        if event.hash != event.expected_hash():
+            problems.append(f"event {event.seq}: hash does not match its content")
+        if prev is not None:
+            if event.seq != prev.seq + 1:
+                problems.append(f"event {event.seq}: follows {prev.seq} (gap)")
+            if event.prev_hash != prev.hash:
+                problems.append(f"event {event.seq}: prev_hash does not link to event {prev.seq}")
+        elif event.seq != acked + 1:
+            problems.append(f"event {event.seq}: first unacknowledged event should be {acked + 1}")
+        prev = event
+    if prev is not None and (prev.seq, prev.hash) != (last_seq, last_hash):
+        problems.append(f"chain head ({last_seq}) is not the last event in the outbox ({prev.seq})")
+    orphans = conn.execute(
+        "SELECT COUNT(*) FROM releases r LEFT JOIN decisions d ON d.id = r.decision"
+        " WHERE d.verdict IS NOT 'RELEASE'"
+    ).fetchone()[0]
+    if orphans:
+        problems.append(f"{orphans} release markers without a RELEASE decision")
+    conn.close()
+    return problems

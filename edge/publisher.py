@@ -1,0 +1,104 @@
+"""Local MQTT: each decision (QoS 1) and retained station and device state, for HMIs and PLCs.
+
+MQTT is never the durable record (paho keeps unsent messages in memory only): the outbox is. So
+publishing is best effort with a bounded queue; a broker outage loses screen updates, not events.
+
+Topics (prefix `bondgate` by default):
+| topic | QoS | retained | payload |
+|---|---|---|---|
+| `<prefix>/<park>/<station>/decision` | 1 | no | the decision: verdict, codes, reason, weights… |
+| `<prefix>/<park>/<station>/state` | 1 | yes | {station, kind, state, faults, last_decision} |
+| `<prefix>/<park>/device/<device>/health` | 1 | yes | {device, state, reason, errors} |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from devices.health import DeviceError, Health
+from devices.transports.mqtt import MqttConnection
+from edge.checker import DecisionRecord
+from edge.config import LocalMqtt
+from edge.stations.base import StationView
+
+log = logging.getLogger(__name__)
+
+
+def decision_payload(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        "decision_id": record.decision_id,
+        "station": record.station,
+        "code": record.code,
+        "verdict": record.verdict.value,
+        "codes": list(record.codes),
+        "reason": record.reason,
+        "weight_kg": None if record.weight_kg is None else format(record.weight_kg, "f"),
+        "declared_kg": None if record.declared_kg is None else format(record.declared_kg, "f"),
+        "goods": record.goods,
+        "operator": record.operator,
+        "created_at": record.created_at,
+    }
+
+
+class Publisher:
+    def __init__(self, config: LocalMqtt, *, park_id: str) -> None:
+        self.prefix = f"{config.topic_prefix}/{park_id}"
+        self.connection = MqttConnection(config.broker, name="edge-publisher")
+        self._queue: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(maxsize=1000)
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.published = 0
+
+    async def start(self) -> None:
+        await self.connection.start()
+        self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.connection.stop()
+
+    def _put(self, topic: str, payload: dict[str, Any], retain: bool) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait((topic, json.dumps(payload, ensure_ascii=False).encode(), retain))
+
+    def decision(self, record: DecisionRecord) -> None:
+        self._put(f"{self.prefix}/{record.station}/decision", decision_payload(record), False)
+
+    def station_state(self, view: StationView) -> None:
+        self._put(
+            f"{self.prefix}/{view.name}/state",
+            {
+                "station": view.name,
+                "kind": view.kind,
+                "state": view.state.value,
+                "faults": view.faults,
+                "last_decision": decision_payload(view.last) if view.last else None,
+            },
+            True,
+        )
+
+    def device_health(self, device: str, health: Health) -> None:
+        self._put(
+            f"{self.prefix}/device/{device}/health",
+            {"device": device, "state": health.state.value, "reason": health.reason, "errors": health.errors},
+            True,
+        )
+
+    async def _run(self) -> None:
+        while True:
+            topic, payload, retain = await self._queue.get()
+            try:
+                await self.connection.publish(topic, payload, qos=1, retain=retain, timeout=5)
+                self.published += 1
+            except (DeviceError, TimeoutError) as exc:
+                self.dropped += 1
+                log.debug("mqtt publish dropped", extra={"topic": topic, "error": str(exc)})

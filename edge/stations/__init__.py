@@ -1,0 +1,1 @@
+"""Station state machines: conveyor line, manual check station, gate."""

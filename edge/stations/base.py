@@ -1,0 +1,201 @@
+"""What every station does: gather what the devices saw, decide, show it, drive outputs safely."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from devices.events import BarcodeRead, CameraFrame, DeviceEvent, NoRead
+from devices.health import DeviceError, State
+from edge import rules
+from edge.checker import Checker, DecisionRecord
+from edge.devices import DeviceHub
+
+log = logging.getLogger(__name__)
+
+
+class StationState(StrEnum):
+    IDLE = "IDLE"
+    CHECKING = "CHECKING"
+    RELEASE = "RELEASE"
+    HOLD = "HOLD"
+    INSPECT = "INSPECT"
+    FAULT = "FAULT"  # a device of this station is down or an actuation failed: everything holds
+
+
+@dataclass
+class StationView:
+    """What a screen, the API and MQTT show of a station."""
+
+    name: str
+    kind: str
+    state: StationState = StationState.IDLE
+    last: DecisionRecord | None = None
+    faults: dict[str, str] = field(default_factory=dict)  # device → why
+    updated: float = field(default_factory=time.monotonic)
+
+
+Listener = Callable[[StationView], None]
+
+
+class Station:
+    kind = "station"
+
+    def __init__(self, config: Any, hub: DeviceHub, checker: Checker) -> None:
+        self.config = config
+        self.name: str = config.name
+        self.hub = hub
+        self.checker = checker
+        self.view = StationView(name=self.name, kind=self.kind)
+        self._listeners: list[Listener] = []
+        self._reads: deque[BarcodeRead | NoRead] = deque(maxlen=64)
+        self._read_arrived = asyncio.Event()
+        self._actuation_faults: dict[str, str] = {}
+        self.decisions = 0
+        for _role, device in config.device_refs().items():
+            if device is not None:
+                hub.drivers[device].supervisor.subscribe(lambda _h, d=device: self._health_changed(d))
+        if getattr(config, "scanner", None):
+            hub.subscribe(config.scanner, self._on_scanner)
+
+    # --- listeners and state ---------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _set(self, state: StationState, last: DecisionRecord | None = None) -> None:
+        self.view.state = state
+        if last is not None:
+            self.view.last = last
+        self.view.updated = time.monotonic()
+        for listener in self._listeners:
+            listener(self.view)
+
+    def devices(self) -> list[str]:
+        return sorted({d for d in self.config.device_refs().values() if d is not None})
+
+    def device_faults(self) -> dict[str, str]:
+        faults = dict(self._actuation_faults)
+        for device in self.devices():
+            health = self.hub.health(device)
+            if health.state in (State.DOWN, State.STARTING):
+                faults[device] = health.reason or health.state.value
+        return faults
+
+    def _health_changed(self, device: str) -> None:
+        faults = self.device_faults()
+        self.view.faults = faults
+        if faults and self.view.state != StationState.CHECKING:
+            self._set(StationState.FAULT)
+        elif not faults and self.view.state == StationState.FAULT:
+            self._set(StationState.IDLE)
+
+    # --- inputs ----------------------------------------------------------------------------------
+    def _on_scanner(self, event: DeviceEvent) -> None:
+        if isinstance(event, (BarcodeRead, NoRead)):
+            self._reads.append(event)
+            self._read_arrived.set()
+
+    async def next_read(self, since: float, until: float) -> BarcodeRead | NoRead | None:
+        """The first scanner frame at or after `since`, waiting until the monotonic time `until`."""
+        while True:
+            while self._reads and self._reads[0].at < since:
+                self._reads.popleft()
+            if self._reads:
+                return self._reads.popleft()
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._read_arrived.clear()
+            try:
+                await asyncio.wait_for(self._read_arrived.wait(), remaining)
+            except TimeoutError:
+                return None
+
+    async def weigh(self, deadline_s: float, faults: dict[str, str]) -> Decimal | None:
+        scale = getattr(self.config, "scale", None)
+        if scale is None:
+            return None
+        try:
+            reading = await self.hub.drivers[scale].wait_stable(deadline_s)
+        except DeviceError as exc:
+            faults[scale] = str(exc)
+            return None
+        if reading is None or reading.kg is None or reading.overload or reading.underload:
+            return None
+        return reading.kg
+
+    async def look(self, trigger_at: float, faults: dict[str, str]) -> tuple[tuple[str, ...], str | None]:
+        camera = getattr(self.config, "camera", None)
+        if camera is None:
+            return (), None
+        try:
+            frame: CameraFrame = await self.hub.drivers[camera].capture(trigger_at)
+        except (DeviceError, TimeoutError) as exc:
+            faults[camera] = str(exc) or "no frame"
+            return (), None
+        return tuple(c.code for c in frame.codes), frame.evidence
+
+    # --- deciding --------------------------------------------------------------------------------
+    async def decide(
+        self,
+        *,
+        code: str | None,
+        weight: Decimal | None,
+        camera_codes: tuple[str, ...],
+        evidence: str | None,
+        faults: dict[str, str],
+        operator: str | None = None,
+        waive: frozenset[str] = frozenset(),
+    ) -> DecisionRecord:
+        """Every decision of every station goes through here (and so through the checker)."""
+        all_faults = {**self.device_faults(), **faults}
+        obs = rules.Observation(
+            scanned_code=code,
+            weight_kg=weight,
+            weight_required=getattr(self.config, "scale", None) is not None and "weight" not in waive,
+            camera_code=camera_codes[0] if camera_codes else None,
+            camera_codes=camera_codes,
+            camera_configured=getattr(self.config, "camera", None) is not None and "label" not in waive,
+            device_faults=() if "devices" in waive else tuple(f"{d}: {why}" for d, why in all_faults.items()),
+        )
+        record = await self.checker.decide(self.name, obs, evidence=evidence, operator=operator)
+        self.decisions += 1
+        for device, why in faults.items():
+            await self.checker.report_fault(self.name, device, why)
+        return record
+
+    def show(self, record: DecisionRecord) -> None:
+        state = {
+            rules.Verdict.RELEASE: StationState.RELEASE,
+            rules.Verdict.INSPECT: StationState.INSPECT,
+        }.get(record.verdict, StationState.HOLD)
+        self.view.faults = self.device_faults()
+        self._set(state, record)
+
+    async def actuation_failed(self, device: str, why: str) -> None:
+        """An output could not be confirmed: the station holds and says so, upstream too."""
+        self._actuation_faults[device] = why
+        log.error(
+            "actuation failed; station holds", extra={"station": self.name, "device": device, "why": why}
+        )
+        await self.checker.report_fault(self.name, device, f"actuation: {why}")
+        self.view.faults = self.device_faults()
+        self._set(StationState.FAULT)
+
+    def actuation_ok(self, device: str) -> None:
+        if self._actuation_faults.pop(device, None) is not None:
+            self._health_changed(device)
+
+    async def start(self) -> None:
+        """Called once the devices run. Outputs need nothing here: every I/O driver session starts
+        by driving its module to the configured safe state (barrier closed, diverter to hold)."""
+
+    async def stop(self) -> None:
+        """Cancel work in progress (outputs stay as the last confirmed or safe state)."""

@@ -1,0 +1,82 @@
+"""Manual check station: a worker scans (or types the code of a label that will not read), the
+scale weighs, the screen shows RELEASE / HOLD / INSPECT and why. A supervisor may override the
+operational findings — weight, label, device — with a reason; never a customs finding."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from devices.events import BarcodeRead, DeviceEvent, NoRead
+from edge import rules
+from edge.checker import DecisionRecord
+from edge.config import ManualStation
+from edge.stations.base import Station, StationState
+
+# findings a supervisor may take responsibility for, and what the re-check then waives
+WAIVABLE: dict[str, str] = {
+    rules.Code.WEIGHT_MISMATCH: "weight",
+    rules.Code.NO_WEIGHT: "weight",
+    rules.Code.LABEL_MISMATCH: "label",
+    rules.Code.DEVICE_FAULT: "devices",
+}
+
+
+class OverrideRefused(Exception):
+    """The decision has a finding no one at the park may override (customs, cache, signature)."""
+
+
+class Manual(Station):
+    kind = "manual"
+    config: ManualStation
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _on_scanner(self, event: DeviceEvent) -> None:
+        if isinstance(event, (BarcodeRead, NoRead)):
+            task = asyncio.create_task(
+                self.check(event.code if isinstance(event, BarcodeRead) else None, at=event.at)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def check(
+        self,
+        code: str | None,
+        *,
+        at: float | None = None,
+        operator: str | None = None,
+        waive: frozenset[str] = frozenset(),
+    ) -> DecisionRecord:
+        """One parcel at the bench: a scan, or a code typed by `operator`."""
+        async with self._lock:
+            self._set(StationState.CHECKING)
+            faults: dict[str, str] = {}
+            weight = await self.weigh(self.config.weight_deadline_s, faults) if code else None
+            codes, evidence = await self.look(at or time.monotonic(), faults) if code else ((), None)
+            record = await self.decide(
+                code=code,
+                weight=weight,
+                camera_codes=codes,
+                evidence=evidence,
+                faults=faults,
+                operator=operator,
+                waive=waive,
+            )
+            self.show(record)
+            return record
+
+    async def override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
+        """Re-check the same parcel with the supervisor's waiver; audited as an override."""
+        blocking = [c for c in decision.codes if c not in WAIVABLE]
+        if blocking or not decision.codes:
+            raise OverrideRefused(
+                "cannot override " + (", ".join(blocking) if blocking else "a decision without findings")
+            )
+        waive = frozenset(WAIVABLE[c] for c in decision.codes)
+        record = await self.check(decision.code, operator=f"{operator} (override: {reason})", waive=waive)
+        await self.checker.record_override(self.name, decision, record, operator=operator, reason=reason)
+        return record

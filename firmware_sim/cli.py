@@ -1,0 +1,21 @@
+"""`bondgate sim …`: the hardware simulators, each speaking its real wire protocol."""
+
+from __future__ import annotations
+
+import typer
+
+from firmware_sim import camera, gateio, modbus_scale, mqtt_sensor, scale, scanner
+
+app = typer.Typer(
+    help="Device simulators: serial scanner and scales over a pty, Modbus gate I/O and "
+    "weight indicator, MQTT sensors, camera.",
+    no_args_is_help=True,
+)
+app.command("scanner", help="Barcode scanner on a pty (or TCP for socket://).")(scanner.command)
+app.command("scale", help="MT-SICS / Toledo 8217 / Toledo continuous scale on a pty.")(scale.command)
+app.command("gateio", help="Modbus TCP gate I/O module (ioLogik E1212 or ADAM-6050 layout).")(gateio.command)
+app.command("modbus-scale", help="Modbus TCP weight indicator.")(modbus_scale.command)
+app.command("mqtt-sensor", help="Gate, loop and plate sensors publishing to an MQTT broker.")(
+    mqtt_sensor.command
+)
+app.command("camera", help="Camera with a waybill label: MJPEG over HTTP or a video file.")(camera.command)

@@ -1,0 +1,184 @@
+"""A simulated park in one event loop: central (real uvicorn), simulators on real ptys and Modbus
+TCP, and the edge agent configured the way an operator would configure it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.agent import Agent
+from edge.auth import hash_password
+from edge.config import EdgeSettings
+from firmware_sim.gateio import GateIOSim
+from firmware_sim.scale import ScaleSim
+from firmware_sim.scanner import ScannerSim
+from tests.support.central_server import RunningCentral
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it is truthy; an upper bound, never a measured duration."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Park:
+    agent: Agent
+    line_scanner: ScannerSim
+    line_scale: ScaleSim
+    hand_scanner: ScannerSim
+    bench_scale: ScaleSim
+    gate_scanner: ScannerSim
+    io: GateIOSim
+    settings: EdgeSettings
+
+
+def edge_settings(
+    tmp: Path,
+    central: RunningCentral,
+    *,
+    io_port: int,
+    line_scanner: str,
+    line_scale: str,
+    hand_scanner: str,
+    bench_scale: str,
+    gate_scanner: str,
+    **overrides: Any,
+) -> EdgeSettings:
+    key = tmp / "central-feed.pem"
+    key.write_text(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+    io = {
+        "driver": "gateio",
+        "endpoint": {"kind": "tcp", "host": "127.0.0.1", "port": io_port},
+        "timeout_s": 0.2,
+        "io": {
+            "profile": "e1212",
+            "inputs": {"photo_eye_1": 0, "photo_eye_2": 1, "loop": 2, "barrier_open": 3, "barrier_closed": 4},
+            "outputs": {
+                "barrier": {"channel": 0, "safe": False},
+                "diverter_left": {"channel": 1, "safe": False},
+                "diverter_right": {"channel": 2, "safe": False},
+            },
+        },
+    }
+    data: dict[str, Any] = {
+        "park_id": "P1",
+        "edge_id": "edge-p1",
+        "database": tmp / "edge.db",
+        "evidence_dir": tmp / "evidence",
+        "central": {"url": central.url, "token": central.tokens["edge"], "public_key": key, "long_poll_s": 1},
+        "heartbeat_s": 3600,
+        "api": {
+            "port": 0,
+            "users": [
+                {"name": "olga", "role": "operator", "password_hash": hash_password("olga-pass")},
+                {"name": "sam", "role": "supervisor", "password_hash": hash_password("sam-pass")},
+            ],
+        },
+        "devices": {
+            "io1": io,
+            "line_scanner": {"driver": "scanner", "url": line_scanner, "dedupe_window_s": 0.0},
+            "line_scale": {
+                "driver": "scale",
+                "protocol": "mt-sics",
+                "url": line_scale,
+                "poll_interval_s": 0.05,
+            },
+            "hand_scanner": {"driver": "scanner", "url": hand_scanner},
+            "bench_scale": {
+                "driver": "scale",
+                "protocol": "mt-sics",
+                "url": bench_scale,
+                "poll_interval_s": 0.05,
+            },
+            "gate_scanner": {"driver": "scanner", "url": gate_scanner},
+        },
+        "stations": [
+            {
+                "name": "line-1",
+                "kind": "conveyor",
+                "io": "io1",
+                "photo_eye": "photo_eye_1",
+                "diverter": {"release": "diverter_left", "inspect": "diverter_right"},
+                "scanner": "line_scanner",
+                "scale": "line_scale",
+                "window_s": 2.0,
+                "deadline_s": 3.0,
+            },
+            {
+                "name": "bench-1",
+                "kind": "manual",
+                "scanner": "hand_scanner",
+                "scale": "bench_scale",
+                "weight_deadline_s": 2.0,
+            },
+            {
+                "name": "gate-1",
+                "kind": "gate",
+                "trigger": {"device": "io1", "point": "loop"},
+                "scanner": "gate_scanner",
+                "io": "io1",
+                "barrier": "barrier",
+                "barrier_open": "barrier_open",
+                "pulse_s": 0.3,
+                "window_s": 2.0,
+                "confirm_timeout_s": 2.0,
+            },
+        ],
+    }
+    data.update(overrides)
+    return EdgeSettings(**data)
+
+
+@asynccontextmanager
+async def running_park(tmp: Path, central: RunningCentral, **overrides: Any) -> AsyncIterator[Park]:
+    io = GateIOSim("e1212")
+    sims = {name: ScannerSim(link=tmp / name) for name in ("line_scanner", "hand_scanner", "gate_scanner")}
+    scales = {name: ScaleSim("mt-sics", link=tmp / name) for name in ("line_scale", "bench_scale")}
+    await io.start()
+    for sim in [*sims.values(), *scales.values()]:
+        await sim.start()
+    settings = edge_settings(
+        tmp,
+        central,
+        io_port=io.port,
+        line_scanner=sims["line_scanner"].url,
+        line_scale=scales["line_scale"].path,
+        hand_scanner=sims["hand_scanner"].url,
+        bench_scale=scales["bench_scale"].path,
+        gate_scanner=sims["gate_scanner"].url,
+        **overrides,
+    )
+    agent = Agent(settings)
+    await agent.start()
+    try:
+        await wait_until(
+            lambda: all(h.state.value == "UP" for h in agent.hub.all_health().values()),
+            what="every device UP",
+        )
+        yield Park(
+            agent,
+            sims["line_scanner"],
+            scales["line_scale"],
+            sims["hand_scanner"],
+            scales["bench_scale"],
+            sims["gate_scanner"],
+            io,
+            settings,
+        )
+    finally:
+        await agent.stop()
+        for sim in [*sims.values(), *scales.values()]:
+            await sim.stop()
+        await io.close()
