@@ -207,10 +207,12 @@ class ScannerParser:
         self._partial = b""  # bytes of an unterminated line (never more than max_length)
         self._discarding = False  # inside an over-long line: drop up to the next terminator
         self._last: float | None = None  # `now` of the last non-empty chunk
-        c = self.config
+        c = self.config  # read once: the per-line path below runs for every frame
         self._noread = frozenset(c.noread_tokens)
         self._carriers = tuple(c.carriers.items())
         self._allowed = frozenset(c.allowed_controls)
+        self._max, self._prefix, self._suffix, self._encoding = c.max_length, c.prefix, c.suffix, c.encoding
+        self._aim = c.aim
 
     # --- input ----------------------------------------------------------------------------------
     def receive_data(self, data: bytes, now: float) -> None:
@@ -278,31 +280,30 @@ class ScannerParser:
 
     # --- one line -------------------------------------------------------------------------------
     def _line(self, line: bytes, at: float, *, terminated: bool) -> None:
-        c = self.config
-        if len(line) > c.max_length:
+        if len(line) > self._max:
             self._overlong(line, at)
             return
         if line in self._noread:
             self._noread_frame(at, terminated)
             return
         body = line
-        if c.prefix:
-            if not body.startswith(c.prefix):
+        if prefix := self._prefix:
+            if not body.startswith(prefix):
                 self._noise(line, at, "missing prefix")
                 return
-            body = body[len(c.prefix) :]
-        if c.suffix:
-            if not body.endswith(c.suffix):
+            body = body[len(prefix) :]
+        if suffix := self._suffix:
+            if not body.endswith(suffix):
                 self._noise(line, at, "missing suffix")
                 return
-            body = body[: len(body) - len(c.suffix)]
+            body = body[: len(body) - len(suffix)]
         if body in self._noread:
             self._noread_frame(at, terminated)
             return
         try:
-            text = body.decode(c.encoding)
+            text = body.decode(self._encoding)
         except UnicodeDecodeError:
-            self._noise(line, at, f"not {c.encoding}")
+            self._noise(line, at, f"not {self._encoding}")
             return
         if not text.isprintable():
             bad = next((ch for ch in text if not ch.isprintable() and ch not in self._allowed), None)
@@ -310,9 +311,10 @@ class ScannerParser:
                 self._noise(line, at, f"control character {ord(bad):#04x}")
                 return
         aim: str | None = None
-        if c.aim != "off":
-            aim, text = split_aim(text)
-            if aim is None and c.aim == "required":
+        if self._aim != "off":
+            if text[:1] == "]" and len(text) >= 3 and text[1] in _ASCII_LETTERS and text[2] in _ASCII_ALNUM:
+                aim, text = text[:3], text[3:]  # split_aim, inlined: this runs for every frame
+            elif self._aim == "required":
                 self._noise(line, at, "no AIM identifier")
                 return
         if not text.strip():
