@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import dev_camera, dev_modbus, dev_scales, dev_scanner  # noqa: E402
+from bench import dev_camera, dev_modbus, dev_scales, dev_scanner
 
 PARTS = {"scanner": dev_scanner.measure, "scales": dev_scales.measure, "modbus": dev_modbus.measure,
          "camera": dev_camera.measure}
