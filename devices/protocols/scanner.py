@@ -354,9 +354,9 @@ class Deduper:
     Why from the previous sighting and not from the first report: a parcel standing under a
     scanner in continuous mode is read every few hundred milliseconds; measured from the first
     report it would be reported again every window, as if it were a new parcel. Measured from the
-    last sighting it is reported once until it has been gone for a whole window. A window of 0
-    turns dedupe off. Memory is bounded: codes unseen for a window are forgotten, and at most
-    `max_codes` are remembered.
+    last sighting it is reported once until it has been gone for a whole window. Keyed on the code
+    alone: the same data under another symbology is the same label. A window of 0 turns dedupe off.
+    Memory is bounded: codes unseen for a window are forgotten, and at most `max_codes` are kept.
     """
 
     def __init__(self, window_s: float, *, max_codes: int = 10_000) -> None:
