@@ -6,8 +6,6 @@ operator; an override needs a supervisor and a reason, and is audited. /healthz 
 open on the local network (the API listens on loopback unless configured otherwise).
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Response

@@ -119,17 +119,25 @@ class Station:
                 return None
 
     async def weigh(self, deadline_s: float, faults: dict[str, str]) -> Decimal | None:
+        """The first stable, in-range weight with something on the platform, within the deadline.
+
+        A stable zero (the empty platform, or a reply that was on the wire before the parcel
+        landed) is not the parcel's weight: keep waiting for the load to arrive and settle."""
         scale = getattr(self.config, "scale", None)
         if scale is None:
             return None
-        try:
-            reading = await self.hub.drivers[scale].wait_stable(deadline_s)
-        except DeviceError as exc:
-            faults[scale] = str(exc)
-            return None
-        if reading is None or reading.kg is None or reading.overload or reading.underload:
-            return None
-        return reading.kg
+        until = time.monotonic() + deadline_s
+        while (remaining := until - time.monotonic()) > 0:
+            try:
+                reading = await self.hub.drivers[scale].wait_stable(remaining)
+            except DeviceError as exc:
+                faults[scale] = str(exc)
+                return None
+            if reading is None:
+                return None
+            if reading.kg is not None and reading.kg > 0 and not (reading.overload or reading.underload):
+                return reading.kg
+        return None
 
     async def look(self, trigger_at: float, faults: dict[str, str]) -> tuple[tuple[str, ...], str | None]:
         camera = getattr(self.config, "camera", None)

@@ -55,7 +55,8 @@ class Manual(Station):
         async with self._lock:
             self._set(StationState.CHECKING)
             faults: dict[str, str] = {}
-            weight = await self.weigh(self.config.weight_deadline_s, faults) if code else None
+            weighed = code and "weight" not in waive  # a waived weight is not taken at all
+            weight = await self.weigh(self.config.weight_deadline_s, faults) if weighed else None
             codes, evidence = await self.look(at or time.monotonic(), faults) if code else ((), None)
             record = await self.decide(
                 code=code,

@@ -1,0 +1,130 @@
+"""The edge's local HTTP API (logins, roles, typed codes, overrides) on a real uvicorn, and the
+decisions and retained state it publishes on a real Mosquitto, read back with mosquitto_sub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from edge.api import create_app
+from tests import factories
+from tests.support.central_server import run_central
+from tests.support.park import running_park, wait_until
+
+
+def declare(central, n: int) -> list[factories.DocumentSet]:  # type: ignore[no-untyped-def]
+    sets = factories.document_set(n)
+    batch = {"documents": [d.model_dump(mode="json") for s in sets for d in s.documents]}
+    central.client("enterprise").post("/api/v1/documents", json=batch).raise_for_status()
+    return sets
+
+
+def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    with run_central(tmp_path / "central") as central:
+        sets = declare(central, 2)
+        mqtt = {"broker": {"host": mosquitto.host, "port": mosquitto.port}}
+
+        async def scenario() -> list[str]:
+            async with running_park(tmp_path, central, mqtt=mqtt) as park:
+                agent = park.agent
+                await wait_until(lambda: agent.store.count_clearances() == 2, what="sync")
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        create_app(agent), host="127.0.0.1", port=0, log_config=None, lifespan="off"
+                    )
+                )
+                task = asyncio.create_task(server.serve())
+                await wait_until(lambda: server.started, what="api up")
+                port = server.servers[0].sockets[0].getsockname()[1]
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+                    assert (await api.get("/api/stations")).status_code == 401
+                    bad = await api.post("/api/login", json={"name": "olga", "password": "nope"})
+                    assert bad.status_code == 401
+                    olga = (
+                        await api.post("/api/login", json={"name": "olga", "password": "olga-pass"})
+                    ).json()
+                    sam = (await api.post("/api/login", json={"name": "sam", "password": "sam-pass"})).json()
+                    as_olga = {"Authorization": f"Bearer {olga['token']}"}
+                    as_sam = {"Authorization": f"Bearer {sam['token']}"}
+                    # a label that will not scan: the operator types the code; the bench scale is empty
+                    park.bench_scale.set_load(Decimal("2.5"), settle_after=0)
+                    typed = await api.post(
+                        "/api/stations/bench-1/code",
+                        headers=as_olga,
+                        json={"code": sets[0].waybill.logisticsNo},
+                    )
+                    held = typed.json()
+                    assert held["verdict"] == "HOLD" and held["codes"] == ["WEIGHT_MISMATCH"]
+                    assert held["operator"] == "olga"
+                    queue = (await api.get("/api/discrepancies", headers=as_olga)).json()
+                    assert queue[0]["decision_id"] == held["decision_id"]
+                    # an operator may not override; a supervisor may, with a reason, and it is audited
+                    body = {
+                        "decision_id": held["decision_id"],
+                        "reason": "scale plate dirty, reweighed by hand",
+                    }
+                    refused = await api.post("/api/stations/bench-1/override", headers=as_olga, json=body)
+                    assert refused.status_code == 403
+                    done = (
+                        await api.post("/api/stations/bench-1/override", headers=as_sam, json=body)
+                    ).json()
+                    assert done["verdict"] == "RELEASE" and "sam" in done["operator"]
+                    queue = (await api.get("/api/discrepancies", headers=as_olga)).json()
+                    assert all(q["decision_id"] != held["decision_id"] for q in queue)
+                    # a customs finding cannot be overridden
+                    park.bench_scale.set_load(Decimal("0.8"), settle_after=0)
+                    unknown = (
+                        await api.post(
+                            "/api/stations/bench-1/code", headers=as_olga, json={"code": "NOT-DECLARED-1"}
+                        )
+                    ).json()
+                    assert unknown["codes"] == ["NOT_FOUND"]
+                    no = await api.post(
+                        "/api/stations/bench-1/override",
+                        headers=as_sam,
+                        json={"decision_id": unknown["decision_id"], "reason": "I know it"},
+                    )
+                    assert no.status_code == 409
+                    status = (await api.get("/api/status", headers=as_olga)).json()
+                    assert status["sync"]["records"] == 2
+                    devices = (await api.get("/api/devices", headers=as_olga)).json()
+                    assert devices["bench_scale"]["state"] == "UP"
+                    metrics = await api.get("/metrics")
+                    assert "bondgate_edge_outbox_events" in metrics.text
+                await wait_until(lambda: agent.publisher.published >= 4, what="mqtt publishes")
+                await wait_until(lambda: agent.store.backlog()["size"] == 0, what="outbox drained")
+                server.should_exit = True
+                await task
+                return [held["decision_id"], done["decision_id"], unknown["decision_id"]]
+
+        ids = asyncio.run(scenario())
+        # the retained station state is there for a screen that connects later
+        out = subprocess.run(
+            [
+                "mosquitto_sub",
+                "-h",
+                mosquitto.host,
+                "-p",
+                str(mosquitto.port),
+                "-t",
+                "bondgate/P1/bench-1/state",
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        state = json.loads(out.stdout)
+        assert state["last_decision"]["decision_id"] == ids[2] and state["state"] == "HOLD"
+        assert state["last_decision"]["codes"] == ["NOT_FOUND"]
+        events = central.client("officer").get("/api/v1/parks/P1/report").json()
+        assert events["released_without_clearance"]["total"] == 0
