@@ -45,11 +45,22 @@ TOL = Tolerance(absolute_kg=Decimal("0.100"), percent=Decimal("2"))  # 1.80 kg d
 
 def record(**over: Any) -> FeedRecord:
     fields: dict[str, Any] = {
-        "seq": 7, "park_id": "P1", "invtNo": "INV0001", "orderNo": "O1", "ebpCode": "EBP1",
-        "ebcCode": "EBC1", "logisticsCode": "SF", "logisticsNo": CODE,
-        "grossWeight": Decimal("1.80"), "netWeight": Decimal("1.50"), "goods": "2 x tea",
-        "status": "800", "cancelled": False, "version": 3,
-        "updated_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "signature": "c2lnbmF0dXJl",
+        "seq": 7,
+        "park_id": "P1",
+        "invtNo": "INV0001",
+        "orderNo": "O1",
+        "ebpCode": "EBP1",
+        "ebcCode": "EBC1",
+        "logisticsCode": "SF",
+        "logisticsNo": CODE,
+        "grossWeight": Decimal("1.80"),
+        "netWeight": Decimal("1.50"),
+        "goods": "2 x tea",
+        "status": "800",
+        "cancelled": False,
+        "version": 3,
+        "updated_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "signature": "c2lnbmF0dXJl",
     }
     fields.update(over)
     return FeedRecord(**fields)
@@ -57,8 +68,13 @@ def record(**over: Any) -> FeedRecord:
 
 def observation(**over: Any) -> Observation:
     fields: dict[str, Any] = {
-        "scanned_code": CODE, "weight_kg": Decimal("1.80"), "weight_required": True,
-        "camera_code": CODE, "camera_configured": True, "camera_codes": (CODE,), "device_faults": (),
+        "scanned_code": CODE,
+        "weight_kg": Decimal("1.80"),
+        "weight_required": True,
+        "camera_code": CODE,
+        "camera_configured": True,
+        "camera_codes": (CODE,),
+        "device_faults": (),
     }
     fields.update(over)
     return Observation(**fields)
@@ -66,8 +82,11 @@ def observation(**over: Any) -> Observation:
 
 def cache(rec: FeedRecord | str | None = "default", **over: Any) -> CacheState:
     fields: dict[str, Any] = {
-        "record": record() if rec == "default" else rec, "signature_valid": True,
-        "already_released": False, "last_sync_age_s": 30.0, "staleness_limit_s": 3600.0,
+        "record": record() if rec == "default" else rec,
+        "signature_valid": True,
+        "already_released": False,
+        "last_sync_age_s": 30.0,
+        "staleness_limit_s": 3600.0,
         "stale_policy": "hold",
     }
     fields.update(over)
@@ -98,8 +117,10 @@ TABLE = [
     Row("record of another code is not found", H, (C.NOT_FOUND,), rec={"logisticsNo": OTHER}),
     # status
     *(Row(f"status {s}", H, (C.NOT_CLEARED,), rec={"status": s}) for s in ("120", "300", "399")),
-    *(Row(f"unknown status {s!r}", H, (C.NOT_CLEARED,), rec={"status": s})
-      for s in ("200", "801", "0800", "800 ", "", "released")),
+    *(
+        Row(f"unknown status {s!r}", H, (C.NOT_CLEARED,), rec={"status": s})
+        for s in ("200", "801", "0800", "800 ", "", "released")
+    ),
     Row("inspection", INS, (C.INSPECTION,), rec={"status": "500"}),
     *(Row(f"detained {s}", H, (C.CUSTOMS_HOLD,), rec={"status": s}) for s in ("501", "550", "599", "700")),
     Row("not detained 600", H, (C.NOT_CLEARED,), rec={"status": "600"}),
@@ -115,22 +136,39 @@ TABLE = [
     Row("zero weight is no weight", H, (C.NO_WEIGHT,), obs={"weight_kg": Decimal("0")}),
     Row("negative weight is no weight", H, (C.NO_WEIGHT,), obs={"weight_kg": Decimal("-0.02")}),
     Row("weight not required", R, (), obs={"weight_kg": None, "weight_required": False}),
-    Row("weight not required but wrong", H, (C.WEIGHT_MISMATCH,),
-        obs={"weight_kg": Decimal("5"), "weight_required": False}),
+    Row(
+        "weight not required but wrong",
+        H,
+        (C.WEIGHT_MISMATCH,),
+        obs={"weight_kg": Decimal("5"), "weight_required": False},
+    ),
     # label
-    Row("camera saw another label", H, (C.LABEL_MISMATCH,),
-        obs={"camera_code": OTHER, "camera_codes": (OTHER,)}),
+    Row(
+        "camera saw another label",
+        H,
+        (C.LABEL_MISMATCH,),
+        obs={"camera_code": OTHER, "camera_codes": (OTHER,)},
+    ),
     Row("camera saw no label", H, (C.LABEL_MISMATCH,), obs={"camera_code": None, "camera_codes": ()}),
     Row("camera saw EAN only", H, (C.LABEL_MISMATCH,), obs={"camera_code": EAN, "camera_codes": (EAN,)}),
     Row("camera saw EAN and the label", R, (), obs={"camera_code": EAN, "camera_codes": (EAN, CODE)}),
     Row("camera primary code only", R, (), obs={"camera_code": CODE, "camera_codes": ()}),
-    Row("no camera configured", R, (),
-        obs={"camera_configured": False, "camera_code": None, "camera_codes": (OTHER,)}),
+    Row(
+        "no camera configured",
+        R,
+        (),
+        obs={"camera_configured": False, "camera_code": None, "camera_codes": (OTHER,)},
+    ),
     # signature: short-circuits everything read from the record
     Row("signature invalid", H, (C.SIGNATURE_INVALID,), cache={"signature_valid": False}),
-    Row("bad signature hides status and weight", H, (C.SIGNATURE_INVALID,),
-        rec={"status": "500", "cancelled": True}, obs={"weight_kg": Decimal("9")},
-        cache={"signature_valid": False}),
+    Row(
+        "bad signature hides status and weight",
+        H,
+        (C.SIGNATURE_INVALID,),
+        rec={"status": "500", "cancelled": True},
+        obs={"weight_kg": Decimal("9")},
+        cache={"signature_valid": False},
+    ),
     # staleness
     Row("stale", H, (C.STALE_CACHE,), cache={"last_sync_age_s": 7200.0}),
     Row("age at the limit is stale", H, (C.STALE_CACHE,), cache={"last_sync_age_s": 3600.0}),
@@ -138,34 +176,73 @@ TABLE = [
     Row("NaN age", H, (C.STALE_CACHE,), cache={"last_sync_age_s": math.nan}),
     Row("negative age", H, (C.STALE_CACHE,), cache={"last_sync_age_s": -1.0}),
     Row("stale but policy allows", R, (), cache={"last_sync_age_s": 7200.0, "stale_policy": "allow"}),
-    Row("policy allows, never synced", H, (C.STALE_CACHE,),
-        cache={"last_sync_age_s": None, "stale_policy": "allow"}),
+    Row(
+        "policy allows, never synced",
+        H,
+        (C.STALE_CACHE,),
+        cache={"last_sync_age_s": None, "stale_policy": "allow"},
+    ),
     # devices
     Row("device fault", H, (C.DEVICE_FAULT,), obs={"device_faults": ("scale-1",)}),
     Row("two faults, one code", H, (C.DEVICE_FAULT,), obs={"device_faults": ("scale-1", "diverter-1")}),
     # combinations
-    Row("inspection and overweight holds", H, (C.INSPECTION, C.WEIGHT_MISMATCH),
-        rec={"status": "500"}, obs={"weight_kg": Decimal("2.31")}),
-    Row("inspection and stale holds", H, (C.INSPECTION, C.STALE_CACHE),
-        rec={"status": "500"}, cache={"last_sync_age_s": None}),
-    Row("not found still reports no weight", H, (C.NOT_FOUND, C.NO_WEIGHT),
-        rec=None, obs={"weight_kg": None}),
-    Row("not found with a weight compares nothing", H, (C.NOT_FOUND,),
-        rec=None, obs={"weight_kg": Decimal("9")}),
-    Row("closed and released here: one code", H, (C.ALREADY_RELEASED,),
-        rec={"status": "899"}, cache={"already_released": True}),
-    Row("cancelled while detained", H, (C.CUSTOMS_HOLD, C.CANCELLED),
-        rec={"status": "700", "cancelled": True}),
-    Row("no read, no weight, no label, stale, faults", H,
+    Row(
+        "inspection and overweight holds",
+        H,
+        (C.INSPECTION, C.WEIGHT_MISMATCH),
+        rec={"status": "500"},
+        obs={"weight_kg": Decimal("2.31")},
+    ),
+    Row(
+        "inspection and stale holds",
+        H,
+        (C.INSPECTION, C.STALE_CACHE),
+        rec={"status": "500"},
+        cache={"last_sync_age_s": None},
+    ),
+    Row(
+        "not found still reports no weight", H, (C.NOT_FOUND, C.NO_WEIGHT), rec=None, obs={"weight_kg": None}
+    ),
+    Row(
+        "not found with a weight compares nothing",
+        H,
+        (C.NOT_FOUND,),
+        rec=None,
+        obs={"weight_kg": Decimal("9")},
+    ),
+    Row(
+        "closed and released here: one code",
+        H,
+        (C.ALREADY_RELEASED,),
+        rec={"status": "899"},
+        cache={"already_released": True},
+    ),
+    Row(
+        "cancelled while detained", H, (C.CUSTOMS_HOLD, C.CANCELLED), rec={"status": "700", "cancelled": True}
+    ),
+    Row(
+        "no read, no weight, no label, stale, faults",
+        H,
         (C.NO_READ, C.NO_WEIGHT, C.STALE_CACHE, C.DEVICE_FAULT),
         obs={"scanned_code": None, "weight_kg": None, "camera_codes": (), "device_faults": ("scanner",)},
-        cache={"last_sync_age_s": None}),
-    Row("everything wrong with a trusted record", H,
-        (C.NOT_CLEARED, C.CANCELLED, C.ALREADY_RELEASED, C.WEIGHT_MISMATCH, C.LABEL_MISMATCH,
-         C.STALE_CACHE, C.DEVICE_FAULT),
+        cache={"last_sync_age_s": None},
+    ),
+    Row(
+        "everything wrong with a trusted record",
+        H,
+        (
+            C.NOT_CLEARED,
+            C.CANCELLED,
+            C.ALREADY_RELEASED,
+            C.WEIGHT_MISMATCH,
+            C.LABEL_MISMATCH,
+            C.STALE_CACHE,
+            C.DEVICE_FAULT,
+        ),
         rec={"status": "399", "cancelled": True},
         obs={"weight_kg": Decimal("4"), "camera_code": OTHER, "camera_codes": (), "device_faults": ("cam",)},
-        cache={"already_released": True, "last_sync_age_s": 1e9}),
+        cache={"already_released": True, "last_sync_age_s": 1e9},
+    ),
 ]
 
 
@@ -324,41 +401,90 @@ def test_weight_exactly_at_the_edge_releases_and_one_gram_more_holds(
 
 codes = st.sampled_from([CODE, OTHER, EAN, "", " ", "sf1234567890"])
 statuses = st.one_of(
-    st.sampled_from(["800", "800", "800", "120", "300", "399", "500", "501", "599", "600", "700", "100",
-                     "899", "0800", "800 "]),
+    st.sampled_from(
+        [
+            "800",
+            "800",
+            "800",
+            "120",
+            "300",
+            "399",
+            "500",
+            "501",
+            "599",
+            "600",
+            "700",
+            "100",
+            "899",
+            "0800",
+            "800 ",
+        ]
+    ),
     st.text(max_size=4),
 )
-ages = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
-                 st.floats(min_value=0, max_value=7200), st.sampled_from([0.0, 60.0, 3600.0]))
+ages = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=7200),
+    st.sampled_from([0.0, 60.0, 3600.0]),
+)
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[Observation, CacheState, Tolerance]:
     tol = Tolerance(absolute_kg=draw(slack), percent=draw(pct))
     gross = draw(kg)
-    rec = draw(st.one_of(st.none(), st.builds(
-        record, logisticsNo=codes, status=statuses, cancelled=st.booleans(), grossWeight=st.just(gross),
-    )))
+    rec = draw(
+        st.one_of(
+            st.none(),
+            st.builds(
+                record,
+                logisticsNo=codes,
+                status=statuses,
+                cancelled=st.booleans(),
+                grossWeight=st.just(gross),
+            ),
+        )
+    )
     delta = st.decimals(min_value=Decimal("-1"), max_value=Decimal("1"), places=3)
     near = st.builds(lambda d: gross + d, delta)
     weight = draw(st.one_of(st.none(), near, st.decimals(min_value=-5, max_value=600, places=3)))
     scanned = draw(st.one_of(st.none(), codes))
     obs = Observation(
-        scanned_code=scanned, weight_kg=weight, weight_required=draw(st.booleans()),
-        camera_code=draw(st.one_of(st.none(), codes)), camera_configured=draw(st.booleans()),
+        scanned_code=scanned,
+        weight_kg=weight,
+        weight_required=draw(st.booleans()),
+        camera_code=draw(st.one_of(st.none(), codes)),
+        camera_configured=draw(st.booleans()),
         camera_codes=tuple(draw(st.lists(codes, max_size=3))),
         device_faults=tuple(draw(st.lists(st.sampled_from(["scale", "camera", "diverter", ""]), max_size=2))),
     )
     state = CacheState(
-        record=rec, signature_valid=draw(st.booleans()), already_released=draw(st.booleans()),
-        last_sync_age_s=draw(ages), staleness_limit_s=draw(st.sampled_from([0.0, 60.0, 3600.0, math.inf])),
+        record=rec,
+        signature_valid=draw(st.booleans()),
+        already_released=draw(st.booleans()),
+        last_sync_age_s=draw(ages),
+        staleness_limit_s=draw(st.sampled_from([0.0, 60.0, 3600.0, math.inf])),
         stale_policy=draw(st.sampled_from(["hold", "allow"])),
     )
     return obs, state, tol
 
 
-DIMENSIONS = ("code", "record", "logisticsNo", "status", "cancelled", "signature", "released", "weight",
-              "weight_required", "camera", "age", "policy", "faults")
+DIMENSIONS = (
+    "code",
+    "record",
+    "logisticsNo",
+    "status",
+    "cancelled",
+    "signature",
+    "released",
+    "weight",
+    "weight_required",
+    "camera",
+    "age",
+    "policy",
+    "faults",
+)
 
 
 @st.composite
@@ -496,8 +622,18 @@ def test_rules_module_is_pure() -> None:
     tree = ast.parse(Path(rules.__file__).read_text())
     imported = {
         (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert imported <= {"__future__", "math", "re", "collections", "decimal", "enum", "typing",
-                        "pydantic", "bondgate"}
+    assert imported <= {
+        "__future__",
+        "math",
+        "re",
+        "collections",
+        "decimal",
+        "enum",
+        "typing",
+        "pydantic",
+        "bondgate",
+    }
