@@ -102,6 +102,7 @@ class FeedPage(BaseModel):
     records: list[FeedRecord]
     next_after: int = Field(description="pass as `after` to get the next page")
     has_more: bool
+    head: int = Field(0, description="the park's newest seq: `head - next_after` is how far behind you are")
 
 
 def sign_record(record: FeedRecord, key: Ed25519PrivateKey) -> FeedRecord:

@@ -51,7 +51,8 @@ def page_json(db: Database, *, park_id: str, after: int, limit: int) -> tuple[st
     rows = rows[:limit]
     next_after = rows[-1][0] if rows else after
     body = ",".join(f'{{"seq":{seq},{record[1:]}' for seq, record in rows)
+    head = store.feed_head(db, park_id=park_id)
     return (
-        f'{{"records":[{body}],"next_after":{next_after},"has_more":{json.dumps(has_more)}}}',
+        f'{{"records":[{body}],"next_after":{next_after},"has_more":{json.dumps(has_more)},"head":{head}}}',
         len(rows),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -41,9 +43,32 @@ def run(config: ConfigOpt) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # our DeviceErrors say it once
 
     async def main() -> None:
-        await Agent(settings).serve()
+        agent = Agent(settings)
+        with _first_sync_progress(agent):
+            await agent.serve()
 
     asyncio.run(main())
+
+
+@contextlib.contextmanager
+def _first_sync_progress(agent):  # type: ignore[no-untyped-def]
+    """A progress bar while a large first sync runs, when a person is watching a terminal."""
+    if not sys.stderr.isatty() or agent.store.count_clearances() > 0:
+        yield
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("first sync of the clearance feed", total=None)
+
+        def update(status) -> None:  # type: ignore[no-untyped-def]
+            progress.update(task, completed=status.cursor, total=max(status.head, status.cursor) or None)
+            if status.caught_up:
+                agent.sync.on_progress = None
+                progress.stop()
+
+        agent.sync.on_progress = update
+        yield
 
 
 @app.command()

@@ -22,7 +22,8 @@ from bondgate.wire import GENESIS_HASH, Event, FeedRecord
 
 T = TypeVar("T")
 
-SCHEMA = [
+# Migrations: MIGRATIONS[i] takes the database from user_version i to i + 1. Append; never edit.
+SCHEMA_V1 = [
     """CREATE TABLE IF NOT EXISTS clearances (
         logistics_no TEXT NOT NULL,
         logistics_code TEXT NOT NULL,
@@ -76,6 +77,7 @@ SCHEMA = [
     )""",
     f"INSERT OR IGNORE INTO chain (id, last_seq, last_hash) VALUES (1, 0, '{GENESIS_HASH}')",
 ]
+MIGRATIONS: list[list[str]] = [SCHEMA_V1]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -100,8 +102,23 @@ class Store:
         self._writer = _connect(self.path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-store-writer")
         self._local = threading.local()
-        for statement in SCHEMA:
-            self._writer.execute(statement)
+        self.migrate()
+
+    def migrate(self) -> int:
+        """Bring the schema up to date, each step in its own transaction; returns the version."""
+        version = int(self._writer.execute("PRAGMA user_version").fetchone()[0])
+        for target, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+
+            def step(
+                conn: sqlite3.Connection, statements: list[str] = statements, target: int = target
+            ) -> None:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target}")
+
+            self._transaction(step)
+            version = target
+        return version
 
     # --- plumbing ------------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:

@@ -35,6 +35,13 @@ class SyncStatus:
     last_success_monotonic: float | None = None
     last_error: str | None = None
     caught_up: bool = False  # the last page said has_more = false
+    head: int = 0  # central's newest seq for the park, as of the last page
+
+    @property
+    def lag_records(self) -> int:
+        """How many feed changes central has that this edge has not applied yet."""
+        return max(0, self.head - self.cursor)
+
     consecutive_failures: int = 0
 
     def age_s(self, now: float | None = None) -> float | None:
@@ -91,6 +98,9 @@ class FeedSync:
         self.status.cursor = cursor
         self.status.records_applied += len(good)
         self.status.caught_up = not page["has_more"]
+        self.status.head = int(page.get("head", cursor))
+        if self.on_progress:
+            self.on_progress(self.status)
         if rejected:
             self.status.rejected_signatures += rejected
             log.error(
