@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bondgate.wire import FeedRecord, verify_record
+from edge.backoff import Backoff, LinkState
 from edge.store import Store
 from edge.timefmt import iso_now
 
@@ -28,12 +27,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SyncStatus:
+class SyncStatus(LinkState):
     cursor: int = 0
     records_applied: int = 0
     rejected_signatures: int = 0
-    last_success_monotonic: float | None = None
-    last_error: str | None = None
     caught_up: bool = False  # the last page said has_more = false
     head: int = 0  # central's newest seq for the park, as of the last page
 
@@ -41,13 +38,6 @@ class SyncStatus:
     def lag_records(self) -> int:
         """How many feed changes central has that this edge has not applied yet."""
         return max(0, self.head - self.cursor)
-
-    consecutive_failures: int = 0
-
-    def age_s(self, now: float | None = None) -> float | None:
-        if self.last_success_monotonic is None:
-            return None
-        return (now or time.monotonic()) - self.last_success_monotonic
 
 
 def _verify_chunk(items: list[dict], key: Ed25519PublicKey) -> list[tuple[FeedRecord, str] | None]:
@@ -78,6 +68,7 @@ class FeedSync:
 
     def __post_init__(self) -> None:
         self.status.cursor = int(self.store.sync_state()["cursor"])
+        self._backoff = Backoff(self.backoff_initial, self.backoff_max)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="feed-verify")
 
     async def pull_once(self, *, wait: float = 0.0) -> int:
@@ -130,32 +121,19 @@ class FeedSync:
                 return
 
     def _succeeded(self) -> None:
-        if self.status.consecutive_failures:
-            log.info("central reachable again", extra={"cursor": self.status.cursor})
-        self.status.consecutive_failures = 0
-        self.status.last_error = None
-        self.status.last_success_monotonic = time.monotonic()
+        self._backoff.succeeded(self.status, log, "central reachable again", cursor=self.status.cursor)
         if self.on_progress:
             self.on_progress(self.status)
 
     async def run(self) -> None:
-        delay = self.backoff_initial
         while True:
             try:
                 await self.pull_once(wait=0 if not self.status.caught_up else self.long_poll_s)
             except asyncio.CancelledError:
                 raise
             except (httpx.HTTPError, ValueError, KeyError) as exc:
-                self.status.consecutive_failures += 1
-                self.status.last_error = f"{type(exc).__name__}: {exc}"
-                if self.status.consecutive_failures == 1:
-                    log.warning(
-                        "feed sync failing; deciding on the cache", extra={"error": self.status.last_error}
-                    )
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, self.backoff_max)
+                await self._backoff.failed(self.status, exc, log, "feed sync failing; deciding on the cache")
                 continue
-            delay = self.backoff_initial
             self._succeeded()
 
     def close(self) -> None:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
 
 from bondgate.wire import Event, EventBody, EventKind, chain_event
+from edge.backoff import Backoff, LinkState
 from edge.store import Store
 from edge.timefmt import iso_now
 
@@ -51,12 +50,9 @@ def new_event(
 
 
 @dataclass
-class UplinkStatus:
+class UplinkStatus(LinkState):
     sent: int = 0
     acked_seq: int = 0
-    last_success_monotonic: float | None = None
-    last_error: str | None = None
-    consecutive_failures: int = 0
     refused: int = 0
 
 
@@ -107,28 +103,16 @@ class Uplink:
             pass
 
     async def run(self) -> None:
-        delay = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while True:
             try:
                 moved = await self.send_once()
             except asyncio.CancelledError:
                 raise
             except (httpx.HTTPError, ValueError, KeyError) as exc:
-                self.status.consecutive_failures += 1
-                self.status.last_error = f"{type(exc).__name__}: {exc}"
-                if self.status.consecutive_failures == 1:
-                    log.warning(
-                        "uplink failing; events kept in the outbox", extra={"error": self.status.last_error}
-                    )
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, self.backoff_max)
+                await backoff.failed(self.status, exc, log, "uplink failing; events kept in the outbox")
                 continue
-            if self.status.consecutive_failures:
-                log.info("uplink recovered", extra={"acked_seq": self.status.acked_seq})
-            self.status.consecutive_failures = 0
-            self.status.last_error = None
-            self.status.last_success_monotonic = time.monotonic()
-            delay = self.backoff_initial
+            backoff.succeeded(self.status, log, "uplink recovered", acked_seq=self.status.acked_seq)
             if moved == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -1,0 +1,48 @@
+"""Exponential backoff with jitter for the agent's links to central (feed sync and uplink)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class LinkState:
+    """How a link to central is doing, for the API and the screens."""
+
+    last_success_monotonic: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+
+    def age_s(self, now: float | None = None) -> float | None:
+        if self.last_success_monotonic is None:
+            return None
+        return (now or time.monotonic()) - self.last_success_monotonic
+
+
+class Backoff:
+    """Sleep after a failure: doubling from `initial` to `maximum`, each sleep jittered to
+    50–150 % so many edges that lost central together do not return in step."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.delay = initial
+
+    async def failed(self, state: LinkState, exc: BaseException, log: logging.Logger, message: str) -> None:
+        state.consecutive_failures += 1
+        state.last_error = f"{type(exc).__name__}: {exc}"
+        if state.consecutive_failures == 1:  # say it once, not on every retry
+            log.warning(message, extra={"error": state.last_error})
+        await asyncio.sleep(self.delay * (0.5 + random.random()))
+        self.delay = min(self.delay * 2, self.maximum)
+
+    def succeeded(self, state: LinkState, log: logging.Logger, message: str, **extra: object) -> None:
+        if state.consecutive_failures:
+            log.info(message, extra=extra)
+        state.consecutive_failures = 0
+        state.last_error = None
+        state.last_success_monotonic = time.monotonic()
+        self.delay = self.initial
