@@ -58,6 +58,7 @@ class Station:
         self._reads: deque[BarcodeRead | NoRead] = deque(maxlen=64)
         self._read_arrived = asyncio.Event()
         self._actuation_faults: dict[str, str] = {}
+        self._device_states: dict[str, State] = {}
         self.decisions = 0
         for _role, device in config.device_refs().items():
             if device is not None:
@@ -89,6 +90,14 @@ class Station:
         return faults
 
     def _health_changed(self, device: str) -> None:
+        state = self.hub.health(device).state
+        previous = self._device_states.get(device, State.STARTING)
+        self._device_states[device] = state
+        if state == State.UP and previous in (State.DOWN, State.STARTING):
+            # a new device session, and every I/O session starts by driving its outputs to their
+            # safe values, confirmed: an earlier unconfirmed output is settled (a coil that still
+            # disagrees fails that session, so the device would not be UP)
+            self._actuation_faults.pop(device, None)
         faults = self.device_faults()
         self.view.faults = faults
         if faults and self.view.state != StationState.CHECKING:
@@ -185,6 +194,8 @@ class Station:
             rules.Verdict.INSPECT: StationState.INSPECT,
         }.get(record.verdict, StationState.HOLD)
         self.view.faults = self.device_faults()
+        if self.view.faults and state == StationState.HOLD:
+            state = StationState.FAULT  # still faulty after this parcel: the station holds everything
         self._set(state, record)
 
     async def actuation_failed(self, device: str, why: str) -> None:

@@ -55,8 +55,11 @@ def seed(settings: CentralSettings) -> dict[str, str]:
 
 
 @contextmanager
-def run_central(tmp: Path, *, reseed: bool = True, **overrides: object) -> Iterator[RunningCentral]:
-    """Start central over `tmp`/central.db; `reseed=False` restarts over an existing database."""
+def run_central(
+    tmp: Path, *, reseed: bool = True, port: int = 0, **overrides: object
+) -> Iterator[RunningCentral]:
+    """Start central over `tmp`/central.db; `reseed=False` restarts over an existing database.
+    `port=0` takes a free port; give the previous run's port to restart where edges expect it."""
     overrides.setdefault("risk", {"sampling_rate": 0})  # deterministic unless a test asks otherwise
     tmp.mkdir(parents=True, exist_ok=True)
     settings = CentralSettings(database=tmp / "central.db", signing_key=tmp / "feed.key", port=0, **overrides)  # type: ignore[arg-type]
@@ -67,7 +70,7 @@ def run_central(tmp: Path, *, reseed: bool = True, **overrides: object) -> Itera
     else:
         tokens = json.loads(saved.read_text())
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
