@@ -113,6 +113,8 @@ class Agent:
                 driver.supervisor.subscribe(
                     lambda h, n=name: self.publisher and self.publisher.device_health(n, h)
                 )
+        for name, driver in self.hub.drivers.items():
+            driver.supervisor.subscribe(lambda h, n=name: self._device_changed(n, h))
         await self.hub.start()
         for station in self.stations.values():
             await station.start()
@@ -129,6 +131,12 @@ class Agent:
                 "stations": list(self.stations),
             },
         )
+
+    def _device_changed(self, device: str, health: Any) -> None:
+        """A device that goes DOWN is reported upstream as a device_fault event (once per outage)."""
+        if health.state.value == "DOWN":
+            task = asyncio.create_task(self.checker.report_fault(None, device, health.reason or "down"))
+            self._tasks.append(task)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -61,7 +61,7 @@ class FeedSync:
     page_size: int = 5000
     long_poll_s: float = 10.0
     backoff_initial: float = 0.2
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0
     workers: int = 2
     on_progress: Callable[[SyncStatus], None] | None = None
     status: SyncStatus = field(default_factory=SyncStatus)

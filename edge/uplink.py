@@ -65,7 +65,7 @@ class Uplink:
     batch_size: int = 500
     idle_wait_s: float = 1.0
     backoff_initial: float = 0.2
-    backoff_max: float = 30.0
+    backoff_max: float = 10.0
     status: UplinkStatus = field(default_factory=UplinkStatus)
 
     def __post_init__(self) -> None:
