@@ -18,13 +18,15 @@ app.add_typer(sim_app, name="sim")
 
 @app.command()
 def demo(
-    parcels: int = typer.Option(36, help="how many parcels to declare"),
-    keep: bool = typer.Option(False, help="keep central running after the table (Ctrl-C to stop)"),
+    parcels: int = typer.Option(120, help="how many parcels to declare and drive through the park"),
+    rate: float = typer.Option(10.0, help="parcels per second through the simulated hardware"),
+    faults: str = typer.Option("noread=0.02", help="noread=P,noise=P,swap=P (probabilities)"),
+    keep: bool = typer.Option(False, help="keep everything running after the run (Ctrl-C to stop)"),
 ) -> None:
-    """Start central on a fresh database, declare parcels of every kind and show their clearances."""
+    """The whole park: central, Mosquitto, simulated devices and the edge agent, parcels of every kind."""
     from bondgate.demo import run_demo
 
-    run_demo(parcels=parcels, keep=keep)
+    run_demo(parcels=parcels, rate=rate, faults=faults, keep=keep)
 
 
 if __name__ == "__main__":

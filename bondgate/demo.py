@@ -1,33 +1,48 @@
-"""`bondgate demo`: central on a fresh database, a park, tokens, a few dozen parcels of every kind.
+"""`bondgate demo`: the whole park in one command.
 
-Everything goes through the real interfaces: central runs as its own process (`bondgate central
-serve`), documents go in over HTTP as CEB XML and as JSON, and the table is read back from the API.
+Central, Mosquitto and the edge agent run as their own processes (`bondgate central serve`,
+`mosquitto`, `bondgate edge run`); the park's hardware is simulated in this process, speaking the
+real protocols over ptys, Modbus TCP and HTTP MJPEG. Documents go in through central's real intake
+(CEB XML and JSON) — clean parcels and every kind of mismatch — then parcels roll through the
+conveyor, the check bench and the gate at a configurable rate, with faults on demand. The terminal
+shows a live summary and the page URLs; Ctrl-C stops every process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
+import shutil
 import signal
-import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from bondgate.processes import child, free_port, http_ready, tcp_ready
+from bondgate.toml_out import toml_dumps
 from central.auth import Role, create_token
 from central.ceb.xml_out import message_xml
 from central.store.db import Database
+from edge.auth import hash_password
 from firmware_sim import declarations as d
+from firmware_sim.park import SimulatedPark
+from firmware_sim.scenario import Parcel, Scenario, parse_faults
 
 PARK = "HK-FTZ-1"
 INSPECT_GCODE = "8517"  # phones: the demo's risk rule sends them to inspection
@@ -37,7 +52,9 @@ PHONE = d.Item(
 
 
 @dataclass(frozen=True)
-class Scenario:
+class Kind:
+    """A kind of parcel: what its documents say (and what central should make of them)."""
+
     name: str
     expect: str  # the status a reader should expect
     build: Callable[[int], list]  # parcel number -> documents to submit, in order
@@ -86,87 +103,179 @@ def _incomplete(seq: int) -> list:
     return [docs[0], docs[2], docs[3]]
 
 
-SCENARIOS = [
-    Scenario("clean (JSON)", "800", _clean),
-    Scenario("clean (CEB XML)", "800", _clean),
-    Scenario("amount ≠ payment", "100", _amount),
-    Scenario(
-        "buyer ≠ payer", "100", lambda s: [*_clean(s)[:1], d.payment(s, payerName="王五"), *_clean(s)[2:]]
-    ),
-    Scenario(
+KINDS = [
+    Kind("clean (JSON)", "800", _clean),
+    Kind("clean (CEB XML)", "800", _clean),
+    Kind("amount ≠ payment", "100", _amount),
+    Kind("buyer ≠ payer", "100", lambda s: [*_clean(s)[:1], d.payment(s, payerName="王五"), *_clean(s)[2:]]),
+    Kind(
         "consignee ≠ waybill",
         "100",
         lambda s: [*_clean(s)[:2], d.waybill(s, consigneeAddress="上海市浦东新区 9 号"), _clean(s)[3]],
     ),
-    Scenario("goods lines differ", "100", _lines),
-    Scenario(
+    Kind("goods lines differ", "100", _lines),
+    Kind(
         "waybill weight off",
         "100",
         lambda s: [*_clean(s)[:2], d.waybill(s, weight=Decimal("9.5")), _clean(s)[3]],
     ),
-    Scenario("1210 without itemRecordNo", "100", _bonded),
-    Scenario("payment missing", "waiting", _incomplete),
-    Scenario("risk rule: inspection", "500", _inspection),
-    Scenario("cancelled after release", "800 (cancelled)", _clean),
-    Scenario("clean (JSON)", "800", _clean),
+    Kind("1210 without itemRecordNo", "100", _bonded),
+    Kind("payment missing", "waiting", _incomplete),
+    Kind("risk rule: inspection", "500", _inspection),
+    Kind("cancelled after release", "800 (cancelled)", _clean),
+    Kind("clean (JSON)", "800", _clean),
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _declare(shop: httpx.Client, officer: httpx.Client, parcels: int) -> dict[int, Kind]:
+    """Declare `parcels` parcels through central's intake; returns each parcel's kind."""
+    kinds: dict[int, Kind] = {}
+    batch: list[dict] = []
+    cancel_later: list[int] = []
+    for seq in range(1, parcels + 1):
+        kind = KINDS[(seq - 1) % len(KINDS)]
+        kinds[seq] = kind
+        docs = kind.build(seq)
+        if "XML" in kind.name:
+            for doc in docs:
+                shop.post(
+                    "/api/v1/ceb/messages",
+                    content=message_xml(doc.KIND, [doc], d.BASE_TRANSFER),
+                    headers={"content-type": "application/xml"},
+                ).raise_for_status()
+        else:
+            batch += [doc.model_dump(mode="json") for doc in docs]
+        if kind.name.startswith("cancelled"):
+            cancel_later.append(seq)
+        if len(batch) >= 800:
+            shop.post("/api/v1/documents", json={"documents": batch}).raise_for_status()
+            batch = []
+    if batch:
+        shop.post("/api/v1/documents", json={"documents": batch}).raise_for_status()
+    for seq in cancel_later:
+        [detail] = officer.get("/api/v1/clearances", params={"logisticsNo": d.logistics_no(seq)}).json()
+        cancel = d.cancellation(seq, invtNo=detail["clearance"]["invtNo"])
+        shop.post("/api/v1/documents", json=cancel.model_dump(mode="json")).raise_for_status()
+    return kinds
 
 
-@contextmanager
-def central_process(workdir: Path, port: int) -> Iterator[str]:
-    """Run `bondgate central serve` as its own process; stop it (and only it) on the way out."""
-    config = workdir / "central.toml"
-    config.write_text(
-        f'database = "{workdir / "central.db"}"\nsigning_key = "{workdir / "feed.key"}"\n'
-        f'port = {port}\nlog_level = "WARNING"\n\n[risk]\nsampling_rate = 0\n'
-        f'gcode_prefixes = ["{INSPECT_GCODE}"]\n'
-    )
-    log = (workdir / "central.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bondgate.cli", "central", "serve", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+def _physical(seq: int, kind: Kind, unknown_every: int) -> Parcel:
+    """What actually rolls down the line for parcel `seq`."""
+    items = (PHONE,) if "inspection" in kind.name else d.DEFAULT_ITEMS
+    kg = d.weights(items)[0]
+    code = d.logistics_no(seq)
+    station = "bench-1" if seq % 10 == 0 else "gate-1" if seq % 15 == 0 else "line-1"
+    shown = None
+    if kind.expect == "800" and station == "line-1":
+        if seq % 12 == 1 and seq > 1:
+            kg += Decimal("1.2")  # overweight: something was added to the parcel
+        elif seq % 12 == 0:
+            shown = f"SF{seq:013d}"  # label swap: the camera sees another parcel's label
+    if unknown_every and seq % unknown_every == 0:
+        code = f"UNDECLARED{seq:08d}"  # a parcel nobody declared
+    return Parcel(code=code, kg=kg, station=station, shown=shown)
+
+
+def _counts(edge_db: Path) -> tuple[Counter[str], Counter[str], int]:
+    if not edge_db.exists():
+        return Counter(), Counter(), 0
+    conn = sqlite3.connect(f"file:{edge_db}?mode=ro", uri=True, timeout=5)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"central did not start; see {workdir / 'central.log'}")
-            time.sleep(0.1)
-        yield url
+        verdicts = Counter(
+            {
+                f"{s} {v}": n
+                for s, v, n in conn.execute(
+                    "SELECT station, verdict, COUNT(*) FROM decisions GROUP BY station, verdict"
+                )
+            }
+        )
+        codes: Counter[str] = Counter()
+        for (raw,) in conn.execute("SELECT codes FROM decisions"):
+            codes.update(json.loads(raw))
+        backlog = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    except sqlite3.Error:
+        return Counter(), Counter(), 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        conn.close()
+    return verdicts, codes, int(backlog)
 
 
-def run_demo(parcels: int = 36, keep: bool = False, workdir: Path | None = None) -> None:
+def _summary(edge_db: Path, report: dict | None, played: int, total: int, urls: dict[str, str]) -> Table:
+    verdicts, codes, backlog = _counts(edge_db)
+    table = Table(title=f"Bondgate park {PARK}: {played}/{total} parcels played", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("decisions", ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items())) or "-")
+    table.add_row("discrepancies", ", ".join(f"{k}: {v}" for k, v in codes.most_common()) or "-")
+    table.add_row("outbox (not yet at central)", str(backlog))
+    if report:
+        table.add_row("central: clearances", str(report["clearances"]["by_status"]))
+        table.add_row("central: cleared, not out", str(report["cleared_not_out"]["total"]))
+        bad = report["released_without_clearance"]["total"] + report["released_twice"]["total"]
+        table.add_row(
+            "central: released without clearance / twice",
+            f"{report['released_without_clearance']['total']} / {report['released_twice']['total']}"
+            + ("  (must be 0!)" if bad else "  (as it must be)"),
+        )
+    for name, url in urls.items():
+        table.add_row(name, url)
+    return table
+
+
+def run_demo(
+    parcels: int = 120,
+    rate: float = 10.0,
+    faults: str = "noread=0.02",
+    keep: bool = False,
+    workdir: Path | None = None,
+    unknown_every: int = 20,
+) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=150)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bondgate-demo-"))
-    port = _free_port()
-    # the first admin token is minted on the database, as an operator would with the CLI
+    fault_map = parse_faults(faults)
+    c_port, m_port, e_port = free_port(), free_port(), free_port()
     db = Database(workdir / "central.db")
     admin_token, _ = create_token(db, role=Role.ADMIN, name="demo admin")
     db.close()
-    with central_process(workdir, port) as url:
-        admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30)
+    (workdir / "central.toml").write_text(
+        toml_dumps(
+            {
+                "database": workdir / "central.db",
+                "signing_key": workdir / "feed.key",
+                "port": c_port,
+                "log_level": "WARNING",
+                "risk": {"sampling_rate": 0, "gcode_prefixes": [INSPECT_GCODE]},
+            }
+        )
+    )
+    passwd = workdir / "mosquitto.passwd"
+    passwd.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "edge", "edge-demo"], check=True)
+    (workdir / "mosquitto.conf").write_text(
+        f"listener {m_port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\nuser root\n"
+    )
+    py = [sys.executable, "-m", "bondgate.cli"]
+    central_url = f"http://127.0.0.1:{c_port}"
+    with ExitStack() as stack:
+        stack.enter_context(
+            child(
+                "mosquitto",
+                [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(workdir / "mosquitto.conf")],
+                workdir / "mosquitto.log",
+                tcp_ready(m_port),
+            )
+        )
+        stack.enter_context(
+            child(
+                "central",
+                [*py, "central", "serve", "--config", str(workdir / "central.toml")],
+                workdir / "central.log",
+                http_ready(f"{central_url}/healthz"),
+            )
+        )
+        admin = httpx.Client(
+            base_url=central_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=60
+        )
         admin.put(
             f"/api/v1/parks/{PARK}",
             json={
@@ -183,72 +292,161 @@ def run_demo(parcels: int = 36, keep: bool = False, workdir: Path | None = None)
             ).json()["token"]
             for role in ("enterprise", "officer", "edge")
         }
-        shop = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {tokens['enterprise']}"}, timeout=30
+        shop, officer = (
+            httpx.Client(base_url=central_url, headers={"Authorization": f"Bearer {tokens[r]}"}, timeout=60)
+            for r in ("enterprise", "officer")
         )
-        officer = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {tokens['officer']}"}, timeout=30
-        )
-        console.print(f"[bold]Bondgate demo[/] — central at {url} (API docs {url}/docs), data in {workdir}")
+        console.print(f"[bold]Bondgate demo[/] — data and logs in {workdir}")
         started = time.perf_counter()
-        rows = []
-        for seq in range(1, parcels + 1):
-            scenario = SCENARIOS[(seq - 1) % len(SCENARIOS)]
-            docs = scenario.build(seq)
-            as_xml = "XML" in scenario.name
-            for doc in docs:
-                if as_xml:
-                    body = message_xml(doc.KIND, [doc], d.BASE_TRANSFER)
-                    shop.post(
-                        "/api/v1/ceb/messages", content=body, headers={"content-type": "application/xml"}
-                    ).raise_for_status()
-                else:
-                    shop.post("/api/v1/documents", json=doc.model_dump(mode="json")).raise_for_status()
-            if scenario.name.startswith("cancelled"):
-                [detail] = officer.get(
-                    "/api/v1/clearances", params={"logisticsNo": d.logistics_no(seq)}
-                ).json()
-                cancel = d.cancellation(seq, invtNo=detail["clearance"]["invtNo"])
-                shop.post("/api/v1/documents", json=cancel.model_dump(mode="json")).raise_for_status()
-            rows.append((seq, scenario, docs))
-        elapsed = time.perf_counter() - started
-        table = Table(title=f"{parcels} parcels declared to park {PARK}", show_lines=False)
-        for column in ("#", "logisticsNo", "scenario", "status", "invtNo", "receipt (returnInfo)"):
-            table.add_column(column, overflow="fold")
-        counts: Counter[str] = Counter()
-        for seq, scenario, docs in rows:
-            found = officer.get("/api/v1/clearances", params={"logisticsNo": d.logistics_no(seq)}).json()
-            detail = found[0] if found else None
-            clearance = detail["clearance"] if detail else None
-            if clearance is None:
-                status = "waiting"
-                info = "missing: " + ", ".join(detail["missing"]) if detail else "-"
-                invt = ""
-            else:
-                status = clearance["status"] + (" (cancelled)" if clearance["cancelled"] else "")
-                receipts = shop.get(f"/api/v1/documents/{docs[-1].guid}/receipts").json()
-                info = receipts[-1]["returnInfo"] if receipts else ""
-                invt = clearance["invtNo"]
-            counts[status] += 1
-            style = "green" if status == "800" else "yellow" if status in ("500", "waiting") else "red"
-            table.add_row(
-                str(seq), d.logistics_no(seq), scenario.name, f"[{style}]{status}[/]", invt, info[:90]
-            )
-        console.print(table)
-        console.print("statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
-        console.print(f"{sum(len(r[2]) for r in rows)} documents in {elapsed:.2f} s over HTTP")
-        report = officer.get(f"/api/v1/parks/{PARK}/report").json()
+        kinds = _declare(shop, officer, parcels)
         console.print(
-            f"park report: by status {report['clearances']}; cleared but not physically out: "
-            f"{report['cleared_not_out']['total']}; released without clearance: "
-            f"{report['released_without_clearance']['total']} (must be 0); released twice: "
-            f"{report['released_twice']['total']} (must be 0)"
+            f"declared {parcels} parcels through central's intake in "
+            f"{time.perf_counter() - started:.1f} s (CEB XML and JSON)"
         )
-        console.print(f"edge token for {PARK} (for `bondgate edge`, later): {tokens['edge']}")
-        if keep:
-            console.print("central keeps running; Ctrl-C to stop")
+        (workdir / "central-feed.pem").write_text(
+            httpx.get(f"{central_url}/.well-known/bondgate/feed-key.pem").text
+        )
+        physical = [_physical(seq, kinds[seq], unknown_every) for seq in range(1, parcels + 1)]
+        urls = {
+            "central API docs": f"{central_url}/docs",
+            "central pages (officer token)": f"{central_url}/ui/",
+            "edge pages (demo / demo-pass)": f"http://127.0.0.1:{e_port}/",
+            "officer token": tokens["officer"],
+        }
+        asyncio.run(
+            _park(
+                workdir,
+                console,
+                physical,
+                rate,
+                fault_map,
+                keep,
+                tokens["edge"],
+                central_url,
+                m_port,
+                e_port,
+                officer,
+                urls,
+                py,
+            )
+        )
+
+
+async def _park(
+    workdir: Path,
+    console: Console,
+    physical: list[Parcel],
+    rate: float,
+    faults: dict[str, float],
+    keep: bool,
+    edge_token: str,
+    central_url: str,
+    m_port: int,
+    e_port: int,
+    officer: httpx.Client,
+    urls: dict[str, str],
+    py: list[str],
+) -> None:
+    park = SimulatedPark(workdir / "devices")
+    await park.start()
+    config = {
+        "park_id": PARK,
+        "edge_id": "edge-demo",
+        "database": workdir / "edge.db",
+        "evidence_dir": workdir / "evidence",
+        "log_level": "WARNING",
+        "central": {
+            "url": central_url,
+            "token": edge_token,
+            "public_key": workdir / "central-feed.pem",
+            "long_poll_s": 2,
+        },
+        "mqtt": {
+            "broker": {"host": "127.0.0.1", "port": m_port, "username": "edge", "password": "edge-demo"}
+        },
+        "api": {
+            "host": "127.0.0.1",
+            "port": e_port,
+            "users": [{"name": "demo", "role": "supervisor", "password_hash": hash_password("demo-pass")}],
+        },
+        **park.edge_devices_and_stations(),
+    }
+    (workdir / "edge.toml").write_text(toml_dumps(config))
+    log = (workdir / "edge.log").open("wb")
+    edge = await asyncio.create_subprocess_exec(
+        *py,
+        "edge",
+        "run",
+        "--config",
+        str(workdir / "edge.toml"),
+        stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    scenario = Scenario(park, rate=rate, faults=faults)
+    edge_db = workdir / "edge.db"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{e_port}", timeout=5) as api:
+            await _wait(lambda: _edge_ready(api), 60, "the edge agent to start", edge)
+            login = await api.post("/api/login", json={"name": "demo", "password": "demo-pass"})
+            auth = {"Authorization": f"Bearer {login.json()['token']}"}
+
+            async def synced() -> bool:
+                status = (await api.get("/api/status", headers=auth)).json()["sync"]
+                return bool(status["caught_up"] and status["records"] > 0)
+
+            await _wait(synced, 60, "the first sync", edge)
+            play = asyncio.create_task(scenario.play(physical))
+            with Live(console=console, refresh_per_second=4, transient=False) as live:
+                while not play.done():
+                    live.update(
+                        _summary(
+                            edge_db,
+                            None,
+                            sum(scenario.played[s] for s in ("line-1", "bench-1", "gate-1")),
+                            len(physical),
+                            urls,
+                        )
+                    )
+                    await asyncio.sleep(0.5)
+                await play
+                await asyncio.sleep(2.5)  # the last parcels' decisions
+                await _wait(lambda: _drained(edge_db), 60, "the outbox to drain", edge)
+                report = await asyncio.to_thread(lambda: officer.get(f"/api/v1/parks/{PARK}/report").json())
+                live.update(_summary(edge_db, report, len(physical), len(physical), urls))
+            if keep:
+                console.print("everything keeps running; Ctrl-C stops it")
+                await asyncio.Event().wait()
+    finally:
+        if edge.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(edge.pid, signal.SIGTERM)
             try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+                await asyncio.wait_for(edge.wait(), 10)
+            except TimeoutError:
+                os.killpg(edge.pid, signal.SIGKILL)
+        log.close()
+        await park.stop()
+
+
+async def _edge_ready(api: httpx.AsyncClient) -> bool:
+    try:
+        return (await api.get("/healthz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _drained(edge_db: Path) -> bool:
+    return _counts(edge_db)[2] == 0
+
+
+async def _wait(
+    check: Callable[[], Any], timeout: float, what: str, proc: asyncio.subprocess.Process
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if proc.returncode is not None:
+            raise RuntimeError(f"the edge agent exited while waiting for {what}; see its log")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)

@@ -198,6 +198,8 @@ class CameraSim:
                 await asyncio.sleep(period)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:  # the event loop is closing: the stream just ends
+            pass
         finally:
             self._clients.discard(writer)
             writer.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from firmware_sim import camera, gateio, modbus_scale, mqtt_sensor, scale, scanner
+from firmware_sim import camera, gateio, modbus_scale, mqtt_sensor, scale, scanner, scenario
 
 app = typer.Typer(
     help="Device simulators: serial scanner and scales over a pty, Modbus gate I/O and "
@@ -19,3 +19,6 @@ app.command("mqtt-sensor", help="Gate, loop and plate sensors publishing to an M
     mqtt_sensor.command
 )
 app.command("camera", help="Camera with a waybill label: MJPEG over HTTP or a video file.")(camera.command)
+app.command("scenario", help="A whole simulated park's devices, driven parcel by parcel at a rate.")(
+    scenario.command
+)
