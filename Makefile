@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(VENV)/bin/bondgate demo --parcels 36
+	$(VENV)/bin/bondgate demo
 
 lint: setup
 	$(PY) -m ruff check .
