@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from central import pages
 from central.api import errors
 from central.api.routes import admin, clearances, documents, meta, parks
 from central.config import CentralSettings
@@ -124,5 +125,6 @@ def create_app(settings: CentralSettings) -> FastAPI:
 
     for module in (documents, clearances, parks, admin, meta):
         app.include_router(module.router)
+    app.include_router(pages.router)  # officer HTML pages under /ui, outside the OpenAPI schema
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
