@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from pydantic import BaseModel, Field
 
 from edge.auth import Sessions, check_password
+from edge.pages import pages_router
 from edge.publisher import decision_payload
 from edge.stations.manual import Manual, OverrideRefused
 
@@ -46,6 +47,7 @@ def create_app(agent: Any) -> FastAPI:
         description="Local API of one park's edge agent: stations, decisions, overrides.",
     )
     sessions = Sessions()
+    app.include_router(pages_router(agent, sessions))  # the HTML pages (edge/pages.py)
     users = {u.name: u for u in agent.settings.api.users}
     bearer = HTTPBearer(auto_error=False)
     registry = CollectorRegistry()
