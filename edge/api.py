@@ -13,7 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, Field
 
+from edge import operations
 from edge.auth import Sessions, check_password
+from edge.operations import discrepancy_queue
 from edge.pages import pages_router
 from edge.publisher import decision_payload
 from edge.stations.manual import Manual, OverrideRefused
@@ -106,14 +108,7 @@ def create_app(agent: Any) -> FastAPI:
 
     @app.get("/api/discrepancies", tags=["stations"])
     async def queue(who: Operator, limit: int = 100) -> list[dict[str, Any]]:
-        rows = agent.store.reader().execute(
-            "SELECT decision_id, station, code, verdict, codes, reason, operator, created_at"
-            " FROM decisions d WHERE verdict != 'RELEASE'"
-            " AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.overrides = d.id)"
-            " ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [dict(r) for r in rows]
+        return discrepancy_queue(agent.store, limit)
 
     @app.post("/api/stations/{name}/code", tags=["stations"])
     async def typed(name: str, body: TypedCode, who: Operator) -> dict[str, Any]:
@@ -125,14 +120,12 @@ def create_app(agent: Any) -> FastAPI:
 
     @app.post("/api/stations/{name}/override", tags=["stations"])
     async def override(name: str, body: OverrideIn, who: Supervisor) -> dict[str, Any]:
-        station = agent.stations.get(name)
-        if not isinstance(station, Manual):
-            raise HTTPException(404, f"no manual station {name}")
-        original = next((r for r in agent.recent if r.decision_id == body.decision_id), None)
-        if original is None or original.station != name:
-            raise HTTPException(404, "no such recent decision at this station")
         try:
-            record = await station.override(original, operator=who[0], reason=body.reason)
+            record = await operations.override(
+                agent, body.decision_id, operator=who[0], reason=body.reason, station=name
+            )
+        except operations.NoSuchDecision as exc:
+            raise HTTPException(404, str(exc)) from exc
         except OverrideRefused as exc:
             raise HTTPException(409, str(exc)) from exc
         return decision_payload(record)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import secrets
@@ -32,8 +31,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from edge import operations
 from edge.auth import Sessions, check_password, hash_password
 from edge.checker import DecisionRecord
+from edge.operations import discrepancy_queue
 from edge.stations.base import StationView
 from edge.stations.manual import WAIVABLE, Manual, OverrideRefused
 
@@ -389,18 +390,15 @@ def pages_router(
     def queue_page(
         request: Request, user: User, *, status: int = 200, error: str | None = None, **ctx: Any
     ) -> HTMLResponse:
-        rows = agent.store.reader().execute(
-            "SELECT decision_id, station, code, verdict, codes, reason, operator, created_at"
-            " FROM decisions d WHERE verdict != 'RELEASE'"
-            " AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.overrides = d.id)"
-            " ORDER BY id DESC LIMIT 100"
-        )
         recent = {r.decision_id for r in agent.recent}
-        items = []
-        for row in rows:
-            codes = json.loads(row["codes"] or "[]")
-            blocked = why_not(row["station"], codes, row["decision_id"] in recent)
-            items.append({**dict(row), "codes": codes, "at": clock(row["created_at"]), "why_not": blocked})
+        items = [
+            {
+                **row,
+                "at": clock(row["created_at"]),
+                "why_not": why_not(row["station"], row["codes"], row["decision_id"] in recent),
+            }
+            for row in discrepancy_queue(agent.store, 100)
+        ]
         supervisor = ROLES[user[1]] >= ROLES["supervisor"]
         ctx.setdefault("done", None)
         return page(
@@ -438,21 +436,13 @@ def pages_router(
         decision_id, reason = fields.get("decision_id", ""), fields.get("reason", "").strip()
         if not 5 <= len(reason) <= 1000:
             return queue_page(request, user, status=400, error="Give a reason (5 to 1000 characters).")
-        original = next((r for r in agent.recent if r.decision_id == decision_id), None)
-        station = agent.stations.get(original.station) if original else None
-        if original is None or not isinstance(station, Manual):
-            return queue_page(request, user, status=404, error="No such recent decision at a manual station.")
-        if already_overridden(original.id):
-            return queue_page(request, user, status=409, error="That decision is already overridden.")
         try:
-            record = await station.override(original, operator=user[0], reason=reason)
+            record = await operations.override(agent, decision_id, operator=user[0], reason=reason)
+        except operations.NoSuchDecision:
+            return queue_page(request, user, status=404, error="No such recent decision at a manual station.")
         except OverrideRefused as exc:
-            return queue_page(request, user, status=409, error=str(exc))
+            return queue_page(request, user, status=409, error=str(exc).capitalize() + ".")
         return RedirectResponse(f"/discrepancies?overridden={quote(record.decision_id)}", status_code=303)
-
-    def already_overridden(row_id: int) -> bool:
-        found = agent.store.reader().execute("SELECT 1 FROM decisions WHERE overrides = ?", (row_id,))
-        return found.fetchone() is not None
 
     # --- live screen ---
     @router.get("/events/stations/{name}")

@@ -72,6 +72,13 @@ class Manual(Station):
 
     async def override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
         """Re-check the same parcel with the supervisor's waiver; audited as an override."""
+        already = (
+            self.checker.store.reader()
+            .execute("SELECT 1 FROM decisions WHERE overrides = ?", (decision.id,))
+            .fetchone()
+        )
+        if already is not None:
+            raise OverrideRefused("that decision is already overridden")
         blocking = [c for c in decision.codes if c not in WAIVABLE]
         if blocking or not decision.codes:
             raise OverrideRefused(

@@ -1,0 +1,43 @@
+"""What the local API and the operator pages both do: read the discrepancy queue, override."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge.checker import DecisionRecord
+from edge.stations.manual import Manual, OverrideRefused
+from edge.store import Store
+
+
+def discrepancy_queue(store: Store, limit: int = 100) -> list[dict[str, Any]]:
+    """Decisions that stopped a parcel and have not been overridden, newest first."""
+    rows = store.reader().execute(
+        "SELECT decision_id, station, code, verdict, codes, reason, operator, created_at"
+        " FROM decisions d WHERE verdict != 'RELEASE'"
+        " AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.overrides = d.id)"
+        " ORDER BY id DESC LIMIT ?",
+        (limit,),
+    )
+    return [{**dict(r), "codes": json.loads(r["codes"] or "[]")} for r in rows]
+
+
+class NoSuchDecision(LookupError):
+    """Not a recent decision of a manual station (only those are overridden here)."""
+
+
+async def override(
+    agent: Any, decision_id: str, *, operator: str, reason: str, station: str | None = None
+) -> DecisionRecord:
+    """A supervisor's override of a recent manual-station decision; raises NoSuchDecision or
+    OverrideRefused (a customs finding, or already overridden)."""
+    original = next((r for r in agent.recent if r.decision_id == decision_id), None)
+    if original is None or (station is not None and original.station != station):
+        raise NoSuchDecision("no such recent decision at this station")
+    target = agent.stations.get(original.station)
+    if not isinstance(target, Manual):
+        raise NoSuchDecision(f"{original.station} is not a manual station")
+    return await target.override(original, operator=operator, reason=reason)
+
+
+__all__ = ["NoSuchDecision", "OverrideRefused", "discrepancy_queue", "override"]
