@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +146,35 @@ class Supervisor:
                 delay = self._backoff_initial  # it had been working: retry quickly
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._backoff_max)
+
+
+class SupervisedDriver:
+    """The lifecycle every driver shares: `start()` runs its supervisor as a task, `stop()` cancels
+    it and calls `_closed()` for whatever the driver owns (a bus, a connection); `async with` works.
+    Drivers set `self.supervisor` and may override `_closed`."""
+
+    supervisor: Supervisor
+    name: str
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.supervisor.run(), name=f"{type(self).__name__}:{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._closed()
+
+    async def _closed(self) -> None:
+        """Release what the driver owns once its supervisor has stopped."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

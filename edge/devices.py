@@ -1,8 +1,8 @@
 """The agent's devices: built from configuration, run under their supervisors, events fanned out.
 
-Drivers differ a little in lifecycle (serial drivers expose `run()`, the others `start()`/`stop()`)
-and each has one event stream; the hub hides both, so stations subscribe to the devices they use
-and several stations may share one I/O module.
+Every driver starts and stops the same way (devices.health.SupervisedDriver) and has one event
+stream; the hub fans each stream out, so stations subscribe to the devices they use and several
+stations may share one I/O module.
 """
 
 from __future__ import annotations
@@ -76,10 +76,7 @@ class DeviceHub:
 
     async def start(self) -> None:
         for name, driver in self.drivers.items():
-            if hasattr(driver, "start"):
-                await driver.start()
-            else:
-                self._tasks.append(asyncio.create_task(driver.run(), name=f"device:{name}"))
+            await driver.start()
             self._tasks.append(asyncio.create_task(self._pump(name, driver), name=f"pump:{name}"))
 
     async def _pump(self, name: str, driver: Any) -> None:
@@ -98,6 +95,5 @@ class DeviceHub:
                 await task
         self._tasks.clear()
         for driver in self.drivers.values():
-            if hasattr(driver, "stop"):
-                with contextlib.suppress(Exception):
-                    await driver.stop()
+            with contextlib.suppress(Exception):
+                await driver.stop()

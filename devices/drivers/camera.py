@@ -24,7 +24,6 @@ stalls for `frame_timeout_s`, or (a file) disappears → DOWN with the cause, re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -38,7 +37,7 @@ import zxingcpp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.events import BarcodeRead, CameraFrame, EventStream
-from devices.health import DeviceError, State, Supervisor
+from devices.health import DeviceError, State, SupervisedDriver, Supervisor
 from devices.transports.video import Frame, VideoSource
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ class CameraConfig(BaseModel):
         return zxingcpp.barcode_formats_from_str(",".join(self.formats))
 
 
-class CameraDriver:
+class CameraDriver(SupervisedDriver):
     def __init__(self, name: str, config: CameraConfig) -> None:
         self.name = name
         self.config = config
@@ -103,25 +102,6 @@ class CameraDriver:
         self.captures = 0
         if config.evidence_dir is not None:
             config.evidence_dir.mkdir(parents=True, exist_ok=True)
-
-    # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.supervisor.run(), name=f"camera:{self.name}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> CameraDriver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- the session: keep a source open while frames flow ------------------------------------------
     async def _session(self, sup: Supervisor) -> None:

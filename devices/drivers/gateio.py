@@ -19,14 +19,13 @@ so a 1 s barrier pulse does not hold up the stack light; requests still go one a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.events import EventStream
-from devices.health import DeviceError, State, Supervisor
+from devices.health import DeviceError, State, SupervisedDriver, Supervisor
 from devices.protocols.io_profiles import InputTracker, IOMap
 from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse
 
@@ -48,7 +47,7 @@ class OutputMismatch(DeviceError):
     """The coil read back differs from what was written."""
 
 
-class GateIODriver:
+class GateIODriver(SupervisedDriver):
     def __init__(self, name: str, config: GateIOConfig, *, bus: ModbusBus | None = None) -> None:
         self.name = name
         self.config = config
@@ -73,26 +72,10 @@ class GateIODriver:
         """Last confirmed value of every output written since start."""
         return dict(self._outputs)
 
-    # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.supervisor.run(), name=f"gateio:{self.name}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
+    async def _closed(self) -> None:
         if self._own_bus:
             self.bus.close()
-
-    async def __aenter__(self) -> GateIODriver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- the session ---------------------------------------------------------------------------------
     async def _session(self, sup: Supervisor) -> None:

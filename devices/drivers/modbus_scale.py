@@ -19,7 +19,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.events import EventStream, WeightReading
-from devices.health import DeviceError, Health, State, Supervisor
+from devices.health import DeviceError, Health, State, SupervisedDriver, Supervisor
 from devices.protocols.modbus_weight import WeightDecodeError, WeightMap, decode
 from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse
 
@@ -36,7 +36,7 @@ class ModbusScaleConfig(BaseModel):
     timeout_s: float = Field(0.25, gt=0, le=10)
 
 
-class ModbusScaleDriver:
+class ModbusScaleDriver(SupervisedDriver):
     def __init__(self, name: str, config: ModbusScaleConfig, *, bus: ModbusBus | None = None) -> None:
         self.name = name
         self.config = config
@@ -49,26 +49,10 @@ class ModbusScaleDriver:
         self._fresh = asyncio.Event()  # set, then replaced, on every reading and state change
         self._task: asyncio.Task[None] | None = None
 
-    # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.supervisor.run(), name=f"modbus-scale:{self.name}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
+    async def _closed(self) -> None:
         if self._own_bus:
             self.bus.close()
-
-    async def __aenter__(self) -> ModbusScaleDriver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- the session ---------------------------------------------------------------------------------
     async def _read(self) -> dict[int, int]:

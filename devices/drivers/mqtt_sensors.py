@@ -17,14 +17,13 @@ is UP again within about 2 s without anyone restarting the driver.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.events import EventStream, SensorMessage
-from devices.health import DeviceError, Supervisor
+from devices.health import DeviceError, SupervisedDriver, Supervisor
 from devices.protocols.sensor_payloads import PayloadError, SensorType, decode
 from devices.transports.mqtt import BrokerConfig, Handler, MqttConnection, MqttMessage, check_topic_filter
 
@@ -79,7 +78,7 @@ class _Burst:
         return False, 0
 
 
-class MqttSensorsDriver:
+class MqttSensorsDriver(SupervisedDriver):
     def __init__(
         self, name: str, config: MqttSensorsConfig, *, connection: MqttConnection | None = None
     ) -> None:
@@ -99,26 +98,10 @@ class MqttSensorsDriver:
         for spec in config.sensors:
             self.connection.subscribe(spec.topic, self._handler(spec), qos=spec.qos)
 
-    # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.supervisor.run(), name=f"mqtt-sensors:{self.name}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
+    async def _closed(self) -> None:
         if self._own_connection:
             await self.connection.stop()
-
-    async def __aenter__(self) -> MqttSensorsDriver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- the session: mirror the connection ---------------------------------------------------------
     async def _session(self, sup: Supervisor) -> None:

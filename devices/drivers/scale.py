@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.events import EventStream, WeightReading
-from devices.health import DeviceError, Health, State, Supervisor
+from devices.health import DeviceError, Health, State, SupervisedDriver, Supervisor
 from devices.protocols import mt_sics as sics
 from devices.protocols import toledo
 from devices.transports.serial_port import Parity, SerialPort
@@ -78,8 +78,8 @@ class ScaleCommandError(DeviceError):
     """zero()/tare()/clear_tare() was refused (busy, out of range, not connected, no reply)."""
 
 
-class ScaleDriver:
-    """`asyncio.create_task(driver.run())`, then read `driver.events`, `driver.latest`,
+class ScaleDriver(SupervisedDriver):
+    """`await driver.start()` (or `async with driver:`), then read `driver.events`, `driver.latest`,
     `driver.health`, or `await driver.wait_stable(3.0)`."""
 
     def __init__(self, name: str, config: ScaleConfig, *, events: EventStream | None = None) -> None:

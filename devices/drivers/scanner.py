@@ -1,6 +1,6 @@
 """A serial barcode scanner: serial port + scanner parser + dedupe + supervisor.
 
-`asyncio.create_task(driver.run())`, then `async for event in driver.events:` — `ScannerRead` (a
+`await driver.start()` (or `async with driver:`), then `async for event in driver.events:` — `ScannerRead` (a
 `BarcodeRead` that also names the matching carrier) for each new code, `NoRead` when the scanner
 sends its no-read token. `at` is the monotonic time the chunk holding the frame's last byte reached
 the event loop. The same code again within `dedupe_window_s` of its previous sighting is counted in
@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from devices.events import BarcodeRead, EventStream, NoRead
-from devices.health import Health, Supervisor
+from devices.health import Health, SupervisedDriver, Supervisor
 from devices.protocols.scanner import (
     Deduper,
     Discarded,
@@ -74,7 +74,7 @@ class ScannerRead(BarcodeRead):
     terminated: bool = True  # False: closed by the partial timeout, no CR/LF was seen
 
 
-class ScannerDriver:
+class ScannerDriver(SupervisedDriver):
     """One scanner. Read `driver.events`, `driver.health` (or `driver.supervisor`), `driver.counters`."""
 
     def __init__(self, name: str, config: ScannerConfig, *, events: EventStream | None = None) -> None:
