@@ -1,6 +1,6 @@
 """What devices report to the edge agent: small frozen events with a monotonic timestamp.
 
-Every driver offers the same shape: `async for event in driver.events(): …` plus its commands, and
+Every driver offers the same shape: `async for event in driver.events: …` plus its commands, and
 `driver.supervisor.health` for UP/DOWN. `at` is `time.monotonic()` when the event's last byte (or
 answer) arrived, so the agent can correlate events from different devices and measure latency.
 devices/ knows nothing of parcels or customs: these are readings, not verdicts.
