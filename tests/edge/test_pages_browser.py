@@ -193,6 +193,18 @@ def test_station_screen_follows_scans_live_and_shows_an_override(tmp_path: Path)
 
                     await refusals(base, await olga_ctx.cookies(), jpeg.name)
 
+                    # central shows the releases the edge reported (its officer pages, same browser)
+                    await wait_until(lambda: agent.store.backlog()["size"] == 0, what="outbox drained")
+                    officer_ctx = await browser.new_context(base_url=central.url, viewport=size)
+                    officer = await officer_ctx.new_page()
+                    await officer.goto("/ui/parks/P1")
+                    await officer.locator('input[name="token"]').fill(central.tokens["officer"])
+                    await officer.get_by_role("button", name="Sign in").click()
+                    await expect(officer).to_have_url(f"{central.url}/ui/parks/P1")
+                    await expect(officer.locator("#releases")).to_contain_text("2 release(s)")
+                    await expect(officer.locator("#cleared-not-out-total")).to_have_text("0")
+                    await officer.screenshot(path=SHOTS / "central-after-edge.png", full_page=True)
+
                     await sam.get_by_role("button", name="Log out").click()
                     await expect(sam).to_have_url(f"{base}/login")
                     await sam.goto("/discrepancies")
