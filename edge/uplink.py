@@ -64,6 +64,7 @@ class Uplink:
     edge_id: str
     batch_size: int = 500
     idle_wait_s: float = 1.0
+    linger_s: float = 0.1  # after each send or wake-up: let events that come in a burst share a request
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
     status: UplinkStatus = field(default_factory=UplinkStatus)
@@ -117,3 +118,7 @@ class Uplink:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_wait_s)
+            # A conveyor line commits a decision every few ms. Sending each at once put a request, its
+            # JSON and its acknowledging commit on the event loop in the middle of nearly every
+            # diverter write (bench/edge_pipeline.py: +0.6 ms at p50); a short linger batches them.
+            await asyncio.sleep(self.linger_s)
