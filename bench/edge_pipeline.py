@@ -1,0 +1,995 @@
+"""Edge: decision latency on a 4-line conveyor park next to the bare I/O floor; first sync of 1M feed records.
+
+    .venv/bin/python bench/edge_pipeline.py                 # 3 runs: 4 lines × 20 parcels/s × 30 s, then 1M
+    .venv/bin/python bench/edge_pipeline.py --wait-quiet    # each measurement waits for an idle machine
+    .venv/bin/python bench/edge_pipeline.py --shared-io --feed-records 0    # the 4 lines on one I/O module
+
+Each run measures, in the same process and on the same machine:
+
+pipeline  A park of --lines conveyor lines, each with its own scanner (ScannerSim on a pty), its own MT-SICS
+          scale (ScaleSim on a pty, the load on it and stable, polled every 20 ms) and by default its own
+          I/O module (GateIOSim, Modbus TCP, an ioLogik E1212: DI0 photo-eye polled at 100 Hz, DO0 release
+          lane, DO1 inspection lane). The real `edge.agent.Agent` runs the pipeline on one event loop, in
+          this process, as `bondgate edge run` does; the simulators share that loop, as in
+          tests/support/park.py. Central is a real `bondgate central serve` subprocess (its own process
+          and GIL, as a remote central would be) over a fresh database with the declared parcels; the
+          agent's sync of them is done before the clock starts, and its uplink sends every event.
+          Each line gets --rate parcels/s on a fixed, open-loop schedule (a conveyor does not wait for
+          the edge), the lines spread over the period: photo-eye on, off after half the period, the scan
+          at 0.8 of the period, when the agent already has the eye and a stable weight, so the scan is
+          the last input. Each decision commits durably (WAL, synchronous=FULL) before the diverter coil
+          is written and read back. A parcel's latency ends when the station appends to
+          `Conveyor.latencies`, right after the read-back confirmed the coil, and starts at
+            from the write   the simulator's write of the frame's last byte to the pty;
+            station's own    `BarcodeRead.at`, when the chunk with the last byte reached the event loop:
+                             what `Conveyor.latencies` records (checked per parcel), without the pty hop.
+          A parcel counts if its photo-eye and weight reached the agent before its scan, it was decided
+          once, on its own code, and released (every declared parcel is cleared, of the declared weight).
+          The rest are reported. The first --warmup seconds are not counted. Probes (a context variable
+          through the parcel task) time each step of the station's path without changing it.
+floor     In the same run, before the agent starts: the same simulators at the same rate and phases with
+          no logic. A bare `devices.transports.serial_port.SerialPort` reads the frame from the same pty
+          and, at its terminator, a bare pymodbus client writes the same coil on the same GateIOSim and
+          reads it back. The "loaded floor" is that bare path again, on a spare scanner and module the
+          agent does not know, at one line's rate and random phases, while the pipeline runs: the
+          difference between the two floors is what the busy loop costs any I/O, logic aside.
+          Also shown: a bare durable SQLite commit (one row, WAL, synchronous=FULL) on the same disk.
+sync      A central subprocess over the cached feed database of bench/central_ingest.py (333,334 parcels
+          × 120/399/800 = 1,000,000 signed records, built once under bench/.cache/). A fresh edge `Store`
+          and `FeedSync.catch_up()` with page_size 5000 pull it all, verifying every Ed25519 signature.
+  baseline  the same client GETs every page and finds `next_after`: no parsing, verifying or storing.
+
+Other processes skew both figures, so each run reports the CPU cores that everything outside this
+process and its children used meanwhile ("others"); --wait-quiet waits for < 0.15 before each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import faulthandler
+import gc
+import json
+import math
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # before bench/ (the script's own directory): bench/devices.py is not devices/
+
+import httpx  # noqa: E402
+from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
+
+from bench import central_ingest as ci  # noqa: E402
+from bondgate.wire import load_public_key  # noqa: E402
+from devices.protocols.io_profiles import IOMap  # noqa: E402
+from devices.transports.serial_port import SerialPort  # noqa: E402
+from edge.agent import Agent  # noqa: E402
+from edge.config import EdgeSettings  # noqa: E402
+from edge.store import Store  # noqa: E402
+from edge.sync import FeedSync  # noqa: E402
+from firmware_sim.gateio import GateIOSim  # noqa: E402
+from firmware_sim.scale import ScaleSim  # noqa: E402
+from firmware_sim.scanner import ScannerSim  # noqa: E402
+from tests import factories as f  # noqa: E402
+
+GROSS = Decimal("0.800")  # the factories' parcel: goods 0.6 kg + packaging 0.2 kg
+PAGE = 5000
+SCALE_POLL_S = 0.02  # MT-SICS SI every 20 ms (what 9600 baud allows is about 40 polls/s)
+IO_POLL_HZ = 100  # photo-eye polled every 10 ms
+DEVICE_ID = 1
+
+
+# --- CPU used by others -------------------------------------------------------------------------
+
+
+class CpuMeter:
+    """CPU cores used by processes other than this one and its children, between start() and stop()."""
+
+    def __init__(self) -> None:
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._t0 = self._busy0 = self._own0 = 0.0
+
+    def _busy(self) -> float:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return (sum(fields[:8]) - idle) / self._tick
+
+    def _own(self) -> float:
+        pids = [os.getpid()]
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError):
+                pids += [int(p) for p in (task / "children").read_text().split()]
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(stat[11]) + int(stat[12])) / self._tick  # utime, stime
+        return total
+
+    def start(self) -> None:
+        self._t0, self._busy0, self._own0 = time.monotonic(), self._busy(), self._own()
+
+    def stop(self) -> float:
+        wall = time.monotonic() - self._t0
+        return max(0.0, (self._busy() - self._busy0) - (self._own() - self._own0)) / wall
+
+
+def wait_quiet(limit: float = 0.15, window: float = 5.0, patience: float = 900.0) -> float:
+    """Wait (at most `patience` s) until the whole machine has used < `limit` cores for one `window`; this
+    process is idle meanwhile. Returns the last window's figure."""
+    meter = CpuMeter()
+    deadline = time.monotonic() + patience
+    while True:
+        meter.start()
+        time.sleep(window)
+        used = meter.stop()
+        if used < limit or time.monotonic() > deadline:
+            return used
+        print(f"  waiting for a quiet machine: others use {used:.2f} cores", flush=True)
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered), math.ceil(p / 100 * len(ordered))) - 1)]
+
+
+def ms(values: list[float], p: float) -> float:
+    return pct(values, p) * 1000
+
+
+# --- the park -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    index: int
+    scanner: ScannerSim
+    scale: ScaleSim
+    io: GateIOSim
+    eye: str  # input point name on its module
+    release: str  # output point names
+    inspect: str
+
+    @property
+    def name(self) -> str:
+        return f"line-{self.index + 1}"
+
+
+@dataclass
+class Plant:
+    lines: list[Line]
+    modules: list[GateIOSim]  # the agent's
+    spare: Line  # a scanner and a module of its own that the agent does not know: the loaded floor's
+
+    async def close(self) -> None:
+        for line in [*self.lines, self.spare]:
+            await line.scanner.stop()
+            await line.scale.stop()
+        for module in [*self.modules, self.spare.io]:
+            await module.close()
+
+
+async def build_plant(directory: Path, lines: int, shared_io: bool) -> Plant:
+    """Simulators for `lines` conveyor lines: a scanner, a scale and (per line or shared) an I/O module."""
+    modules: list[GateIOSim] = []
+    if shared_io:  # one ioLogik E1212: DI i = line i's photo-eye, DO 2i / 2i+1 = its lanes (8 DOs: 4 lines)
+        iomap = IOMap(
+            profile="e1212",
+            inputs={f"photo_eye_{i}": i for i in range(lines)},
+            outputs={
+                **{f"release_{i}": {"channel": 2 * i, "safe": False} for i in range(lines)},
+                **{f"inspect_{i}": {"channel": 2 * i + 1, "safe": False} for i in range(lines)},
+            },
+        )
+        modules.append(GateIOSim(iomap))
+    else:
+        modules += [GateIOSim(_line_module()) for _ in range(lines)]
+    spare_module = GateIOSim(_line_module())
+    for module in [*modules, spare_module]:
+        await module.start()
+    out = []
+    for i in range(lines + 1):
+        scanner = ScannerSim(link=directory / f"scanner{i}")
+        scale = ScaleSim("mt-sics", link=directory / f"scale{i}")
+        await scanner.start()
+        await scale.start()
+        scale.set_load(GROSS, settle_after=0)  # on the platform and stable: every SI answers a stable weight
+        if i == lines:
+            spare = Line(i, scanner, scale, spare_module, "photo_eye", "release", "inspect")
+        elif shared_io:
+            out.append(Line(i, scanner, scale, modules[0], f"photo_eye_{i}", f"release_{i}", f"inspect_{i}"))
+        else:
+            out.append(Line(i, scanner, scale, modules[i], "photo_eye", "release", "inspect"))
+    return Plant(out, modules, spare)
+
+
+def _line_module() -> IOMap:
+    """One line's ioLogik E1212: DI0 its photo-eye, DO0 the release lane, DO1 the inspection lane."""
+    return IOMap(
+        profile="e1212",
+        inputs={"photo_eye": 0},
+        outputs={"release": {"channel": 0, "safe": False}, "inspect": {"channel": 1, "safe": False}},
+    )
+
+
+def edge_settings(
+    directory: Path, plant: Plant, *, url: str, token: str, key: Path, shared_io: bool
+) -> EdgeSettings:
+    devices: dict[str, Any] = {}
+    stations = []
+    for m, module in enumerate(plant.modules):
+        devices[f"io{m}"] = {
+            "driver": "gateio",
+            "endpoint": {"kind": "tcp", "host": "127.0.0.1", "port": module.port},
+            "device_id": DEVICE_ID,
+            "poll_hz": IO_POLL_HZ,
+            "io": module.io.model_dump(),
+        }
+    for line in plant.lines:
+        i = line.index
+        devices[f"scanner{i}"] = {"driver": "scanner", "url": line.scanner.url}
+        devices[f"scale{i}"] = {
+            "driver": "scale",
+            "protocol": "mt-sics",
+            "url": line.scale.path,
+            "poll_interval_s": SCALE_POLL_S,
+        }
+        stations.append(
+            {
+                "name": line.name,
+                "kind": "conveyor",
+                "io": "io0" if shared_io else f"io{i}",
+                "photo_eye": line.eye,
+                "diverter": {"release": line.release, "inspect": line.inspect},
+                "scanner": f"scanner{i}",
+                "scale": f"scale{i}",
+                "window_s": 0.5,
+                "deadline_s": 1.0,
+            }
+        )
+    return EdgeSettings(
+        park_id="P1",
+        edge_id="edge-bench",
+        database=directory / "edge.db",
+        evidence_dir=directory / "evidence",
+        central={"url": url, "token": token, "public_key": key, "long_poll_s": 10},  # type: ignore[arg-type]
+        heartbeat_s=30,
+        devices=devices,  # type: ignore[arg-type]
+        stations=stations,  # type: ignore[arg-type]
+        log_level="WARNING",
+    )
+
+
+# --- probes: what the agent saw of each parcel, without changing what it does ----------------------
+
+PROBE: ContextVar[dict[str, Any] | None] = ContextVar("probe", default=None)
+
+
+class StampedList(list):  # type: ignore[type-arg]
+    """`Conveyor.latencies`, also noting the monotonic time of each append (= diverter confirmed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamps: list[float] = []
+
+    def append(self, value: float) -> None:
+        self.stamps.append(time.monotonic())
+        super().append(value)
+
+
+def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
+    """Wrap each conveyor's parcel(), next_read() and its scale's wait_stable() to record, per parcel, the
+    photo-eye time, the read (with its `at`), the stable weight's time and the confirmation time. The probe
+    dict travels in a context variable: the parcel task's children (asyncio.gather) inherit it."""
+    cache_state, write = agent.checker.cache_state, agent.store.write
+
+    def cache_state_probe(code: str | None) -> Any:
+        probe = PROBE.get()
+        if probe is not None:
+            probe["decide_from"] = time.monotonic()
+        try:
+            return cache_state(code)
+        finally:
+            if probe is not None:
+                probe["cache_done"] = time.monotonic()
+
+    async def write_probe(work: Any) -> Any:
+        probe = PROBE.get()
+        if probe is None:  # the sync, the uplink, the heartbeat
+            return await write(work)
+
+        def timed(conn: sqlite3.Connection) -> Any:
+            probe["txn_from"] = time.monotonic()
+            return work(conn)
+
+        probe["write_from"] = time.monotonic()
+        out = await write(timed)
+        probe["write_done"] = time.monotonic()
+        return out
+
+    agent.checker.cache_state = cache_state_probe  # type: ignore[method-assign]
+    agent.store.write = write_probe  # type: ignore[method-assign]
+    for station in agent.stations.values():
+        station.latencies = StampedList()
+        scale = agent.hub.drivers[station.config.scale]
+        parcel, next_read, wait_stable = station.parcel, station.next_read, scale.wait_stable
+
+        async def parcel_probe(t0: float, station=station, parcel=parcel) -> Any:  # type: ignore[no-untyped-def]
+            probe: dict[str, Any] = {"station": station.name, "eye_at": t0}
+            PROBE.set(probe)
+            parcels.append(probe)
+            record = await parcel(t0)
+            probe["verdict"] = record.verdict.value if record else None
+            probe["code"] = record.code if record else None
+            read = probe.get("read")
+            if read is not None and getattr(read, "code", None) is not None:
+                # appended by the station just before it returned, with no await in between
+                probe["end"] = station.latencies.stamps[-1]
+                probe["latency"] = station.latencies[-1]
+            return record
+
+        async def next_read_probe(since: float, until: float, next_read=next_read) -> Any:  # type: ignore[no-untyped-def]
+            read = await next_read(since, until)
+            probe = PROBE.get()
+            if probe is not None:
+                probe["read"] = read
+                probe["read_returned"] = time.monotonic()
+            return read
+
+        async def wait_stable_probe(deadline_s: float, wait_stable=wait_stable) -> Any:  # type: ignore[no-untyped-def]
+            reading = await wait_stable(deadline_s)
+            probe = PROBE.get()
+            if probe is not None and reading is not None:
+                probe["weight_at"] = reading.at
+            return reading
+
+        async def divert_probe(record: Any, divert=station.divert) -> None:  # type: ignore[no-untyped-def]
+            probe = PROBE.get()
+            if probe is not None:
+                probe["divert_from"] = time.monotonic()
+            await divert(record)
+
+        station.divert = divert_probe  # type: ignore[method-assign]
+        station.parcel = parcel_probe  # type: ignore[method-assign]
+        station.next_read = next_read_probe  # type: ignore[method-assign]
+        scale.wait_stable = wait_stable_probe
+
+
+# --- the schedule -------------------------------------------------------------------------------
+
+
+async def _sleep_until(t: float) -> None:
+    delay = t - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def drive(
+    lines: list[Line],
+    codes: list[list[str]],
+    *,
+    start: float,
+    rate: float,
+    eyes: bool,
+    written: dict[str, float],
+    jitter: bool = False,
+) -> None:
+    """Line i's parcel j at start + j/rate + i/(rate × lines) (the lines spread over one period): photo-eye
+    on, off after half a period, the scan at 0.8 of the period. `jitter`: a random phase for each parcel
+    instead. `written[code]` = the monotonic time the frame was written."""
+    period = 1.0 / rate
+    rng = random.Random(4)
+
+    async def one(i: int, line: Line) -> None:
+        for j, code in enumerate(codes[i]):
+            phase = rng.random() * period if jitter else i * period / len(lines)
+            t = start + j * period + phase
+            if eyes:
+                await _sleep_until(t)
+                await line.io.set_input(line.eye, True)
+                await _sleep_until(t + 0.5 * period)
+                await line.io.set_input(line.eye, False)
+            await _sleep_until(t + 0.8 * period)
+            written[code] = time.monotonic()
+            line.scanner.scan(code)
+
+    await asyncio.gather(*(one(i, line) for i, line in enumerate(lines)))
+
+
+# --- the floor ----------------------------------------------------------------------------------
+
+
+async def floor_reader(line: Line, frames: int, samples: list[tuple[str, float, float]]) -> None:
+    """The bare path: read a frame from the pty and, at its terminator, write the release coil on the
+    line's module and read it back. Appends (code, frame reached the loop, coil confirmed) per frame."""
+    port = SerialPort(line.scanner.url)
+    await port.open()
+    client = AsyncModbusTcpClient("127.0.0.1", port=line.io.port, timeout=1, retries=0)
+    await client.connect()
+    coil = line.io.io.coil(line.release)
+    buf = b""
+    try:
+        got = 0
+        while got < frames:
+            buf += await port.read()
+            at = time.monotonic()
+            while b"\r" in buf:
+                frame, _, buf = buf.partition(b"\r")
+                await client.write_coil(coil, True, device_id=DEVICE_ID)
+                rr = await client.read_coils(coil, count=1, device_id=DEVICE_ID)
+                if rr.isError() or not rr.bits[0]:
+                    raise RuntimeError(f"floor: coil {coil} not confirmed: {rr}")
+                samples.append((frame.decode()[3:], at, time.monotonic()))  # strip the AIM id ]C0
+                got += 1
+    finally:
+        client.close()
+        await port.close()
+
+
+async def floor_phase(
+    lines: list[Line], seconds: float, rate: float, *, jitter: bool = False
+) -> list[tuple[float, float, float]]:
+    """(written, read, confirmed) per frame on `lines` at `rate` frames/s each."""
+    per_line = int(seconds * rate)
+    codes = [[f"FLOOR{line.index}{j:09d}" for j in range(per_line)] for line in lines]
+    written: dict[str, float] = {}
+    samples: list[tuple[str, float, float]] = []
+    readers = [asyncio.create_task(floor_reader(line, per_line, samples)) for line in lines]
+    await asyncio.sleep(0.3)  # ports open
+    start = time.monotonic() + 0.1
+    await drive(lines, codes, start=start, rate=rate, eyes=False, written=written, jitter=jitter)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*readers)
+    return [(written[code], read, done) for code, read, done in samples]
+
+
+def commit_floor(directory: Path, n: int = 300) -> list[float]:
+    """A bare durable commit of one small row (WAL, synchronous=FULL), as the Store's writer does it."""
+    conn = sqlite3.connect(directory / "commit-floor.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (id, body) VALUES (?, ?)", (i, "x" * 300))
+        conn.execute("COMMIT")
+        out.append(time.perf_counter() - t)
+    conn.close()
+    return out
+
+
+# --- one pipeline run ---------------------------------------------------------------------------
+
+
+def declare(url: str, token: str, parcels: int) -> list[str]:
+    """Declare `parcels` parcels (order, payment, waybill, inventory each); returns their waybill numbers."""
+    sets = f.document_set(parcels)
+    per = 250
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for i in range(0, parcels, per):
+            docs = [d for s in sets[i : i + per] for d in s.documents]
+            body = '{"documents":[' + ",".join(d.model_dump_json(exclude_none=True) for d in docs) + "]}"
+            r = client.post("/api/v1/documents", content=body.encode())
+            if r.status_code != 200:
+                raise SystemExit(f"POST /api/v1/documents: {r.status_code} {r.text[:500]}")
+    return [s.waybill.logisticsNo for s in sets]
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# marks on a parcel's path from BarcodeRead.at to the diverter confirmed, and the segments between them
+SEGMENTS = [
+    "read_at",
+    "read_returned",
+    "decide_from",
+    "cache_done",
+    "write_from",
+    "txn_from",
+    "write_done",
+    "divert_from",
+]
+SEGMENT_NAMES = [
+    "read reaches the parcel task (next_read wakes)",
+    "gather done → Checker.decide",
+    "cache_state: lookup + verify + released? + sync age",
+    "rules + decision id, → Store.write",
+    "to the writer thread (+ BEGIN IMMEDIATE)",
+    "transaction + durable COMMIT + back to the loop",
+    "DecisionRecord, on_commit → divert",
+    "diverter: coil write + read-back",
+]
+
+
+@dataclass
+class PipelineResult:
+    e2e: list[float] = field(default_factory=list)  # write → confirmed
+    station: list[float] = field(default_factory=list)  # BarcodeRead.at → confirmed (Conveyor.latencies)
+    hop: list[float] = field(default_factory=list)  # write → BarcodeRead.at
+    floor_e2e: list[float] = field(default_factory=list)
+    floor_loop: list[float] = field(default_factory=list)
+    floor_pty: list[float] = field(default_factory=list)
+    loaded_e2e: list[float] = field(default_factory=list)  # the floor's path while the agent runs
+    loaded_loop: list[float] = field(default_factory=list)
+    commit: list[float] = field(default_factory=list)
+    segments: dict[str, list[float]] = field(default_factory=dict)  # the station's path, in order
+    problems: dict[str, int] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)  # device_trouble()
+    mismatched: int = 0  # Conveyor.latencies ≠ read.at → confirmed by more than 0.5 ms
+    recancelled: list[str] = field(default_factory=list)  # tasks that swallowed agent.stop()'s cancel
+    decisions: int = 0
+    others: float = 0.0
+
+
+def device_trouble(agent: Agent) -> dict[str, int]:
+    """What went wrong at the devices during the run (all zero in a clean run)."""
+    out: dict[str, int] = {}
+    for name, driver in agent.hub.drivers.items():
+        kind = name.rstrip("0123456789")
+        counts = dict(getattr(driver, "counters", {}))
+        if kind == "scanner":
+            counts = {k: counts[k] for k in ("noise", "overlong", "partial", "disconnects")}
+        bus = getattr(driver, "bus", None)
+        if bus is not None:
+            counts["modbus failures"] = bus.failures
+        counts["events dropped"] = driver.events.dropped
+        for key, value in counts.items():
+            if value:
+                out[f"{kind} {key}"] = out.get(f"{kind} {key}", 0) + value
+    return out
+
+
+async def stop_agent(agent: Agent) -> list[str]:
+    """`agent.stop()`, cancelling again any task that swallowed its cancellation; returns how many did.
+
+    On Python 3.11, `asyncio.wait_for` returns the inner result when the cancellation arrives just as
+    that result does (CPython gh-86296, fixed in 3.12), so a device session blocked in
+    `SerialPort.read` or a pymodbus request can lose the cancel and go on polling, and `agent.stop()`
+    then waits for it forever. A second cancel gets through. Returns the names of those tasks."""
+    stopping = asyncio.ensure_future(agent.stop())
+    recancelled: list[str] = []
+    while True:
+        done, _ = await asyncio.wait({stopping}, timeout=2.0)
+        if done:
+            stopping.result()
+            return recancelled
+        for task in asyncio.all_tasks():
+            if task.cancelling() and not task.done() and task is not stopping:
+                task.cancel()
+                recancelled.append(task.get_name())
+
+
+def _dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Every task and the chain of coroutines it waits in (Task.print_stack shows only the outermost)."""
+    for task in asyncio.all_tasks(loop):
+        print(f"{task.get_name()} ({'cancelling' if task.cancelling() else 'pending'}):", file=sys.stderr)
+        coro: Any = task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                print(
+                    f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}", file=sys.stderr
+                )
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+
+
+async def pipeline_async(
+    directory: Path, url: str, token: str, key: Path, codes: list[str], args: argparse.Namespace
+) -> PipelineResult:
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR2, _dump_tasks, loop)  # `kill -USR2 <pid>`: where each task waits
+    result = PipelineResult()
+    result.commit = await asyncio.to_thread(commit_floor, directory)
+    plant = await build_plant(directory, args.lines, args.shared_io)
+    try:
+        for written, read, done in await floor_phase(plant.lines, args.floor_seconds, args.rate):
+            result.floor_e2e.append(done - written)
+            result.floor_loop.append(done - read)
+            result.floor_pty.append(read - written)
+
+        settings = edge_settings(directory, plant, url=url, token=token, key=key, shared_io=args.shared_io)
+        agent = Agent(settings)
+        parcels: list[dict[str, Any]] = []
+        instrument(agent, parcels)
+        await agent.start()
+        try:
+            await wait_for(
+                lambda: all(h.state.value == "UP" for h in agent.hub.all_health().values()), 20, "devices UP"
+            )
+            await wait_for(
+                lambda: agent.sync.status.caught_up and agent.store.count_clearances() == len(codes),
+                60,
+                "the first sync of the declared parcels",
+            )
+            lines = args.lines
+            per_line = len(codes) // lines
+            by_line = [codes[i * per_line : (i + 1) * per_line] for i in range(lines)]
+            written: dict[str, float] = {}
+            gc.collect()
+            start = time.monotonic() + 0.2
+            counted_from = start + args.warmup
+            # meanwhile the bare path once more, on the spare line, at one line's rate and random phases
+            loaded = asyncio.create_task(
+                floor_phase([plant.spare], args.seconds + args.warmup, args.rate, jitter=True)
+            )
+            await drive(plant.lines, by_line, start=start, rate=args.rate, eyes=True, written=written)
+            for w, read, done in await loaded:
+                if read >= counted_from:
+                    result.loaded_e2e.append(done - w)
+                    result.loaded_loop.append(done - read)
+            with contextlib.suppress(TimeoutError):  # a parcel the agent never saw is reported below
+                await wait_for(lambda: sum("verdict" in p for p in parcels) >= len(codes), 5, "decisions")
+            await wait_for(lambda: agent.store.backlog()["size"] == 0, 30, "the outbox to drain")
+            result.devices = device_trouble(agent)
+        finally:
+            result.recancelled = await stop_agent(agent)
+    finally:
+        await plant.close()
+
+    problems: dict[str, int] = {}
+
+    def problem(kind: str) -> None:
+        problems[kind] = problems.get(kind, 0) + 1
+
+    seen: set[str] = set()
+    for p in parcels:
+        if p["eye_at"] < counted_from:
+            continue
+        result.decisions += 1
+        read = p.get("read")
+        code = p.get("code")
+        if read is None or code is None or "end" not in p:
+            problem("no read")
+            continue
+        if code in seen or code not in written:
+            problem("code decided twice" if code in seen else "a code that was not scanned")
+            continue
+        seen.add(code)
+        if p["verdict"] != "RELEASE":
+            problem(f"verdict {p['verdict']}")
+            continue
+        if "weight_at" not in p or p["weight_at"] > read.at:
+            problem("weight after the scan")
+            continue
+        if p["eye_at"] > read.at:
+            problem("photo-eye after the scan")
+            continue
+        end = p["end"]
+        result.e2e.append(end - written[code])
+        result.station.append(p["latency"])
+        result.hop.append(read.at - written[code])
+        marks = [read.at, *(p.get(k) for k in SEGMENTS[1:]), end]
+        if all(m is not None for m in marks):
+            for name, a, b in zip(SEGMENT_NAMES, marks[:-1], marks[1:], strict=True):
+                result.segments.setdefault(name, []).append(b - a)
+        if abs((end - read.at) - p["latency"]) > 0.0005:  # a thread took the GIL in between
+            result.mismatched += 1
+    decided = {p.get("code") for p in parcels}
+    for code, at in written.items():
+        if at >= counted_from + 0.1 and code not in decided:
+            problem("no decision for the code")
+    result.problems = problems
+    return result
+
+
+def pipeline_run(args: argparse.Namespace) -> PipelineResult:
+    parcels = args.lines * int(args.rate * (args.seconds + args.warmup))
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
+        base = Path(tmp)
+        settings, config = ci._settings(base)
+        tokens = ci.seed(settings)
+        with ci.serve(config, base / "server.log") as url:
+            codes = declare(url, tokens["enterprise"], parcels)
+            key = base / "feed-key.pem"
+            key.write_text(httpx.get(f"{url}/.well-known/bondgate/feed-key.pem").text)
+            meter = CpuMeter()
+            meter.start()
+            result = asyncio.run(pipeline_async(base, url, tokens["edge"], key, codes, args))
+            result.others = meter.stop()
+    return result
+
+
+# --- the first sync -----------------------------------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    seconds: float = 0.0
+    get_s: float = 0.0  # inside the sync: awaiting GET responses
+    verify_s: float = 0.0  # FeedSync._verify, wall
+    write_s: float = 0.0  # Store.write of each page, wall
+    baseline_s: float = 0.0
+    others: float = 0.0
+
+
+async def get_all_pages(url: str, token: str, records: int) -> float:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(30, connect=5)
+    ) as client:
+        await client.get("/healthz")
+        after, seen = 0, 0
+        started = time.perf_counter()
+        while True:
+            r = await client.get("/api/v1/parks/P1/feed", params={"after": after, "limit": PAGE, "wait": 0})
+            r.raise_for_status()
+            body = r.content
+            seen += body.count(b'"seq":')
+            tail = body[body.rindex(b'"next_after":') :]
+            after = int(tail[13 : tail.index(b",")])
+            if b'"has_more":false' in tail:
+                break
+        elapsed = time.perf_counter() - started
+    if seen != records:
+        raise SystemExit(f"paged {seen} records, expected {records}")
+    return elapsed
+
+
+async def first_sync(url: str, token: str, records: int, directory: Path, result: SyncResult) -> None:
+    key = load_public_key(httpx.get(f"{url}/.well-known/bondgate/feed-key.pem").text)
+    store = Store(directory / "edge.db")
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(30, connect=5)
+    ) as client:
+        await client.get("/healthz")
+        sync = FeedSync(store=store, client=client, park_id="P1", public_key=key, page_size=PAGE)
+        get, verify, write = client.get, sync._verify, store.write
+
+        async def timed_get(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await get(*a, **k)
+            finally:
+                result.get_s += time.perf_counter() - t
+
+        async def timed_verify(items: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await verify(items)
+            finally:
+                result.verify_s += time.perf_counter() - t
+
+        async def timed_write(work: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await write(work)
+            finally:
+                result.write_s += time.perf_counter() - t
+
+        client.get = timed_get  # type: ignore[method-assign]
+        sync._verify = timed_verify  # type: ignore[method-assign]
+        store.write = timed_write  # type: ignore[method-assign]
+        started = time.perf_counter()
+        await sync.catch_up()
+        result.seconds = time.perf_counter() - started
+        sync.close()
+    applied, rejected = sync.status.records_applied, sync.status.rejected_signatures
+    stored = store.count_clearances()
+    store.close()
+    if applied != records or rejected or stored != -(-records // 3):
+        raise SystemExit(f"sync: {applied} applied, {rejected} rejected, {stored} stored; expected {records}")
+
+
+def sync_run(feed: tuple[Path, Path, str], records: int) -> SyncResult:
+    directory, config, token = feed
+    result = SyncResult()
+    with ci.serve(config, directory / "server.log") as url:
+        meter = CpuMeter()
+        meter.start()
+        result.baseline_s = asyncio.run(get_all_pages(url, token, records))
+        with tempfile.TemporaryDirectory(prefix="bench-edge-sync-") as tmp:
+            asyncio.run(first_sync(url, token, records, Path(tmp), result))
+        result.others = meter.stop()
+    return result
+
+
+def sync_stages(feed: tuple[Path, Path, str]) -> list[tuple[str, float]]:
+    """Single-threaded cost per record of each step of verifying and storing one 5000-record page."""
+    import base64
+
+    from bondgate.wire import FeedRecord, verify_record
+    from central.feed import page_json
+    from central.keys import load_or_create_key
+    from central.store.db import Database
+
+    directory, _, _ = feed
+    key = load_or_create_key(directory / "feed.key").public_key()
+    db = Database(directory / "central.db")
+    raw = page_json(db, park_id="P1", after=0, limit=PAGE)[0].encode()
+    db.close()
+
+    def best(fn: Callable[[], Any], reps: int = 5) -> float:
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times) / PAGE * 1e6
+
+    items = json.loads(raw)["records"]
+    recs = [FeedRecord.model_validate(i) for i in items]
+    pairs = [(base64.b64decode(r.signature), r.signed_bytes()) for r in recs]
+    good = [(r, r.model_dump_json()) for r in recs]
+    out = [
+        ("json.loads of the page", best(lambda: json.loads(raw))),
+        ("FeedRecord.model_validate", best(lambda: [FeedRecord.model_validate(i) for i in items])),
+        (
+            "FeedRecord.signed_bytes (model_dump + canonical_json)",
+            best(lambda: [r.signed_bytes() for r in recs]),
+        ),
+        ("Ed25519 verify (OpenSSL, releases the GIL)", best(lambda: [key.verify(s, m) for s, m in pairs])),
+        ("verify_record (signed_bytes + b64 + verify)", best(lambda: [verify_record(r, key) for r in recs])),
+        ("model_dump_json (the stored text)", best(lambda: [r.model_dump_json() for r in recs])),
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-edge-stages-") as tmp:
+        store = Store(Path(tmp) / "edge.db")
+        out.append(
+            (
+                "Store.apply_feed, first insert + durable commit",
+                best(lambda: store.write_sync(lambda c: Store.apply_feed(c, good, 1, "now")), reps=1),
+            )
+        )
+        store.close()
+    return out
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack, if a run hangs
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="runs; the table gives each and the median")
+    ap.add_argument("--lines", type=int, default=4, help="conveyor lines (≤ 4 with --shared-io)")
+    ap.add_argument("--rate", type=float, default=20.0, help="parcels per second per line")
+    ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds of parcels")
+    ap.add_argument("--warmup", type=float, default=1.0, help="seconds of parcels before, not counted")
+    ap.add_argument("--floor-seconds", type=float, default=15.0, help="seconds of floor samples, same rate")
+    ap.add_argument("--shared-io", action="store_true", help="one I/O module for every line")
+    ap.add_argument("--feed-records", type=int, default=1_000_000, help="first-sync records (0: skip)")
+    ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument(
+        "--wait-quiet", action="store_true", help="before each measurement, wait until others idle"
+    )
+    ap.add_argument("--stages", action="store_true", help="also time each step of the sync on one page")
+    args = ap.parse_args()
+    if args.shared_io and args.lines > 4:
+        ap.error("--shared-io: an E1212 has 8 DOs, two per line")
+
+    print(ci.machine())
+    print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
+    feed = ci.feed_cache(args.feed_records) if args.feed_records else None
+    pipes: list[PipelineResult] = []
+    syncs: list[SyncResult] = []
+    for run in range(args.runs):
+        line = f"run {run + 1}:"
+        if args.wait_quiet:
+            wait_quiet()
+        if not args.skip_pipeline:
+            r = pipeline_run(args)
+            pipes.append(r)
+            line += (
+                f" {r.decisions} decisions, p50/p99 {ms(r.e2e, 50):.2f}/{ms(r.e2e, 99):.2f} ms"
+                f" (floor {ms(r.floor_e2e, 50):.2f}/{ms(r.floor_e2e, 99):.2f}), others {r.others:.2f} cores"
+            )
+            if r.problems:
+                line += f", not counted: {r.problems}"
+            if r.devices:
+                line += f", device trouble: {r.devices}"
+            if r.mismatched:
+                line += f", {r.mismatched} station latencies off read.at → confirmed by > 0.5 ms"
+            if r.recancelled:
+                line += f", agent.stop() hung until these were cancelled again: {r.recancelled}"
+        if feed is not None:
+            if args.wait_quiet:
+                wait_quiet()
+            s = sync_run(feed, args.feed_records)
+            syncs.append(s)
+            line += (
+                f"; first sync {s.seconds:.1f} s (GET only {s.baseline_s:.1f} s), others {s.others:.2f} cores"
+            )
+        print(line, flush=True)
+
+    rows: list[tuple[str, str, list[float]]] = []
+    if pipes:
+        io = "one shared I/O module" if args.shared_io else "an I/O module per line"
+        print(f"\npipeline: {args.lines} lines × {args.rate:g} parcels/s, {args.seconds:g} s measured, {io}")
+        rows += [
+            ("decisions counted", "", [float(len(r.e2e)) for r in pipes]),
+            ("not counted (see the run lines)", "", [float(sum(r.problems.values())) for r in pipes]),
+            ("latency from the scanner's write, p50", "ms", [ms(r.e2e, 50) for r in pipes]),
+            ("latency from the scanner's write, p99", "ms", [ms(r.e2e, 99) for r in pipes]),
+            ("latency from the scanner's write, max", "ms", [ms(r.e2e, 100) for r in pipes]),
+            ("station's own (BarcodeRead.at), p50", "ms", [ms(r.station, 50) for r in pipes]),
+            ("station's own (BarcodeRead.at), p99", "ms", [ms(r.station, 99) for r in pipes]),
+            ("  pty → loop hop in the pipeline, p50", "ms", [ms(r.hop, 50) for r in pipes]),
+            ("  pty → loop hop in the pipeline, p99", "ms", [ms(r.hop, 99) for r in pipes]),
+            ("floor: write → confirmed, p50", "ms", [ms(r.floor_e2e, 50) for r in pipes]),
+            ("floor: write → confirmed, p99", "ms", [ms(r.floor_e2e, 99) for r in pipes]),
+            ("floor: loop → confirmed, p50", "ms", [ms(r.floor_loop, 50) for r in pipes]),
+            ("floor: loop → confirmed, p99", "ms", [ms(r.floor_loop, 99) for r in pipes]),
+            ("  floor's pty hop, p50", "ms", [ms(r.floor_pty, 50) for r in pipes]),
+            ("  floor's pty hop, p99", "ms", [ms(r.floor_pty, 99) for r in pipes]),
+            ("loaded floor (spare line, agent running), p50", "ms", [ms(r.loaded_e2e, 50) for r in pipes]),
+            ("loaded floor (spare line, agent running), p99", "ms", [ms(r.loaded_e2e, 99) for r in pipes]),
+            (
+                "ratio p99 / floor p99 (from the write)",
+                "×",
+                [pct(r.e2e, 99) / pct(r.floor_e2e, 99) for r in pipes],
+            ),
+            (
+                "ratio p99 / floor p99 (station's own)",
+                "×",
+                [pct(r.station, 99) / pct(r.floor_loop, 99) for r in pipes],
+            ),
+            ("ratio p99 / loaded floor p99", "×", [pct(r.e2e, 99) / pct(r.loaded_e2e, 99) for r in pipes]),
+            *(
+                row
+                for name in SEGMENT_NAMES
+                for row in (
+                    (f"  {name}, p50", "ms", [ms(r.segments[name], 50) for r in pipes]),
+                    (f"  {name}, p99", "ms", [ms(r.segments[name], 99) for r in pipes]),
+                )
+            ),
+            ("bare durable commit (1 row, FULL), p50", "ms", [ms(r.commit, 50) for r in pipes]),
+            ("bare durable commit (1 row, FULL), p99", "ms", [ms(r.commit, 99) for r in pipes]),
+            ("others' CPU during the run", "cores", [r.others for r in pipes]),
+        ]
+    if syncs:
+        n = args.feed_records
+        rows += [
+            (f"first sync, {n:,} records (catch_up)", "s", [s.seconds for s in syncs]),
+            ("first sync", "records/s", [n / s.seconds for s in syncs]),
+            ("  awaiting GET responses", "s", [s.get_s for s in syncs]),
+            ("  FeedSync._verify (wall)", "s", [s.verify_s for s in syncs]),
+            ("  Store.write of the pages (wall)", "s", [s.write_s for s in syncs]),
+            ("baseline: GET every page, no parse/verify/store", "s", [s.baseline_s for s in syncs]),
+            ("others' CPU during the sync runs", "cores", [s.others for s in syncs]),
+        ]
+    print()
+    print(ci.table(rows, args.runs))
+    if pipes:
+        p99 = statistics.median(pct(r.e2e, 99) for r in pipes) * 1000
+        ratio = statistics.median(pct(r.e2e, 99) / pct(r.floor_e2e, 99) for r in pipes)
+        verdict = "met" if p99 <= 10 and ratio <= 3 else "NOT met"
+        print(
+            f"\nlatency goal p99 ≤ 10 ms and ≤ 3× the floor: {verdict}"
+            f" (median p99 {p99:.2f} ms, {ratio:.2f}× the floor)"
+        )
+    if syncs:
+        median = statistics.median(s.seconds for s in syncs)
+        print(f"first-sync goal ≤ 60 s: {'met' if median <= 60 else 'NOT met'} (median {median:.1f} s)")
+    if args.stages and feed is not None:
+        print("\nper record, single-threaded, one 5000-record page (best of 5):")
+        for name, us in sync_stages(feed):
+            print(f"  {name:55s} {us:6.1f} µs   ({us:.1f} s per million)")
+
+
+if __name__ == "__main__":
+    main()
