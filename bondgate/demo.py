@@ -64,15 +64,6 @@ def _clean(seq: int) -> list:
     return list(d.document_set(1, start=seq)[0].documents)
 
 
-def _replace(index: int, **changes: object) -> Callable[[int], list]:
-    def build(seq: int) -> list:
-        docs = _clean(seq)
-        docs[index] = docs[index].model_copy(update=changes)
-        return docs
-
-    return build
-
-
 def _amount(seq: int) -> list:
     docs = _clean(seq)
     docs[1] = d.payment(seq, amountPaid=docs[1].amountPaid + Decimal("5.00"))

@@ -354,7 +354,7 @@ def _evaluate(batch: _Batch, inventory_key: str) -> None:
             inv, other_inventories_with_same_logistics_no=others, other_orders_with_same_order_no=0
         )
     )
-    row_now = _refresh(batch, current, inv) if current else _new_clearance(batch, inv)
+    row_now = _refresh(batch, current, inv)
     row_now = row_now.changed(comparison=[f.model_dump(mode="json") for f in result.failures])
     if not result.ok:
         _move(batch, row_now, inv, Action.REJECT, result.return_info())
@@ -382,10 +382,6 @@ def _simulate_review(batch: _Batch, row: cstore.ClearanceRow, inv: Inventory) ->
 def _goods(inv: Inventory) -> str:
     text = "; ".join(f"{r.gname} ×{format(r.qty.normalize(), 'f')}" for r in inv.inventoryList)
     return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _new_clearance(batch: _Batch, inv: Inventory) -> cstore.ClearanceRow:
-    return _refresh(batch, None, inv)
 
 
 def _refresh(batch: _Batch, current: cstore.ClearanceRow | None, inv: Inventory) -> cstore.ClearanceRow:
