@@ -99,7 +99,8 @@ class EventStream:
         self._queue.put_nowait(event)
 
     async def get(self, timeout: float | None = None) -> DeviceEvent:
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
 
     def empty(self) -> bool:
         return self._queue.empty()

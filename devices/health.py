@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Self
 
+from bondgate.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 
@@ -119,7 +121,8 @@ class Supervisor:
         """Wait for the next state change (tests and the agent use this instead of sleeping)."""
         changed = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await changed.wait()
         return self._health
 
     async def wait_for(self, state: State, timeout: float) -> Health:
@@ -132,6 +135,7 @@ class Supervisor:
     # --- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
         delay = self._backoff_initial
+        task = asyncio.current_task()
         while True:
             started = time.monotonic()
             try:
@@ -141,6 +145,9 @@ class Supervisor:
                 raise
             except Exception as exc:  # any device failure ends the session; never the process
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if task is not None and task.cancelling():
+                # stop() cancelled us, but a library's wait_for swallowed it (gh-86296): end anyway
+                raise asyncio.CancelledError
             self.down(reason)
             if time.monotonic() - started > 5:
                 delay = self._backoff_initial  # it had been working: retry quickly
@@ -163,10 +170,7 @@ class SupervisedDriver:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
         await self._closed()
 
     async def _closed(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bondgate.tasks import cancel_and_wait
 from bondgate.wire import EventBody, EventKind, load_public_key
 from edge import rules
 from edge.checker import Checker, DecisionRecord
@@ -158,11 +159,8 @@ class Agent:
     async def stop(self) -> None:
         for station in self.stations.values():
             await station.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
+        self._tasks.clear()
         await self.hub.stop()
         if self.publisher:
             await self.publisher.stop()

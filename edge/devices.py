@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from bondgate.tasks import cancel_and_wait
 from devices.drivers.camera import CameraDriver
 from devices.drivers.gateio import GateIODriver
 from devices.drivers.modbus_scale import ModbusScaleDriver
@@ -88,11 +89,7 @@ class DeviceHub:
                     log.exception("station handler failed", extra={"device": name})
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for driver in self.drivers.values():
             with contextlib.suppress(Exception):

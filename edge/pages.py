@@ -465,7 +465,8 @@ def pages_router(
             sent = time.monotonic()
             while not (stopping is not None and stopping.is_set()):
                 try:
-                    snap = await asyncio.wait_for(queue.get(), timeout=min(1.0, heartbeat_s))
+                    async with asyncio.timeout(min(1.0, heartbeat_s)):
+                        snap = await queue.get()
                 except TimeoutError:
                     if await request.is_disconnected():
                         return

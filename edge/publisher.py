@@ -14,11 +14,11 @@ Topics (prefix `bondgate` by default):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
 
+from bondgate.tasks import cancel_and_wait
 from devices.health import DeviceError, Health
 from devices.transports.mqtt import MqttConnection
 from edge.checker import DecisionRecord
@@ -58,10 +58,8 @@ class Publisher:
         self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        await cancel_and_wait([task])
         await self.connection.stop()
 
     def _put(self, topic: str, payload: dict[str, Any], retain: bool) -> None:

@@ -117,7 +117,8 @@ class Uplink:
             if moved == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_wait_s)
+                    async with asyncio.timeout(self.idle_wait_s):
+                        await self._wake.wait()
             # A conveyor line commits a decision every few ms. Sending each at once put a request, its
             # JSON and its acknowledging commit on the event loop in the middle of nearly every
             # diverter write (bench/edge_pipeline.py: +0.6 ms at p50); a short linger batches them.

@@ -112,7 +112,8 @@ class ScaleDriver(SupervisedDriver):
         waiter: asyncio.Future[WeightReading] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            return await asyncio.wait_for(waiter, deadline_s)
+            async with asyncio.timeout(deadline_s):
+                return await waiter
         except TimeoutError:
             return None
         finally:

@@ -70,7 +70,8 @@ class SerialPort:
     async def read(self, timeout: float | None = None) -> bytes:
         """The next chunk of bytes; b"" if `timeout` passes first; DeviceError when the port is lost."""
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                item = await self._queue.get()
         except TimeoutError:
             return b""
         if isinstance(item, BaseException):

@@ -90,7 +90,8 @@ class VideoSource:
         )
         self._thread.start()
         try:
-            await asyncio.wait_for(asyncio.wrap_future(opened), self._open_timeout_s + 5)
+            async with asyncio.timeout(self._open_timeout_s + 5):
+                await asyncio.wrap_future(opened)
         except TimeoutError:
             self._stop.set()
             raise DeviceError(

@@ -123,7 +123,8 @@ class Station:
                 return None
             self._read_arrived.clear()
             try:
-                await asyncio.wait_for(self._read_arrived.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._read_arrived.wait()
             except TimeoutError:
                 return None
 

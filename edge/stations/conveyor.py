@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 
+from bondgate.tasks import cancel_and_wait
 from devices.events import BarcodeRead, DeviceEvent, InputChanged
 from devices.health import DeviceError
 from edge import rules
@@ -90,5 +91,4 @@ class Conveyor(Station):
         self.actuation_ok(self.config.io)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        await cancel_and_wait(list(self._tasks))

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 
+from bondgate.tasks import cancel_and_wait
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, SensorMessage
 from devices.health import DeviceError
 from edge import rules
@@ -80,7 +81,8 @@ class Gate(Station):
                     self._opened.set()
                 deadline = time.monotonic() + cfg.confirm_timeout_s
                 try:
-                    await asyncio.wait_for(self._opened.wait(), max(0.0, deadline - time.monotonic()))
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        await self._opened.wait()
                 except TimeoutError:
                     raise DeviceError(
                         f"barrier did not report open within {cfg.confirm_timeout_s} s"
@@ -95,5 +97,4 @@ class Gate(Station):
         self.actuation_ok(cfg.io)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        await cancel_and_wait(list(self._tasks))

@@ -178,7 +178,8 @@ async def running_park(tmp: Path, central: RunningCentral, **overrides: Any) -> 
             settings,
         )
     finally:
-        await agent.stop()
+        async with asyncio.timeout(60):  # a hang in stop() fails here, with its stack, not at 300 s
+            await agent.stop()
         for sim in [*sims.values(), *scales.values()]:
             await sim.stop()
         await io.close()
