@@ -1,0 +1,61 @@
+"""SerialPort over a real pty: a short write goes straight into the kernel buffer from the event loop,
+a write larger than that buffer finishes in a worker thread, and either way every byte arrives once and
+in order. An unplugged device is a DeviceError, on read and on write."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from devices.health import DeviceError
+from devices.transports.serial_port import SerialPort
+from firmware_sim.pty_pair import PtyPair
+
+
+async def _read_master(master: int, n: int) -> bytes:
+    got = bytearray()
+    while len(got) < n:
+        try:
+            got += os.read(master, 65536)
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+    return bytes(got)
+
+
+def test_short_and_oversized_writes_arrive_whole_and_in_order() -> None:
+    async def scenario() -> None:
+        pair = PtyPair.open()
+        os.set_blocking(pair.master, False)
+        try:
+            async with SerialPort(pair.path) as port:
+                assert port._fd is not None  # the pty was opened non-blocking: the direct path is taken
+                await port.write(b"SI\r\n")
+                assert await _read_master(pair.master, 4) == b"SI\r\n"
+                big = bytes(range(256)) * 1024  # 256 KiB: far more than a pty's buffer
+                writing = asyncio.create_task(port.write(big))
+                assert await _read_master(pair.master, len(big)) == big
+                await writing
+                pair.write(b"S S      0.800 kg\r\n")
+                got = b""
+                while not got.endswith(b"\n"):
+                    got += await port.read(5)  # chunks, as the bytes come
+                assert got == b"S S      0.800 kg\r\n"
+        finally:
+            pair.close()
+
+    asyncio.run(scenario())
+
+
+def test_unplugged_port_fails_reads_and_writes_with_device_error() -> None:
+    async def scenario() -> None:
+        pair = PtyPair.open()
+        async with SerialPort(pair.path) as port:
+            pair.close()
+            with pytest.raises(DeviceError):
+                await port.read(5)
+        with pytest.raises(DeviceError, match="not open"):
+            await port.write(b"SI\r\n")
+
+    asyncio.run(scenario())
