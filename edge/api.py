@@ -147,6 +147,7 @@ def create_app(agent: Any) -> FastAPI:
                 "age_s": agent.sync_age(),
                 "caught_up": s.caught_up,
                 "rejected_signatures": s.rejected_signatures,
+                "superseded_unchecked": s.superseded_unchecked,
                 "lag_records": s.lag_records,
                 "last_error": s.last_error,
                 "records": agent.store.count_clearances(),

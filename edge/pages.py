@@ -343,6 +343,7 @@ def pages_router(
             "lag": s.lag_records,
             "records": agent.store.count_clearances(),
             "rejected": s.rejected_signatures,
+            "superseded": s.superseded_unchecked,
             "error": s.last_error,
         }
 

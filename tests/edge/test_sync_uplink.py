@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
-from bondgate.wire import EventBody, EventKind, load_public_key, verify_record
+from bondgate.wire import EventBody, EventKind, FeedRecord, load_public_key, verify_record
 from edge.store import Store
-from edge.sync import FeedSync
+from edge.sync import FeedSync, SyncStatus
 from edge.uplink import Uplink, new_event
 from tests import factories
 from tests.support.central_server import run_central
@@ -81,6 +83,136 @@ def test_a_record_altered_in_the_local_database_fails_its_signature(tmp_path: Pa
         [cached] = store.lookup(code)
         assert str(cached.record.grossWeight).startswith("9.8")
         assert not verify_record(cached.record, key)
+        store.close()
+
+
+def tamper(central, logistics_no: str, version: int, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+    """Alter one signed record where central keeps it, as an attacker with its database would."""
+    conn = sqlite3.connect(central.settings.database)
+    with conn:
+        changed = conn.execute(
+            """UPDATE feed SET record = replace(record, ?, ?)
+               WHERE json_extract(record, '$.logisticsNo') = ? AND json_extract(record, '$.version') = ?""",
+            (old, new, logistics_no, version),
+        ).rowcount
+    conn.close()
+    assert changed == 1
+
+
+FORGED_WEIGHT = ('"grossWeight":"0.8', '"grossWeight":"9.8')  # still a valid shape; signature fails
+BAD_SHAPE = ('"cancelled":false', '"cancelled":"perhaps"')
+
+
+def first_sync(central, store: Store, page_size: int) -> SyncStatus:  # type: ignore[no-untyped-def]
+    key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+
+    async def run() -> SyncStatus:
+        async with edge_client(central) as client:
+            sync = FeedSync(store=store, client=client, park_id="P1", public_key=key, page_size=page_size)
+            try:
+                await sync.catch_up()
+            finally:
+                sync.close()
+            return sync.status
+
+    return asyncio.run(run())
+
+
+def newest_valid_per_page(central, page_size: int) -> dict[tuple[str, str], FeedRecord]:  # type: ignore[no-untyped-def]
+    """What the cache must hold: what the sync stored when it checked every record of a page and
+    upserted all that passed, newer versions winning."""
+    key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+    edge, after, cache = central.client("edge"), 0, {}
+    while True:
+        page = edge.get("/api/v1/parks/P1/feed", params={"after": after, "limit": page_size}).json()
+        for raw in page["records"]:
+            try:
+                record = FeedRecord.model_validate(raw)
+            except ValueError:
+                continue
+            k = (record.logisticsNo, record.logisticsCode)
+            if verify_record(record, key) and (k not in cache or record.version >= cache[k].version):
+                cache[k] = record
+        after = page["next_after"]
+        if not page["has_more"]:
+            return cache
+
+
+def cached(store: Store) -> dict[tuple[str, str], FeedRecord]:
+    rows = store.reader().execute("SELECT record FROM clearances")
+    return {(r.logisticsNo, r.logisticsCode): r for r in (FeedRecord.model_validate_json(x[0]) for x in rows)}
+
+
+# 0 more parcels: a page under 200 records, checked on the loop; 70 more: over the worker pool
+MORE_PARCELS = pytest.mark.parametrize("more", [0, 70])
+
+
+@MORE_PARCELS
+def test_newest_version_with_a_bad_signature_leaves_the_previous_valid_one(
+    tmp_path: Path, more: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with run_central(tmp_path / "c") as central:
+        [target, *_] = declare(central, 1 + more)
+        code = target.waybill.logisticsNo
+        tamper(central, code, 3, *FORGED_WEIGHT)  # the 800 release, weight changed after signing
+        store = Store(tmp_path / "edge.db")
+        status = first_sync(central, store, page_size=5000)
+        [stored] = store.lookup(code)
+        assert stored.record.version == 2 and stored.record.status == "399"
+        assert str(stored.record.grossWeight) == "0.800"
+        assert status.rejected_signatures == 1  # the forged 800, checked and refused
+        [logged] = [r for r in caplog.records if r.name == "edge.sync" and r.levelname == "ERROR"]
+        assert logged.getMessage() == "feed records refused: bad signature or shape" and logged.count == 1
+        assert status.superseded_unchecked == 1 + 2 * more  # v1 of the target, v1 and v2 of the others
+        assert status.records_applied == 1 + more
+        assert store.sync_state()["records"] == 1 + more
+        assert store.count_clearances() == 1 + more
+        assert cached(store) == newest_valid_per_page(central, 5000)
+        store.close()
+
+
+@MORE_PARCELS
+def test_older_version_with_a_bad_signature_is_superseded_unchecked(tmp_path: Path, more: int) -> None:
+    with run_central(tmp_path / "c") as central:
+        [target, *_] = declare(central, 1 + more)
+        code = target.waybill.logisticsNo
+        tamper(central, code, 2, *FORGED_WEIGHT)
+        tamper(central, code, 1, *BAD_SHAPE)
+        store = Store(tmp_path / "edge.db")
+        status = first_sync(central, store, page_size=5000)
+        [stored] = store.lookup(code)
+        assert stored.record.version == 3 and stored.record.status == "800"
+        assert status.rejected_signatures == 0  # the bad ones were never looked at
+        assert status.superseded_unchecked == 2 + 2 * more
+        assert status.records_applied == 1 + more
+        assert store.sync_state()["records"] == 1 + more
+        assert cached(store) == newest_valid_per_page(central, 5000)
+        store.close()
+
+
+@pytest.mark.parametrize("page_size", [2, 7, 5000])
+def test_the_newest_valid_version_is_stored_whatever_the_paging(tmp_path: Path, page_size: int) -> None:
+    with run_central(tmp_path / "c") as central:
+        sets = declare(central, 80)
+        no = [s.waybill.logisticsNo for s in sets]
+        tamper(central, no[0], 3, *FORGED_WEIGHT)
+        tamper(central, no[1], 3, *BAD_SHAPE)
+        tamper(central, no[1], 2, *FORGED_WEIGHT)  # falls back to v1
+        for version in (1, 2, 3):
+            tamper(central, no[2], version, *FORGED_WEIGHT)  # nothing valid: not stored at all
+        tamper(central, no[3], 1, *FORGED_WEIGHT)
+        store = Store(tmp_path / "edge.db")
+        status = first_sync(central, store, page_size=page_size)
+        expected = newest_valid_per_page(central, page_size)
+        assert cached(store) == expected
+        assert {k[0]: r.version for k, r in expected.items() if k[0] in no[:4]} == {
+            no[0]: 2,
+            no[1]: 1,
+            no[3]: 3,
+        }
+        every = 3 * len(sets)
+        assert status.records_applied + status.rejected_signatures + status.superseded_unchecked == every
+        assert status.rejected_signatures >= 1 + 2 + 3  # checked and refused, whatever the paging
         store.close()
 
 
