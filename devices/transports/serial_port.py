@@ -1,9 +1,12 @@
-"""A serial port for asyncio: pyserial in one worker thread, bytes handed to the event loop.
+"""A serial port for asyncio.
 
 Takes a device path (`/dev/ttyUSB0`, a pty) or any pyserial URL (`socket://host:port`,
-`rfc2217://…`). The reader thread reads `in_waiting or 1` bytes with a short timeout, never line by
-line (pyserial's readline reads one byte at a time). A lost device (USB unplugged, pty closed,
-socket dropped) surfaces as `DeviceError` from `read()`. This module is a pipe only: no framing.
+`rfc2217://…`); pyserial opens and configures it. A local port (pyserial opens it O_NONBLOCK) is then
+read by the event loop itself, as pyserial-asyncio does: the loop watches the file descriptor and reads
+what has arrived, with no thread and no GIL hand-over per chunk. Any other kind of port is read by one
+worker thread, `in_waiting or 1` bytes at a time with a short timeout, never line by line (pyserial's
+readline reads one byte at a time). A lost device (USB unplugged, pty closed, socket dropped)
+surfaces as `DeviceError` from `read()`. This module is a pipe only: no framing.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class SerialPort:
         self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._fd: int | None = None  # a local port's fd, if non-blocking: writes go to it directly
+        self._fd: int | None = None  # a local port's fd, if non-blocking: read by the loop, written directly
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -62,11 +66,34 @@ class SerialPort:
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DeviceError(f"cannot open {self.url}: {exc}") from exc
         self._fd = _nonblocking_fd(self._port)
+        if self._fd is not None:
+            self._loop = loop
+            loop.add_reader(self._fd, self._on_readable, self._fd)
+            return
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._reader, args=(loop,), name=f"serial:{self.url}", daemon=True
         )
         self._thread.start()
+
+    def _on_readable(self, fd: int) -> None:
+        """The loop saw the local port readable: take what is there (a chunk, never a line)."""
+        try:
+            chunk = os.read(fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EIO: the device (or the pty's other side) is gone
+            self._lost(fd, str(exc))
+            return
+        if not chunk:  # readable with nothing to read: what pyserial calls a disconnected device
+            self._lost(fd, "device disconnected (end of file)")
+            return
+        self._queue.put_nowait(chunk)
+
+    def _lost(self, fd: int, why: str) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(fd)
+        self._queue.put_nowait(DeviceError(f"{self.url}: {why}"))
 
     def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
         port = self._port
@@ -130,7 +157,9 @@ class SerialPort:
 
     async def close(self) -> None:
         self._stop.set()
-        port, self._port, self._fd = self._port, None, None
+        if self._fd is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        port, self._port, self._fd, self._loop = self._port, None, None, None
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 1.0)
             self._thread = None
