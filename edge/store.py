@@ -157,12 +157,19 @@ class Store:
     def apply_feed(
         conn: sqlite3.Connection, records: Iterable[tuple[FeedRecord, str]], cursor: int, now: str
     ) -> int:
-        """Upsert records (newer versions win) and move the cursor, in the caller's transaction."""
+        """Upsert records (newer versions win) and move the cursor, in the caller's transaction.
+
+        Returns how many records were stored, and adds that to `sync_state.records`: each insert,
+        and each update that took effect (a record older than the cached version changes nothing).
+        `FeedSync` passes only the newest valid record of each clearance in a page, so a first sync
+        counts one per clearance per page it appears in, not one per feed change; the records it did
+        not pass (older versions it never checked, records that failed) are counted in its
+        `SyncStatus`."""
         rows = [
             (r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw)
             for r, raw in records
         ]
-        conn.executemany(
+        stored = conn.executemany(
             """INSERT INTO clearances (logistics_no, logistics_code, feed_seq, version, status, cancelled,
                                        record)
                VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -171,12 +178,12 @@ class Store:
                    record = excluded.record
                WHERE excluded.version >= clearances.version""",
             rows,
-        )
+        ).rowcount  # the statements' changes summed: a skipped DO UPDATE counts 0
         conn.execute(
             "UPDATE sync_state SET cursor = ?, last_success = ?, records = records + ? WHERE id = 1",
-            (cursor, now, len(rows)),
+            (cursor, now, stored),
         )
-        return len(rows)
+        return stored
 
     def mark_synced(self, conn: sqlite3.Connection, now: str) -> None:
         conn.execute("UPDATE sync_state SET last_success = ? WHERE id = 1", (now,))

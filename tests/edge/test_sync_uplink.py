@@ -216,6 +216,35 @@ def test_the_newest_valid_version_is_stored_whatever_the_paging(tmp_path: Path, 
         store.close()
 
 
+def test_the_records_counter_counts_records_stored(tmp_path: Path) -> None:
+    with run_central(tmp_path / "c") as central:
+        sets = declare(central, 5)
+        store = Store(tmp_path / "edge.db")
+        status = first_sync(central, store, page_size=5000)
+        # 15 feed changes, one page: the newest of each clearance is checked and stored
+        assert store.sync_state()["records"] == status.records_applied == 5
+        assert status.superseded_unchecked == 10
+        raw = central.client("edge").get("/api/v1/parks/P1/feed").json()["records"]
+        [older, newest] = [
+            FeedRecord.model_validate(r)
+            for r in raw
+            if r["logisticsNo"] == sets[0].waybill.logisticsNo and r["version"] in (2, 3)
+        ]
+        cursor = store.sync_state()["cursor"]
+
+        def apply(record: FeedRecord) -> int:
+            return store.write_sync(
+                lambda conn: Store.apply_feed(conn, [(record, record.model_dump_json())], cursor, "now")
+            )
+
+        assert apply(older) == 0  # older than the cached version: not stored, not counted
+        assert apply(newest) == 1  # the same version again is written again
+        assert store.sync_state()["records"] == 6
+        [cached_record] = store.lookup(sets[0].waybill.logisticsNo)
+        assert cached_record.record == newest
+        store.close()
+
+
 def _events(store: Store, n: int) -> None:
     def work(conn):  # type: ignore[no-untyped-def]
         for i in range(n):
