@@ -1,10 +1,13 @@
 """Check one physical parcel against the cache and commit the decision with its events.
 
-This is where invariants 1 and 2 meet: the record is looked up and its signature verified at the
-moment of the decision, the pure rules (edge/rules.py) decide, and the decision row, the release
-marker and the hash-chained events reporting it commit in ONE durable transaction — before any
-output moves. What was checked (record version, status, signature, weight, tolerance) is stored
-with the decision, so the edge can prove it.
+This is where invariants 1 and 2 meet: inside ONE durable transaction on the store's writer thread,
+the record is looked up and its signature verified, the pure rules (edge/rules.py) decide, and the
+decision row, the release marker and the hash-chained events reporting it are written — before any
+output moves. Looking up inside the transaction means nothing (a feed page revoking the record,
+another station releasing the parcel) can change the record between the check and the commit; and
+the signature check (OpenSSL, which releases the GIL) stays off the event loop that runs the lines.
+What was checked (record version, status, signature, weight, tolerance) is stored with the decision,
+so the edge can prove it.
 """
 
 from __future__ import annotations
@@ -59,16 +62,21 @@ class Checker:
     sync_age: object = None  # callable () -> float | None, seconds since the last successful sync
     on_commit: object = None  # callable (DecisionRecord) -> None: poke the uplink, publish on MQTT
 
-    def cache_state(self, code: str | None) -> tuple[rules.CacheState, FeedRecord | None]:
+    def cache_state(
+        self, code: str | None, conn: sqlite3.Connection | None = None
+    ) -> tuple[rules.CacheState, FeedRecord | None]:
+        """What the cache says of `code`, read through `conn` (the decision's transaction) or, for a
+        look without deciding, the calling thread's reader."""
+        reader = conn if conn is not None else self.store.reader()
         record: FeedRecord | None = None
         signature_valid = False
         already = False
         if code:
-            found = self.store.lookup(code)
+            found = Store.find(reader, code)
             if len(found) == 1:
                 record = found[0].record
                 signature_valid = verify_record(record, self.public_key)
-                already = self.store.is_released(record.logisticsNo, record.logisticsCode)
+                already = _released(reader, record)
             elif len(found) > 1:
                 log.warning(
                     "code matches several carriers; treated as not found",
@@ -94,22 +102,17 @@ class Checker:
         occurred_at: datetime | None = None,
         operator: str | None = None,
     ) -> DecisionRecord:
-        cache, record = self.cache_state(obs.scanned_code)
         when = occurred_at or utc_now()
         decision_id = str(uuid.uuid4())
 
-        def commit(conn: sqlite3.Connection) -> tuple[int, rules.Decision]:
+        def commit(conn: sqlite3.Connection) -> tuple[int, rules.Decision, FeedRecord | None]:
+            # the writer thread serialises transactions: what is read here is what the commit covers
+            cache, record = self.cache_state(obs.scanned_code, conn)
             decision = rules.decide(obs, cache, self.tolerance)
-            if decision.verdict == rules.Verdict.RELEASE and record is not None and _released(conn, record):
-                # another station released it since the lookup: the writer thread serialises
-                # commits, so this re-check inside the transaction closes the race
-                decision = rules.decide(
-                    obs, cache.model_copy(update={"already_released": True}), self.tolerance
-                )
             row_id = self._commit(conn, station, obs, decision, record, decision_id, evidence, when, operator)
-            return row_id, decision
+            return row_id, decision, record
 
-        row_id, decision = await self.store.write(commit)
+        row_id, decision, record = await self.store.write(commit)
         result = DecisionRecord(
             id=row_id,
             decision_id=decision_id,

@@ -194,22 +194,16 @@ class Store:
 
     def lookup(self, code: str) -> list[CachedRecord]:
         """Cached records whose logisticsNo is the scanned code (normally one)."""
-        rows = self.reader().execute("SELECT record FROM clearances WHERE logistics_no = ?", (code,))
+        return Store.find(self.reader(), code)
+
+    @staticmethod
+    def find(conn: sqlite3.Connection, code: str) -> list[CachedRecord]:
+        """`lookup` through `conn`: a decision reads inside the transaction that commits it."""
+        rows = conn.execute("SELECT record FROM clearances WHERE logistics_no = ?", (code,))
         return [CachedRecord(FeedRecord.model_validate_json(r[0]), r[0]) for r in rows]
 
     def count_clearances(self) -> int:
         return int(self.reader().execute("SELECT COUNT(*) FROM clearances").fetchone()[0])
-
-    def is_released(self, logistics_no: str, logistics_code: str) -> bool:
-        row = (
-            self.reader()
-            .execute(
-                "SELECT 1 FROM releases WHERE logistics_no = ? AND logistics_code = ?",
-                (logistics_no, logistics_code),
-            )
-            .fetchone()
-        )
-        return row is not None
 
     # --- outbox and chain -------------------------------------------------------------------------
     @staticmethod

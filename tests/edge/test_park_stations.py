@@ -87,3 +87,27 @@ def test_parcels_through_conveyor_manual_and_gate(tmp_path: Path) -> None:
         assert report["released_twice"]["total"] == 0
         assert report["cleared_not_out"]["total"] == 1  # parcel 2 was held for its weight
         assert report["discrepancies"] == {"NOT_FOUND": 1, "WEIGHT_MISMATCH": 1, "ALREADY_RELEASED": 1}
+
+
+def test_the_same_parcel_at_two_stations_at_once_is_released_once(tmp_path: Path) -> None:
+    """The lookup, the signature check and the release marker share the decision's transaction, so
+    two decisions racing on one parcel cannot both see it unreleased."""
+    from edge.rules import Observation
+
+    with run_central(tmp_path / "central") as central:
+        sets = declare(central, 1)
+        code = sets[0].waybill.logisticsNo
+
+        async def scenario() -> list[tuple[Verdict, tuple[str, ...]]]:
+            async with running_park(tmp_path, central) as park:
+                agent = park.agent
+                await wait_until(lambda: agent.store.count_clearances() == 1, what="first sync")
+                seen = Observation(scanned_code=code, weight_kg=GROSS)
+                decided = await asyncio.gather(
+                    *(agent.checker.decide(name, seen) for name in ("line-1", "bench", "line-1", "bench"))
+                )
+                return sorted((d.verdict, d.codes) for d in decided)
+
+        outcomes = asyncio.run(scenario())
+    assert outcomes.count((Verdict.RELEASE, ())) == 1
+    assert outcomes.count((Verdict.HOLD, ("ALREADY_RELEASED",))) == 3
