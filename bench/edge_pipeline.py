@@ -60,6 +60,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -424,15 +425,20 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
     """Wrap each conveyor's parcel(), next_read() and its scale's wait_stable() to record, per parcel, the
     photo-eye time, the read (with its `at`), the stable weight's time and the confirmation time. The probe
     dict travels in a context variable: the parcel task's children (asyncio.gather) inherit it."""
-    cache_state, write = agent.checker.cache_state, agent.store.write
+    cache_state, write, decide = agent.checker.cache_state, agent.store.write, agent.checker.decide
+    in_txn = threading.local()  # the probe of the parcel whose transaction the writer thread runs
 
-    def cache_state_probe(code: str | None) -> Any:
+    async def decide_probe(*a: Any, **k: Any) -> Any:
         probe = PROBE.get()
         if probe is not None:
             probe["decide_from"] = time.monotonic()
+        return await decide(*a, **k)
+
+    def cache_state_probe(code: str | None, conn: Any = None) -> Any:
         try:
-            return cache_state(code)
+            return cache_state(code, conn)
         finally:
+            probe = getattr(in_txn, "probe", None)
             if probe is not None:
                 probe["cache_done"] = time.monotonic()
 
@@ -443,7 +449,11 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
 
         def timed(conn: sqlite3.Connection) -> Any:
             probe["txn_from"] = time.monotonic()
-            return work(conn)
+            in_txn.probe = probe
+            try:
+                return work(conn)
+            finally:
+                in_txn.probe = None
 
         probe["write_from"] = time.monotonic()
         out = await write(timed)
@@ -451,6 +461,7 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
         return out
 
     agent.checker.cache_state = cache_state_probe  # type: ignore[method-assign]
+    agent.checker.decide = decide_probe  # type: ignore[method-assign]
     agent.store.write = write_probe  # type: ignore[method-assign]
     for station in agent.stations.values():
         station.latencies = StampedList()
@@ -648,19 +659,19 @@ SEGMENTS = [
     "read_at",
     "read_returned",
     "decide_from",
-    "cache_done",
     "write_from",
     "txn_from",
+    "cache_done",
     "write_done",
     "divert_from",
 ]
 SEGMENT_NAMES = [
     "read reaches the parcel task (next_read wakes)",
     "gather done → Checker.decide",
-    "cache_state: lookup + verify + released? + sync age",
-    "rules + decision id, → Store.write",
+    "decision id → Store.write",
     "to the writer thread (+ BEGIN IMMEDIATE)",
-    "transaction + durable COMMIT + back to the loop",
+    "in the transaction: lookup + verify + released? + sync age",
+    "rules + rows + durable COMMIT + back to the loop",
     "DecisionRecord, on_commit → divert",
     "diverter: coil write + read-back",
 ]
