@@ -4,21 +4,24 @@
     .venv/bin/python bench/edge_pipeline.py --wait-quiet    # each measurement waits for an idle machine
     .venv/bin/python bench/edge_pipeline.py --shared-io --feed-records 0    # the 4 lines on one I/O module
 
-Each run measures, in the same process and on the same machine:
+Each run measures, on the same machine:
 
 pipeline  A park of --lines conveyor lines, each with its own scanner (ScannerSim on a pty), its own MT-SICS
           scale (ScaleSim on a pty, the load on it and stable, polled every 20 ms) and by default its own
           I/O module (GateIOSim, Modbus TCP, an ioLogik E1212: DI0 photo-eye polled at 100 Hz, DO0 release
-          lane, DO1 inspection lane). The real `edge.agent.Agent` runs the pipeline on one event loop, in
-          this process, as `bondgate edge run` does; the simulators share that loop, as in
-          tests/support/park.py. Central is a real `bondgate central serve` subprocess (its own process
-          and GIL, as a remote central would be) over a fresh database with the declared parcels; the
-          agent's sync of them is done before the clock starts, and its uplink sends every event.
+          lane, DO1 inspection lane). The simulators, and the conveyor that feeds them parcels, run in a
+          child process of their own, as hardware would be (their side of every Modbus request and SI
+          poll is not on the loop being measured). The real `edge.agent.Agent` runs the pipeline on one
+          event loop, in this process, as `bondgate edge run` does. Central is a real `bondgate central
+          serve` subprocess (its own process and GIL, as a remote central would be) over a fresh database
+          with the declared parcels; the agent's sync of them is done before the clock starts, and its
+          uplink sends every event. Both ends of a latency are CLOCK_MONOTONIC, one clock machine-wide.
           Each line gets --rate parcels/s on a fixed, open-loop schedule (a conveyor does not wait for
           the edge), the lines spread over the period: photo-eye on, off after half the period, the scan
           at 0.8 of the period, when the agent already has the eye and a stable weight, so the scan is
           the last input. Each decision commits durably (WAL, synchronous=FULL) before the diverter coil
-          is written and read back. A parcel's latency ends when the station appends to
+          is written and read back; the record is looked up and its signature checked inside that
+          transaction, on the store's writer thread. A parcel's latency ends when the station appends to
           `Conveyor.latencies`, right after the read-back confirmed the coil, and starts at
             from the write   the simulator's write of the frame's last byte to the pty;
             station's own    `BarcodeRead.at`, when the chunk with the last byte reached the event loop:
@@ -27,16 +30,18 @@ pipeline  A park of --lines conveyor lines, each with its own scanner (ScannerSi
           once, on its own code, and released (every declared parcel is cleared, of the declared weight).
           The rest are reported. The first --warmup seconds are not counted. Probes (a context variable
           through the parcel task) time each step of the station's path without changing it.
-floor     In the same run, before the agent starts: the same simulators at the same rate and phases with
-          no logic. A bare `devices.transports.serial_port.SerialPort` reads the frame from the same pty
-          and, at its terminator, a bare pymodbus client writes the same coil on the same GateIOSim and
-          reads it back. The "loaded floor" is that bare path again, on a spare scanner and module the
-          agent does not know, at one line's rate and random phases, while the pipeline runs: the
-          difference between the two floors is what the busy loop costs any I/O, logic aside.
+floor     In the same run, half before the agent starts and half after it stopped: the same simulators
+          at the same rate and phases with no logic. A bare `devices.transports.serial_port.SerialPort`
+          reads the frame from the same pty and, at its terminator, a bare pymodbus client writes the
+          same coil on the same GateIOSim and reads it back. The "loaded floor" is that bare path again,
+          on a spare scanner and module the agent does not know, at one line's rate and random phases,
+          while the pipeline runs: the difference between the two floors is what the busy loop costs
+          any I/O, logic aside.
           Also shown: a bare durable SQLite commit (one row, WAL, synchronous=FULL) on the same disk.
 sync      A central subprocess over the cached feed database of bench/central_ingest.py (333,334 parcels
           × 120/399/800 = 1,000,000 signed records, built once under bench/.cache/). A fresh edge `Store`
-          and `FeedSync.catch_up()` with page_size 5000 pull it all, verifying every Ed25519 signature.
+          and `FeedSync.catch_up()` with page_size 5000 pull it all, verifying the Ed25519 signature of
+          every record it stores (a version that a newer valid one in the same page replaces is skipped).
   baseline  the same client GETs every page and finds `next_after`: no parsing, verifying or storing.
 
 Other processes skew both figures, so each run reports the CPU cores that everything outside this
@@ -692,7 +697,6 @@ class PipelineResult:
     problems: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)  # device_trouble()
     mismatched: int = 0  # Conveyor.latencies ≠ read.at → confirmed by more than 0.5 ms
-    recancelled: list[str] = field(default_factory=list)  # tasks that swallowed agent.stop()'s cancel
     decisions: int = 0
     others: float = 0.0
 
@@ -713,26 +717,6 @@ def device_trouble(agent: Agent) -> dict[str, int]:
             if value:
                 out[f"{kind} {key}"] = out.get(f"{kind} {key}", 0) + value
     return out
-
-
-async def stop_agent(agent: Agent) -> list[str]:
-    """`agent.stop()`, cancelling again any task that swallowed its cancellation; returns how many did.
-
-    On Python 3.11, `asyncio.wait_for` returns the inner result when the cancellation arrives just as
-    that result does (CPython gh-86296, fixed in 3.12), so a device session blocked in
-    `SerialPort.read` or a pymodbus request can lose the cancel and go on polling, and `agent.stop()`
-    then waits for it forever. A second cancel gets through. Returns the names of those tasks."""
-    stopping = asyncio.ensure_future(agent.stop())
-    recancelled: list[str] = []
-    while True:
-        done, _ = await asyncio.wait({stopping}, timeout=2.0)
-        if done:
-            stopping.result()
-            return recancelled
-        for task in asyncio.all_tasks():
-            if task.cancelling() and not task.done() and task is not stopping:
-                task.cancel()
-                recancelled.append(task.get_name())
 
 
 def _dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
@@ -760,10 +744,16 @@ async def pipeline_async(
     result.commit = await asyncio.to_thread(commit_floor, directory)
     plant = await asyncio.to_thread(PlantProcess, directory, args.lines, args.shared_io)
     try:
-        for written, read, done in await floor_phase(plant, plant.spec.lines, args.floor_seconds, args.rate):
-            result.floor_e2e.append(done - written)
-            result.floor_loop.append(done - read)
-            result.floor_pty.append(read - written)
+
+        async def floor(seconds: float) -> None:
+            for written, read, done in await floor_phase(plant, plant.spec.lines, seconds, args.rate):
+                result.floor_e2e.append(done - written)
+                result.floor_loop.append(done - read)
+                result.floor_pty.append(read - written)
+
+        # the floor: half before the agent starts and half after it stopped, so a machine that changes
+        # speed during the run (a VM's neighbours) moves the floor as it moves the pipeline
+        await floor(args.floor_seconds / 2)
 
         settings = edge_settings(
             directory, plant.spec, url=url, token=token, key=key, shared_io=args.shared_io
@@ -803,7 +793,9 @@ async def pipeline_async(
             await wait_for(lambda: agent.store.backlog()["size"] == 0, 30, "the outbox to drain")
             result.devices = device_trouble(agent)
         finally:
-            result.recancelled = await stop_agent(agent)
+            async with asyncio.timeout(30):
+                await agent.stop()
+        await floor(args.floor_seconds / 2)
     finally:
         await asyncio.to_thread(plant.close)
 
@@ -1067,8 +1059,6 @@ def main() -> None:
                 line += f", device trouble: {r.devices}"
             if r.mismatched:
                 line += f", {r.mismatched} station latencies off read.at → confirmed by > 0.5 ms"
-            if r.recancelled:
-                line += f", agent.stop() hung until these were cancelled again: {r.recancelled}"
         if feed is not None:
             if args.wait_quiet:
                 wait_quiet()
