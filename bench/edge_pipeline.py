@@ -709,9 +709,9 @@ def device_trouble(agent: Agent) -> dict[str, int]:
         counts = dict(getattr(driver, "counters", {}))
         if kind == "scanner":
             counts = {k: counts[k] for k in ("noise", "overlong", "partial", "disconnects")}
-        bus = getattr(driver, "bus", None)
-        if bus is not None:
-            counts["modbus failures"] = bus.failures
+        buses = {id(b): b for b in (getattr(driver, "bus", None), getattr(driver, "command_bus", None)) if b}
+        if buses:
+            counts["modbus failures"] = sum(b.failures for b in buses.values())
         counts["events dropped"] = driver.events.dropped
         for key, value in counts.items():
             if value:

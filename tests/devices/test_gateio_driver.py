@@ -100,6 +100,31 @@ def test_inputs_become_timestamped_edges_and_outputs_are_confirmed(profile: str)
     run(scenario())
 
 
+def test_outputs_have_a_tcp_connection_of_their_own_that_comes_back_after_a_drop() -> None:
+    """A command never queues behind a DI poll in flight: on TCP it has its own connection. If that
+    connection drops, the next command reconnects; polling (and the module's health) go on."""
+
+    async def scenario() -> None:
+        async with GateIOSim() as sim, GateIODriver("gate1", config(sim.port, poll_hz=200)) as driver:
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert driver.command_bus is not driver.bus
+            polls, commands = driver.bus.requests, driver.command_bus.requests
+            await driver.set_output("barrier", True)
+            assert driver.command_bus.requests == commands + 2  # the write and its read-back
+            assert sim.output("barrier") is True
+            await eventually(lambda: driver.bus.requests > polls)  # the polling connection polls
+
+            driver.command_bus.close()  # the module drops the command connection
+            await driver.set_output("barrier", False)
+            assert sim.output("barrier") is False and driver.command_bus.connected
+            assert driver.supervisor.health.state == State.UP
+
+        single = GateIODriver("gate2", config(sim.port, command_connection=False))
+        assert single.command_bus is single.bus
+
+    run(scenario())
+
+
 def test_pulse_turns_off_even_when_cancelled() -> None:
     async def scenario() -> None:
         async with GateIOSim() as sim, GateIODriver("gate1", config(sim.port)) as driver:
