@@ -72,7 +72,6 @@ def build(directory: Path, n: int) -> tuple[Store, Checker, list[rules.Observati
         tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
         edge_id="edge-bench",
         staleness_limit_s=3600,
-        sync_age=lambda: 1.0,
     )
     seen = [rules.Observation(scanned_code=f"SF{i:010d}", weight_kg=Decimal("0.800")) for i in range(n)]
     return store, checker, seen

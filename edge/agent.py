@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -78,7 +77,6 @@ class Agent:
             edge_id=settings.edge_id,
             staleness_limit_s=settings.staleness_limit_s,
             stale_policy=settings.stale_policy,
-            sync_age=self.sync_age,
             on_commit=self._committed,
         )
         self.stations: dict[str, Station] = {
@@ -94,10 +92,7 @@ class Agent:
     # --- state for the API -----------------------------------------------------------------------
     def sync_age(self) -> float | None:
         """Seconds since the last successful pull, from the database (survives restarts)."""
-        last = self.store.sync_state()["last_success"]
-        if not last:
-            return None
-        return (utc_now() - datetime.fromisoformat(last)).total_seconds()
+        return Store.sync_age_s(self.store.reader())
 
     def _committed(self, record: DecisionRecord) -> None:
         self.recent.append(record)

@@ -59,7 +59,6 @@ class Checker:
     edge_id: str
     staleness_limit_s: float
     stale_policy: str = "hold"
-    sync_age: object = None  # callable () -> float | None, seconds since the last successful sync
     on_commit: object = None  # callable (DecisionRecord) -> None: poke the uplink, publish on MQTT
 
     def cache_state(
@@ -82,7 +81,7 @@ class Checker:
                     "code matches several carriers; treated as not found",
                     extra={"code": code, "matches": len(found)},
                 )
-        age = self.sync_age() if callable(self.sync_age) else None
+        age = Store.sync_age_s(reader)  # as of this transaction, like the record
         state = rules.CacheState(
             record=record,
             signature_valid=signature_valid,

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -187,6 +188,14 @@ class Store:
 
     def mark_synced(self, conn: sqlite3.Connection, now: str) -> None:
         conn.execute("UPDATE sync_state SET last_success = ? WHERE id = 1", (now,))
+
+    @staticmethod
+    def sync_age_s(conn: sqlite3.Connection) -> float | None:
+        """Seconds since the last successful pull, from the database (so it survives restarts)."""
+        row = conn.execute("SELECT last_success FROM sync_state WHERE id = 1").fetchone()
+        if row is None or not row[0]:
+            return None
+        return (datetime.now(UTC) - datetime.fromisoformat(row[0])).total_seconds()
 
     def sync_state(self) -> dict[str, Any]:
         row = self.reader().execute("SELECT cursor, last_success, records FROM sync_state").fetchone()

@@ -1,0 +1,79 @@
+"""Checker against a real SQLite store: what a decision reads, it reads inside its own transaction —
+the record, its signature, the release marker and the age of the last sync."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bondgate.wire import FeedRecord, sign_record
+from edge import rules
+from edge.checker import Checker, DecisionRecord
+from edge.store import Store
+
+CODE = "SF1234567890"
+
+
+def _store_with_record(path: Path, key: Ed25519PrivateKey, last_sync: datetime) -> Store:
+    record = sign_record(
+        FeedRecord(
+            seq=1,
+            park_id="P1",
+            invtNo="46012025I000000001",
+            orderNo="ORD1",
+            ebpCode="4601000001",
+            ebcCode="4601000002",
+            logisticsCode="4601000003",
+            logisticsNo=CODE,
+            grossWeight=Decimal("0.800"),
+            netWeight=Decimal("0.600"),
+            goods="Vitamin C tablets × 2",
+            status="800",
+            cancelled=False,
+            version=1,
+            updated_at=datetime.now(UTC),
+        ),
+        key,
+    )
+    store = Store(path)
+    rows = [(record, record.model_dump_json())]
+    store.write_sync(lambda c: Store.apply_feed(c, rows, 1, last_sync.isoformat()))
+    return store
+
+
+def _decide(store: Store, key: Ed25519PrivateKey) -> DecisionRecord:
+    checker = Checker(
+        store=store,
+        public_key=key.public_key(),
+        tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
+        edge_id="edge-1",
+        staleness_limit_s=3600,
+    )
+    seen = rules.Observation(scanned_code=CODE, weight_kg=Decimal("0.800"))
+    return asyncio.run(checker.decide("line-1", seen))
+
+
+def test_a_fresh_cache_releases_and_a_stale_one_holds(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    fresh = _store_with_record(tmp_path / "fresh.db", key, datetime.now(UTC))
+    stale = _store_with_record(tmp_path / "stale.db", key, datetime.now(UTC) - timedelta(hours=2))
+    try:
+        assert _decide(fresh, key).verdict == rules.Verdict.RELEASE
+        held = _decide(stale, key)
+        assert (held.verdict, held.codes) == (rules.Verdict.HOLD, ("STALE_CACHE",))
+        assert 7100 < (Store.sync_age_s(stale.reader()) or 0) < 7300
+    finally:
+        fresh.close()
+        stale.close()
+
+
+def test_a_store_that_never_synced_has_no_age(tmp_path: Path) -> None:
+    store = Store(tmp_path / "edge.db")
+    try:
+        assert Store.sync_age_s(store.reader()) is None
+    finally:
+        store.close()
