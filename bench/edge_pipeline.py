@@ -1024,7 +1024,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0, help="parcels per second per line")
     ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds of parcels")
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of parcels before, not counted")
-    ap.add_argument("--floor-seconds", type=float, default=15.0, help="seconds of floor samples, same rate")
+    ap.add_argument("--floor-seconds", type=float, default=30.0, help="seconds of floor samples, same rate")
     ap.add_argument("--shared-io", action="store_true", help="one I/O module for every line")
     ap.add_argument("--feed-records", type=int, default=1_000_000, help="first-sync records (0: skip)")
     ap.add_argument("--skip-pipeline", action="store_true")
