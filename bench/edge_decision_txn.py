@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,11 +29,11 @@ sys.path.insert(0, str(ROOT))  # before bench/ (the script's own directory): ben
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from bench.central_ingest import machine  # noqa: E402
-from bondgate.wire import FeedRecord, sign_record  # noqa: E402
 from edge import rules  # noqa: E402
 from edge.checker import Checker  # noqa: E402
 from edge.store import Store  # noqa: E402
 from edge.timefmt import utc_now  # noqa: E402
+from tests import factories  # noqa: E402
 
 STEPS = ["lookup + verify + released? + sync age", "rules", "rows + chained event", "durable COMMIT"]
 
@@ -44,25 +43,8 @@ def build(directory: Path, n: int) -> tuple[Store, Checker, list[rules.Observati
     store = Store(directory / "edge.db")
     records = []
     for i in range(n):
-        record = sign_record(
-            FeedRecord(
-                seq=i + 1,
-                park_id="P1",
-                invtNo=f"46012025I{i:09d}",
-                orderNo=f"ORD{i:09d}",
-                ebpCode="4601000001",
-                ebcCode="4601000002",
-                logisticsCode="4601000003",
-                logisticsNo=f"SF{i:010d}",
-                grossWeight=Decimal("0.800"),
-                netWeight=Decimal("0.600"),
-                goods="Vitamin C tablets × 2",
-                status="800",
-                cancelled=False,
-                version=1,
-                updated_at=datetime.now(UTC),
-            ),
-            key,
+        record = factories.feed_record(
+            key, seq=i + 1, invtNo=f"46012025I{i:09d}", orderNo=f"ORD{i:09d}", logisticsNo=f"SF{i:010d}"
         )
         records.append((record, record.model_dump_json()))
     store.write_sync(lambda conn: Store.apply_feed(conn, records, n, utc_now().isoformat()))

@@ -10,35 +10,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import FeedRecord, sign_record
 from edge import rules
 from edge.checker import Checker, DecisionRecord
 from edge.store import Store
+from tests import factories
 
 CODE = "SF1234567890"
 
 
 def _store_with_record(path: Path, key: Ed25519PrivateKey, last_sync: datetime) -> Store:
-    record = sign_record(
-        FeedRecord(
-            seq=1,
-            park_id="P1",
-            invtNo="46012025I000000001",
-            orderNo="ORD1",
-            ebpCode="4601000001",
-            ebcCode="4601000002",
-            logisticsCode="4601000003",
-            logisticsNo=CODE,
-            grossWeight=Decimal("0.800"),
-            netWeight=Decimal("0.600"),
-            goods="Vitamin C tablets × 2",
-            status="800",
-            cancelled=False,
-            version=1,
-            updated_at=datetime.now(UTC),
-        ),
-        key,
-    )
+    record = factories.feed_record(key, logisticsNo=CODE)
     store = Store(path)
     rows = [(record, record.model_dump_json())]
     store.write_sync(lambda c: Store.apply_feed(c, rows, 1, last_sync.isoformat()))
