@@ -56,6 +56,7 @@ import contextlib
 import faulthandler
 import gc
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -319,6 +320,7 @@ def plant_process(conn: Connection, directory: Path, lines: int, shared_io: bool
             await plant.close()
 
     gc.disable()  # the simulators' pauses are not the agent's
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # the agent's connections closing at its stop
     asyncio.run(serve())
 
 
