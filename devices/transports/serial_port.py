@@ -56,6 +56,7 @@ class SerialPort:
         self._stop = threading.Event()
         self._fd: int | None = None  # a local port's fd, if non-blocking: read by the loop, written directly
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing = asyncio.Lock()
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -127,20 +128,21 @@ class SerialPort:
         polled 50 times a second thus costs no thread hop per poll."""
         if self._port is None:
             raise DeviceError(f"{self.url}: not open")
-        if self._fd is not None:
+        async with self._writing:  # one write at a time: a remainder in the thread keeps its place
+            if self._fd is not None:
+                try:
+                    sent = os.write(self._fd, data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as exc:
+                    raise DeviceError(f"{self.url}: write failed: {exc}") from exc
+                data = data[sent:]
+                if not data:
+                    return
             try:
-                sent = os.write(self._fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
+                await asyncio.to_thread(self._write, data)
+            except (serial.SerialException, OSError) as exc:
                 raise DeviceError(f"{self.url}: write failed: {exc}") from exc
-            data = data[sent:]
-            if not data:
-                return
-        try:
-            await asyncio.to_thread(self._write, data)
-        except (serial.SerialException, OSError) as exc:
-            raise DeviceError(f"{self.url}: write failed: {exc}") from exc
 
     def _write(self, data: bytes) -> None:
         assert self._port is not None

@@ -35,8 +35,10 @@ def test_short_and_oversized_writes_arrive_whole_and_in_order() -> None:
                 assert await _read_master(pair.master, 4) == b"SI\r\n"
                 big = bytes(range(256)) * 1024  # 256 KiB: far more than a pty's buffer
                 writing = asyncio.create_task(port.write(big))
-                assert await _read_master(pair.master, len(big)) == big
-                await writing
+                await asyncio.sleep(0)  # the big write is under way, its remainder in the thread
+                after = asyncio.create_task(port.write(b"SI\r\n"))  # must not overtake it
+                assert await _read_master(pair.master, len(big) + 4) == big + b"SI\r\n"
+                await asyncio.gather(writing, after)
                 pair.write(b"S S      0.800 kg\r\n")
                 got = b""
                 while not got.endswith(b"\n"):
