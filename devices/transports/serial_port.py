@@ -36,6 +36,11 @@ def _nonblocking_fd(port: serial.SerialBase) -> int | None:
         return None
 
 
+def _write_all(port: serial.SerialBase, data: bytes) -> None:
+    port.write(data)
+    port.flush()
+
+
 class SerialPort:
     def __init__(
         self,
@@ -139,15 +144,14 @@ class SerialPort:
                 data = data[sent:]
                 if not data:
                     return
+            port = self._port
+            if port is None:
+                raise DeviceError(f"{self.url}: closed")
             try:
-                await asyncio.to_thread(self._write, data)
-            except (serial.SerialException, OSError) as exc:
+                await asyncio.to_thread(_write_all, port, data)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial's fd went away under a concurrent close
                 raise DeviceError(f"{self.url}: write failed: {exc}") from exc
-
-    def _write(self, data: bytes) -> None:
-        assert self._port is not None
-        self._port.write(data)
-        self._port.flush()
 
     def drain_pending(self) -> None:
         """Forget bytes already received (before a request whose reply must not mix with old data)."""
