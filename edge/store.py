@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bondgate.wire import GENESIS_HASH, Event, FeedRecord
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Migrations: MIGRATIONS[i] takes the database from user_version i to i + 1. Append; never edit.
 SCHEMA_V1 = [
@@ -94,6 +97,28 @@ def _connect(path: Path) -> sqlite3.Connection:
 class CachedRecord:
     record: FeedRecord
     raw: str  # exactly what was stored (for the SIGNATURE_INVALID check of local tampering)
+
+
+def _unreadable(no: str, carrier: str, seq: int, version: int, status: str, cancelled: int) -> FeedRecord:
+    """A stand-in for a stored record that no longer parses: unsigned, so it can never be released."""
+    return FeedRecord.model_construct(
+        seq=seq,
+        park_id="",
+        invtNo=None,
+        orderNo="",
+        ebpCode="",
+        ebcCode="",
+        logisticsCode=carrier,
+        logisticsNo=no,
+        grossWeight=Decimal(0),
+        netWeight=Decimal(0),
+        goods="(cached record unreadable)",
+        status=status,
+        cancelled=bool(cancelled),
+        version=version,
+        updated_at=datetime.fromtimestamp(0, UTC),
+        signature="",
+    )
 
 
 class Store:
@@ -191,11 +216,15 @@ class Store:
 
     @staticmethod
     def sync_age_s(conn: sqlite3.Connection) -> float | None:
-        """Seconds since the last successful pull, from the database (so it survives restarts)."""
+        """Seconds since the last successful pull, from the database (so it survives restarts);
+        None — never synced, which the rules treat as stale — if there is none or it is unreadable."""
         row = conn.execute("SELECT last_success FROM sync_state WHERE id = 1").fetchone()
-        if row is None or not row[0]:
+        try:
+            last = datetime.fromisoformat(row[0]) if row is not None and row[0] else None
+            return (datetime.now(UTC) - last).total_seconds() if last is not None else None
+        except (TypeError, ValueError):  # not ISO 8601, or without a time zone
+            log.error("sync_state.last_success unreadable", extra={"value": str(row[0])[:64]})
             return None
-        return (datetime.now(UTC) - datetime.fromisoformat(row[0])).total_seconds()
 
     def sync_state(self) -> dict[str, Any]:
         row = self.reader().execute("SELECT cursor, last_success, records FROM sync_state").fetchone()
@@ -207,9 +236,25 @@ class Store:
 
     @staticmethod
     def find(conn: sqlite3.Connection, code: str) -> list[CachedRecord]:
-        """`lookup` through `conn`: a decision reads inside the transaction that commits it."""
-        rows = conn.execute("SELECT record FROM clearances WHERE logistics_no = ?", (code,))
-        return [CachedRecord(FeedRecord.model_validate_json(r[0]), r[0]) for r in rows]
+        """`lookup` through `conn`: a decision reads inside the transaction that commits it.
+
+        A stored text that is no longer a feed record (a damaged or hand-edited row) comes back as a
+        stand-in built from the row's own columns, with no signature: it fails the signature check,
+        so the parcel is held as SIGNATURE_INVALID instead of the decision failing."""
+        rows = conn.execute(
+            """SELECT logistics_no, logistics_code, feed_seq, version, status, cancelled, record
+               FROM clearances WHERE logistics_no = ?""",
+            (code,),
+        )
+        found = []
+        for no, carrier, seq, version, status, cancelled, raw in rows:
+            try:
+                record = FeedRecord.model_validate_json(raw)
+            except ValueError:  # pydantic's ValidationError is a ValueError
+                log.error("cached record unreadable", extra={"logistics_no": no, "logistics_code": carrier})
+                record = _unreadable(no, carrier, seq, version, status, cancelled)
+            found.append(CachedRecord(record, raw))
+        return found
 
     def count_clearances(self) -> int:
         return int(self.reader().execute("SELECT COUNT(*) FROM clearances").fetchone()[0])

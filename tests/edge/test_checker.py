@@ -58,3 +58,20 @@ def test_a_store_that_never_synced_has_no_age(tmp_path: Path) -> None:
         assert Store.sync_age_s(store.reader()) is None
     finally:
         store.close()
+
+
+def test_a_cached_row_that_no_longer_parses_is_held_as_not_genuine(tmp_path: Path) -> None:
+    """A damaged or hand-edited row must end in a HOLD with a reason, not in a decision that fails."""
+    key = Ed25519PrivateKey.generate()
+    store = _store_with_record(tmp_path / "edge.db", key, datetime.now(UTC))
+    try:
+        store.write_sync(lambda c: c.execute("UPDATE clearances SET record = '{\"seq\": 1}'"))
+        held = _decide(store, key)
+        assert (held.verdict, held.codes) == (rules.Verdict.HOLD, ("SIGNATURE_INVALID",))
+        store.write_sync(lambda c: c.execute("UPDATE sync_state SET last_success = 'yesterday'"))
+        assert Store.sync_age_s(store.reader()) is None
+        assert "STALE_CACHE" in _decide(store, key).codes
+        decided = store.reader().execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+        assert decided == 2
+    finally:
+        store.close()
