@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from bondgate.tasks import cancel_and_wait
 from devices.events import BarcodeRead, CameraFrame, DeviceEvent, NoRead
 from devices.health import DeviceError, State
 from edge import rules
@@ -60,6 +61,8 @@ class Station:
         self._actuation_faults: dict[str, str] = {}
         self._device_states: dict[str, State] = {}
         self.decisions = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         for _role, device in config.device_refs().items():
             if device is not None:
                 hub.drivers[device].supervisor.subscribe(lambda _h, d=device: self._health_changed(d))
@@ -217,5 +220,30 @@ class Station:
         """Called once the devices run. Outputs need nothing here: every I/O driver session starts
         by driving its module to the configured safe state (barrier closed, diverter to hold)."""
 
+    def spawn(self, work: Coroutine[Any, Any, Any], what: str) -> None:
+        """Run one parcel's (or vehicle's) work as a task the station owns. Nothing new starts once
+        the station is stopping; work that fails unexpectedly leaves the outputs in the safe state."""
+        if self._stopping:
+            work.close()
+            return
+        task = asyncio.create_task(self._guarded(work), name=f"{self.name}:{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await work
+        except Exception as exc:  # a bug or a broken store must end in hold, never in the last lane
+            log.exception("station work failed; outputs to the safe state", extra={"station": self.name})
+            await self.safe_outputs()
+            self.view.faults = {**self.device_faults(), "station": f"{type(exc).__name__}: {exc}"}
+            self._set(StationState.FAULT)
+
+    async def safe_outputs(self) -> None:
+        """Drive this station's outputs to the safe state (stations with outputs override it)."""
+
     async def stop(self) -> None:
-        """Cancel work in progress (outputs stay as the last confirmed or safe state)."""
+        """Start nothing new and cancel work in progress (outputs stay as the last confirmed or safe
+        state; the I/O module's own watchdog takes over if the agent is gone for good)."""
+        self._stopping = True
+        await cancel_and_wait(list(self._tasks))

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 
-from bondgate.tasks import cancel_and_wait
 from devices.events import BarcodeRead, DeviceEvent, InputChanged
 from devices.health import DeviceError
 from edge import rules
@@ -31,7 +30,6 @@ class Conveyor(Station):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.hub.subscribe(self.config.io, self._on_io)
-        self._tasks: set[asyncio.Task[None]] = set()
         self.latencies: list[float] = []  # scan's last byte → diverter confirmed, seconds
 
     @property
@@ -40,9 +38,7 @@ class Conveyor(Station):
 
     def _on_io(self, event: DeviceEvent) -> None:
         if isinstance(event, InputChanged) and event.point == self.config.photo_eye and event.value:
-            task = asyncio.create_task(self.parcel(event.at), name=f"{self.name}:parcel")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self.parcel(event.at), "parcel")
 
     async def parcel(self, t0: float) -> DecisionRecord | None:
         cfg = self.config
@@ -90,5 +86,12 @@ class Conveyor(Station):
             return
         self.actuation_ok(self.config.io)
 
-    async def stop(self) -> None:
-        await cancel_and_wait(list(self._tasks))
+    async def safe_outputs(self) -> None:
+        """Every lane off: the parcel goes on to the hold lane."""
+        d = self.config.diverter
+        for lane in (d.release, d.inspect):
+            if lane:
+                try:
+                    await self.io.set_output(lane, False)
+                except DeviceError as exc:
+                    await self.actuation_failed(self.config.io, str(exc))

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import time
 
-from bondgate.tasks import cancel_and_wait
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, SensorMessage
 from devices.health import DeviceError
 from edge import rules
@@ -29,7 +28,6 @@ class Gate(Station):
         self.hub.subscribe(self.config.io, self._on_io)
         self._busy = asyncio.Lock()
         self._opened = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def io(self):  # type: ignore[no-untyped-def]
@@ -48,9 +46,7 @@ class Gate(Station):
             payload = event.payload
             fired = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
         if fired and not self._busy.locked():
-            task = asyncio.create_task(self.vehicle(event.at), name=f"{self.name}:vehicle")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self.vehicle(event.at), "vehicle")
 
     async def vehicle(self, t0: float) -> DecisionRecord:
         async with self._busy:
@@ -94,7 +90,17 @@ class Gate(Station):
                 await self.io.set_output(cfg.barrier, False)
             await self.actuation_failed(cfg.io, str(exc))
             return
+        finally:
+            if not pulse.done():  # cancelled (the station stops): the pulse still sends its "off"
+                pulse.cancel()
+                await asyncio.wait({pulse})
+            if not pulse.cancelled():
+                pulse.exception()  # retrieved: a failed pulse was already reported above
         self.actuation_ok(cfg.io)
 
-    async def stop(self) -> None:
-        await cancel_and_wait(list(self._tasks))
+    async def safe_outputs(self) -> None:
+        """The barrier output off (closed)."""
+        try:
+            await self.io.set_output(self.config.barrier, False)
+        except DeviceError as exc:
+            await self.actuation_failed(self.config.io, str(exc))

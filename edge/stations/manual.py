@@ -33,15 +33,11 @@ class Manual(Station):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def _on_scanner(self, event: DeviceEvent) -> None:
         if isinstance(event, (BarcodeRead, NoRead)):
-            task = asyncio.create_task(
-                self.check(event.code if isinstance(event, BarcodeRead) else None, at=event.at)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            code = event.code if isinstance(event, BarcodeRead) else None
+            self.spawn(self.check(code, at=event.at), "check")
 
     async def check(
         self,

@@ -466,6 +466,30 @@ def test_record_altered_in_the_local_database_is_refused(tmp_path: Path) -> None
         assert_nothing_released_wrongly(central)
 
 
+def test_a_decision_that_cannot_be_made_leaves_the_line_on_hold(tmp_path: Path) -> None:
+    """The store breaks under the line (here: its writer is gone) right after a release left the
+    release lane open. The next parcel cannot be decided; its lanes must close, not stay as they were."""
+    with run_central(tmp_path / "central") as central:
+        sets = declare(central, 2)
+        codes = [s.waybill.logisticsNo for s in sets]
+
+        async def scenario() -> None:
+            async with running_park(tmp_path, central) as park:
+                store, line = park.agent.store, park.agent.stations["line-1"]
+                await wait_until(lambda: store.count_clearances() == 2, what="first sync")
+                assert (await through_line(park, codes[0])).verdict == Verdict.RELEASE
+                assert lanes(park) == {"diverter_left": True, "diverter_right": False}
+
+                store._executor.shutdown()  # no transaction can run any more
+                await park.io.set_input("photo_eye_1", True)
+                park.line_scanner.scan(codes[1])
+                await wait_until(lambda: line.view.state == StationState.FAULT, what="station FAULT")
+                assert lanes(park) == {"diverter_left": False, "diverter_right": False}
+                assert "station" in line.view.faults
+
+        asyncio.run(scenario())
+
+
 # --- (e) the I/O module stops answering ------------------------------------------------------------
 
 
