@@ -27,7 +27,7 @@ def test_a_swallowed_cancel_is_delivered_again() -> None:
         ended: list[str] = []
         task = asyncio.create_task(_swallows_first_cancel(ended), name="stubborn")
         await asyncio.sleep(0)
-        await cancel_and_wait([task], retry_s=0.01)
+        await cancel_and_wait([task], grace_s=0.01, retry_s=0.01)
         assert task.done()
         return ended
 
@@ -60,7 +60,7 @@ def test_a_task_that_will_not_stop_is_named_and_given_up_on(caplog: pytest.LogCa
         release = asyncio.Event()
         task = asyncio.create_task(never_stops(release), name="immortal")
         await asyncio.sleep(0)
-        await cancel_and_wait([task], retry_s=0.01, give_up_s=0.05)
+        await cancel_and_wait([task], grace_s=0.01, retry_s=0.01, give_up_s=0.05)
         assert not task.done()
         release.set()
         await task
@@ -99,3 +99,23 @@ def test_a_supervisor_whose_session_swallows_the_cancel_stops_and_does_not_recon
     driver = asyncio.run(scenario())
     assert driver.sessions == 1
     assert driver.supervisor.health.state == State.UP  # not marked DOWN: it was stopped, not lost
+
+
+def test_cleanup_after_the_first_cancel_is_not_cut_short() -> None:
+    """A `finally` that takes a while (a barrier's "off" on a slow module) gets its grace period."""
+
+    async def slow_cleanup(done: list[str]) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.3)  # longer than one retry interval, shorter than the grace
+            done.append("off sent")
+
+    async def scenario() -> list[str]:
+        done: list[str] = []
+        task = asyncio.create_task(slow_cleanup(done))
+        await asyncio.sleep(0)
+        await cancel_and_wait([task])
+        return done
+
+    assert asyncio.run(scenario()) == ["off sent"]
