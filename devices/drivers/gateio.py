@@ -19,8 +19,10 @@ On Modbus TCP the outputs get a connection of their own (`command_connection`, o
 module serves one request at a time per connection, so a diverter command that shares the polling
 connection waits behind whatever DI poll is in flight — at 100 Hz that is several percent of all
 commands, straight onto the decision's latency. The Moxa ioLogik E1200 series and most TCP modules
-take several Modbus TCP connections. The DI poll still decides the module's health; a command whose
-own connection fails raises `DeviceError` (the station holds) and reconnects on the next command.
+take several Modbus TCP connections; one that answers on the first but refuses a second gets its
+commands on the polling connection (logged once). The DI poll still decides the module's health; a
+command whose own connection fails raises `DeviceError` (the station holds) and reconnects on the
+next command; each session starts on a fresh command connection.
 """
 
 from __future__ import annotations
@@ -95,7 +97,17 @@ class GateIODriver(SupervisedDriver):
     # --- the session ---------------------------------------------------------------------------------
     async def _session(self, sup: Supervisor) -> None:
         await self.bus.connect()
-        await self.command_bus.connect()
+        if self.command_bus is not self.bus:
+            self.command_bus.close()  # one left from an earlier session may be half-open
+            try:
+                await self.command_bus.connect()
+            except DeviceError as exc:  # it answers on one connection but refuses a second
+                log.warning(
+                    "module refused a second connection; outputs share the polling connection",
+                    extra={"device": self.name, "error": str(exc)},
+                )
+                self.command_bus.close()
+                self.command_bus = self.bus
         await self._drive_safe()
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
