@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -133,6 +134,30 @@ def check_page(items: list[Any], key: Ed25519PublicKey) -> Checked:
     return out
 
 
+def _int(value: Any, name: str) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise ValueError(f"feed page: {name} is not a cursor: {str(value)[:40]!r}")
+    return value
+
+
+def _page_fields(page: Any, cursor: int) -> tuple[list[Any], int, bool, int]:
+    """records, next_after, has_more and head of a feed page, or ValueError naming what is wrong.
+    Only the records are signed; the page around them is checked here before anything is applied."""
+    if not isinstance(page, dict):
+        raise ValueError("feed page: not a JSON object")
+    items = page.get("records")
+    if not isinstance(items, list):
+        raise ValueError("feed page: records is not a list")
+    after = _int(page.get("next_after"), "next_after")
+    if after < cursor:
+        raise ValueError(f"feed page: next_after {after} is behind the cursor {cursor}")
+    has_more = page.get("has_more")
+    if not isinstance(has_more, bool):
+        raise ValueError("feed page: has_more is not true or false")
+    head = _int(page.get("head", after), "head")
+    return items, after, has_more, head
+
+
 @dataclass
 class FeedSync:
     store: Store
@@ -161,15 +186,14 @@ class FeedSync:
         )
         response.raise_for_status()
         page = await asyncio.to_thread(json.loads, response.content)
-        items: list[dict] = page["records"]
+        items, cursor, has_more, head = _page_fields(page, self.status.cursor)
         checked = await self._verify(items)
-        cursor = int(page["next_after"])
         await self.store.write(lambda conn: Store.apply_feed(conn, checked.good, cursor, iso_now()))
         self.status.cursor = cursor
         self.status.records_applied += len(checked.good)
         self.status.superseded_unchecked += checked.superseded
-        self.status.caught_up = not page["has_more"]
-        self.status.head = int(page.get("head", cursor))
+        self.status.caught_up = not has_more
+        self.status.head = head
         if self.on_progress:
             self.on_progress(self.status)
         if checked.rejected:
@@ -218,7 +242,8 @@ class FeedSync:
                 await self.pull_once(wait=0 if not self.status.caught_up else self.long_poll_s)
             except asyncio.CancelledError:
                 raise
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, sqlite3.Error) as exc:
+                # a bad page or a store that refuses the write: keep deciding on the cache, retry
                 await self._backoff.failed(self.status, exc, log, "feed sync failing; deciding on the cache")
                 continue
             self._succeeded()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bondgate.wire import EventBody, EventKind, FeedRecord, load_public_key, verify_record
 from edge.store import Store
@@ -308,3 +309,45 @@ def test_uplink_keeps_events_while_central_is_down_and_drains_in_order(tmp_path:
         [edge_row] = central.client("officer").get("/api/v1/parks/P1/edges").json()
         assert edge_row["last_seq"] == 35
     store.close()
+
+
+HOSTILE_PAGES = [
+    ({"records": [], "next_after": 2**70, "has_more": False}, "next_after is not a cursor"),
+    ({"records": None, "next_after": 1, "has_more": False}, "records is not a list"),
+    ({"records": [], "next_after": "7", "has_more": False}, "next_after is not a cursor"),
+    ({"records": [], "next_after": 1, "has_more": "no"}, "has_more is not true or false"),
+    ({"records": [], "next_after": 1, "has_more": False, "head": -1}, "head is not a cursor"),
+    ([1, 2, 3], "not a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("page", "why"), HOSTILE_PAGES)
+def test_a_hostile_feed_page_is_refused_and_the_sync_keeps_going(
+    tmp_path: Path, page: object, why: str
+) -> None:
+    """Only the records are signed; a page whose frame is wrong (from a broken proxy or an attacker
+    on the path) is refused with a reason, nothing is applied, and the sync goes on trying."""
+
+    def hostile(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=page)
+
+    async def scenario() -> None:
+        store = Store(tmp_path / "edge.db")
+        transport = httpx.MockTransport(hostile)  # the peer is the attacker here, not our central
+        async with httpx.AsyncClient(transport=transport, base_url="http://central") as client:
+            key = Ed25519PrivateKey.generate().public_key()
+            sync = FeedSync(store=store, client=client, park_id="P1", public_key=key, backoff_initial=0.01)
+            with pytest.raises(ValueError, match=why):
+                await sync.pull_once()
+            running = asyncio.create_task(sync.run())
+            async with asyncio.timeout(10):
+                while sync.status.consecutive_failures < 2:
+                    await asyncio.sleep(0.01)
+            assert not running.done()
+            assert why in (sync.status.last_error or "")
+            running.cancel()
+            sync.close()
+        assert store.sync_state()["cursor"] == 0 and store.count_clearances() == 0
+        store.close()
+
+    asyncio.run(scenario())
