@@ -36,6 +36,11 @@ def _nonblocking_fd(port: serial.SerialBase) -> int | None:
         return None
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _write_all(port: serial.SerialBase, data: bytes) -> None:
     port.write(data)
     port.flush()
@@ -62,6 +67,7 @@ class SerialPort:
         self._fd: int | None = None  # a local port's fd, if non-blocking: read by the loop, written directly
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = asyncio.Lock()
+        self._tail: asyncio.Future[None] | None = None  # the last write handed to a thread
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -134,6 +140,9 @@ class SerialPort:
         if self._port is None:
             raise DeviceError(f"{self.url}: not open")
         async with self._writing:  # one write at a time: a remainder in the thread keeps its place
+            tail = self._tail
+            if tail is not None and not tail.done():  # even if the write it belongs to was cancelled
+                await asyncio.wait({tail})
             if self._fd is not None:
                 try:
                     sent = os.write(self._fd, data)
@@ -147,8 +156,10 @@ class SerialPort:
             port = self._port
             if port is None:
                 raise DeviceError(f"{self.url}: closed")
+            self._tail = tail = asyncio.ensure_future(asyncio.to_thread(_write_all, port, data))
+            tail.add_done_callback(_retrieved)  # a write whose caller was cancelled may still fail
             try:
-                await asyncio.to_thread(_write_all, port, data)
+                await asyncio.shield(tail)  # a cancelled caller leaves the bytes going out, in order
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's fd went away under a concurrent close
                 raise DeviceError(f"{self.url}: write failed: {exc}") from exc
@@ -166,6 +177,11 @@ class SerialPort:
         if self._fd is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._fd)
         port, self._port, self._fd, self._loop = self._port, None, None, None
+        tail, self._tail = self._tail, None
+        if port is not None and tail is not None and not tail.done():
+            with contextlib.suppress(Exception):
+                port.cancel_write()  # pyserial's abort for a write blocked on a device that reads nothing
+            await asyncio.wait({tail}, timeout=2.0)  # the fd must not close under the writing thread
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 1.0)
             self._thread = None

@@ -50,6 +50,29 @@ def test_short_and_oversized_writes_arrive_whole_and_in_order() -> None:
     asyncio.run(scenario())
 
 
+def test_a_cancelled_write_still_goes_out_whole_before_the_next() -> None:
+    """A caller cancelled while its large write is in the thread (a timeout, a stopping session) does
+    not let the next command overtake the bytes still going out."""
+
+    async def scenario() -> None:
+        pair = PtyPair.open()
+        os.set_blocking(pair.master, False)
+        try:
+            async with SerialPort(pair.path) as port:
+                first = b"A" * 100_000
+                writing = asyncio.create_task(port.write(first))
+                await asyncio.sleep(0.05)  # part in the kernel's buffer, the rest waiting in the thread
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
+                reading = asyncio.create_task(_read_master(pair.master, len(first) + 4))
+                await port.write(b"BBBB")
+                assert await reading == first + b"BBBB"
+        finally:
+            pair.close()
+
+    asyncio.run(scenario())
+
+
 def test_unplugged_port_fails_reads_and_writes_with_device_error() -> None:
     async def scenario() -> None:
         pair = PtyPair.open()
