@@ -66,12 +66,15 @@ class Supervisor:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._health = Health(device)
+        self._last_seen: float | None = None  # kept apart: set on every frame, folded in when read
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
 
     # --- health -------------------------------------------------------------------------------
     @property
     def health(self) -> Health:
+        if self._health.last_seen != self._last_seen:
+            self._health = replace(self._health, last_seen=self._last_seen)
         return self._health
 
     def subscribe(self, listener: Listener) -> None:
@@ -79,7 +82,7 @@ class Supervisor:
         self._listeners.append(listener)
 
     def _set(self, state: State, reason: str = "", *, error: bool = False) -> None:
-        old = self._health
+        old = self.health
         new = replace(old, errors=old.errors + (1 if error else 0))
         if state != old.state or (reason and reason != old.reason and state != State.UP):
             new = replace(new, state=state, since=time.monotonic(), reason=reason)
@@ -106,7 +109,7 @@ class Supervisor:
 
     def seen(self) -> None:
         """A good frame or answer: the device is UP."""
-        self._health = replace(self._health, last_seen=time.monotonic())
+        self._last_seen = time.monotonic()  # a poll at 100 Hz: no new Health per frame
         if self._health.state != State.UP:
             self._set(State.UP)
 
@@ -123,14 +126,14 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await changed.wait()
-        return self._health
+        return self.health
 
     async def wait_for(self, state: State, timeout: float) -> Health:
         """Wait until the device is in `state`; raises TimeoutError otherwise."""
         async with asyncio.timeout(timeout):
             while self._health.state != state:
                 await self.wait_change()
-        return self._health
+        return self.health
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
