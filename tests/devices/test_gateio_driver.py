@@ -113,6 +113,9 @@ def test_outputs_have_a_tcp_connection_of_their_own_that_comes_back_after_a_drop
             assert driver.command_bus.requests == commands + 2  # the write and its read-back
             assert sim.output("barrier") is True
             await eventually(lambda: driver.bus.requests > polls)  # the polling connection polls
+            seen = driver.supervisor.health.last_seen
+            assert seen is not None
+            await eventually(lambda: (driver.supervisor.health.last_seen or 0) > seen)  # each poll counts
 
             driver.command_bus.close()  # the module drops the command connection
             await driver.set_output("barrier", False)
