@@ -441,7 +441,7 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
             probe["decide_from"] = time.monotonic()
         return await decide(*a, **k)
 
-    def cache_state_probe(code: str | None, conn: Any = None) -> Any:
+    def cache_state_probe(code: str | None, conn: Any) -> Any:
         try:
             return cache_state(code, conn)
         finally:

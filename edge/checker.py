@@ -62,26 +62,24 @@ class Checker:
     on_commit: object = None  # callable (DecisionRecord) -> None: poke the uplink, publish on MQTT
 
     def cache_state(
-        self, code: str | None, conn: sqlite3.Connection | None = None
+        self, code: str | None, conn: sqlite3.Connection
     ) -> tuple[rules.CacheState, FeedRecord | None]:
-        """What the cache says of `code`, read through `conn` (the decision's transaction) or, for a
-        look without deciding, the calling thread's reader."""
-        reader = conn if conn is not None else self.store.reader()
+        """What the cache says of `code`, read through `conn`: the decision's own transaction."""
         record: FeedRecord | None = None
         signature_valid = False
         already = False
         if code:
-            found = Store.find(reader, code)
+            found = Store.find(conn, code)
             if len(found) == 1:
                 record = found[0].record
                 signature_valid = verify_record(record, self.public_key)
-                already = _released(reader, record)
+                already = _released(conn, record)
             elif len(found) > 1:
                 log.warning(
                     "code matches several carriers; treated as not found",
                     extra={"code": code, "matches": len(found)},
                 )
-        age = Store.sync_age_s(reader)  # as of this transaction, like the record
+        age = Store.sync_age_s(conn)  # as of this transaction, like the record
         state = rules.CacheState(
             record=record,
             signature_valid=signature_valid,
