@@ -6,6 +6,7 @@ operator; an override needs a supervisor and a reason, and is audited. /healthz 
 open on the local network (the API listens on loopback unless configured otherwise).
 """
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Response
@@ -153,6 +154,7 @@ def create_app(agent: Any) -> FastAPI:
                 "records": agent.store.count_clearances(),
             },
             "uplink": {**agent.store.backlog(), "last_error": u.last_error, "refused": u.refused},
+            "store": {"checkpoints": asdict(agent.store.checkpoints)},
         }
 
     return app

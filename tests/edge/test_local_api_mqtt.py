@@ -93,6 +93,7 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
                     assert no.status_code == 409
                     status = (await api.get("/api/status", headers=as_olga)).json()
                     assert status["sync"]["records"] == 2
+                    assert status["store"]["checkpoints"]["failures"] == 0
                     devices = (await api.get("/api/devices", headers=as_olga)).json()
                     assert devices["bench_scale"]["state"] == "UP"
                     metrics = await api.get("/metrics")

@@ -1,0 +1,90 @@
+"""The store's WAL checkpoints: off the decision's commit, and the log still bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bondgate.wire import EventBody, EventKind
+from edge import store as store_module
+from edge.store import CHECKPOINT_AFTER_COMMITS, Store
+from edge.timefmt import utc_now
+from edge.uplink import new_event
+
+
+def _event(conn: sqlite3.Connection) -> None:
+    body = EventBody(logisticsNo="SF1234567890", verdict="HOLD", codes=["NOT_FOUND"], detail="test")
+    new_event(
+        conn, edge_id="edge-1", kind=EventKind.DISCREPANCY, station="line-1", body=body, occurred_at=utc_now()
+    )
+
+
+def _wal_frames(path: Path) -> int:
+    """Frames in the log now, read by a connection of the test's own (a checkpoint of nothing)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        conn.close()
+
+
+def test_commits_never_checkpoint_and_a_background_checkpoint_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "edge.db")
+    try:
+        assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for _ in range(2 * CHECKPOINT_AFTER_COMMITS + 1):
+            store.write_sync(_event)
+    finally:
+        store.close()  # waits for the checkpoint thread
+    stats = store.checkpoints
+    assert stats.runs >= 1
+    assert stats.failures == 0
+    assert stats.by_writer == 0
+    again = Store(tmp_path / "edge.db")
+    try:
+        assert again.backlog()["size"] == 2 * CHECKPOINT_AFTER_COMMITS + 1
+        assert again.integrity_check() == ["ok"]
+    finally:
+        again.close()
+
+
+def test_a_log_left_too_long_is_checkpointed_by_the_writer_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If background checkpoints never catch up (a writer that never pauses), the writer does one
+    between two transactions — nothing is written meanwhile, so it copies the whole log back."""
+    monkeypatch.setattr(store_module, "WAL_FRAMES_LIMIT", 10)
+    store = Store(tmp_path / "edge.db")
+    try:
+        store.checkpoints.wal_frames = 11  # as if the last background checkpoint had seen a long log
+        for _ in range(CHECKPOINT_AFTER_COMMITS):
+            store.write_sync(_event)
+        stats = store.checkpoints
+        assert stats.by_writer == 1
+        assert stats.wal_frames > 0
+        assert stats.backfilled == stats.wal_frames  # complete: the next write starts the log over
+        store.write_sync(_event)
+        assert _wal_frames(store.path) < stats.wal_frames
+    finally:
+        store.close()
+    assert store.checkpoints.failures == 0
+
+
+def test_a_write_that_need_not_be_durable_leaves_the_next_one_durable(tmp_path: Path) -> None:
+    store = Store(tmp_path / "edge.db")
+
+    async def scenario() -> int:
+        await store.write(_event, durable=False)
+        with pytest.raises(ZeroDivisionError):
+            await store.write(lambda conn: 1 / 0, durable=False)
+        return await store.write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    try:
+        assert asyncio.run(scenario()) == 2  # FULL again, also after the failed one
+        assert store.backlog()["size"] == 1
+    finally:
+        store.close()
