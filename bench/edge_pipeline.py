@@ -449,10 +449,10 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
             if probe is not None:
                 probe["cache_done"] = time.monotonic()
 
-    async def write_probe(work: Any) -> Any:
+    async def write_probe(work: Any, **options: Any) -> Any:
         probe = PROBE.get()
         if probe is None:  # the sync, the uplink, the heartbeat
-            return await write(work)
+            return await write(work, **options)
 
         def timed(conn: sqlite3.Connection) -> Any:
             probe["txn_from"] = time.monotonic()
@@ -463,7 +463,7 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
                 in_txn.probe = None
 
         probe["write_from"] = time.monotonic()
-        out = await write(timed)
+        out = await write(timed, **options)
         probe["write_done"] = time.monotonic()
         return out
 

@@ -67,6 +67,7 @@ class Agent:
             park_id=settings.park_id,
             edge_id=settings.edge_id,
             batch_size=settings.central.batch_size,
+            linger_s=settings.central.send_every_s,
         )
         self.checker = Checker(
             store=self.store,

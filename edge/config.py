@@ -143,6 +143,12 @@ class CentralLink(BaseModel):
     page_size: int = Field(5000, gt=0, le=5000)
     long_poll_s: float = Field(10.0, ge=0, le=60)
     batch_size: int = Field(500, gt=0, le=5000)
+    send_every_s: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description="the uplink waits this long after each upload, so events share a request",
+    )
 
 
 class ToleranceSettings(BaseModel):

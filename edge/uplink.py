@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class Uplink:
     edge_id: str
     batch_size: int = 500
     idle_wait_s: float = 1.0
-    linger_s: float = 0.1  # after each send or wake-up: let events that come in a burst share a request
+    linger_s: float = 0.5  # after each send or wake-up: let events that come in a burst share a request
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
     status: UplinkStatus = field(default_factory=UplinkStatus)
@@ -79,12 +80,13 @@ class Uplink:
 
     async def send_once(self) -> int:
         """Send one batch of the oldest events; returns how many left the outbox."""
-        events = await asyncio.to_thread(self.store.pending, self.batch_size)
-        if not events:
+        body = await asyncio.to_thread(self._batch_body)
+        if body is None:
             return 0
         response = await self.client.post(
             f"/api/v1/parks/{self.park_id}/events",
-            json={"edge_id": self.edge_id, "events": [e.model_dump(mode="json") for e in events]},
+            content=body,
+            headers={"content-type": "application/json"},
             timeout=30,
         )
         response.raise_for_status()
@@ -93,10 +95,20 @@ class Uplink:
         if result.get("refused"):
             self.status.refused += len(result["refused"])
             log.error("central refused events", extra={"refused": result["refused"][:5], "acked_seq": acked})
-        removed = await self.store.write(lambda conn: Store.acknowledge(conn, acked))
+        # an acknowledgement lost in a power cut only means these events are sent again
+        removed = await self.store.write(lambda conn: Store.acknowledge(conn, acked), durable=False)
         self.status.sent += removed
         self.status.acked_seq = max(self.status.acked_seq, acked)
         return removed
+
+    def _batch_body(self) -> bytes | None:
+        """The request body (central's EventBatch) of the oldest events, built from the stored JSON:
+        each event was validated and hash-chained when it was created, and central checks every one
+        again. Runs on a worker thread, so the event loop that drives the lines only posts bytes."""
+        events = self.store.pending_json(self.batch_size)
+        if not events:
+            return None
+        return f'{{"edge_id":{json.dumps(self.edge_id)},"events":[{",".join(events)}]}}'.encode()
 
     async def drain(self) -> None:
         """Send until the outbox is empty or central stops taking events (tests, shutdown)."""
@@ -121,5 +133,6 @@ class Uplink:
                         await self._wake.wait()
             # A conveyor line commits a decision every few ms. Sending each at once put a request, its
             # JSON and its acknowledging commit on the event loop in the middle of nearly every
-            # diverter write (bench/edge_pipeline.py: +0.6 ms at p50); a short linger batches them.
+            # diverter write (bench/edge_pipeline.py: +0.6 ms at p50); lingering batches them. At
+            # 0.1 s, 10 uploads a second still showed in the decisions' p99 (+0.4 ms against 0.5 s).
             await asyncio.sleep(self.linger_s)

@@ -311,6 +311,30 @@ def test_uplink_keeps_events_while_central_is_down_and_drains_in_order(tmp_path:
     store.close()
 
 
+def test_an_outbox_row_that_is_no_longer_json_is_refused_by_central_and_kept(tmp_path: Path) -> None:
+    """The uplink sends the outbox rows as stored; a damaged one gets central's reason, not a crash,
+    and nothing leaves the outbox (`bondgate edge db check` then names the row)."""
+    store = Store(tmp_path / "edge.db")
+    _events(store, 3)
+    store.write_sync(lambda c: c.execute("UPDATE outbox SET event = '{\"seq\": 2, trunc' WHERE seq = 2"))
+    with run_central(tmp_path / "c") as central:
+
+        async def send() -> httpx.Response:
+            async with httpx.AsyncClient(
+                base_url=central.url, headers={"Authorization": f"Bearer {central.tokens['edge']}"}
+            ) as c:
+                uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-1")
+                with pytest.raises(httpx.HTTPStatusError) as refused:
+                    await uplink.send_once()
+                return refused.value.response
+
+        response = asyncio.run(send())
+    assert response.status_code == 422
+    assert "JSON" in response.text or "json" in response.text
+    assert store.backlog()["size"] == 3 and store.backlog()["acked_seq"] == 0
+    store.close()
+
+
 HOSTILE_PAGES = [
     ({"records": [], "next_after": 2**70, "has_more": False}, "next_after is not a cursor"),
     ({"records": None, "next_after": 1, "has_more": False}, "records is not a list"),
