@@ -31,6 +31,7 @@ from edge.store import Store
 from edge.sync import FeedSync
 from edge.timefmt import utc_now
 from edge.uplink import Uplink, new_event
+from edge.verified import VerifiedTexts
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Agent:
         )
         self.hub = DeviceHub.from_config(settings.devices, evidence_dir=settings.evidence_dir)
         self.publisher = Publisher(settings.mqtt, park_id=settings.park_id) if settings.mqtt else None
+        self.verified = VerifiedTexts()  # what the sync verified, so a decision need not again
         self.sync = FeedSync(
             store=self.store,
             client=self.client,
@@ -60,6 +62,7 @@ class Agent:
             public_key=self.public_key,
             page_size=settings.central.page_size,
             long_poll_s=settings.central.long_poll_s,
+            verified=self.verified,
         )
         self.uplink = Uplink(
             store=self.store,
@@ -79,6 +82,7 @@ class Agent:
             staleness_limit_s=settings.staleness_limit_s,
             stale_policy=settings.stale_policy,
             on_commit=self._committed,
+            verified=self.verified,
         )
         self.stations: dict[str, Station] = {
             s.name: STATION_CLASSES[type(s)](s, self.hub, self.checker) for s in settings.stations

@@ -6,6 +6,8 @@ decision row, the release marker and the hash-chained events reporting it are wr
 output moves. Looking up inside the transaction means nothing (a feed page revoking the record,
 another station releasing the parcel) can change the record between the check and the commit; and
 the signature check (OpenSSL, which releases the GIL) stays off the event loop that runs the lines.
+A record whose stored text already passed the check in this process (at sync) is not checked again
+(edge/verified.py); the decision records which it was.
 What was checked (record version, status, signature, weight, tolerance) is stored with the decision,
 so the edge can prove it.
 """
@@ -27,6 +29,7 @@ from edge import rules
 from edge.store import Store, dumps
 from edge.timefmt import iso_now, utc_now
 from edge.uplink import new_event
+from edge.verified import VerifiedTexts
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +63,23 @@ class Checker:
     staleness_limit_s: float
     stale_policy: str = "hold"
     on_commit: object = None  # callable (DecisionRecord) -> None: poke the uplink, publish on MQTT
+    verified: VerifiedTexts = field(default_factory=VerifiedTexts)  # shared with the sync
 
     def cache_state(
         self, code: str | None, conn: sqlite3.Connection
     ) -> tuple[rules.CacheState, FeedRecord | None]:
         """What the cache says of `code`, read through `conn`: the decision's own transaction."""
         record: FeedRecord | None = None
-        signature_valid = False
+        signature_valid = cached = False
         already = False
         if code:
             found = Store.find(conn, code)
             if len(found) == 1:
-                record = found[0].record
-                signature_valid = verify_record(record, self.public_key)
+                record, raw = found[0].record, found[0].raw
+                cached = raw in self.verified  # these very bytes passed the check before (edge/verified.py)
+                signature_valid = cached or verify_record(record, self.public_key)
+                if signature_valid and not cached:
+                    self.verified.add(raw)
                 already = _released(conn, record)
             elif len(found) > 1:
                 log.warning(
@@ -83,6 +90,7 @@ class Checker:
         state = rules.CacheState(
             record=record,
             signature_valid=signature_valid,
+            signature_cached=cached,
             already_released=already,
             last_sync_age_s=age,
             staleness_limit_s=self.staleness_limit_s,

@@ -178,7 +178,8 @@ class Observation(BaseModel):
 class CacheState(BaseModel):
     """What the edge's cache says about the scanned code, looked up at decision time.
 
-    ``signature_valid`` is the caller's Ed25519 verification of ``record``; ``already_released`` is
+    ``signature_valid`` is the caller's Ed25519 verification of ``record`` — done now, or
+    ``signature_cached``: done earlier (at sync) on the same stored bytes; ``already_released`` is
     the edge's own release marker for this parcel (any station). ``last_sync_age_s`` None means no
     successful sync is known.
     """
@@ -188,6 +189,7 @@ class CacheState(BaseModel):
     record: FeedRecord | None
     signature_valid: bool
     already_released: bool
+    signature_cached: bool = False  # valid because these exact bytes passed the check earlier
     last_sync_age_s: float | None
     staleness_limit_s: float
     stale_policy: Literal["hold", "allow"] = "hold"
@@ -530,6 +532,9 @@ def _checked(obs: Observation, cache: CacheState, tol: Tolerance) -> dict[str, A
         "status": record.status if record else None,
         "cancelled": record.cancelled if record else None,
         "signature_valid": cache.signature_valid if record else None,
+        "signature_checked": (
+            None if not record else "earlier, same bytes" if cache.signature_cached else "now"
+        ),
         "already_released": cache.already_released,
         "weight_kg": dec(obs.weight_kg),
         "weight_required": obs.weight_required,

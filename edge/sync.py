@@ -35,6 +35,7 @@ from bondgate.wire import FeedRecord, verify_record
 from edge.backoff import Backoff, LinkState
 from edge.store import Store
 from edge.timefmt import iso_now
+from edge.verified import VerifiedTexts, digest
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,13 @@ class Checked:
     """What checking one page gave: the records to store and how the others were counted."""
 
     good: list[tuple[FeedRecord, str]] = field(default_factory=list)  # (record, its stored JSON)
+    digests: list[bytes] = field(default_factory=list)  # of each stored JSON: verified (edge/verified.py)
     rejected: int = 0
     superseded: int = 0
 
     def add(self, other: Checked) -> None:
         self.good += other.good
+        self.digests += other.digests
         self.rejected += other.rejected
         self.superseded += other.superseded
 
@@ -112,7 +115,9 @@ def _verify_groups(groups: list[list[_Candidate]], key: Ed25519PublicKey) -> Che
         for tried, (_, _, _, item) in enumerate(candidates, start=1):
             record = item if isinstance(item, FeedRecord) else _validate(item)
             if record is not None and verify_record(record, key):
-                out.good.append((record, record.model_dump_json()))
+                text = record.model_dump_json()
+                out.good.append((record, text))
+                out.digests.append(digest(text))
                 out.superseded += len(candidates) - tried
                 break
             out.rejected += 1
@@ -170,6 +175,7 @@ class FeedSync:
     backoff_max: float = 10.0
     workers: int = 2
     on_progress: Callable[[SyncStatus], None] | None = None
+    verified: VerifiedTexts | None = None  # told which stored texts passed the check (the Checker's)
     status: SyncStatus = field(default_factory=SyncStatus)
 
     def __post_init__(self) -> None:
@@ -189,6 +195,8 @@ class FeedSync:
         items, cursor, has_more, head = _page_fields(page, self.status.cursor)
         checked = await self._verify(items)
         await self.store.write(lambda conn: Store.apply_feed(conn, checked.good, cursor, iso_now()))
+        if self.verified is not None:
+            self.verified.add_digests(checked.digests)
         self.status.cursor = cursor
         self.status.records_applied += len(checked.good)
         self.status.superseded_unchecked += checked.superseded

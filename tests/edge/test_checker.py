@@ -4,15 +4,19 @@ the record, its signature, the release marker and the age of the last sync."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import rules
 from edge.checker import Checker, DecisionRecord
 from edge.store import Store
+from edge.verified import VerifiedTexts
 from tests import factories
 
 CODE = "SF1234567890"
@@ -26,16 +30,25 @@ def _store_with_record(path: Path, key: Ed25519PrivateKey, last_sync: datetime) 
     return store
 
 
-def _decide(store: Store, key: Ed25519PrivateKey) -> DecisionRecord:
-    checker = Checker(
+def _checker(store: Store, key: Ed25519PrivateKey, verified: VerifiedTexts | None = None) -> Checker:
+    return Checker(
         store=store,
         public_key=key.public_key(),
         tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
         edge_id="edge-1",
         staleness_limit_s=3600,
+        verified=verified if verified is not None else VerifiedTexts(),
     )
+
+
+def _decide(store: Store, key: Ed25519PrivateKey, checker: Checker | None = None) -> DecisionRecord:
     seen = rules.Observation(scanned_code=CODE, weight_kg=Decimal("0.800"))
-    return asyncio.run(checker.decide("line-1", seen))
+    return asyncio.run((checker or _checker(store, key)).decide("line-1", seen))
+
+
+def _checked(store: Store, decision: DecisionRecord) -> dict[str, Any]:
+    row = store.reader().execute("SELECT checked FROM decisions WHERE id = ?", (decision.id,)).fetchone()
+    return json.loads(row[0])
 
 
 def test_a_fresh_cache_releases_and_a_stale_one_holds(tmp_path: Path) -> None:
@@ -73,5 +86,35 @@ def test_a_cached_row_that_no_longer_parses_is_held_as_not_genuine(tmp_path: Pat
         assert "STALE_CACHE" in _decide(store, key).codes
         decided = store.reader().execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
         assert decided == 2
+    finally:
+        store.close()
+
+
+def test_bytes_verified_once_are_trusted_until_they_change(tmp_path: Path) -> None:
+    """A second look at the same stored text skips the Ed25519 check and says so; a text changed on
+    disk is checked in full again, and refused."""
+    key = Ed25519PrivateKey.generate()
+    store = _store_with_record(tmp_path / "edge.db", key, datetime.now(UTC))
+    verified = VerifiedTexts()
+    checker = _checker(store, key, verified)
+    try:
+        first = _decide(store, key, checker)
+        assert first.verdict == rules.Verdict.RELEASE
+        assert _checked(store, first)["signature_checked"] == "now"
+        again = _decide(store, key, checker)  # the same parcel at the gate
+        assert again.codes == ("ALREADY_RELEASED",)
+        assert _checked(store, again)["signature_checked"] == "earlier, same bytes"
+        assert _checked(store, again)["signature_valid"] is True
+
+        def heavier(conn: sqlite3.Connection) -> None:
+            (text,) = conn.execute("SELECT record FROM clearances").fetchone()
+            altered = json.loads(text) | {"grossWeight": "9.000"}
+            conn.execute("UPDATE clearances SET record = ?", (json.dumps(altered),))
+
+        store.write_sync(heavier)
+        altered = _decide(store, key, checker)
+        assert "SIGNATURE_INVALID" in altered.codes
+        assert _checked(store, altered)["signature_checked"] == "now"
+        assert _checked(store, altered)["signature_valid"] is False
     finally:
         store.close()

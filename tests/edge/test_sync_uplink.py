@@ -15,6 +15,7 @@ from bondgate.wire import EventBody, EventKind, FeedRecord, load_public_key, ver
 from edge.store import Store
 from edge.sync import FeedSync, SyncStatus
 from edge.uplink import Uplink, new_event
+from edge.verified import VerifiedTexts
 from tests import factories
 from tests.support.central_server import run_central
 
@@ -37,16 +38,21 @@ def test_sync_fills_the_cache_and_resumes_from_the_cursor(tmp_path: Path) -> Non
         sets = declare(central, 20)
         key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
         store = Store(tmp_path / "edge.db")
+        verified = VerifiedTexts()
 
         async def first() -> FeedSync:
             async with edge_client(central) as client:
-                sync = FeedSync(store=store, client=client, park_id="P1", public_key=key, page_size=7)
+                sync = FeedSync(
+                    store=store, client=client, park_id="P1", public_key=key, page_size=7, verified=verified
+                )
                 await sync.catch_up()
                 return sync
 
         sync = asyncio.run(first())
         assert store.count_clearances() == 20
         assert sync.status.rejected_signatures == 0
+        stored = [row[0] for row in store.reader().execute("SELECT record FROM clearances")]
+        assert all(text in verified for text in stored)  # a decision need not verify them again
         [cached] = store.lookup(sets[0].waybill.logisticsNo)
         assert cached.record.status == "800" and verify_record(cached.record, key)
         cursor = store.sync_state()["cursor"]
