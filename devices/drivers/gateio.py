@@ -19,8 +19,9 @@ On Modbus TCP the outputs get a connection of their own (`command_connection`, o
 module serves one request at a time per connection, so a diverter command that shares the polling
 connection waits behind whatever DI poll is in flight — at 100 Hz that is several percent of all
 commands, straight onto the decision's latency. The Moxa ioLogik E1200 series and most TCP modules
-take several Modbus TCP connections; one that answers on the first but refuses a second gets its
-commands on the polling connection (logged once). The DI poll still decides the module's health; a
+take several Modbus TCP connections; one that takes a single connection (it refuses the second,
+closes it, never answers on it, or drops the first for it — each seen at the session's start) gets
+its commands on the polling connection (logged once). The DI poll still decides the module's health; a
 command whose own connection fails raises `DeviceError` (the station holds) and reconnects on the
 next command; each session starts on a fresh command connection.
 """
@@ -28,6 +29,7 @@ next command; each session starts on a fresh command connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -66,7 +68,7 @@ class GateIODriver(SupervisedDriver):
         self._own_bus = bus is None
         self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s)
         tcp = isinstance(config.endpoint, TcpEndpoint)
-        own_commands = self._own_bus and tcp and config.command_connection
+        own_commands = self._own_bus and tcp and config.command_connection and bool(config.io.outputs)
         self.command_bus = ModbusBus(config.endpoint, timeout=config.timeout_s) if own_commands else self.bus
         self.events = EventStream()
         self.supervisor = Supervisor(name, self._session)
@@ -98,16 +100,7 @@ class GateIODriver(SupervisedDriver):
     async def _session(self, sup: Supervisor) -> None:
         await self.bus.connect()
         if self.command_bus is not self.bus:
-            self.command_bus.close()  # one left from an earlier session may be half-open
-            try:
-                await self.command_bus.connect()
-            except DeviceError as exc:  # it answers on one connection but refuses a second
-                log.warning(
-                    "module refused a second connection; outputs share the polling connection",
-                    extra={"device": self.name, "error": str(exc)},
-                )
-                self.command_bus.close()
-                self.command_bus = self.bus
+            await self._open_command_connection()
         await self._drive_safe()
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
@@ -130,6 +123,33 @@ class GateIODriver(SupervisedDriver):
             if delay < 0:  # fell behind (slow bus): do not burst to catch up
                 next_at, delay = time.monotonic(), 0.0
             await asyncio.sleep(delay)
+
+    async def _open_command_connection(self) -> None:
+        """A fresh command connection, proven before it is relied on: one request over it, then one
+        over the polling connection. A module that takes a single connection may refuse the second
+        at connect, accept it and close it, accept it and never answer, or drop the older one for
+        it; each fails one of those requests, and from then on the outputs share the polling
+        connection (the polling connection is reopened in case it was the one dropped)."""
+        self.command_bus.close()  # one left from an earlier session may be half-open
+        unit, profile = self.config.device_id, self.config.io.profile
+        first = self.config.io.coil(next(iter(self.config.io.outputs)))
+        polling = self.bus.connects
+        try:
+            await self.command_bus.connect()
+            with contextlib.suppress(ModbusExceptionResponse):  # an answer, even a refusal, will do
+                await self.command_bus.read_coils(unit, first, 1)
+            with contextlib.suppress(ModbusExceptionResponse):
+                await self.bus.read_discrete_inputs(unit, profile.di_address, profile.di_count)
+            if self.bus.connects != polling:  # it had to reconnect: the module had dropped it
+                raise DeviceError(f"{self.bus.key}: polling connection dropped when a second one opened")
+        except DeviceError as exc:
+            log.warning(
+                "module refused a second connection; outputs share the polling connection",
+                extra={"device": self.name, "error": str(exc)},
+            )
+            self.command_bus.close()
+            self.command_bus = self.bus
+            await self.bus.connect()
 
     # --- commands ------------------------------------------------------------------------------------
     def _check_up(self) -> None:

@@ -114,6 +114,7 @@ class ModbusBus:
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self.requests = 0
         self.failures = 0
+        self.connects = 0  # connections opened: a request that had to reconnect shows here
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         e = self.endpoint
@@ -152,6 +153,7 @@ class ModbusBus:
         if not ok:
             self._close_locked()
             raise DeviceError(f"{self.key}: cannot connect")
+        self.connects += 1
         log.debug("modbus connected", extra={"bus": self.key})
 
     def _close_locked(self) -> None:

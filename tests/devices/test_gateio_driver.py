@@ -26,6 +26,7 @@ from devices.health import DeviceError, Health, State
 from devices.protocols.io_profiles import IOMap, adam6050
 from devices.transports.modbus import BusPool, ModbusExceptionResponse, RtuEndpoint, TcpEndpoint
 from firmware_sim.gateio import GateIOSim, gate_map
+from tests.support.single_connection import Policy, SingleConnectionFront
 
 WAIT = 5.0
 
@@ -126,6 +127,36 @@ def test_outputs_have_a_tcp_connection_of_their_own_that_comes_back_after_a_drop
         assert single.command_bus is single.bus
 
     run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["refuse", "silent", "evict"])
+def test_a_module_that_takes_one_connection_gets_commands_on_the_polling_one(
+    policy: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """However a single-connection module turns the command connection away — closing it, never
+    answering on it, or dropping the polling connection for it — the driver notices at the start
+    of the session, says so once, and runs outputs and polling over one connection."""
+
+    async def scenario() -> None:
+        async with (
+            GateIOSim() as sim,
+            SingleConnectionFront(sim.port, policy) as front,
+            GateIODriver("gate1", config(front.port)) as driver,
+        ):
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            await eventually(lambda: driver.command_bus is driver.bus)
+            assert front.turned_away >= 1
+            assert sim.output("light_red") is True  # the safe state was still driven
+            await driver.set_output("barrier", True)
+            assert sim.output("barrier") is True
+            await sim.set_input("photo_eye_1", True)
+            assert (await next_event(driver, "photo_eye_1", True)).value is True
+            assert driver.supervisor.health.state == State.UP
+
+    with caplog.at_level("WARNING", logger="devices.drivers.gateio"):
+        run(scenario())
+    refused = [r for r in caplog.records if "refused a second connection" in r.getMessage()]
+    assert len(refused) == 1
 
 
 def test_pulse_turns_off_even_when_cancelled() -> None:
