@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_AFTER_COMMITS = 100  # a decision writes ~7 pages: about 700 pages, SQLite's default is 1000
 CHECKPOINT_AFTER_CHANGES = 2000  # rows; a feed page of 5000 records asks at once
-WAL_FRAMES_LIMIT = 20_000  # ~80 MB of log left behind by background checkpoints: the writer does one
+WAL_FRAMES_LIMIT = 4000  # ~16 MB of log left behind by background checkpoints: the writer does one
 
 # Migrations: MIGRATIONS[i] takes the database from user_version i to i + 1. Append; never edit.
 SCHEMA_V1 = [
