@@ -2,8 +2,10 @@
 
 SQLite in WAL mode with synchronous=FULL: a decision and the events that report it are one
 transaction that is on disk before any output moves (DESIGN.md §6 — NORMAL could lose the last
-commits on power loss). All writes go through one writer thread (`Store.write`), so the event loop
-never waits on fsync and there is exactly one writer. Reads use a per-thread connection.
+commits on power loss). Only writes whose loss is harmless ask for NORMAL, one transaction at a
+time (`Store.write(durable=False)`: the uplink's acknowledgement, whose loss means a resend). All
+writes go through one writer thread (`Store.write`), so the event loop never waits on fsync and
+there is exactly one writer. Reads use a per-thread connection.
 
 WAL checkpoints (copying committed pages back into the database file) run on a thread of their own,
 not inside a decision's COMMIT: SQLite's default runs one in whichever commit takes the log past
@@ -108,6 +110,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 class CachedRecord:
     record: FeedRecord
     raw: str  # exactly what was stored (for the SIGNATURE_INVALID check of local tampering)
+    readable: bool = True  # False: `record` is a stand-in built from the row's columns, never signed
 
 
 def _unreadable(no: str, carrier: str, seq: int, version: int, status: str, cancelled: int) -> FeedRecord:
@@ -190,13 +193,16 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # also when COMMIT itself failed
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
+                if conn.execute("PRAGMA synchronous").fetchone()[0] != 2:  # never decide at NORMAL
+                    raise sqlite3.OperationalError("could not restore synchronous=FULL on the writer")
         self._after_commit(conn)
         return result
 
@@ -210,10 +216,13 @@ class Store:
             and changes - self._changes_mark < CHECKPOINT_AFTER_CHANGES
         ):
             return
-        if self.checkpoints.wal_frames > WAL_FRAMES_LIMIT:
+        stats = self.checkpoints
+        if stats.wal_frames > WAL_FRAMES_LIMIT:
             with self._checkpointing:  # let a running one finish; nothing is written meanwhile
-                self.checkpoints.by_writer += 1
+                stats.by_writer += 1
                 self._checkpoint(conn)
+                if stats.backfilled == stats.wal_frames:
+                    stats.wal_frames = 0  # complete: the next write starts the log over
             self._commits_since, self._changes_mark = 0, changes
             return
         if not self._checkpointing.acquire(blocking=False):
@@ -226,13 +235,15 @@ class Store:
 
     def _checkpoint_in_background(self) -> None:
         try:
-            self._checkpoint(self.reader())
+            self._checkpoint(None)
         finally:
             self._checkpointing.release()
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection | None) -> None:
+        """PASSIVE checkpoint through `conn` (None: this thread's own connection)."""
         stats = self.checkpoints
         try:
+            conn = conn or self.reader()
             _busy, frames, backfilled = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:  # the log only grows meanwhile; the next one tries again
             stats.failures += 1
@@ -329,12 +340,17 @@ class Store:
             (code,),
         )
         found = []
-        for no, carrier, seq, version, status, cancelled, raw in rows:
+        for no, carrier, seq, version, status, cancelled, stored in rows:
             try:
+                # a BLOB (a hand-edited row) is read as the UTF-8 text it would have been
+                raw = stored.decode() if isinstance(stored, bytes) else stored
                 record = FeedRecord.model_validate_json(raw)
-            except ValueError:  # pydantic's ValidationError is a ValueError
+            except (ValueError, TypeError):  # ValidationError and UnicodeDecodeError are ValueErrors
                 log.error("cached record unreadable", extra={"logistics_no": no, "logistics_code": carrier})
-                record = _unreadable(no, carrier, seq, version, status, cancelled)
+                found.append(
+                    CachedRecord(_unreadable(no, carrier, seq, version, status, cancelled), "", False)
+                )
+                continue
             found.append(CachedRecord(record, raw))
         return found
 

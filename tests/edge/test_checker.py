@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import rules
@@ -116,5 +117,32 @@ def test_bytes_verified_once_are_trusted_until_they_change(tmp_path: Path) -> No
         assert "SIGNATURE_INVALID" in altered.codes
         assert _checked(store, altered)["signature_checked"] == "now"
         assert _checked(store, altered)["signature_valid"] is False
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("blob", "verdict"),
+    [
+        ("CAST(record AS BLOB)", rules.Verdict.RELEASE),  # the same signed bytes, stored as a BLOB
+        ("x'00ff7b'", rules.Verdict.HOLD),  # not text at all
+    ],
+)
+def test_a_record_stored_as_a_blob_is_read_as_its_text_or_held(
+    tmp_path: Path, blob: str, verdict: rules.Verdict
+) -> None:
+    """A hand-edited row whose value is a BLOB must not break the decision; bytes that are the signed
+    text are that text (and verified as such), anything else is held as not genuine."""
+    key = Ed25519PrivateKey.generate()
+    store = _store_with_record(tmp_path / "edge.db", key, datetime.now(UTC))
+    verified = VerifiedTexts()
+    try:
+        store.write_sync(lambda c: c.execute(f"UPDATE clearances SET record = {blob}"))
+        decided = _decide(store, key, _checker(store, key, verified))
+        assert decided.verdict == verdict
+        if verdict == rules.Verdict.HOLD:
+            assert decided.codes == ("SIGNATURE_INVALID",)
+            assert len(verified) == 0
+        assert _checked(store, decided)["signature_checked"] == "now"
     finally:
         store.close()
