@@ -376,8 +376,12 @@ class Store:
 
     def pending_json(self, limit: int) -> list[str]:
         """The oldest events not acknowledged yet, as stored (`wire.Event` JSON), in seq order."""
-        rows = self.reader().execute("SELECT event FROM outbox ORDER BY seq LIMIT ?", (limit,))
-        return [r[0] for r in rows]
+        return [text for _, text in self.pending_rows(limit)]
+
+    def pending_rows(self, limit: int) -> list[tuple[int, str]]:
+        """(seq, stored event JSON) of the oldest events not acknowledged yet, in seq order."""
+        rows = self.reader().execute("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [(int(r[0]), r[1]) for r in rows]
 
     @staticmethod
     def acknowledge(conn: sqlite3.Connection, acked_seq: int) -> int:

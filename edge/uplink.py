@@ -89,6 +89,12 @@ class Uplink:
             headers={"content-type": "application/json"},
             timeout=30,
         )
+        if response.status_code == 422:  # malformed: name the stored event that is to blame
+            seq = await asyncio.to_thread(self._first_malformed)
+            log.error(
+                "central refused the batch as malformed; fix or remove that outbox row",
+                extra={"seq": seq, "detail": response.text[:500]},
+            )
         response.raise_for_status()
         result = response.json()
         acked = int(result["acked_seq"])
@@ -109,6 +115,15 @@ class Uplink:
         if not events:
             return None
         return f'{{"edge_id":{json.dumps(self.edge_id)},"events":[{",".join(events)}]}}'.encode()
+
+    def _first_malformed(self) -> int | None:
+        """The seq of the first pending outbox row that is not a valid event (only after a 422)."""
+        for seq, text in self.store.pending_rows(self.batch_size):
+            try:
+                Event.model_validate_json(text)
+            except ValueError:
+                return seq
+        return None
 
     async def drain(self) -> None:
         """Send until the outbox is empty or central stops taking events (tests, shutdown)."""
@@ -135,4 +150,6 @@ class Uplink:
             # JSON and its acknowledging commit on the event loop in the middle of nearly every
             # diverter write (bench/edge_pipeline.py: +0.6 ms at p50); lingering batches them. At
             # 0.1 s, 10 uploads a second still showed in the decisions' p99 (+0.4 ms against 0.5 s).
-            await asyncio.sleep(self.linger_s)
+            # A full batch means a backlog (after an outage): drain it without pausing.
+            if moved < self.batch_size:
+                await asyncio.sleep(self.linger_s)

@@ -317,7 +317,9 @@ def test_uplink_keeps_events_while_central_is_down_and_drains_in_order(tmp_path:
     store.close()
 
 
-def test_an_outbox_row_that_is_no_longer_json_is_refused_by_central_and_kept(tmp_path: Path) -> None:
+def test_an_outbox_row_that_is_no_longer_json_is_refused_by_central_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The uplink sends the outbox rows as stored; a damaged one gets central's reason, not a crash,
     and nothing leaves the outbox (`bondgate edge db check` then names the row)."""
     store = Store(tmp_path / "edge.db")
@@ -334,10 +336,38 @@ def test_an_outbox_row_that_is_no_longer_json_is_refused_by_central_and_kept(tmp
                     await uplink.send_once()
                 return refused.value.response
 
-        response = asyncio.run(send())
+        with caplog.at_level("ERROR", logger="edge.uplink"):
+            response = asyncio.run(send())
     assert response.status_code == 422
+    [named] = [r for r in caplog.records if "refused the batch as malformed" in r.getMessage()]
+    assert named.seq == 2  # type: ignore[attr-defined]
     assert "JSON" in response.text or "json" in response.text
     assert store.backlog()["size"] == 3 and store.backlog()["acked_seq"] == 0
+    store.close()
+
+
+def test_a_backlog_drains_without_the_pause_between_uploads(tmp_path: Path) -> None:
+    """The pause between uploads is for a busy line's trickle; full batches (a backlog after an
+    outage) go one after another. With an hour's pause, 20 events in batches of 8 still all leave."""
+    store = Store(tmp_path / "edge.db")
+    _events(store, 20)
+    with run_central(tmp_path / "c") as central:
+
+        async def run_uplink() -> None:
+            async with edge_client(central) as client:
+                uplink = Uplink(
+                    store=store, client=client, park_id="P1", edge_id="edge-1", batch_size=8, linger_s=3600
+                )
+                task = asyncio.create_task(uplink.run())
+                try:
+                    async with asyncio.timeout(60):
+                        while store.backlog()["size"] > 4:  # the last, partial batch may wait
+                            await asyncio.sleep(0.02)
+                finally:
+                    task.cancel()
+
+        asyncio.run(run_uplink())
+    assert store.backlog()["acked_seq"] >= 16
     store.close()
 
 
