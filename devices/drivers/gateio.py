@@ -21,9 +21,10 @@ connection waits behind whatever DI poll is in flight — at 100 Hz that is seve
 commands, straight onto the decision's latency. The Moxa ioLogik E1200 series and most TCP modules
 take several Modbus TCP connections; one that takes a single connection (it refuses the second,
 closes it, never answers on it, or drops the first for it — each seen at the session's start) gets
-its commands on the polling connection (logged once). The DI poll still decides the module's health; a
-command whose own connection fails raises `DeviceError` (the station holds) and reconnects on the
-next command; each session starts on a fresh command connection.
+its commands on the polling connection for that session (logged once; each session tries
+again). The DI poll still decides the module's health; a command whose own connection fails raises
+`DeviceError` (the station holds) and reconnects on the next command; each session starts on a
+fresh command connection.
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ class GateIODriver(SupervisedDriver):
         self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s)
         tcp = isinstance(config.endpoint, TcpEndpoint)
         own_commands = self._own_bus and tcp and config.command_connection and bool(config.io.outputs)
-        self.command_bus = ModbusBus(config.endpoint, timeout=config.timeout_s) if own_commands else self.bus
+        # the outputs' own connection, if any; `command_bus` is it or, for this session, `bus`
+        self._command_connection = (
+            ModbusBus(config.endpoint, timeout=config.timeout_s) if own_commands else None
+        )
+        self.command_bus = self.bus
+        self._one_connection_logged = False
         self.events = EventStream()
         self.supervisor = Supervisor(name, self._session)
         self._tracker = InputTracker(name, config.io.inputs, emit_initial=config.emit_initial)
@@ -93,14 +99,15 @@ class GateIODriver(SupervisedDriver):
     async def _closed(self) -> None:
         if self._own_bus:
             self.bus.close()
-        if self.command_bus is not self.bus:
-            self.command_bus.close()
+        if self._command_connection is not None:
+            self._command_connection.close()
 
     # --- the session ---------------------------------------------------------------------------------
     async def _session(self, sup: Supervisor) -> None:
         await self.bus.connect()
-        if self.command_bus is not self.bus:
-            await self._open_command_connection()
+        self.command_bus = self.bus
+        if self._command_connection is not None:
+            await self._open_command_connection(self._command_connection)
         await self._drive_safe()
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
@@ -124,32 +131,47 @@ class GateIODriver(SupervisedDriver):
                 next_at, delay = time.monotonic(), 0.0
             await asyncio.sleep(delay)
 
-    async def _open_command_connection(self) -> None:
-        """A fresh command connection, proven before it is relied on: one request over it, then one
-        over the polling connection. A module that takes a single connection may refuse the second
-        at connect, accept it and close it, accept it and never answer, or drop the older one for
-        it; each fails one of those requests, and from then on the outputs share the polling
-        connection (the polling connection is reopened in case it was the one dropped)."""
-        self.command_bus.close()  # one left from an earlier session may be half-open
+    async def _open_command_connection(self, spare: ModbusBus) -> None:
+        """A fresh command connection for this session, proven before it is relied on: one request
+        over it, then one over the polling connection, which must still be the same connection.
+        A module that takes a single connection refuses the second at connect, accepts and closes
+        it, never answers on it, or drops the older one for it; each fails one of those checks, and
+        for this session the outputs share the polling connection (reopened if it was the one
+        dropped). The next session — after any fault — tries again, so a module that only had a
+        bad moment gets its command connection back."""
+        spare.close()  # one left from an earlier session may be half-open
         unit, profile = self.config.device_id, self.config.io.profile
         first = self.config.io.coil(next(iter(self.config.io.outputs)))
         polling = self.bus.connects
+        why = None
         try:
-            await self.command_bus.connect()
+            await spare.connect()
             with contextlib.suppress(ModbusExceptionResponse):  # an answer, even a refusal, will do
-                await self.command_bus.read_coils(unit, first, 1)
-            with contextlib.suppress(ModbusExceptionResponse):
-                await self.bus.read_discrete_inputs(unit, profile.di_address, profile.di_count)
-            if self.bus.connects != polling:  # it had to reconnect: the module had dropped it
-                raise DeviceError(f"{self.bus.key}: polling connection dropped when a second one opened")
+                await spare.read_coils(unit, first, 1)
         except DeviceError as exc:
+            why = str(exc)
+        if why is None:
+            try:
+                with contextlib.suppress(ModbusExceptionResponse):
+                    await self.bus.read_discrete_inputs(unit, profile.di_address, profile.di_count)
+            except DeviceError as exc:
+                why = f"polling connection failed once a second one was open: {exc}"
+            else:
+                if self.bus.connects != polling:  # it had to reconnect: the module had dropped it
+                    why = "polling connection dropped when a second one opened"
+        if why is None:
+            self.command_bus = spare
+            return
+        spare.close()
+        if not self._one_connection_logged:
+            self._one_connection_logged = True
             log.warning(
-                "module refused a second connection; outputs share the polling connection",
-                extra={"device": self.name, "error": str(exc)},
+                "module took only one connection; outputs share the polling connection",
+                extra={"device": self.name, "error": why},
             )
-            self.command_bus.close()
-            self.command_bus = self.bus
-            await self.bus.connect()
+        else:
+            log.debug("outputs share the polling connection", extra={"device": self.name, "error": why})
+        await self.bus.connect()  # a no-op unless the polling connection was the one dropped
 
     # --- commands ------------------------------------------------------------------------------------
     def _check_up(self) -> None:

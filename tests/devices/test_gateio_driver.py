@@ -124,7 +124,7 @@ def test_outputs_have_a_tcp_connection_of_their_own_that_comes_back_after_a_drop
             assert driver.supervisor.health.state == State.UP
 
         single = GateIODriver("gate2", config(sim.port, command_connection=False))
-        assert single.command_bus is single.bus
+        assert single.command_bus is single.bus and single._command_connection is None
 
     run(scenario())
 
@@ -155,8 +155,32 @@ def test_a_module_that_takes_one_connection_gets_commands_on_the_polling_one(
 
     with caplog.at_level("WARNING", logger="devices.drivers.gateio"):
         run(scenario())
-    refused = [r for r in caplog.records if "refused a second connection" in r.getMessage()]
+    refused = [r for r in caplog.records if "took only one connection" in r.getMessage()]
     assert len(refused) == 1
+
+
+def test_a_module_that_once_took_one_connection_gets_two_again_at_the_next_session() -> None:
+    """Sharing the polling connection lasts one session: a module that turned the second
+    connection away in a bad moment has it back after its next reconnect."""
+
+    async def scenario() -> None:
+        async with (
+            GateIOSim() as sim,
+            SingleConnectionFront(sim.port, "refuse") as front,
+            GateIODriver("gate1", config(front.port)) as driver,
+        ):
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            await eventually(lambda: driver.command_bus is driver.bus)
+            front.policy = "any"
+            await sim.stop()
+            await driver.supervisor.wait_for(State.DOWN, WAIT)
+            await sim.start()
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert driver.command_bus is not driver.bus
+            await driver.set_output("barrier", True)
+            assert sim.output("barrier") is True
+
+    run(scenario())
 
 
 def test_pulse_turns_off_even_when_cancelled() -> None:

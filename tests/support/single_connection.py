@@ -3,7 +3,8 @@ do. What happens to a second connection is the `policy`:
 
 - "refuse": accepted and closed at once,
 - "silent": accepted and never answered,
-- "evict": taken, and the older connection is closed.
+- "evict": taken, and the older connection is closed;
+- "any": taken alongside (a module that takes several; the policy may be changed at any time).
 
 Bytes are relayed unchanged to the module behind it (our simulator), so everything else is real.
 """
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 from typing import Literal
 
-Policy = Literal["refuse", "silent", "evict"]
+Policy = Literal["refuse", "silent", "evict", "any"]
 
 
 class SingleConnectionFront:
@@ -53,7 +54,7 @@ class SingleConnectionFront:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._active is not None and not self._active.is_closing():
+        if self.policy != "any" and self._active is not None and not self._active.is_closing():
             if self.policy != "evict":
                 self.turned_away += 1
                 if self.policy == "silent":
