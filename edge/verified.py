@@ -28,7 +28,7 @@ def digest(text: str) -> bytes:
 
 class VerifiedTexts:
     def __init__(self, capacity: int = 500_000) -> None:
-        self.capacity = capacity  # ~50 MB at 500,000 entries
+        self.capacity = capacity  # ~46 MB at 500,000 entries (measured with tracemalloc)
         self._known: set[bytes] = set()
         self._order: deque[bytes] = deque()
         self._lock = threading.Lock()  # writers: the sync's task and the store's writer thread
