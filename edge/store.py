@@ -257,8 +257,8 @@ class Store:
 
         `durable=False` is for writes whose loss on power failure is harmless (an acknowledgement:
         the events are sent again and central keeps one copy): the commit skips its own fsync and
-        is on disk with the next durable commit. The log is append-only, so it can never outlive a
-        later decision that was made durable."""
+        is on disk with the next durable commit: the log is written in order, so no later durable
+        commit (a decision) can be on disk without it."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, work, durable)
 
