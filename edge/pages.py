@@ -463,6 +463,9 @@ def pages_router(
         with feeds.client(name) as queue:
             yield "retry: 2000\n\n"
             yield sse("screen", render_screen(Snapshot.of(station.view)))  # the state as of now
+            # the interval, at once: the page counts a stream silent for 2.5 of them as dead
+            # (a half-open connection raises no error in the browser), and connects again
+            yield sse("heartbeat", format(heartbeat_s, "g"))
             sent = time.monotonic()
             while not (stopping is not None and stopping.is_set()):
                 try:
@@ -472,7 +475,7 @@ def pages_router(
                     if await request.is_disconnected():
                         return
                     if time.monotonic() - sent >= heartbeat_s:
-                        yield ": heartbeat\n\n"
+                        yield sse("heartbeat", format(heartbeat_s, "g"))
                         sent = time.monotonic()
                     continue
                 yield sse("screen", render_screen(snap))

@@ -174,6 +174,18 @@ def test_station_screen_follows_scans_live_and_shows_an_override(tmp_path: Path)
                     assert "sam (override: scale plate dirty" in (bench.view.last.operator or "")
                     await olga.screenshot(path=SHOTS / "edge-station-override-release.png")
 
+                    # a stream that goes silent without an error (half-open): after 2.5 heartbeats
+                    # with nothing heard the screen says it is not live and connects again
+                    quiet = await olga_ctx.new_page()
+                    await quiet.clock.install()
+                    await quiet.goto("/stations/bench-1")
+                    await expect(quiet.locator("#live")).to_have_text("Live", timeout=WAIT_MS)
+                    await quiet.clock.fast_forward("01:00")  # no heartbeat can arrive in a faked minute
+                    await expect(quiet.locator("#live")).to_have_attribute("data-reconnects", "1")
+                    await expect(quiet.locator("#live")).to_have_text("Live", timeout=WAIT_MS)
+                    await expect(quiet.locator("#verdict-word")).to_have_text("RELEASE")
+                    await quiet.close()
+
                     # the camera snapshot, served by its content hash (the park has no camera:
                     # show the last decision again as if it had kept one)
                     image = np.full((240, 320, 3), (40, 160, 40), np.uint8)
@@ -273,7 +285,8 @@ def test_station_events_heartbeat_updates_and_clean_up(tmp_path: Path) -> None:
                         lines = events.aiter_lines()
                         await next_line(lines, lambda line: line == "event: screen")
                         assert feeds.clients("bench-1") == 1
-                        await next_line(lines, lambda line: line == ": heartbeat")
+                        await next_line(lines, lambda line: line == "event: heartbeat")
+                        assert await anext(lines) == "data: 0.2"  # the interval, for the page's watchdog
                         park.hand_scanner.noread()  # a label that will not read: HOLD at once
                         await next_line(lines, lambda line: 'id="verdict-word">HOLD<' in line)
                         await next_line(lines, lambda line: "No barcode read" in line)
