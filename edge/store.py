@@ -371,13 +371,6 @@ class Store:
         )
         conn.execute("UPDATE chain SET last_seq = ?, last_hash = ? WHERE id = 1", (event.seq, event.hash))
 
-    def pending(self, limit: int) -> list[Event]:
-        return [Event.model_validate_json(raw) for raw in self.pending_json(limit)]
-
-    def pending_json(self, limit: int) -> list[str]:
-        """The oldest events not acknowledged yet, as stored (`wire.Event` JSON), in seq order."""
-        return [text for _, text in self.pending_rows(limit)]
-
     def pending_rows(self, limit: int) -> list[tuple[int, str]]:
         """(seq, stored event JSON) of the oldest events not acknowledged yet, in seq order."""
         rows = self.reader().execute("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?", (limit,))

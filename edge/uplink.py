@@ -111,7 +111,7 @@ class Uplink:
         """The request body (central's EventBatch) of the oldest events, built from the stored JSON:
         each event was validated and hash-chained when it was created, and central checks every one
         again. Runs on a worker thread, so the event loop that drives the lines only posts bytes."""
-        events = self.store.pending_json(self.batch_size)
+        events = [text for _, text in self.store.pending_rows(self.batch_size)]
         if not events:
             return None
         return f'{{"edge_id":{json.dumps(self.edge_id)},"events":[{",".join(events)}]}}'.encode()
