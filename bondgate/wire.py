@@ -20,7 +20,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -168,6 +168,7 @@ class EventKind(StrEnum):
     OVERRIDE = "override"
     DEVICE_FAULT = "device_fault"
     HEARTBEAT = "heartbeat"
+    ACTUATION = "actuation"  # what the outputs did for a decision: confirmed by read-back, or failed
 
 
 class EventBody(BaseModel):
@@ -186,6 +187,15 @@ class EventBody(BaseModel):
     operator: str | None = None
     reason: str | None = Field(None, max_length=1000)
     backlog: int | None = Field(None, description="heartbeat: outbox size at the edge")
+    decision_id: str | None = Field(
+        None, max_length=64, description="the edge decision this event reports or follows up"
+    )
+    actuation: Literal["confirmed", "failed"] | None = Field(
+        None, description="actuation: the output was read back as commanded, or it was not"
+    )
+    output: str | None = Field(
+        None, max_length=64, description="actuation: the lane or barrier output the decision drove"
+    )
     detail: str | None = Field(None, max_length=2000)
 
 
