@@ -327,9 +327,7 @@ class Tracker:
                 parcel.reads.append(read)
                 continue
             others = [
-                p
-                for p in everyone
-                if p is not parcel and _inside(read.at, p.window(layout.scanner, layout))
+                p for p in everyone if p is not parcel and _inside(read.at, p.window(layout.scanner, layout))
             ]
             if others:
                 names = ", ".join(f"#{p.number}" for p in others)

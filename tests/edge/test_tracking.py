@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from edge.tracking import Layout, Outcome, Parcel, Tracker, Zone
 
-LAYOUT = Layout(scanner=Zone(0.1, 0.2), scale=Zone(0.0, 0.05), margin_s=0.01, settle_s=0.005, max_parcel_s=1.0)
+LAYOUT = Layout(
+    scanner=Zone(0.1, 0.2), scale=Zone(0.0, 0.05), margin_s=0.01, settle_s=0.005, max_parcel_s=1.0
+)
 
 
 def decide_all(tracker: Tracker, until: float = 100.0) -> list[Parcel]:
