@@ -46,6 +46,9 @@ class WeightReading:
     underload: bool = False
     net: bool = False
     at: float = field(default_factory=_now)
+    # the earliest moment the weight can describe: when the request that it answers was sent (a
+    # polled scale), or when its frame began (a streaming one); None if the driver cannot say
+    since: float | None = None
 
 
 @dataclass(frozen=True)

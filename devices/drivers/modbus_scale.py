@@ -68,6 +68,7 @@ class ModbusScaleDriver(SupervisedDriver):
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
         while True:
+            asked = time.monotonic()
             try:
                 value = decode(self.config.weight_map, await self._read())
             except (ModbusExceptionResponse, WeightDecodeError) as exc:
@@ -82,6 +83,7 @@ class ModbusScaleDriver(SupervisedDriver):
                     underload=value.underload,
                     net=value.net,
                     at=time.monotonic(),
+                    since=asked,
                 )
                 self._publish(reading)
             next_at += period
@@ -92,7 +94,8 @@ class ModbusScaleDriver(SupervisedDriver):
 
     def _publish(self, reading: WeightReading) -> None:
         old, self.latest = self.latest, reading
-        if old is None or _key(old) != _key(reading):
+        # every stable weight is a measurement a tracked parcel may own; others only when they change
+        if reading.stable or old is None or _key(old) != _key(reading):
             self.events.put(reading)
         self._wake()
 
@@ -109,18 +112,18 @@ class ModbusScaleDriver(SupervisedDriver):
         if health.state not in (State.UP, State.DEGRADED):
             raise DeviceError(f"{self.name} is {health.state.value}: {health.reason or 'not connected'}")
 
-    async def wait_stable(self, deadline_s: float) -> WeightReading | None:
-        """The first stable, in-range reading taken after this call; None if none within
-        `deadline_s` seconds; DeviceError if the indicator is or goes DOWN meanwhile."""
+    async def wait_stable(self, deadline_s: float, *, since: float | None = None) -> WeightReading | None:
+        """The first stable, in-range reading measured after `since` (default: this call); None if
+        none within `deadline_s` seconds; DeviceError if the indicator is or goes DOWN meanwhile."""
         self._check_up()
-        since = time.monotonic()
+        since = time.monotonic() if since is None else since
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(deadline_s):
                 while True:
                     reading = self.latest
                     if (
                         reading is not None
-                        and reading.at > since
+                        and (reading.since if reading.since is not None else reading.at) >= since
                         and reading.stable
                         and reading.kg is not None
                     ):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from decimal import Decimal
 from typing import Any, Literal
@@ -91,7 +92,8 @@ class ScaleDriver(SupervisedDriver):
         self.supervisor = Supervisor(name, self._session, backoff_max=config.backoff_max_s)
         self._port: SerialPort | None = None
         self._lock = asyncio.Lock()  # one conversation at a time: polls and commands take turns
-        self._waiters: list[asyncio.Future[WeightReading]] = []
+        self._waiters: list[tuple[asyncio.Future[WeightReading], float | None]] = []
+        self._asked: float | None = None  # when the request being answered was sent (polled protocols)
         self._net = False  # MT-SICS replies do not say; known from our own tare commands
         self._dirty: str | None = None  # noise seen since the last good answer
         self._client = sics.MtSicsClient()
@@ -107,17 +109,20 @@ class ScaleDriver(SupervisedDriver):
         await self.supervisor.run()
 
     # --- readings -------------------------------------------------------------------------------
-    async def wait_stable(self, deadline_s: float) -> WeightReading | None:
-        """The first stable reading (with a weight) that arrives within `deadline_s`, else None."""
+    async def wait_stable(self, deadline_s: float, *, since: float | None = None) -> WeightReading | None:
+        """The first stable reading (with a weight) that arrives within `deadline_s`, else None.
+        With `since` (monotonic), only a reading measured after it: one whose request went out (or
+        whose frame began) at or after `since`, so a reply already on its way cannot answer."""
         waiter: asyncio.Future[WeightReading] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        entry = (waiter, since)
+        self._waiters.append(entry)
         try:
             async with asyncio.timeout(deadline_s):
                 return await waiter
         except TimeoutError:
             return None
         finally:
-            self._waiters.remove(waiter)
+            self._waiters.remove(entry)
 
     def _emit(
         self,
@@ -127,15 +132,23 @@ class ScaleDriver(SupervisedDriver):
         overload: bool = False,
         underload: bool = False,
         net: bool = False,
+        since: float | None = None,
     ) -> None:
         reading = WeightReading(
-            self.name, kg, stable=stable and kg is not None, overload=overload, underload=underload, net=net
+            self.name,
+            kg,
+            stable=stable and kg is not None,
+            overload=overload,
+            underload=underload,
+            net=net,
+            since=since if since is not None else self._asked,
         )
         self.latest = reading
         self.events.put(reading)
         if reading.stable:
-            for waiter in self._waiters:
-                if not waiter.done():
+            measured = reading.since if reading.since is not None else reading.at
+            for waiter, since in self._waiters:
+                if not waiter.done() and (since is None or measured >= since):
                     waiter.set_result(reading)
 
     # --- health bookkeeping ---------------------------------------------------------------------
@@ -207,6 +220,7 @@ class ScaleDriver(SupervisedDriver):
         loop = asyncio.get_running_loop()
         timeout = self.config.reply_timeout_s
         last_good = loop.time()
+        self._asked = time.monotonic()  # a streamed frame describes the load after the one before it
         while True:
             data = await port.read(timeout)
             if data:
@@ -215,6 +229,7 @@ class ScaleDriver(SupervisedDriver):
                     if isinstance(event, toledo.ContinuousFrame):
                         last_good = loop.time()
                         self._frame(event)
+                        self._asked = time.monotonic()
                     elif isinstance(event, toledo.ChecksumError):
                         self._noise("checksum", "bad checksum")
                     else:
@@ -239,6 +254,7 @@ class ScaleDriver(SupervisedDriver):
         port.drain_pending()
         data = client.send(command)
         try:
+            self._asked = time.monotonic()
             await port.write(data)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.config.reply_timeout_s
@@ -292,6 +308,7 @@ class ScaleDriver(SupervisedDriver):
     async def _poll_8217(self, port: SerialPort) -> bool:
         parser = self._parser_8217
         port.drain_pending()
+        self._asked = time.monotonic()
         await port.write(toledo.encode_8217("W"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s

@@ -56,6 +56,12 @@ class ScannerConfig(ScannerProtocolConfig):
         1.0, ge=0, description="the same code again within this long of its last sighting is one read"
     )
     backoff_max_s: float = Field(1.0, gt=0, description="longest wait between reconnect attempts")
+    settle_s: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="after the port opens, bytes arriving this soon were sent before it: dropped",
+    )
 
     def serial_settings(self) -> dict[str, Any]:
         return {
@@ -85,6 +91,7 @@ class ScannerDriver(SupervisedDriver):
         self.deduper = Deduper(config.dedupe_window_s)
         self.supervisor = Supervisor(name, self._session, backoff_max=config.backoff_max_s)
         self.disconnects = 0  # sessions lost after the port had opened
+        self.stale_bytes = 0  # bytes dropped at the start of a session: sent before it
         self._dirty: str | None = None  # noise seen since the last frame
         self._extra = {"device": name, "url": config.url}
 
@@ -107,6 +114,7 @@ class ScannerDriver(SupervisedDriver):
             "unmatched": s.unmatched,
             "partial": s.partial,
             "disconnects": self.disconnects,
+            "stale_bytes": self.stale_bytes,
         }
 
     async def run(self) -> None:
@@ -120,6 +128,7 @@ class ScannerDriver(SupervisedDriver):
         parser = self.parser
         parser.reset()  # half a frame from the last connection must not join the next one
         self._dirty = None
+        await self._settle(port)
         log.info("scanner connected", extra=self._extra)
         supervisor.seen()  # an open port is the only proof of life a silent scanner gives
         try:
@@ -138,6 +147,22 @@ class ScannerDriver(SupervisedDriver):
             raise
         finally:
             await port.close()
+
+    async def _settle(self, port: SerialPort) -> None:
+        """Nothing the scanner sent before this session may be read as a new scan: a frame still in
+        the OS's buffer (the agent restarted, the cable was replugged) would be stamped now and
+        placed in a parcel's window. Flush the buffer, then drop what arrives within `settle_s`
+        (the rest of what was on the way); if that ended mid-line, skip to the line's end."""
+        port.discard_input()
+        until = time.monotonic() + self.config.settle_s
+        mid_line = False
+        while (remaining := until - time.monotonic()) > 0:
+            data = await port.read(remaining)
+            if data:
+                self.stale_bytes += len(data)
+                mid_line = data[-1:] not in (b"\r", b"\n")
+        if mid_line:
+            self.parser.skip_to_terminator(time.monotonic())
 
     def _handle(self, event: ScannerEvent) -> None:
         if isinstance(event, Discarded):

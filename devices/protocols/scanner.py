@@ -260,6 +260,13 @@ class ScannerParser:
         else:
             self._noise(partial, self._last, "partial line timed out")
 
+    def skip_to_terminator(self, now: float) -> None:
+        """Drop what arrives up to the next terminator (the rest of a line whose start was thrown
+        away); the line's silence for `partial_timeout_s` ends the skipping too."""
+        self._partial = b""
+        self._discarding = True
+        self._last = now
+
     def reset(self) -> None:
         """Forget an open line (a new connection must not finish the old one's frame); keep stats."""
         self._partial = b""
