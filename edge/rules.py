@@ -44,6 +44,7 @@ __all__ = [
     "decide",
     "explain",
     "rule_already_released",
+    "rule_ambiguous",
     "rule_cancelled",
     "rule_devices",
     "rule_found",
@@ -52,6 +53,7 @@ __all__ = [
     "rule_signature",
     "rule_staleness",
     "rule_status",
+    "rule_tailgating",
     "rule_weight",
 ]
 
@@ -81,6 +83,8 @@ class Code(StrEnum):
     SIGNATURE_INVALID = "SIGNATURE_INVALID"
     STALE_CACHE = "STALE_CACHE"
     DEVICE_FAULT = "DEVICE_FAULT"
+    AMBIGUOUS_READ = "AMBIGUOUS_READ"
+    TAILGATING = "TAILGATING"
 
     @property
     def verdict(self) -> Verdict:
@@ -115,6 +119,11 @@ _TEXTS: dict[Code, tuple[str, ...]] = {
     Code.SIGNATURE_INVALID: ("Clearance record not genuine (bad signature)",),
     Code.STALE_CACHE: ("Clearance list out of date ({age})", "Clearance list out of date"),
     Code.DEVICE_FAULT: ("Device fault: {device}", "Device fault"),
+    Code.AMBIGUOUS_READ: (
+        "Cannot tell which parcel: {why}",
+        "Read or weight may be another parcel's",
+    ),
+    Code.TAILGATING: ("Second arrival while barrier open: check it",),
 }
 
 
@@ -173,6 +182,13 @@ class Observation(BaseModel):
     camera_configured: bool = False
     camera_codes: tuple[str, ...] = Field((), description="every code the camera decoded")
     device_faults: tuple[str, ...] = Field((), description="devices DOWN or actuation/timeouts")
+    read_ambiguities: tuple[str, ...] = Field(
+        (), description="why the code read cannot be tied to this parcel alone (tracking)"
+    )
+    weight_ambiguities: tuple[str, ...] = Field(
+        (), description="why the weight cannot be tied to this parcel alone (tracking)"
+    )
+    tailgating: str | None = Field(None, description="a second arrival while the barrier was open")
 
 
 class CacheState(BaseModel):
@@ -303,8 +319,9 @@ def _age_words(age: float | None) -> str:
 
 
 def rule_read(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
-    """NO_READ: no code read in the window (None or blank). Nothing else can identify the parcel."""
-    if _scanned(obs) is not None:
+    """NO_READ: no code read in the window (None or blank). Nothing else can identify the parcel.
+    Silent when codes were read but could not be tied to it (AMBIGUOUS_READ says so)."""
+    if _scanned(obs) is not None or obs.read_ambiguities:
         return []
     return [_finding(Code.NO_READ, "no waybill code read in the window")]
 
@@ -405,7 +422,7 @@ def rule_weight(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Fin
     """
     weight = obs.weight_kg
     if weight is None or not _usable_weight(weight):
-        if not obs.weight_required:
+        if not obs.weight_required or obs.weight_ambiguities:  # AMBIGUOUS_READ says why there is none
             return []
         shown = "none" if weight is None else format(weight, "f")
         return [_finding(Code.NO_WEIGHT, f"no stable positive weight in time (got {shown})")]
@@ -463,6 +480,23 @@ def rule_staleness(obs: Observation, cache: CacheState, tol: Tolerance) -> list[
     return [_finding(Code.STALE_CACHE, detail, age=_age_words(age))]
 
 
+def rule_ambiguous(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
+    """AMBIGUOUS_READ: a read or a weight that could belong to another parcel too (two codes in one
+    window, a read in two windows, a code read for another parcel, weights that disagree): the
+    parcel cannot be identified, or weighed, as itself. One finding, every reason in its detail."""
+    reasons = (*obs.read_ambiguities, *obs.weight_ambiguities)
+    if not reasons:
+        return []
+    return [_finding(Code.AMBIGUOUS_READ, "; ".join(reasons)[:2000], why=reasons[0][:60])]
+
+
+def rule_tailgating(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
+    """TAILGATING: something arrived at the gate while the barrier was open for another."""
+    if obs.tailgating is None:
+        return []
+    return [_finding(Code.TAILGATING, obs.tailgating[:2000])]
+
+
 def rule_devices(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
     """DEVICE_FAULT: one finding per failed device — every device fault ends in hold (§6)."""
     names = tuple(dict.fromkeys(name.strip() or "unnamed device" for name in obs.device_faults))
@@ -474,6 +508,8 @@ def rule_devices(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Fi
 
 RULES: tuple[Rule, ...] = (
     rule_read,
+    rule_ambiguous,
+    rule_tailgating,
     rule_found,
     rule_signature,
     rule_status,
@@ -548,6 +584,9 @@ def _checked(obs: Observation, cache: CacheState, tol: Tolerance) -> dict[str, A
         "stale_policy": cache.stale_policy,
         "cache_fresh": _is_fresh(cache),
         "device_faults": list(obs.device_faults),
+        "read_ambiguities": list(obs.read_ambiguities),
+        "weight_ambiguities": list(obs.weight_ambiguities),
+        "tailgating": obs.tailgating,
     }
 
 

@@ -182,6 +182,26 @@ TABLE = [
         (C.STALE_CACHE,),
         cache={"last_sync_age_s": None, "stale_policy": "allow"},
     ),
+    # tracking: a read or a weight that could belong to two parcels
+    Row(
+        "two codes in one window",
+        H,
+        (C.AMBIGUOUS_READ,),
+        obs={"scanned_code": None, "read_ambiguities": ("codes read in one window: 'A', 'B'",)},
+    ),
+    Row(
+        "a weight of two parcels",
+        H,
+        (C.AMBIGUOUS_READ,),
+        obs={"weight_kg": None, "weight_ambiguities": ("weight 1.6 kg could belong to parcel #2 too",)},
+    ),
+    Row(
+        "ambiguous even with a code that would pass",
+        H,
+        (C.AMBIGUOUS_READ,),
+        obs={"read_ambiguities": ("code was read for parcel #1 0.5 s before",)},
+    ),
+    Row("tailgating", H, (C.TAILGATING,), obs={"tailgating": "loop occupied during the barrier pulse"}),
     # devices
     Row("device fault", H, (C.DEVICE_FAULT,), obs={"device_faults": ("scale-1",)}),
     Row("two faults, one code", H, (C.DEVICE_FAULT,), obs={"device_faults": ("scale-1", "diverter-1")}),
