@@ -51,6 +51,7 @@ class DecisionRecord:
     goods: str | None
     created_at: str
     operator: str | None = None
+    logistics_code: str | None = None
     decided_at: float = field(default_factory=time.monotonic)
 
 
@@ -133,6 +134,7 @@ class Checker:
             goods=record.goods if record else None,
             created_at=iso_now(),
             operator=operator,
+            logistics_code=record.logisticsCode if record else None,
         )
         if callable(self.on_commit):
             self.on_commit(result)
@@ -181,6 +183,7 @@ class Checker:
             weight_kg=obs.weight_kg,
             operator=operator,
             detail=decision.reason[:2000],
+            decision_id=decision_id,
         )
         if verdict == rules.Verdict.RELEASE:
             assert record is not None  # rules.decide releases only with a verified record
@@ -215,6 +218,36 @@ class Checker:
                 conn,
                 edge_id=self.edge_id,
                 kind=EventKind.OVERRIDE,
+                station=station,
+                body=body,
+                occurred_at=utc_now(),
+            )
+
+        await self.store.write(work)
+
+    async def record_actuation(
+        self, station: str, decision: DecisionRecord, *, outcome: str, output: str | None, detail: str
+    ) -> None:
+        """What the outputs did for `decision`: "confirmed" (read back as commanded), "failed" (not
+        confirmed: the parcel may be anywhere) or "withheld" (a release not carried out, the parcel
+        sent to the safe lane). Stored with the decision and reported upstream as an actuation event
+        bound to it by decision_id; central shows releases that were not confirmed."""
+        body = EventBody(
+            logisticsCode=decision.logistics_code,
+            logisticsNo=decision.code,
+            verdict=decision.verdict.value,
+            decision_id=decision.decision_id,
+            actuation="confirmed" if outcome == "confirmed" else "failed",
+            output=output,
+            detail=f"{outcome}: {detail}"[:2000],
+        )
+
+        def work(conn: sqlite3.Connection) -> None:
+            Store.set_actuation(conn, decision.id, outcome, detail[:2000])
+            new_event(
+                conn,
+                edge_id=self.edge_id,
+                kind=EventKind.ACTUATION,
                 station=station,
                 body=body,
                 occurred_at=utc_now(),

@@ -7,6 +7,7 @@ the key (e.g. `stations.0.scanner: no device 'scaner1'`).
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +22,7 @@ from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
 from devices.drivers.scanner import ScannerConfig
 from devices.transports.mqtt import BrokerConfig
+from edge.tracking import Layout, Zone
 
 
 class ScannerDevice(ScannerConfig):
@@ -71,8 +73,100 @@ class DiverterOutputs(BaseModel):
     hold: str | None = Field(None, description="a coil for the hold lane, if it needs one")
 
 
+class Span(BaseModel):
+    """A stretch of the belt, downstream of the photo-eye: in metres (with the line's belt speed) or
+    in seconds measured on the line. For a device, `from` is where it first sees a parcel's leading
+    edge and `to` where it last sees the trailing edge, plus the time it takes to report (a
+    scanner's decoding and the bytes on the wire)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    from_m: float | None = None
+    to_m: float | None = None
+    from_s: float | None = None
+    to_s: float | None = None
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> Span:
+        metres = (self.from_m, self.to_m)
+        seconds = (self.from_s, self.to_s)
+        if all(v is not None for v in metres) == all(v is not None for v in seconds) or any(
+            v is None for v in (metres if self.from_m is not None else seconds)
+        ):
+            raise ValueError("give from_m and to_m, or from_s and to_s")
+        start, end = metres if self.from_m is not None else seconds
+        assert start is not None and end is not None
+        if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+            raise ValueError("to must be a number no smaller than from")
+        return self
+
+    @property
+    def in_metres(self) -> bool:
+        return self.from_m is not None
+
+    def seconds(self, speed: float | None) -> tuple[float, float]:
+        if self.from_s is not None and self.to_s is not None:
+            return self.from_s, self.to_s
+        assert speed is not None and self.from_m is not None and self.to_m is not None
+        return self.from_m / speed, self.to_m / speed
+
+
+class Tracking(BaseModel):
+    """Where a conveyor line's devices are, so each parcel gets its own window per device
+    (edge/tracking.py). Positions are downstream of the photo-eye, in metres with `belt_speed_m_s`
+    or in seconds measured on the line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    belt_speed_m_s: float | None = Field(None, gt=0, description="needed for positions in metres")
+    scanner: Span = Field(description="the scan field (+ the scanner's reporting delay)")
+    scale: Span | None = Field(None, description="the weighing platform; required with a scale")
+    camera_m: float | None = Field(None, description="the camera's frame: leading edge this far")
+    camera_s: float | None = None
+    diverter: Span = Field(description="where the diverter acts on the parcel: decide before `from`")
+    switch_s: float = Field(0.05, ge=0, description="the diverter's time to change lanes")
+    dwell_s: float = Field(0.2, ge=0, description="the lane stays this long after the parcel passed")
+    max_parcel_m: float | None = Field(None, gt=0, description="longer at the photo-eye: a jam, held")
+    max_parcel_s: float | None = Field(None, gt=0)
+    margin_s: float = Field(0.02, ge=0, le=1, description="timestamp uncertainty: each window widened")
+    settle_s: float = Field(0.01, ge=0, le=1, description="after a window, for its readings to arrive")
+    weight_spread_kg: Decimal = Field(Decimal("0.02"), ge=0, description="stable weights of one parcel")
+    repeat_s: float = Field(30.0, ge=0, description="a code read for another parcel this recently holds")
+
+    @model_validator(mode="after")
+    def _units(self) -> Tracking:
+        spans = {"scanner": self.scanner, "scale": self.scale, "diverter": self.diverter}
+        needs_speed = [k for k, v in spans.items() if v is not None and v.in_metres]
+        needs_speed += [k for k in ("camera_m", "max_parcel_m") if getattr(self, k) is not None]
+        if needs_speed and self.belt_speed_m_s is None:
+            raise ValueError(f"belt_speed_m_s is needed for positions in metres ({', '.join(needs_speed)})")
+        if self.camera_m is not None and self.camera_s is not None:
+            raise ValueError("give camera_m or camera_s, not both")
+        if self.max_parcel_m is not None and self.max_parcel_s is not None:
+            raise ValueError("give max_parcel_m or max_parcel_s, not both")
+        return self
+
+    def layout(self) -> Layout:
+        speed = self.belt_speed_m_s
+        scale = Zone(*self.scale.seconds(speed)) if self.scale is not None else None
+        camera = self.camera_s if self.camera_m is None else self.camera_m / (speed or 1)
+        longest = self.max_parcel_s if self.max_parcel_m is None else self.max_parcel_m / (speed or 1)
+        return Layout(
+            scanner=Zone(*self.scanner.seconds(speed)),
+            scale=scale,
+            camera_s=camera,
+            diverter=Zone(*self.diverter.seconds(speed)),
+            switch_s=self.switch_s,
+            dwell_s=self.dwell_s,
+            margin_s=self.margin_s,
+            settle_s=self.settle_s,
+            max_parcel_s=longest if longest is not None else 2.0,
+            weight_spread_kg=self.weight_spread_kg,
+            repeat_s=self.repeat_s,
+        )
+
+
 class ConveyorStation(_Station):
-    """Photo-eye → scan + stable weight + camera frame → decision → diverter, confirmed."""
+    """Photo-eye → scan + stable weight + camera frame, each in the parcel's own window (a tracking
+    model: `tracking`) → decision before the parcel reaches the diverter → diverter, confirmed."""
 
     kind: Literal["conveyor"]
     io: str
@@ -81,8 +175,38 @@ class ConveyorStation(_Station):
     scanner: str
     scale: str | None = None
     camera: str | None = None
-    window_s: float = Field(0.5, gt=0, description="scan/weight/frame belong to the parcel within this")
-    deadline_s: float = Field(1.0, gt=0, description="decide by then, or HOLD (the diverter is that far)")
+    tracking: Tracking
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and ({"window_s", "deadline_s"} & data.keys()):
+            raise ValueError(
+                "window_s and deadline_s were replaced by [stations.tracking]: the position of the"
+                " scanner, scale, camera and diverter (see README, 'Conveyor tracking')"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _scale_zone(self) -> ConveyorStation:
+        if self.scale is not None and self.tracking.scale is None:
+            raise ValueError("tracking.scale: where the weighing platform is (the station has a scale)")
+        if self.camera is not None and self.tracking.camera_m is None and self.tracking.camera_s is None:
+            raise ValueError("tracking.camera_m or camera_s: where the camera takes its frame")
+        try:
+            layout = self.tracking.layout()
+        except ValueError as exc:
+            raise ValueError(f"tracking: {exc}") from None
+        if layout.longest_decidable_s() <= 0:
+            assert layout.diverter is not None
+            reach = layout.diverter.start_s - layout.switch_s
+            raise ValueError(
+                "tracking.diverter: too close to the devices: a parcel reaches it (from - switch_s)"
+                f" {reach:g} s after its leading edge passed the photo-eye, but its windows close only"
+                f" {reach - layout.longest_decidable_s():g} s after its trailing edge did"
+                " (the latest `to` + margin_s + settle_s, or + margin_s - from when a device is upstream)"
+            )
+        return self
 
     def device_refs(self) -> dict[str, str | None]:
         return {"io": self.io, "scanner": self.scanner, "scale": self.scale, "camera": self.camera}
@@ -119,7 +243,10 @@ class GateStation(_Station):
     barrier: str = Field(description="output that opens the barrier while on")
     barrier_open: str | None = Field(None, description="input: barrier open switch (confirms the pulse)")
     pulse_s: float = Field(2.0, gt=0)
-    window_s: float = Field(3.0, gt=0)
+    window_s: float = Field(3.0, gt=0, description="reads and the weight belong to the vehicle this long")
+    read_before_s: float = Field(
+        1.0, ge=0, description="a read this long before the trigger still counts (a label read on arrival)"
+    )
     confirm_timeout_s: float = Field(1.0, gt=0)
 
     def device_refs(self) -> dict[str, str | None]:
@@ -206,6 +333,27 @@ class EdgeSettings(BaseSettings):
             for key, ref in station.device_refs().items():
                 if ref is not None and ref not in self.devices:
                     problems.append(f"stations.{i}.{key}: no device {ref!r} under [devices]")
+            if isinstance(station, ConveyorStation):
+                problems += self._conveyor_scanner(i, station)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _conveyor_scanner(self, i: int, station: ConveyorStation) -> list[str]:
+        """A conveyor places every read in a parcel's window itself: its scanner must report every
+        read (a scanner that drops a repeated code would hide a second label) and serve no other
+        station (whose reads would land in the line's windows)."""
+        problems = []
+        device = self.devices.get(station.scanner)
+        if isinstance(device, ScannerDevice) and device.dedupe_window_s > 0:
+            problems.append(
+                f"stations.{i}.scanner: device {station.scanner!r} drops repeated codes"
+                f" (dedupe_window_s = {device.dedupe_window_s:g}); a conveyor's scanner needs 0"
+            )
+        for j, other in enumerate(self.stations):
+            if j != i and station.scanner in other.device_refs().values():
+                problems.append(
+                    f"stations.{i}.scanner: device {station.scanner!r} also serves stations.{j}"
+                    f" ({other.name}); a conveyor's scanner must be its own"
+                )
+        return problems

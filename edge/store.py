@@ -94,7 +94,13 @@ SCHEMA_V1 = [
     )""",
     f"INSERT OR IGNORE INTO chain (id, last_seq, last_hash) VALUES (1, 0, '{GENESIS_HASH}')",
 ]
-MIGRATIONS: list[list[str]] = [SCHEMA_V1]
+# V2: what the outputs did for each decision (confirmed by read-back, failed, or withheld), so a
+# release that never moved the diverter is on the record and reported (issue 9 D)
+SCHEMA_V2 = [
+    "ALTER TABLE decisions ADD COLUMN actuation TEXT",  # NULL: not (yet) actuated
+    "ALTER TABLE decisions ADD COLUMN actuation_detail TEXT",
+]
+MIGRATIONS: list[list[str]] = [SCHEMA_V1, SCHEMA_V2]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -356,6 +362,15 @@ class Store:
 
     def count_clearances(self) -> int:
         return int(self.reader().execute("SELECT COUNT(*) FROM clearances").fetchone()[0])
+
+    # --- decisions ---------------------------------------------------------------------------------
+    @staticmethod
+    def set_actuation(conn: sqlite3.Connection, decision: int, outcome: str, detail: str) -> None:
+        """What the outputs did for decision row `decision`, in the caller's transaction."""
+        conn.execute(
+            "UPDATE decisions SET actuation = ?, actuation_detail = ? WHERE id = ?",
+            (outcome, detail, decision),
+        )
 
     # --- outbox and chain -------------------------------------------------------------------------
     @staticmethod

@@ -54,6 +54,9 @@ class Layout:
     max_parcel_s: float = 2.0  # the photo-eye blocked longer: parcels touching, or a jam
     weight_spread_kg: Decimal = Decimal("0.02")  # stable weights of one parcel may differ this much
     repeat_s: float = 30.0  # a code read for another parcel this recently makes a parcel ambiguous
+    diverter: Zone | None = None  # where the diverter acts on a parcel: the decision comes before
+    switch_s: float = 0.0  # the diverter's time to change lanes
+    dwell_s: float = 0.0  # its lane is kept this long after the parcel has passed it
 
     def __post_init__(self) -> None:
         for name, value in (("margin_s", self.margin_s), ("settle_s", self.settle_s)):
@@ -71,6 +74,13 @@ class Layout:
         yield self.scanner
         if self.scale is not None:
             yield self.scale
+
+    def longest_decidable_s(self) -> float:
+        """The longest parcel (seconds at the photo-eye) decided before it reaches the diverter."""
+        if self.diverter is None:
+            return math.inf
+        closes = max(z.end_s + self.margin_s + max(self.settle_s, self.lookahead_s(z)) for z in self.zones())
+        return self.diverter.start_s - self.switch_s - closes
 
     def lookahead_s(self, zone: Zone) -> float:
         """How long after a reading a parcel whose leading edge has not reached the photo-eye yet may
@@ -112,6 +122,13 @@ class Parcel:
     weight_notes: list[str] = field(default_factory=list)  # the same, for its weight
     jammed: bool = False  # the photo-eye stayed blocked past max_parcel_s
     decided: bool = False
+    late_notes: list[str] = field(default_factory=list)  # reads of its window that came after its decision
+
+    @property
+    def vetoed(self) -> bool:
+        """A read stamped in its window arrived after it was decided: a release not yet carried out
+        must not be (the decision did not see everything)."""
+        return bool(self.late_notes)
 
     # --- geometry ----------------------------------------------------------------------------------
     def trailing(self, layout: Layout) -> float | None:
@@ -138,6 +155,19 @@ class Parcel:
             for zone in layout.zones()
         ]
         return max(ends)
+
+    def deadline(self, layout: Layout) -> float:
+        """The lane must be confirmed by then: the parcel reaches the diverter (less its switch time)."""
+        if layout.diverter is None:
+            return math.inf
+        return self.rise + layout.diverter.start_s - layout.switch_s
+
+    def passed_at(self, layout: Layout) -> float | None:
+        """When the parcel has passed the diverter and its dwell is over (None: length unknown yet)."""
+        trailing = self.trailing(layout)
+        if trailing is None or layout.diverter is None:
+            return None
+        return trailing + layout.diverter.end_s + layout.margin_s + layout.dwell_s
 
     def jam_at(self, layout: Layout) -> float | None:
         return self.rise + layout.max_parcel_s if self.fall is None and not self.jammed else None
@@ -251,6 +281,17 @@ class Tracker:
         self._forget(at)
         return parcel
 
+    def lost_eye(self, at: float) -> list[Parcel]:
+        """The photo-eye can no longer be read (its I/O module is down): a parcel in front of it
+        gets its trailing edge now, so it is decided (and held: the station knows the module was
+        down) instead of waiting for an edge nobody will see."""
+        cut = []
+        for parcel in self._open:
+            if parcel.fall is None and not parcel.jammed:
+                parcel.fall = max(at, parcel.rise)
+                cut.append(parcel)
+        return cut
+
     def read(self, code: str | None, at: float) -> Outcome:
         """A scanner frame (`code` None: its NOREAD)."""
         if self._stale("scanner", at):
@@ -260,7 +301,7 @@ class Tracker:
         if late:
             self.stats.late += 1
             for parcel in late:
-                parcel.notes.append(f"read {code!r} arrived after the decision, stamped in its window")
+                parcel.late_notes.append(f"read {code!r} stamped in its window arrived after the decision")
             return Outcome.LATE
         self._reads.append(read)
         self._forget(at)

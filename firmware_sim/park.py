@@ -117,8 +117,17 @@ class SimulatedPark:
                     "scanner": "line_scanner",
                     "scale": "line_scale",
                     "camera": "line_camera",
-                    "window_s": 1.0,
-                    "deadline_s": 2.0,
+                    # the simulated line in seconds (firmware_sim/scenario.py plays it so): the scan
+                    # comes 0.06 s after the leading edge, the parcel sits on the scale while it is
+                    # at the photo-eye, the diverter is 0.5 s down the belt
+                    "tracking": {
+                        "scanner": {"from_s": 0.0, "to_s": 0.1},
+                        "scale": {"from_s": 0.0, "to_s": 0.0},
+                        "camera_s": 0.03,
+                        "diverter": {"from_s": 0.5, "to_s": 0.6},
+                        "max_parcel_s": 1.0,
+                        "margin_s": 0.03,
+                    },
                 },
                 {"name": "bench-1", "kind": "manual", "scanner": "bench_scanner", "scale": "bench_scale"},
                 {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -60,6 +61,7 @@ class Station:
         self._read_arrived = asyncio.Event()
         self._actuation_faults: dict[str, str] = {}
         self._device_states: dict[str, State] = {}
+        self._outages: dict[str, list[list[float]]] = {}  # device → [[down from, up again or inf], …]
         self.decisions = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -96,6 +98,15 @@ class Station:
         state = self.hub.health(device).state
         previous = self._device_states.get(device, State.STARTING)
         self._device_states[device] = state
+        now = time.monotonic()
+        outages = self._outages.setdefault(device, [])
+        if state in (State.DOWN, State.STARTING) and not (outages and outages[-1][1] == math.inf):
+            outages.append([now, math.inf])
+        elif state in (State.UP, State.DEGRADED) and outages and outages[-1][1] == math.inf:
+            outages[-1][1] = now
+        del outages[:-20]
+        if state in (State.UP, State.DEGRADED) and previous in (State.DOWN, State.STARTING):
+            self.session_began(device, now)
         if state == State.UP and previous in (State.DOWN, State.STARTING):
             # a new device session, and every I/O session starts by driving its outputs to their
             # safe values, confirmed: an earlier unconfirmed output is settled (a coil that still
@@ -107,6 +118,19 @@ class Station:
             self._set(StationState.FAULT)
         elif not faults and self.view.state == StationState.FAULT:
             self._set(StationState.IDLE)
+
+    def session_began(self, device: str, at: float) -> None:
+        """`device` (re)connected at `at`: nothing it reported before then belongs to a parcel now."""
+
+    def faults_during(self, since: float, until: float) -> dict[str, str]:
+        """Devices of this station that were not up at some moment of [since, until]: a parcel whose
+        windows a device missed was not fully seen, even if the device is back by its decision."""
+        out = {}
+        for device, outages in self._outages.items():
+            for down, up in outages:
+                if down <= until and up >= since:
+                    out[device] = "down during this parcel's window" if up < math.inf else "down"
+        return out
 
     # --- inputs ----------------------------------------------------------------------------------
     def _on_scanner(self, event: DeviceEvent) -> None:
@@ -131,8 +155,12 @@ class Station:
             except TimeoutError:
                 return None
 
-    async def weigh(self, deadline_s: float, faults: dict[str, str]) -> Decimal | None:
-        """The first stable, in-range weight with something on the platform, within the deadline.
+    async def weigh(
+        self, deadline_s: float, faults: dict[str, str], *, since: float | None = None
+    ) -> Decimal | None:
+        """The first stable, in-range weight with something on the platform, within the deadline,
+        measured at or after `since` (the parcel's scan or trigger): never a leftover reading of the
+        parcel before, nor a reply that was already on its way.
 
         A stable zero (the empty platform, or a reply that was on the wire before the parcel
         landed) is not the parcel's weight: keep waiting for the load to arrive and settle."""
@@ -142,7 +170,7 @@ class Station:
         until = time.monotonic() + deadline_s
         while (remaining := until - time.monotonic()) > 0:
             try:
-                reading = await self.hub.drivers[scale].wait_stable(remaining)
+                reading = await self.hub.drivers[scale].wait_stable(remaining, since=since)
             except DeviceError as exc:
                 faults[scale] = str(exc)
                 return None
@@ -174,6 +202,9 @@ class Station:
         faults: dict[str, str],
         operator: str | None = None,
         waive: frozenset[str] = frozenset(),
+        read_ambiguities: tuple[str, ...] = (),
+        weight_ambiguities: tuple[str, ...] = (),
+        tailgating: str | None = None,
     ) -> DecisionRecord:
         """Every decision of every station goes through here (and so through the checker)."""
         all_faults = {**self.device_faults(), **faults}
@@ -185,6 +216,9 @@ class Station:
             camera_codes=camera_codes,
             camera_configured=getattr(self.config, "camera", None) is not None and "label" not in waive,
             device_faults=() if "devices" in waive else tuple(f"{d}: {why}" for d, why in all_faults.items()),
+            read_ambiguities=read_ambiguities,
+            weight_ambiguities=weight_ambiguities,
+            tailgating=tailgating,
         )
         record = await self.checker.decide(self.name, obs, evidence=evidence, operator=operator)
         self.decisions += 1

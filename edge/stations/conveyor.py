@@ -1,26 +1,52 @@
-"""Conveyor line: photo-eye → scan + stable weight + camera frame → decision → diverter, confirmed.
+"""Conveyor line: photo-eye → tracked parcel → scan + stable weight + camera frame in its own
+windows → decision before it reaches the diverter → diverter lane, confirmed, recorded.
 
-A parcel is opened by the photo-eye's rising edge. The scan, the weight and the camera frame that
-arrive within the window belong to it; the decision is made as soon as all of them are in (not at
-the end of the window), and must be made before the diverter deadline — otherwise the parcel is
-held. The diverter lane coil is written and read back; a lane that cannot be confirmed puts the
-station in FAULT (HOLD) and reports DEVICE_FAULT. The diverter's safe (power-off) lane is hold.
+Each photo-eye edge opens a tracked parcel (edge/tracking.py): a read, a weight belongs to the
+parcel whose window holds its time, never to "the next parcel", so an extra, missed or late read
+changes at most the parcels whose windows it touches. The parcel is decided once every window has
+closed; the decision (and the events reporting it) commit before any output moves.
+
+The diverter serves one parcel at a time, in photo-eye order: a parcel's lane is written (and read
+back) once the parcel before it has passed the diverter, and must be confirmed before the parcel
+reaches it; once it has passed (plus `dwell_s`) the lanes return to hold unless the next parcel has
+already taken the diverter. What the outputs did is recorded against the decision and reported
+(an `actuation` event): confirmed, failed (not confirmed), or withheld (a release not carried out
+because a read stamped in the parcel's window arrived after the decision). A lane that cannot be
+confirmed puts the station in FAULT (HOLD) and reports DEVICE_FAULT. The safe lane is hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
+from decimal import Decimal
 
-from devices.events import BarcodeRead, DeviceEvent, InputChanged
+from devices.events import BarcodeRead, DeviceEvent, InputChanged, NoRead, WeightReading
 from devices.health import DeviceError
 from edge import rules
 from edge.checker import DecisionRecord
 from edge.config import ConveyorStation
 from edge.stations.base import Station, StationState
+from edge.tracking import Outcome, Parcel, Tracker
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """A parcel's place in the diverter's queue."""
+
+    parcel: Parcel
+    taken: asyncio.Future[None]  # resolved when this parcel has passed the diverter (or never took it)
+    set: asyncio.Future[str | None]  # resolved with its lane once written (or given up: None)
+    record: DecisionRecord | None = None
+    actuated: bool = False  # its lane has been written (or it was given up)
+    off: asyncio.TimerHandle | None = None
+    camera: asyncio.Task[tuple[tuple[str, ...], str | None]] | None = None
+    faults: dict[str, str] = field(default_factory=dict)
 
 
 class Conveyor(Station):
@@ -29,39 +55,160 @@ class Conveyor(Station):
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
+        self.layout = self.config.tracking.layout()
+        self.tracker = Tracker(self.layout, started_at=time.monotonic())
         self.hub.subscribe(self.config.io, self._on_io)
-        self.latencies: list[float] = []  # scan's last byte → diverter confirmed, seconds
+        if self.config.scale is not None:
+            self.hub.subscribe(self.config.scale, self._on_scale)
+        self.latencies: list[float] = []  # the scan's last byte → diverter confirmed, seconds
+        self.decision_latencies: list[float] = []  # the parcel's windows closed → diverter confirmed
+        self._turns: dict[int, Turn] = {}  # parcel number → its turn, until it has passed
+        self._last_turn: Turn | None = None
+        self._owner: Turn | None = None  # the parcel the diverter's lanes are set for
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def io(self):  # type: ignore[no-untyped-def]
         return self.hub.drivers[self.config.io]
 
-    def _on_io(self, event: DeviceEvent) -> None:
-        if isinstance(event, InputChanged) and event.point == self.config.photo_eye and event.value:
-            self.spawn(self.parcel(event.at), "parcel")
+    async def start(self) -> None:
+        """Tracking starts now: nothing read or weighed before the agent started belongs to a parcel."""
+        self.tracker = Tracker(self.layout, started_at=time.monotonic())
 
-    async def parcel(self, t0: float) -> DecisionRecord | None:
-        cfg = self.config
+    def session_began(self, device: str, at: float) -> None:
+        for role in ("scanner", "scale"):
+            if getattr(self.config, role) == device:
+                self.tracker.session(role, at)
+
+    def _health_changed(self, device: str) -> None:
+        super()._health_changed(device)
+        lost = device == self.config.io and self.hub.health(device).state.value in ("DOWN", "STARTING")
+        if lost and self.tracker.lost_eye(time.monotonic()):
+            self._reschedule()
+
+    # --- inputs ------------------------------------------------------------------------------------
+    def _on_io(self, event: DeviceEvent) -> None:
+        if not (isinstance(event, InputChanged) and event.point == self.config.photo_eye):
+            return
+        parcel = self.tracker.eye(event.value, event.at)
+        if parcel is not None:
+            self._opened(parcel)
+        self._reschedule()
+
+    def _on_scanner(self, event: DeviceEvent) -> None:
+        if isinstance(event, BarcodeRead):
+            outcome = self.tracker.read(event.code, event.at)
+        elif isinstance(event, NoRead):
+            outcome = self.tracker.read(None, event.at)
+        else:
+            return
+        if outcome is Outcome.LATE:
+            log.warning(
+                "read arrived after its parcel was decided",
+                extra={"station": self.name, "code": getattr(event, "code", None)},
+            )
+        self._reschedule()
+
+    def _on_scale(self, event: DeviceEvent) -> None:
+        if not isinstance(event, WeightReading) or not event.stable or event.kg is None or event.kg <= 0:
+            return  # only a stable weight with something on the platform can be a parcel's
+        if event.overload or event.underload:
+            return
+        self.tracker.weight(event.kg, since=event.since if event.since is not None else event.at, at=event.at)
+
+    def _opened(self, parcel: Parcel) -> None:
         self._set(StationState.CHECKING)
-        faults: dict[str, str] = {}
-        until = min(t0 + cfg.window_s, t0 + cfg.deadline_s)
-        read, weight, (codes, evidence) = await asyncio.gather(
-            self.next_read(t0 - cfg.window_s, until),
-            self.weigh(cfg.window_s, faults),
-            self.look(t0, faults),
-        )
-        code = read.code if isinstance(read, BarcodeRead) else None
-        if time.monotonic() > t0 + cfg.deadline_s:
-            faults["deadline"] = "decision after the diverter deadline"
-        record = await self.decide(
-            code=code, weight=weight, camera_codes=codes, evidence=evidence, faults=faults
-        )
-        await self.divert(record)
-        if isinstance(read, BarcodeRead):
-            self.latencies.append(time.monotonic() - read.at)
+        turn = self._turn(parcel)
+        if self.config.camera is not None and self.layout.camera_s is not None:
+            turn.camera = asyncio.ensure_future(self._look(parcel.rise + self.layout.camera_s, turn.faults))
+        self._turns[parcel.number] = turn
+
+    @staticmethod
+    def _turn(parcel: Parcel) -> Turn:
+        loop = asyncio.get_running_loop()
+        return Turn(parcel, loop.create_future(), loop.create_future())
+
+    async def _look(self, at: float, faults: dict[str, str]) -> tuple[tuple[str, ...], str | None]:
+        return await self.look(at, faults)
+
+    # --- time ------------------------------------------------------------------------------------
+    def _reschedule(self) -> None:
+        when = self.tracker.next_event_at()
+        if self._timer is not None:
+            if when is not None and abs(self._timer.when() - when) < 1e-6:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if when is not None:
+            self._timer = asyncio.get_running_loop().call_at(when, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for parcel in self.tracker.due(time.monotonic()):
+            turn = self._turns.get(parcel.number) or self._turn(parcel)
+            previous, self._last_turn = self._last_turn, turn
+            self.spawn(self.parcel(turn, previous), "parcel")
+        self._reschedule()
+
+    # --- one parcel ------------------------------------------------------------------------------
+    async def parcel(self, turn: Turn, previous: Turn | None) -> DecisionRecord | None:
+        """Decide a parcel whose windows have all closed, then drive the diverter for it."""
+        closed = time.monotonic()
+        parcel, layout = turn.parcel, self.layout
+        self._set(StationState.CHECKING)
+        faults = dict(turn.faults)
+        codes: tuple[str, ...] = ()
+        evidence = None
+        if turn.camera is not None:
+            try:
+                async with asyncio.timeout(max(0.0, parcel.deadline(layout) - time.monotonic())):
+                    codes, evidence = await asyncio.shield(turn.camera)
+            except TimeoutError:
+                faults[self.config.camera or "camera"] = "no frame before the diverter"
+            faults.update(turn.faults)
+        read_notes, weight_notes = parcel.ambiguities(layout)
+        faults.update(self.faults_during(parcel.rise - layout.margin_s, closed))
+        if time.monotonic() > parcel.deadline(layout):
+            faults["deadline"] = "the parcel reached the diverter before it was decided"
+        weight: Decimal | None = parcel.weight(layout) if not weight_notes else None
+        try:
+            record = await self.decide(
+                code=parcel.code if not read_notes else None,
+                weight=weight,
+                camera_codes=codes,
+                evidence=evidence,
+                faults=faults,
+                read_ambiguities=tuple(read_notes),
+                weight_ambiguities=tuple(weight_notes),
+            )
+        except BaseException:
+            turn.actuated = True  # nothing to actuate: the lanes go to hold when its turn comes
+            self._give_up(turn, previous)
+            raise
+        turn.record = record
+        await self.divert(turn, previous)
+        confirmed = time.monotonic()
+        if turn.actuated and record.verdict is not None:
+            self.decision_latencies.append(confirmed - closed)
+            read = next((r for r in parcel.reads if r.code == record.code), None)
+            if read is not None:
+                self.latencies.append(confirmed - read.at)
         self.show(record)
         return record
 
+    def _give_up(self, turn: Turn, previous: Turn | None) -> None:
+        """A parcel that was never decided: it does not hold up the ones after it."""
+
+        async def pass_on() -> None:
+            if previous is not None:
+                await previous.taken
+            if not turn.set.done():
+                turn.set.set_result(None)
+            self._release_turn(turn)
+
+        self.spawn(pass_on(), "pass-on")
+
+    # --- the diverter ------------------------------------------------------------------------------
     def lane(self, verdict: rules.Verdict) -> str | None:
         d = self.config.diverter
         if verdict == rules.Verdict.RELEASE:
@@ -70,21 +217,95 @@ class Conveyor(Station):
             return d.inspect
         return d.hold
 
-    async def divert(self, record: DecisionRecord) -> None:
-        d = self.config.diverter
-        target = self.lane(record.verdict)
-        lanes = [x for x in (d.release, d.hold, d.inspect) if x]
+    async def divert(self, turn: Turn, previous: Turn | None) -> None:
+        """Set this parcel's lane once the parcel before it has its own (lanes are written in photo-
+        eye order); if the lanes differ, only once that parcel has passed the diverter. Confirm the
+        lane by read-back before this parcel reaches the diverter, record what happened, and hand
+        the diverter on once this parcel has passed."""
+        record, parcel = turn.record, turn.parcel
+        assert record is not None
+        deadline = parcel.deadline(self.layout)
+        verdict = record.verdict
+        outcome, detail = "confirmed", ""
+        target = self.lane(verdict)
         try:
-            # off first, then on: never two lanes open at once
-            for lane in lanes:
-                if lane != target and self.io.outputs.get(lane, True):
-                    await self.io.set_output(lane, False)
-            if target is not None:
-                await self.io.set_output(target, True)
-        except DeviceError as exc:
-            await self.actuation_failed(self.config.io, str(exc))
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    if previous is not None:
+                        previous_lane = await asyncio.shield(previous.set)
+                        if previous_lane != target:  # never switch under the parcel before it
+                            await asyncio.shield(previous.taken)
+            except TimeoutError:
+                if verdict == rules.Verdict.RELEASE:
+                    verdict = rules.Verdict.HOLD
+                    outcome, detail = "withheld", "the parcel before it was still at the diverter"
+            if parcel.vetoed and verdict == rules.Verdict.RELEASE:
+                verdict = rules.Verdict.HOLD
+                outcome, detail = "withheld", "; ".join(parcel.late_notes)
+            target = self.lane(verdict)
+            self._owner = turn
+            try:
+                await self._set_lane(target)
+            except DeviceError as exc:
+                outcome, detail = "failed", str(exc)
+                await self.actuation_failed(self.config.io, str(exc))
+            else:
+                self.actuation_ok(self.config.io)
+                if not detail:
+                    detail = f"lane {target or 'hold (all off)'} confirmed by read-back"
+                if time.monotonic() > deadline and outcome == "confirmed":
+                    outcome = "failed"
+                    detail = f"{detail}, but only after the parcel reached the diverter"
+            turn.actuated = True
+            if not turn.set.done():
+                turn.set.set_result(target)
+            await self.checker.record_actuation(
+                self.name, record, outcome=outcome, output=target or "hold", detail=detail
+            )
+        finally:
+            if not turn.set.done():
+                turn.set.set_result(None)
+            self._schedule_release(turn)
+
+    async def _set_lane(self, target: str | None) -> None:
+        d = self.config.diverter
+        lanes = [x for x in (d.release, d.hold, d.inspect) if x]
+        # off first, then on: never two lanes open at once
+        for lane in lanes:
+            if lane != target and self.io.outputs.get(lane, True):
+                await self.io.set_output(lane, False)
+        if target is not None:
+            await self.io.set_output(target, True)
+
+    def _schedule_release(self, turn: Turn) -> None:
+        """Once the parcel has passed the diverter, the next one may take it; after the dwell the
+        lanes go back to hold unless it already has."""
+        layout = self.layout
+        passed = turn.parcel.passed_at(layout)
+        loop = asyncio.get_running_loop()
+        if passed is None:  # no diverter position known: hand on at once
+            self._release_turn(turn)
             return
-        self.actuation_ok(self.config.io)
+        handover = passed - layout.dwell_s
+        loop.call_at(handover, self._release_turn, turn)
+        turn.off = loop.call_at(passed, self._back_to_hold, turn)
+
+    def _release_turn(self, turn: Turn) -> None:
+        if not turn.taken.done():
+            turn.taken.set_result(None)
+        self._turns.pop(turn.parcel.number, None)
+
+    def _back_to_hold(self, turn: Turn) -> None:
+        if self._owner is not turn or self._stopping:
+            return  # the next parcel has the diverter now
+        self._owner = None
+        self.spawn(self._hold_lane(), "dwell-over")
+
+    async def _hold_lane(self) -> None:
+        if self._owner is not None:
+            return
+        with contextlib.suppress(DeviceError):
+            await self._set_lane(self.lane(rules.Verdict.HOLD))
 
     async def safe_outputs(self) -> None:
         """Every lane off: the parcel goes on to the hold lane."""
@@ -95,3 +316,11 @@ class Conveyor(Station):
                     await self.io.set_output(lane, False)
                 except DeviceError as exc:
                     await self.actuation_failed(self.config.io, str(exc))
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for turn in list(self._turns.values()):
+            if turn.camera is not None:
+                turn.camera.cancel()
+        await super().stop()

@@ -1,5 +1,13 @@
 """Gate: a sensor (I/O input or MQTT loop/gate sensor) triggers the check; on RELEASE the barrier
-output is pulsed and the barrier-open switch must confirm it; anything else leaves it closed."""
+output is pulsed and the barrier-open switch must confirm it; anything else leaves it closed.
+
+What belongs to a vehicle: the first code read in its window (from `read_before_s` before the
+trigger, never before the previous vehicle was decided, until `window_s` after it), never a read
+the previous vehicle's label gave before this trigger; another code in the same window makes it
+ambiguous (held). Its weight is one measured after the trigger. A second trigger while a vehicle is
+being checked or the barrier is open is tailgating: it is recorded (HOLD, TAILGATING) and the
+barrier closes — or does not open. What the barrier did is recorded against each decision.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +34,11 @@ class Gate(Station):
         super().__init__(*args, **kwargs)
         self.hub.subscribe(self.config.trigger.device, self._on_trigger)
         self.hub.subscribe(self.config.io, self._on_io)
-        self._busy = asyncio.Lock()
+        self._busy = False  # a vehicle is being checked, or the barrier is open for it
         self._opened = asyncio.Event()
+        self._pulse: asyncio.Task[None] | None = None
+        self._tailgated: str | None = None  # why the current vehicle's barrier must not (stay) open
+        self._previous: tuple[str | None, float] = (None, -1e18)  # last vehicle's code, decided at
 
     @property
     def io(self):  # type: ignore[no-untyped-def]
@@ -45,32 +56,109 @@ class Gate(Station):
         elif isinstance(event, SensorMessage) and event.device == point:
             payload = event.payload
             fired = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
-        if fired and not self._busy.locked():
-            self.spawn(self.vehicle(event.at), "vehicle")
+        if not fired:
+            return
+        if self._busy:  # a second arrival while one is checked or passing
+            why = "a second arrival while the barrier was open or the vehicle before was being checked"
+            self._tailgated = why
+            if self._pulse is not None and not self._pulse.done():
+                self._pulse.cancel()  # the pulse's own `finally` closes the barrier, confirmed
+            self.spawn(self.tailgate(event.at, why), "tailgate")
+            return
+        self._busy = True
+        self._tailgated = None
+        self.spawn(self.vehicle(event.at), "vehicle")
+
+    async def tailgate(self, at: float, why: str) -> DecisionRecord:
+        """Record the second arrival (HOLD, TAILGATING) and what the barrier did."""
+        record = await self.decide(
+            code=None, weight=None, camera_codes=(), evidence=None, faults={}, tailgating=why
+        )
+        self.show(record)
+        outcome, detail = "confirmed", "barrier closed"
+        if self._pulse is not None:
+            with contextlib.suppress(asyncio.CancelledError, DeviceError):
+                await asyncio.wait({self._pulse})
+        if self.io.outputs.get(self.config.barrier, False):
+            outcome, detail = "failed", "barrier output still reads open"
+        await self.checker.record_actuation(
+            self.name, record, outcome=outcome, output=self.config.barrier, detail=detail
+        )
+        return record
 
     async def vehicle(self, t0: float) -> DecisionRecord:
-        async with self._busy:
-            cfg = self.config
-            self._set(StationState.CHECKING)
-            faults: dict[str, str] = {}
-            read, weight, (codes, evidence) = await asyncio.gather(
-                self.next_read(t0 - 1.0, t0 + cfg.window_s),
-                self.weigh(cfg.window_s, faults),
-                self.look(t0, faults),
-            )
-            code = read.code if isinstance(read, BarcodeRead) else None
-            record = await self.decide(
-                code=code, weight=weight, camera_codes=codes, evidence=evidence, faults=faults
-            )
-            self.show(record)
-            if record.verdict == rules.Verdict.RELEASE:
-                await self.open_barrier()
-            return record
+        try:
+            return await self._vehicle(t0)
+        finally:
+            self._busy = False
 
-    async def open_barrier(self) -> None:
+    async def _vehicle(self, t0: float) -> DecisionRecord:
+        cfg = self.config
+        self._set(StationState.CHECKING)
+        faults: dict[str, str] = {}
+        previous_code, previous_at = self._previous
+        since = max(t0 - cfg.read_before_s, previous_at)
+        read, weight, (codes, evidence) = await asyncio.gather(
+            self._first_read(since, t0, previous_code),
+            self.weigh(cfg.window_s, faults, since=t0),
+            self.look(t0, faults),
+        )
+        code = read.code if isinstance(read, BarcodeRead) else None
+        ambiguous = self._other_codes(code, since, t0 + cfg.window_s)
+        record = await self.decide(
+            code=code if not ambiguous else None,
+            weight=weight,
+            camera_codes=codes,
+            evidence=evidence,
+            faults=faults,
+            read_ambiguities=ambiguous,
+            tailgating=self._tailgated,
+        )
+        self._previous = (code, time.monotonic())
+        self.show(record)
+        if record.verdict == rules.Verdict.RELEASE:
+            if self._tailgated is not None:
+                outcome, detail = "withheld", self._tailgated
+            else:
+                outcome, detail = await self.open_barrier()
+        else:
+            outcome, detail = "confirmed", "barrier stays closed"
+            if self.io.outputs.get(cfg.barrier, False):
+                outcome, detail = "failed", "barrier output reads open"
+        await self.checker.record_actuation(
+            self.name, record, outcome=outcome, output=cfg.barrier, detail=detail
+        )
+        return record
+
+    async def _first_read(self, since: float, t0: float, previous: str | None) -> object:
+        """The first read of this vehicle's window; a read of the previous vehicle's label taken
+        before this trigger is that vehicle leaving, not this one arriving."""
+        until = t0 + self.config.window_s
+        while True:
+            read = await self.next_read(since, until)
+            if isinstance(read, BarcodeRead) and read.code == previous and read.at < t0:
+                since = read.at
+                continue
+            return read
+
+    def _other_codes(self, code: str | None, since: float, until: float) -> tuple[str, ...]:
+        """Another code read in the same window before the decision: two vehicles, or two labels."""
+        others = {
+            r.code
+            for r in self._reads
+            if isinstance(r, BarcodeRead) and since <= r.at <= until and r.code != code
+        }
+        if code is None or not others:
+            return ()
+        listed = ", ".join(repr(c) for c in sorted(others))
+        return (f"codes read in one window: {code!r}, {listed}",)
+
+    async def open_barrier(self) -> tuple[str, str]:
+        """Pulse the barrier and confirm it opened: (outcome, detail) for the record."""
         cfg = self.config
         self._opened.clear()
         pulse = asyncio.create_task(self.io.pulse(cfg.barrier, cfg.pulse_s))
+        self._pulse = pulse
         try:
             if cfg.barrier_open is not None:
                 if self.io.inputs.get(cfg.barrier_open):
@@ -83,20 +171,27 @@ class Gate(Station):
                     raise DeviceError(
                         f"barrier did not report open within {cfg.confirm_timeout_s} s"
                     ) from None
-            await pulse
+            try:
+                await asyncio.shield(pulse)
+            except asyncio.CancelledError:
+                if not pulse.cancelled():
+                    raise  # this task itself is being cancelled (the station stops)
+                return "confirmed", f"barrier opened, closed early: {self._tailgated or 'cut short'}"
         except DeviceError as exc:
             pulse.cancel()
             with contextlib.suppress(DeviceError):
                 await self.io.set_output(cfg.barrier, False)
             await self.actuation_failed(cfg.io, str(exc))
-            return
+            return "failed", str(exc)
         finally:
             if not pulse.done():  # cancelled (the station stops): the pulse still sends its "off"
                 pulse.cancel()
                 await asyncio.wait({pulse})
             if not pulse.cancelled():
                 pulse.exception()  # retrieved: a failed pulse was already reported above
+            self._pulse = None
         self.actuation_ok(cfg.io)
+        return "confirmed", "barrier opened (confirmed by its switch) and closed"
 
     async def safe_outputs(self) -> None:
         """The barrier output off (closed)."""

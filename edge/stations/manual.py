@@ -47,12 +47,16 @@ class Manual(Station):
         operator: str | None = None,
         waive: frozenset[str] = frozenset(),
     ) -> DecisionRecord:
-        """One parcel at the bench: a scan, or a code typed by `operator`."""
+        """One parcel at the bench: a scan, or a code typed by `operator`. Its weight is one measured
+        after the scan (or the typing): never a reading of the parcel weighed before it."""
+        scanned_at = at if at is not None else time.monotonic()
         async with self._lock:
             self._set(StationState.CHECKING)
             faults: dict[str, str] = {}
             weighed = code and "weight" not in waive  # a waived weight is not taken at all
-            weight = await self.weigh(self.config.weight_deadline_s, faults) if weighed else None
+            weight = (
+                await self.weigh(self.config.weight_deadline_s, faults, since=scanned_at) if weighed else None
+            )
             codes, evidence = await self.look(at or time.monotonic(), faults) if code else ((), None)
             record = await self.decide(
                 code=code,
@@ -64,6 +68,10 @@ class Manual(Station):
                 waive=waive,
             )
             self.show(record)
+            # the bench's output is its screen: the worker acts on what it shows
+            await self.checker.record_actuation(
+                self.name, record, outcome="confirmed", output="screen", detail="shown on the station screen"
+            )
             return record
 
     async def override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:

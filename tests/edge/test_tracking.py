@@ -158,7 +158,7 @@ def test_a_read_that_arrives_after_the_decision_is_late() -> None:
     t.read("A", 1.2)
     (p,) = t.due(1.4)
     assert t.read("B", 1.25) is Outcome.LATE  # stamped in its window, delivered after
-    assert "arrived after the decision" in p.notes[-1]
+    assert p.vetoed and "arrived after the decision" in p.late_notes[-1]
     assert t.stats.late == 1
 
 
@@ -219,19 +219,23 @@ def lines(draw: st.DrawFn) -> Line:
         else:
             event(draw(st.floats(lo, hi)), draw(delays), "read", truth.code)
         extra = draw(st.sampled_from(["none", "none", "none", "own", "previous", "stray", "any"]))
+        # a label read again (outside a scanner's dedupe window, or left on the belt): one that was
+        # read before, for its own parcel — a label never read anywhere else is, to any sensor,
+        # simply the label of the parcel it is read on
+        read_before = [p for p in line.parcels[:j] if not p.read_missed]
         if extra == "own":
             event(draw(st.floats(lo, hi)), draw(delays), "read", truth.code)
-        elif extra == "previous" and j > 0:  # the previous label read again, in this window
-            event(draw(st.floats(lo, hi)), draw(delays), "read", line.parcels[j - 1].code)
+        elif extra == "previous" and read_before:  # the last label read, again in this window
+            event(draw(st.floats(lo, hi)), draw(delays), "read", read_before[-1].code)
             truth.touched = True
-        elif extra == "any":  # any earlier label, again
-            other = draw(st.integers(0, j))
-            event(draw(st.floats(lo, hi)), draw(delays), "read", line.parcels[other].code)
-            truth.touched = other != j
+        elif extra == "any" and read_before:  # any earlier label, again
+            other = draw(st.sampled_from(read_before))
+            event(draw(st.floats(lo, hi)), draw(delays), "read", other.code)
+            truth.touched = True
         gap = draw(st.floats(ZONE.end_s - ZONE.start_s + 3 * SIM.margin_s + 0.001, 0.3))
         if extra == "stray":  # in the gap, outside every window
-            gap_from = truth.fall + ZONE.end_s + 2 * SIM.margin_s
-            gap_to = truth.fall + gap + ZONE.start_s - 2 * SIM.margin_s
+            gap_from = truth.fall + ZONE.end_s + 2 * SIM.margin_s + 0.001
+            gap_to = truth.fall + gap + ZONE.start_s - 2 * SIM.margin_s - 0.001
             if gap_to > gap_from:
                 event(draw(st.floats(gap_from, gap_to)), draw(delays), "read", "STRAY")
         t = truth.fall + gap

@@ -32,6 +32,19 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: 
         await asyncio.sleep(0.01)
 
 
+# The test line in seconds: the scanner and the scale see a parcel from its leading edge at the
+# photo-eye until 0.3 s after its trailing edge; the diverter is 1 s down the belt. The dwell is
+# long, so a test can look at the lane a decision set; tests of the dwell set their own.
+LINE_TRACKING: dict[str, Any] = {
+    "scanner": {"from_s": 0.0, "to_s": 0.3},
+    "scale": {"from_s": 0.0, "to_s": 0.3},
+    "diverter": {"from_s": 1.0, "to_s": 1.2},
+    "margin_s": 0.05,
+    "settle_s": 0.01,
+    "dwell_s": 30.0,
+}
+
+
 @dataclass
 class Park:
     agent: Agent
@@ -113,8 +126,7 @@ def edge_settings(
                 "diverter": {"release": "diverter_left", "inspect": "diverter_right"},
                 "scanner": "line_scanner",
                 "scale": "line_scale",
-                "window_s": 2.0,
-                "deadline_s": 3.0,
+                "tracking": LINE_TRACKING,
             },
             {
                 "name": "bench-1",
@@ -139,6 +151,34 @@ def edge_settings(
     }
     data.update(overrides)
     return EdgeSettings(**data)
+
+
+async def through_line(park: Park, code: str | None, kg: Any = None) -> Any:
+    """One parcel on the conveyor, as the line sees it: on the scale, the photo-eye blocked (and
+    seen blocked by the agent), the scan (or NOREAD), the photo-eye clear; returns the decision the
+    station then shows (once the parcel's windows have closed)."""
+    line = park.agent.stations["line-1"]
+    io = park.agent.hub.drivers["io1"]
+    shown = line.view.last
+    if kg is not None:  # the parcel before it has left the platform: the scale reads this one
+        park.line_scale.set_load(kg, settle_after=0)
+        scale = park.agent.hub.drivers["line_scale"]
+        asked = time.monotonic()
+        await wait_until(
+            lambda: scale.latest is not None and scale.latest.kg == kg and (scale.latest.since or 0) > asked,
+            what="the scale reads the parcel",
+        )
+    await park.io.set_input("photo_eye_1", True)
+    await wait_until(lambda: io.inputs.get("photo_eye_1") is True, what="photo-eye seen blocked")
+    if code is None:
+        park.line_scanner.noread()
+    else:
+        park.line_scanner.scan(code)
+    await asyncio.sleep(0.05)  # the parcel rides on past the scanner
+    await park.io.set_input("photo_eye_1", False)
+    await wait_until(lambda: io.inputs.get("photo_eye_1") is False, what="photo-eye seen clear")
+    await wait_until(lambda: line.view.last is not shown, what="line decision shown")
+    return line.view.last
 
 
 @asynccontextmanager
