@@ -224,6 +224,7 @@ class TrackingStats:
     ambiguous_reads: int = 0  # reads that fell in two windows
     ambiguous_weights: int = 0  # weights that could belong to two parcels
     late: int = 0  # reads that arrived after the parcel whose window holds them was decided
+    stalls: int = 0  # times the agent did not read its devices for longer than margin_s
     stale: int = 0  # readings stamped before tracking or the device's session began
     jams: int = 0
     last_stray: str | None = None
@@ -245,6 +246,7 @@ class Tracker:
         self._reads: deque[Read] = deque()  # not yet claimed by a parcel (or not yet known stray)
         self._weights: deque[Weight] = deque()
         self._placed: dict[str, tuple[int, float]] = {}  # code → (parcel, when) within repeat_s
+        self._stalls: deque[tuple[float, float]] = deque(maxlen=64)
         self._numbers = 0
 
     # --- input ------------------------------------------------------------------------------------
@@ -291,6 +293,24 @@ class Tracker:
                 parcel.fall = max(at, parcel.rise)
                 cut.append(parcel)
         return cut
+
+    def stall(self, start: float, end: float) -> None:
+        """The agent did not run between `start` and `end` (its event loop was held up longer than
+        margin_s): whatever its devices sent meanwhile was stamped when it ran again, so no reading
+        of that time can be placed. Every parcel whose windows meet the stall is ambiguous; one
+        already decided has its release withheld if it has not been carried out."""
+        if end - start <= self.layout.margin_s:
+            return
+        self.stats.stalls += 1
+        self._stalls.append((start, end))
+        note = f"the agent was held up for {(end - start) * 1000:.0f} ms during its windows"
+        for parcel in self._decided:
+            if self._meets(parcel, start, end):
+                parcel.late_notes.append(note)
+
+    def _meets(self, parcel: Parcel, start: float, end: float) -> bool:
+        after = end + self.layout.settle_s  # what was held up is stamped just after the stall
+        return any(_overlaps(start, after, parcel.window(z, self.layout)) for z in self.layout.zones())
 
     def read(self, code: str | None, at: float) -> Outcome:
         """A scanner frame (`code` None: its NOREAD)."""
@@ -360,6 +380,11 @@ class Tracker:
     # --- placing readings --------------------------------------------------------------------------
     def _place(self, parcel: Parcel, everyone: list[Parcel]) -> None:
         layout = self.layout
+        for start, end in self._stalls:
+            if self._meets(parcel, start, end):
+                parcel.notes.append(
+                    f"the agent was held up for {(end - start) * 1000:.0f} ms during its windows"
+                )
         scanner = parcel.window(layout.scanner, layout)
         for read in self._reads:
             if not _inside(read.at, scanner):

@@ -66,6 +66,7 @@ class Conveyor(Station):
         self._last_turn: Turn | None = None
         self._owner: Turn | None = None  # the parcel the diverter's lanes are set for
         self._timer: asyncio.TimerHandle | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def io(self):  # type: ignore[no-untyped-def]
@@ -74,6 +75,26 @@ class Conveyor(Station):
     async def start(self) -> None:
         """Tracking starts now: nothing read or weighed before the agent started belongs to a parcel."""
         self.tracker = Tracker(self.layout, started_at=time.monotonic())
+        self._watch = asyncio.create_task(self._watch_loop(), name=f"{self.name}:loop-watch")
+
+    async def _watch_loop(self) -> None:
+        """Readings are stamped when the event loop reads them: if the loop is held up (a long
+        callback, a paused VM), what came meanwhile is stamped late, and the tracker must know."""
+        interval = min(0.005, self.layout.margin_s / 2 or 0.005)
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + interval
+            await asyncio.sleep(interval)
+            now = loop.time()
+            if now - expected > self.layout.margin_s:
+                self._stalled(expected, now)
+
+    def _stalled(self, start: float, end: float) -> None:
+        log.warning(
+            "event loop held up: parcels in their windows are held",
+            extra={"station": self.name, "ms": round((end - start) * 1000, 1)},
+        )
+        self.tracker.stall(start, end)
 
     def session_began(self, device: str, at: float) -> None:
         for role in ("scanner", "scale"):
@@ -143,8 +164,11 @@ class Conveyor(Station):
             self._timer = asyncio.get_running_loop().call_at(when, self._tick)
 
     def _tick(self) -> None:
-        self._timer = None
-        for parcel in self.tracker.due(time.monotonic()):
+        timer, self._timer = self._timer, None
+        now = time.monotonic()
+        if timer is not None and now - timer.when() > self.layout.margin_s:
+            self._stalled(timer.when(), now)  # this very callback was held up: say so before deciding
+        for parcel in self.tracker.due(now):
             turn = self._turns.get(parcel.number) or self._turn(parcel)
             previous, self._last_turn = self._last_turn, turn
             self.spawn(self.parcel(turn, previous), "parcel")
@@ -320,6 +344,10 @@ class Conveyor(Station):
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         for turn in list(self._turns.values()):
             if turn.camera is not None:
                 turn.camera.cancel()
