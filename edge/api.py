@@ -169,4 +169,5 @@ def station_view(station: Any) -> dict[str, Any]:
         "faults": v.faults,
         "decisions": station.decisions,
         "last": decision_payload(v.last) if v.last else None,
+        "tracking": station.tracking(),
     }

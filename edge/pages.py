@@ -316,6 +316,7 @@ def pages_router(
                 "faults": sorted(st.view.faults.items()),
                 "last": parcel(st.view.last) if st.view.last else None,
                 "decisions": st.decisions,
+                "tracking": st.tracking(),
             }
             for name, st in agent.stations.items()
         ]

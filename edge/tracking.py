@@ -247,6 +247,7 @@ class Tracker:
         self._weights: deque[Weight] = deque()
         self._placed: dict[str, tuple[int, float]] = {}  # code → (parcel, when) within repeat_s
         self._stalls: deque[tuple[float, float]] = deque(maxlen=64)
+        self._new_strays: deque[Read] = deque(maxlen=100)  # for the caller to log: take_strays()
         self._numbers = 0
 
     # --- input ------------------------------------------------------------------------------------
@@ -373,6 +374,12 @@ class Tracker:
         self._forget(now)
         return ready
 
+    def take_strays(self) -> list[Read]:
+        """Reads found to lie in no parcel's window since the last call (to be logged)."""
+        out = list(self._new_strays)
+        self._new_strays.clear()
+        return out
+
     @property
     def open_parcels(self) -> int:
         return len(self._open)
@@ -449,6 +456,7 @@ class Tracker:
                 else:
                     self.stats.strays += 1
                     self.stats.last_stray = read.code
+                    self._new_strays.append(read)
         if layout.scale is not None:
             horizon_weights = first + layout.scale.start_s - layout.margin_s
             while self._weights and self._weights[0].at < horizon_weights:

@@ -83,6 +83,10 @@ class Station:
         for listener in self._listeners:
             listener(self.view)
 
+    def tracking(self) -> dict[str, object] | None:
+        """How the station's tracking is doing (a conveyor's strays, ambiguous reads, stalls)."""
+        return None
+
     def devices(self) -> list[str]:
         return sorted({d for d in self.config.device_refs().values() if d is not None})
 

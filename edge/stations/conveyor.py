@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -71,6 +72,10 @@ class Conveyor(Station):
     @property
     def io(self):  # type: ignore[no-untyped-def]
         return self.hub.drivers[self.config.io]
+
+    def tracking(self) -> dict[str, object]:
+        """The tracking counters, for the API and the overview."""
+        return {**dataclasses.asdict(self.tracker.stats), "open": self.tracker.open_parcels}
 
     async def start(self) -> None:
         """Tracking starts now: nothing read or weighed before the agent started belongs to a parcel."""
@@ -154,6 +159,11 @@ class Conveyor(Station):
 
     # --- time ------------------------------------------------------------------------------------
     def _reschedule(self) -> None:
+        for stray in self.tracker.take_strays():
+            log.warning(
+                "stray read: in no parcel's window, not used",
+                extra={"station": self.name, "code": stray.code, "strays": self.tracker.stats.strays},
+            )
         when = self.tracker.next_event_at()
         if self._timer is not None:
             if when is not None and abs(self._timer.when() - when) < 1e-6:

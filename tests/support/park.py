@@ -67,6 +67,7 @@ def edge_settings(
     hand_scanner: str,
     bench_scale: str,
     gate_scanner: str,
+    line_tracking: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> EdgeSettings:
     key = tmp / "central-feed.pem"
@@ -126,7 +127,7 @@ def edge_settings(
                 "diverter": {"release": "diverter_left", "inspect": "diverter_right"},
                 "scanner": "line_scanner",
                 "scale": "line_scale",
-                "tracking": LINE_TRACKING,
+                "tracking": line_tracking or LINE_TRACKING,
             },
             {
                 "name": "bench-1",
@@ -182,7 +183,9 @@ async def through_line(park: Park, code: str | None, kg: Any = None) -> Any:
 
 
 @asynccontextmanager
-async def running_park(tmp: Path, central: RunningCentral, **overrides: Any) -> AsyncIterator[Park]:
+async def running_park(
+    tmp: Path, central: RunningCentral, *, line_tracking: dict[str, Any] | None = None, **overrides: Any
+) -> AsyncIterator[Park]:
     io = GateIOSim("e1212")
     sims = {name: ScannerSim(link=tmp / name) for name in ("line_scanner", "hand_scanner", "gate_scanner")}
     scales = {name: ScaleSim("mt-sics", link=tmp / name) for name in ("line_scale", "bench_scale")}
@@ -198,6 +201,7 @@ async def running_park(tmp: Path, central: RunningCentral, **overrides: Any) -> 
         hand_scanner=sims["hand_scanner"].url,
         bench_scale=scales["bench_scale"].path,
         gate_scanner=sims["gate_scanner"].url,
+        line_tracking=line_tracking,
         **overrides,
     )
     agent = Agent(settings)
