@@ -82,6 +82,9 @@ class ScaleSim:
         self.reports = 0  # weight reports sent (replies or frames)
         self.received: list[str] = []  # commands, in order
         self.dropped = 0  # bytes the pty would not take (nobody reading)
+        # MT-SICS: the reply leaves this long after the command arrived (weighed on arrival), as a
+        # slow balance or a busy converter does; 0 answers at once
+        self.reply_delay_s = 0.0
 
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -283,7 +286,11 @@ class ScaleSim:
             handler()
 
     def _reply(self, reply: sics.Reply) -> None:
-        self._send(sics.encode_reply(reply))
+        data = sics.encode_reply(reply)
+        if self.reply_delay_s > 0:
+            asyncio.get_running_loop().call_later(self.reply_delay_s, self._send, data)
+        else:
+            self._send(data)
 
     def _weight_reply(self, *, wait_stable: bool) -> sics.Reply:
         out = self._range()

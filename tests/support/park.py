@@ -68,6 +68,7 @@ def edge_settings(
     bench_scale: str,
     gate_scanner: str,
     line_tracking: dict[str, Any] | None = None,
+    gate_pulse_s: float = 0.3,
     **overrides: Any,
 ) -> EdgeSettings:
     key = tmp / "central-feed.pem"
@@ -144,7 +145,7 @@ def edge_settings(
                 "io": "io1",
                 "barrier": "barrier",
                 "barrier_open": "barrier_open",
-                "pulse_s": 0.3,
+                "pulse_s": gate_pulse_s,
                 "window_s": 2.0,
                 "confirm_timeout_s": 2.0,
             },
@@ -184,7 +185,12 @@ async def through_line(park: Park, code: str | None, kg: Any = None) -> Any:
 
 @asynccontextmanager
 async def running_park(
-    tmp: Path, central: RunningCentral, *, line_tracking: dict[str, Any] | None = None, **overrides: Any
+    tmp: Path,
+    central: RunningCentral,
+    *,
+    line_tracking: dict[str, Any] | None = None,
+    gate_pulse_s: float = 0.3,
+    **overrides: Any,
 ) -> AsyncIterator[Park]:
     io = GateIOSim("e1212")
     sims = {name: ScannerSim(link=tmp / name) for name in ("line_scanner", "hand_scanner", "gate_scanner")}
@@ -202,6 +208,7 @@ async def running_park(
         bench_scale=scales["bench_scale"].path,
         gate_scanner=sims["gate_scanner"].url,
         line_tracking=line_tracking,
+        gate_pulse_s=gate_pulse_s,
         **overrides,
     )
     agent = Agent(settings)
