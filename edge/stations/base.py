@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -246,9 +247,9 @@ class Station:
         log.error(
             "actuation failed; station holds", extra={"station": self.name, "device": device, "why": why}
         )
-        await self.checker.report_fault(self.name, device, f"actuation: {why}")
         self.view.faults = self.device_faults()
         self._set(StationState.FAULT)
+        await self.checker.report_fault(self.name, device, f"actuation: {why}")
 
     def actuation_ok(self, device: str) -> None:
         if self._actuation_faults.pop(device, None) is not None:
@@ -273,8 +274,16 @@ class Station:
             await work
         except Exception as exc:  # a bug or a broken store must end in hold, never in the last lane
             log.exception("station work failed; outputs to the safe state", extra={"station": self.name})
-            await self.safe_outputs()
-            self.view.faults = {**self.device_faults(), "station": f"{type(exc).__name__}: {exc}"}
+            # the screen says why first (a full disk fails the outputs' own records too)
+            where = "store" if isinstance(exc, sqlite3.Error) else "station"
+            fault = {where: f"{type(exc).__name__}: {exc}"}
+            self.view.faults = {**self.device_faults(), **fault}
+            self._set(StationState.FAULT)
+            try:
+                await self.safe_outputs()
+            except Exception:
+                log.exception("outputs not driven to the safe state", extra={"station": self.name})
+            self.view.faults = {**self.device_faults(), **fault}
             self._set(StationState.FAULT)
 
     async def safe_outputs(self) -> None:

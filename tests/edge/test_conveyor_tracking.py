@@ -196,3 +196,39 @@ def test_a_parcel_in_its_windows_while_the_agent_is_held_up_is_held(tmp_path: Pa
     assert held.verdict == Verdict.HOLD and "AMBIGUOUS_READ" in held.codes
     assert "held up" in held.reason
     assert again.verdict == Verdict.RELEASE  # the next parcel, clear of the stall, is its own
+
+
+def test_a_full_disk_shows_fault_with_the_reason_and_the_station_recovers(tmp_path: Path) -> None:
+    """Disk full (SQLite's own limit on the agent's database, as a full filesystem answers): no
+    decision can be recorded, so none is made; the station shows FAULT and why, not CHECKING."""
+    with run_central(tmp_path / "central") as central:
+        sets = factories.document_set(2)
+        declare(central, sets)
+        codes = [s.waybill.logisticsNo for s in sets]
+
+        async def scenario() -> None:
+            async with running_park(tmp_path, central) as park:
+                agent = park.agent
+                await wait_until(lambda: agent.store.count_clearances() == 2, what="first sync")
+                line = agent.stations["line-1"]
+                pages = await agent.store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+                await agent.store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+                for _ in range(40):  # until a decision needs a page the disk no longer has
+                    await park.io.set_input("photo_eye_1", True)
+                    await asyncio.sleep(0.05)
+                    park.line_scanner.scan(codes[0])
+                    await asyncio.sleep(0.05)
+                    await park.io.set_input("photo_eye_1", False)
+                    await asyncio.sleep(0.5)
+                    if line.view.state.value == "FAULT":
+                        break
+                assert line.view.state.value == "FAULT"
+                assert "full" in line.view.faults["store"]
+                assert not park.io.output("diverter_left")  # hold
+                # space again: the next parcel is decided as usual
+                await agent.store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+                await asyncio.sleep(0.2)
+                decided = await parcel(park, codes[1])
+                assert decided.verdict == Verdict.RELEASE
+
+        asyncio.run(scenario())
