@@ -126,6 +126,10 @@ class Tracking(BaseModel):
     dwell_s: float = Field(0.2, ge=0, description="the lane stays this long after the parcel passed")
     max_parcel_m: float | None = Field(None, gt=0, description="longer at the photo-eye: a jam, held")
     max_parcel_s: float | None = Field(None, gt=0)
+    min_parcel_m: float | None = Field(
+        None, gt=0, description="the shortest parcel: a shorter stall cannot hide one (default: margin_s)"
+    )
+    min_parcel_s: float | None = Field(None, gt=0)
     margin_s: float = Field(0.02, ge=0, le=1, description="timestamp uncertainty: each window widened")
     settle_s: float = Field(0.01, ge=0, le=1, description="after a window, for its readings to arrive")
     weight_spread_kg: Decimal = Field(Decimal("0.02"), ge=0, description="stable weights of one parcel")
@@ -135,13 +139,17 @@ class Tracking(BaseModel):
     def _units(self) -> Tracking:
         spans = {"scanner": self.scanner, "scale": self.scale, "diverter": self.diverter}
         needs_speed = [k for k, v in spans.items() if v is not None and v.in_metres]
-        needs_speed += [k for k in ("camera_m", "max_parcel_m") if getattr(self, k) is not None]
+        needs_speed += [
+            k for k in ("camera_m", "max_parcel_m", "min_parcel_m") if getattr(self, k) is not None
+        ]
         if needs_speed and self.belt_speed_m_s is None:
             raise ValueError(f"belt_speed_m_s is needed for positions in metres ({', '.join(needs_speed)})")
         if self.camera_m is not None and self.camera_s is not None:
             raise ValueError("give camera_m or camera_s, not both")
         if self.max_parcel_m is not None and self.max_parcel_s is not None:
             raise ValueError("give max_parcel_m or max_parcel_s, not both")
+        if self.min_parcel_m is not None and self.min_parcel_s is not None:
+            raise ValueError("give min_parcel_m or min_parcel_s, not both")
         return self
 
     def layout(self) -> Layout:
@@ -149,6 +157,7 @@ class Tracking(BaseModel):
         scale = Zone(*self.scale.seconds(speed)) if self.scale is not None else None
         camera = self.camera_s if self.camera_m is None else self.camera_m / (speed or 1)
         longest = self.max_parcel_s if self.max_parcel_m is None else self.max_parcel_m / (speed or 1)
+        shortest = self.min_parcel_s if self.min_parcel_m is None else self.min_parcel_m / (speed or 1)
         return Layout(
             scanner=Zone(*self.scanner.seconds(speed)),
             scale=scale,
@@ -159,6 +168,7 @@ class Tracking(BaseModel):
             margin_s=self.margin_s,
             settle_s=self.settle_s,
             max_parcel_s=longest if longest is not None else 2.0,
+            min_parcel_s=shortest if shortest is not None else self.margin_s,
             weight_spread_kg=self.weight_spread_kg,
             repeat_s=self.repeat_s,
         )

@@ -52,6 +52,7 @@ class Layout:
     margin_s: float = 0.01  # each window widened by this much at both ends
     settle_s: float = 0.005  # after the last window closed, for readings stamped in it to arrive
     max_parcel_s: float = 2.0  # the photo-eye blocked longer: parcels touching, or a jam
+    min_parcel_s: float = 0.0  # the shortest parcel at the photo-eye: a shorter stall cannot hide one
     weight_spread_kg: Decimal = Decimal("0.02")  # stable weights of one parcel may differ this much
     repeat_s: float = 30.0  # a code read for another parcel this recently makes a parcel ambiguous
     diverter: Zone | None = None  # where the diverter acts on a parcel: the decision comes before

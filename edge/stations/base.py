@@ -227,8 +227,10 @@ class Station:
         )
         record = await self.checker.decide(self.name, obs, evidence=evidence, operator=operator)
         self.decisions += 1
+        devices = set(self.devices())
         for device, why in faults.items():
-            await self.checker.report_fault(self.name, device, why)
+            if device in devices:  # a device's own fault; the decision itself carries the others
+                await self.checker.report_fault(self.name, device, why)
         return record
 
     def show(self, record: DecisionRecord) -> None:
@@ -274,17 +276,22 @@ class Station:
             await work
         except Exception as exc:  # a bug or a broken store must end in hold, never in the last lane
             log.exception("station work failed; outputs to the safe state", extra={"station": self.name})
-            # the screen says why first (a full disk fails the outputs' own records too)
-            where = "store" if isinstance(exc, sqlite3.Error) else "station"
-            fault = {where: f"{type(exc).__name__}: {exc}"}
-            self.view.faults = {**self.device_faults(), **fault}
-            self._set(StationState.FAULT)
+            fault = self.show_failure(exc)  # the screen says why first: a full disk fails the rest too
             try:
                 await self.safe_outputs()
             except Exception:
                 log.exception("outputs not driven to the safe state", extra={"station": self.name})
             self.view.faults = {**self.device_faults(), **fault}
             self._set(StationState.FAULT)
+
+    def show_failure(self, exc: BaseException) -> dict[str, str]:
+        """FAULT on the screen with the reason a parcel could not be decided (the store's, when it is
+        the store that failed: a full disk)."""
+        where = "store" if isinstance(exc, sqlite3.Error) else "station"
+        fault = {where: f"{type(exc).__name__}: {exc}"}
+        self.view.faults = {**self.device_faults(), **fault}
+        self._set(StationState.FAULT)
+        return fault
 
     async def safe_outputs(self) -> None:
         """Drive this station's outputs to the safe state (stations with outputs override it)."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, NoRead, WeightReading
-from devices.health import DeviceError
+from devices.health import DeviceError, State
 from edge import rules
 from edge.checker import DecisionRecord
 from edge.config import ConveyorStation
@@ -68,6 +68,9 @@ class Conveyor(Station):
         self._owner: Turn | None = None  # the parcel the diverter's lanes are set for
         self._timer: asyncio.TimerHandle | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._holds: list[tuple[float, float, str]] = []  # lanes held: (from, until, why)
+        self._eye_lost_at: float | None = None  # the I/O module (so the photo-eye) went away then
+        self._started_at = time.monotonic()
 
     @property
     def io(self):  # type: ignore[no-untyped-def]
@@ -79,7 +82,8 @@ class Conveyor(Station):
 
     async def start(self) -> None:
         """Tracking starts now: nothing read or weighed before the agent started belongs to a parcel."""
-        self.tracker = Tracker(self.layout, started_at=time.monotonic())
+        self._started_at = time.monotonic()
+        self.tracker = Tracker(self.layout, started_at=self._started_at)
         self._watch = asyncio.create_task(self._watch_loop(), name=f"{self.name}:loop-watch")
 
     async def _watch_loop(self) -> None:
@@ -100,6 +104,70 @@ class Conveyor(Station):
             extra={"station": self.name, "ms": round((end - start) * 1000, 1)},
         )
         self.tracker.stall(start, end)
+        if end - start >= self.layout.min_parcel_s:  # long enough to hide a whole parcel
+            self._unseen(start, end, f"the agent was held up for {(end - start) * 1000:.0f} ms")
+
+    # --- objects the photo-eye may not have seen ---------------------------------------------------
+    def _unseen(self, first: float, last: float, why: str) -> None:
+        """Something may have passed the photo-eye unseen between `first` and `last` (a stall hid
+        its edges; a stray read is a label no window holds). It is not tracked, so it must not ride
+        through an open lane: the lanes are held while it could be at the diverter, and a release
+        that would pass the diverter meanwhile is withheld."""
+        layout = self.layout
+        if layout.diverter is None:
+            return
+        start = first + layout.diverter.start_s - layout.switch_s - layout.margin_s
+        end = last + layout.max_parcel_s + layout.diverter.end_s + layout.margin_s
+        now = time.monotonic()
+        self._holds = [h for h in self._holds if h[1] > now]
+        self._holds.append((start, end, why))
+        log.warning(
+            "lanes held for an object the photo-eye may not have seen",
+            extra={
+                "station": self.name,
+                "why": why,
+                "from_s": round(start - now, 3),
+                "for_s": round(end - start, 3),
+            },
+        )
+        asyncio.get_running_loop().call_at(max(start, now), self._enter_hold, start, end, why)
+
+    def lanes_held_until(self) -> float | None:
+        """The end of the last hold for an unseen object (None: none)."""
+        return max((b for _, b, _ in self._holds), default=None)
+
+    def _held(self, start: float, end: float) -> str | None:
+        """Why the lanes are held during some moment of [start, end], if they are."""
+        return next((why for a, b, why in self._holds if a <= end and b >= start), None)
+
+    def _enter_hold(self, start: float, end: float, why: str) -> None:
+        owner, self._owner = self._owner, None
+        if self._stopping:
+            return
+        if owner is not None and owner.record is not None and owner.record.verdict == rules.Verdict.RELEASE:
+            passing = self._passage(owner.parcel)
+            if passing[1] >= start and passing[0] <= end:
+                self.spawn(self._withdraw(owner, why), "withdraw")
+        self.spawn(self._hold_lane(), "hold-for-unseen")
+
+    async def _withdraw(self, turn: Turn, why: str) -> None:
+        assert turn.record is not None
+        await self.checker.record_actuation(
+            self.name,
+            turn.record,
+            outcome="withheld",
+            output="hold",
+            detail="lanes held while it passed the diverter, for an object the photo-eye may not have"
+            f" seen ({why})",
+        )
+
+    def _passage(self, parcel: Parcel) -> tuple[float, float]:
+        """When the parcel is at the diverter (its lane must hold from `from - switch_s`)."""
+        layout = self.layout
+        assert layout.diverter is not None
+        start = parcel.rise + layout.diverter.start_s - layout.switch_s
+        end = parcel.passed_at(layout) or parcel.rise + layout.max_parcel_s + layout.diverter.end_s
+        return start, end
 
     def session_began(self, device: str, at: float) -> None:
         for role in ("scanner", "scale"):
@@ -107,10 +175,26 @@ class Conveyor(Station):
                 self.tracker.session(role, at)
 
     def _health_changed(self, device: str) -> None:
+        previous = self._device_states.get(device)
         super()._health_changed(device)
-        lost = device == self.config.io and self.hub.health(device).state.value in ("DOWN", "STARTING")
-        if lost and self.tracker.lost_eye(time.monotonic()):
-            self._reschedule()
+        if device != self.config.io:
+            return
+        state, now = self.hub.health(device).state.value, time.monotonic()
+        if state in ("DOWN", "STARTING"):
+            if self._eye_lost_at is None:
+                self._eye_lost_at = now
+            if self.tracker.lost_eye(now):
+                self._reschedule()
+        elif state in ("UP", "DEGRADED") and previous in (None, State.DOWN, State.STARTING):
+            # the photo-eye is read again: whatever passed it meanwhile (or, at start, was already
+            # on the belt between it and the diverter) is not tracked and must not ride an open lane
+            layout = self.layout
+            lost = self._eye_lost_at
+            if lost is None and layout.diverter is not None:
+                lost = self._started_at - layout.diverter.end_s - layout.max_parcel_s
+            self._eye_lost_at = None
+            if lost is not None:
+                self._unseen(lost, now, "the photo-eye was not read")
 
     # --- inputs ------------------------------------------------------------------------------------
     def _on_io(self, event: DeviceEvent) -> None:
@@ -163,6 +247,12 @@ class Conveyor(Station):
             log.warning(
                 "stray read: in no parcel's window, not used",
                 extra={"station": self.name, "code": stray.code, "strays": self.tracker.stats.strays},
+            )
+            layout = self.layout
+            self._unseen(
+                stray.at - layout.scanner.end_s - layout.max_parcel_s - layout.margin_s,
+                stray.at - layout.scanner.start_s + layout.margin_s,
+                f"stray read {stray.code!r}",
             )
         when = self.tracker.next_event_at()
         if self._timer is not None:
@@ -276,6 +366,13 @@ class Conveyor(Station):
             if parcel.vetoed and verdict == rules.Verdict.RELEASE:
                 verdict = rules.Verdict.HOLD
                 outcome, detail = "withheld", "; ".join(parcel.late_notes)
+            held = self._held(*self._passage(parcel)) if self.layout.diverter is not None else None
+            if held is not None and verdict == rules.Verdict.RELEASE:
+                verdict = rules.Verdict.HOLD
+                outcome, detail = (
+                    "withheld",
+                    f"lanes held for an object the photo-eye may not have seen ({held})",
+                )
             target = self.lane(verdict)
             self._owner = turn
             try:

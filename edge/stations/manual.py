@@ -51,28 +51,37 @@ class Manual(Station):
         after the scan (or the typing): never a reading of the parcel weighed before it."""
         scanned_at = at if at is not None else time.monotonic()
         async with self._lock:
-            self._set(StationState.CHECKING)
-            faults: dict[str, str] = {}
-            weighed = code and "weight" not in waive  # a waived weight is not taken at all
-            weight = (
-                await self.weigh(self.config.weight_deadline_s, faults, since=scanned_at) if weighed else None
-            )
-            codes, evidence = await self.look(at or time.monotonic(), faults) if code else ((), None)
-            record = await self.decide(
-                code=code,
-                weight=weight,
-                camera_codes=codes,
-                evidence=evidence,
-                faults=faults,
-                operator=operator,
-                waive=waive,
-            )
-            self.show(record)
-            # the bench's output is its screen: the worker acts on what it shows
-            await self.checker.record_actuation(
-                self.name, record, outcome="confirmed", output="screen", detail="shown on the station screen"
-            )
-            return record
+            try:
+                return await self._check(code, scanned_at, operator=operator, waive=waive)
+            except Exception as exc:  # typed codes come straight from the API: say it on the screen
+                self.show_failure(exc)
+                raise
+
+    async def _check(
+        self, code: str | None, scanned_at: float, *, operator: str | None, waive: frozenset[str]
+    ) -> DecisionRecord:
+        self._set(StationState.CHECKING)
+        faults: dict[str, str] = {}
+        weighed = code and "weight" not in waive  # a waived weight is not taken at all
+        weight = (
+            await self.weigh(self.config.weight_deadline_s, faults, since=scanned_at) if weighed else None
+        )
+        codes, evidence = await self.look(scanned_at, faults) if code else ((), None)
+        record = await self.decide(
+            code=code,
+            weight=weight,
+            camera_codes=codes,
+            evidence=evidence,
+            faults=faults,
+            operator=operator,
+            waive=waive,
+        )
+        self.show(record)
+        # the bench's output is its screen: the worker acts on what it shows
+        await self.checker.record_actuation(
+            self.name, record, outcome="confirmed", output="screen", detail="shown on the station screen"
+        )
+        return record
 
     async def override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
         """Re-check the same parcel with the supervisor's waiver; audited as an override."""

@@ -113,9 +113,14 @@ def test_one_extra_read_shifts_nothing_and_a_rejected_parcel_is_never_released(t
         (f, Verdict.RELEASE, ()),
     ]
     assert "was read for parcel #1" in shown[3].reason  # a's label, again
-    # every decision's actuation is on the record: the lane confirmed by read-back
+    # every decision's actuation is on the record: the lane confirmed by read-back — but the stray
+    # read after a is a label no window holds: something the photo-eye may have missed, right behind
+    # a; the lanes are held while it could pass the diverter, and a's release is withheld with them
     rows = decisions(tmp_path / "edge.db")
-    assert [row[3] for row in rows] == ["confirmed"] * 7
+    assert [row[3] for row in rows] == ["withheld"] + ["confirmed"] * 6
+    with sqlite3.connect(tmp_path / "edge.db") as conn:
+        [(detail,)] = conn.execute("SELECT actuation_detail FROM decisions WHERE actuation = 'withheld'")
+    assert f"stray read {c!r}" in detail
 
 
 def test_a_release_the_diverter_does_not_confirm_is_recorded_failed_and_reported(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from tests.support.park import LINE_TRACKING, running_park, wait_until
 from tests.support.processes import agent_process, edge_config, write_edge_config
 
 GROSS = Decimal("0.800")
+# from the photo-eye read again until what it may have missed has passed the diverter (lanes held)
+BELT_CLEAR_S = LINE_TRACKING["diverter"]["to_s"] + LINE_TRACKING["max_parcel_s"] + 0.2
 
 
 def declare(central: RunningCentral, n: int) -> list[str]:
@@ -137,7 +139,9 @@ def test_a_scan_sent_while_the_agent_was_down_is_never_read_as_new(tmp_path: Pat
                         agent.start()
                         await agent.started()
                         await agent.wait_for_log("device up", device="line_scanner", timeout=30)
+                        await agent.wait_for_log("device up", device="io1", timeout=30)
                         await wait_until(lambda: synced(tmp_path) == 3, timeout=30, what="first sync")
+                        await asyncio.sleep(BELT_CLEAR_S)  # what was on the belt at start has passed
                         await line_parcel(io, scanner, tmp_path, codes[0], decided=1)
                         agent.kill()
                         scanner.scan(codes[1])  # into the line while the agent is dead
@@ -173,10 +177,10 @@ async def line_parcel(
 ) -> None:
     """One parcel past the photo-eye of an agent in another process; waits for its decision row."""
     await io.set_input("photo_eye_1", True)
-    await asyncio.sleep(0.1)  # the agent polls the module at 50 Hz
+    await asyncio.sleep(0.04)  # the agent polls the module at 50 Hz: it has seen the edge by now
     if code is not None:
         scanner.scan(code)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.04)
     await io.set_input("photo_eye_1", False)
 
     def count() -> int:

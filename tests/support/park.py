@@ -38,11 +38,23 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: 
 LINE_TRACKING: dict[str, Any] = {
     "scanner": {"from_s": 0.0, "to_s": 0.3},
     "scale": {"from_s": 0.0, "to_s": 0.3},
-    "diverter": {"from_s": 1.0, "to_s": 1.2},
+    "diverter": {"from_s": 0.6, "to_s": 0.6},
     "margin_s": 0.05,
     "settle_s": 0.01,
     "dwell_s": 30.0,
+    "max_parcel_s": 0.2,
+    "min_parcel_s": 0.1,
 }
+
+
+async def belt_clear(agent: Agent) -> None:
+    """Until what may have been on the belt before the agent read its photo-eyes has passed the
+    diverters: their lanes are held meanwhile (README, "Conveyor tracking")."""
+    for station in agent.stations.values():
+        if hasattr(station, "lanes_held_until"):
+            until = station.lanes_held_until()
+            if until is not None:
+                await wait_until(lambda until=until: time.monotonic() > until, what="the belt clear")
 
 
 @dataclass
@@ -218,6 +230,7 @@ async def running_park(
             lambda: all(h.state.value == "UP" for h in agent.hub.all_health().values()),
             what="every device UP",
         )
+        await belt_clear(agent)
         yield Park(
             agent,
             sims["line_scanner"],
