@@ -4,6 +4,7 @@ short-lived HMAC-signed bearer tokens (the key is made at start, so a restart si
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -19,15 +20,30 @@ def hash_password(password: str) -> str:
     return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def check_password(password: str, stored: str) -> bool:
+def _parts(stored: str) -> tuple[bytes, bytes] | None:
+    scheme, _, rest = stored.partition("$")
+    salt, _, digest = rest.partition("$")
+    if scheme != "scrypt" or not salt or not digest:
+        return None
     try:
-        scheme, salt, digest = stored.split("$")
-    except ValueError:
+        return base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def is_password_hash(stored: str) -> bool:
+    """`stored` has the shape `hash_password` writes (what edge.toml's users must carry)."""
+    parts = _parts(stored)
+    return parts is not None and len(parts[0]) > 0 and len(parts[1]) == 32
+
+
+def check_password(password: str, stored: str) -> bool:
+    parts = _parts(stored)
+    if parts is None:
         return False
-    if scheme != "scrypt":
-        return False
-    got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), dklen=32, **SCRYPT)
-    return hmac.compare_digest(got, base64.b64decode(digest))
+    salt, digest = parts
+    got = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **SCRYPT)
+    return hmac.compare_digest(got, digest)
 
 
 class Sessions:
