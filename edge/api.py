@@ -6,14 +6,19 @@ operator; an override needs a supervisor and a reason, and is audited. /healthz 
 open on the local network (the API listens on loopback unless configured otherwise).
 
 Logins are throttled per user name and per client address (edge/auth.py: refused with 429 and
-Retry-After for a while after repeated failures), and `POST /api/logout` revokes the token.
+Retry-After for a while after repeated failures), and `POST /api/logout` revokes the token. When the
+edge's database cannot be written — the disk is full, or the store failed — a request answers 503
+with the reason in the usual `{"detail": …}` body, never a bare 500.
 """
 
+import logging
 import math
+import sqlite3
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, Field
@@ -24,6 +29,8 @@ from edge.operations import discrepancy_queue
 from edge.pages import pages_router
 from edge.publisher import decision_payload
 from edge.stations.manual import Manual, OverrideRefused
+
+log = logging.getLogger(__name__)
 
 ROLES = {"operator": 1, "supervisor": 2}
 
@@ -57,6 +64,7 @@ def create_app(agent: Any) -> FastAPI:
     logins = Logins({u.name: u for u in agent.settings.api.users})
     app.state.sessions, app.state.logins = sessions, logins
     app.include_router(pages_router(agent, sessions, logins=logins))  # the HTML pages (edge/pages.py)
+    app.add_exception_handler(sqlite3.DatabaseError, store_failed)  # the pages' too
     bearer = HTTPBearer(auto_error=False)
     registry = CollectorRegistry()
     backlog = Gauge("bondgate_edge_outbox_events", "events waiting for central", registry=registry)
@@ -191,6 +199,23 @@ def client_address(request: Request) -> str:
     """The peer's address, which failed logins are counted against (the agent's uvicorn does not
     take it from X-Forwarded-For: a client could name any address it liked)."""
     return request.client.host if request.client is not None else "unknown"
+
+
+def store_failed(request: Request, exc: Exception) -> Response:
+    """The edge's database refused a write (or a read): 503 with the reason, not a bare 500.
+
+    SQLITE_FULL is the disk (or the database's size limit) being full; any other operational
+    failure (I/O error, read-only, corrupt file) is named as SQLite named it. A bug in our own SQL
+    (IntegrityError, ProgrammingError…) stays a 500."""
+    if not isinstance(exc, sqlite3.OperationalError) and type(exc) is not sqlite3.DatabaseError:
+        raise exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
+        detail = f"the edge's disk is full: its database cannot be written ({exc}); free space on the edge"
+    else:
+        detail = f"the edge's database failed: {exc}"
+    log.error("request refused: store failure", extra={"path": request.url.path, "error": str(exc)})
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "30"})
 
 
 def station_view(station: Any) -> dict[str, Any]:

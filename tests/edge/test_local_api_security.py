@@ -6,7 +6,8 @@
   timing is bench/login_timing.py's, in BENCHMARKS.md);
 - a logged-out token is refused by the API and the pages, and an open station stream ends;
 - the session cookie is HttpOnly and SameSite=Strict, and Secure over HTTPS (`[api] tls_cert`);
-- the API over TLS answers HTTPS only.
+- the API over TLS answers HTTPS only;
+- a full disk, or a store that fails, is a 503 with the reason, not a bare 500.
 
 Client addresses are distinct loopback addresses (127.0.0.x): Linux routes all of 127/8 to lo.
 """
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import resource
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -325,6 +329,99 @@ def test_pages_over_tls_in_a_browser(tmp_path: Path) -> None:
                     await browser.close()
 
         asyncio.run(scenario())
+
+
+# --- the store fails --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A tmpfs of `size` at `path` (needs root; skipped otherwise): a disk that really fills up."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, timeout=10
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the filesystem is full; the file, to delete for space again."""
+    filler = directory / "filler"
+    chunk = b"\0" * 65536
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+    return filler
+
+
+async def typed(http: httpx.AsyncClient, headers: dict[str, str], code: str) -> httpx.Response:
+    return await http.post("/api/stations/bench-1/code", headers=headers, json={"code": code})
+
+
+def test_a_full_disk_is_a_503_with_the_reason(tmp_path: Path) -> None:
+    with (
+        small_filesystem(tmp_path / "small") as small,
+        running_agent(tmp_path, database=small / "edge.db") as agent,
+    ):
+
+        async def scenario() -> None:
+            base = await api_url(agent)
+            async with client(base) as http:
+                token = (await login(http, "olga", "olga-pass")).json()["token"]
+                auth = {"Authorization": f"Bearer {token}"}
+                assert (await typed(http, auth, "PARCEL-1")).status_code == 200
+                filler = fill(small)
+                full = await typed(http, auth, "PARCEL-2")
+                assert full.status_code == 503, full.text
+                assert full.headers["content-type"] == "application/json"
+                assert "disk is full" in full.json()["detail"], full.json()
+                assert "database or disk is full" in full.json()["detail"]
+                assert (await http.get("/api/status", headers=auth)).status_code == 200  # reading still works
+                filler.unlink()  # space again: the next parcel is recorded
+                assert (await typed(http, auth, "PARCEL-3")).status_code == 200
+
+        asyncio.run(scenario())
+        assert agent.running
+        failure = agent.find("request refused: store failure")
+        assert failure is not None and "full" in failure["error"]
+
+
+def test_a_store_that_cannot_write_is_a_503_with_the_reason(tmp_path: Path) -> None:
+    """A write refused by the operating system (here the file-size limit of the agent process, which
+    needs no privilege to lower): SQLite says "disk I/O error", the API says so with a 503."""
+    with running_agent(tmp_path) as agent:
+
+        async def scenario() -> None:
+            base = await api_url(agent)
+            async with client(base) as http:
+                token = (await login(http, "olga", "olga-pass")).json()["token"]
+                auth = {"Authorization": f"Bearer {token}"}
+                assert (await typed(http, auth, "PARCEL-1")).status_code == 200
+                wal = tmp_path / "edge.db-wal"
+                assert agent.pid is not None
+                limit = resource.prlimit(agent.pid, resource.RLIMIT_FSIZE)
+                resource.prlimit(agent.pid, resource.RLIMIT_FSIZE, (wal.stat().st_size, limit[1]))
+                try:
+                    failed = await typed(http, auth, "PARCEL-2")
+                finally:
+                    resource.prlimit(agent.pid, resource.RLIMIT_FSIZE, limit)
+                assert failed.status_code == 503, failed.text
+                assert failed.json() == {"detail": "the edge's database failed: disk I/O error"}
+                assert (await typed(http, auth, "PARCEL-3")).status_code == 200
+
+        asyncio.run(scenario())
+        assert agent.running
 
 
 def test_hash_password_and_check_password_agree() -> None:
