@@ -170,7 +170,9 @@ def listen(api: LocalApi) -> socket.socket:
     start-up error naming its key, not a uvicorn exit after the devices were started. Listening
     from here on; uvicorn serves it once the agent has started."""
     family = socket.AF_INET6 if ":" in api.host else socket.AF_INET  # as uvicorn decides
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without
+    # it every response waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((api.host, api.port))

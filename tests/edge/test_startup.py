@@ -8,6 +8,7 @@ directories, the API's certificate and key, the API's address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -245,3 +246,29 @@ def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     keys = [line.removeprefix(f"{config}: ").split(":")[0] for line in done.stderr.splitlines()]
     assert keys == ["central.public_key", "database", "evidence_dir"]
+
+
+def test_the_api_socket_gets_tcp_nodelay() -> None:
+    """The socket the agent binds for uvicorn says it is TCP, so asyncio turns Nagle off on each
+    connection (a socket made with protocol 0 kept it on: every response waited for a delayed ACK)."""
+    from edge.config import LocalApi
+    from edge.startup import listen
+
+    async def scenario() -> int:
+        sock = listen(LocalApi(port=0))
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            conn = writer.get_extra_info("socket")
+            seen.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            async with asyncio.timeout(10):
+                nodelay = await seen
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(scenario()) == 1
