@@ -7,9 +7,11 @@ the key (e.g. `stations.0.scanner: no device 'scaner1'`).
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -152,6 +154,14 @@ class CentralLink(BaseModel):
         description="the uplink waits this long after each upload, so events share a request",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        return url
+
 
 class ToleranceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -224,6 +234,13 @@ class EdgeSettings(BaseSettings):
     devices: dict[str, Device] = Field(default_factory=dict)
     stations: list[Station] = Field(default_factory=list)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, level: str) -> str:
+        if level.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"{level!r} is no log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+        return level.upper()
 
     @model_validator(mode="after")
     def _references(self) -> EdgeSettings:

@@ -22,9 +22,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bondgate.config import ConfigError
+from devices.transports.mqtt import TlsConfig
 from edge.config import CameraDevice, EdgeSettings, LocalApi, MqttSensorsDevice
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+MAX_PEM_BYTES = 1 << 20  # a key or certificate file larger than this is not one
 
 Problems = list[tuple[str, str]]
 
@@ -39,11 +41,9 @@ def check(settings: EdgeSettings) -> Ed25519PublicKey:
         if isinstance(device, CameraDevice) and device.evidence_dir is not None:
             directory(f"devices.{name}.evidence_dir", device.evidence_dir, problems)
         if isinstance(device, MqttSensorsDevice) and device.broker.tls is not None:
-            for field in ("ca", "cert", "key"):
-                readable(f"devices.{name}.broker.tls.{field}", getattr(device.broker.tls, field), problems)
+            mqtt_tls(f"devices.{name}.broker.tls", device.broker.tls, problems)
     if settings.mqtt is not None and settings.mqtt.broker.tls is not None:
-        for field in ("ca", "cert", "key"):
-            readable(f"mqtt.broker.tls.{field}", getattr(settings.mqtt.broker.tls, field), problems)
+        mqtt_tls("mqtt.broker.tls", settings.mqtt.broker.tls, problems)
     api_tls(settings.api, problems)
     if problems or key is None:
         raise ConfigError.of(problems)
@@ -53,21 +53,57 @@ def check(settings: EdgeSettings) -> Ed25519PublicKey:
 # --- files -------------------------------------------------------------------------------------------
 
 
+def _nul(key: str, path: Path, problems: Problems) -> bool:
+    """A path with a NUL character cannot name a file (and makes os calls raise ValueError)."""
+    if "\x00" in str(path):
+        problems.append((key, f"{str(path)!r} contains a NUL character"))
+        return True
+    return False
+
+
 def _read(key: str, path: Path, problems: Problems) -> bytes | None:
+    """A small regular file's bytes (a FIFO or a device such as /dev/zero would never end)."""
+    if _nul(key, path, problems):
+        return None
     try:
-        return path.read_bytes()
+        if path.is_dir():
+            problems.append((key, f"'{path}' is a directory, not a file"))
+            return None
+        if path.exists() and not path.is_file():
+            problems.append((key, f"'{path}' is not a regular file"))
+            return None
+        with path.open("rb") as f:
+            data = f.read(MAX_PEM_BYTES + 1)
     except FileNotFoundError:
         problems.append((key, f"no such file '{path}'"))
-    except IsADirectoryError:
-        problems.append((key, f"'{path}' is a directory, not a file"))
+        return None
     except OSError as exc:
         problems.append((key, f"cannot read '{path}': {_why(exc)}"))
-    return None
+        return None
+    if len(data) > MAX_PEM_BYTES:
+        problems.append((key, f"'{path}' is larger than {MAX_PEM_BYTES} bytes: not a key or certificate"))
+        return None
+    return data
 
 
-def readable(key: str, path: Path | None, problems: Problems) -> None:
-    if path is not None:
-        _read(key, path, problems)
+def mqtt_tls(key: str, tls: TlsConfig, problems: Problems) -> None:
+    """The broker's CA and the client's certificate and key, loaded as the MQTT client will."""
+    context = ssl.create_default_context()
+    if tls.ca is not None and _read(f"{key}.ca", tls.ca, problems) is not None:
+        try:
+            context.load_verify_locations(cafile=tls.ca)
+        except ssl.SSLError:
+            problems.append((f"{key}.ca", f"'{tls.ca}' holds no PEM certificate"))
+    if tls.cert is None or tls.key is None:
+        return  # both or neither: TlsConfig's own validator
+    cert, private = _read(f"{key}.cert", tls.cert, problems), _read(f"{key}.key", tls.key, problems)
+    if cert is not None and private is not None:
+        try:
+            context.load_cert_chain(tls.cert, tls.key)
+        except ssl.SSLError as exc:
+            problems.append(
+                (f"{key}.key", f"'{tls.cert}' and '{tls.key}' are not a certificate and its key: {exc}")
+            )
 
 
 def public_key(key: str, path: Path, problems: Problems) -> Ed25519PublicKey | None:
@@ -127,6 +163,8 @@ def api_tls(api: LocalApi, problems: Problems) -> None:
 
 def directory(key: str, path: Path, problems: Problems) -> bool:
     """`path` is (or can be made) a directory in which this process can create files."""
+    if _nul(key, path, problems):
+        return False
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -147,8 +185,13 @@ def directory(key: str, path: Path, problems: Problems) -> bool:
 def database(key: str, path: Path, problems: Problems) -> None:
     """The SQLite file can be opened for writing, and so can its directory (WAL and shared-memory
     files live next to it); an existing file must be an SQLite database."""
+    if _nul(key, path, problems):
+        return
     if path.is_dir():
         problems.append((key, f"'{path}' is a directory, not a database file"))
+        return
+    if path.exists() and not path.is_file():
+        problems.append((key, f"'{path}' is not a regular file"))
         return
     if not directory(key, path.parent, problems) or not path.exists():
         return

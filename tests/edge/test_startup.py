@@ -116,6 +116,16 @@ def _other_key(tmp: Path) -> Path:
     return self_signed(tmp, "other")[1]
 
 
+def _fifo(tmp: Path) -> Path:
+    path = tmp / "key.fifo"
+    os.mkfifo(path)  # reading it would wait for a writer for ever
+    return path
+
+
+def _mqtt_with_bad_ca(tmp: Path) -> dict[str, Any]:
+    return {"broker": {"host": "127.0.0.1", "port": 1883, "tls": {"ca": _not_sqlite(tmp)}}}
+
+
 BAD_USER = {"name": "olga", "role": "operator", "password_hash": "olga-pass"}  # a password, not its hash
 
 
@@ -174,6 +184,12 @@ CASES: list[tuple[str, Mutate, str, str]] = [
     ("type", _set("heartbeat_s", value="often"), "heartbeat_s", "valid number"),
     ("unknown key", _set("databse", value="x.db"), "databse", "Extra inputs are not permitted"),
     ("station kind", _set("stations", value=[{"name": "b", "kind": "bench"}]), "stations.0.kind", "'bench'"),
+    ("key /dev/zero", _set("central", "public_key", value="/dev/zero"), KEY, "is not a regular file"),
+    ("key a FIFO", _set("central", "public_key", value=_fifo), KEY, "is not a regular file"),
+    ("NUL in a path", _set("database", value="edge\x00.db"), "database", "contains a NUL character"),
+    ("log level", _set("log_level", value="LOUD"), "log_level", "'LOUD' is no log level"),
+    ("central url", _set("central", "url", value="central:8600"), "central.url", "not an http:// or https://"),
+    ("mqtt CA not PEM", _set("mqtt", value=_mqtt_with_bad_ca), "mqtt.broker.tls.ca", "holds no PEM cert"),
 ]
 
 
