@@ -3,7 +3,7 @@
 The settings themselves are validated when they are loaded (edge/config.py: types, references,
 I/O points); these are the things only the machine the agent runs on can answer: central's key file
 is there and holds an Ed25519 public key, the database and the evidence directories can be written,
-the API's certificate and key load and belong together, the MQTT TLS files can be read, the API's
+the API's certificate and key load and belong together, the MQTT TLS files load, the API's
 address can be listened on. Every problem is found before any device is touched, and each one names
 its key (`central.public_key: no such file '/etc/bondgate/central-feed.pem'`); the CLI prints them
 one per line and exits 2.
