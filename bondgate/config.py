@@ -1,10 +1,15 @@
-"""Load a process's TOML configuration into pydantic-settings, with errors that name the key."""
+"""Load a process's TOML configuration into pydantic-settings, with errors that name the key.
+
+Every problem is one line, `<file>: <key>: <what is wrong>`, so a process that refuses its
+configuration says why in as many lines as there are mistakes, never with a traceback.
+"""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -13,24 +18,74 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 class ConfigError(Exception):
-    """A configuration file that cannot be used; the message names the file and the keys."""
+    """A configuration that cannot be used; the message names the file and the keys, one per line."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
+
+    @classmethod
+    def of(cls, problems: Iterable[tuple[str, str]], where: Path | str | None = None) -> ConfigError:
+        """One error for several `(key, what is wrong)` problems, each a line of its own."""
+        prefix = f"{where}: " if where is not None else ""
+        lines = [f"{prefix}{key}: {why}" for key, why in problems]
+        return cls("\n".join(lines), lines)
+
+
+class KeyedProblems(ValueError):
+    """Raised by a model validator that checks several keys at once (references between sections):
+    each problem keeps its own key, so the error names it rather than the model's top level."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {why}" for key, why in problems))
+        self.problems = list(problems)
 
 
 def load_settings(cls: type[S], path: Path | None) -> S:
     """Read `path` (TOML) into `cls`; environment variables with the class's prefix override it."""
-    data: dict = {}
+    data: dict[str, Any] = {}
     if path is not None:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"{path}: no such configuration file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
         return cls(**data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {key}: {err['msg']}")
-        raise ConfigError(f"{path or 'configuration'}: invalid settings\n" + "\n".join(lines)) from exc
+        raise ConfigError.of(_problems(exc, data), path or "configuration") from exc
+
+
+def _problems(exc: ValidationError, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyedProblems):
+            out += cause.problems
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        loc = err["loc"]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, str((err.get("ctx") or {}).get("discriminator", "")).strip("'"))  # `kind`, `driver`
+        out.append((_key(loc, data), msg))
+    return out
+
+
+def _key(loc: tuple[int | str, ...], data: Any) -> str:
+    """The dotted key of an error's location, as written in the file: pydantic puts the tag of a
+    tagged union in the location (`devices.io1.gateio.io`), which is no key of the file."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(data, Mapping) and part not in data and part in data.values():
+            continue  # the union's tag (`driver = "gateio"`, `kind = "conveyor"`)
+        parts.append(str(part))
+        if isinstance(data, Mapping):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            data = None
+    return ".".join(parts) or "(top level)"

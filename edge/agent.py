@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
+import sqlite3
 from typing import Any
 
 import httpx
 
+from bondgate.config import ConfigError
 from bondgate.tasks import cancel_and_wait
-from bondgate.wire import EventBody, EventKind, load_public_key
-from edge import rules
+from bondgate.wire import EventBody, EventKind
+from edge import rules, startup
 from edge.checker import Checker, DecisionRecord
 from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation
 from edge.devices import DeviceHub
@@ -44,9 +47,14 @@ STATION_CLASSES: dict[type, type[Station]] = {
 
 class Agent:
     def __init__(self, settings: EdgeSettings) -> None:
+        """Raises ConfigError, naming every key at fault, when what the settings point at is not
+        usable (edge/startup.py) — before anything is opened or started."""
         self.settings = settings
-        self.store = Store(settings.database)
-        self.public_key = load_public_key(settings.central.public_key.read_bytes())
+        self.public_key = startup.check(settings)
+        try:
+            self.store = Store(settings.database)
+        except sqlite3.Error as exc:
+            raise ConfigError.of([("database", f"cannot open '{settings.database}': {exc}")]) from exc
         self.client = httpx.AsyncClient(
             base_url=settings.central.url,
             headers={"Authorization": f"Bearer {settings.central.token}"},
@@ -174,26 +182,49 @@ class Agent:
 
         from edge.api import create_app
 
+        api = self.settings.api
+        sock = startup.listen(api)  # ConfigError (api.host / api.port) before anything starts
+        if not api.tls and not _loopback(api.host):
+            log.warning(
+                "the local API serves plain HTTP beyond this machine: passwords and session cookies"
+                " cross the network in clear; set [api] tls_cert and tls_key",
+                extra={"host": api.host, "port": api.port},
+            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
-        await self.start()
-        api = self.settings.api
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(self),
-                host=api.host,
-                port=api.port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        server_task = asyncio.create_task(server.serve(), name="api")
         try:
-            await self._stopping.wait()
+            await self.start()
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(self),
+                    host=api.host,
+                    port=api.port,
+                    ssl_certfile=api.tls_cert,
+                    ssl_keyfile=api.tls_key,
+                    proxy_headers=False,  # failed logins count against the real peer, not a header
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                )
+            )
+            server_task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
+            log.info("local API listening", extra={"url": startup.api_url(api, sock)})
+            try:
+                await self._stopping.wait()
+            finally:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await server_task
+                await self.stop()
         finally:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await server_task
-            await self.stop()
+            sock.close()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -4,29 +4,40 @@ Reading (station state, recent decisions, the discrepancy queue, device health, 
 status) needs an operator or supervisor login; typing a code at a manual station needs an
 operator; an override needs a supervisor and a reason, and is audited. /healthz and /metrics are
 open on the local network (the API listens on loopback unless configured otherwise).
+
+Logins are throttled per user name and per client address (edge/auth.py: refused with 429 and
+Retry-After for a while after repeated failures), and `POST /api/logout` revokes the token. When the
+edge's database cannot be written — the disk is full, or the store failed — a request answers 503
+with the reason in the usual `{"detail": …}` body, never a bare 500.
 """
 
+import logging
+import math
+import sqlite3
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, Field
 
 from edge import operations
-from edge.auth import Sessions, check_password
+from edge.auth import Logins, Sessions
 from edge.operations import discrepancy_queue
 from edge.pages import pages_router
 from edge.publisher import decision_payload
 from edge.stations.manual import Manual, OverrideRefused
 
+log = logging.getLogger(__name__)
+
 ROLES = {"operator": 1, "supervisor": 2}
 
 
 class Login(BaseModel):
-    name: str
-    password: str
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
 
 
 class TokenOut(BaseModel):
@@ -50,8 +61,10 @@ def create_app(agent: Any) -> FastAPI:
         description="Local API of one park's edge agent: stations, decisions, overrides.",
     )
     sessions = Sessions()
-    app.include_router(pages_router(agent, sessions))  # the HTML pages (edge/pages.py)
-    users = {u.name: u for u in agent.settings.api.users}
+    logins = Logins({u.name: u for u in agent.settings.api.users})
+    app.state.sessions, app.state.logins = sessions, logins
+    app.include_router(pages_router(agent, sessions, logins=logins))  # the HTML pages (edge/pages.py)
+    app.add_exception_handler(sqlite3.DatabaseError, store_failed)  # the pages' too
     bearer = HTTPBearer(auto_error=False)
     registry = CollectorRegistry()
     backlog = Gauge("bondgate_edge_outbox_events", "events waiting for central", registry=registry)
@@ -77,12 +90,34 @@ def create_app(agent: Any) -> FastAPI:
     Operator = Annotated[tuple[str, str], Depends(user("operator"))]
     Supervisor = Annotated[tuple[str, str], Depends(user("supervisor"))]
 
-    @app.post("/api/login", response_model=TokenOut, tags=["auth"])
-    async def login(body: Login) -> TokenOut:
-        found = users.get(body.name)
-        if found is None or not check_password(body.password, found.password_hash):
+    @app.post(
+        "/api/login",
+        response_model=TokenOut,
+        tags=["auth"],
+        responses={401: {"description": "wrong name or password"}, 429: {"description": "too many failures"}},
+    )
+    async def login(body: Login, request: Request) -> TokenOut:
+        result = await logins.check(body.name, body.password, client_address(request))
+        if result.throttled:
+            wait = math.ceil(result.retry_after_s)
+            raise HTTPException(
+                429,
+                f"too many failed logins for this name or from this address: try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        if result.user is None:
             raise HTTPException(401, "wrong name or password")
-        return TokenOut(token=sessions.issue(found.name, found.role), role=found.role)
+        name, role = result.user
+        return TokenOut(token=sessions.issue(name, role), role=role)
+
+    @app.post("/api/logout", status_code=204, tags=["auth"])
+    async def logout(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Response:
+        """Revoke the bearer token: the API and the pages refuse it from now on."""
+        if creds is None or not sessions.revoke(creds.credentials):
+            raise HTTPException(401, "no valid session to log out", headers={"WWW-Authenticate": "Bearer"})
+        return Response(status_code=204)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, Any]:
@@ -158,6 +193,29 @@ def create_app(agent: Any) -> FastAPI:
         }
 
     return app
+
+
+def client_address(request: Request) -> str:
+    """The peer's address, which failed logins are counted against (the agent's uvicorn does not
+    take it from X-Forwarded-For: a client could name any address it liked)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def store_failed(request: Request, exc: Exception) -> Response:
+    """The edge's database refused a write (or a read): 503 with the reason, not a bare 500.
+
+    SQLITE_FULL is the disk (or the database's size limit) being full; any other operational
+    failure (I/O error, read-only, corrupt file) is named as SQLite named it. A bug in our own SQL
+    (IntegrityError, ProgrammingError…) stays a 500."""
+    if not isinstance(exc, sqlite3.OperationalError) and type(exc) is not sqlite3.DatabaseError:
+        raise exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
+        detail = f"the edge's disk is full: its database cannot be written ({exc}); free space on the edge"
+    else:
+        detail = f"the edge's database failed: {exc}"
+    log.error("request refused: store failure", extra={"path": request.url.path, "error": str(exc)})
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "30"})
 
 
 def station_view(station: Any) -> dict[str, Any]:

@@ -27,7 +27,8 @@ def _settings(config: Path):  # type: ignore[no-untyped-def]
     try:
         return load_settings(EdgeSettings, config)
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        for line in exc.problems:
+            typer.echo(line, err=True)
         raise typer.Exit(2) from exc
 
 
@@ -43,11 +44,16 @@ def run(config: ConfigOpt) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # our DeviceErrors say it once
 
     async def main() -> None:
-        agent = Agent(settings)
+        agent = Agent(settings)  # checks what the settings point at (edge/startup.py)
         with _first_sync_progress(agent):
             await agent.serve()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:  # one line per problem, naming its key; no traceback
+        for line in exc.problems:
+            typer.echo(f"{config}: {line}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @contextlib.contextmanager

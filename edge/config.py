@@ -7,14 +7,17 @@ the key (e.g. `stations.0.scanner: no device 'scaner1'`).
 
 from __future__ import annotations
 
+import logging
 import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bondgate.config import KeyedProblems
 from devices.drivers.camera import CameraConfig
 from devices.drivers.gateio import GateIOConfig
 from devices.drivers.modbus_scale import ModbusScaleConfig
@@ -22,6 +25,7 @@ from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
 from devices.drivers.scanner import ScannerConfig
 from devices.transports.mqtt import BrokerConfig
+from edge.auth import is_password_hash
 from edge.tracking import Layout, Zone
 
 
@@ -287,6 +291,14 @@ class CentralLink(BaseModel):
         description="the uplink waits this long after each upload, so events share a request",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        return url
+
 
 class ToleranceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -306,12 +318,40 @@ class User(BaseModel):
     role: Literal["operator", "supervisor"]
     password_hash: str = Field(description="from `bondgate edge passwd` (scrypt)")
 
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt(cls, value: str) -> str:
+        if not is_password_hash(value):
+            raise ValueError("not a password hash from `bondgate edge passwd` (scrypt$salt$digest)")
+        return value
+
 
 class LocalApi(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     users: list[User] = Field(default_factory=list)
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS; with tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert, unencrypted")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> LocalApi:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise KeyedProblems([(f"api.{missing}", "give tls_cert and tls_key together, or neither")])
+        return self
+
+    @field_validator("users")
+    @classmethod
+    def _unique_names(cls, users: list[User]) -> list[User]:
+        names = [u.name for u in users]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"user names must be unique: {', '.join(dupes)}")
+        return users
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 class EdgeSettings(BaseSettings):
@@ -332,38 +372,138 @@ class EdgeSettings(BaseSettings):
     stations: list[Station] = Field(default_factory=list)
     log_level: str = "INFO"
 
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, level: str) -> str:
+        if level.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f"{level!r} is no log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+        return level.upper()
+
     @model_validator(mode="after")
     def _references(self) -> EdgeSettings:
-        problems = []
+        """Every device a station names exists and is of the kind its role needs, and every I/O
+        point it names is one of that device's points, used the right way round — checked here,
+        at start, because a misnamed point would otherwise leave the station silently never
+        deciding (or never opening)."""
+        problems: list[tuple[str, str]] = []
         names = set()
         for i, station in enumerate(self.stations):
             if station.name in names:
-                problems.append(f"stations.{i}.name: duplicate station {station.name!r}")
+                problems.append((f"stations.{i}.name", f"duplicate station {station.name!r}"))
             names.add(station.name)
-            for key, ref in station.device_refs().items():
-                if ref is not None and ref not in self.devices:
-                    problems.append(f"stations.{i}.{key}: no device {ref!r} under [devices]")
+            for role, ref in station.device_refs().items():
+                key = f"stations.{i}.{role}"
+                if ref is None:
+                    continue
+                device = self.devices.get(ref)
+                if device is None:
+                    problems.append((key, f"no device {ref!r} under [devices]"))
+                elif device.driver not in ROLE_DRIVERS[role]:
+                    wanted = " or ".join(ROLE_DRIVERS[role])
+                    problems.append((key, f"device {ref!r} is a {device.driver}, not a {wanted}"))
+            problems += _point_problems(f"stations.{i}", station, self.devices)
             if isinstance(station, ConveyorStation):
                 problems += self._conveyor_scanner(i, station)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise KeyedProblems(problems)
         return self
 
-    def _conveyor_scanner(self, i: int, station: ConveyorStation) -> list[str]:
+    def _conveyor_scanner(self, i: int, station: ConveyorStation) -> list[tuple[str, str]]:
         """A conveyor places every read in a parcel's window itself: its scanner must report every
         read (a scanner that drops a repeated code would hide a second label) and serve no other
         station (whose reads would land in the line's windows)."""
-        problems = []
+        problems: list[tuple[str, str]] = []
+        key = f"stations.{i}.scanner"
         device = self.devices.get(station.scanner)
         if isinstance(device, ScannerDevice) and device.dedupe_window_s > 0:
             problems.append(
-                f"stations.{i}.scanner: device {station.scanner!r} drops repeated codes"
-                f" (dedupe_window_s = {device.dedupe_window_s:g}); a conveyor's scanner needs 0"
+                (
+                    key,
+                    f"device {station.scanner!r} drops repeated codes (dedupe_window_s ="
+                    f" {device.dedupe_window_s:g}); a conveyor's scanner needs 0",
+                )
             )
         for j, other in enumerate(self.stations):
             if j != i and station.scanner in other.device_refs().values():
                 problems.append(
-                    f"stations.{i}.scanner: device {station.scanner!r} also serves stations.{j}"
-                    f" ({other.name}); a conveyor's scanner must be its own"
+                    (
+                        key,
+                        f"device {station.scanner!r} also serves stations.{j} ({other.name});"
+                        " a conveyor's scanner must be its own",
+                    )
                 )
         return problems
+
+# the drivers a device named in each station role may have
+ROLE_DRIVERS: dict[str, tuple[str, ...]] = {
+    "io": ("gateio",),
+    "scanner": ("scanner",),
+    "scale": ("scale", "modbus-scale"),
+    "camera": ("camera",),
+    "trigger.device": ("gateio", "mqtt-sensors"),
+}
+
+
+def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) -> list[tuple[str, str]]:
+    """The I/O points (and trigger sensors) a station names, against its devices' own."""
+    problems: list[tuple[str, str]] = []
+    wanted: list[tuple[str, str, str]] = []  # (key, point, "input" | "output") on the station's io
+    if isinstance(station, ConveyorStation):
+        wanted.append(("photo_eye", station.photo_eye, "input"))
+        for lane in ("release", "inspect", "hold"):
+            point = getattr(station.diverter, lane)
+            if point is not None:
+                wanted.append((f"diverter.{lane}", point, "output"))
+    elif isinstance(station, GateStation):
+        wanted.append(("barrier", station.barrier, "output"))
+        if station.barrier_open is not None:
+            wanted.append(("barrier_open", station.barrier_open, "input"))
+    station_io: str | None = getattr(station, "io", None)  # conveyors and gates have one
+    io = devices.get(station_io) if station_io is not None else None
+    if isinstance(io, GateIODevice) and station_io is not None:
+        for key, point, kind in wanted:
+            problem = _io_point(io, station_io, point, kind)
+            if problem:
+                problems.append((f"{prefix}.{key}", problem))
+    if isinstance(station, GateStation):
+        trigger = devices.get(station.trigger.device)
+        key = f"{prefix}.trigger.point"
+        if isinstance(trigger, GateIODevice):
+            problem = _io_point(trigger, station.trigger.device, station.trigger.point, "input")
+            if problem:
+                problems.append((key, problem))
+        elif isinstance(trigger, MqttSensorsDevice):
+            sensors = {s.name: s for s in trigger.sensors}
+            sensor = sensors.get(station.trigger.point)
+            if sensor is None:
+                problems.append(
+                    (
+                        key,
+                        f"no sensor {station.trigger.point!r} on device {station.trigger.device!r}"
+                        f" (has {', '.join(sensors)})",
+                    )
+                )
+            elif sensor.type not in TRIGGER_SENSOR_TYPES:
+                problems.append(
+                    (
+                        key,
+                        f"sensor {sensor.name!r} is a {sensor.type} sensor; a trigger needs a"
+                        f" {' or '.join(TRIGGER_SENSOR_TYPES)} sensor",
+                    )
+                )
+    return problems
+
+
+TRIGGER_SENSOR_TYPES = ("loop", "gate")  # what edge/stations/gate.py fires on (occupied / closed)
+
+
+def _io_point(io: GateIODevice, device: str, point: str, kind: str) -> str | None:
+    """Why `point` is not an `kind` ("input" or "output") of the I/O module `io`, or None."""
+    own, other = (io.io.inputs, io.io.outputs) if kind == "input" else (io.io.outputs, io.io.inputs)
+    if point in own:
+        return None
+    opposite = "output" if kind == "input" else "input"
+    if point in other:
+        return f"{point!r} on device {device!r} is an {opposite}, not an {kind}"
+    has = ", ".join(own) or "none"
+    return f"no {kind} {point!r} on device {device!r} (has {has})"

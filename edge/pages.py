@@ -5,7 +5,12 @@
   kept live by Server-Sent Events from `/events/stations/{name}` (a few lines of vanilla JS);
 - `/`: stations, device health, feed sync and uplink;
 - `/discrepancies`: the queue, with the override form for supervisors;
-- `/login`, `/logout`: the API's own sessions, carried in an HttpOnly, SameSite=Strict cookie.
+- `/login`, `/logout`: the API's own sessions and login checks (edge/auth.py: the same throttling
+  of failures, the same scrypt work for a name that is no user), carried in an HttpOnly,
+  SameSite=Strict cookie that is also `Secure` when the page came over HTTPS (`[api] tls_cert`); on
+  plain HTTP — the demo on loopback — it cannot be, or the browser would never send it back. Logging
+  out revokes the session on the server, so a copy of the cookie (or the same token used as a
+  bearer) is refused afterwards, and an open station screen's stream ends.
 
 No front-end build: Jinja2 templates, one CSS file, one small script, all served from here (the
 park network may have no internet). A page must never disturb a decision: the only hook into a
@@ -17,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,7 +37,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from edge import operations
-from edge.auth import Sessions, check_password, hash_password
+from edge.auth import Logins, Sessions
 from edge.checker import DecisionRecord
 from edge.operations import discrepancy_queue
 from edge.stations.base import StationView
@@ -232,12 +237,17 @@ async def form(request: Request) -> dict[str, str]:
 
 
 def pages_router(
-    agent: Any, sessions: Sessions, *, feeds: StationFeeds | None = None, heartbeat_s: float = 15.0
+    agent: Any,
+    sessions: Sessions,
+    *,
+    logins: Logins | None = None,
+    feeds: StationFeeds | None = None,
+    heartbeat_s: float = 15.0,
 ) -> APIRouter:
-    """The pages of `agent`, signed in with the API's `sessions` (one login for both)."""
+    """The pages of `agent`, signed in with the API's `sessions` and `logins` (one login for both)."""
     router = APIRouter(include_in_schema=False)
-    users = {u.name: u for u in agent.settings.api.users}
-    decoy = hash_password(secrets.token_urlsafe(16))  # unknown names cost the same scrypt time
+    if logins is None:
+        logins = Logins({u.name: u for u in agent.settings.api.users})
     feeds = StationFeeds(agent.stations) if feeds is None else feeds
     static = {name: (HERE / "static" / name).read_bytes() for name in STATIC_TYPES}
     stopping: asyncio.Event | None = getattr(agent, "_stopping", None)  # set on SIGTERM by serve()
@@ -247,12 +257,17 @@ def pages_router(
         return sessions.verify(token) if token else None
 
     def page(
-        template: str, request: Request, user: User | None, status: int = 200, **ctx: Any
+        template: str,
+        request: Request,
+        user: User | None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        **ctx: Any,
     ) -> HTMLResponse:
         html = TEMPLATES.get_template(template).render(
             user=user, park=agent.settings.park_id, edge=agent.settings.edge_id, path=request.url.path, **ctx
         )
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+        return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
     def to_login(request: Request) -> RedirectResponse:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -271,26 +286,31 @@ def pages_router(
         if not same_origin(request):
             return refused(request, None, 403, "This form must be sent from this edge's own pages.")
         fields = await form(request)
-        name, password = fields.get("name", "").strip(), fields.get("password", "")
+        name, password = fields.get("name", "").strip()[:64], fields.get("password", "")[:1024]
         target = safe_next(fields.get("next"))
-        found = users.get(name)
-        ok = await asyncio.to_thread(check_password, password, found.password_hash if found else decoy)
-        if found is None or not ok:
+        address = request.client.host if request.client is not None else "unknown"
+        result = await logins.check(name, password, address)
+        if result.user is None:
+            wait = math.ceil(result.retry_after_s)
             return page(
                 "login.html",
                 request,
                 None,
-                status=401,
+                status=429 if result.throttled else 401,
+                headers={"Retry-After": str(wait)} if result.throttled else None,
                 next=target,
-                error="Wrong name or password",
+                error=f"Too many failed logins: try again in {wait} s"
+                if result.throttled
+                else "Wrong name or password",
                 name=name,
             )
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
-            sessions.issue(found.name, found.role),
+            sessions.issue(*result.user),
             max_age=int(sessions.ttl_s),
             path="/",
+            secure=request.url.scheme == "https",
             httponly=True,
             samesite="strict",
         )
@@ -298,8 +318,13 @@ def pages_router(
 
     @router.api_route("/logout", methods=["GET", "POST"])
     async def logout(request: Request) -> Response:
+        token = request.cookies.get(COOKIE)
+        if token:
+            sessions.revoke(token)  # this session is over on the server, not just in this browser
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(
+            COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
+        )
         return response
 
     # --- pages ---
@@ -455,12 +480,12 @@ def pages_router(
         if station is None:
             return Response("no such station", status_code=404)
         return StreamingResponse(
-            stream(request, name, station),
+            stream(request, name, station, request.cookies.get(COOKIE, "")),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def stream(request: Request, name: str, station: Any) -> AsyncIterator[str]:
+    async def stream(request: Request, name: str, station: Any, token: str) -> AsyncIterator[str]:
         with feeds.client(name) as queue:
             yield "retry: 2000\n\n"
             yield sse("screen", render_screen(Snapshot.of(station.view)))  # the state as of now
@@ -469,6 +494,8 @@ def pages_router(
             yield sse("heartbeat", format(heartbeat_s, "g"))
             sent = time.monotonic()
             while not (stopping is not None and stopping.is_set()):
+                if sessions.verify(token) is None:
+                    return  # logged out (the session revoked) or expired since the stream opened
                 try:
                     async with asyncio.timeout(min(1.0, heartbeat_s)):
                         snap = await queue.get()

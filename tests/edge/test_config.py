@@ -32,3 +32,116 @@ def test_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"stations.1.scanner: no device 'hand_scaner'"):
         load_settings(EdgeSettings, bad)
     assert data["park_id"] == "HK-FTZ-1"
+
+
+def load_example(tmp_path: Path, *replacements: tuple[str, str]) -> EdgeSettings:
+    text = EXAMPLE.read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return load_settings(EdgeSettings, path)
+
+
+IO1_INPUTS = "(has photo_eye_1, photo_eye_2, loop, barrier_open, barrier_closed)"
+GATE = 'trigger = { device = "io1", point = "loop" }'
+SENSORS = """[devices.sensors]
+driver = "mqtt-sensors"
+broker = { host = "127.0.0.1", port = 1883 }
+sensors = [{ name = "gate_loop", type = "loop", topic = "park/loop" },
+           { name = "plate_cam", type = "plate", topic = "park/plate" }]
+
+# --- stations"""
+
+
+@pytest.mark.parametrize(
+    ("replacements", "problem"),
+    [
+        (
+            [('photo_eye = "photo_eye_1"', 'photo_eye = "photo_eye_9"')],
+            f"stations.0.photo_eye: no input 'photo_eye_9' on device 'io1' {IO1_INPUTS}",
+        ),
+        (
+            [('photo_eye = "photo_eye_1"', 'photo_eye = "diverter_left"')],
+            "stations.0.photo_eye: 'diverter_left' on device 'io1' is an output, not an input",
+        ),
+        (
+            [('release = "diverter_left"', 'release = "photo_eye_2"')],
+            "stations.0.diverter.release: 'photo_eye_2' on device 'io1' is an input, not an output",
+        ),
+        (
+            [('inspect = "diverter_right"', 'inspect = "diverter_rigth"')],
+            "stations.0.diverter.inspect: no output 'diverter_rigth' on device 'io1'"
+            " (has barrier, diverter_left, diverter_right)",
+        ),
+        (
+            [('io = "io1"\nphoto_eye', 'io = "line_scanner"\nphoto_eye')],
+            "stations.0.io: device 'line_scanner' is a scanner, not a gateio",
+        ),
+        (
+            [('scale = "line_scale"', 'scale = "line_camera"')],
+            "stations.0.scale: device 'line_camera' is a camera, not a scale or modbus-scale",
+        ),
+        (
+            [(GATE, 'trigger = { device = "io1", point = "lop" }')],
+            f"stations.2.trigger.point: no input 'lop' on device 'io1' {IO1_INPUTS}",
+        ),
+        (
+            [(GATE, 'trigger = { device = "io1", point = "barrier" }')],
+            "stations.2.trigger.point: 'barrier' on device 'io1' is an output, not an input",
+        ),
+        (
+            [(GATE, 'trigger = { device = "gate_scanner", point = "loop" }')],
+            "stations.2.trigger.device: device 'gate_scanner' is a scanner, not a gateio or mqtt-sensors",
+        ),
+        (
+            [("# --- stations", SENSORS), (GATE, 'trigger = { device = "sensors", point = "gate_lop" }')],
+            "stations.2.trigger.point: no sensor 'gate_lop' on device 'sensors' (has gate_loop, plate_cam)",
+        ),
+        (
+            [("# --- stations", SENSORS), (GATE, 'trigger = { device = "sensors", point = "plate_cam" }')],
+            "stations.2.trigger.point: sensor 'plate_cam' is a plate sensor;"
+            " a trigger needs a loop or gate sensor",
+        ),
+        (
+            [('barrier = "barrier"', 'barrier = "barier"')],
+            "stations.2.barrier: no output 'barier' on device 'io1'"
+            " (has barrier, diverter_left, diverter_right)",
+        ),
+        (
+            [('barrier_open = "barrier_open"', 'barrier_open = "barrier"')],
+            "stations.2.barrier_open: 'barrier' on device 'io1' is an output, not an input",
+        ),
+    ],
+)
+def test_io_points_are_checked_against_the_module(
+    tmp_path: Path, replacements: list[tuple[str, str]], problem: str
+) -> None:
+    """A misnamed point (or one used the wrong way round, or on the wrong kind of device) would
+    leave the station silently never deciding: it is refused at start, naming the key."""
+    with pytest.raises(ConfigError) as err:
+        load_example(tmp_path, *replacements)
+    assert err.value.problems == [f"{tmp_path / 'edge.toml'}: {problem}"]
+
+
+def test_a_gate_triggered_by_an_mqtt_loop_sensor_loads(tmp_path: Path) -> None:
+    settings = load_example(
+        tmp_path, ("# --- stations", SENSORS), (GATE, 'trigger = { device = "sensors", point = "gate_loop" }')
+    )
+    assert settings.stations[2].trigger.point == "gate_loop"  # type: ignore[union-attr]
+
+
+def test_every_problem_is_one_line_naming_its_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ('photo_eye = "photo_eye_1"', 'photo_eye = "photo_eye_9"'),
+            ('kind = "manual"', 'kind = "bench"'),
+            ('driver = "camera"', 'driver = "camra"'),
+            ("percent = 5", 'percent = "lots"'),
+        )
+    where = tmp_path / "edge.toml"
+    assert str(err.value).splitlines() == err.value.problems
+    keys = sorted(line.removeprefix(f"{where}: ").split(":")[0] for line in err.value.problems)
+    assert keys == ["devices.line_camera.driver", "stations.1.kind", "tolerance.percent"]
