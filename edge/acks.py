@@ -75,8 +75,13 @@ class AckVerdict:
         return min(self.refused, key=lambda r: r.seq) if self.refused else None
 
 
-def _refuse(problem: str, answer: CentralAnswer | None = None) -> AckVerdict:
-    return AckVerdict(delete_through=None, problem=problem, answer=answer)
+def _refuse(problem: str, answer: CentralAnswer | None = None, sent: Sent | None = None) -> AckVerdict:
+    """Nothing deleted; the refusals central gave for events the request carried are still told."""
+    refused: tuple[RefusedEvent, ...] = ()
+    if answer is not None and sent is not None:
+        carried = (r for r in answer.refused if sent.first <= r.seq <= sent.last)
+        refused = tuple(sorted(carried, key=lambda r: r.seq))
+    return AckVerdict(delete_through=None, problem=problem, refused=refused, answer=answer)
 
 
 def judge(sent: Sent, body: bytes) -> AckVerdict:
@@ -95,6 +100,7 @@ def judge(sent: Sent, body: bytes) -> AckVerdict:
             f"acked_seq {acked} is beyond this edge's chain, which ends at seq {sent.head}"
             " (an impostor, or central holds a longer chain: was this database restored?)",
             answer,
+            sent,
         )
     if acked < sent.acked_before:
         return _refuse(

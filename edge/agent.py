@@ -102,7 +102,15 @@ class Agent:
 
     def health_problems(self) -> list[str]:
         """Why the agent is not healthy (/healthz answers 503 with these); empty when it is."""
-        return [f"task {h.name} down since {h.since.isoformat()}: {h.last_error}" for h in self.tasks.down()]
+        down = self.tasks.down()
+        problems = [f"task {t.name} down since {t.since.isoformat()}: {t.last_error}" for t in down]
+        link = self.uplink.status
+        if link.chain_problem is not None:
+            problems.append(f"event chain: {link.chain_problem}")
+        if (refused := link.central_refusal) is not None:
+            where = f"central refuses this edge's events from seq {refused.seq} ({refused.code})"
+            problems.append(f"{where}: {refused.reason}")
+        return problems
 
     def _committed(self, record: DecisionRecord) -> None:
         self.recent.append(record)

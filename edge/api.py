@@ -4,7 +4,8 @@ Reading (station state, recent decisions, the discrepancy queue, device health, 
 status) needs an operator or supervisor login; typing a code at a manual station needs an
 operator; an override needs a supervisor and a reason, and is audited. /healthz and /metrics are
 open on the local network (the API listens on loopback unless configured otherwise); /healthz answers
-503 with its reasons while the agent is unhealthy (a supervised task down).
+503 with its reasons while the agent is unhealthy (a supervised task down, its event chain at odds
+with central's, central refusing its events).
 """
 
 from dataclasses import asdict
@@ -170,6 +171,8 @@ def create_app(agent: Any) -> FastAPI:
                 "acks_refused": u.acks_refused,
                 "last_ack_problem": u.last_ack_problem,
                 "acks_beyond_request": u.acks_beyond_request,
+                "chain_checked": u.chain_checked,
+                "chain_problem": u.chain_problem,
             },
             "tasks": {name: h.as_dict() for name, h in agent.tasks.health().items()},
             "store": {"checkpoints": asdict(agent.store.checkpoints)},

@@ -21,7 +21,7 @@ from datetime import datetime
 import httpx
 
 from bondgate.wire import Event, EventBody, EventKind, chain_event
-from edge import acks
+from edge import acks, chain
 from edge.acks import RefusedEvent
 from edge.backoff import Backoff, LinkState
 from edge.store import Store
@@ -40,10 +40,11 @@ def new_event(
     occurred_at: datetime,
 ) -> Event:
     """Append the next event of the chain to the outbox, in the caller's transaction."""
-    last_seq, last_hash = Store.chain_head(conn)
+    last_seq, last_hash, epoch = Store.chain_position(conn)
     event = chain_event(
         last_hash,
         edge_id=edge_id,
+        epoch=epoch if epoch > 1 else None,  # the first chain carries none (wire.Event.epoch)
         seq=last_seq + 1,
         kind=kind,
         station=station,
@@ -71,6 +72,8 @@ class UplinkStatus(LinkState):
     last_ack_problem: str | None = None  # why the last answer not taken was refused
     acks_beyond_request: int = 0  # answers acknowledging past their request (taken up to its last seq)
     central_refusal: RefusedEvent | None = None  # central refuses the chain from here on, until taken
+    chain_checked: bool = False  # this database's chain was held against central's (edge/chain.py)
+    chain_problem: str | None = None  # what is wrong between them, in words; None: they agree
 
 
 @dataclass
@@ -118,13 +121,18 @@ class Uplink:
             )
         response.raise_for_status()
         verdict = acks.judge(sent, response.content)
+        refusal = verdict.first_refusal
+        if refusal is not None:
+            self._note_refused(refusal, len(verdict.refused))
         if verdict.problem is not None:
             self._ack_refused(verdict.problem, sent)
         removed = 0
         if verdict.delete_through is not None:
             through = verdict.delete_through
             # an acknowledgement lost in a power cut only means these events are sent again
-            removed = await self.store.write(lambda conn: Store.acknowledge(conn, through), durable=False)
+            removed = await self.store.write(
+                lambda conn: Store.acknowledge(conn, through, sent.epoch), durable=False
+            )
             self.status.sent += removed
             self.status.acked_seq = max(self.status.acked_seq, through)
         if verdict.beyond_request:
@@ -133,13 +141,27 @@ class Uplink:
                 "central holds more of the chain than this request carried; deleted only what it carried",
                 extra={"acked_seq": verdict.answer and verdict.answer.acked_seq, "last_sent": sent.last},
             )
-        refusal = verdict.first_refusal
         if refusal is not None:
-            self._events_refused(refusal, len(verdict.refused))
-        if self.status.central_refusal is not None:
+            raise EventsRefused(f"central refused seq {refusal.seq} ({refusal.code}): {refusal.reason}")
+        if self.status.central_refusal is not None or self.status.chain_problem is not None:
             log.info("central takes this edge's events again", extra={"acked_seq": self.status.acked_seq})
-            self.status.central_refusal = None
+            self.status.central_refusal = self.status.chain_problem = None
         return removed
+
+    async def check_chain(self) -> str | None:
+        """Hold this database's event chain against central's view of it (edge/chain.py), once per
+        start; a mismatch — a database lost or restored from an older copy — is said plainly, in the
+        log and the status, instead of being learnt from refusals one upload at a time."""
+        try:
+            problem = await chain.check(self.store, self.client, self.park_id, self.edge_id)
+        except chain.CentralUnaware as exc:
+            log.warning("central cannot show this edge's chain; not checked", extra={"detail": str(exc)})
+            problem = None
+        self.status.chain_checked = True
+        if problem is not None and problem != self.status.chain_problem:
+            log.error("this database's event chain conflicts with central's", extra={"detail": problem})
+        self.status.chain_problem = problem
+        return problem
 
     def _ack_refused(self, problem: str, sent: acks.Sent) -> None:
         """Count, log and show an answer that is not taken; raises AckRefused."""
@@ -157,8 +179,8 @@ class Uplink:
         self.status.last_ack_problem = problem
         raise AckRefused(problem)
 
-    def _events_refused(self, refusal: RefusedEvent, count: int) -> None:
-        """Central refused events (they stay in the outbox); raises EventsRefused."""
+    def _note_refused(self, refusal: RefusedEvent, count: int) -> None:
+        """Central refused events (they stay in the outbox): count, show, log once per refusal."""
         self.status.refused += count
         previous = self.status.central_refusal
         if previous is None or (previous.seq, previous.code) != (refusal.seq, refusal.code):
@@ -167,7 +189,6 @@ class Uplink:
                 extra={"seq": refusal.seq, "code": refusal.code, "reason": refusal.reason, "count": count},
             )
         self.status.central_refusal = refusal
-        raise EventsRefused(f"central refused seq {refusal.seq} ({refusal.code}): {refusal.reason}")
 
     def _batch(self) -> tuple[bytes, acks.Sent] | None:
         """The request body (central's EventBatch) of the oldest events, built from the stored JSON,
@@ -181,7 +202,7 @@ class Uplink:
         sent = acks.Sent(
             first=rows[0][0],
             last=rows[-1][0],
-            epoch=1,
+            epoch=chain["epoch"],
             acked_before=chain["acked_seq"],
             head=chain["last_seq"],
         )
@@ -207,7 +228,15 @@ class Uplink:
         refused) back off and retry; anything else — a local fault such as a full disk — ends the
         task, for the agent's supervisor to report and restart (bondgate/tasks.py)."""
         backoff = Backoff(self.backoff_initial, self.backoff_max)
+        self.status.chain_checked = False
         while True:
+            if not self.status.chain_checked:
+                try:
+                    await self.check_chain()
+                except asyncio.CancelledError:
+                    raise
+                except (httpx.HTTPError, ValueError) as exc:  # tried again before the next upload
+                    log.debug("chain check failed", extra={"error": str(exc)})
             try:
                 moved = await self.send_once()
             except asyncio.CancelledError:
