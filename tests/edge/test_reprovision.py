@@ -67,7 +67,11 @@ def delivered(edge_db: Path, central: RunningCentral) -> bool:
         epoch, last_seq, acked, outbox = chain_row(edge_db)
     except sqlite3.OperationalError:  # a locked moment: not yet
         return False
-    view = central_edge(central)
+    with central.client("officer") as officer:
+        answer = officer.get("/api/v1/parks/P1/edges/edge-p1")
+    if answer.status_code == 404:  # no event reached central yet
+        return False
+    view = answer.raise_for_status().json()
     return outbox == 0 and acked == last_seq and (view["epoch"], view["last_seq"]) == (epoch, last_seq)
 
 
