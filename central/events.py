@@ -62,6 +62,7 @@ class AlertKind(StrEnum):
     EPOCH_CLOSED = "epoch_closed"
     EPOCH_UNKNOWN = "epoch_unknown"
     EDGE_REPROVISIONED = "edge_reprovisioned"
+    ACTUATION_FAILED = "actuation_failed"  # a release's outputs did not move as commanded
 
 # what an officer should know when an edge's chain is refused: how it gets out of it
 REPROVISION_HINT = (
@@ -281,7 +282,8 @@ def _judge_next(event: Event, edge: store.EdgeRow) -> Refusal | None:
 
 def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
     edge = intake.edge
-    store.insert_event(conn, _event_row(event, edge.park_id, intake.received_at))
+    row = _event_row(event, edge.park_id, intake.received_at)
+    store.insert_event(conn, row)
     intake.edge = replace(edge, last_seq=event.seq, last_hash=event.hash)
     intake.held[event.seq] = event.hash
     intake.stored += 1
@@ -290,6 +292,10 @@ def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         intake.edge = replace(intake.edge, last_heartbeat=iso(_utc(event.occurred_at)), backlog=backlog)
     elif event.kind == EventKind.RELEASE:
         intake.alerts.extend(_release_alerts(conn, edge.park_id, event))
+        if event.body.decision_id:  # its actuation is awaited (central/reports.py)
+            store.insert_release(conn, row, event.body.decision_id)
+    elif event.kind == EventKind.ACTUATION:
+        intake.alerts.extend(_actuation_alerts(conn, row, event))
 
 
 def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
@@ -327,6 +333,30 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> lis
         before = ", ".join(f"{e} seq {s}" + (f" epoch {n}" if n > 1 else "") for e, n, s in others)
         alerts.append(_Alert(AlertKind.RELEASED_TWICE, f"{where}: {parcel} was already released ({before})"))
     return alerts
+
+
+def _actuation_alerts(conn: sqlite3.Connection, row: store.EventRow, event: Event) -> list[_Alert]:
+    """Bind an actuation report to its release; a release whose outputs failed is an alert."""
+    body = event.body
+    if not body.decision_id or not body.actuation:
+        log.warning(
+            "actuation event names no decision or outcome; stored, bound to nothing",
+            extra={"edge_id": event.edge_id, "seq": event.seq},
+        )
+        return []
+    release = store.record_actuation(
+        conn, row, decision_id=body.decision_id, actuation=body.actuation, output=body.output,
+        detail=body.detail,
+    )
+    if release is None or body.actuation != "failed":
+        return []
+    parcel = f"{release.logistics_code}/{release.logistics_no}"
+    detail = (
+        f"release of parcel {parcel} (decision {body.decision_id}, seq {release.seq}) by edge"
+        f" {event.edge_id}: output {body.output or '?'} not confirmed ({body.detail or 'no read-back'});"
+        " where the parcel went must be checked"
+    )
+    return [_Alert(AlertKind.ACTUATION_FAILED, detail)]
 
 
 def _clearance_problem(states: list[store.ClearanceState]) -> str | None:

@@ -231,3 +231,55 @@ def chain_events(
         (edge_id, epoch, after, limit),
     )
     return [EventRow(**dict(r)) for r in rows]
+
+
+# --- actuation of releases --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseActuation:
+    """A release and what its outputs did, as far as central has been told."""
+
+    edge_id: str
+    decision_id: str
+    park_id: str
+    epoch: int
+    seq: int
+    logistics_code: str | None
+    logistics_no: str | None
+    occurred_at: str
+    received_at: str
+    actuation: str | None
+    output: str | None
+    detail: str | None
+    actuated_at: str | None
+    actuation_epoch: int | None
+    actuation_seq: int | None
+
+
+def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) -> None:
+    """A release event that names its decision: its actuation is awaited (a repeat keeps the first)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
+        " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.edge_id, decision_id, event.park_id, event.epoch, event.seq, event.logistics_code,
+            event.logistics_no, event.occurred_at, event.received_at,
+        ),
+    )
+
+
+def record_actuation(
+    conn: sqlite3.Connection, event: EventRow, *, decision_id: str, actuation: str, output: str | None,
+    detail: str | None,
+) -> ReleaseActuation | None:
+    """What the outputs of a release did (the latest report wins); None when the decision was no
+    release central knows of (a hold's or an inspection's outputs, or a release without decision_id)."""
+    row = conn.execute(
+        "UPDATE release_actuations SET actuation = ?, output = ?, detail = ?, actuated_at = ?,"
+        " actuation_epoch = ?, actuation_seq = ? WHERE edge_id = ? AND decision_id = ? RETURNING *",
+        (
+            actuation, output, detail, event.occurred_at, event.epoch, event.seq, event.edge_id, decision_id,
+        ),
+    ).fetchone()
+    return ReleaseActuation(**dict(row)) if row is not None else None

@@ -186,7 +186,36 @@ def _v2_edge_epochs(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# "Actuation is part of the record": one row per release event that names its decision, and what its
+# outputs did as the edge's later `actuation` event reported it (NULL: nothing reported yet). The
+# reconciliation lists failed and overdue ones from here, by index, without reading event bodies.
+V3_RELEASE_ACTUATIONS = [
+    """CREATE TABLE release_actuations (
+        edge_id TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        park_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL, seq INTEGER NOT NULL,   -- the release event
+        logistics_code TEXT, logistics_no TEXT,
+        occurred_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        actuation TEXT,                                 -- NULL (none yet), 'confirmed' or 'failed'
+        output TEXT,
+        detail TEXT,
+        actuated_at TEXT,                               -- occurred_at of the latest actuation event
+        actuation_epoch INTEGER, actuation_seq INTEGER, -- that event
+        PRIMARY KEY (edge_id, decision_id)
+    )""",
+    "CREATE INDEX release_actuations_state ON release_actuations (park_id, actuation, received_at)",
+]
+
+
+def _v3_release_actuations(db: sqlite_utils.Database) -> None:
+    for statement in V3_RELEASE_ACTUATIONS:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
+    ("0003_release_actuations", _v3_release_actuations),
 ]
