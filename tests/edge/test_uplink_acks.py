@@ -19,12 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
+from bondgate.processes import free_port
 from bondgate.wire import EventBody, EventKind
 from edge import acks
+from edge.auth import hash_password
 from edge.store import Store
 from edge.uplink import AckRefused, EventsRefused, Uplink, new_event
-from tests.support.central_server import run_central
+from tests.support.central_server import RunningCentral, run_central
 from tests.support.fake_central import Answer, Request, fake_central
+from tests.support.processes import AgentProcess, agent_process, edge_config, write_edge_config
 
 EDGE = "edge-1"
 
@@ -220,3 +223,118 @@ def test_what_an_answer_may_delete(answer: dict[str, Any], through: int | None, 
     verdict = acks.judge(SENT, json.dumps(answer).encode())
     assert verdict.problem is None
     assert (verdict.delete_through, verdict.beyond_request) == (through, beyond)
+
+
+# --- the agent as a real process against an impostor, then the real central -----------------------
+
+
+def test_an_agent_facing_a_lying_central_keeps_every_event_says_so_and_delivers_later(
+    tmp_path: Path, central: RunningCentral
+) -> None:
+    """The agent process talks to a fake central that first acknowledges 10^9, then refuses every
+    event; nothing leaves the outbox, /api/status counts and shows it, /healthz names the refusal.
+    Put in front of the real central, the same agent delivers the whole chain, once."""
+    phase = {"now": "lie"}
+
+    def impostor(request: Request, forward: Callable[[], Answer]) -> Answer:
+        if phase["now"] == "real" or not request.path.endswith("/events"):
+            return forward()  # the feed and the chain view are the real central's
+        events = request.json()["events"]
+        if phase["now"] == "lie":
+            return Answer(200, {"acked_seq": 10**9, "stored": len(events), "duplicates": 0, "refused": []})
+        refused = [{"seq": e["seq"], "reason": "not yours", "code": "conflict"} for e in events]
+        return Answer(200, {"acked_seq": 0, "stored": 0, "duplicates": 0, "refused": refused})
+
+    with fake_central(impostor, forward_to=central.url) as fake:
+        api_port = free_port()
+        data = edge_config(
+            tmp_path,
+            central,
+            devices={},
+            stations=[],
+            heartbeat_s=0.2,
+            api={
+                "host": "127.0.0.1",
+                "port": api_port,
+                "users": [{"name": "olga", "role": "operator", "password_hash": hash_password("olga-pass")}],
+            },
+        )
+        data["central"]["url"] = fake.url
+        config = write_edge_config(tmp_path / "edge.toml", data)
+        with agent_process(config, tmp_path / "agent.log") as agent:
+            agent.start()
+            asyncio.run(_against_an_impostor(agent, central, phase, f"http://127.0.0.1:{api_port}"))
+            assert agent.terminate() == 0, agent.tail()
+
+
+async def _against_an_impostor(
+    agent: AgentProcess, central: RunningCentral, phase: dict[str, str], api_url: str
+) -> None:
+    await agent.started()
+    async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
+        headers = await _operator(api)
+
+        async def uplink() -> dict[str, Any]:
+            return (await api.get("/api/status", headers=headers)).json()["uplink"]
+
+        await _until(lambda: _at_least(uplink, "acks_refused", 3), "answers refused")
+        status = await uplink()
+        assert "beyond this edge's chain" in status["last_ack_problem"]
+        assert status["acked_seq"] == 0 and status["size"] == status["last_seq"] >= 3  # nothing deleted
+        assert agent.find("central's answer refused; nothing deleted from the outbox") is not None
+
+        phase["now"] = "refuse"
+
+        async def refused() -> bool:
+            answer = await api.get("/healthz")
+            return answer.status_code == 503 and any("(conflict)" in r for r in answer.json()["reasons"])
+
+        await _until(refused, "/healthz naming central's refusal")
+        status = await uplink()
+        assert status["central_refusal"]["code"] == "conflict" and status["acked_seq"] == 0
+
+        phase["now"] = "real"
+
+        async def delivered() -> bool:
+            status = await uplink()
+            with central.client("officer") as officer:
+                edges = officer.get("/api/v1/parks/P1/edges").raise_for_status().json()
+            held = edges[0]["last_seq"] if edges else 0
+            return status["acked_seq"] >= 3 and held >= status["acked_seq"]
+
+        await _until(delivered, "the chain delivered to the real central")
+        await _until(lambda: _healthy(api), "/healthz 200")
+    with central.client("officer") as officer:
+        events = officer.get("/api/v1/parks/P1/edges/edge-p1/events", params={"limit": 5000}).json()
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1))  # the whole chain from seq 1, once each
+
+
+async def _operator(api: httpx.AsyncClient) -> dict[str, str]:
+    async def listening() -> bool:
+        try:
+            await api.get("/healthz")
+        except httpx.TransportError:
+            return False
+        return True
+
+    await _until(listening, "the agent's API")
+    login = await api.post("/api/login", json={"name": "olga", "password": "olga-pass"})
+    return {"Authorization": f"Bearer {login.raise_for_status().json()['token']}"}
+
+
+async def _at_least(status: Callable[[], Any], key: str, n: int) -> bool:
+    return (await status())[key] >= n
+
+
+async def _healthy(api: httpx.AsyncClient) -> bool:
+    return (await api.get("/healthz")).status_code == 200
+
+
+async def _until(check: Callable[[], Any], what: str, timeout: float = 30) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
