@@ -205,6 +205,8 @@ async def _restored_database(tmp: Path, central: RunningCentral, codes: list[str
                 assert (await api.get("/healthz")).status_code == 200
             assert agent.find(CONFLICT_LOG) is None
             assert agent.terminate() == 0
+            check = await asyncio.to_thread(edge_cli, "db", "check", "--config", str(config))
+            assert check.returncode == 0, check.stdout + check.stderr  # the re-chained outbox is whole
 
     # the old chain stays stored and readable; the new one holds what the restored database made
     view = central_edge(central)
