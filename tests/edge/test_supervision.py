@@ -5,7 +5,9 @@ The agent runs as a real process with its database on a tiny filesystem of its o
 moment the real central has acknowledged an upload, so the edge's acknowledging commit fails with
 SQLITE_FULL — for real, no mock. The uplink task must not die silently: it is DOWN in /api/status,
 /healthz answers 503 naming it, one log line says so; once space is back it is restarted, the outbox
-drains again and one log line says it recovered.
+drains again and one log line says it recovered. Where user namespaces are not available that test
+is skipped; the second one needs nothing: SQLite's own page limit on the agent's writer connection
+fills the database for the heartbeat, in process.
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bondgate.processes import free_port
+from bondgate.wire import public_key_pem
+from edge.agent import Agent
+from edge.api import create_app
 from edge.auth import hash_password
+from edge.config import EdgeSettings
 from tests.support.central_server import RunningCentral
 from tests.support.fake_central import Answer, Request, fake_central
 from tests.support.park import wait_until
@@ -146,3 +154,57 @@ async def _until_async(check: Any, *, timeout: float, what: str) -> Any:
                 return value
             await asyncio.sleep(0.05)
     raise AssertionError(what)
+
+
+def test_a_full_database_takes_the_heartbeat_down_visibly_and_it_recovers(tmp_path: Path) -> None:
+    """In process, without a tiny filesystem: the agent's own writer connection may grow the database
+    no further (SQLite's max_page_count, a real SQLITE_FULL), central is away so nothing is deleted,
+    and the heartbeat's next commit fails. It is DOWN, /healthz says why; given room, it recovers."""
+    key = tmp_path / "central-feed.pem"
+    key.write_text(public_key_pem(Ed25519PrivateKey.generate().public_key()))
+    settings = EdgeSettings(
+        park_id="P1",
+        edge_id="edge-p1",
+        database=tmp_path / "edge.db",
+        evidence_dir=tmp_path / "evidence",
+        heartbeat_s=0.02,
+        central={"url": f"http://127.0.0.1:{free_port()}", "token": "bg_unused_token", "public_key": key},
+    )
+
+    async def scenario() -> None:
+        agent = Agent(settings)
+        agent.tasks.settle_s = 0.5
+        await agent.start()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(agent), host="127.0.0.1", port=0, log_config=None, lifespan="off")
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            await wait_until(lambda: server.started, what="api up")
+            port = server.servers[0].sockets[0].getsockname()[1]
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+                assert (await api.get("/healthz")).status_code == 200
+                pages = await agent.store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+                await agent.store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+
+                async def unhealthy() -> dict[str, Any] | None:
+                    answer = await api.get("/healthz")
+                    return answer.json() if answer.status_code == 503 else None
+
+                health = await _until_async(unhealthy, timeout=30, what="/healthz 503")
+                [reason] = health["reasons"]
+                assert reason.startswith("task heartbeat down") and "database or disk is full" in reason
+                await agent.store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+
+                async def healthy() -> bool:
+                    return (await api.get("/healthz")).status_code == 200
+
+                await _until_async(healthy, timeout=30, what="/healthz 200 again")
+                heartbeat = agent.tasks.health()["heartbeat"]
+                assert heartbeat.state.value == "UP" and heartbeat.failures >= 1
+        finally:
+            server.should_exit = True
+            await serving
+            await agent.stop()
+
+    asyncio.run(scenario())
