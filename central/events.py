@@ -196,7 +196,7 @@ def _other_epoch(
         code, kind, acked = RefusalCode.EPOCH_UNKNOWN, AlertKind.EPOCH_UNKNOWN, 0
         reason = f"edge {edge.edge_id} has no epoch {epoch}; epoch {edge.epoch} is open"
     refused = [Refusal(seq=e.seq, reason=reason, code=code) for e in batch]
-    detail = f"edge {edge.edge_id}: {len(batch)} event(s) of epoch {epoch} refused: {reason}"
+    detail = f"edge {edge.edge_id}: events of epoch {epoch} refused: {reason}"
     _raise_alerts(conn, edge.park_id, edge.edge_id, [_Alert(kind, detail)], now)
     store.update_edge(conn, replace(edge, last_seen=now))
     return IngestResult(acked_seq=acked, epoch=epoch, refused=refused)
@@ -376,9 +376,10 @@ def _chain_alert(intake: _Intake) -> _Alert | None:
     halt = intake.halt
     if halt is None:
         return None
+    # no count of the refused events: a stuck edge's batches grow, and the alert must not repeat for it
     detail = (
-        f"edge {intake.edge.edge_id}: seq {halt.seq} refused ({halt.reason});"
-        f" {len(intake.refused)} event(s) of the batch refused; acked_seq {intake.edge.last_seq}"
+        f"edge {intake.edge.edge_id}: seq {halt.seq} refused ({halt.reason}), and every event after it;"
+        f" acked_seq {intake.edge.last_seq}"
     )
     if halt.code in (RefusalCode.CONFLICT, RefusalCode.CHAIN_BREAK, RefusalCode.SEQ_GAP):
         detail += f"; {REPROVISION_HINT}"
