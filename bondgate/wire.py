@@ -6,7 +6,9 @@ byte forms below are the contract for signatures and hashes and are documented i
 * feed record: ``b"bondgate-feed-v1\\n" + canonical_json(record without "seq" and "signature")``,
   signed with Ed25519; the signature travels base64 (standard alphabet, padded).
 * event: ``hash = sha256(prev_hash_hex_ascii + b"\\n" + canonical_json(event without "hash"))``
-  as lowercase hex; the first event of an edge has ``prev_hash = GENESIS_HASH``.
+  as lowercase hex; the first event of an edge's chain has ``prev_hash = GENESIS_HASH``. A chain is
+  one epoch of the edge (``epoch``, absent for the first, 2, 3, … after each re-provisioning), which
+  is part of the hashed content.
 
 ``canonical_json`` is JSON with keys sorted, no insignificant whitespace, UTF-8 (not ASCII-escaped),
 ``None`` fields left out, decimals as their exact string.
@@ -203,7 +205,13 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     edge_id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1, description="per-edge sequence number, contiguous from 1")
+    epoch: int | None = Field(
+        None,
+        ge=2,
+        description="the edge's chain after re-provisioning (2, 3, …); absent for its first chain, so"
+        " chains from before epochs hash the same",
+    )
+    seq: int = Field(ge=1, description="per-edge sequence number, contiguous from 1 within the epoch")
     kind: EventKind
     station: str | None = Field(None, max_length=64)
     occurred_at: datetime

@@ -22,8 +22,10 @@ app = typer.Typer(
 )
 park_app = typer.Typer(help="Parks and the account books they handle.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+edge_app = typer.Typer(help="Edges of a park: their event chains, re-provisioning.", no_args_is_help=True)
 app.add_typer(park_app, name="park")
 app.add_typer(token_app, name="token")
+app.add_typer(edge_app, name="edge")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="central TOML file")]
 
@@ -103,3 +105,62 @@ def token_create(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(secret)
+
+
+@edge_app.command("show")
+def edge_show(park: str, edge: str, config: ConfigOpt = None) -> None:
+    """Print an edge's open chain (epoch, last seq) and the chains closed before it."""
+    from central.chains import UnknownEdge, chain_view
+
+    settings = settings_from(config)
+    try:
+        view = chain_view(Database(settings.database), park_id=park, edge_id=edge)
+    except UnknownEdge as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    held = f"central holds seq 1..{view.last_seq}" if view.last_seq else "empty"
+    typer.echo(f"edge {view.edge_id} (park {view.park_id}): epoch {view.epoch} open, {held}")
+    for closed in view.closed:
+        typer.echo(
+            f"  epoch {closed.epoch}: closed at seq {closed.last_seq} on {closed.closed_at.isoformat()}"
+            f" by {closed.closed_by}: {closed.reason}"
+        )
+
+
+@edge_app.command("reprovision")
+def edge_reprovision(
+    park: str,
+    edge: str,
+    reason: Annotated[str, typer.Option(help="why (kept with the closed chain, shown in the alert)")],
+    by: Annotated[str | None, typer.Option(help="who decided it (default: the login name)")] = None,
+    expect_epoch: Annotated[
+        int | None, typer.Option(help="refuse unless this epoch is the open one (guards against twice)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Close an edge's event chain and open its next epoch (its database was lost or restored).
+
+    Then run `bondgate edge reprovision --config edge.toml` on the edge: it carries the events central
+    never got into the new epoch."""
+    import getpass
+
+    from central.chains import EpochMoved, UnknownEdge, reprovision
+    from central.timefmt import utc_now
+
+    settings = settings_from(config)
+    if len(reason.strip()) < 5:
+        typer.echo("error: give a reason of at least 5 characters", err=True)
+        raise typer.Exit(2)
+    actor = f"cli:{by or getpass.getuser()}"
+    try:
+        done = reprovision(
+            Database(settings.database), park_id=park, edge_id=edge, actor=actor, reason=reason.strip(),
+            now=utc_now(), expect_epoch=expect_epoch,
+        )
+    except (UnknownEdge, EpochMoved) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(
+        f"edge {done.edge_id}: epoch {done.closed.epoch} closed at seq {done.closed.last_seq};"
+        f" epoch {done.epoch} open. Now run `bondgate edge reprovision --config edge.toml` on the edge."
+    )

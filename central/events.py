@@ -12,6 +12,11 @@ rules are strict and simple:
   stops storage for the rest of the batch (the edge resends from `acked_seq + 1`);
 * the answer is the highest contiguous seq held, which is all the edge needs to trim its outbox.
 
+An edge has one open chain at a time, its epoch: events carry it (`Event.epoch`, absent for 1) and are
+keyed by (edge_id, epoch, seq). Re-provisioning (central/chains.py) closes the open chain and opens
+the next epoch at seq 1; events of a closed epoch are refused (`epoch_closed`, with who closed it and
+what the edge must do), and so are events of an epoch central never opened (`epoch_unknown`).
+
 A release that central cannot match to a cleared record, a second release of a parcel, and any
 break in an edge's chain become alert rows, because an officer has to look at each of them.
 """
@@ -43,6 +48,8 @@ class RefusalCode(StrEnum):
     CHAIN_BREAK = "chain_break"
     CONFLICT = "conflict"
     EDGE_MISMATCH = "edge_mismatch"
+    EPOCH_CLOSED = "epoch_closed"  # the edge was re-provisioned; it must start its next epoch
+    EPOCH_UNKNOWN = "epoch_unknown"  # an epoch central never opened for this edge
 
 
 class AlertKind(StrEnum):
@@ -52,6 +59,16 @@ class AlertKind(StrEnum):
     CHAIN_BREAK = "chain_break"
     CONFLICT = "conflict"
     EDGE_MISMATCH = "edge_mismatch"
+    EPOCH_CLOSED = "epoch_closed"
+    EPOCH_UNKNOWN = "epoch_unknown"
+    EDGE_REPROVISIONED = "edge_reprovisioned"
+    ACTUATION_FAILED = "actuation_failed"  # a release's outputs did not move as commanded
+
+# what an officer should know when an edge's chain is refused: how it gets out of it
+REPROVISION_HINT = (
+    "if this edge's database was lost or restored, re-provision it: `bondgate central edge reprovision`"
+    " here, then `bondgate edge reprovision` on the edge (README: Re-provisioning an edge)"
+)
 
 
 class Refusal(BaseModel):
@@ -63,7 +80,10 @@ class Refusal(BaseModel):
 class IngestResult(BaseModel):
     """The answer to an edge's batch; the edge may drop from its outbox every seq <= acked_seq."""
 
-    acked_seq: int = Field(description="highest contiguous seq central holds for the edge (0: none)")
+    acked_seq: int = Field(
+        description="highest contiguous seq central holds of the edge's chain of `epoch` (0: none)"
+    )
+    epoch: int = Field(1, description="the chain (epoch) acked_seq counts in: the batch's")
     stored: int = Field(0, description="events newly stored by this batch")
     duplicates: int = Field(0, description="events central already held, identical")
     refused: list[Refusal] = Field(default_factory=list)
@@ -71,6 +91,7 @@ class IngestResult(BaseModel):
 
 class EdgeStatus(BaseModel):
     edge_id: str
+    epoch: int = Field(1, description="the edge's open chain; earlier ones were closed by re-provisioning")
     last_seq: int
     last_seen: datetime | None
     last_heartbeat: datetime | None
@@ -111,9 +132,12 @@ def ingest_events(
     batch = sorted(events, key=lambda e: e.seq)  # stable: same-seq copies keep arrival order
     received_at = iso(_utc(now))
     with db.write() as conn:
-        edge = store.get_edge(conn, edge_id=edge_id) or _first_contact(conn, edge_id, park_id)
+        edge = store.get_edge(conn, edge_id=edge_id) or _first_contact(conn, edge_id, park_id, received_at)
+        epoch = (batch[0].epoch or 1) if batch else edge.epoch
         if edge.park_id != park_id:
             result = _foreign_edge(conn, edge, park_id, batch, received_at)
+        elif epoch != edge.epoch:
+            result = _other_epoch(conn, edge, epoch, batch, received_at)
         else:
             result = _ingest(conn, edge, batch, received_at)
     _log(park_id, edge_id, result)
@@ -124,7 +148,7 @@ def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:
     """Every edge of the park with how far its chain got and when it was last heard from."""
     return [
         EdgeStatus(
-            edge_id=e.edge_id, last_seq=e.last_seq, last_seen=e.last_seen,
+            edge_id=e.edge_id, epoch=e.epoch, last_seq=e.last_seq, last_seen=e.last_seen,
             last_heartbeat=e.last_heartbeat, backlog=e.backlog,
         )
         for e in store.list_edges(db.reader(), park_id=park_id)
@@ -134,12 +158,12 @@ def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:
 # --- the batch ---------------------------------------------------------------------------------
 
 
-def _first_contact(conn: sqlite3.Connection, edge_id: str, park_id: str) -> store.EdgeRow:
+def _first_contact(conn: sqlite3.Connection, edge_id: str, park_id: str, now: str) -> store.EdgeRow:
     """An edge is bound to the park of the token that first brought it; it stays there."""
     if not store.park_exists(conn, park_id=park_id):
         raise UnknownPark(park_id)
     log.info("new edge", extra={"park_id": park_id, "edge_id": edge_id})
-    return store.create_edge(conn, edge_id=edge_id, park_id=park_id, genesis_hash=GENESIS_HASH)
+    return store.create_edge(conn, edge_id=edge_id, park_id=park_id, genesis_hash=GENESIS_HASH, now=now)
 
 
 def _foreign_edge(
@@ -153,6 +177,31 @@ def _foreign_edge(
     return IngestResult(acked_seq=0, refused=refused)
 
 
+def _other_epoch(
+    conn: sqlite3.Connection, edge: store.EdgeRow, epoch: int, batch: list[Event], now: str
+) -> IngestResult:
+    """A batch for a chain that is not the edge's open one: refuse it all, saying what to do.
+
+    For a closed epoch the answer's acked_seq is where that chain was closed, so an edge reading
+    it learns nothing beyond the truth; for an epoch central never opened it is 0."""
+    closed = {c.epoch: c for c in store.closed_chains(conn, edge_id=edge.edge_id)}.get(epoch)
+    if closed is not None:
+        code, kind, acked = RefusalCode.EPOCH_CLOSED, AlertKind.EPOCH_CLOSED, closed.last_seq
+        reason = (
+            f"epoch {epoch} of edge {edge.edge_id} was closed at seq {closed.last_seq} on {closed.closed_at}"
+            f" by {closed.closed_by} ({closed.reason}); epoch {edge.epoch} is open: run"
+            " `bondgate edge reprovision` on the edge"
+        )
+    else:
+        code, kind, acked = RefusalCode.EPOCH_UNKNOWN, AlertKind.EPOCH_UNKNOWN, 0
+        reason = f"edge {edge.edge_id} has no epoch {epoch}; epoch {edge.epoch} is open"
+    refused = [Refusal(seq=e.seq, reason=reason, code=code) for e in batch]
+    detail = f"edge {edge.edge_id}: events of epoch {epoch} refused: {reason}"
+    _raise_alerts(conn, edge.park_id, edge.edge_id, [_Alert(kind, detail)], now)
+    store.update_edge(conn, replace(edge, last_seen=now))
+    return IngestResult(acked_seq=acked, epoch=epoch, refused=refused)
+
+
 def _ingest(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Event], now: str) -> IngestResult:
     intake = _Intake(edge=edge, held=_held_hashes(conn, edge, batch), received_at=now)
     for event in batch:
@@ -163,8 +212,8 @@ def _ingest(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Event], n
     store.update_edge(conn, replace(intake.edge, last_seen=now))
     _raise_alerts(conn, edge.park_id, edge.edge_id, intake.alerts, now)
     return IngestResult(
-        acked_seq=intake.edge.last_seq, stored=intake.stored, duplicates=intake.duplicates,
-        refused=intake.refused,
+        acked_seq=intake.edge.last_seq, epoch=edge.epoch, stored=intake.stored,
+        duplicates=intake.duplicates, refused=intake.refused,
     )
 
 
@@ -173,7 +222,7 @@ def _held_hashes(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Even
     if not batch or batch[0].seq > edge.last_seq:
         return {}
     last = min(batch[-1].seq, edge.last_seq)
-    return store.stored_hashes(conn, edge_id=edge.edge_id, first=batch[0].seq, last=last)
+    return store.stored_hashes(conn, edge_id=edge.edge_id, epoch=edge.epoch, first=batch[0].seq, last=last)
 
 
 def _take(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
@@ -181,6 +230,11 @@ def _take(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
     if event.edge_id != intake.edge.edge_id:
         reason = f"event names edge {event.edge_id}, the batch is from {intake.edge.edge_id}"
         intake.refused.append(Refusal(seq=event.seq, reason=reason, code=RefusalCode.EDGE_MISMATCH))
+        return
+    if (epoch := event.epoch or 1) != intake.edge.epoch:
+        code = RefusalCode.EPOCH_CLOSED if epoch < intake.edge.epoch else RefusalCode.EPOCH_UNKNOWN
+        reason = f"event of epoch {epoch} in a batch of epoch {intake.edge.epoch}"
+        intake.refused.append(Refusal(seq=event.seq, reason=reason, code=code))
         return
     if event.seq <= intake.edge.last_seq:
         refusal = _judge_resend(event, intake.held.get(event.seq))
@@ -228,7 +282,8 @@ def _judge_next(event: Event, edge: store.EdgeRow) -> Refusal | None:
 
 def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
     edge = intake.edge
-    store.insert_event(conn, _event_row(event, edge.park_id, intake.received_at))
+    row = _event_row(event, edge.park_id, intake.received_at)
+    store.insert_event(conn, row)
     intake.edge = replace(edge, last_seq=event.seq, last_hash=event.hash)
     intake.held[event.seq] = event.hash
     intake.stored += 1
@@ -237,12 +292,16 @@ def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         intake.edge = replace(intake.edge, last_heartbeat=iso(_utc(event.occurred_at)), backlog=backlog)
     elif event.kind == EventKind.RELEASE:
         intake.alerts.extend(_release_alerts(conn, edge.park_id, event))
+        if event.body.decision_id:  # its actuation is awaited (central/reports.py)
+            store.insert_release(conn, row, event.body.decision_id)
+    elif event.kind == EventKind.ACTUATION:
+        intake.alerts.extend(_actuation_alerts(conn, row, event))
 
 
 def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
     body = event.body
     return store.EventRow(
-        edge_id=event.edge_id, seq=event.seq, park_id=park_id, kind=event.kind.value,
+        edge_id=event.edge_id, epoch=event.epoch or 1, seq=event.seq, park_id=park_id, kind=event.kind.value,
         station=event.station, occurred_at=iso(_utc(event.occurred_at)),
         logistics_code=body.logisticsCode, logistics_no=body.logisticsNo,
         body=canonical_json(body.model_dump(mode="python")).decode(),
@@ -256,7 +315,8 @@ def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
 def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> list[_Alert]:
     """A release must match a cleared record and be the parcel's only release; say so if not."""
     code, number = event.body.logisticsCode, event.body.logisticsNo
-    where = f"release seq {event.seq} from edge {event.edge_id}"
+    epoch = event.epoch or 1
+    where = f"release seq {event.seq} from edge {event.edge_id}" + (f" epoch {epoch}" if epoch > 1 else "")
     if not code or not number:
         return [_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where} names no parcel (logisticsCode/No)")]
     parcel = f"parcel {code}/{number}"
@@ -266,12 +326,37 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> lis
     if problem is not None:
         alerts.append(_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where}: {parcel} {problem}"))
     others = store.other_releases(
-        conn, park_id=park_id, logistics_code=code, logistics_no=number, edge_id=event.edge_id, seq=event.seq
+        conn, park_id=park_id, logistics_code=code, logistics_no=number, edge_id=event.edge_id, epoch=epoch,
+        seq=event.seq,
     )
     if others:
-        before = ", ".join(f"{e} seq {s}" for e, s in others)
+        before = ", ".join(f"{e} seq {s}" + (f" epoch {n}" if n > 1 else "") for e, n, s in others)
         alerts.append(_Alert(AlertKind.RELEASED_TWICE, f"{where}: {parcel} was already released ({before})"))
     return alerts
+
+
+def _actuation_alerts(conn: sqlite3.Connection, row: store.EventRow, event: Event) -> list[_Alert]:
+    """Bind an actuation report to its release; a release whose outputs failed is an alert."""
+    body = event.body
+    if not body.decision_id or not body.actuation:
+        log.warning(
+            "actuation event names no decision or outcome; stored, bound to nothing",
+            extra={"edge_id": event.edge_id, "seq": event.seq},
+        )
+        return []
+    release = store.record_actuation(
+        conn, row, decision_id=body.decision_id, actuation=body.actuation, output=body.output,
+        detail=body.detail,
+    )
+    if release is None or body.actuation != "failed":
+        return []
+    parcel = f"{release.logistics_code}/{release.logistics_no}"
+    detail = (
+        f"release of parcel {parcel} (decision {body.decision_id}, seq {release.seq}) by edge"
+        f" {event.edge_id}: output {body.output or '?'} not confirmed ({body.detail or 'no read-back'});"
+        " where the parcel went must be checked"
+    )
+    return [_Alert(AlertKind.ACTUATION_FAILED, detail)]
 
 
 def _clearance_problem(states: list[store.ClearanceState]) -> str | None:
@@ -291,10 +376,13 @@ def _chain_alert(intake: _Intake) -> _Alert | None:
     halt = intake.halt
     if halt is None:
         return None
+    # no count of the refused events: a stuck edge's batches grow, and the alert must not repeat for it
     detail = (
-        f"edge {intake.edge.edge_id}: seq {halt.seq} refused ({halt.reason});"
-        f" {len(intake.refused)} event(s) of the batch refused; acked_seq {intake.edge.last_seq}"
+        f"edge {intake.edge.edge_id}: seq {halt.seq} refused ({halt.reason}), and every event after it;"
+        f" acked_seq {intake.edge.last_seq}"
     )
+    if halt.code in (RefusalCode.CONFLICT, RefusalCode.CHAIN_BREAK, RefusalCode.SEQ_GAP):
+        detail += f"; {REPROVISION_HINT}"
     return _Alert(AlertKind(halt.code.value), detail)
 
 

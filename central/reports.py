@@ -2,8 +2,12 @@
 
 Three lists matter most: cleared but not out (normal backlog, watched for age), released without
 clearance and released twice — both must be empty; anything in them is a parcel an officer has to
-chase. Around them: clearance counts by status, releases per hour for the last day, discrepancy
-codes and the latest alerts. Lists are capped (`limit`) and always carry their full total.
+chase. Actuation is part of the record: a release whose outputs the edge reported as failed, or
+has not reported on `ACTUATION_GRACE` after central got the release, is a parcel whose way out
+nobody saw confirmed; those two lists must be empty too. (Releases that name no decision — from
+edges older than actuation reports — are not judged.) Around them: clearance counts by status,
+releases per hour for the last day, discrepancy codes and the latest alerts. Lists are capped
+(`limit`) and always carry their full total.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from central.store.db import Database
 from central.timefmt import iso
 
 HOURS = 24
+ACTUATION_GRACE = timedelta(minutes=5)  # an edge reports the read-back within seconds of a release
 T = TypeVar("T")
 
 
@@ -43,6 +48,7 @@ class ClearedNotOut(BaseModel):
 
 class UnclearedRelease(BaseModel):
     edge_id: str
+    epoch: int = 1
     seq: int
     logisticsCode: str | None
     logisticsNo: str | None
@@ -57,6 +63,23 @@ class DoubleRelease(BaseModel):
     releases: int
     first_at: datetime
     last_at: datetime
+
+
+class ActuatedRelease(BaseModel):
+    """A release event and what its outputs did, as far as the edge reported it."""
+
+    edge_id: str
+    epoch: int
+    seq: int
+    decision_id: str
+    logisticsCode: str | None
+    logisticsNo: str | None
+    occurred_at: datetime = Field(description="when the edge released it")
+    received_at: datetime = Field(description="when central got the release event")
+    actuation: str | None = Field(description="confirmed, failed, or None: not reported")
+    output: str | None
+    detail: str | None = Field(description="the read-back, as the edge reported it")
+    actuated_at: datetime | None
 
 
 class AlertItem(BaseModel):
@@ -83,10 +106,25 @@ class ParkReport(BaseModel):
     cleared_not_out: Capped[ClearedNotOut]
     released_without_clearance: Capped[UnclearedRelease] = Field(description="must be empty")
     released_twice: Capped[DoubleRelease] = Field(description="must be empty")
+    released_actuation_failed: Capped[ActuatedRelease] = Field(
+        description="must be empty: the edge reported the release's outputs did not move as commanded"
+    )
+    released_actuation_unconfirmed: Capped[ActuatedRelease] = Field(
+        description="must be empty: central got the release over actuation_grace_s ago, and no actuation"
+        " report since (the outputs may not have moved, or the report is lost)"
+    )
+    actuation_grace_s: int = Field(description="how long a release may wait for its actuation report")
     alerts: Capped[AlertItem] = Field(description="newest first")
 
 
-def park_report(db: Database, *, park_id: str, now: datetime, limit: int = 100) -> ParkReport:
+def park_report(
+    db: Database,
+    *,
+    park_id: str,
+    now: datetime,
+    limit: int = 100,
+    actuation_grace: timedelta = ACTUATION_GRACE,
+) -> ParkReport:
     """Build the report from one consistent snapshot of the database."""
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     with store.snapshot(db) as conn:
@@ -102,6 +140,13 @@ def park_report(db: Database, *, park_id: str, now: datetime, limit: int = 100) 
             cleared_not_out=_cleared_not_out(*store.cleared_not_out(conn, park_id=park_id, limit=limit)),
             released_without_clearance=_uncleared(*uncleared),
             released_twice=_twice(*store.released_twice(conn, park_id=park_id, limit=limit)),
+            released_actuation_failed=_actuated(*store.actuation_failed(conn, park_id=park_id, limit=limit)),
+            released_actuation_unconfirmed=_actuated(
+                *store.actuation_unconfirmed(
+                    conn, park_id=park_id, received_before=iso(moment - actuation_grace), limit=limit
+                )
+            ),
+            actuation_grace_s=int(actuation_grace.total_seconds()),
             alerts=_alerts(*store.latest_alerts(conn, park_id=park_id, limit=limit)),
         )
 
@@ -135,7 +180,7 @@ def _cleared_not_out(total: int, rows: list[sqlite3.Row]) -> Capped[ClearedNotOu
 def _uncleared(total: int, rows: list[sqlite3.Row]) -> Capped[UnclearedRelease]:
     items = [
         UnclearedRelease(
-            edge_id=r["edge_id"], seq=r["seq"], logisticsCode=r["logistics_code"],
+            edge_id=r["edge_id"], epoch=r["epoch"], seq=r["seq"], logisticsCode=r["logistics_code"],
             logisticsNo=r["logistics_no"], occurred_at=r["occurred_at"], status=r["status"],
             cancelled=None if r["cancelled"] is None else bool(r["cancelled"]),
         )
@@ -153,6 +198,19 @@ def _twice(total: int, rows: list[sqlite3.Row]) -> Capped[DoubleRelease]:
         for r in rows
     ]
     return Capped[DoubleRelease](total=total, items=items)
+
+
+def _actuated(total: int, rows: list[sqlite3.Row]) -> Capped[ActuatedRelease]:
+    items = [
+        ActuatedRelease(
+            edge_id=r["edge_id"], epoch=r["epoch"], seq=r["seq"], decision_id=r["decision_id"],
+            logisticsCode=r["logistics_code"], logisticsNo=r["logistics_no"], occurred_at=r["occurred_at"],
+            received_at=r["received_at"], actuation=r["actuation"], output=r["output"], detail=r["detail"],
+            actuated_at=r["actuated_at"],
+        )
+        for r in rows
+    ]
+    return Capped[ActuatedRelease](total=total, items=items)
 
 
 def _alerts(total: int, rows: list[sqlite3.Row]) -> Capped[AlertItem]:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bondgate.config import ConfigError
-from bondgate.tasks import cancel_and_wait
+from bondgate.tasks import SupervisedTasks, cancel_and_wait
 from bondgate.wire import EventBody, EventKind
 from edge import rules, startup
 from edge.checker import Checker, DecisionRecord
@@ -99,13 +99,26 @@ class Agent:
         for station in self.stations.values():
             if self.publisher:
                 station.subscribe(self.publisher.station_state)
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.tasks = SupervisedTasks(logger=log)  # sync, uplink, heartbeat: restarted when they fail
+        self._reports: set[asyncio.Task[None]] = set()  # device faults being written upstream
         self._stopping = asyncio.Event()
 
     # --- state for the API -----------------------------------------------------------------------
     def sync_age(self) -> float | None:
         """Seconds since the last successful pull, from the database (survives restarts)."""
         return Store.sync_age_s(self.store.reader())
+
+    def health_problems(self) -> list[str]:
+        """Why the agent is not healthy (/healthz answers 503 with these); empty when it is."""
+        down = self.tasks.down()
+        problems = [f"task {t.name} down since {t.since.isoformat()}: {t.last_error}" for t in down]
+        link = self.uplink.status
+        if link.chain_problem is not None:
+            problems.append(f"event chain: {link.chain_problem}")
+        if (refused := link.central_refusal) is not None:
+            where = f"central refuses this edge's events from seq {refused.seq} ({refused.code})"
+            problems.append(f"{where}: {refused.reason}")
+        return problems
 
     def _committed(self, record: DecisionRecord) -> None:
         self.recent.append(record)
@@ -127,11 +140,11 @@ class Agent:
         await self.hub.start()
         for station in self.stations.values():
             await station.start()
-        self._tasks += [
-            asyncio.create_task(self.sync.run(), name="sync"),
-            asyncio.create_task(self.uplink.run(), name="uplink"),
-            asyncio.create_task(self._heartbeat(), name="heartbeat"),
-        ]
+        # sync.run handles its own link and store failures; anything that still ends a task (a full
+        # disk under the uplink or the heartbeat, a bug) is logged, shown and restarted with backoff
+        self.tasks.start("sync", self.sync.run)
+        self.tasks.start("uplink", self.uplink.run)
+        self.tasks.start("heartbeat", self._heartbeat)
         log.info(
             "edge agent started",
             extra={
@@ -144,8 +157,16 @@ class Agent:
     def _device_changed(self, device: str, health: Any) -> None:
         """A device that goes DOWN is reported upstream as a device_fault event (once per outage)."""
         if health.state.value == "DOWN":
-            task = asyncio.create_task(self.checker.report_fault(None, device, health.reason or "down"))
-            self._tasks.append(task)
+            task = asyncio.create_task(
+                self.checker.report_fault(None, device, health.reason or "down"), name=f"fault:{device}"
+            )
+            self._reports.add(task)
+            task.add_done_callback(self._reported)
+
+    def _reported(self, task: asyncio.Task[None]) -> None:
+        self._reports.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("device fault not recorded", extra={"task": task.get_name()}, exc_info=exc)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -167,8 +188,8 @@ class Agent:
     async def stop(self) -> None:
         for station in self.stations.values():
             await station.stop()
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        await self.tasks.stop()
+        await cancel_and_wait(list(self._reports))
         await self.hub.stop()
         if self.publisher:
             await self.publisher.stop()

@@ -3,7 +3,9 @@
 Reading (station state, recent decisions, the discrepancy queue, device health, sync and uplink
 status) needs an operator or supervisor login; typing a code at a manual station needs an
 operator; an override needs a supervisor and a reason, and is audited. /healthz and /metrics are
-open on the local network (the API listens on loopback unless configured otherwise).
+open on the local network (the API listens on loopback unless configured otherwise); /healthz answers
+503 with its reasons while the agent is unhealthy (a supervised task down, its event chain at odds
+with central's, central refusing its events).
 
 Logins are throttled per user name and per client address (edge/auth.py: refused with 429 and
 Retry-After for a while after repeated failures), and `POST /api/logout` revokes the token. When the
@@ -119,9 +121,16 @@ def create_app(agent: Any) -> FastAPI:
             raise HTTPException(401, "no valid session to log out", headers={"WWW-Authenticate": "Bearer"})
         return Response(status_code=204)
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "park": agent.settings.park_id, "edge": agent.settings.edge_id}
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        responses={503: {"description": "unhealthy: `reasons` says why (a task down, …)"}},
+    )
+    async def healthz() -> JSONResponse:
+        problems = agent.health_problems()
+        body = {"status": "unhealthy" if problems else "ok", "park": agent.settings.park_id}
+        body |= {"edge": agent.settings.edge_id, "reasons": problems}
+        return JSONResponse(body, status_code=503 if problems else 200)
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
@@ -188,7 +197,18 @@ def create_app(agent: Any) -> FastAPI:
                 "last_error": s.last_error,
                 "records": agent.store.count_clearances(),
             },
-            "uplink": {**agent.store.backlog(), "last_error": u.last_error, "refused": u.refused},
+            "uplink": {
+                **agent.store.backlog(),
+                "last_error": u.last_error,
+                "refused": u.refused,
+                "central_refusal": u.central_refusal.model_dump() if u.central_refusal else None,
+                "acks_refused": u.acks_refused,
+                "last_ack_problem": u.last_ack_problem,
+                "acks_beyond_request": u.acks_beyond_request,
+                "chain_checked": u.chain_checked,
+                "chain_problem": u.chain_problem,
+            },
+            "tasks": {name: h.as_dict() for name, h in agent.tasks.health().items()},
             "store": {"checkpoints": asdict(agent.store.checkpoints)},
         }
 

@@ -103,3 +103,42 @@ def db_check(config: ConfigOpt) -> None:
     if problems:
         raise typer.Exit(1)
     typer.echo("ok: integrity_check passed, event chain intact")
+
+
+@app.command()
+def reprovision(config: ConfigOpt) -> None:
+    """Start the next epoch of this edge's event chain, after central re-provisioned the edge.
+
+    For a database that was lost or restored from an older copy (central refuses its events): once an
+    officer has run `bondgate central edge reprovision`, this drops from the outbox what central
+    already holds of the closed chain and carries every other pending event into the new epoch."""
+    import httpx
+
+    from edge.reprovision import ReprovisionRefused
+    from edge.reprovision import reprovision as start_next_epoch
+    from edge.store import Store
+
+    settings = _settings(config)
+
+    async def main() -> str:
+        store = Store(settings.database)
+        try:
+            async with httpx.AsyncClient(
+                base_url=settings.central.url,
+                headers={"Authorization": f"Bearer {settings.central.token}"},
+                timeout=httpx.Timeout(60, connect=10),
+            ) as client:
+                done = await start_next_epoch(store, client, settings.park_id, settings.edge_id)
+        finally:
+            store.close()
+        return done.summary()
+
+    try:
+        summary = asyncio.run(main())
+    except ReprovisionRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except (httpx.HTTPError, ValueError) as exc:
+        typer.echo(f"error: could not ask central ({settings.central.url}): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(summary)

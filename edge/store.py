@@ -100,7 +100,21 @@ SCHEMA_V2 = [
     "ALTER TABLE decisions ADD COLUMN actuation TEXT",  # NULL: not (yet) actuated
     "ALTER TABLE decisions ADD COLUMN actuation_detail TEXT",
 ]
-MIGRATIONS: list[list[str]] = [SCHEMA_V1, SCHEMA_V2]
+# V3: re-provisioning (edge/chain.py): the chain has an epoch; a closed one is remembered in chain_history.
+SCHEMA_V2_EPOCHS = [
+    "ALTER TABLE chain ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1",
+    """CREATE TABLE IF NOT EXISTS chain_history (
+        epoch INTEGER PRIMARY KEY,         -- the closed epoch
+        last_seq INTEGER NOT NULL,         -- where this database's chain of it ended
+        last_hash TEXT NOT NULL,
+        acked_seq INTEGER NOT NULL,        -- what central had acknowledged of it here
+        delivered INTEGER NOT NULL,        -- pending events central turned out to hold: dropped
+        carried INTEGER NOT NULL,          -- pending events central never got: now seq 1..carried
+        next_epoch INTEGER NOT NULL,       --   of this epoch, in their order
+        closed_at TEXT NOT NULL
+    )""",
+]
+MIGRATIONS: list[list[str]] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V2_EPOCHS]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -379,6 +393,50 @@ class Store:
         return int(row[0]), str(row[1])
 
     @staticmethod
+    def chain_position(conn: sqlite3.Connection) -> tuple[int, str, int]:
+        """(last seq, last hash, epoch) of the chain: where the next event goes."""
+        row = conn.execute("SELECT last_seq, last_hash, epoch FROM chain WHERE id = 1").fetchone()
+        return int(row[0]), str(row[1]), int(row[2])
+
+    @staticmethod
+    def chain_hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
+        """The hash of this database's event `seq` of the open epoch, when it still knows it: the
+        chain head, a pending event, or the last acknowledged one (the first pending event links to
+        it). None for an older event (deleted once acknowledged) or a seq beyond the chain."""
+        last_seq, last_hash, acked = conn.execute(
+            "SELECT last_seq, last_hash, acked_seq FROM chain WHERE id = 1"
+        ).fetchone()
+        if seq == last_seq:
+            return str(last_hash)
+        if seq == acked:
+            column, seq = "$.prev_hash", seq + 1
+        elif acked < seq < last_seq:
+            column = "$.hash"
+        else:
+            return None
+        sql = "SELECT json_extract(event, ?) FROM outbox WHERE seq = ?"
+        row = conn.execute(sql, (column, seq)).fetchone()
+        return str(row[0]) if row is not None and row[0] is not None else None
+
+    @staticmethod
+    def close_epoch(
+        conn: sqlite3.Connection, *, next_epoch: int, delivered: int, carried: int, now: str
+    ) -> None:
+        """Remember the open chain in chain_history, empty the outbox and open `next_epoch` at seq 0 /
+        genesis, in the caller's transaction (which then appends the carried events again)."""
+        conn.execute(
+            "INSERT INTO chain_history (epoch, last_seq, last_hash, acked_seq, delivered, carried,"
+            " next_epoch, closed_at)"
+            " SELECT epoch, last_seq, last_hash, acked_seq, ?, ?, ?, ? FROM chain WHERE id = 1",
+            (delivered, carried, next_epoch, now),
+        )
+        conn.execute("DELETE FROM outbox")
+        conn.execute(
+            "UPDATE chain SET epoch = ?, last_seq = 0, last_hash = ?, acked_seq = 0 WHERE id = 1",
+            (next_epoch, GENESIS_HASH),
+        )
+
+    @staticmethod
     def append_event(conn: sqlite3.Connection, event: Event, now: str) -> None:
         conn.execute(
             "INSERT INTO outbox (seq, event, created_at) VALUES (?, ?, ?)",
@@ -386,13 +444,22 @@ class Store:
         )
         conn.execute("UPDATE chain SET last_seq = ?, last_hash = ? WHERE id = 1", (event.seq, event.hash))
 
+    @staticmethod
+    def outbox_rows(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        """(seq, stored event JSON) of every pending event, in seq order, through `conn`."""
+        return [(int(r[0]), r[1]) for r in conn.execute("SELECT seq, event FROM outbox ORDER BY seq")]
+
     def pending_rows(self, limit: int) -> list[tuple[int, str]]:
         """(seq, stored event JSON) of the oldest events not acknowledged yet, in seq order."""
         rows = self.reader().execute("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?", (limit,))
         return [(int(r[0]), r[1]) for r in rows]
 
     @staticmethod
-    def acknowledge(conn: sqlite3.Connection, acked_seq: int) -> int:
+    def acknowledge(conn: sqlite3.Connection, acked_seq: int, epoch: int | None = None) -> int:
+        """Delete the events up to `acked_seq`; with `epoch`, only while that epoch is still open (an
+        answer about events re-chained meanwhile into the next epoch deletes nothing)."""
+        if epoch is not None and Store.chain_position(conn)[2] != epoch:
+            return 0
         cur = conn.execute("DELETE FROM outbox WHERE seq <= ?", (acked_seq,))
         conn.execute("UPDATE chain SET acked_seq = MAX(acked_seq, ?) WHERE id = 1", (acked_seq,))
         return cur.rowcount
@@ -400,8 +467,14 @@ class Store:
     def backlog(self) -> dict[str, Any]:
         conn = self.reader()
         count, oldest = conn.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
-        acked = conn.execute("SELECT acked_seq, last_seq FROM chain WHERE id = 1").fetchone()
-        return {"size": int(count), "oldest": oldest, "acked_seq": int(acked[0]), "last_seq": int(acked[1])}
+        acked = conn.execute("SELECT acked_seq, last_seq, epoch FROM chain WHERE id = 1").fetchone()
+        return {
+            "size": int(count),
+            "oldest": oldest,
+            "acked_seq": int(acked[0]),
+            "last_seq": int(acked[1]),
+            "epoch": int(acked[2]),
+        }
 
     # --- checks ------------------------------------------------------------------------------------
     def integrity_check(self) -> list[str]:

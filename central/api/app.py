@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central import pages
 from central.api import errors
-from central.api.routes import admin, clearances, documents, meta, parks
+from central.api.routes import admin, clearances, documents, edges, meta, parks
 from central.config import CentralSettings
 from central.intake import Platform
 from central.keys import load_or_create_key
@@ -123,7 +123,7 @@ def create_app(settings: CentralSettings) -> FastAPI:
         )
         return response
 
-    for module in (documents, clearances, parks, admin, meta):
+    for module in (documents, clearances, parks, edges, admin, meta):
         app.include_router(module.router)
     app.include_router(pages.router)  # officer HTML pages under /ui, outside the OpenAPI schema
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

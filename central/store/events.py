@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EdgeRow:
+    """An edge and the head of its open chain (epoch `epoch`)."""
+
     edge_id: str
     park_id: str
     last_seq: int
@@ -19,6 +21,23 @@ class EdgeRow:
     last_seen: str | None
     last_heartbeat: str | None
     backlog: int | None
+    epoch: int = 1
+    epoch_opened_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ClosedChainRow:
+    """An epoch of an edge that was closed by re-provisioning; its events stay stored."""
+
+    edge_id: str
+    epoch: int
+    park_id: str
+    last_seq: int
+    last_hash: str
+    opened_at: str | None
+    closed_at: str
+    closed_by: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,7 @@ class EventRow:
     """One event as stored: the wire event flattened, with the parcel key lifted out of the body."""
 
     edge_id: str
+    epoch: int
     seq: int
     park_id: str
     kind: str
@@ -62,11 +82,14 @@ def park_exists(conn: sqlite3.Connection, *, park_id: str) -> bool:
     return conn.execute("SELECT 1 FROM parks WHERE park_id = ?", (park_id,)).fetchone() is not None
 
 
-def create_edge(conn: sqlite3.Connection, *, edge_id: str, park_id: str, genesis_hash: str) -> EdgeRow:
-    """Bind a new edge to its park; its chain starts empty at the genesis hash."""
+def create_edge(
+    conn: sqlite3.Connection, *, edge_id: str, park_id: str, genesis_hash: str, now: str
+) -> EdgeRow:
+    """Bind a new edge to its park; its chain (epoch 1) starts empty at the genesis hash."""
     conn.execute(
-        "INSERT INTO edges (edge_id, park_id, last_seq, last_hash) VALUES (?, ?, 0, ?)",
-        (edge_id, park_id, genesis_hash),
+        "INSERT INTO edges (edge_id, park_id, last_seq, last_hash, epoch, epoch_opened_at)"
+        " VALUES (?, ?, 0, ?, 1, ?)",
+        (edge_id, park_id, genesis_hash, now),
     )
     edge = get_edge(conn, edge_id=edge_id)
     assert edge is not None
@@ -86,23 +109,26 @@ def list_edges(conn: sqlite3.Connection, *, park_id: str) -> list[EdgeRow]:
     return [_edge(r) for r in rows]
 
 
-def stored_hashes(conn: sqlite3.Connection, *, edge_id: str, first: int, last: int) -> dict[int, str]:
-    """Hashes of the edge's stored events with seq in [first, last]: one range read per batch."""
+def stored_hashes(
+    conn: sqlite3.Connection, *, edge_id: str, epoch: int, first: int, last: int
+) -> dict[int, str]:
+    """Hashes of the edge's stored events of `epoch` with seq in [first, last]: one range read."""
     rows = conn.execute(
-        "SELECT seq, hash FROM events WHERE edge_id = ? AND seq BETWEEN ? AND ?", (edge_id, first, last)
+        "SELECT seq, hash FROM events WHERE edge_id = ? AND epoch = ? AND seq BETWEEN ? AND ?",
+        (edge_id, epoch, first, last),
     )
     return {int(r[0]): str(r[1]) for r in rows}
 
 
 def insert_event(conn: sqlite3.Connection, event: EventRow) -> None:
-    """Plain INSERT: the primary key (edge_id, seq) makes a second copy fail loudly, never overwrite."""
+    """Plain INSERT: the primary key (edge_id, epoch, seq) makes a second copy fail loudly."""
     conn.execute(
-        "INSERT INTO events (edge_id, seq, park_id, kind, station, occurred_at, logistics_code,"
-        " logistics_no, body, prev_hash, hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (edge_id, epoch, seq, park_id, kind, station, occurred_at, logistics_code,"
+        " logistics_no, body, prev_hash, hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            event.edge_id, event.seq, event.park_id, event.kind, event.station, event.occurred_at,
-            event.logistics_code, event.logistics_no, event.body, event.prev_hash, event.hash,
-            event.received_at,
+            event.edge_id, event.epoch, event.seq, event.park_id, event.kind, event.station,
+            event.occurred_at, event.logistics_code, event.logistics_no, event.body, event.prev_hash,
+            event.hash, event.received_at,
         ),
     )
 
@@ -132,15 +158,16 @@ def clearance_states(
 
 def other_releases(
     conn: sqlite3.Connection, *, park_id: str, logistics_code: str, logistics_no: str,
-    edge_id: str, seq: int,
-) -> list[tuple[str, int]]:
-    """(edge_id, seq) of the park's other release events for this parcel, from any edge."""
+    edge_id: str, epoch: int, seq: int,
+) -> list[tuple[str, int, int]]:
+    """(edge_id, epoch, seq) of the park's other release events for this parcel, from any edge."""
     rows = conn.execute(
-        "SELECT edge_id, seq FROM events WHERE logistics_code = ? AND logistics_no = ? AND kind = 'release'"
-        " AND park_id = ? AND NOT (edge_id = ? AND seq = ?) ORDER BY received_at, edge_id, seq",
-        (logistics_code, logistics_no, park_id, edge_id, seq),
+        "SELECT edge_id, epoch, seq FROM events WHERE logistics_code = ? AND logistics_no = ?"
+        " AND kind = 'release' AND park_id = ? AND NOT (edge_id = ? AND epoch = ? AND seq = ?)"
+        " ORDER BY received_at, edge_id, epoch, seq",
+        (logistics_code, logistics_no, park_id, edge_id, epoch, seq),
     )
-    return [(str(r[0]), int(r[1])) for r in rows]
+    return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
 
 def insert_alert(
@@ -161,3 +188,98 @@ def latest_alert(conn: sqlite3.Connection, *, park_id: str, edge_id: str) -> tup
         (park_id, edge_id),
     ).fetchone()
     return (str(row[0]), str(row[1])) if row else None
+
+
+# --- chains: re-provisioning ------------------------------------------------------------------
+
+
+def closed_chains(conn: sqlite3.Connection, *, edge_id: str) -> list[ClosedChainRow]:
+    rows = conn.execute("SELECT * FROM edge_chains WHERE edge_id = ? ORDER BY epoch", (edge_id,))
+    return [ClosedChainRow(**dict(r)) for r in rows]
+
+
+def close_chain(
+    conn: sqlite3.Connection, *, edge: EdgeRow, closed_at: str, closed_by: str, reason: str,
+    genesis_hash: str,
+) -> EdgeRow:
+    """Record the open chain of `edge` as closed and open the next epoch at seq 0 / genesis."""
+    conn.execute(
+        "INSERT INTO edge_chains (edge_id, epoch, park_id, last_seq, last_hash, opened_at, closed_at,"
+        " closed_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            edge.edge_id, edge.epoch, edge.park_id, edge.last_seq, edge.last_hash, edge.epoch_opened_at,
+            closed_at, closed_by, reason,
+        ),
+    )
+    conn.execute(
+        "UPDATE edges SET epoch = ?, epoch_opened_at = ?, last_seq = 0, last_hash = ? WHERE edge_id = ?",
+        (edge.epoch + 1, closed_at, genesis_hash, edge.edge_id),
+    )
+    opened = get_edge(conn, edge_id=edge.edge_id)
+    assert opened is not None
+    return opened
+
+
+def chain_events(
+    conn: sqlite3.Connection, *, edge_id: str, epoch: int, after: int, limit: int
+) -> list[EventRow]:
+    """The stored events of one chain with seq > `after`, in seq order (the primary key's range)."""
+    rows = conn.execute(
+        "SELECT edge_id, epoch, seq, park_id, kind, station, occurred_at, logistics_code, logistics_no,"
+        " body, prev_hash, hash, received_at FROM events WHERE edge_id = ? AND epoch = ? AND seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (edge_id, epoch, after, limit),
+    )
+    return [EventRow(**dict(r)) for r in rows]
+
+
+# --- actuation of releases --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseActuation:
+    """A release and what its outputs did, as far as central has been told."""
+
+    edge_id: str
+    decision_id: str
+    park_id: str
+    epoch: int
+    seq: int
+    logistics_code: str | None
+    logistics_no: str | None
+    occurred_at: str
+    received_at: str
+    actuation: str | None
+    output: str | None
+    detail: str | None
+    actuated_at: str | None
+    actuation_epoch: int | None
+    actuation_seq: int | None
+
+
+def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) -> None:
+    """A release event that names its decision: its actuation is awaited (a repeat keeps the first)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
+        " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.edge_id, decision_id, event.park_id, event.epoch, event.seq, event.logistics_code,
+            event.logistics_no, event.occurred_at, event.received_at,
+        ),
+    )
+
+
+def record_actuation(
+    conn: sqlite3.Connection, event: EventRow, *, decision_id: str, actuation: str, output: str | None,
+    detail: str | None,
+) -> ReleaseActuation | None:
+    """What the outputs of a release did (the latest report wins); None when the decision was no
+    release central knows of (a hold's or an inspection's outputs, or a release without decision_id)."""
+    row = conn.execute(
+        "UPDATE release_actuations SET actuation = ?, output = ?, detail = ?, actuated_at = ?,"
+        " actuation_epoch = ?, actuation_seq = ? WHERE edge_id = ? AND decision_id = ? RETURNING *",
+        (
+            actuation, output, detail, event.occurred_at, event.epoch, event.seq, event.edge_id, decision_id,
+        ),
+    ).fetchone()
+    return ReleaseActuation(**dict(row)) if row is not None else None

@@ -101,14 +101,14 @@ def released_without_clearance(
         " ORDER BY c.updated_at DESC LIMIT 1)"
     )
     select = (
-        "SELECT e.edge_id, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
+        "SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
         f" {newest.format(col='status')} AS status, {newest.format(col='cancelled')} AS cancelled"
         " FROM events e WHERE e.park_id = ? AND e.kind = 'release'"
         " AND NOT EXISTS (SELECT 1 FROM clearances c WHERE c.logistics_code = e.logistics_code"
         " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
         f" AND c.status IN ({marks}) AND c.cancelled = 0)"
     )
-    return _capped(conn, select, "occurred_at, edge_id, seq", [park_id, *statuses], limit)
+    return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id, *statuses], limit)
 
 
 def released_twice(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
@@ -120,6 +120,26 @@ def released_twice(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tup
         " GROUP BY logistics_code, logistics_no HAVING COUNT(*) > 1"
     )
     return _capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id], limit)
+
+
+_ACTUATED = (
+    "SELECT edge_id, epoch, seq, decision_id, logistics_code, logistics_no, occurred_at, received_at,"
+    " actuation, output, detail, actuated_at FROM release_actuations"
+)
+
+
+def actuation_failed(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+    """Releases whose latest actuation report says the output did not move as commanded."""
+    select = f"{_ACTUATED} WHERE park_id = ? AND actuation = 'failed'"
+    return _capped(conn, select, "occurred_at DESC, edge_id, epoch, seq", [park_id], limit)
+
+
+def actuation_unconfirmed(
+    conn: sqlite3.Connection, *, park_id: str, received_before: str, limit: int
+) -> tuple[int, list[sqlite3.Row]]:
+    """Releases central has known of since before `received_before` with no actuation report yet."""
+    select = f"{_ACTUATED} WHERE park_id = ? AND actuation IS NULL AND received_at < ?"
+    return _capped(conn, select, "received_at, edge_id, epoch, seq", [park_id, received_before], limit)
 
 
 def latest_alerts(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:

@@ -136,6 +136,86 @@ def _v1(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Re-provisioning (README "Re-provisioning an edge"): an edge's events form one chain per epoch.
+# Closing a chain opens the next epoch of the same edge_id at seq 1; the closed chain stays stored,
+# its end and who closed it (and why) in edge_chains. Events are keyed by (edge_id, epoch, seq), so
+# the table is rebuilt with the epoch in its primary key; every existing event is of epoch 1.
+V2_EDGE_EPOCHS = [
+    "ALTER TABLE edges ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE edges ADD COLUMN epoch_opened_at TEXT",
+    """CREATE TABLE edge_chains (
+        edge_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        park_id TEXT NOT NULL,
+        last_seq INTEGER NOT NULL,                -- where the closed chain ends
+        last_hash TEXT NOT NULL,
+        opened_at TEXT,                           -- NULL: the edge's first chain, from before epochs
+        closed_at TEXT NOT NULL,
+        closed_by TEXT NOT NULL,                  -- who re-provisioned (token name or CLI user)
+        reason TEXT NOT NULL,
+        PRIMARY KEY (edge_id, epoch)
+    )""",
+    """CREATE TABLE events_by_epoch (
+        edge_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL DEFAULT 1,
+        seq INTEGER NOT NULL,
+        park_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        station TEXT,
+        occurred_at TEXT NOT NULL,
+        logistics_code TEXT, logistics_no TEXT,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (edge_id, epoch, seq)
+    )""",
+    """INSERT INTO events_by_epoch (edge_id, epoch, seq, park_id, kind, station, occurred_at,
+        logistics_code, logistics_no, body, prev_hash, hash, received_at)
+       SELECT edge_id, 1, seq, park_id, kind, station, occurred_at, logistics_code, logistics_no, body,
+        prev_hash, hash, received_at FROM events""",
+    "DROP TABLE events",
+    "ALTER TABLE events_by_epoch RENAME TO events",
+    "CREATE INDEX events_parcel ON events (logistics_code, logistics_no, kind)",
+    "CREATE INDEX events_park_kind ON events (park_id, kind, occurred_at)",
+]
+
+
+def _v2_edge_epochs(db: sqlite_utils.Database) -> None:
+    for statement in V2_EDGE_EPOCHS:
+        db.execute(statement)
+
+
+# "Actuation is part of the record": one row per release event that names its decision, and what its
+# outputs did as the edge's later `actuation` event reported it (NULL: nothing reported yet). The
+# reconciliation lists failed and overdue ones from here, by index, without reading event bodies.
+V3_RELEASE_ACTUATIONS = [
+    """CREATE TABLE release_actuations (
+        edge_id TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        park_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL, seq INTEGER NOT NULL,   -- the release event
+        logistics_code TEXT, logistics_no TEXT,
+        occurred_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        actuation TEXT,                                 -- NULL (none yet), 'confirmed' or 'failed'
+        output TEXT,
+        detail TEXT,
+        actuated_at TEXT,                               -- occurred_at of the latest actuation event
+        actuation_epoch INTEGER, actuation_seq INTEGER, -- that event
+        PRIMARY KEY (edge_id, decision_id)
+    )""",
+    "CREATE INDEX release_actuations_state ON release_actuations (park_id, actuation, received_at)",
+]
+
+
+def _v3_release_actuations(db: sqlite_utils.Database) -> None:
+    for statement in V3_RELEASE_ACTUATIONS:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
+    ("0002_edge_epochs", _v2_edge_epochs),
+    ("0003_release_actuations", _v3_release_actuations),
 ]

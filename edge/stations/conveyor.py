@@ -166,8 +166,10 @@ class Conveyor(Station):
         layout = self.layout
         assert layout.diverter is not None
         start = parcel.rise + layout.diverter.start_s - layout.switch_s
-        end = parcel.passed_at(layout) or parcel.rise + layout.max_parcel_s + layout.diverter.end_s
-        return start, end
+        trailing = parcel.trailing(layout)
+        if trailing is None:
+            trailing = parcel.rise + layout.max_parcel_s
+        return start, trailing + layout.diverter.end_s + layout.margin_s
 
     def session_began(self, device: str, at: float) -> None:
         for role in ("scanner", "scale"):

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bondgate.tasks import cancel_and_wait
+from bondgate.tasks import SupervisedTasks, TaskHealth, TaskState, cancel_and_wait
 from devices.health import State, SupervisedDriver, Supervisor
 
 
@@ -119,3 +119,70 @@ def test_cleanup_after_the_first_cancel_is_not_cut_short() -> None:
         return done
 
     assert asyncio.run(scenario()) == ["off sent"]
+
+
+# --- supervised long-lived tasks -------------------------------------------------------------------
+
+
+def test_a_failing_task_is_restarted_shown_down_and_logged_once_each_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A task that fails on its first three starts: DOWN with its error (one log line), restarted with
+    backoff, and UP again (one log line) once a start has run `settle_s` without failing."""
+
+    async def scenario() -> list[TaskHealth]:
+        starts: list[int] = []
+        healthy = asyncio.Event()
+
+        async def flaky() -> None:
+            starts.append(1)
+            if len(starts) <= 3:
+                raise OSError("database or disk is full")
+            healthy.set()
+            await asyncio.Event().wait()
+
+        tasks = SupervisedTasks(backoff_initial=0.01, backoff_max=0.02, settle_s=0.05)
+        tasks.start("uplink", flaky)
+        seen = []
+        async with asyncio.timeout(10):
+            while not tasks.down():
+                await asyncio.sleep(0.001)
+            seen.append(tasks.health()["uplink"])
+            await healthy.wait()
+            while tasks.down():
+                await asyncio.sleep(0.001)
+            seen.append(tasks.health()["uplink"])
+        await tasks.stop()
+        return seen
+
+    with caplog.at_level(logging.INFO, logger="bondgate.tasks"):
+        down, up = asyncio.run(scenario())
+    assert down.state is TaskState.DOWN and down.last_error == "OSError: database or disk is full"
+    assert (up.state, up.failures, up.restarts) == (TaskState.UP, 3, 3)
+    messages = [(r.getMessage(), r.task) for r in caplog.records]  # type: ignore[attr-defined]
+    assert messages == [("task failed; restarting it with backoff", "uplink"), ("task recovered", "uplink")]
+
+
+def test_a_task_that_returns_is_a_failure_and_stop_ends_every_task() -> None:
+    async def scenario() -> tuple[TaskHealth, int]:
+        runs: list[int] = []
+
+        async def returns() -> None:
+            runs.append(1)
+
+        tasks = SupervisedTasks(backoff_initial=0.01, backoff_max=0.01, settle_s=60)
+        tasks.start("heartbeat", returns)
+        tasks.start("sync", asyncio.Event().wait)
+        async with asyncio.timeout(10):
+            while len(runs) < 3:
+                await asyncio.sleep(0.001)
+        health = tasks.health()["heartbeat"]
+        assert tasks.health()["sync"].state is TaskState.UP
+        await tasks.stop()
+        count = len(runs)
+        await asyncio.sleep(0.05)
+        return health, len(runs) - count
+
+    health, after_stop = asyncio.run(scenario())
+    assert health.state is TaskState.DOWN and health.last_error == "ended"
+    assert after_stop == 0

@@ -110,6 +110,18 @@ TABLE: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/api/v1/parks/{park_id}/report"): Route(roles(OFFICER), f"/api/v1/parks/{PARK}/report"),
     ("GET", "/api/v1/parks/{park_id}/edges"): Route(roles(OFFICER), f"/api/v1/parks/{PARK}/edges"),
+    # one edge: its chains, their events, re-provisioning (an unknown edge: 404, still admitted)
+    ("GET", "/api/v1/parks/{park_id}/edges/{edge_id}"): Route(
+        roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/edges/E-auth"
+    ),
+    ("GET", "/api/v1/parks/{park_id}/edges/{edge_id}/events"): Route(
+        roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/edges/E-auth/events"
+    ),
+    ("POST", "/api/v1/parks/{park_id}/edges/{edge_id}/reprovision"): Route(
+        roles(OFFICER),
+        f"/api/v1/parks/{PARK}/edges/E-auth/reprovision",
+        lambda: {"json": {"reason": "database restored"}},
+    ),
     # administration
     ("GET", "/api/v1/tokens"): Route(roles(), "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"): Route(

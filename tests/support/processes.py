@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,9 +112,10 @@ class AgentProcess:
     Every run appends to `log` (the agent writes JSON lines to stderr when it is not a terminal).
     """
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, *, wrap: Sequence[str] = ()) -> None:
         self.config = config
         self.log = log
+        self.wrap = list(wrap)  # a command the agent runs under (e.g. tests/support/tiny_disk.py)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.kills = 0
@@ -137,7 +138,7 @@ class AgentProcess:
         self._log_file = self.log.open("ab")
         self._log_offset = self._log_file.tell()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bondgate.cli", "edge", "run", "--config", str(self.config)],
+            [*self.wrap, sys.executable, "-m", "bondgate.cli", "edge", "run", "--config", str(self.config)],
             cwd=ROOT,
             env=_clean_env(),
             stdin=subprocess.DEVNULL,
@@ -236,9 +237,9 @@ class AgentProcess:
 
 
 @contextlib.contextmanager
-def agent_process(config: Path, log: Path) -> Iterator[AgentProcess]:
+def agent_process(config: Path, log: Path, *, wrap: Sequence[str] = ()) -> Iterator[AgentProcess]:
     """An `AgentProcess` (not yet started) whose process group is SIGKILLed on the way out."""
-    agent = AgentProcess(config, log)
+    agent = AgentProcess(config, log, wrap=wrap)
     try:
         yield agent
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -15,7 +16,7 @@ from central.api.errors import AUTH, ApiError, responses
 from central.events import EdgeStatus, IngestResult, edge_status, ingest_events
 from central.feed import page_json
 from central.metrics import EVENTS, FEED_RECORDS
-from central.reports import ParkReport, park_report
+from central.reports import ACTUATION_GRACE, ParkReport, park_report
 from central.store import parks as pstore
 from central.timefmt import iso_now, utc_now
 
@@ -144,8 +145,9 @@ def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBat
     response_model=ParkReport,
     summary="Reconciliation of one park",
     description="Counts by status, releases per hour, discrepancies by code, parcels cleared "
-    "but not out, and the two lists that must stay empty: released without clearance and "
-    "released twice.",
+    "but not out, and the lists that must stay empty: released without clearance, released twice, "
+    "released but actuation failed, and released with no actuation report `actuation_grace_s` after "
+    "central got the release.",
     responses=responses(*AUTH, 404),
 )
 def get_report(
@@ -153,9 +155,14 @@ def get_report(
     token: Officer,
     park_id: str,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    actuation_grace_s: Annotated[
+        int,
+        Query(ge=0, le=86400, description="list releases without an actuation report after this long"),
+    ] = int(ACTUATION_GRACE.total_seconds()),
 ) -> ParkReport:
     _known(platform, park_id)
-    return park_report(platform.db, park_id=park_id, now=utc_now(), limit=limit)
+    grace = timedelta(seconds=actuation_grace_s)
+    return park_report(platform.db, park_id=park_id, now=utc_now(), limit=limit, actuation_grace=grace)
 
 
 @router.get(
