@@ -151,9 +151,10 @@ class ScannerDriver(SupervisedDriver):
     async def _settle(self, port: SerialPort) -> None:
         """Nothing the scanner sent before this session may be read as a new scan: a frame still in
         the OS's buffer (the agent restarted, the cable was replugged) would be stamped now and
-        placed in a parcel's window. Flush the buffer, then drop what arrives within `settle_s`
-        (the rest of what was on the way); if that ended mid-line, skip to the line's end."""
-        port.discard_input()
+        placed in a parcel's window. What is buffered arrives at once: drop everything that arrives
+        within `settle_s`, and if that ended mid-line, skip to the line's end (read rather than
+        flushed, so that a line cut in half is known to be one)."""
+        port.drain_pending()
         until = time.monotonic() + self.config.settle_s
         mid_line = False
         while (remaining := until - time.monotonic()) > 0:

@@ -371,3 +371,45 @@ def test_sim_command_is_typer_compatible(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--link", str(tmp_path / "s0"), "--every", "0.01", "--count", "1"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(tmp_path / "s0")
+
+
+# --- a session starts clean -----------------------------------------------------------------------
+
+
+@aio
+async def test_frames_sent_before_the_session_are_never_read_as_new(tmp_path: Path) -> None:
+    """A frame still in the serial line when the driver (re)opens it was scanned before: read now, it
+    would be stamped now and given to whatever parcel is in front of the scanner; and a frame whose
+    first bytes went before the port opened must not be read as a shorter code. A scanner sends
+    frames byte by byte (as at 9600 baud) all through the open: every read reported is a whole
+    frame whose first byte was sent after the port opened."""
+    codes = [f"JD0146000061234500{i:02d}" for i in range(40)]
+    started: dict[str, float] = {}
+    async with ScannerSim(link=tmp_path / "scanner0") as scanner:
+
+        async def stream() -> None:
+            for code in codes:
+                started[code] = time.monotonic()
+                for byte in scanner.frame(code):
+                    scanner.send(bytes([byte]))
+                    await asyncio.sleep(0.002)
+
+        sending = asyncio.create_task(stream())
+        await asyncio.sleep(0.15)  # a few frames into the line before anyone reads it
+        opened = time.monotonic()
+        reads: list[ScannerRead] = []
+        async with driving(scanner.url) as driver:
+            await driver.supervisor.wait_for(State.UP, BOUND)
+            await sending
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    reads.append(
+                        await next_read(driver)
+                        if not driver.events.empty()
+                        else await asyncio.wait_for(next_read(driver), 0.5)
+                    )
+    assert reads, "nothing read after the settle"
+    for read in reads:
+        assert read.code in codes, read.code  # never a fragment
+        assert started[read.code] >= opened, read.code  # never a frame begun before the open
+    assert driver.counters["stale_bytes"] > 0

@@ -145,3 +145,60 @@ def test_every_problem_is_one_line_naming_its_key(tmp_path: Path) -> None:
     assert str(err.value).splitlines() == err.value.problems
     keys = sorted(line.removeprefix(f"{where}: ").split(":")[0] for line in err.value.problems)
     assert keys == ["devices.line_camera.driver", "stations.1.kind", "tolerance.percent"]
+
+
+# --- the conveyor's tracking layout ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("replacements", "problem"),
+    [
+        (
+            (('camera = "line_camera"\n# Where', 'camera = "line_camera"\nwindow_s = 0.5\n# Where'),),
+            "window_s and deadline_s were replaced by [stations.tracking]",
+        ),
+        (
+            (("dedupe_window_s = 0.0 ", "dedupe_window_s = 0.2 "),),
+            "stations.0.scanner: device 'line_scanner' drops repeated codes (dedupe_window_s = 0.2)",
+        ),
+        (
+            (('scanner = "gate_scanner"', 'scanner = "line_scanner"'),),
+            "stations.0.scanner: device 'line_scanner' also serves stations.2 (gate-1)",
+        ),
+        (
+            (("diverter = { from_m = 4.0, to_m = 4.6 }", "diverter = { from_m = 1.8, to_m = 2.0 }"),),
+            "tracking.diverter: too close to the devices",
+        ),
+        (
+            (("scale = { from_m = 0.2, to_m = 1.0 }", "# no platform"),),
+            "tracking.scale: where the weighing platform is",
+        ),
+        (
+            (("belt_speed_m_s = 1.5", "# no speed"),),
+            "belt_speed_m_s is needed for positions in metres",
+        ),
+        (
+            (("scanner = { from_m = 1.2, to_m = 1.75 }", "scanner = { from_m = 1.2, to_s = 1.75 }"),),
+            "give from_m and to_m, or from_s and to_s",
+        ),
+        (
+            (("scanner = { from_m = 1.2, to_m = 1.75 }", "scanner = { from_m = 1.75, to_m = 1.2 }"),),
+            "to must be a number no smaller than from",
+        ),
+    ],
+)
+def test_a_conveyor_layout_that_cannot_track_is_refused(
+    tmp_path: Path, replacements: tuple[tuple[str, str], ...], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_example(tmp_path, *replacements)
+    assert problem in str(err.value)
+
+
+def test_the_example_line_becomes_windows_in_seconds() -> None:
+    line = load_settings(EdgeSettings, EXAMPLE).stations[0]
+    layout = line.tracking.layout()
+    assert layout.scanner.start_s == pytest.approx(0.8) and layout.scanner.end_s == pytest.approx(1.75 / 1.5)
+    assert layout.diverter is not None and layout.diverter.start_s == pytest.approx(4.0 / 1.5)
+    assert layout.max_parcel_s == pytest.approx(1.0 / 1.5)
+    assert layout.longest_decidable_s() > layout.max_parcel_s  # every parcel is decided in time
