@@ -48,6 +48,24 @@ class Gate(Station):
         if isinstance(event, InputChanged) and event.point == self.config.barrier_open and event.value:
             self._opened.set()
 
+    def _on_scanner(self, event: DeviceEvent) -> None:
+        super()._on_scanner(event)
+        pulse = self._pulse
+        current = self._previous[0]
+        if (
+            isinstance(event, BarcodeRead)
+            and pulse is not None
+            and not pulse.done()
+            and current is not None
+            and event.code != current
+        ):
+            # another label at the gate while the barrier is open for this one: a second vehicle or
+            # parcel coming through behind it
+            why = f"label {event.code!r} read while the barrier was open for {current!r}"
+            self._tailgated = why
+            pulse.cancel()  # the pulse's own `finally` closes the barrier, confirmed
+            self.spawn(self.tailgate(event.at, why, code=event.code), "tailgate")
+
     def _on_trigger(self, event: DeviceEvent) -> None:
         point = self.config.trigger.point
         fired = False
@@ -69,10 +87,10 @@ class Gate(Station):
         self._tailgated = None
         self.spawn(self.vehicle(event.at), "vehicle")
 
-    async def tailgate(self, at: float, why: str) -> DecisionRecord:
+    async def tailgate(self, at: float, why: str, *, code: str | None = None) -> DecisionRecord:
         """Record the second arrival (HOLD, TAILGATING) and what the barrier did."""
         record = await self.decide(
-            code=None, weight=None, camera_codes=(), evidence=None, faults={}, tailgating=why
+            code=code, weight=None, camera_codes=(), evidence=None, faults={}, tailgating=why
         )
         self.show(record)
         outcome, detail = "confirmed", "barrier closed"

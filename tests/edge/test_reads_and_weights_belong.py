@@ -96,6 +96,30 @@ def test_a_second_arrival_while_the_barrier_is_open_is_recorded_and_closes_it(tm
     assert "closed early" in rows[0][3]
 
 
+def test_another_label_read_while_the_barrier_is_open_closes_it(tmp_path: Path) -> None:
+    """The loop stays occupied (the second vehicle follows close), but its label is read while the
+    barrier is open for the first: recorded, and the barrier closes."""
+    with run_central(tmp_path / "central") as central:
+        first, second = declare(central, 2)
+
+        async def scenario() -> Any:
+            async with running_park(tmp_path, central, gate_pulse_s=5.0) as park:
+                agent = park.agent
+                await wait_until(lambda: agent.store.count_clearances() == 2, what="first sync")
+                gate = agent.stations["gate-1"]
+                await park.io.set_input("loop", True)
+                park.gate_scanner.scan(first)
+                await wait_until(lambda: park.io.output("barrier"), what="barrier opening")
+                park.gate_scanner.scan(second)  # the one behind it, under the scanner already
+                await wait_until(lambda: gate.decisions == 2, what="the second label recorded")
+                await wait_until(lambda: park.io.output("barrier") is False, what="barrier closed")
+                return gate.view.last
+
+        last = asyncio.run(scenario())
+    assert (last.code, last.verdict) == (second, Verdict.HOLD)
+    assert "TAILGATING" in last.codes
+
+
 def test_a_scan_sent_while_the_agent_was_down_is_never_read_as_new(tmp_path: Path) -> None:
     """SIGKILL the agent, let the scanner send a label into the serial line while nobody reads it,
     start the agent again: the parcels after it get their own reads (or none), never that one."""
