@@ -257,7 +257,9 @@ class GateStation(_Station):
     barrier: str = Field(description="output that opens the barrier while on")
     barrier_open: str | None = Field(None, description="input: barrier open switch (confirms the pulse)")
     pulse_s: float = Field(2.0, gt=0)
-    window_s: float = Field(3.0, gt=0, description="reads and the weight belong to the vehicle this long")
+    window_s: float = Field(
+        1.0, gt=0, description="reads and the weight belong to the vehicle this long; decided then"
+    )
     read_before_s: float = Field(
         1.0, ge=0, description="a read this long before the trigger still counts (a label read on arrival)"
     )

@@ -124,6 +124,7 @@ class Parcel:
     jammed: bool = False  # the photo-eye stayed blocked past max_parcel_s
     decided: bool = False
     late_notes: list[str] = field(default_factory=list)  # reads of its window that came after its decision
+    unplaced: list[str] = field(default_factory=list)  # codes in its window that were also in another's
 
     @property
     def vetoed(self) -> bool:
@@ -407,6 +408,7 @@ class Tracker:
                 names = ", ".join(f"#{p.number}" for p in others)
                 parcel.notes.append(f"read {read.code!r} also in the window of parcel {names}")
                 self.stats.ambiguous_reads += 1
+                parcel.unplaced.append(read.code)
             else:
                 parcel.reads.append(read)
         self._repeats(parcel)
@@ -432,8 +434,10 @@ class Tracker:
 
     def _repeats(self, parcel: Parcel) -> None:
         """A code read for another parcel not long ago is a second label, a label lying on the belt
-        or a re-read of the other one's: either way it does not tell this parcel apart."""
-        for code in parcel.codes:
+        or a re-read of the other one's: either way it does not tell this parcel apart. Codes read in
+        this parcel's window that could not be placed (also in another's) are remembered as well:
+        that label was on the belt just now, whatever parcel it was on."""
+        for code in dict.fromkeys([*parcel.codes, *parcel.unplaced]):
             before = self._placed.get(code)
             if before is not None and before[0] != parcel.number:
                 number, when = before

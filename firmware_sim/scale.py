@@ -85,6 +85,8 @@ class ScaleSim:
         # MT-SICS: the reply leaves this long after the command arrived (weighed on arrival), as a
         # slow balance or a busy converter does; 0 answers at once
         self.reply_delay_s = 0.0
+        self.delay_next_reply_s = 0.0  # the next reply only (one late answer), then back to the above
+        self._replies_until = 0.0  # when the last delayed reply leaves
 
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -287,8 +289,13 @@ class ScaleSim:
 
     def _reply(self, reply: sics.Reply) -> None:
         data = sics.encode_reply(reply)
-        if self.reply_delay_s > 0:
-            asyncio.get_running_loop().call_later(self.reply_delay_s, self._send, data)
+        delay, self.delay_next_reply_s = self.delay_next_reply_s or self.reply_delay_s, 0.0
+        loop = asyncio.get_running_loop()
+        # a balance answers in order: a reply never overtakes a late one before it
+        at = max(loop.time() + delay, self._replies_until)
+        if at > loop.time():
+            self._replies_until = at
+            loop.call_at(at, self._send, data)
         else:
             self._send(data)
 

@@ -83,6 +83,9 @@ class GateIODriver(SupervisedDriver):
         self._locks = {output: asyncio.Lock() for output in config.io.outputs}
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
+        # an output command that got no (or a broken) answer: the module may have carried it out or
+        # not, so what the outputs are is unknown until a new session drives them safe, confirmed
+        self._lost_command: str | None = None
 
     # --- state ---------------------------------------------------------------------------------------
     @property
@@ -92,8 +95,25 @@ class GateIODriver(SupervisedDriver):
 
     @property
     def outputs(self) -> dict[str, bool]:
-        """Last confirmed value of every output written since start."""
+        """Last confirmed value of every output written since start (an output whose last command
+        failed is left out: its state is not known)."""
         return dict(self._outputs)
+
+    async def read_outputs(self, names: list[str]) -> dict[str, bool]:
+        """Read the outputs `names` back from the module now (one request over their span)."""
+        self._check_up()
+        coils = {name: self.config.io.coil(name) for name in names}
+        if not coils:
+            return {}
+        first, last = min(coils.values()), max(coils.values())
+        try:
+            bits = await self.command_bus.read_coils(self.config.device_id, first, last - first + 1)
+        except ModbusExceptionResponse as exc:
+            self.supervisor.fault(f"read back: {exc}")
+            raise
+        out = {name: bool(bits[address - first]) for name, address in coils.items()}
+        self._outputs.update(out)
+        return out
 
     # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
     async def _closed(self) -> None:
@@ -112,7 +132,10 @@ class GateIODriver(SupervisedDriver):
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
+        self._lost_command = None
         while True:
+            if self._lost_command is not None:
+                raise DeviceError(f"an output command went unanswered ({self._lost_command}): new session")
             try:
                 bits = await self.bus.read_discrete_inputs(
                     self.config.device_id, profile.di_address, profile.di_count
@@ -227,7 +250,15 @@ class GateIODriver(SupervisedDriver):
             await self.command_bus.write_coil(unit, address, value)
             (actual,) = await self.command_bus.read_coils(unit, address, 1)
         except ModbusExceptionResponse as exc:
+            self._outputs.pop(name, None)  # refused, or only the read-back was: not known any more
             self.supervisor.fault(f"{name}: {exc}")
+            raise
+        except DeviceError as exc:
+            # no answer: the write may have been carried out (or may still be); the output's state is
+            # not known, and the polls alone would keep the session UP with a command path that is
+            # dead. End the session: the next one drives every output to its safe value, confirmed.
+            self._outputs.pop(name, None)
+            self._lost_command = f"{name}: {exc}"
             raise
         if actual != value:
             self._outputs[name] = actual

@@ -264,6 +264,7 @@ class ScaleDriver(SupervisedDriver):
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         client.abandon()
+                        await self._resync(port)
                         return None
                     client.receive_data(await port.read(remaining))
                 elif isinstance(event, sics.Unparsed | sics.Unsolicited):
@@ -273,6 +274,25 @@ class ScaleDriver(SupervisedDriver):
         except BaseException:
             client.abandon()  # cancelled or port lost mid-command: the next one must not be refused
             raise
+
+    async def _resync(self, port: SerialPort) -> None:
+        """A request went unanswered in time: its answer may still come, and must never be taken
+        for the answer to the next one (a weight of the parcel before, stamped as measured after
+        the next request). Read and drop until the line has been quiet for `reply_timeout_s`
+        (giving up waiting after three times that); the next request goes out only then."""
+        loop = asyncio.get_running_loop()
+        quiet = self.config.reply_timeout_s
+        give_up = loop.time() + 3 * quiet
+        heard = loop.time()
+        late = False
+        while (now := loop.time()) < give_up and now - heard < quiet:
+            data = await port.read(min(quiet - (now - heard), give_up - now))
+            if data:
+                heard, late = loop.time(), True
+        if late:
+            self.counters["late_reply"] += 1
+            log.debug("scale answered late; dropped", extra=self._extra)
+        port.drain_pending()
 
     async def _poll_sics(self, port: SerialPort) -> bool:
         reply = await self._sics(port, sics.Command(self.config.mt_sics_command))
@@ -318,6 +338,7 @@ class ScaleDriver(SupervisedDriver):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     parser.clear()
+                    await self._resync(port)
                     return False
                 parser.receive_data(await port.read(remaining))
             elif isinstance(event, toledo.Garbage):

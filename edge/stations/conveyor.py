@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +48,7 @@ class Turn:
     actuated: bool = False  # its lane has been written (or it was given up)
     off: asyncio.TimerHandle | None = None
     camera: asyncio.Task[tuple[tuple[str, ...], str | None]] | None = None
+    withdrawn: bool = False  # its confirmed lane was taken back before it passed (recorded once)
     faults: dict[str, str] = field(default_factory=dict)
 
 
@@ -69,6 +71,7 @@ class Conveyor(Station):
         self._timer: asyncio.TimerHandle | None = None
         self._watch: asyncio.Task[None] | None = None
         self._holds: list[tuple[float, float, str]] = []  # lanes held: (from, until, why)
+        self._blocked: tuple[float, str] | None = None  # a jam's hold (from, why), open until the eye clears
         self._eye_lost_at: float | None = None  # the I/O module (so the photo-eye) went away then
         self._started_at = time.monotonic()
 
@@ -132,6 +135,50 @@ class Conveyor(Station):
         )
         asyncio.get_running_loop().call_at(max(start, now), self._enter_hold, start, end, why)
 
+    def _lanes_reset(self, lost: float, now: float) -> None:
+        """The module's new session drove every output to its safe value: a lane set for a parcel
+        that had not passed the diverter by then (`lost`: the module went away) was not carried
+        out, whatever was confirmed before."""
+        self._owner = None
+        why = "the I/O module's outputs went to their safe values (module lost, then a new session)"
+        turns = {id(t): t for t in [*self._turns.values(), *([self._last_turn] if self._last_turn else [])]}
+        for turn in turns.values():
+            record = turn.record
+            if not turn.actuated or record is None or record.verdict == rules.Verdict.HOLD:
+                continue
+            if self.layout.diverter is not None and self._passage(turn.parcel)[1] > lost:
+                self.spawn(self._withdraw(turn, why), "lanes-reset")
+
+    def _jammed(self, parcel: Parcel) -> None:
+        """The photo-eye has been blocked longer than any parcel: whatever is under it now (a long
+        object, parcels touching it) is not tracked. Hold the lanes from when the first of it could
+        reach the diverter until the photo-eye clears and that has passed the diverter too."""
+        layout = self.layout
+        if layout.diverter is None:
+            return
+        start = (
+            parcel.rise + layout.max_parcel_s + layout.diverter.start_s - layout.switch_s - layout.margin_s
+        )
+        why = f"the photo-eye blocked for more than {layout.max_parcel_s:g} s after parcel #{parcel.number}"
+        self._blocked = (start, why)
+        self._holds.append((start, math.inf, why))
+        log.warning("photo-eye blocked: lanes held until it clears", extra={"station": self.name})
+        asyncio.get_running_loop().call_at(
+            max(start, time.monotonic()), self._enter_hold, start, math.inf, why
+        )
+
+    def _cleared(self, at: float) -> None:
+        """The photo-eye is clear again after a jam: the hold ends once what blocked it has passed."""
+        assert self._blocked is not None
+        start, why = self._blocked
+        self._blocked = None
+        layout = self.layout
+        assert layout.diverter is not None
+        end = at + layout.diverter.end_s + layout.margin_s
+        self._holds = [
+            (a, end if (a, w) == (start, why) and b == math.inf else b, w) for a, b, w in self._holds
+        ]
+
     def lanes_held_until(self) -> float | None:
         """The end of the last hold for an unseen object (None: none)."""
         return max((b for _, b, _ in self._holds), default=None)
@@ -147,18 +194,24 @@ class Conveyor(Station):
         if owner is not None and owner.record is not None and owner.record.verdict == rules.Verdict.RELEASE:
             passing = self._passage(owner.parcel)
             if passing[1] >= start and passing[0] <= end:
-                self.spawn(self._withdraw(owner, why), "withdraw")
+                self.spawn(
+                    self._withdraw(owner, f"held for an object the photo-eye may not have seen ({why})"),
+                    "withdraw",
+                )
         self.spawn(self._hold_lane(), "hold-for-unseen")
 
     async def _withdraw(self, turn: Turn, why: str) -> None:
+        """Its lane was confirmed, then the lanes went to hold before it had passed the diverter."""
         assert turn.record is not None
+        if turn.withdrawn:
+            return
+        turn.withdrawn = True
         await self.checker.record_actuation(
             self.name,
             turn.record,
             outcome="withheld",
             output="hold",
-            detail="lanes held while it passed the diverter, for an object the photo-eye may not have"
-            f" seen ({why})",
+            detail=f"the lanes went to hold before it had passed the diverter: {why}",
         )
 
     def _passage(self, parcel: Parcel) -> tuple[float, float]:
@@ -196,6 +249,7 @@ class Conveyor(Station):
                 lost = self._started_at - layout.diverter.end_s - layout.max_parcel_s
             self._eye_lost_at = None
             if lost is not None:
+                self._lanes_reset(lost, now)
                 self._unseen(lost, now, "the photo-eye was not read")
 
     # --- inputs ------------------------------------------------------------------------------------
@@ -205,6 +259,8 @@ class Conveyor(Station):
         parcel = self.tracker.eye(event.value, event.at)
         if parcel is not None:
             self._opened(parcel)
+        elif not event.value and self._blocked is not None:
+            self._cleared(event.at)
         self._reschedule()
 
     def _on_scanner(self, event: DeviceEvent) -> None:
@@ -271,6 +327,8 @@ class Conveyor(Station):
         if timer is not None and now - timer.when() > self.layout.margin_s:
             self._stalled(timer.when(), now)  # this very callback was held up: say so before deciding
         for parcel in self.tracker.due(now):
+            if parcel.jammed and self._blocked is None:
+                self._jammed(parcel)
             turn = self._turns.get(parcel.number) or self._turn(parcel)
             previous, self._last_turn = self._last_turn, turn
             self.spawn(self.parcel(turn, previous), "parcel")
@@ -378,14 +436,14 @@ class Conveyor(Station):
             target = self.lane(verdict)
             self._owner = turn
             try:
-                await self._set_lane(target)
+                confirmation = await self._set_lane(target)
             except DeviceError as exc:
                 outcome, detail = "failed", str(exc)
                 await self.actuation_failed(self.config.io, str(exc))
             else:
                 self.actuation_ok(self.config.io)
                 if not detail:
-                    detail = f"lane {target or 'hold (all off)'} confirmed by read-back"
+                    detail = confirmation
                 if time.monotonic() > deadline and outcome == "confirmed":
                     outcome = "failed"
                     detail = f"{detail}, but only after the parcel reached the diverter"
@@ -400,15 +458,28 @@ class Conveyor(Station):
                 turn.set.set_result(None)
             self._schedule_release(turn)
 
-    async def _set_lane(self, target: str | None) -> None:
+    async def _set_lane(self, target: str | None) -> str:
+        """Drive the diverter to `target` (None: all lanes off, the hold lane) and say how it was
+        confirmed. Off first, then on: never two lanes open at once. A lane not written now is one
+        last confirmed off (an output whose command failed is never taken as known); when the target
+        is not the release lane, every lane is read back from the module as well."""
         d = self.config.diverter
         lanes = [x for x in (d.release, d.hold, d.inspect) if x]
-        # off first, then on: never two lanes open at once
+        written = []
         for lane in lanes:
             if lane != target and self.io.outputs.get(lane, True):
                 await self.io.set_output(lane, False)
+                written.append(lane)
         if target is not None:
             await self.io.set_output(target, True)
+            written.append(target)
+        if target == d.release:
+            return f"lane {target} confirmed by read-back; the others off as last confirmed"
+        actual = await self.io.read_outputs(lanes)
+        wrong = [lane for lane in lanes if actual[lane] != (lane == target)]
+        if wrong:
+            raise DeviceError(f"lanes read back {actual} for target {target or 'hold (all off)'}")
+        return f"lane {target or 'hold (all off)'} confirmed: every lane read back"
 
     def _schedule_release(self, turn: Turn) -> None:
         """Once the parcel has passed the diverter, the next one may take it; after the dwell the
@@ -437,8 +508,10 @@ class Conveyor(Station):
     async def _hold_lane(self) -> None:
         if self._owner is not None:
             return
-        with contextlib.suppress(DeviceError):
+        try:
             await self._set_lane(self.lane(rules.Verdict.HOLD))
+        except DeviceError as exc:  # the lanes may still be open: the station holds and says so
+            await self.actuation_failed(self.config.io, f"back to hold: {exc}")
 
     async def safe_outputs(self) -> None:
         """Every lane off: the parcel goes on to the hold lane."""

@@ -93,12 +93,10 @@ class Gate(Station):
             code=code, weight=None, camera_codes=(), evidence=None, faults={}, tailgating=why
         )
         self.show(record)
-        outcome, detail = "confirmed", "barrier closed"
         if self._pulse is not None:
             with contextlib.suppress(asyncio.CancelledError, DeviceError):
                 await asyncio.wait({self._pulse})
-        if self.io.outputs.get(self.config.barrier, False):
-            outcome, detail = "failed", "barrier output still reads open"
+        outcome, detail = await self.barrier_closed()
         await self.checker.record_actuation(
             self.name, record, outcome=outcome, output=self.config.barrier, detail=detail
         )
@@ -122,6 +120,8 @@ class Gate(Station):
             self.look(t0, faults),
         )
         code = read.code if isinstance(read, BarcodeRead) else None
+        # decided when the window has closed: a second code anywhere in it makes the vehicle ambiguous
+        await asyncio.sleep(max(0.0, t0 + cfg.window_s - time.monotonic()))
         ambiguous = self._other_codes(code, since, t0 + cfg.window_s)
         record = await self.decide(
             code=code if not ambiguous else None,

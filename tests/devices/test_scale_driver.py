@@ -360,3 +360,25 @@ def test_sim_command_is_typer_compatible() -> None:
     assert result.exit_code == 0
     for option in ("--protocol", "--load", "--link"):
         assert option in result.output
+
+
+@aio
+async def test_a_late_reply_never_answers_the_next_request(tmp_path: Path) -> None:
+    """PROTOCOLS.md: a reply that comes after its timeout must never answer the next command. The
+    balance weighs parcel A, answers that request late; parcel B is on it by the next request."""
+    async with running("mt-sics", tmp_path, reply_timeout_s=0.2, poll_interval_s=0.02) as (sim, driver):
+        sim.set_load(Decimal("0.800"), settle_after=0)
+        await next_reading(driver, lambda r: r.kg == Decimal("0.800"))
+        asked = len(sim.received)
+        sim.delay_next_reply_s = 0.35  # A's weight, weighed now, answered after the timeout
+        async with asyncio.timeout(BOUND):
+            while len(sim.received) <= asked:
+                await asyncio.sleep(0.001)
+        sim.set_load(Decimal("5.000"), settle_after=0)  # B from the next request on
+        swapped = time.monotonic()
+        seen: list[WeightReading] = []
+        while sum(r.kg == Decimal("5.000") for r in seen) < 3:  # well past the late answer
+            seen.append(await next_reading(driver, lambda r: r.stable))
+        # a reading that says it was asked for after the swap is B's, never A's late answer
+        assert [r.kg for r in seen if r.since is not None and r.since >= swapped] == [Decimal("5.000")] * 3
+        assert driver.counters["late_reply"] == 1

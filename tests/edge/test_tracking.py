@@ -284,3 +284,20 @@ def test_when_due_is_called_does_not_change_any_decision(line: Line) -> None:
     assert [(p.number, p.code, p.ambiguities(SIM)) for p in once] == [
         (p.number, p.code, p.ambiguities(SIM)) for p in often
     ]
+
+
+def test_a_code_read_in_two_windows_still_counts_as_read_for_the_repeat_rule() -> None:
+    """Parcels close together: label X read once, in both windows (both held); a copy of X on a
+    parcel soon after must be held too, not released as the first sighting of X."""
+    t = Tracker(LAYOUT, started_at=0.0)
+    t.eye(True, 1.0)
+    t.eye(False, 1.1)
+    t.eye(True, 1.2)
+    t.eye(False, 1.3)
+    t.read("X", 1.3)  # in both windows
+    t.eye(True, 3.0)
+    t.eye(False, 3.1)
+    t.read("X", 3.2)
+    *_, third = decide_all(t)
+    assert third.code == "X"
+    assert any("was read for parcel" in n for n in third.ambiguities(LAYOUT)[0])

@@ -158,7 +158,7 @@ def edge_settings(
                 "barrier": "barrier",
                 "barrier_open": "barrier_open",
                 "pulse_s": gate_pulse_s,
-                "window_s": 2.0,
+                "window_s": 0.5,
                 "confirm_timeout_s": 2.0,
             },
         ],
