@@ -140,13 +140,25 @@ class Gate(Station):
             else:
                 outcome, detail = await self.open_barrier()
         else:
-            outcome, detail = "confirmed", "barrier stays closed"
-            if self.io.outputs.get(cfg.barrier, False):
-                outcome, detail = "failed", "barrier output reads open"
+            outcome, detail = await self.barrier_closed()
         await self.checker.record_actuation(
             self.name, record, outcome=outcome, output=cfg.barrier, detail=detail
         )
         return record
+
+    async def barrier_closed(self) -> tuple[str, str]:
+        """Read the barrier output back from the module (not what was last written): (outcome,
+        detail) for the record; one that reads open is commanded closed and the station holds."""
+        barrier = self.config.barrier
+        try:
+            if not (await self.io.read_outputs([barrier]))[barrier]:
+                return "confirmed", "barrier closed: its output read back off"
+            await self.io.set_output(barrier, False)
+        except DeviceError as exc:
+            await self.actuation_failed(self.config.io, f"barrier: {exc}")
+            return "failed", f"barrier not confirmed closed: {exc}"
+        await self.actuation_failed(self.config.io, "barrier output read back open")
+        return "failed", "barrier output read back open (commanded closed again)"
 
     async def _first_read(self, since: float, t0: float, previous: str | None) -> object:
         """The first read of this vehicle's window; a read of the previous vehicle's label taken

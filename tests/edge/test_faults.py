@@ -110,11 +110,19 @@ def assert_central_matches_edge(central: RunningCentral, edge_db: Path) -> list[
     return events
 
 
-def assert_nothing_released_wrongly(central: RunningCentral) -> dict[str, Any]:
+def assert_nothing_released_wrongly(
+    central: RunningCentral, *, not_carried_out: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """No double or uncleared release, no chain trouble; and no release whose outputs failed except
+    those of the parcels in `not_carried_out` (their lanes went back to hold before they passed)."""
     report = central_report(central)
     assert report["released_twice"]["total"] == 0, report["released_twice"]
     assert report["released_without_clearance"]["total"] == 0, report["released_without_clearance"]
-    alerts = central_alerts(central)
+    alerts = [
+        (kind, detail)
+        for kind, detail in central_alerts(central)
+        if not (kind == "actuation_failed" and any(f"/{code} " in detail for code in not_carried_out))
+    ]
     assert alerts == [], alerts  # no seq gap, chain break, conflict, double or uncleared release
     return report
 
@@ -484,6 +492,13 @@ def test_a_decision_that_cannot_be_made_leaves_the_line_on_hold(tmp_path: Path) 
 # --- (e) the I/O module stops answering ------------------------------------------------------------
 
 
+async def passed_the_diverter(line: Any) -> None:
+    """Until the line's last parcel has passed its diverter."""
+    turn = line._last_turn
+    end = line._passage(turn.parcel)[1]
+    await wait_until(lambda: time.monotonic() > end, what="the parcel past the diverter")
+
+
 async def back_for_a_while(io: Any, line: Any) -> None:
     """Until the module has been back longer than the line's margin (a parcel whose window began
     while it was down is held for it) and what passed the photo-eye unseen meanwhile has passed the
@@ -507,6 +522,7 @@ def test_io_module_silent_station_faults_holds_and_recovers_by_itself(tmp_path: 
                 io = agent.hub.drivers["io1"]
                 await wait_until(lambda: agent.store.count_clearances() == 4, what="first sync")
                 assert (await through_line(park, codes[0])).verdict == Verdict.RELEASE
+                await passed_the_diverter(line)
 
                 # the module hangs between parcels: the station shows FAULT within 1 s
                 park.io.mute()
@@ -559,4 +575,6 @@ def test_io_module_silent_station_faults_holds_and_recovers_by_itself(tmp_path: 
         # one event for the module going DOWN, and the unconfirmed lane change
         assert any(f["detail"].startswith("actuation") for f in faults)
         assert any("no answer" in f["detail"] and not f["detail"].startswith("actuation") for f in faults)
-        assert_nothing_released_wrongly(central)
+        # the parcel released just before the second outage had not passed the diverter when the
+        # module's outputs went to their safe values: on the record as not carried out
+        assert_nothing_released_wrongly(central, not_carried_out=(codes[3],))
