@@ -975,9 +975,10 @@ def sync_stages(feed: tuple[Path, Path, str]) -> list[tuple[str, float]]:
     from central.store.db import Database
 
     directory, _, _ = feed
-    key = load_or_create_key(directory / "feed.key").public_key()
+    private = load_or_create_key(directory / "feed.key")
+    key = private.public_key()
     db = Database(directory / "central.db")
-    raw = page_json(db, park_id="P1", after=0, limit=PAGE)[0].encode()
+    raw = page_json(db, private, park_id="P1", after=0, limit=PAGE)[0].encode()
     db.close()
 
     def best(fn: Callable[[], Any], reps: int = 5) -> float:
