@@ -60,6 +60,7 @@ class Agent:
             client=self.client,
             park_id=settings.park_id,
             public_key=self.public_key,
+            edge_id=settings.edge_id,
             page_size=settings.central.page_size,
             long_poll_s=settings.central.long_poll_s,
             verified=self.verified,
@@ -80,6 +81,7 @@ class Agent:
             ),
             edge_id=settings.edge_id,
             staleness_limit_s=settings.staleness_limit_s,
+            park_id=settings.park_id,
             stale_policy=settings.stale_policy,
             on_commit=self._committed,
             verified=self.verified,
@@ -120,6 +122,7 @@ class Agent:
         for station in self.stations.values():
             await station.start()
         self._tasks += [
+            asyncio.create_task(self.checker.verify_release_history(), name="release-ledger-check"),
             asyncio.create_task(self.sync.run(), name="sync"),
             asyncio.create_task(self.uplink.run(), name="uplink"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),

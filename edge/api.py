@@ -149,11 +149,18 @@ def create_app(agent: Any) -> FastAPI:
                 "caught_up": s.caught_up,
                 "rejected_signatures": s.rejected_signatures,
                 "superseded_unchecked": s.superseded_unchecked,
+                "rejected_park": s.rejected_park,
+                "rejected_rollback": s.rejected_rollback,
+                "refused_pages": s.refused_pages,
+                "refusals": s.refusals,
+                "last_refusal": s.last_refusal,
+                "checkpoint": {"cursor": s.checkpoint_cursor, "count": s.checkpoint_count},
                 "lag_records": s.lag_records,
                 "last_error": s.last_error,
                 "records": agent.store.count_clearances(),
             },
             "uplink": {**agent.store.backlog(), "last_error": u.last_error, "refused": u.refused},
+            "releases": agent.checker.release_status(),
             "store": {"checkpoints": asdict(agent.store.checkpoints)},
         }
 
