@@ -19,6 +19,7 @@ import httpx
 from bondgate.tasks import cancel_and_wait
 from bondgate.wire import EventBody, EventKind, load_public_key
 from edge import rules
+from edge.central_client import build_client, describe
 from edge.checker import Checker, DecisionRecord
 from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation
 from edge.devices import DeviceHub
@@ -47,11 +48,7 @@ class Agent:
         self.settings = settings
         self.store = Store(settings.database)
         self.public_key = load_public_key(settings.central.public_key.read_bytes())
-        self.client = httpx.AsyncClient(
-            base_url=settings.central.url,
-            headers={"Authorization": f"Bearer {settings.central.token}"},
-            timeout=httpx.Timeout(30, connect=5),
-        )
+        self.client = build_client(settings.central, timeout=httpx.Timeout(30, connect=5))
         self.hub = DeviceHub.from_config(settings.devices, evidence_dir=settings.evidence_dir)
         self.publisher = Publisher(settings.mqtt, park_id=settings.park_id) if settings.mqtt else None
         self.verified = VerifiedTexts()  # what the sync verified, so a decision need not again
@@ -133,8 +130,14 @@ class Agent:
                 "park": self.settings.park_id,
                 "edge": self.settings.edge_id,
                 "stations": list(self.stations),
+                "central": describe(self.settings.central),
             },
         )
+        if not describe(self.settings.central)["tls"]:
+            log.warning(
+                "central is reached over plain http: for the demo only",
+                extra={"url": self.settings.central.url},
+            )
 
     def _device_changed(self, device: str, health: Any) -> None:
         """A device that goes DOWN is reported upstream as a device_fault event (once per outage)."""

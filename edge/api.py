@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from edge import operations
 from edge.auth import Sessions, check_password
+from edge.central_client import describe
 from edge.operations import discrepancy_queue
 from edge.pages import pages_router
 from edge.publisher import decision_payload
@@ -155,6 +156,7 @@ def create_app(agent: Any) -> FastAPI:
                 "refusals": s.refusals,
                 "last_refusal": s.last_refusal,
                 "checkpoint": {"cursor": s.checkpoint_cursor, "count": s.checkpoint_count},
+                "central": describe(agent.settings.central),
                 "lag_records": s.lag_records,
                 "last_error": s.last_error,
                 "records": agent.store.count_clearances(),
