@@ -155,12 +155,9 @@ class Checker:
     async def verify_release_history(self) -> release_ledger.Verification:
         """Walk the release ledger (at start, off the event loop). Damage that can hide a release
         holds every parcel from then on, and is reported (log and an ALARM event) once."""
-        try:
-            result = await asyncio.to_thread(release_ledger.verify, self.store.reader())
-        except (
-            sqlite3.Error,
-            ValueError,
-        ) as exc:  # the ledger cannot be read: no release can be shown not to be
+        try:  # on a worker thread's own connection: the walk is one read transaction
+            result = await asyncio.to_thread(lambda: release_ledger.verify(self.store.reader()))
+        except (sqlite3.Error, ValueError) as exc:  # unreadable: no release can be shown not to be
             result = release_ledger.Verification(broken=[f"release ledger unreadable: {exc}"])
         self.release_history = result
         problems = result.problems()

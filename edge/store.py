@@ -367,11 +367,12 @@ class Store:
         first sync counts one per clearance per page it appears in, not one per feed change; the
         records it did not pass (older versions it never checked, records that failed) are counted
         in its `SyncStatus`."""
-        seen = "SELECT version FROM versions_seen WHERE logistics_no = ? AND logistics_code = ?"
+        records = list(records)
+        marks = Store._marks(conn, {r.logisticsNo for r, _ in records})
         rows, rolled_back = [], []
         for r, raw in records:
-            mark = conn.execute(seen, (r.logisticsNo, r.logisticsCode)).fetchone()
-            if mark is not None and r.version < mark[0]:
+            mark = marks.get((r.logisticsNo, r.logisticsCode))
+            if mark is not None and r.version < mark:
                 rolled_back.append(r)
                 continue
             rows.append((r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw))
@@ -397,6 +398,21 @@ class Store:
             (cursor, now, stored, checkpoint),
         )
         return Applied(stored, rolled_back)
+
+    @staticmethod
+    def _marks(conn: sqlite3.Connection, numbers: set[str]) -> dict[tuple[str, str], int]:
+        """versions_seen of these logisticsNo, a few hundred per statement (a page's worth at once)."""
+        found: dict[tuple[str, str], int] = {}
+        listed = list(numbers)
+        for i in range(0, len(listed), 500):
+            chunk = listed[i : i + 500]
+            rows = conn.execute(
+                "SELECT logistics_no, logistics_code, version FROM versions_seen"
+                f" WHERE logistics_no IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(((no, code), int(version)) for no, code, version in rows)
+        return found
 
     @staticmethod
     def version_seen(conn: sqlite3.Connection, logistics_no: str, logistics_code: str) -> int | None:

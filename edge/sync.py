@@ -304,6 +304,7 @@ class FeedSync:
         self._reported: tuple[str, str] | None = None  # the last alarm sent upstream
         self._backoff = Backoff(self.backoff_initial, self.backoff_max)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="feed-verify")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-hash")
 
     def _stored_checkpoint(self, raw: str | None) -> FeedCheckpoint:
         """The checkpoint stored with the cursor, if it is still central's and this park's; otherwise
@@ -339,15 +340,27 @@ class FeedSync:
         try:
             items, next_after, has_more, head, raw = _page_fields(page)
             checkpoint = check_checkpoint(raw, self.park_id, self.public_key)
-            await asyncio.get_running_loop().run_in_executor(
-                self._pool, check_extends, base, checkpoint, items, next_after
-            )
         except FeedRefused as refused:
             await self._refused(refused)
             raise
-        self._reported = None  # central's feed again: the next refusal is news
         fresh = [item for item in items if not _applied_already(item, self.status.cursor)]
-        checked = await self._verify(fresh)
+        # the page is hashed on a thread of its own while the signatures are checked (OpenSSL lets
+        # the GIL go); nothing of it is used unless it extends the last checkpoint
+        extends = asyncio.get_running_loop().run_in_executor(
+            self._hasher, check_extends, base, checkpoint, items, next_after
+        )
+        verifying = asyncio.ensure_future(self._verify(fresh))
+        try:
+            await extends
+        except FeedRefused as refused:
+            await asyncio.gather(verifying, return_exceptions=True)
+            await self._refused(refused)
+            raise
+        except BaseException:
+            verifying.cancel()
+            raise
+        self._reported = None  # central's feed again: the next refusal is news
+        checked = await verifying
         cursor = max(self.status.cursor, checkpoint.cursor)
         text = checkpoint.model_dump_json()
         applied = await self.store.write(
@@ -456,3 +469,4 @@ class FeedSync:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+        self._hasher.shutdown(wait=False)
