@@ -150,7 +150,7 @@ class FeedCheckpoint(BaseModel):
     signature: str = Field("", description="Ed25519 over the canonical bytes, base64")
 
     def signed_bytes(self) -> bytes:
-        return CHECKPOINT_DOMAIN + canonical_json(self.model_dump(mode="python", exclude={"signature"}))
+        return checkpoint_signed_bytes(self.park_id, self.cursor, self.count, self.hash)
 
     def same_point(self, other: FeedCheckpoint) -> bool:
         """The same statement (signatures aside)."""
@@ -160,6 +160,13 @@ class FeedCheckpoint(BaseModel):
             other.count,
             other.hash,
         )
+
+
+def checkpoint_signed_bytes(park_id: str, cursor: int, count: int, hash: str) -> bytes:
+    """What central signs for a checkpoint (also without building a `FeedCheckpoint`, on its write path)."""
+    return CHECKPOINT_DOMAIN + canonical_json(
+        {"park_id": park_id, "cursor": cursor, "count": count, "hash": hash}
+    )
 
 
 def genesis_checkpoint(park_id: str) -> FeedCheckpoint:

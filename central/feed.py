@@ -15,6 +15,7 @@ re-chain a feed they altered.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from datetime import datetime
@@ -22,7 +23,14 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import FeedCheckpoint, FeedRecord, feed_chain, sign_checkpoint, sign_record
+from bondgate.wire import (
+    FeedCheckpoint,
+    FeedRecord,
+    checkpoint_signed_bytes,
+    feed_chain,
+    sign_checkpoint,
+    sign_record,
+)
 from central.store import clearances as store
 from central.store.db import Database
 
@@ -62,10 +70,10 @@ def append(
     head = store.lock_feed_head(conn, park_id=park_id)
     seq = store.append_feed(conn, park_id=park_id, clearance_id=clearance_id, record_json=record_json)
     chain = feed_chain(head.chain, [{"seq": seq, **json.loads(record_json)}])
-    checkpoint = sign_checkpoint(
-        FeedCheckpoint(park_id=park_id, cursor=seq, count=head.n + 1, hash=chain), key
+    signature = key.sign(checkpoint_signed_bytes(park_id, seq, head.n + 1, chain))
+    point = store.FeedPoint(
+        seq=seq, n=head.n + 1, chain=chain, signature=base64.b64encode(signature).decode()
     )
-    point = store.FeedPoint(seq=seq, n=head.n + 1, chain=chain, signature=checkpoint.signature)
     store.chain_feed(conn, park_id=park_id, point=point)
     return seq
 

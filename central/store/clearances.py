@@ -143,14 +143,15 @@ def lock_feed_head(conn: sqlite3.Connection, *, park_id: str) -> FeedPoint:
     """The park's feed head, locked until the transaction ends: appends to one park's feed are
     serialised from here to the commit, so their seqs and chain follow commit order. (SQLite's
     BEGIN IMMEDIATE already serialises every writer; on PostgreSQL the UPDATE takes the row lock.)"""
-    conn.execute(
-        "INSERT INTO feed_heads (park_id, seq, n, chain) VALUES (?, 0, 0, ?)"
-        " ON CONFLICT (park_id) DO NOTHING",
-        (park_id, GENESIS_HASH),
-    )
-    row = conn.execute(
-        "UPDATE feed_heads SET n = n WHERE park_id = ? RETURNING seq, n, chain", (park_id,)
-    ).fetchone()
+    lock = "UPDATE feed_heads SET n = n WHERE park_id = ? RETURNING seq, n, chain"
+    row = conn.execute(lock, (park_id,)).fetchone()
+    if row is None:  # the park's first record
+        conn.execute(
+            "INSERT INTO feed_heads (park_id, seq, n, chain) VALUES (?, 0, 0, ?)"
+            " ON CONFLICT (park_id) DO NOTHING",
+            (park_id, GENESIS_HASH),
+        )
+        row = conn.execute(lock, (park_id,)).fetchone()
     return FeedPoint(seq=int(row[0]), n=int(row[1]), chain=str(row[2]))
 
 
