@@ -92,8 +92,7 @@ class Checker:
                 signature_valid = cached or verify_record(record, self.public_key)
                 if signature_valid and not cached:
                     self.verified.add(raw)
-                seen = Store.version_seen(conn, record.logisticsNo, record.logisticsCode)
-                witnesses = Store.release_witnesses(conn, record.logisticsNo, record.logisticsCode)
+                seen, witnesses = Store.record_facts(conn, record.logisticsNo, record.logisticsCode)
                 evidence = witnesses.evidence()
                 if evidence and not witnesses.marker:
                     self._marker_missing(conn, record, evidence)

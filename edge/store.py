@@ -187,6 +187,13 @@ class Applied(NamedTuple):
     rolled_back: list[FeedRecord]  # older than a version of their clearance stored before: refused
 
 
+class RecordFacts(NamedTuple):
+    """`Store.record_facts`: the version mark and the release witnesses of one clearance."""
+
+    version_seen: int | None  # the highest version of it ever stored (None: no mark)
+    released: ReleaseWitnesses
+
+
 class ReleaseWitnesses(NamedTuple):
     """What the edge's own records say of one parcel having left (edge/checker.py)."""
 
@@ -482,24 +489,18 @@ class Store:
 
     # --- releases: the marker, the ledger and the decisions that say a parcel left ----------------
     @staticmethod
-    def release_witnesses(
-        conn: sqlite3.Connection, logistics_no: str, logistics_code: str
-    ) -> ReleaseWitnesses:
-        """Every record this edge keeps that says the parcel left: three index lookups."""
-        marker = conn.execute(
-            "SELECT 1 FROM releases WHERE logistics_no = ? AND logistics_code = ?",
+    def record_facts(conn: sqlite3.Connection, logistics_no: str, logistics_code: str) -> RecordFacts:
+        """What the edge's own records say of one clearance, in one statement of index lookups: its
+        highest version ever stored, and every record that says the parcel left."""
+        row = conn.execute(
+            """SELECT (SELECT version FROM versions_seen WHERE logistics_no = ?1 AND logistics_code = ?2),
+                      (SELECT 1 FROM releases WHERE logistics_no = ?1 AND logistics_code = ?2),
+                      (SELECT MIN(n) FROM release_ledger WHERE logistics_no = ?1 AND logistics_code = ?2),
+                      (SELECT MIN(decision_id) FROM decisions
+                        WHERE code = ?1 AND logistics_code = ?2 AND verdict = 'RELEASE')""",
             (logistics_no, logistics_code),
         ).fetchone()
-        ledger = conn.execute(
-            "SELECT MIN(n) FROM release_ledger WHERE logistics_no = ? AND logistics_code = ?",
-            (logistics_no, logistics_code),
-        ).fetchone()
-        decision = conn.execute(
-            "SELECT MIN(decision_id) FROM decisions"
-            " WHERE code = ? AND logistics_code = ? AND verdict = 'RELEASE'",
-            (logistics_no, logistics_code),
-        ).fetchone()
-        return ReleaseWitnesses(marker is not None, ledger[0], decision[0])
+        return RecordFacts(row[0], ReleaseWitnesses(row[1] is not None, row[2], row[3]))
 
     @staticmethod
     def ledger_head(conn: sqlite3.Connection) -> tuple[int, str]:
