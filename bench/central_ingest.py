@@ -58,10 +58,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from bondgate.wire import FeedRecord, load_public_key, verify_record  # noqa: E402
 from central.config import CentralSettings  # noqa: E402
-from central.feed import page_json, signed_json  # noqa: E402
+from central.feed import append_many, page_json, signed_json  # noqa: E402
 from central.intake import Platform, submit  # noqa: E402
 from central.keys import load_or_create_key  # noqa: E402
-from central.store.clearances import ClearanceRow, append_feed_many  # noqa: E402
+from central.store.clearances import ClearanceRow  # noqa: E402
 from central.store.db import Database  # noqa: E402
 from central.timefmt import iso, utc_now  # noqa: E402
 from tests import factories as f  # noqa: E402
@@ -346,13 +346,14 @@ def feed_cache(records: int) -> tuple[Path, Path, str]:
     print(f"building the feed cache: {records:,} signed records into {directory} (once) …", flush=True)
     started = time.perf_counter()
     db = Database(settings.database)
+    key = load_or_create_key(settings.signing_key)
     chunk = 10_000
     spans = [(i, min(i + chunk, records)) for i in range(0, records, chunk)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(os.cpu_count() or 2, _init_worker, (str(settings.signing_key),)) as pool:
         for rows in pool.imap(_sign_range, spans):
             with db.write() as conn:
-                append_feed_many(conn, rows)
+                append_many(conn, key, rows)  # chained, each checkpoint signed, as intake does
     db.close()
     took = time.perf_counter() - started
     done.write_text(json.dumps({"records": records, "edge_token": tokens["edge"], "build_s": round(took, 1)}))
@@ -400,10 +401,11 @@ def verify_sample(url: str, pages: list[bytes], n: int = 2000) -> int:
 
 def feed_service(db_path: Path, records: int) -> float:
     db = Database(db_path)
+    key = load_or_create_key(db_path.parent / "feed.key")
     after, seen = 0, 0
     started = time.perf_counter()
     while True:
-        body, count = page_json(db, park_id="P1", after=after, limit=PAGE)
+        body, count = page_json(db, key, park_id="P1", after=after, limit=PAGE)
         seen += count
         if count < PAGE:
             break

@@ -55,6 +55,7 @@ def build(directory: Path, n: int, *, synced: bool = True) -> tuple[Store, Check
         tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
         edge_id="edge-bench",
         staleness_limit_s=3600,
+        park_id="P1",
     )
     if synced:  # as FeedSync does: these texts were verified when stored (edge/verified.py)
         for _, text in records:

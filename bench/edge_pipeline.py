@@ -39,9 +39,11 @@ floor     In the same run, half before the agent starts and half after it stoppe
           any I/O, logic aside.
           Also shown: a bare durable SQLite commit (one row, WAL, synchronous=FULL) on the same disk.
 sync      A central subprocess over the cached feed database of bench/central_ingest.py (333,334 parcels
-          × 120/399/800 = 1,000,000 signed records, built once under bench/.cache/). A fresh edge `Store`
-          and `FeedSync.catch_up()` with page_size 5000 pull it all, verifying the Ed25519 signature of
-          every record it stores (a version that a newer valid one in the same page replaces is skipped).
+          × 120/399/800 = 1,000,000 signed records, chained with signed checkpoints, built once under
+          bench/.cache/). A fresh edge `Store` and `FeedSync.catch_up()` with page_size 5000 pull it all,
+          hashing every record onto the last checkpoint and checking the page's, and verifying the
+          Ed25519 signature of every record it stores (a version that a newer valid one in the same page
+          replaces is skipped).
   baseline  the same client GETs every page and finds `next_after`: no parsing, verifying or storing.
 
 Other processes skew both figures, so each run reports the CPU cores that everything outside this
@@ -1072,15 +1074,16 @@ def sync_stages(feed: tuple[Path, Path, str]) -> list[tuple[str, float]]:
     """Single-threaded cost per record of each step of verifying and storing one 5000-record page."""
     import base64
 
-    from bondgate.wire import FeedRecord, verify_record
+    from bondgate.wire import GENESIS_HASH, FeedRecord, feed_chain, verify_record
     from central.feed import page_json
     from central.keys import load_or_create_key
     from central.store.db import Database
 
     directory, _, _ = feed
-    key = load_or_create_key(directory / "feed.key").public_key()
+    private = load_or_create_key(directory / "feed.key")
+    key = private.public_key()
     db = Database(directory / "central.db")
-    raw = page_json(db, park_id="P1", after=0, limit=PAGE)[0].encode()
+    raw = page_json(db, private, park_id="P1", after=0, limit=PAGE)[0].encode()
     db.close()
 
     def best(fn: Callable[[], Any], reps: int = 5) -> float:
@@ -1104,6 +1107,7 @@ def sync_stages(feed: tuple[Path, Path, str]) -> list[tuple[str, float]]:
         ),
         ("Ed25519 verify (OpenSSL, releases the GIL)", best(lambda: [key.verify(s, m) for s, m in pairs])),
         ("verify_record (signed_bytes + b64 + verify)", best(lambda: [verify_record(r, key) for r in recs])),
+        ("feed_chain (every record hashed, in order)", best(lambda: feed_chain(GENESIS_HASH, items))),
         ("model_dump_json (the stored text)", best(lambda: [r.model_dump_json() for r in recs])),
     ]
     with tempfile.TemporaryDirectory(prefix="bench-edge-stages-") as tmp:

@@ -9,6 +9,13 @@ byte forms below are the contract for signatures and hashes and are documented i
   as lowercase hex; the first event of an edge's chain has ``prev_hash = GENESIS_HASH``. A chain is
   one epoch of the edge (``epoch``, absent for the first, 2, 3, … after each re-provisioning), which
   is part of the hashed content.
+* feed chain (per park, RFC 6962 style): ``leaf = sha256(b"\\x00" + canonical_json(record as served,
+  with its "seq" and "signature"))``; ``hash_n = sha256(b"\\x01" + hash_{n-1} + leaf_n)`` over the raw
+  32-byte digests, ``hash_0`` = 32 zero bytes; carried as lowercase hex.
+* feed checkpoint: ``b"bondgate-checkpoint-v1\\n" + canonical_json({park_id, cursor, count, hash})``,
+  signed with Ed25519 like a record.
+* release ledger entry (edge): ``hash = sha256(b"bondgate-release-v1\\n" + prev_hash_hex_ascii + b"\\n"
+  + canonical_json({n, logisticsNo, logisticsCode, decision_id, record_version}))``.
 
 ``canonical_json`` is JSON with keys sorted, no insignificant whitespace, UTF-8 (not ASCII-escaped),
 ``None`` fields left out, decimals as their exact string.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -30,7 +38,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field
 
 FEED_DOMAIN = b"bondgate-feed-v1\n"
+CHECKPOINT_DOMAIN = b"bondgate-checkpoint-v1\n"
+RELEASE_DOMAIN = b"bondgate-release-v1\n"
 GENESIS_HASH = "0" * 64
+_LEAF = b"\x00"  # RFC 6962's domain separation of leaves and interior hashes
+_NODE = b"\x01"
 
 
 def _clean(value: Any) -> Any:
@@ -126,11 +138,70 @@ class FeedRecord(BaseModel):
         return self.status == ClearanceStatus.RELEASED and not self.cancelled
 
 
+class FeedCheckpoint(BaseModel):
+    """Central's signed statement about a park's feed: up to and including seq `cursor` it holds
+    `count` records whose running hash (`feed_chain`) is `hash`. The feed only grows, so a later
+    checkpoint of the same park must extend an earlier one; anything else is a stale or forked copy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    park_id: str = Field(min_length=1, max_length=64)
+    cursor: int = Field(ge=0, lt=2**63, description="seq of the park's last record covered (0: none)")
+    count: int = Field(ge=0, lt=2**63, description="how many of the park's records that is")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="running hash over them, in seq order")
+    signature: str = Field("", description="Ed25519 over the canonical bytes, base64")
+
+    def signed_bytes(self) -> bytes:
+        return checkpoint_signed_bytes(self.park_id, self.cursor, self.count, self.hash)
+
+    def same_point(self, other: FeedCheckpoint) -> bool:
+        """The same statement (signatures aside)."""
+        return (self.park_id, self.cursor, self.count, self.hash) == (
+            other.park_id,
+            other.cursor,
+            other.count,
+            other.hash,
+        )
+
+
+def checkpoint_signed_bytes(park_id: str, cursor: int, count: int, hash: str) -> bytes:
+    """What central signs for a checkpoint (also without building a `FeedCheckpoint`, on its write path)."""
+    return CHECKPOINT_DOMAIN + canonical_json(
+        {"park_id": park_id, "cursor": cursor, "count": count, "hash": hash}
+    )
+
+
+def genesis_checkpoint(park_id: str) -> FeedCheckpoint:
+    """Where every park's feed starts; needs no signature, every edge knows it."""
+    return FeedCheckpoint(park_id=park_id, cursor=0, count=0, hash=GENESIS_HASH)
+
+
+def feed_leaf(item: Any) -> bytes:
+    """The 32-byte leaf hash of one feed record as served (a JSON object with its seq and signature).
+
+    `item` is the parsed JSON value: central hashes ``{"seq": seq, **json.loads(stored)}``, an edge
+    the item of the page it parsed; both are the same value, so their canonical bytes are the same.
+    Any JSON value hashes (a hostile item only fails to match)."""
+    return hashlib.sha256(_LEAF + canonical_json(item)).digest()
+
+
+def feed_chain(prev_hash: str, items: Iterable[Any]) -> str:
+    """Extend a running hash (hex) by the records `items`, in order."""
+    state = bytes.fromhex(prev_hash)
+    sha256 = hashlib.sha256
+    for item in items:
+        state = sha256(_NODE + state + sha256(_LEAF + canonical_json(item)).digest()).digest()
+    return state.hex()
+
+
 class FeedPage(BaseModel):
     records: list[FeedRecord]
     next_after: int = Field(description="pass as `after` to get the next page")
     has_more: bool
     head: int = Field(0, description="the park's newest seq: `head - next_after` is how far behind you are")
+    checkpoint: FeedCheckpoint = Field(
+        description="signed checkpoint at `next_after`: the page's records must extend the previous one to it"
+    )
 
 
 def sign_record(record: FeedRecord, key: Ed25519PrivateKey) -> FeedRecord:
@@ -141,6 +212,19 @@ def sign_record(record: FeedRecord, key: Ed25519PrivateKey) -> FeedRecord:
 def verify_record(record: FeedRecord, public_key: Ed25519PublicKey) -> bool:
     try:
         public_key.verify(base64.b64decode(record.signature, validate=True), record.signed_bytes())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def sign_checkpoint(checkpoint: FeedCheckpoint, key: Ed25519PrivateKey) -> FeedCheckpoint:
+    signature = base64.b64encode(key.sign(checkpoint.signed_bytes())).decode()
+    return checkpoint.model_copy(update={"signature": signature})
+
+
+def verify_checkpoint(checkpoint: FeedCheckpoint, public_key: Ed25519PublicKey) -> bool:
+    try:
+        public_key.verify(base64.b64decode(checkpoint.signature, validate=True), checkpoint.signed_bytes())
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -171,6 +255,7 @@ class EventKind(StrEnum):
     DEVICE_FAULT = "device_fault"
     HEARTBEAT = "heartbeat"
     ACTUATION = "actuation"  # what the outputs did for a decision: confirmed by read-back, or failed
+    ALARM = "alarm"  # the edge found its inputs or its own records tampered with: `reason` names which
 
 
 class EventBody(BaseModel):
@@ -199,6 +284,12 @@ class EventBody(BaseModel):
         None, max_length=64, description="actuation: the lane or barrier output the decision drove"
     )
     detail: str | None = Field(None, max_length=2000)
+    ledger_n: int | None = Field(
+        None, ge=1, description="release: this release's entry in the edge's release ledger (1, 2, …)"
+    )
+    ledger_hash: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="release: the ledger's hash after that entry"
+    )
 
 
 class Event(BaseModel):
@@ -226,6 +317,24 @@ class Event(BaseModel):
 
     def expected_hash(self) -> str:
         return hashlib.sha256(self.hashed_bytes()).hexdigest()
+
+
+def release_entry_hash(
+    prev_hash: str, *, n: int, logistics_no: str, logistics_code: str, decision_id: str, record_version: int
+) -> str:
+    """The edge's release ledger: entry `n` chained to the one before (GENESIS_HASH for the first).
+    A release event carries `ledger_n` and `ledger_hash`, so central's copy of the events can
+    recompute the ledger from the release events alone, and so anchors it."""
+    body = canonical_json(
+        {
+            "n": n,
+            "logisticsNo": logistics_no,
+            "logisticsCode": logistics_code,
+            "decision_id": decision_id,
+            "record_version": record_version,
+        }
+    )
+    return hashlib.sha256(RELEASE_DOMAIN + prev_hash.encode() + b"\n" + body).hexdigest()
 
 
 def chain_event(prev_hash: str, **fields: Any) -> Event:

@@ -2,17 +2,35 @@
 
 Records are signed once, when written, and stored as the JSON an edge receives (minus `seq`), so
 paging a million records is string assembly, not a million re-serialisations.
+
+Each park's feed is also a hash chain (bondgate/wire.py `feed_chain`): the transaction that appends a
+row extends the park's running hash under the park's head row lock and signs the checkpoint at that
+row (park, cursor = the row's seq, count, hash). Every page carries the signed checkpoint at its
+`next_after`, so an edge can tell that the page extends what it already holds: a record left out,
+added, changed or reordered, a copy of the feed that is behind what the edge already saw, or one
+that forked from it, no longer hashes to a checkpoint central signed. The signature is made with the
+record, at write time, so someone who can write central's database but not read its key cannot
+re-chain a feed they altered.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import FeedRecord, sign_record
+from bondgate.wire import (
+    FeedCheckpoint,
+    FeedRecord,
+    checkpoint_signed_bytes,
+    feed_chain,
+    sign_checkpoint,
+    sign_record,
+)
 from central.store import clearances as store
 from central.store.db import Database
 
@@ -44,15 +62,53 @@ def signed_json(row: store.ClearanceRow, key: Ed25519PrivateKey) -> str:
     return record.model_dump_json(exclude={"seq"})
 
 
-def page_json(db: Database, *, park_id: str, after: int, limit: int) -> tuple[str, int]:
-    """A FeedPage as JSON text, and the number of records in it."""
+def append(
+    conn: sqlite3.Connection, key: Ed25519PrivateKey, *, park_id: str, clearance_id: str, record_json: str
+) -> int:
+    """Append one signed record to the park's feed and extend its chain, in the caller's transaction;
+    returns the record's seq."""
+    head = store.lock_feed_head(conn, park_id=park_id)
+    seq = store.append_feed(conn, park_id=park_id, clearance_id=clearance_id, record_json=record_json)
+    chain = feed_chain(head.chain, [{"seq": seq, **json.loads(record_json)}])
+    signature = key.sign(checkpoint_signed_bytes(park_id, seq, head.n + 1, chain))
+    point = store.FeedPoint(
+        seq=seq, n=head.n + 1, chain=chain, signature=base64.b64encode(signature).decode()
+    )
+    store.chain_feed(conn, park_id=park_id, point=point)
+    return seq
+
+
+def append_many(conn: sqlite3.Connection, key: Ed25519PrivateKey, rows: list[tuple[str, str, str]]) -> None:
+    """`append` for each (park_id, clearance_id, record JSON), in order (bench/central_ingest.py)."""
+    for park_id, clearance_id, record_json in rows:
+        append(conn, key, park_id=park_id, clearance_id=clearance_id, record_json=record_json)
+
+
+def checkpoint_at(db: Database, key: Ed25519PrivateKey, *, park_id: str, at: int) -> FeedCheckpoint:
+    """The signed checkpoint of the park's feed up to seq `at` (its last record at or before `at`).
+    Rows chained by the migration, and the empty feed, have no stored signature: signed now."""
+    point = store.feed_point(db, park_id=park_id, at=at)
+    checkpoint = FeedCheckpoint(park_id=park_id, cursor=point.seq, count=point.n, hash=point.chain)
+    if point.signature is None:
+        return sign_checkpoint(checkpoint, key)
+    return checkpoint.model_copy(update={"signature": point.signature})
+
+
+def page_json(
+    db: Database, key: Ed25519PrivateKey, *, park_id: str, after: int, limit: int
+) -> tuple[str, int]:
+    """A FeedPage as JSON text, and the number of records in it.
+
+    `next_after` is the checkpoint's cursor: the last record's seq, or for an empty page the park's
+    last seq at or before `after` (an edge's `after` is always one of those)."""
     rows = store.read_feed(db, park_id=park_id, after=after, limit=limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_after = rows[-1][0] if rows else after
+    checkpoint = checkpoint_at(db, key, park_id=park_id, at=rows[-1][0] if rows else after)
     body = ",".join(f'{{"seq":{seq},{record[1:]}' for seq, record in rows)
     head = store.feed_head(db, park_id=park_id)
     return (
-        f'{{"records":[{body}],"next_after":{next_after},"has_more":{json.dumps(has_more)},"head":{head}}}',
+        f'{{"records":[{body}],"next_after":{checkpoint.cursor},"has_more":{json.dumps(has_more)},'
+        f'"head":{head},"checkpoint":{checkpoint.model_dump_json()}}}',
         len(rows),
     )

@@ -31,6 +31,7 @@ from central.ceb.documents import (
     Waybill,
 )
 from central.config import CentralSettings, ClearanceMode
+from central.feed import append as append_feed
 from central.feed import signed_json
 from central.lifecycle import Action, IllegalTransition, Status
 from central.risk import RiskRules, declared_value, select_for_inspection
@@ -455,8 +456,9 @@ def _write(
         now=batch.stamp,
     )
     if row.park_id is not None:
-        cstore.append_feed(
+        append_feed(
             conn,
+            batch.platform.key,
             park_id=row.park_id,
             clearance_id=row.clearance_id,
             record_json=signed_json(row, batch.platform.key),

@@ -22,6 +22,7 @@ from bondgate.config import ConfigError
 from bondgate.tasks import SupervisedTasks, cancel_and_wait
 from bondgate.wire import EventBody, EventKind
 from edge import rules, startup
+from edge.central_client import build_client, describe
 from edge.checker import Checker, DecisionRecord
 from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation
 from edge.devices import DeviceHub
@@ -55,11 +56,7 @@ class Agent:
             self.store = Store(settings.database)
         except sqlite3.Error as exc:
             raise ConfigError.of([("database", f"cannot open '{settings.database}': {exc}")]) from exc
-        self.client = httpx.AsyncClient(
-            base_url=settings.central.url,
-            headers={"Authorization": f"Bearer {settings.central.token}"},
-            timeout=httpx.Timeout(30, connect=5),
-        )
+        self.client = build_client(settings.central, timeout=httpx.Timeout(30, connect=5))
         self.hub = DeviceHub.from_config(settings.devices, evidence_dir=settings.evidence_dir)
         self.publisher = Publisher(settings.mqtt, park_id=settings.park_id) if settings.mqtt else None
         self.verified = VerifiedTexts()  # what the sync verified, so a decision need not again
@@ -68,6 +65,7 @@ class Agent:
             client=self.client,
             park_id=settings.park_id,
             public_key=self.public_key,
+            edge_id=settings.edge_id,
             page_size=settings.central.page_size,
             long_poll_s=settings.central.long_poll_s,
             verified=self.verified,
@@ -88,6 +86,7 @@ class Agent:
             ),
             edge_id=settings.edge_id,
             staleness_limit_s=settings.staleness_limit_s,
+            park_id=settings.park_id,
             stale_policy=settings.stale_policy,
             on_commit=self._committed,
             verified=self.verified,
@@ -101,6 +100,7 @@ class Agent:
                 station.subscribe(self.publisher.station_state)
         self.tasks = SupervisedTasks(logger=log)  # sync, uplink, heartbeat: restarted when they fail
         self._reports: set[asyncio.Task[None]] = set()  # device faults being written upstream
+        self._ledger_check: asyncio.Task[None] | None = None  # the release ledger walked once at start
         self._stopping = asyncio.Event()
 
     # --- state for the API -----------------------------------------------------------------------
@@ -145,14 +145,23 @@ class Agent:
         self.tasks.start("sync", self.sync.run)
         self.tasks.start("uplink", self.uplink.run)
         self.tasks.start("heartbeat", self._heartbeat)
+        self._ledger_check = asyncio.create_task(
+            self.checker.verify_release_history(), name="release-ledger-check"
+        )
         log.info(
             "edge agent started",
             extra={
                 "park": self.settings.park_id,
                 "edge": self.settings.edge_id,
                 "stations": list(self.stations),
+                "central": describe(self.settings.central),
             },
         )
+        if not describe(self.settings.central)["tls"]:
+            log.warning(
+                "central is reached over plain http: for the demo only",
+                extra={"url": self.settings.central.url},
+            )
 
     def _device_changed(self, device: str, health: Any) -> None:
         """A device that goes DOWN is reported upstream as a device_fault event (once per outage)."""
@@ -189,7 +198,7 @@ class Agent:
         for station in self.stations.values():
             await station.stop()
         await self.tasks.stop()
-        await cancel_and_wait(list(self._reports))
+        await cancel_and_wait([*self._reports, self._ledger_check])
         await self.hub.stop()
         if self.publisher:
             await self.publisher.stop()

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from edge import operations
 from edge.auth import Logins, Sessions
+from edge.central_client import describe
 from edge.operations import discrepancy_queue
 from edge.pages import pages_router
 from edge.publisher import decision_payload
@@ -193,6 +194,13 @@ def create_app(agent: Any) -> FastAPI:
                 "caught_up": s.caught_up,
                 "rejected_signatures": s.rejected_signatures,
                 "superseded_unchecked": s.superseded_unchecked,
+                "rejected_park": s.rejected_park,
+                "rejected_rollback": s.rejected_rollback,
+                "refused_pages": s.refused_pages,
+                "refusals": s.refusals,
+                "last_refusal": s.last_refusal,
+                "checkpoint": {"cursor": s.checkpoint_cursor, "count": s.checkpoint_count},
+                "central": describe(agent.settings.central),
                 "lag_records": s.lag_records,
                 "last_error": s.last_error,
                 "records": agent.store.count_clearances(),
@@ -209,6 +217,7 @@ def create_app(agent: Any) -> FastAPI:
                 "chain_problem": u.chain_problem,
             },
             "tasks": {name: h.as_dict() for name, h in agent.tasks.health().items()},
+            "releases": agent.checker.release_status(),
             "store": {"checkpoints": asdict(agent.store.checkpoints)},
         }
 

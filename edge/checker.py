@@ -7,13 +7,18 @@ output moves. Looking up inside the transaction means nothing (a feed page revok
 another station releasing the parcel) can change the record between the check and the commit; and
 the signature check (OpenSSL, which releases the GIL) stays off the event loop that runs the lines.
 A record whose stored text already passed the check in this process (at sync) is not checked again
-(edge/verified.py); the decision records which it was.
+(edge/verified.py); the decision records which it was. A record counts only for this park and at the
+highest version of its clearance the edge ever stored (`versions_seen`, kept apart from the cached
+row). A parcel has left if the release marker, the release ledger (edge/release_ledger.py) or a
+RELEASE decision says so; a missing marker where the others say released is an ALARM event in the
+decision's own transaction.
 What was checked (record version, status, signature, weight, tolerance) is stored with the decision,
 so the edge can prove it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -25,7 +30,7 @@ from decimal import Decimal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bondgate.wire import EventBody, EventKind, FeedRecord, verify_record
-from edge import rules
+from edge import release_ledger, rules
 from edge.store import Store, dumps
 from edge.timefmt import iso_now, utc_now
 from edge.uplink import new_event
@@ -62,9 +67,14 @@ class Checker:
     tolerance: rules.Tolerance
     edge_id: str
     staleness_limit_s: float
+    park_id: str  # the park this edge serves: a record for another clears nothing here
     stale_policy: str = "hold"
     on_commit: object = None  # callable (DecisionRecord) -> None: poke the uplink, publish on MQTT
     verified: VerifiedTexts = field(default_factory=VerifiedTexts)  # shared with the sync
+    # problems `verify_release_history` found that leave releases unaccounted for: hold every parcel
+    release_history_broken: list[str] = field(default_factory=list)
+    release_history: release_ledger.Verification | None = None  # the last verification, for status
+    missing_markers: int = 0  # decisions that found a parcel released with its marker gone
 
     def cache_state(
         self, code: str | None, conn: sqlite3.Connection
@@ -72,7 +82,8 @@ class Checker:
         """What the cache says of `code`, read through `conn`: the decision's own transaction."""
         record: FeedRecord | None = None
         signature_valid = cached = False
-        already = False
+        seen: int | None = None
+        evidence: tuple[str, ...] = ()
         if code:
             found = Store.find(conn, code)
             if len(found) == 1:
@@ -82,7 +93,10 @@ class Checker:
                 signature_valid = cached or verify_record(record, self.public_key)
                 if signature_valid and not cached:
                     self.verified.add(raw)
-                already = _released(conn, record)
+                seen, witnesses = Store.record_facts(conn, record.logisticsNo, record.logisticsCode)
+                evidence = witnesses.evidence()
+                if evidence and not witnesses.marker:
+                    self._marker_missing(conn, record, evidence)
             elif len(found) > 1:
                 log.warning(
                     "code matches several carriers; treated as not found",
@@ -93,12 +107,83 @@ class Checker:
             record=record,
             signature_valid=signature_valid,
             signature_cached=cached,
-            already_released=already,
+            already_released=bool(evidence),
             last_sync_age_s=age,
             staleness_limit_s=self.staleness_limit_s,
             stale_policy=self.stale_policy,  # type: ignore[arg-type]
+            park_id=self.park_id,
+            highest_version_seen=seen,
+            release_evidence=evidence,
+            release_history_intact=not self.release_history_broken,
         )
         return state, record
+
+    def _marker_missing(
+        self, conn: sqlite3.Connection, record: FeedRecord, evidence: tuple[str, ...]
+    ) -> None:
+        """The parcel is held (ALREADY_RELEASED) either way; this says out loud that its marker went."""
+        self.missing_markers += 1
+        detail = f"{record.logisticsCode}/{record.logisticsNo}: release marker missing; " + ", ".join(
+            evidence
+        )
+        log.error("release marker missing: parcel held as already released", extra={"detail": detail})
+        new_event(
+            conn,
+            edge_id=self.edge_id,
+            kind=EventKind.ALARM,
+            station=None,
+            body=EventBody(
+                logisticsCode=record.logisticsCode,
+                logisticsNo=record.logisticsNo,
+                reason="release_marker_missing",
+                detail=detail[:2000],
+            ),
+            occurred_at=utc_now(),
+        )
+
+    def release_status(self) -> dict[str, object]:
+        """For /api/status: the release ledger's last verification and missing markers found since."""
+        verified = self.release_history
+        return {
+            "ledger_verified": verified is not None,
+            "ledger_entries": verified.entries if verified else None,
+            "holding_every_parcel": bool(self.release_history_broken),
+            "problems": verified.problems() if verified else [],
+            "missing_markers": self.missing_markers,
+        }
+
+    async def verify_release_history(self) -> release_ledger.Verification:
+        """Walk the release ledger (at start, off the event loop). Damage that can hide a release
+        holds every parcel from then on, and is reported (log and an ALARM event) once."""
+        try:  # on a worker thread's own connection: the walk is one read transaction
+            result = await asyncio.to_thread(lambda: release_ledger.verify(self.store.reader()))
+        except (sqlite3.Error, ValueError) as exc:  # unreadable: no release can be shown not to be
+            result = release_ledger.Verification(broken=[f"release ledger unreadable: {exc}"])
+        self.release_history = result
+        problems = result.problems()
+        if not problems:
+            log.info("release ledger verified", extra={"entries": result.entries})
+            return result
+        self.release_history_broken = list(result.broken or [])
+        log.error(
+            "release ledger damaged" if self.release_history_broken else "release markers missing",
+            extra={"problems": problems, "holding_every_parcel": bool(self.release_history_broken)},
+        )
+        body = EventBody(
+            reason="release_ledger_damaged" if self.release_history_broken else "release_marker_missing",
+            detail="; ".join(problems)[:2000],
+        )
+        await self.store.write(
+            lambda conn: new_event(
+                conn,
+                edge_id=self.edge_id,
+                kind=EventKind.ALARM,
+                station=None,
+                body=body,
+                occurred_at=utc_now(),
+            )
+        )
+        return result
 
     async def decide(
         self,
@@ -191,6 +276,17 @@ class Checker:
                 "INSERT INTO releases (logistics_no, logistics_code, decision) VALUES (?, ?, ?)",
                 (record.logisticsNo, record.logisticsCode, row_id),
             )
+            entry = release_ledger.append(
+                conn,
+                logistics_no=record.logisticsNo,
+                logistics_code=record.logisticsCode,
+                decision_id=decision_id,
+                record_version=record.version,
+            )
+            # the event chain central keeps anchors the ledger: it can recompute it from these
+            body = body.model_copy(
+                update={"decision_id": decision_id, "ledger_n": entry.n, "ledger_hash": entry.hash}
+            )
             kind = EventKind.RELEASE
         elif verdict == rules.Verdict.INSPECT:
             kind = EventKind.INSPECTION_DIVERTED
@@ -268,13 +364,3 @@ class Checker:
                 occurred_at=utc_now(),
             )
         )
-
-
-def _released(conn: sqlite3.Connection, record: FeedRecord) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM releases WHERE logistics_no = ? AND logistics_code = ?",
-            (record.logisticsNo, record.logisticsCode),
-        ).fetchone()
-        is not None
-    )

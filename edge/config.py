@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bondgate.config import KeyedProblems
@@ -278,11 +279,34 @@ class GateStation(_Station):
 Station = Annotated[ConveyorStation | ManualStation | GateStation, Field(discriminator="kind")]
 
 
+def normalise_pin(pin: str) -> str:
+    """A SHA-256 digest as lowercase hex, from hex with or without colons (as `openssl` prints it)."""
+    text = pin.strip().lower().replace(":", "")
+    if text.startswith(("sha256/", "sha256=")):
+        text = text[7:]
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"not a SHA-256 digest in hex: {pin[:80]!r}")
+    return text
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
 class CentralLink(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(description="central's base URL, e.g. https://central.example:8600")
     token: str = Field(min_length=8, description="this park's edge token")
     public_key: Path = Field(description="central's feed public key (PEM), from `bondgate central keys`")
+    ca_file: Path | None = Field(
+        None, description="PEM bundle of the CAs that may sign central's certificate (https only)"
+    )
+    pin_sha256: list[Annotated[str, AfterValidator(normalise_pin)]] = Field(
+        default_factory=list,
+        description="SHA-256 (hex) of central's certificate or of its public key; one must match (https)",
+    )
+    insecure_plain_http: bool = Field(
+        False, description="accept a plain http:// URL to a host other than this machine (demo only)"
+    )
     page_size: int = Field(5000, gt=0, le=5000)
     long_poll_s: float = Field(10.0, ge=0, le=60)
     batch_size: int = Field(500, gt=0, le=5000)
@@ -300,6 +324,39 @@ class CentralLink(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
         return url
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=str(value))
+        except FileNotFoundError:
+            raise ValueError(f"{value}: no such file") from None
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ValueError(f"{value}: not a PEM bundle of CA certificates ({exc})") from None
+        if not context.get_ca_certs():
+            raise ValueError(f"{value}: holds no CA certificate")
+        return value
+
+    @model_validator(mode="after")
+    def _transport(self) -> CentralLink:
+        """TLS settings need https; plaintext is for this machine unless accepted explicitly."""
+        url = urlsplit(self.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"url: {self.url!r} is not an http:// or https:// URL with a host")
+        if url.scheme == "http":
+            if self.ca_file is not None or self.pin_sha256:
+                raise ValueError(
+                    "ca_file and pin_sha256 need an https:// url; refusing to fall back to plain http"
+                )
+            if url.hostname not in _LOOPBACK and not self.insecure_plain_http:
+                raise ValueError(
+                    f"url: plain http to {url.hostname} (the edge token and the feed would travel"
+                    " unprotected); use https:// — or, for a demo only, set insecure_plain_http = true"
+                )
+        return self
 
 
 class ToleranceSettings(BaseModel):

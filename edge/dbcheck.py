@@ -2,7 +2,8 @@
 
 The outbox holds the events central has not acknowledged yet; each must link to the one before it
 (the first to the chain head recorded at the last acknowledgement), numbers contiguous, hashes
-recomputed equal. Releases must each have a RELEASE decision.
+recomputed equal. Releases must each have a RELEASE decision, and the release ledger must be whole
+(edge/release_ledger.py): chained, every release in it, every entry with its marker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from bondgate.wire import Event
+from edge import release_ledger
 
 
 def check(path: Path) -> list[str]:
@@ -40,5 +42,7 @@ def check(path: Path) -> list[str]:
     ).fetchone()[0]
     if orphans:
         problems.append(f"{orphans} release markers without a RELEASE decision")
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'release_ledger'").fetchone():
+        problems += release_ledger.verify(conn).problems()
     conn.close()
     return problems

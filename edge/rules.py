@@ -1,8 +1,9 @@
 """The release decision for one physical parcel: pure rules over what the station saw and the cache.
 
-DESIGN.md §5: a parcel is RELEASED only if its record is found, at status 800, signed, not already
-released, its weight is within tolerance, the camera saw the scanned label (where a camera is
-configured), the cache is fresh and no device failed. Everything else is a discrepancy with a code.
+DESIGN.md §5: a parcel is RELEASED only if its record is found, at status 800, signed, for this park,
+not older than a version of it already seen, not already released, its weight is within tolerance,
+the camera saw the scanned label (where a camera is configured), the cache is fresh and no device
+failed. Everything else is a discrepancy with a code.
 
 Why a pure module: the rules are the legal heart of the edge, so they must be testable without
 devices, a database or a clock. Nothing here does I/O or reads time; the caller (edge/checker.py)
@@ -12,9 +13,10 @@ Shape: one small function per rule, each ``(obs, cache, tol) -> list[Finding]``,
 in reporting order. ``decide`` runs every rule — a parcel with three problems reports all three,
 so the worker fixes them in one go and central sees the whole picture — and derives the verdict:
 any HOLD-class finding → HOLD; otherwise an INSPECTION finding → INSPECT; no finding → RELEASE.
-A record that is missing, belongs to another code or fails its signature is not evidence, so the
-rules that read it (status, cancelled, weight comparison) stay silent; the rules that need only the
-observation (no weight, label, staleness, devices, the edge's own release marker) still report.
+A record that is missing, belongs to another code, fails its signature, is for another park or is
+older than a version already seen is not evidence, so the rules that read it (status, cancelled,
+weight comparison) stay silent; the rules that need only the observation (no weight, label,
+staleness, devices, the edge's own release marker) still report.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ __all__ = [
     "rule_devices",
     "rule_found",
     "rule_label",
+    "rule_park",
     "rule_read",
+    "rule_rollback",
     "rule_signature",
     "rule_staleness",
     "rule_status",
@@ -85,6 +89,8 @@ class Code(StrEnum):
     DEVICE_FAULT = "DEVICE_FAULT"
     AMBIGUOUS_READ = "AMBIGUOUS_READ"
     TAILGATING = "TAILGATING"
+    FOREIGN_PARK = "FOREIGN_PARK"
+    ROLLED_BACK = "ROLLED_BACK"
 
     @property
     def verdict(self) -> Verdict:
@@ -104,6 +110,7 @@ _TEXTS: dict[Code, tuple[str, ...]] = {
     Code.REJECTED: ("Rejected by customs (status {status})", "Rejected by customs"),
     Code.CANCELLED: ("Declaration cancelled or return requested",),
     Code.ALREADY_RELEASED: (
+        "Release history {history}: call a supervisor",
         "Customs closed this record (status {status}): should be out already",
         "Already released: this parcel left before",
     ),
@@ -124,6 +131,14 @@ _TEXTS: dict[Code, tuple[str, ...]] = {
         "Read or weight may be another parcel's",
     ),
     Code.TAILGATING: ("Second arrival while barrier open: check it",),
+    Code.FOREIGN_PARK: (
+        "Clearance record is for park {park}",
+        "Clearance record is for another park",
+    ),
+    Code.ROLLED_BACK: (
+        "Old clearance record: v{version}, v{seen} seen",
+        "Old clearance record: a newer one was seen",
+    ),
 }
 
 
@@ -196,8 +211,12 @@ class CacheState(BaseModel):
 
     ``signature_valid`` is the caller's Ed25519 verification of ``record`` — done now, or
     ``signature_cached``: done earlier (at sync) on the same stored bytes; ``already_released`` is
-    the edge's own release marker for this parcel (any station). ``last_sync_age_s`` None means no
-    successful sync is known.
+    the edge's own records of this parcel having left (any station): ``release_evidence`` says which
+    (release marker, ledger entry, RELEASE decision), and ``release_history_intact`` False means the
+    release ledger is damaged, so no parcel can be shown not to have left. ``park_id`` is the park
+    this edge serves and ``highest_version_seen`` the highest version of the record's clearance the
+    edge ever stored (None: it has no such mark, which a found record must have). ``last_sync_age_s``
+    None means no successful sync is known.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -209,6 +228,10 @@ class CacheState(BaseModel):
     last_sync_age_s: float | None
     staleness_limit_s: float
     stale_policy: Literal["hold", "allow"] = "hold"
+    park_id: str = Field(description="the park this edge serves")
+    highest_version_seen: int | None = Field(description="highest version of the clearance stored before")
+    release_evidence: tuple[str, ...] = ()
+    release_history_intact: bool = True
 
 
 class Finding(BaseModel):
@@ -268,10 +291,23 @@ def _record(obs: Observation, cache: CacheState) -> FeedRecord | None:
     return record
 
 
-def _trusted(obs: Observation, cache: CacheState) -> FeedRecord | None:
-    """The record only when it can be relied on: found for this code and its signature verified."""
+def _genuine(obs: Observation, cache: CacheState) -> FeedRecord | None:
+    """The record when it was found for this code and its signature verified."""
     record = _record(obs, cache)
     return record if record is not None and cache.signature_valid else None
+
+
+def _current(record: FeedRecord, cache: CacheState) -> bool:
+    """For this park, and not older than a version of its clearance already seen (no rollback)."""
+    seen = cache.highest_version_seen
+    return record.park_id == cache.park_id and seen is not None and record.version >= seen
+
+
+def _trusted(obs: Observation, cache: CacheState) -> FeedRecord | None:
+    """The record only when it can be relied on: found for this code, its signature verified, for
+    this park and the newest version seen."""
+    record = _genuine(obs, cache)
+    return record if record is not None and _current(record, cache) else None
 
 
 def _kg(value: Decimal) -> str:
@@ -352,6 +388,32 @@ def rule_signature(obs: Observation, cache: CacheState, tol: Tolerance) -> list[
     return [_finding(Code.SIGNATURE_INVALID, detail)]
 
 
+def rule_park(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
+    """FOREIGN_PARK: a genuine record, but central issued it for another park: it clears nothing here.
+    (A record that fails its signature says nothing about its park; SIGNATURE_INVALID covers it.)"""
+    record = _genuine(obs, cache)
+    if record is None or record.park_id == cache.park_id:
+        return []
+    name = f"{record.logisticsCode}/{record.logisticsNo}"
+    detail = f"record {name} is for park {record.park_id!r}, not {cache.park_id!r}"
+    return [_finding(Code.FOREIGN_PARK, detail, park=record.park_id[:14])]
+
+
+def rule_rollback(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
+    """ROLLED_BACK: a genuine record older than a version of the same clearance the edge stored before
+    (an old copy put back, or served again): a clearance's version never goes down. A found record
+    with no mark at all is held too: every record the edge stores leaves one."""
+    record = _genuine(obs, cache)
+    seen = cache.highest_version_seen
+    if record is None or (seen is not None and record.version >= seen):
+        return []
+    if seen is None:
+        detail = f"record v{record.version}: no highest-version mark for this clearance (removed?)"
+        return [_finding(Code.ROLLED_BACK, detail)]
+    detail = f"record v{record.version}, but v{seen} of this clearance was stored before"
+    return [_finding(Code.ROLLED_BACK, detail, version=record.version, seen=seen)]
+
+
 def _status_code(status: str) -> Code | None:
     """DESIGN.md §3.3 → §5. None only for 800. Unknown statuses hold as NOT_CLEARED: only a status
     the edge knows to mean "released" may let a parcel out.
@@ -403,13 +465,21 @@ def rule_cancelled(obs: Observation, cache: CacheState, tol: Tolerance) -> list[
 
 
 def rule_already_released(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
-    """ALREADY_RELEASED: the edge's own marker says this parcel already left through a station.
+    """ALREADY_RELEASED: the edge's own records say this parcel already left through a station — or
+    its release ledger is damaged, so that it cannot show the parcel has not.
 
     Reported even without a trusted record: the marker is the edge's fact, not the feed's.
     """
+    if not cache.release_history_intact:
+        detail = "release ledger damaged: releases may be missing from the edge's records"
+        return [_finding(Code.ALREADY_RELEASED, detail, history="damaged")]
     if not cache.already_released:
         return []
-    return [_finding(Code.ALREADY_RELEASED, "edge release marker present: parcel already left")]
+    evidence = cache.release_evidence or ("release marker",)
+    detail = "parcel already left: " + ", ".join(evidence)
+    if "release marker" not in evidence:
+        detail += " (its release marker is missing)"
+    return [_finding(Code.ALREADY_RELEASED, detail)]
 
 
 def rule_weight(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:
@@ -512,6 +582,8 @@ RULES: tuple[Rule, ...] = (
     rule_tailgating,
     rule_found,
     rule_signature,
+    rule_park,
+    rule_rollback,
     rule_status,
     rule_cancelled,
     rule_already_released,
@@ -571,7 +643,12 @@ def _checked(obs: Observation, cache: CacheState, tol: Tolerance) -> dict[str, A
         "signature_checked": (
             None if not record else "earlier, same bytes" if cache.signature_cached else "now"
         ),
+        "record_park_id": record.park_id if record else None,
+        "park_id": cache.park_id,
+        "highest_version_seen": cache.highest_version_seen if record else None,
         "already_released": cache.already_released,
+        "release_evidence": list(cache.release_evidence),
+        "release_history_intact": cache.release_history_intact,
         "weight_kg": dec(obs.weight_kg),
         "weight_required": obs.weight_required,
         "declared_gross_kg": dec(trusted.grossWeight) if trusted else None,

@@ -22,15 +22,15 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from bondgate.wire import GENESIS_HASH, Event, FeedRecord
+from bondgate.wire import GENESIS_HASH, Event, FeedRecord, release_entry_hash
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -114,7 +114,57 @@ SCHEMA_V2_EPOCHS = [
         closed_at TEXT NOT NULL
     )""",
 ]
-MIGRATIONS: list[list[str]] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V2_EPOCHS]
+
+
+def _ledger_from_markers(conn: sqlite3.Connection) -> None:
+    """Migration 4: the releases made before the ledger existed become its first entries, in order."""
+    rows = conn.execute(
+        """SELECT r.logistics_no, r.logistics_code, d.decision_id, d.checked FROM releases r
+           JOIN decisions d ON d.id = r.decision ORDER BY r.decision"""
+    ).fetchall()
+    prev = GENESIS_HASH
+    for n, (no, carrier, decision_id, checked) in enumerate(rows, start=1):
+        try:
+            version = int(json.loads(checked).get("record_version") or 0)
+        except (TypeError, ValueError, AttributeError):
+            version = 0
+        prev = Store.append_ledger(conn, n, no, carrier, decision_id, version, prev)
+
+
+# V4 (issue 9 B): the feed checkpoint verified last, each clearance's highest version seen, and the
+# hash-chained, append-only ledger of every release this edge made.
+SCHEMA_V4_LEDGER: list[str | Callable[[sqlite3.Connection], None]] = [
+    "ALTER TABLE sync_state ADD COLUMN checkpoint TEXT",  # wire.FeedCheckpoint JSON; NULL: none yet
+    """CREATE TABLE versions_seen (
+        logistics_no TEXT NOT NULL,
+        logistics_code TEXT NOT NULL,
+        version INTEGER NOT NULL,          -- the highest version of this clearance ever stored
+        PRIMARY KEY (logistics_no, logistics_code)
+    ) WITHOUT ROWID""",
+    "INSERT INTO versions_seen (logistics_no, logistics_code, version)"
+    " SELECT logistics_no, logistics_code, version FROM clearances",
+    """CREATE TABLE release_ledger (
+        n INTEGER PRIMARY KEY,             -- 1, 2, 3 … with no gap
+        logistics_no TEXT NOT NULL,
+        logistics_code TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        record_version INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL                 -- wire.release_entry_hash(prev_hash, …)
+    )""",
+    "CREATE INDEX release_ledger_parcel ON release_ledger (logistics_no, logistics_code)",
+    _ledger_from_markers,
+    """CREATE TRIGGER release_ledger_no_update BEFORE UPDATE ON release_ledger
+       BEGIN SELECT RAISE(ABORT, 'release_ledger is append-only'); END""",
+    """CREATE TRIGGER release_ledger_no_delete BEFORE DELETE ON release_ledger
+       BEGIN SELECT RAISE(ABORT, 'release_ledger is append-only'); END""",
+]
+MIGRATIONS: list[Sequence[str | Callable[[sqlite3.Connection], None]]] = [
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V2_EPOCHS,
+    SCHEMA_V4_LEDGER,
+]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -155,6 +205,36 @@ def _unreadable(no: str, carrier: str, seq: int, version: int, status: str, canc
     )
 
 
+class Applied(NamedTuple):
+    """What `Store.apply_feed` did with a page's records."""
+
+    stored: int
+    rolled_back: list[FeedRecord]  # older than a version of their clearance stored before: refused
+
+
+class RecordFacts(NamedTuple):
+    """`Store.record_facts`: the version mark and the release witnesses of one clearance."""
+
+    version_seen: int | None  # the highest version of it ever stored (None: no mark)
+    released: ReleaseWitnesses
+
+
+class ReleaseWitnesses(NamedTuple):
+    """What the edge's own records say of one parcel having left (edge/checker.py)."""
+
+    marker: bool  # the `releases` row the decision path writes
+    ledger_n: int | None  # its entry in the hash-chained release ledger
+    decision_id: str | None  # a RELEASE decision for it
+
+    def evidence(self) -> tuple[str, ...]:
+        found = ("release marker",) if self.marker else ()
+        if self.ledger_n is not None:
+            found += (f"release ledger entry {self.ledger_n}",)
+        if self.decision_id is not None:
+            found += (f"RELEASE decision {self.decision_id}",)
+        return found
+
+
 @dataclass
 class CheckpointStats:
     """What the checkpoints did (shown in /api/status)."""
@@ -187,10 +267,15 @@ class Store:
         for target, statements in enumerate(MIGRATIONS[version:], start=version + 1):
 
             def step(
-                conn: sqlite3.Connection, statements: list[str] = statements, target: int = target
+                conn: sqlite3.Connection,
+                statements: Sequence[str | Callable[[sqlite3.Connection], None]] = statements,
+                target: int = target,
             ) -> None:
                 for statement in statements:
-                    conn.execute(statement)
+                    if callable(statement):
+                        statement(conn)
+                    else:
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target}")
 
             self._transaction(step)
@@ -294,20 +379,41 @@ class Store:
     # --- clearance cache -------------------------------------------------------------------------
     @staticmethod
     def apply_feed(
-        conn: sqlite3.Connection, records: Iterable[tuple[FeedRecord, str]], cursor: int, now: str
-    ) -> int:
+        conn: sqlite3.Connection,
+        records: Iterable[tuple[FeedRecord, str]],
+        cursor: int,
+        now: str,
+        *,
+        checkpoint: str | None = None,
+    ) -> Applied:
         """Upsert records (newer versions win) and move the cursor, in the caller's transaction.
 
-        Returns how many records were stored, and adds that to `sync_state.records`: each insert,
-        and each update that took effect (a record older than the cached version changes nothing).
-        `FeedSync` passes only the newest valid record of each clearance in a page, so a first sync
-        counts one per clearance per page it appears in, not one per feed change; the records it did
-        not pass (older versions it never checked, records that failed) are counted in its
-        `SyncStatus`."""
-        rows = [
-            (r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw)
-            for r, raw in records
-        ]
+        A record older than the highest version of its clearance ever stored (`versions_seen`) is
+        not stored: a clearance's version never goes down, whatever the cache row says now. Those
+        come back in `Applied.rolled_back`; the others raise their clearance's mark. `checkpoint`
+        (wire.FeedCheckpoint JSON, verified by the caller) is stored with the cursor it covers.
+
+        `Applied.stored` is how many records were stored, also added to `sync_state.records`: each
+        insert, and each update that took effect (a record older than the cached version changes
+        nothing). `FeedSync` passes only the newest valid record of each clearance in a page, so a
+        first sync counts one per clearance per page it appears in, not one per feed change; the
+        records it did not pass (older versions it never checked, records that failed) are counted
+        in its `SyncStatus`."""
+        records = list(records)
+        marks = Store._marks(conn, {r.logisticsNo for r, _ in records})
+        rows, rolled_back = [], []
+        for r, raw in records:
+            mark = marks.get((r.logisticsNo, r.logisticsCode))
+            if mark is not None and r.version < mark:
+                rolled_back.append(r)
+                continue
+            rows.append((r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw))
+        conn.executemany(
+            """INSERT INTO versions_seen (logistics_no, logistics_code, version) VALUES (?, ?, ?)
+               ON CONFLICT (logistics_no, logistics_code) DO UPDATE SET version = excluded.version
+               WHERE excluded.version > versions_seen.version""",
+            [row[:2] + row[3:4] for row in rows],
+        )
         stored = conn.executemany(
             """INSERT INTO clearances (logistics_no, logistics_code, feed_seq, version, status, cancelled,
                                        record)
@@ -319,10 +425,35 @@ class Store:
             rows,
         ).rowcount  # the statements' changes summed: a skipped DO UPDATE counts 0
         conn.execute(
-            "UPDATE sync_state SET cursor = ?, last_success = ?, records = records + ? WHERE id = 1",
-            (cursor, now, stored),
+            "UPDATE sync_state SET cursor = ?, last_success = ?, records = records + ?,"
+            " checkpoint = COALESCE(?, checkpoint) WHERE id = 1",
+            (cursor, now, stored, checkpoint),
         )
-        return stored
+        return Applied(stored, rolled_back)
+
+    @staticmethod
+    def _marks(conn: sqlite3.Connection, numbers: set[str]) -> dict[tuple[str, str], int]:
+        """versions_seen of these logisticsNo, a few hundred per statement (a page's worth at once)."""
+        found: dict[tuple[str, str], int] = {}
+        listed = list(numbers)
+        for i in range(0, len(listed), 500):
+            chunk = listed[i : i + 500]
+            rows = conn.execute(
+                "SELECT logistics_no, logistics_code, version FROM versions_seen"
+                f" WHERE logistics_no IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(((no, code), int(version)) for no, code, version in rows)
+        return found
+
+    @staticmethod
+    def version_seen(conn: sqlite3.Connection, logistics_no: str, logistics_code: str) -> int | None:
+        """The highest version of this clearance ever stored (None: none)."""
+        row = conn.execute(
+            "SELECT version FROM versions_seen WHERE logistics_no = ? AND logistics_code = ?",
+            (logistics_no, logistics_code),
+        ).fetchone()
+        return int(row[0]) if row is not None else None
 
     def mark_synced(self, conn: sqlite3.Connection, now: str) -> None:
         conn.execute("UPDATE sync_state SET last_success = ? WHERE id = 1", (now,))
@@ -340,7 +471,11 @@ class Store:
             return None
 
     def sync_state(self) -> dict[str, Any]:
-        row = self.reader().execute("SELECT cursor, last_success, records FROM sync_state").fetchone()
+        row = (
+            self.reader()
+            .execute("SELECT cursor, last_success, records, checkpoint FROM sync_state")
+            .fetchone()
+        )
         return dict(row)
 
     def lookup(self, code: str) -> list[CachedRecord]:
@@ -385,6 +520,89 @@ class Store:
             "UPDATE decisions SET actuation = ?, actuation_detail = ? WHERE id = ?",
             (outcome, detail, decision),
         )
+
+    # --- releases: the marker, the ledger and the decisions that say a parcel left ----------------
+    @staticmethod
+    def record_facts(conn: sqlite3.Connection, logistics_no: str, logistics_code: str) -> RecordFacts:
+        """What the edge's own records say of one clearance, in one statement of index lookups: its
+        highest version ever stored, and every record that says the parcel left."""
+        row = conn.execute(
+            """SELECT (SELECT version FROM versions_seen WHERE logistics_no = ?1 AND logistics_code = ?2),
+                      (SELECT 1 FROM releases WHERE logistics_no = ?1 AND logistics_code = ?2),
+                      (SELECT MIN(n) FROM release_ledger WHERE logistics_no = ?1 AND logistics_code = ?2),
+                      (SELECT MIN(decision_id) FROM decisions
+                        WHERE code = ?1 AND logistics_code = ?2 AND verdict = 'RELEASE')""",
+            (logistics_no, logistics_code),
+        ).fetchone()
+        return RecordFacts(row[0], ReleaseWitnesses(row[1] is not None, row[2], row[3]))
+
+    @staticmethod
+    def ledger_head(conn: sqlite3.Connection) -> tuple[int, str]:
+        row = conn.execute("SELECT n, hash FROM release_ledger ORDER BY n DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)
+
+    @staticmethod
+    def append_ledger(
+        conn: sqlite3.Connection,
+        n: int,
+        logistics_no: str,
+        logistics_code: str,
+        decision_id: str,
+        record_version: int,
+        prev_hash: str,
+    ) -> str:
+        """Append entry `n` after the entry whose hash is `prev_hash`; returns the new entry's hash."""
+        entry_hash = release_entry_hash(
+            prev_hash,
+            n=n,
+            logistics_no=logistics_no,
+            logistics_code=logistics_code,
+            decision_id=decision_id,
+            record_version=record_version,
+        )
+        conn.execute(
+            """INSERT INTO release_ledger (n, logistics_no, logistics_code, decision_id, record_version,
+                                           prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (n, logistics_no, logistics_code, decision_id, record_version, prev_hash, entry_hash),
+        )
+        return entry_hash
+
+    @staticmethod
+    def ledger_entries(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
+        """Every ledger entry in order, streamed."""
+        return conn.execute(
+            "SELECT n, logistics_no, logistics_code, decision_id, record_version, prev_hash, hash"
+            " FROM release_ledger ORDER BY n"
+        )
+
+    @staticmethod
+    def unledgered_releases(conn: sqlite3.Connection, limit: int = 20) -> list[tuple[str, str, str]]:
+        """(logisticsNo, carrier, what) of release markers and RELEASE decisions with no ledger entry."""
+        rows = conn.execute(
+            """SELECT r.logistics_no, r.logistics_code, 'release marker' FROM releases r
+                 WHERE NOT EXISTS (SELECT 1 FROM release_ledger l WHERE l.logistics_no = r.logistics_no
+                                                                    AND l.logistics_code = r.logistics_code)
+               UNION ALL
+               SELECT d.code, d.logistics_code, 'RELEASE decision ' || d.decision_id FROM decisions d
+                 WHERE d.verdict = 'RELEASE'
+                   AND NOT EXISTS (SELECT 1 FROM release_ledger l WHERE l.logistics_no = d.code
+                                                                    AND l.logistics_code = d.logistics_code)
+               LIMIT ?""",
+            (limit,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    @staticmethod
+    def unmarked_ledger_entries(conn: sqlite3.Connection, limit: int = 20) -> list[tuple[int, str, str]]:
+        """(n, logisticsNo, carrier) of ledger entries whose release marker is gone."""
+        rows = conn.execute(
+            """SELECT l.n, l.logistics_no, l.logistics_code FROM release_ledger l
+               WHERE NOT EXISTS (SELECT 1 FROM releases r WHERE r.logistics_no = l.logistics_no
+                                                           AND r.logistics_code = l.logistics_code)
+               ORDER BY l.n LIMIT ?""",
+            (limit,),
+        )
+        return [(int(r[0]), r[1], r[2]) for r in rows]
 
     # --- outbox and chain -------------------------------------------------------------------------
     @staticmethod

@@ -15,6 +15,20 @@ first sync carries every version of every clearance, so this saves most of the E
 on a feed of three versions per parcel). The price: a bad signature on a record that a newer, valid
 record in the same page replaces goes unnoticed and unlogged. That record would never have been
 used; the decision path verifies the stored record again before every release.
+
+A page counts only if it is central's feed and continues what this edge already holds. It carries
+central's signed checkpoint at its `next_after` (park, cursor, count, running hash: bondgate/wire.py
+`FeedCheckpoint`); the edge hashes every record of the page in order (checked or not) onto the
+checkpoint it stored last and must arrive at exactly that one. A page that does not — records left
+out, added, changed or reordered, a copy of the feed behind what the edge already verified, a fork —
+is refused whole (`FeedRefused`): nothing applied, counted by reason, logged, reported upstream as
+an ALARM event once per distinct refusal, and the sync keeps retrying while decisions go on against
+the cache (which ages into STALE_CACHE). The checkpoint is stored with the records and the cursor in
+one transaction. An edge with no checkpoint stored yet (a database from before checkpoints)
+verifies the feed from its start once: records up to its cursor are hashed, not applied again.
+
+Records of another park are refused (`rejected_park`), and so is a record older than a version of
+its clearance the edge stored before (`rejected_rollback`, edge/store.py `versions_seen`).
 """
 
 from __future__ import annotations
@@ -31,10 +45,20 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bondgate.wire import FeedRecord, verify_record
+from bondgate.wire import (
+    EventBody,
+    EventKind,
+    FeedCheckpoint,
+    FeedRecord,
+    feed_chain,
+    genesis_checkpoint,
+    verify_checkpoint,
+    verify_record,
+)
 from edge.backoff import Backoff, LinkState
 from edge.store import Store
-from edge.timefmt import iso_now
+from edge.timefmt import iso_now, utc_now
+from edge.uplink import new_event
 from edge.verified import VerifiedTexts, digest
 
 log = logging.getLogger(__name__)
@@ -46,6 +70,13 @@ class SyncStatus(LinkState):
     records_applied: int = 0  # checked and handed to the store: at most one per clearance per page
     rejected_signatures: int = 0  # checked and failed: bad signature or bad shape; not stored
     superseded_unchecked: int = 0  # not checked: a newer valid version in the same page is stored
+    rejected_park: int = 0  # records of another park: not stored
+    rejected_rollback: int = 0  # genuine, but older than a version of the clearance stored before
+    refused_pages: int = 0  # pages that are not the continuation of the last checkpoint: nothing applied
+    refusals: dict[str, int] = field(default_factory=dict)  # the same, by FeedRefused.reason
+    last_refusal: str | None = None  # the last refusal, in words
+    checkpoint_cursor: int = 0  # the feed checkpoint verified last: cursor and record count
+    checkpoint_count: int = 0
     caught_up: bool = False  # the last page said has_more = false
     head: int = 0  # central's newest seq for the park, as of the last page
 
@@ -68,12 +99,14 @@ class Checked:
     digests: list[bytes] = field(default_factory=list)  # of each stored JSON: verified (edge/verified.py)
     rejected: int = 0
     superseded: int = 0
+    foreign: int = 0  # records for another park
 
     def add(self, other: Checked) -> None:
         self.good += other.good
         self.digests += other.digests
         self.rejected += other.rejected
         self.superseded += other.superseded
+        self.foreign += other.foreign
 
 
 def _group(items: list[Any]) -> tuple[list[list[_Candidate]], int]:
@@ -108,12 +141,16 @@ def _group(items: list[Any]) -> tuple[list[list[_Candidate]], int]:
     return ordered, malformed
 
 
-def _verify_groups(groups: list[list[_Candidate]], key: Ed25519PublicKey) -> Checked:
-    """Per clearance, the newest record whose shape and signature are valid; older ones only if needed."""
+def _verify_groups(groups: list[list[_Candidate]], key: Ed25519PublicKey, park_id: str) -> Checked:
+    """Per clearance, the newest record of this park whose shape and signature are valid; older ones
+    only if needed. A record of another park is refused before its signature is checked."""
     out = Checked()
     for candidates in groups:
         for tried, (_, _, _, item) in enumerate(candidates, start=1):
             record = item if isinstance(item, FeedRecord) else _validate(item)
+            if record is not None and record.park_id != park_id:
+                out.foreign += 1
+                continue
             if record is not None and verify_record(record, key):
                 text = record.model_dump_json()
                 out.good.append((record, text))
@@ -131,10 +168,10 @@ def _validate(item: dict[str, Any]) -> FeedRecord | None:
         return None
 
 
-def check_page(items: list[Any], key: Ed25519PublicKey) -> Checked:
+def check_page(items: list[Any], key: Ed25519PublicKey, park_id: str) -> Checked:
     """Check one page in this thread (small pages, tests)."""
     groups, malformed = _group(items)
-    out = _verify_groups(groups, key)
+    out = _verify_groups(groups, key, park_id)
     out.rejected += malformed
     return out
 
@@ -145,22 +182,95 @@ def _int(value: Any, name: str) -> int:
     return value
 
 
-def _page_fields(page: Any, cursor: int) -> tuple[list[Any], int, bool, int]:
-    """records, next_after, has_more and head of a feed page, or ValueError naming what is wrong.
-    Only the records are signed; the page around them is checked here before anything is applied."""
+class FeedRefused(ValueError):
+    """A page that is not central's feed or does not continue what this edge holds: nothing applied.
+
+    `reason`: no_checkpoint, bad_checkpoint (shape or signature), wrong_park, behind (a copy of the
+    feed older than what this edge verified), fork (records left out, added, changed or reordered)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"feed page refused ({reason}): {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _parse(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("feed page: JSON nested too deeply") from None
+
+
+def _page_fields(page: Any) -> tuple[list[Any], int, bool, int, Any]:
+    """records, next_after, has_more, head and checkpoint of a feed page, or ValueError naming what
+    is wrong with the frame. The checkpoint itself is checked by `check_checkpoint`."""
     if not isinstance(page, dict):
         raise ValueError("feed page: not a JSON object")
     items = page.get("records")
     if not isinstance(items, list):
         raise ValueError("feed page: records is not a list")
     after = _int(page.get("next_after"), "next_after")
-    if after < cursor:
-        raise ValueError(f"feed page: next_after {after} is behind the cursor {cursor}")
     has_more = page.get("has_more")
     if not isinstance(has_more, bool):
         raise ValueError("feed page: has_more is not true or false")
     head = _int(page.get("head", after), "head")
-    return items, after, has_more, head
+    if "checkpoint" not in page:
+        raise FeedRefused("no_checkpoint", "the page carries no checkpoint (central older than this edge?)")
+    return items, after, has_more, head, page["checkpoint"]
+
+
+def check_checkpoint(raw: Any, park_id: str, key: Ed25519PublicKey) -> FeedCheckpoint:
+    """The page's checkpoint, if it is central's and for this park."""
+    try:
+        checkpoint = FeedCheckpoint.model_validate(raw)
+    except ValueError:
+        raise FeedRefused("bad_checkpoint", f"not a checkpoint: {str(raw)[:120]!r}") from None
+    if checkpoint.park_id != park_id:
+        raise FeedRefused(
+            "wrong_park", f"checkpoint of park {checkpoint.park_id!r}, this edge serves {park_id!r}"
+        )
+    if not verify_checkpoint(checkpoint, key):
+        raise FeedRefused("bad_checkpoint", f"checkpoint at cursor {checkpoint.cursor}: signature fails")
+    return checkpoint
+
+
+def check_extends(
+    base: FeedCheckpoint, checkpoint: FeedCheckpoint, items: list[Any], next_after: int
+) -> None:
+    """`items`, hashed in order onto `base`, must give `checkpoint`, the one at the page's `next_after`
+    (FeedRefused otherwise)."""
+    if checkpoint.count < base.count or checkpoint.cursor < base.cursor:
+        raise FeedRefused(
+            "behind",
+            f"central's feed is at cursor {checkpoint.cursor} with {checkpoint.count} records; this edge "
+            f"already verified cursor {base.cursor} with {base.count}: a stale copy of the feed",
+        )
+    if checkpoint.cursor != next_after:
+        raise FeedRefused(
+            "bad_checkpoint", f"next_after {next_after} is not the checkpoint's cursor {checkpoint.cursor}"
+        )
+    if checkpoint.count - base.count != len(items):
+        raise FeedRefused(
+            "fork",
+            f"{len(items)} records do not take the feed from {base.count} to {checkpoint.count} records "
+            f"(cursor {base.cursor} to {checkpoint.cursor}): records left out or added",
+        )
+    try:
+        running = feed_chain(base.hash, items)
+    except (RecursionError, ValueError, TypeError):  # a value canonical JSON cannot encode
+        running = ""
+    if running != checkpoint.hash:
+        raise FeedRefused(
+            "fork",
+            f"the records from cursor {base.cursor} to {checkpoint.cursor} do not hash to central's "
+            "checkpoint: changed, reordered, or not the feed this edge holds",
+        )
+
+
+def _applied_already(item: Any, cursor: int) -> bool:
+    """A record at or before the cursor the records were applied up to (verifying the feed again)."""
+    seq = item.get("seq") if isinstance(item, dict) else None
+    return type(seq) is int and seq <= cursor
 
 
 @dataclass
@@ -169,6 +279,7 @@ class FeedSync:
     client: httpx.AsyncClient  # base_url = central, Authorization header set
     park_id: str
     public_key: Ed25519PublicKey
+    edge_id: str | None = None  # set: refusals are reported upstream as ALARM events
     page_size: int = 5000
     long_poll_s: float = 10.0
     backoff_initial: float = 0.2
@@ -179,29 +290,91 @@ class FeedSync:
     status: SyncStatus = field(default_factory=SyncStatus)
 
     def __post_init__(self) -> None:
-        self.status.cursor = int(self.store.sync_state()["cursor"])
+        state = self.store.sync_state()
+        self.status.cursor = int(state["cursor"])
+        self._checkpoint = self._stored_checkpoint(state["checkpoint"])
+        self.status.checkpoint_cursor = self._checkpoint.cursor
+        self.status.checkpoint_count = self._checkpoint.count
+        if self._checkpoint.cursor < self.status.cursor:
+            log.warning(
+                "verifying the feed against central's checkpoints from the start: records up to the"
+                " cursor are hashed, not applied again",
+                extra={"cursor": self.status.cursor, "from": self._checkpoint.cursor},
+            )
+        self._reported: tuple[str, str] | None = None  # the last alarm sent upstream
         self._backoff = Backoff(self.backoff_initial, self.backoff_max)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="feed-verify")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-hash")
+
+    def _stored_checkpoint(self, raw: str | None) -> FeedCheckpoint:
+        """The checkpoint stored with the cursor, if it is still central's and this park's; otherwise
+        the feed is verified again from its start (nothing already applied is applied again)."""
+        if raw is None:
+            return genesis_checkpoint(self.park_id)
+        try:
+            checkpoint = FeedCheckpoint.model_validate_json(raw)
+            usable = checkpoint.park_id == self.park_id and verify_checkpoint(checkpoint, self.public_key)
+        except ValueError:
+            usable = False
+        if usable:
+            return checkpoint
+        self.status.last_refusal = "the stored feed checkpoint is not central's or not this park's"
+        log.error(self.status.last_refusal + "; verifying the feed again from its start")
+        return genesis_checkpoint(self.park_id)
+
+    @property
+    def checkpoint(self) -> FeedCheckpoint:
+        """The feed checkpoint verified last (the genesis one before any)."""
+        return self._checkpoint
 
     async def pull_once(self, *, wait: float = 0.0) -> int:
         """Fetch and apply one page; returns how many records it carried."""
+        base = self._checkpoint
         response = await self.client.get(
             f"/api/v1/parks/{self.park_id}/feed",
-            params={"after": self.status.cursor, "limit": self.page_size, "wait": wait},
+            params={"after": base.cursor, "limit": self.page_size, "wait": wait},
             timeout=wait + 30,
         )
         response.raise_for_status()
-        page = await asyncio.to_thread(json.loads, response.content)
-        items, cursor, has_more, head = _page_fields(page, self.status.cursor)
-        checked = await self._verify(items)
-        await self.store.write(lambda conn: Store.apply_feed(conn, checked.good, cursor, iso_now()))
+        page = await asyncio.to_thread(_parse, response.content)
+        try:
+            items, next_after, has_more, head, raw = _page_fields(page)
+            checkpoint = check_checkpoint(raw, self.park_id, self.public_key)
+        except FeedRefused as refused:
+            await self._refused(refused)
+            raise
+        fresh = [item for item in items if not _applied_already(item, self.status.cursor)]
+        # the page is hashed on a thread of its own while the signatures are checked (OpenSSL lets
+        # the GIL go); nothing of it is used unless it extends the last checkpoint
+        extends = asyncio.get_running_loop().run_in_executor(
+            self._hasher, check_extends, base, checkpoint, items, next_after
+        )
+        verifying = asyncio.ensure_future(self._verify(fresh))
+        try:
+            await extends
+        except FeedRefused as refused:
+            await asyncio.gather(verifying, return_exceptions=True)
+            await self._refused(refused)
+            raise
+        except BaseException:
+            verifying.cancel()
+            raise
+        self._reported = None  # central's feed again: the next refusal is news
+        checked = await verifying
+        cursor = max(self.status.cursor, checkpoint.cursor)
+        text = checkpoint.model_dump_json()
+        applied = await self.store.write(
+            lambda conn: Store.apply_feed(conn, checked.good, cursor, iso_now(), checkpoint=text)
+        )
         if self.verified is not None:
             self.verified.add_digests(checked.digests)
+        self._checkpoint = checkpoint
+        self.status.checkpoint_cursor, self.status.checkpoint_count = checkpoint.cursor, checkpoint.count
         self.status.cursor = cursor
-        self.status.records_applied += len(checked.good)
+        self.status.records_applied += len(checked.good) - len(applied.rolled_back)
         self.status.superseded_unchecked += checked.superseded
         self.status.caught_up = not has_more
-        self.status.head = head
+        self.status.head = max(head, checkpoint.cursor)
         if self.on_progress:
             self.on_progress(self.status)
         if checked.rejected:
@@ -210,19 +383,57 @@ class FeedSync:
                 "feed records refused: bad signature or shape",
                 extra={"count": checked.rejected, "cursor": cursor},
             )
+        if checked.foreign:
+            self.status.rejected_park += checked.foreign
+            await self._alarm(
+                "feed_foreign_park", f"{checked.foreign} records of another park refused at {cursor}"
+            )
+        if applied.rolled_back:
+            self.status.rejected_rollback += len(applied.rolled_back)
+            names = ", ".join(
+                f"{r.logisticsCode}/{r.logisticsNo} v{r.version}" for r in applied.rolled_back[:5]
+            )
+            await self._alarm(
+                "feed_rollback",
+                f"{len(applied.rolled_back)} records older than a version already stored refused: {names}",
+            )
         return len(items)
+
+    async def _refused(self, refused: FeedRefused) -> None:
+        self.status.refused_pages += 1
+        self.status.refusals[refused.reason] = self.status.refusals.get(refused.reason, 0) + 1
+        self.status.last_refusal = str(refused)
+        await self._alarm(f"feed_{refused.reason}", refused.detail)
+
+    async def _alarm(self, reason: str, detail: str) -> None:
+        """Log it; report it upstream as an ALARM event unless it is the one reported last."""
+        if self._reported == (reason, detail):
+            return
+        log.error("feed alarm: " + detail, extra={"reason": reason, "cursor": self._checkpoint.cursor})
+        self._reported = (reason, detail)
+        if self.edge_id is None:
+            return
+        body = EventBody(reason=reason, detail=detail[:2000])
+        edge_id = self.edge_id
+        await self.store.write(
+            lambda conn: new_event(
+                conn, edge_id=edge_id, kind=EventKind.ALARM, station=None, body=body, occurred_at=utc_now()
+            )
+        )
 
     async def _verify(self, items: list[Any]) -> Checked:
         """Check a page (see the module docstring); big pages over the pool, whole clearances
         to each worker, since a clearance's older records are tried only after its newer failed."""
         if len(items) < 200:
-            return check_page(items, self.public_key)
+            return check_page(items, self.public_key, self.park_id)
         loop = asyncio.get_running_loop()
         groups, malformed = await loop.run_in_executor(self._pool, _group, items)
         step = max(1, -(-len(groups) // self.workers))
         parts = await asyncio.gather(
             *(
-                loop.run_in_executor(self._pool, _verify_groups, groups[i : i + step], self.public_key)
+                loop.run_in_executor(
+                    self._pool, _verify_groups, groups[i : i + step], self.public_key, self.park_id
+                )
                 for i in range(0, len(groups), step)
             )
         )
@@ -258,3 +469,4 @@ class FeedSync:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+        self._hasher.shutdown(wait=False)

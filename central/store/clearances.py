@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from bondgate.wire import GENESIS_HASH
 from central.store.db import Database
 
 
@@ -127,7 +128,35 @@ def history(db: Database, *, clearance_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class FeedPoint:
+    """A park's feed up to and including seq `seq`: `n` records, running hash `chain`, and the stored
+    checkpoint signature at that row (None: a row from before checkpoints, or the empty feed)."""
+
+    seq: int
+    n: int
+    chain: str
+    signature: str | None = None
+
+
+def lock_feed_head(conn: sqlite3.Connection, *, park_id: str) -> FeedPoint:
+    """The park's feed head, locked until the transaction ends: appends to one park's feed are
+    serialised from here to the commit, so their seqs and chain follow commit order. (SQLite's
+    BEGIN IMMEDIATE already serialises every writer; on PostgreSQL the UPDATE takes the row lock.)"""
+    lock = "UPDATE feed_heads SET n = n WHERE park_id = ? RETURNING seq, n, chain"
+    row = conn.execute(lock, (park_id,)).fetchone()
+    if row is None:  # the park's first record
+        conn.execute(
+            "INSERT INTO feed_heads (park_id, seq, n, chain) VALUES (?, 0, 0, ?)"
+            " ON CONFLICT (park_id) DO NOTHING",
+            (park_id, GENESIS_HASH),
+        )
+        row = conn.execute(lock, (park_id,)).fetchone()
+    return FeedPoint(seq=int(row[0]), n=int(row[1]), chain=str(row[2]))
+
+
 def append_feed(conn: sqlite3.Connection, *, park_id: str, clearance_id: str, record_json: str) -> int:
+    """Insert a feed row; its place in the chain is set by `chain_feed` in the same transaction."""
     cur = conn.execute(
         "INSERT INTO feed (park_id, clearance_id, record) VALUES (?, ?, ?) RETURNING seq",
         (park_id, clearance_id, record_json),
@@ -135,8 +164,16 @@ def append_feed(conn: sqlite3.Connection, *, park_id: str, clearance_id: str, re
     return int(cur.fetchone()[0])
 
 
-def append_feed_many(conn: sqlite3.Connection, rows: list[tuple[str, str, str]]) -> None:
-    conn.executemany("INSERT INTO feed (park_id, clearance_id, record) VALUES (?, ?, ?)", rows)
+def chain_feed(conn: sqlite3.Connection, *, park_id: str, point: FeedPoint) -> None:
+    """Record the row at `point.seq` as the park's new head, with its chain and checkpoint signature."""
+    conn.execute(
+        "UPDATE feed SET n = ?, chain = ?, checkpoint = ? WHERE seq = ?",
+        (point.n, point.chain, point.signature, point.seq),
+    )
+    conn.execute(
+        "UPDATE feed_heads SET seq = ?, n = ?, chain = ? WHERE park_id = ?",
+        (point.seq, point.n, point.chain, park_id),
+    )
 
 
 def read_feed(db: Database, *, park_id: str, after: int, limit: int) -> list[tuple[int, str]]:
@@ -146,6 +183,25 @@ def read_feed(db: Database, *, park_id: str, after: int, limit: int) -> list[tup
         (park_id, after, limit),
     )
     return [(r[0], r[1]) for r in rows]
+
+
+def feed_point(db: Database, *, park_id: str, at: int) -> FeedPoint:
+    """The park's feed up to and including seq `at`: its last row at or before `at` (the empty feed
+    at seq 0 if none)."""
+    row = (
+        db.reader()
+        .execute(
+            "SELECT seq, n, chain, checkpoint FROM feed WHERE park_id = ? AND seq <= ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (park_id, at),
+        )
+        .fetchone()
+    )
+    if row is None:
+        return FeedPoint(seq=0, n=0, chain=GENESIS_HASH)
+    if row[1] is None or row[2] is None:
+        raise RuntimeError(f"feed row {row[0]} has no chain: migration 0004_feed_chain did not run")
+    return FeedPoint(seq=int(row[0]), n=int(row[1]), chain=str(row[2]), signature=row[3])
 
 
 def feed_head(db: Database, *, park_id: str) -> int:

@@ -5,9 +5,12 @@ Append new migrations; never edit one that has shipped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import sqlite_utils
+
+from bondgate.wire import GENESIS_HASH, feed_chain
 
 V1 = [
     # parks and who may call the API
@@ -214,8 +217,50 @@ def _v3_release_actuations(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v4_feed_chain(db: sqlite_utils.Database) -> None:
+    """Each park's feed as a hash chain with signed checkpoints (bondgate/wire.py `feed_chain`).
+
+    Every feed row gets `n` (its place in its park's feed, from 1) and `chain` (the running hash up to
+    and including it), and `feed_heads` the last of each per park, all written in the transaction that
+    appends the row (central/feed.py). Rows already there are chained here; their `checkpoint`
+    signature stays NULL (migrations have no key) and is made when a page ending there is served."""
+    conn = db.conn
+    conn.execute("ALTER TABLE feed ADD COLUMN n INTEGER")
+    conn.execute("ALTER TABLE feed ADD COLUMN chain TEXT")
+    conn.execute("ALTER TABLE feed ADD COLUMN checkpoint TEXT")  # Ed25519 over the checkpoint at this row
+    conn.execute(
+        """CREATE TABLE feed_heads (
+            park_id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,                 -- the park's last feed row
+            n INTEGER NOT NULL,                   -- how many rows the park's feed has
+            chain TEXT NOT NULL                   -- the running hash after the last row
+        )"""
+    )
+    heads: dict[str, tuple[int, int, str]] = {}
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT seq, park_id, record FROM feed WHERE seq > ? ORDER BY seq LIMIT 10000", (last,)
+        ).fetchall()
+        if not rows:
+            break
+        updates = []
+        for seq, park_id, record in rows:
+            _, n, chain = heads.get(park_id, (0, 0, GENESIS_HASH))
+            chain = feed_chain(chain, [{"seq": seq, **json.loads(record)}])
+            heads[park_id] = (seq, n + 1, chain)
+            updates.append((n + 1, chain, seq))
+        conn.executemany("UPDATE feed SET n = ?, chain = ? WHERE seq = ?", updates)
+        last = rows[-1][0]
+    conn.executemany(
+        "INSERT INTO feed_heads (park_id, seq, n, chain) VALUES (?, ?, ?, ?)",
+        [(park_id, *head) for park_id, head in heads.items()],
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
     ("0003_release_actuations", _v3_release_actuations),
+    ("0004_feed_chain", _v4_feed_chain),
 ]

@@ -54,7 +54,9 @@ def test_feed_pages_every_change_in_order_and_verifies(central) -> None:
     assert not verify_record(forged, key)
     # nothing new after the end
     tail = edge.get("/api/v1/parks/P1/feed", params={"after": after}).json()
+    checkpoint = tail.pop("checkpoint")
     assert tail == {"records": [], "next_after": after, "has_more": False, "head": after}
+    assert (checkpoint["cursor"], checkpoint["count"]) == (after, 90)
 
 
 def test_each_park_sees_only_its_own_records(central) -> None:

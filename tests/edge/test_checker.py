@@ -38,6 +38,7 @@ def _checker(store: Store, key: Ed25519PrivateKey, verified: VerifiedTexts | Non
         tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
         edge_id="edge-1",
         staleness_limit_s=3600,
+        park_id="P1",
         verified=verified if verified is not None else VerifiedTexts(),
     )
 

@@ -88,6 +88,8 @@ def cache(rec: FeedRecord | str | None = "default", **over: Any) -> CacheState:
         "last_sync_age_s": 30.0,
         "staleness_limit_s": 3600.0,
         "stale_policy": "hold",
+        "park_id": "P1",
+        "highest_version_seen": 3,
     }
     fields.update(over)
     return CacheState(**fields)
@@ -169,6 +171,41 @@ TABLE = [
         obs={"weight_kg": Decimal("9")},
         cache={"signature_valid": False},
     ),
+    # bound to this park, never rolled back (issue 9 B): short-circuits everything read from the record
+    Row("record of another park", H, (C.FOREIGN_PARK,), rec={"park_id": "OTHER"}),
+    Row(
+        "another park's record hides its status and weight",
+        H,
+        (C.FOREIGN_PARK,),
+        rec={"park_id": "OTHER", "status": "100"},
+        obs={"weight_kg": Decimal("9")},
+    ),
+    Row("older than a version seen", H, (C.ROLLED_BACK,), cache={"highest_version_seen": 4}),
+    Row("the version seen", R, (), cache={"highest_version_seen": 3}),
+    Row("newer than the mark (not stored yet)", R, (), cache={"highest_version_seen": 2}),
+    Row("no version mark for a found record", H, (C.ROLLED_BACK,), cache={"highest_version_seen": None}),
+    Row(
+        "rolled back hides a cancellation's absence",
+        H,
+        (C.ROLLED_BACK,),
+        rec={"version": 2},
+        cache={"highest_version_seen": 3},
+    ),
+    Row(
+        "bad signature says nothing of park or version",
+        H,
+        (C.SIGNATURE_INVALID,),
+        rec={"park_id": "OTHER"},
+        cache={"signature_valid": False, "highest_version_seen": None},
+    ),
+    Row("no record, no version mark", H, (C.NOT_FOUND,), rec=None, cache={"highest_version_seen": None}),
+    Row(
+        "released: marker gone, ledger says so",
+        H,
+        (C.ALREADY_RELEASED,),
+        cache={"already_released": True, "release_evidence": ("release ledger entry 7",)},
+    ),
+    Row("release history damaged", H, (C.ALREADY_RELEASED,), cache={"release_history_intact": False}),
     # staleness
     Row("stale", H, (C.STALE_CACHE,), cache={"last_sync_age_s": 7200.0}),
     Row("age at the limit is stale", H, (C.STALE_CACHE,), cache={"last_sync_age_s": 3600.0}),
@@ -420,6 +457,8 @@ def test_weight_exactly_at_the_edge_releases_and_one_gram_more_holds(
 # --- properties over arbitrary observations and caches --------------------------------------------
 
 codes = st.sampled_from([CODE, OTHER, EAN, "", " ", "sf1234567890"])
+parks = st.sampled_from(["P1", "P2", "p1", ""])
+versions = st.integers(min_value=1, max_value=5)
 statuses = st.one_of(
     st.sampled_from(
         [
@@ -463,6 +502,8 @@ def scenarios(draw: st.DrawFn) -> tuple[Observation, CacheState, Tolerance]:
                 status=statuses,
                 cancelled=st.booleans(),
                 grossWeight=st.just(gross),
+                park_id=parks,
+                version=versions,
             ),
         )
     )
@@ -486,11 +527,17 @@ def scenarios(draw: st.DrawFn) -> tuple[Observation, CacheState, Tolerance]:
         last_sync_age_s=draw(ages),
         staleness_limit_s=draw(st.sampled_from([0.0, 60.0, 3600.0, math.inf])),
         stale_policy=draw(st.sampled_from(["hold", "allow"])),
+        park_id="P1",
+        highest_version_seen=draw(st.one_of(st.none(), versions)),
+        release_history_intact=draw(st.booleans()),
     )
     return obs, state, tol
 
 
 DIMENSIONS = (
+    "park",
+    "version",
+    "history",
     "code",
     "record",
     "logisticsNo",
@@ -523,6 +570,8 @@ def near_clean(draw: st.DrawFn) -> tuple[Observation, CacheState, Tolerance]:
         "status": pick("status", "800", draw(statuses)),
         "cancelled": pick("cancelled", False, draw(st.booleans())),
         "grossWeight": gross,
+        "park_id": pick("park", "P1", draw(parks)),
+        "version": 3,
     }
     rec = pick("record", record(**rec_fields), None)
     edge = allowed_difference(gross, tol)
@@ -543,6 +592,9 @@ def near_clean(draw: st.DrawFn) -> tuple[Observation, CacheState, Tolerance]:
         last_sync_age_s=pick("age", 30.0, full_state.last_sync_age_s),
         staleness_limit_s=pick("age", 3600.0, full_state.staleness_limit_s),
         stale_policy=pick("policy", "hold", full_state.stale_policy),
+        park_id="P1",
+        highest_version_seen=pick("version", 3, full_state.highest_version_seen),
+        release_history_intact=pick("history", True, full_state.release_history_intact),
     )
     return obs, state, tol
 
@@ -564,6 +616,11 @@ def design_allows_release(obs: Observation, state: CacheState, tol: Tolerance) -
     if not code or not code.strip() or rec is None or rec.logisticsNo != code:
         return False
     if rec.status != "800" or rec.cancelled or not state.signature_valid or state.already_released:
+        return False
+    if not state.release_history_intact:  # no release can be shown not to have happened
+        return False
+    seen = state.highest_version_seen  # for this park, not older than a version already seen
+    if rec.park_id != state.park_id or seen is None or rec.version < seen:
         return False
     weight = obs.weight_kg
     if obs.weight_required and (weight is None or weight <= 0 or not _within(weight, rec.grossWeight, tol)):
@@ -602,7 +659,7 @@ def test_decide_never_releases_what_the_design_forbids(
     assert (decision.verdict is Verdict.RELEASE) == (not decision.findings)
     assert (decision.verdict is Verdict.HOLD) == any(c.verdict is Verdict.HOLD for c in decision.codes)
     assert (decision.verdict is Verdict.INSPECT) == (decision.codes == (Code.INSPECTION,))
-    if {C.NO_READ, C.NOT_FOUND, C.SIGNATURE_INVALID} & set(decision.codes):
+    if {C.NO_READ, C.NOT_FOUND, C.SIGNATURE_INVALID, C.FOREIGN_PARK, C.ROLLED_BACK} & set(decision.codes):
         assert not RECORD_CODES & set(decision.codes)
     if obs.device_faults:
         assert Code.DEVICE_FAULT in decision.codes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +12,20 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import EventBody, EventKind, FeedRecord, load_public_key, verify_record
+from bondgate.wire import (
+    GENESIS_HASH,
+    EventBody,
+    EventKind,
+    FeedCheckpoint,
+    FeedRecord,
+    feed_chain,
+    load_public_key,
+    sign_checkpoint,
+    verify_record,
+)
+from central.keys import load_or_create_key
 from edge.store import Store
-from edge.sync import FeedSync, SyncStatus
+from edge.sync import FeedRefused, FeedSync, SyncStatus
 from edge.uplink import Uplink, new_event
 from edge.verified import VerifiedTexts
 from tests import factories
@@ -93,8 +105,12 @@ def test_a_record_altered_in_the_local_database_fails_its_signature(tmp_path: Pa
         store.close()
 
 
-def tamper(central, logistics_no: str, version: int, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
-    """Alter one signed record where central keeps it, as an attacker with its database would."""
+def tamper(central, logistics_no: str, version: int, old: str, new: str, *, rechain: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """Alter one signed record where central keeps it, as an attacker with its database would.
+
+    `rechain` then rebuilds the park feeds' hash chains and re-signs their checkpoints with central's
+    key, as if central itself had chained the altered record: what is left to catch it is the
+    record's own signature. Without it the chain no longer matches and whole pages are refused."""
     conn = sqlite3.connect(central.settings.database)
     with conn:
         changed = conn.execute(
@@ -102,6 +118,21 @@ def tamper(central, logistics_no: str, version: int, old: str, new: str) -> None
                WHERE json_extract(record, '$.logisticsNo') = ? AND json_extract(record, '$.version') = ?""",
             (old, new, logistics_no, version),
         ).rowcount
+        if rechain:
+            key = load_or_create_key(central.settings.signing_key)
+            heads: dict[str, tuple[int, str]] = {}
+            rows = conn.execute("SELECT seq, park_id, record FROM feed ORDER BY seq").fetchall()
+            for seq, park, record in rows:
+                n, running = heads.get(park, (0, GENESIS_HASH))
+                running = feed_chain(running, [{"seq": seq, **json.loads(record)}])
+                heads[park] = (n + 1, running)
+                signed = sign_checkpoint(
+                    FeedCheckpoint(park_id=park, cursor=seq, count=n + 1, hash=running), key
+                )
+                conn.execute(
+                    "UPDATE feed SET n = ?, chain = ?, checkpoint = ? WHERE seq = ?",
+                    (n + 1, running, signed.signature, seq),
+                )
     conn.close()
     assert changed == 1
 
@@ -223,6 +254,68 @@ def test_the_newest_valid_version_is_stored_whatever_the_paging(tmp_path: Path, 
         store.close()
 
 
+@pytest.mark.parametrize("page_size", [7, 5000])
+def test_a_record_altered_where_central_keeps_it_refuses_its_whole_page(
+    tmp_path: Path, page_size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who can write central's database but not read its key alters a record: the feed no
+    longer hashes to the checkpoints central signed when it wrote it, so no page from there on is
+    applied — not only the altered record — and the sync says why and keeps trying."""
+    with run_central(tmp_path / "c") as central:
+        sets = declare(central, 10)
+        tamper(central, sets[4].waybill.logisticsNo, 3, *FORGED_WEIGHT, rechain=False)
+        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+        store = Store(tmp_path / "edge.db")
+
+        async def run() -> FeedSync:
+            async with edge_client(central) as client:
+                sync = FeedSync(store=store, client=client, park_id="P1", public_key=key, page_size=page_size)
+                try:
+                    with pytest.raises(FeedRefused, match="do not hash to central's checkpoint"):
+                        while True:
+                            await sync.pull_once()
+                finally:
+                    sync.close()
+                return sync
+
+        sync = asyncio.run(run())
+        altered_seq = 3 * 4 + 3  # the 5th parcel's third change
+        applied_up_to = store.sync_state()["cursor"]
+        assert applied_up_to < altered_seq and applied_up_to % page_size == 0
+        assert sync.status.refusals == {"fork": 1} and sync.status.refused_pages == 1
+        assert "fork" in (sync.status.last_refusal or "")
+        assert all(
+            r.version < 3 or r.logisticsNo != sets[4].waybill.logisticsNo for r in cached(store).values()
+        )
+        [alarm] = [r for r in caplog.records if r.getMessage().startswith("feed alarm")]
+        assert alarm.reason == "feed_fork"  # type: ignore[attr-defined]
+        store.close()
+
+
+@pytest.mark.parametrize("stored", ["none (a database from before checkpoints)", "not central's"])
+def test_without_a_usable_stored_checkpoint_the_feed_is_verified_again_from_its_start(
+    tmp_path: Path, stored: str
+) -> None:
+    """Records up to the cursor are hashed again, not applied again (no rollback alarms for the
+    older versions on the way); from the cursor on, the sync goes on as before."""
+    with run_central(tmp_path / "c") as central:
+        declare(central, 12)
+        store = Store(tmp_path / "edge.db")
+        first_sync(central, store, page_size=7)
+        verified = store.sync_state()
+        value = (
+            None if stored.startswith("none") else verified["checkpoint"].replace('"count":36', '"count":35')
+        )
+        store.write_sync(lambda c: c.execute("UPDATE sync_state SET checkpoint = ?", (value,)))
+        declare(central, 2, start=100)
+        status = first_sync(central, store, page_size=7)
+        assert status.rejected_rollback == 0 and status.refused_pages == 0
+        assert status.records_applied == 2  # the two new parcels' newest versions, nothing older
+        assert status.checkpoint_count == 42 and store.sync_state()["cursor"] == 42
+        assert store.count_clearances() == 14
+        store.close()
+
+
 def test_the_records_counter_counts_records_stored(tmp_path: Path) -> None:
     with run_central(tmp_path / "c") as central:
         sets = declare(central, 5)
@@ -239,13 +332,13 @@ def test_the_records_counter_counts_records_stored(tmp_path: Path) -> None:
         ]
         cursor = store.sync_state()["cursor"]
 
-        def apply(record: FeedRecord) -> int:
+        def apply(record: FeedRecord) -> tuple[int, list[FeedRecord]]:
             return store.write_sync(
                 lambda conn: Store.apply_feed(conn, [(record, record.model_dump_json())], cursor, "now")
             )
 
-        assert apply(older) == 0  # older than the cached version: not stored, not counted
-        assert apply(newest) == 1  # the same version again is written again
+        assert apply(older) == (0, [older])  # older than the version stored: refused, not counted
+        assert apply(newest) == (1, [])  # the same version again is written again
         assert store.sync_state()["records"] == 6
         [cached_record] = store.lookup(sets[0].waybill.logisticsNo)
         assert cached_record.record == newest

@@ -56,10 +56,17 @@ def seed(settings: CentralSettings) -> dict[str, str]:
 
 @contextmanager
 def run_central(
-    tmp: Path, *, reseed: bool = True, port: int = 0, **overrides: object
+    tmp: Path,
+    *,
+    reseed: bool = True,
+    port: int = 0,
+    tls: tuple[Path, Path] | None = None,
+    **overrides: object,
 ) -> Iterator[RunningCentral]:
     """Start central over `tmp`/central.db; `reseed=False` restarts over an existing database.
-    `port=0` takes a free port; give the previous run's port to restart where edges expect it."""
+    `port=0` takes a free port; give the previous run's port to restart where edges expect it.
+    `tls` = (certificate chain PEM, key PEM) serves https (`client()` then trusts nothing: tests
+    that use it build their own client)."""
     overrides.setdefault("risk", {"sampling_rate": 0})  # deterministic unless a test asks otherwise
     tmp.mkdir(parents=True, exist_ok=True)
     settings = CentralSettings(database=tmp / "central.db", signing_key=tmp / "feed.key", port=0, **overrides)  # type: ignore[arg-type]
@@ -70,7 +77,14 @@ def run_central(
     else:
         tokens = json.loads(saved.read_text())
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -81,7 +95,8 @@ def run_central(
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningCentral(url=f"http://127.0.0.1:{port}", settings=settings, tokens=tokens)
+        scheme = "https" if tls else "http"
+        yield RunningCentral(url=f"{scheme}://127.0.0.1:{port}", settings=settings, tokens=tokens)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

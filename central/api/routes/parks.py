@@ -88,7 +88,10 @@ def get_park(platform: PlatformDep, token: EdgeOrOfficer, park_id: str) -> Park:
     summary="The park's clearance feed after a cursor",
     description="Every change of the park's clearance records in commit order, each signed with "
     "Ed25519 (public key at /.well-known/bondgate/feed-key.pem). Pass the last page's `next_after` "
-    "as `after`. With `wait` > 0 and nothing new, the call waits up to that many seconds (long poll).",
+    "as `after`. With `wait` > 0 and nothing new, the call waits up to that many seconds (long poll). "
+    "`checkpoint` is central's signed checkpoint of the park's feed at `next_after` (cursor, record "
+    "count, running hash): the page's records, hashed in order onto the checkpoint at `after`, must "
+    "give it, or the page is not central's feed.",
     responses=responses(*AUTH, 404),
 )
 async def get_feed(
@@ -105,7 +108,7 @@ async def get_feed(
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         body, count = await run_in_threadpool(
-            page_json, platform.db, park_id=park_id, after=after, limit=limit
+            page_json, platform.db, platform.key, park_id=park_id, after=after, limit=limit
         )
         if count or asyncio.get_running_loop().time() >= deadline:
             break
