@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -57,6 +57,8 @@ def load_settings(cls: type[S], path: Path | None) -> S:
         return cls(**data)
     except ValidationError as exc:
         raise ConfigError.of(_problems(exc, data), path or "configuration") from exc
+    except SettingsError as exc:  # an environment variable that is not the JSON its key needs
+        raise ConfigError(f"{path or 'configuration'}: environment: {exc}") from exc
 
 
 def _problems(exc: ValidationError, data: Mapping[str, Any]) -> list[tuple[str, str]]:

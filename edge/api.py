@@ -13,6 +13,7 @@ edge's database cannot be written — the disk is full, or the store failed — 
 with the reason in the usual `{"detail": …}` body, never a bare 500.
 """
 
+import json
 import logging
 import math
 import sqlite3
@@ -57,6 +58,63 @@ class OverrideIn(BaseModel):
     reason: str = Field(min_length=5, max_length=1000)
 
 
+MAX_BODY_BYTES = 64 * 1024  # the largest request the local API takes: a login, a typed code, a reason
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413 before it is read into memory: by its
+    Content-Length when it says, and by counting when it streams (chunked) — an unauthenticated
+    600 MB POST to /login grew the agent by 1.7 GB and stalled the stations' event loop."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+        started = refused = False
+
+        async def counted() -> Any:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:  # answer now; the app reads on into a disconnect
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is the answer; whatever the app makes of the disconnect is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, tracked)
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps({"detail": f"request body larger than {self.limit} bytes"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(agent: Any) -> FastAPI:
     app = FastAPI(
         title="Bondgate edge agent",
@@ -67,6 +125,7 @@ def create_app(agent: Any) -> FastAPI:
     logins = Logins({u.name: u for u in agent.settings.api.users})
     app.state.sessions, app.state.logins = sessions, logins
     app.include_router(pages_router(agent, sessions, logins=logins))  # the HTML pages (edge/pages.py)
+    app.add_middleware(BodyLimit)
     app.add_exception_handler(sqlite3.DatabaseError, store_failed)  # the pages' too
     bearer = HTTPBearer(auto_error=False)
     registry = CollectorRegistry()

@@ -334,7 +334,7 @@ class Checker:
             verdict=decision.verdict.value,
             decision_id=decision.decision_id,
             actuation="confirmed" if outcome == "confirmed" else "failed",
-            output=output,
+            output=output[:64] if output else None,  # a configured point name may be longer
             detail=f"{outcome}: {detail}"[:2000],
         )
 

@@ -61,7 +61,7 @@ Device = Annotated[
 
 
 class _Station(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
     def device_refs(self) -> dict[str, str | None]:
@@ -72,7 +72,7 @@ class DiverterOutputs(BaseModel):
     """Which coil sends a parcel to which lane. At most one is on after a decision; all off is the
     hold lane, so a module that loses power (or is told its safe state) holds every parcel."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     release: str
     inspect: str | None = Field(None, description="inspection lane; without one INSPECT goes to hold")
     hold: str | None = Field(None, description="a coil for the hold lane, if it needs one")
@@ -84,7 +84,7 @@ class Span(BaseModel):
     edge and `to` where it last sees the trailing edge, plus the time it takes to report (a
     scanner's decoding and the bytes on the wire)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     from_m: float | None = None
     to_m: float | None = None
     from_s: float | None = None
@@ -120,7 +120,7 @@ class Tracking(BaseModel):
     (edge/tracking.py). Positions are downstream of the photo-eye, in metres with `belt_speed_m_s`
     or in seconds measured on the line."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     belt_speed_m_s: float | None = Field(None, gt=0, description="needed for positions in metres")
     scanner: Span = Field(description="the scan field (+ the scanner's reporting delay)")
     scale: Span | None = Field(None, description="the weighing platform; required with a scale")
@@ -234,14 +234,14 @@ class ManualStation(_Station):
     scanner: str | None = None
     scale: str | None = None
     camera: str | None = None
-    weight_deadline_s: float = Field(3.0, gt=0)
+    weight_deadline_s: float = Field(3.0, gt=0, le=60)
 
     def device_refs(self) -> dict[str, str | None]:
         return {"scanner": self.scanner, "scale": self.scale, "camera": self.camera}
 
 
 class GateTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     device: str = Field(description="an I/O module or an MQTT sensors device")
     point: str = Field(description="input point name, or the MQTT sensor name (loop/gate)")
 
@@ -257,14 +257,17 @@ class GateStation(_Station):
     io: str
     barrier: str = Field(description="output that opens the barrier while on")
     barrier_open: str | None = Field(None, description="input: barrier open switch (confirms the pulse)")
-    pulse_s: float = Field(2.0, gt=0)
+    pulse_s: float = Field(2.0, gt=0, le=60)
     window_s: float = Field(
-        1.0, gt=0, description="reads and the weight belong to the vehicle this long; decided then"
+        1.0, gt=0, le=60, description="reads and the weight belong to the vehicle this long; decided then"
     )
     read_before_s: float = Field(
-        1.0, ge=0, description="a read this long before the trigger still counts (a label read on arrival)"
+        1.0,
+        ge=0,
+        le=60,
+        description="a read this long before the trigger still counts (a label read on arrival)",
     )
-    confirm_timeout_s: float = Field(1.0, gt=0)
+    confirm_timeout_s: float = Field(1.0, gt=0, le=60)
 
     def device_refs(self) -> dict[str, str | None]:
         return {
@@ -295,7 +298,9 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 class CentralLink(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(description="central's base URL, e.g. https://central.example:8600")
-    token: str = Field(min_length=8, description="this park's edge token")
+    token: str = Field(
+        min_length=8, pattern=r"^[\x21-\x7e]+$", description="this park's edge token (printable ASCII)"
+    )
     public_key: Path = Field(description="central's feed public key (PEM), from `bondgate central keys`")
     ca_file: Path | None = Field(
         None, description="PEM bundle of the CAs that may sign central's certificate (https only)"
@@ -323,6 +328,10 @@ class CentralLink(BaseModel):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        try:
+            parts.port  # noqa: B018 — raises on a port that is not a number in 0..65535
+        except ValueError as exc:
+            raise ValueError(f"{url!r}: {exc}") from None
         return url
 
     @field_validator("ca_file")
@@ -414,17 +423,21 @@ class LocalApi(BaseModel):
 
 
 class EdgeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BONDGATE_EDGE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="BONDGATE_EDGE_", env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
+    )
 
-    park_id: str
+    park_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     edge_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     database: Path = Path("var/edge.db")
     evidence_dir: Path = Path("var/evidence")
     central: CentralLink
     tolerance: ToleranceSettings = Field(default_factory=ToleranceSettings)
-    staleness_limit_s: float = Field(6 * 3600, gt=0, description="older cache → STALE_CACHE")
+    staleness_limit_s: float = Field(
+        6 * 3600, gt=0, le=30 * 86400, description="older cache → STALE_CACHE"
+    )
     stale_policy: Literal["hold", "allow"] = "hold"
-    heartbeat_s: float = Field(30, gt=0)
+    heartbeat_s: float = Field(30, ge=0.01, le=3600)
     mqtt: LocalMqtt | None = None
     api: LocalApi = Field(default_factory=LocalApi)
     devices: dict[str, Device] = Field(default_factory=dict)
@@ -463,9 +476,38 @@ class EdgeSettings(BaseSettings):
             problems += _point_problems(f"stations.{i}", station, self.devices)
             if isinstance(station, ConveyorStation):
                 problems += self._conveyor_scanner(i, station)
+        problems += self._points_used_once()
         if problems:
             raise KeyedProblems(problems)
         return self
+
+    def _points_used_once(self) -> list[tuple[str, str]]:
+        """Each output drives one thing, and each photo-eye or trigger input serves one station: a
+        release coil that is also another line's lane (or its own inspection lane, or a barrier)
+        would open for the wrong parcel."""
+        problems: list[tuple[str, str]] = []
+        # (device, point, "in" | "out") → the first key that uses it (a point named as the wrong kind
+        # is _point_problems' finding, not a second use)
+        used: dict[tuple[str, str, str], str] = {}
+        for i, station in enumerate(self.stations):
+            points: list[tuple[str, str | None, str | None, str]] = []  # (key, device, point, kind)
+            if isinstance(station, ConveyorStation):
+                points.append(("photo_eye", station.io, station.photo_eye, "in"))
+                for lane in ("release", "inspect", "hold"):
+                    points.append((f"diverter.{lane}", station.io, getattr(station.diverter, lane), "out"))
+            elif isinstance(station, GateStation):
+                points += [
+                    ("barrier", station.io, station.barrier, "out"),
+                    ("trigger.point", station.trigger.device, station.trigger.point, "in"),
+                ]
+            for key, device, point, kind in points:
+                if device is None or point is None:
+                    continue
+                full = f"stations.{i}.{key}"
+                first = used.setdefault((device, point, kind), full)
+                if first != full:
+                    problems.append((full, f"{point!r} on device {device!r} is already {first}"))
+        return problems
 
     def _conveyor_scanner(self, i: int, station: ConveyorStation) -> list[tuple[str, str]]:
         """A conveyor places every read in a parcel's window itself: its scanner must report every

@@ -105,6 +105,14 @@ async def reprovision(store: Store, client: httpx.AsyncClient, park: str, edge: 
     )
 
     def rechain(conn: sqlite3.Connection) -> tuple[int, int]:
+        # decided above from a read outside this transaction: another `edge reprovision` that ran
+        # meanwhile (its check passed before this one's commit) has moved the chain on already
+        now_epoch = Store.chain_epoch(conn)
+        if now_epoch != local.epoch:
+            raise ReprovisionRefused(
+                f"this database's chain moved to epoch {now_epoch} while this ran (another `edge"
+                " reprovision`?): nothing changed by this one; see `bondgate edge db check`"
+            )
         pending = [(seq, Event.model_validate_json(text)) for seq, text in Store.outbox_rows(conn)]
         delivered = 0
         for seq, event in pending:  # a chain: once one differs from central's, all later ones do

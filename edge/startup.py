@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -146,7 +147,7 @@ def api_tls(api: LocalApi, problems: Problems) -> None:
         except TypeError:
             problems.append(("api.tls_key", f"'{api.tls_key}' is encrypted; the agent needs it unencrypted"))
             ok = False
-        except (ValueError, serialization.UnsupportedAlgorithm):
+        except (ValueError, UnsupportedAlgorithm):
             problems.append(("api.tls_key", f"'{api.tls_key}' is not a PEM private key"))
             ok = False
     if cert is None or private is None or not ok:

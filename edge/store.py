@@ -606,6 +606,10 @@ class Store:
 
     # --- outbox and chain -------------------------------------------------------------------------
     @staticmethod
+    def chain_epoch(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT epoch FROM chain WHERE id = 1").fetchone()[0])
+
+    @staticmethod
     def chain_head(conn: sqlite3.Connection) -> tuple[int, str]:
         row = conn.execute("SELECT last_seq, last_hash FROM chain WHERE id = 1").fetchone()
         return int(row[0]), str(row[1])

@@ -1,9 +1,11 @@
 """One SQLite database in WAL mode: a single writer (serialised by a lock) and per-thread readers.
 
 Every write goes through `Database.write()`, a `BEGIN IMMEDIATE` transaction that commits or rolls
-back as a whole, so a message is never partially stored. This is the one place that knows the
-database is SQLite; the rest of central/store speaks plain SQL that PostgreSQL also understands
-except where marked.
+back as a whole, so a message is never partially stored. Commits are durable (synchronous=FULL)
+before they are answered: an edge deletes the events central acknowledged and an enterprise trusts
+a receipt, so a power cut after the answer must not lose what it said was stored (NORMAL could).
+This is the one place that knows the database is SQLite; the rest of central/store speaks plain SQL
+that PostgreSQL also understands except where marked.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def _connect(path: Path | str) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn

@@ -419,3 +419,17 @@ def test_resent_release_is_not_a_second_release(db: Database) -> None:
     send(db, chain)
     send(db, chain)
     assert alerts(db) == []
+
+
+def test_central_commits_are_durable_before_they_are_answered(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An edge deletes what central acknowledged: central's commits must survive a power cut, so its
+    connections run SQLite at synchronous=FULL (NORMAL acknowledged events it had not yet synced)."""
+    from central.store.db import Database
+
+    db = Database(tmp_path / "central.db")
+    try:
+        with db.write() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert db.reader().execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        db.close()

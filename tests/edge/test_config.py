@@ -185,6 +185,15 @@ def test_every_problem_is_one_line_naming_its_key(tmp_path: Path) -> None:
             (("scanner = { from_m = 1.2, to_m = 1.75 }", "scanner = { from_m = 1.75, to_m = 1.2 }"),),
             "to must be a number no smaller than from",
         ),
+        (
+            (('inspect = "diverter_right"', 'inspect = "diverter_left"'),),
+            "stations.0.diverter.inspect: 'diverter_left' on device 'io1' is already"
+            " stations.0.diverter.release",
+        ),
+        (
+            (('barrier = "barrier"', 'barrier = "diverter_left"'),),
+            "stations.2.barrier: 'diverter_left' on device 'io1' is already stations.0.diverter.release",
+        ),
     ],
 )
 def test_a_conveyor_layout_that_cannot_track_is_refused(
@@ -202,3 +211,34 @@ def test_the_example_line_becomes_windows_in_seconds() -> None:
     assert layout.diverter is not None and layout.diverter.start_s == pytest.approx(4.0 / 1.5)
     assert layout.max_parcel_s == pytest.approx(1.0 / 1.5)
     assert layout.longest_decidable_s() > layout.max_parcel_s  # every parcel is decided in time
+
+
+@pytest.mark.parametrize(
+    ("replacements", "problem"),
+    [
+        ((('park_id = "HK-FTZ-1"', 'park_id = "HK-FTZ-1/x"'),), "park_id: String should match pattern"),
+        ((('park_id = "HK-FTZ-1"', 'park_id = ""'),), "park_id: String should match pattern"),
+        (
+            (('token = "bg_xxxxxxxx_', 'token = "bg_xx\\nxxxxxx_'),),
+            "central.token: String should match pattern",
+        ),
+        (
+            (('token = "bg_xxxxxxxx_', 'token = "bg_xxxxxxxx_é'),),
+            "central.token: String should match pattern",
+        ),
+        ((('url = "http://127.0.0.1:8600"', 'url = "http://127.0.0.1:99999"'),), "central.url"),
+        ((('url = "http://127.0.0.1:8600"', 'url = "http://127.0.0.1:abc"'),), "central.url"),
+        ((("heartbeat_s = 30", "heartbeat_s = 1e-9"),), "heartbeat_s: Input should be greater than"),
+        ((("heartbeat_s = 30", "heartbeat_s = inf"),), "heartbeat_s"),
+        ((("margin_s = 0.02", "margin_s = nan"),), "stations.0.tracking.margin_s"),
+        ((('scale = "bench_scale"', 'scale = "bench_scale"\nweight_deadline_s = inf'),), "weight_deadline_s"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_start(
+    tmp_path: Path, replacements: tuple[tuple[str, str], ...], problem: str
+) -> None:
+    """Found by an outside tester: each of these started, then never synced, never uploaded, stalled a
+    station for ever or flooded the outbox."""
+    with pytest.raises(ConfigError) as err:
+        load_example(tmp_path, *replacements)
+    assert problem in str(err.value)

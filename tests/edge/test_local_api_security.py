@@ -428,3 +428,35 @@ def test_hash_password_and_check_password_agree() -> None:
     stored = hash_password("olga-pass")
     assert check_password("olga-pass", stored) and not check_password("olga-pas", stored)
     assert not check_password("olga-pass", "scrypt$bm90$YmFzZTY0")  # a malformed stored hash: no
+
+
+# --- bodies too large ------------------------------------------------------------------------------
+
+
+def test_a_huge_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """An unauthenticated 600 MB POST to /login used to be read whole (the agent grew by 1.7 GB and
+    its stations' event loop stalled): now anything over 64 KiB is a 413, by its Content-Length or
+    counted as it streams."""
+    with running_agent(tmp_path) as agent:
+
+        async def attack() -> None:
+            base = await api_url(agent)
+            big = b"x" * (1024 * 1024)
+            async with client(base) as http:
+                for path in ("/login", "/api/login"):
+                    answer = await http.post(path, content=big, headers={"content-type": "text/plain"})
+                    assert answer.status_code == 413, (path, answer.status_code)
+
+                async def stream() -> AsyncIterator[bytes]:
+                    for _ in range(64):  # 4 MiB in 64 KiB chunks, no Content-Length
+                        yield b"y" * 65536
+
+                try:  # answered 413 mid-upload: the client may see the answer, or the connection end
+                    answer = await http.post("/api/login", content=stream())
+                    assert answer.status_code == 413
+                except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                    pass
+            async with client(base) as http:  # and a normal login still works
+                assert (await login(http, "sam", "sam-pass")).status_code == 200
+
+        asyncio.run(attack())

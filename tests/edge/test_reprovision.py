@@ -359,6 +359,41 @@ def test_events_central_already_holds_are_not_carried_twice(tmp_path: Path, cent
     restored.close()
 
 
+def test_two_reprovisions_at_once_change_the_database_once(tmp_path: Path, central: RunningCentral) -> None:
+    """Two `edge reprovision` runs started together both see epoch 1 here and an empty epoch 2 at
+    central; the one that writes second must be refused, not renumber the epoch again (an upload in
+    flight under the first numbering would then delete events central never got)."""
+    first = Store(tmp_path / "first.db")
+    _heartbeats(first, 4)
+    fresh = Store(tmp_path / "fresh.db")
+    _heartbeats(fresh, 3)
+
+    async def scenario() -> list[Any]:
+        headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
+        async with httpx.AsyncClient(base_url=central.url, headers=headers) as client:
+            await Uplink(store=first, client=client, park_id="P1", edge_id="edge-p1").drain()
+            with central.client("officer") as officer:
+                officer.post(
+                    "/api/v1/parks/P1/edges/edge-p1/reprovision", json={"reason": "disk replaced"}
+                ).raise_for_status()
+            return await asyncio.gather(
+                reprovision(fresh, client, "P1", "edge-p1"),
+                reprovision(fresh, client, "P1", "edge-p1"),
+                return_exceptions=True,
+            )
+
+    outcomes = asyncio.run(scenario())
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, ReprovisionRefused)]
+    assert len(done) == 1 and len(refused) == 1, outcomes
+    assert "moved to epoch 2 while this ran" in str(refused[0])
+    history = fresh.reader().execute("SELECT epoch, next_epoch, carried FROM chain_history").fetchall()
+    assert [tuple(r) for r in history] == [(1, 2, 3)]
+    assert fresh.backlog()["last_seq"] == 3 and fresh.backlog()["epoch"] == 2
+    first.close()
+    fresh.close()
+
+
 @pytest.mark.parametrize(
     ("local", "central", "at_head", "expected"),
     [
