@@ -277,8 +277,10 @@ class EventBody(BaseModel):
     decision_id: str | None = Field(
         None, max_length=64, description="the edge decision this event reports or follows up"
     )
-    actuation: Literal["confirmed", "failed"] | None = Field(
-        None, description="actuation: the output was read back as commanded, or it was not"
+    actuation: Literal["confirmed", "failed", "withheld"] | None = Field(
+        None,
+        description="actuation: the output was read back as commanded (confirmed), was not (failed: where"
+        " the parcel went is not known), or a release was not carried out (withheld: sent to hold)",
     )
     output: str | None = Field(
         None, max_length=64, description="actuation: the lane or barrier output the decision drove"

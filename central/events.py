@@ -348,14 +348,33 @@ def _actuation_alerts(conn: sqlite3.Connection, row: store.EventRow, event: Even
         conn, row, decision_id=body.decision_id, actuation=body.actuation, output=body.output,
         detail=body.detail,
     )
-    if release is None or body.actuation != "failed":
+    if body.actuation == "confirmed":
         return []
+    if release is None:
+        if body.actuation != "failed" or body.verdict == "RELEASE":
+            return []
+        # a held (or inspection) parcel whose lane was not confirmed may have gone down the release
+        # lane: that is a release without clearance nobody reported
+        parcel = f"{body.logisticsCode or '?'}/{body.logisticsNo or '?'}"
+        detail = (
+            f"{(body.verdict or 'held').lower()} parcel {parcel} (decision {body.decision_id}) at edge"
+            f" {event.edge_id}: output {body.output or '?'} not confirmed ({body.detail or 'no read-back'});"
+            " it may have left through the release lane: check where it went"
+        )
+        return [_Alert(AlertKind.ACTUATION_FAILED, detail)]
     parcel = f"{release.logistics_code}/{release.logistics_no}"
-    detail = (
-        f"release of parcel {parcel} (decision {body.decision_id}, seq {release.seq}) by edge"
-        f" {event.edge_id}: output {body.output or '?'} not confirmed ({body.detail or 'no read-back'});"
-        " where the parcel went must be checked"
-    )
+    if body.actuation == "withheld":
+        detail = (
+            f"release of parcel {parcel} (decision {body.decision_id}, seq {release.seq}) by edge"
+            f" {event.edge_id} was not carried out: sent to the hold lane ({body.detail or 'withheld'});"
+            " the parcel is still in the park"
+        )
+    else:
+        detail = (
+            f"release of parcel {parcel} (decision {body.decision_id}, seq {release.seq}) by edge"
+            f" {event.edge_id}: output {body.output or '?'} not confirmed ({body.detail or 'no read-back'});"
+            " where the parcel went must be checked"
+        )
     return [_Alert(AlertKind.ACTUATION_FAILED, detail)]
 
 

@@ -333,7 +333,7 @@ class Checker:
             logisticsNo=decision.code,
             verdict=decision.verdict.value,
             decision_id=decision.decision_id,
-            actuation="confirmed" if outcome == "confirmed" else "failed",
+            actuation=outcome if outcome in ("confirmed", "withheld") else "failed",
             output=output[:64] if output else None,  # a configured point name may be longer
             detail=f"{outcome}: {detail}"[:2000],
         )

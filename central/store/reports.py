@@ -129,8 +129,9 @@ _ACTUATED = (
 
 
 def actuation_failed(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
-    """Releases whose latest actuation report says the output did not move as commanded."""
-    select = f"{_ACTUATED} WHERE park_id = ? AND actuation = 'failed'"
+    """Releases whose latest actuation report says the output did not move as commanded, or that the
+    release was not carried out (withheld: the parcel went to the hold lane)."""
+    select = f"{_ACTUATED} WHERE park_id = ? AND actuation IN ('failed', 'withheld')"
     return _capped(conn, select, "occurred_at DESC, edge_id, epoch, seq", [park_id], limit)
 
 

@@ -38,7 +38,8 @@ SPECS = [
         EventKind.INSPECTION_DIVERTED,
         EventBody(logisticsCode="SF", logisticsNo="N-INSP", decision_id="d-insp"),
     ),
-    actuation("d-insp", "failed", "diverter_right", "coil 2 read back off"),  # not a release: no list
+    # not a release: in no list, but an alert (its lane unconfirmed, it may have left the park)
+    actuation("d-insp", "failed", "diverter_right", "coil 2 read back off"),
     release("N-LATE", "d-late"),
     actuation("d-late", "failed", "barrier", "no open switch"),
     actuation("d-late", "confirmed", "barrier", "open switch seen on retry"),  # the latest report wins
@@ -96,9 +97,11 @@ def test_failed_and_unconfirmed_actuations_are_listed_and_a_failed_release_is_an
     assert parcels(now["released_actuation_unconfirmed"]["items"]) == ["N-SILENT"]
 
     alerts = [a for a in fresh["alerts"]["items"] if a["kind"] == "actuation_failed"]
-    assert len(alerts) == 2  # N-FAILED, and N-LATE's first report (since confirmed)
-    assert any("N-FAILED" in a["detail"] and "diverter_left" in a["detail"] for a in alerts)
-    assert not any("N-INSP" in a["detail"] for a in fresh["alerts"]["items"])
+    assert len(alerts) == 3  # N-FAILED, N-LATE's first report (since confirmed), and d-insp's lane
+    assert any("N-FAILED" in a["detail"] and "diverter_right" not in a["detail"] for a in alerts)
+    assert any(
+        "d-insp" in a["detail"] and "may have left through the release lane" in a["detail"] for a in alerts
+    )
 
     # a resent batch changes nothing
     again = post(central, chain())

@@ -111,10 +111,11 @@ def assert_central_matches_edge(central: RunningCentral, edge_db: Path) -> list[
 
 
 def assert_nothing_released_wrongly(
-    central: RunningCentral, *, not_carried_out: tuple[str, ...] = ()
+    central: RunningCentral, *, not_carried_out: tuple[str, ...] = (), holds_unconfirmed: int = 0
 ) -> dict[str, Any]:
     """No double or uncleared release, no chain trouble; and no release whose outputs failed except
-    those of the parcels in `not_carried_out` (their lanes went back to hold before they passed)."""
+    those of the parcels in `not_carried_out` (their lanes went back to hold before they passed), and
+    exactly `holds_unconfirmed` held parcels whose lane could not be confirmed."""
     report = central_report(central)
     assert report["released_twice"]["total"] == 0, report["released_twice"]
     assert report["released_without_clearance"]["total"] == 0, report["released_without_clearance"]
@@ -123,6 +124,9 @@ def assert_nothing_released_wrongly(
         for kind, detail in central_alerts(central)
         if not (kind == "actuation_failed" and any(f"/{code} " in detail for code in not_carried_out))
     ]
+    held = [a for a in alerts if a[0] == "actuation_failed" and "may have left through the release" in a[1]]
+    assert len(held) == holds_unconfirmed, held
+    alerts = [a for a in alerts if a not in held]
     assert alerts == [], alerts  # no seq gap, chain break, conflict, double or uncleared release
     return report
 
@@ -577,4 +581,6 @@ def test_io_module_silent_station_faults_holds_and_recovers_by_itself(tmp_path: 
         assert any("no answer" in f["detail"] and not f["detail"].startswith("actuation") for f in faults)
         # the parcel released just before the second outage had not passed the diverter when the
         # module's outputs went to their safe values: on the record as not carried out
-        assert_nothing_released_wrongly(central, not_carried_out=(codes[3],))
+        # and the parcel held while the module hung (its lane could not be set) may have gone down the
+        # release lane still open for codes[3]: central is told to check where it went
+        assert_nothing_released_wrongly(central, not_carried_out=(codes[3],), holds_unconfirmed=1)
