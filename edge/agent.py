@@ -14,6 +14,8 @@ import ipaddress
 import logging
 import signal
 import sqlite3
+import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -101,6 +103,7 @@ class Agent:
         self.tasks = SupervisedTasks(logger=log)  # sync, uplink, heartbeat: restarted when they fail
         self._reports: set[asyncio.Task[None]] = set()  # device faults being written upstream
         self._ledger_check: asyncio.Task[None] | None = None  # the release ledger walked once at start
+        self._started_at: float | None = None
         self._stopping = asyncio.Event()
 
     # --- state for the API -----------------------------------------------------------------------
@@ -118,6 +121,32 @@ class Agent:
         if (refused := link.central_refusal) is not None:
             where = f"central refuses this edge's events from seq {refused.seq} ({refused.code})"
             problems.append(f"{where}: {refused.reason}")
+        problems += self._stuck_links()
+        return problems
+
+    def _stuck_links(self) -> list[str]:
+        """Events not delivered, or the feed not pulled, for longer than `[central] alarm_after_s`,
+        whatever the reason (central down, refusing, lying, a wrong token or park): the agent goes on
+        deciding, but it is not well and should say so."""
+        limit = self.settings.central.alarm_after_s
+        problems = []
+        backlog = self.store.backlog()
+        oldest = backlog.get("oldest")
+        if backlog["size"] and oldest:
+            with contextlib.suppress(ValueError, TypeError):
+                age = (utc_now() - datetime.fromisoformat(oldest)).total_seconds()
+                if age > limit:
+                    link = self.uplink.status
+                    why = link.last_error or link.last_ack_problem or "not acknowledged"
+                    problems.append(
+                        f"{backlog['size']} event(s) not delivered, the oldest {age:.0f} s old: {why}"
+                    )
+        sync_age = self.sync_age()
+        up_for = time.monotonic() - self._started_at if self._started_at is not None else 0.0
+        if (sync_age is None and up_for > limit) or (sync_age is not None and sync_age > limit):
+            shown = f"never in {up_for:.0f} s" if sync_age is None else f"{sync_age:.0f} s ago"
+            why = self.sync.status.last_error or "no successful pull yet"
+            problems.append(f"clearance feed last pulled {shown}: {why}")
         return problems
 
     def _committed(self, record: DecisionRecord) -> None:
@@ -129,6 +158,7 @@ class Agent:
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        self._started_at = time.monotonic()
         if self.publisher:
             await self.publisher.start()
             for name, driver in self.hub.drivers.items():

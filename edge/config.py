@@ -315,6 +315,12 @@ class CentralLink(BaseModel):
     page_size: int = Field(5000, gt=0, le=5000)
     long_poll_s: float = Field(10.0, ge=0, le=60)
     batch_size: int = Field(500, gt=0, le=5000)
+    alarm_after_s: float = Field(
+        300,
+        gt=0,
+        le=86400,
+        description="/healthz answers 503 while events wait or the feed has not been pulled this long",
+    )
     send_every_s: float = Field(
         0.5,
         ge=0,

@@ -23,6 +23,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bondgate.processes import free_port
+from bondgate.toml_out import toml_dumps
 from bondgate.wire import public_key_pem
 from edge.agent import Agent
 from edge.api import create_app
@@ -208,3 +209,36 @@ def test_a_full_database_takes_the_heartbeat_down_visibly_and_it_recovers(tmp_pa
             await agent.stop()
 
     asyncio.run(scenario())
+
+
+def test_healthz_says_so_when_nothing_is_delivered_or_pulled_for_too_long(tmp_path: Path) -> None:
+    """Central unreachable (or refusing, lying, a wrong token): the agent decides on, but /healthz —
+    200 all along before — answers 503 once events have waited, and the feed gone unpulled, longer
+    than [central] alarm_after_s."""
+    from tests.support.standalone_edge import api_url, offline_central, standalone_config
+
+    with offline_central() as url:
+        data = standalone_config(tmp_path, url, heartbeat_s=0.2, central={"alarm_after_s": 1.0})
+        config = tmp_path / "edge.toml"
+        config.write_text(toml_dumps(data), encoding="utf-8")
+        with agent_process(config, tmp_path / "agent.log") as agent:
+            agent.start()
+
+            async def probe() -> dict[str, Any]:
+                base = await api_url(agent)
+                async with httpx.AsyncClient(base_url=base, timeout=10) as api:
+
+                    async def unhealthy() -> dict[str, Any] | None:
+                        answer = await api.get("/healthz")
+                        both = "not delivered" in answer.text and "feed last pulled" in answer.text
+                        return answer.json() if answer.status_code == 503 and both else None
+
+                    deadline = asyncio.get_running_loop().time() + 30
+                    while (found := await unhealthy()) is None:
+                        assert asyncio.get_running_loop().time() < deadline, "no 503 from /healthz"
+                        await asyncio.sleep(0.1)
+                    return found
+
+            health = asyncio.run(probe())
+    reasons = " | ".join(health["reasons"])
+    assert "event(s) not delivered" in reasons and "clearance feed last pulled never" in reasons
