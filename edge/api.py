@@ -20,11 +20,11 @@ import sqlite3
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from edge import operations
 from edge.auth import Logins, Sessions
@@ -50,12 +50,23 @@ class TokenOut(BaseModel):
 
 
 class TypedCode(BaseModel):
-    code: str = Field(min_length=1, max_length=60, description="the waybill number read off the label")
+    code: str = Field(
+        min_length=1,
+        max_length=60,
+        pattern=r"^[\x21-\x7e]+$",  # printable ASCII, as on a waybill label
+        description="the waybill number read off the label",
+    )
 
 
 class OverrideIn(BaseModel):
-    decision_id: str
+    decision_id: str = Field(max_length=64)
     reason: str = Field(min_length=5, max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        value.encode("utf-8")  # a lone surrogate cannot be stored: 422, not 500
+        return value
 
 
 MAX_BODY_BYTES = 64 * 1024  # the largest request the local API takes: a login, a typed code, a reason
@@ -208,11 +219,13 @@ def create_app(agent: Any) -> FastAPI:
         return [station_view(s) for s in agent.stations.values()]
 
     @app.get("/api/decisions", tags=["stations"])
-    async def recent(who: Operator, limit: int = 50) -> list[dict[str, Any]]:
+    async def recent(who: Operator, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[dict[str, Any]]:
         return [decision_payload(r) for r in reversed(agent.recent[-limit:])]
 
     @app.get("/api/discrepancies", tags=["stations"])
-    async def queue(who: Operator, limit: int = 100) -> list[dict[str, Any]]:
+    async def queue(
+        who: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
         return discrepancy_queue(agent.store, limit)
 
     @app.post("/api/stations/{name}/code", tags=["stations"])

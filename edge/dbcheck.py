@@ -18,12 +18,24 @@ from edge import release_ledger
 def check(path: Path) -> list[str]:
     if not path.exists():
         return [f"{path}: no such database"]
+    try:
+        return _check(path)
+    except sqlite3.DatabaseError as exc:  # not a database, or damaged past reading
+        return [f"{path}: cannot be read as the edge's database: {exc}"]
+
+
+def _check(path: Path) -> list[str]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     problems = [f"integrity_check: {r[0]}" for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
     last_seq, last_hash, acked = conn.execute("SELECT last_seq, last_hash, acked_seq FROM chain").fetchone()
     prev: Event | None = None
-    for (raw,) in conn.execute("SELECT event FROM outbox ORDER BY seq"):
-        event = Event.model_validate_json(raw)
+    for seq, raw in conn.execute("SELECT seq, event FROM outbox ORDER BY seq"):
+        try:
+            event = Event.model_validate_json(raw)
+        except ValueError as exc:  # not JSON, not an event: named, and the chain checked around it
+            problems.append(f"outbox row {seq}: not an event ({str(exc).splitlines()[0]})")
+            prev = None
+            continue
         if event.hash != event.expected_hash():
             problems.append(f"event {event.seq}: hash does not match its content")
         if prev is not None:

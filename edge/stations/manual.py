@@ -33,6 +33,7 @@ class Manual(Station):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self._lock = asyncio.Lock()
+        self._overriding = asyncio.Lock()  # one override at a time: two at once both passed the check
 
     def _on_scanner(self, event: DeviceEvent) -> None:
         if isinstance(event, (BarcodeRead, NoRead)):
@@ -85,6 +86,10 @@ class Manual(Station):
 
     async def override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
         """Re-check the same parcel with the supervisor's waiver; audited as an override."""
+        async with self._overriding:
+            return await self._override(decision, operator=operator, reason=reason)
+
+    async def _override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
         already = (
             self.checker.store.reader()
             .execute("SELECT 1 FROM decisions WHERE overrides = ?", (decision.id,))

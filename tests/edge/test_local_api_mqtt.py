@@ -71,10 +71,23 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
                     }
                     refused = await api.post("/api/stations/bench-1/override", headers=as_olga, json=body)
                     assert refused.status_code == 403
-                    done = (
-                        await api.post("/api/stations/bench-1/override", headers=as_sam, json=body)
-                    ).json()
+                    # two supervisors' clicks at once: one override, the other refused (both passed once)
+                    both = await asyncio.gather(
+                        api.post("/api/stations/bench-1/override", headers=as_sam, json=body),
+                        api.post("/api/stations/bench-1/override", headers=as_sam, json=body),
+                    )
+                    assert sorted(r.status_code for r in both) == [200, 409], [r.text for r in both]
+                    done = next(r for r in both if r.status_code == 200).json()
                     assert done["verdict"] == "RELEASE" and "sam" in done["operator"]
+                    # hostile inputs are a 422, not a 500
+                    huge = await api.get("/api/discrepancies", headers=as_olga, params={"limit": "1e20"})
+                    assert huge.status_code == 422
+                    surrogate = await api.post(
+                        "/api/stations/bench-1/code",
+                        headers=as_olga,
+                        content=b'{"code": "SF\\ud800"}',
+                    )
+                    assert surrogate.status_code == 422
                     queue = (await api.get("/api/discrepancies", headers=as_olga)).json()
                     assert all(q["decision_id"] != held["decision_id"] for q in queue)
                     # a customs finding cannot be overridden

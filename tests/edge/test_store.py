@@ -92,3 +92,18 @@ def test_a_write_that_need_not_be_durable_leaves_the_next_one_durable(tmp_path: 
         assert store.backlog()["size"] == 1
     finally:
         store.close()
+
+
+def test_db_check_names_a_row_that_is_no_event_and_a_file_that_is_no_database(tmp_path: Path) -> None:
+    """Found by an outside tester: both gave a traceback."""
+    from edge.dbcheck import check
+
+    store = Store(tmp_path / "edge.db")
+    store.close()
+    with sqlite3.connect(tmp_path / "edge.db") as conn:
+        conn.execute("INSERT INTO outbox (seq, event, created_at) VALUES (1, 'not json', 'now')")
+    problems = check(tmp_path / "edge.db")
+    assert any(p.startswith("outbox row 1: not an event") for p in problems), problems
+    (tmp_path / "junk.db").write_bytes(b"this is not SQLite" * 100)
+    [problem] = check(tmp_path / "junk.db")
+    assert "cannot be read as the edge's database" in problem
