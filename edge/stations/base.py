@@ -15,13 +15,16 @@ from enum import StrEnum
 from typing import Any
 
 from bondgate.tasks import cancel_and_wait
-from devices.events import BarcodeRead, CameraFrame, DeviceEvent, NoRead
+from devices.events import BarcodeRead, CameraFrame, DeviceEvent, NoRead, WeightReading
 from devices.health import DeviceError, State
 from edge import rules
 from edge.checker import Checker, DecisionRecord
 from edge.devices import DeviceHub
 
 log = logging.getLogger(__name__)
+
+
+PLATFORM_BAND_KG = Decimal("0.005")  # two stable readings this close are the same load
 
 
 class StationState(StrEnum):
@@ -160,18 +163,50 @@ class Station:
             except TimeoutError:
                 return None
 
+    def watch_platform(self) -> None:
+        """For stations that weigh one parcel at a time on one platform (bench, gate): follow the
+        scale's readings, so a weight is taken only once the platform has changed since the one
+        taken before (the parcel before lifted off, or another weight) — a scan made while the
+        parcel before still lies on the scale must not take its weight."""
+        self._taken: tuple[Decimal, float] | None = None  # the last weight taken, and when measured
+        self._changed_at: float | None = None  # when the platform was first seen changed since
+        scale = getattr(self.config, "scale", None)
+        if scale is not None:
+            self.hub.subscribe(scale, self._on_platform)
+
+    def _on_platform(self, event: DeviceEvent) -> None:
+        if not isinstance(event, WeightReading) or self._taken is None or self._changed_at is not None:
+            return
+        measured = event.since if event.since is not None else event.at
+        if measured > self._taken[1] and not self._same_load(event):
+            self._changed_at = measured
+
+    def _same_load(self, reading: WeightReading) -> bool:
+        """A stable, positive weight within PLATFORM_BAND_KG of the one taken last."""
+        if self._taken is None or not reading.stable or reading.kg is None or reading.kg <= 0:
+            return False
+        return abs(reading.kg - self._taken[0]) <= PLATFORM_BAND_KG
+
     async def weigh(
-        self, deadline_s: float, faults: dict[str, str], *, since: float | None = None
+        self,
+        deadline_s: float,
+        faults: dict[str, str],
+        *,
+        since: float | None = None,
+        same_parcel: bool = False,
     ) -> Decimal | None:
         """The first stable, in-range weight with something on the platform, within the deadline,
         measured at or after `since` (the parcel's scan or trigger): never a leftover reading of the
-        parcel before, nor a reply that was already on its way.
+        parcel before, nor a reply that was already on its way. At a station that watches its
+        platform, also not the weight taken last unless the platform changed in between (or the
+        re-check is of `same_parcel`, an override).
 
         A stable zero (the empty platform, or a reply that was on the wire before the parcel
         landed) is not the parcel's weight: keep waiting for the load to arrive and settle."""
         scale = getattr(self.config, "scale", None)
         if scale is None:
             return None
+        watching = hasattr(self, "_taken")
         until = time.monotonic() + deadline_s
         while (remaining := until - time.monotonic()) > 0:
             try:
@@ -181,8 +216,17 @@ class Station:
                 return None
             if reading is None:
                 return None
-            if reading.kg is not None and reading.kg > 0 and not (reading.overload or reading.underload):
-                return reading.kg
+            if reading.kg is None or reading.kg <= 0 or reading.overload or reading.underload:
+                continue
+            measured = reading.since if reading.since is not None else reading.at
+            if watching and not same_parcel and self._taken is not None and self._same_load(reading):
+                changed = self._changed_at
+                if changed is None or measured < changed:  # still the parcel weighed before
+                    since = reading.at
+                    continue
+            if watching:
+                self._taken, self._changed_at = (reading.kg, reading.at), None
+            return reading.kg
         return None
 
     async def look(self, trigger_at: float, faults: dict[str, str]) -> tuple[tuple[str, ...], str | None]:

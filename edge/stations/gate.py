@@ -39,6 +39,7 @@ class Gate(Station):
         self._pulse: asyncio.Task[None] | None = None
         self._tailgated: str | None = None  # why the current vehicle's barrier must not (stay) open
         self._previous: tuple[str | None, float] = (None, -1e18)  # last vehicle's code, decided at
+        self.watch_platform()
 
     @property
     def io(self):  # type: ignore[no-untyped-def]

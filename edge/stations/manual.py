@@ -34,6 +34,7 @@ class Manual(Station):
         super().__init__(*args, **kwargs)
         self._lock = asyncio.Lock()
         self._overriding = asyncio.Lock()  # one override at a time: two at once both passed the check
+        self.watch_platform()
 
     def _on_scanner(self, event: DeviceEvent) -> None:
         if isinstance(event, (BarcodeRead, NoRead)):
@@ -47,25 +48,36 @@ class Manual(Station):
         at: float | None = None,
         operator: str | None = None,
         waive: frozenset[str] = frozenset(),
+        same_parcel: bool = False,
     ) -> DecisionRecord:
         """One parcel at the bench: a scan, or a code typed by `operator`. Its weight is one measured
         after the scan (or the typing): never a reading of the parcel weighed before it."""
         scanned_at = at if at is not None else time.monotonic()
         async with self._lock:
             try:
-                return await self._check(code, scanned_at, operator=operator, waive=waive)
+                return await self._check(
+                    code, scanned_at, operator=operator, waive=waive, same_parcel=same_parcel
+                )
             except Exception as exc:  # typed codes come straight from the API: say it on the screen
                 self.show_failure(exc)
                 raise
 
     async def _check(
-        self, code: str | None, scanned_at: float, *, operator: str | None, waive: frozenset[str]
+        self,
+        code: str | None,
+        scanned_at: float,
+        *,
+        operator: str | None,
+        waive: frozenset[str],
+        same_parcel: bool = False,
     ) -> DecisionRecord:
         self._set(StationState.CHECKING)
         faults: dict[str, str] = {}
         weighed = code and "weight" not in waive  # a waived weight is not taken at all
         weight = (
-            await self.weigh(self.config.weight_deadline_s, faults, since=scanned_at) if weighed else None
+            await self.weigh(self.config.weight_deadline_s, faults, since=scanned_at, same_parcel=same_parcel)
+            if weighed
+            else None
         )
         codes, evidence = await self.look(scanned_at, faults) if code else ((), None)
         record = await self.decide(
@@ -103,6 +115,8 @@ class Manual(Station):
                 "cannot override " + (", ".join(blocking) if blocking else "a decision without findings")
             )
         waive = frozenset(WAIVABLE[c] for c in decision.codes)
-        record = await self.check(decision.code, operator=f"{operator} (override: {reason})", waive=waive)
+        record = await self.check(
+            decision.code, operator=f"{operator} (override: {reason})", waive=waive, same_parcel=True
+        )
         await self.checker.record_override(self.name, decision, record, operator=operator, reason=reason)
         return record

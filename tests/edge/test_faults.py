@@ -29,7 +29,7 @@ from edge.stations.base import StationState
 from firmware_sim.scanner import ScannerSim
 from tests import factories
 from tests.support.central_server import RunningCentral, run_central
-from tests.support.park import LINE_TRACKING, Park, running_park, wait_until
+from tests.support.park import LINE_TRACKING, Park, put_on_bench, running_park, wait_until
 from tests.support.park import through_line as park_through_line
 from tests.support.processes import agent_process, edge_cli, edge_config, write_edge_config
 
@@ -292,7 +292,7 @@ async def at_bench(park: Park, code: str, kg: Decimal = GROSS) -> Any:
     """One parcel at the manual station: on the scale, scanned."""
     bench = park.agent.stations["bench-1"]
     shown = bench.view.last
-    park.bench_scale.set_load(kg, settle_after=0)
+    await put_on_bench(park, kg)
     park.hand_scanner.scan(code)
     await wait_until(lambda: bench.view.last is not shown, what="bench decision shown")
     return bench.view.last

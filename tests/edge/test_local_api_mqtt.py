@@ -15,7 +15,7 @@ import uvicorn
 from edge.api import create_app
 from tests import factories
 from tests.support.central_server import run_central
-from tests.support.park import running_park, wait_until
+from tests.support.park import put_on_bench, running_park, wait_until
 
 
 def declare(central, n: int) -> list[factories.DocumentSet]:  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
                     as_olga = {"Authorization": f"Bearer {olga['token']}"}
                     as_sam = {"Authorization": f"Bearer {sam['token']}"}
                     # a label that will not scan: the operator types the code; the bench scale is empty
-                    park.bench_scale.set_load(Decimal("2.5"), settle_after=0)
+                    await put_on_bench(park, Decimal("2.5"))
                     typed = await api.post(
                         "/api/stations/bench-1/code",
                         headers=as_olga,
@@ -91,7 +91,7 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
                     queue = (await api.get("/api/discrepancies", headers=as_olga)).json()
                     assert all(q["decision_id"] != held["decision_id"] for q in queue)
                     # a customs finding cannot be overridden
-                    park.bench_scale.set_load(Decimal("0.8"), settle_after=0)
+                    await put_on_bench(park, Decimal("0.8"))
                     unknown = (
                         await api.post(
                             "/api/stations/bench-1/code", headers=as_olga, json={"code": "NOT-DECLARED-1"}

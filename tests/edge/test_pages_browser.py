@@ -29,7 +29,7 @@ from edge.auth import Sessions
 from edge.pages import COOKIE, StationFeeds, pages_router
 from tests import factories
 from tests.support.central_server import run_central
-from tests.support.park import running_park, wait_until
+from tests.support.park import put_on_bench, running_park, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -128,7 +128,7 @@ def test_station_screen_follows_scans_live_and_shows_an_override(tmp_path: Path)
                     await olga.evaluate("window.notReloaded = true")
 
                     # a cleared parcel of the declared weight: RELEASE appears without a reload
-                    park.bench_scale.set_load(GROSS, settle_after=0)
+                    await put_on_bench(park, GROSS)
                     park.hand_scanner.scan(cleared)
                     await expect(word).to_have_text("RELEASE", timeout=WAIT_MS)
                     await expect(olga.locator("#parcel-code")).to_have_text(cleared)
@@ -137,7 +137,7 @@ def test_station_screen_follows_scans_live_and_shows_an_override(tmp_path: Path)
                     await olga.screenshot(path=SHOTS / "edge-station-release.png")
 
                     # too heavy: HOLD, and why in plain words
-                    park.bench_scale.set_load(Decimal("2.5"), settle_after=0)
+                    await put_on_bench(park, Decimal("2.5"))
                     park.hand_scanner.scan(heavy)
                     await expect(word).to_have_text("HOLD", timeout=WAIT_MS)
                     await expect(olga.locator("#reason")).to_contain_text("Weight wrong: 2.5")

@@ -10,7 +10,7 @@ from pathlib import Path
 from edge.rules import Verdict
 from tests import factories
 from tests.support.central_server import run_central
-from tests.support.park import running_park, wait_until
+from tests.support.park import put_on_bench, running_park, wait_until
 from tests.support.park import through_line as park_through_line
 
 GROSS = Decimal("0.800")  # the factories' parcel: goods 0.6 kg + packaging 0.2 kg
@@ -53,7 +53,7 @@ def test_parcels_through_conveyor_manual_and_gate(tmp_path: Path) -> None:
 
                 # manual station: a scan with the bench scale
                 bench = agent.stations["bench-1"]
-                park.bench_scale.set_load(GROSS, settle_after=0)
+                await put_on_bench(park, GROSS)
                 park.hand_scanner.scan(sets[2].waybill.logisticsNo)
                 await wait_until(lambda: bench.decisions == 1, what="bench decision")
                 assert bench.view.last.verdict == Verdict.RELEASE

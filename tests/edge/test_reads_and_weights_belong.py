@@ -18,7 +18,7 @@ from firmware_sim.gateio import GateIOSim
 from firmware_sim.scanner import ScannerSim
 from tests import factories
 from tests.support.central_server import RunningCentral, run_central
-from tests.support.park import LINE_TRACKING, running_park, wait_until
+from tests.support.park import LINE_TRACKING, put_on_bench, running_park, wait_until
 from tests.support.processes import agent_process, edge_config, write_edge_config
 
 GROSS = Decimal("0.800")
@@ -59,6 +59,34 @@ def test_the_bench_never_takes_a_weight_that_was_on_its_way_before_the_scan(tmp_
         decided = asyncio.run(scenario())
     assert (decided.verdict, decided.codes) == (Verdict.HOLD, ("WEIGHT_MISMATCH",))
     assert decided.weight_kg == Decimal("5.000")
+
+
+def test_a_scan_made_while_the_parcel_before_is_still_on_the_scale_waits_for_its_own_weight(
+    tmp_path: Path,
+) -> None:
+    """A weighed and left on the bench, B scanned at once, then A swapped for B: B's weight is the
+    one after the platform changed (here 3 kg: held), never A's 0.8 measured after B's scan."""
+    with run_central(tmp_path / "central") as central:
+        first, second = declare(central, 2)
+
+        async def scenario() -> Any:
+            async with running_park(tmp_path, central) as park:
+                agent = park.agent
+                await wait_until(lambda: agent.store.count_clearances() == 2, what="first sync")
+                bench = agent.stations["bench-1"]
+                await put_on_bench(park, GROSS)
+                park.hand_scanner.scan(first)
+                await wait_until(lambda: bench.decisions == 1, what="A decided")
+                assert bench.view.last.verdict == Verdict.RELEASE
+                park.hand_scanner.scan(second)  # A still on the scale, reading 0.800 stable
+                await asyncio.sleep(0.3)  # several polls of A's weight after B's scan
+                park.bench_scale.set_load(Decimal("3.000"), settle_after=2)  # swapped: motion, then B
+                await wait_until(lambda: bench.decisions == 2, what="B decided")
+                return bench.view.last
+
+        decided = asyncio.run(scenario())
+    assert (decided.verdict, decided.codes) == (Verdict.HOLD, ("WEIGHT_MISMATCH",))
+    assert decided.weight_kg == Decimal("3.000")
 
 
 def test_a_second_arrival_while_the_barrier_is_open_is_recorded_and_closes_it(tmp_path: Path) -> None:

@@ -167,6 +167,21 @@ def edge_settings(
     return EdgeSettings(**data)
 
 
+async def put_on_bench(park: Park, kg: Any) -> None:
+    """The parcel before taken off the bench scale (the agent sees it empty), this one put on (and
+    seen): the bench takes a weight only once its platform has changed since the last one."""
+    scale = park.agent.hub.drivers["bench_scale"]
+    for load in (0, kg):
+        park.bench_scale.set_load(load, settle_after=0)
+        asked = time.monotonic()
+        await wait_until(
+            lambda load=load, asked=asked: (
+                scale.latest is not None and scale.latest.kg == load and (scale.latest.since or 0) > asked
+            ),
+            what=f"the bench scale reading {load}",
+        )
+
+
 async def through_line(park: Park, code: str | None, kg: Any = None) -> Any:
     """One parcel on the conveyor, as the line sees it: on the scale, the photo-eye blocked (and
     seen blocked by the agent), the scan (or NOREAD), the photo-eye clear; returns the decision the
