@@ -76,9 +76,15 @@ async def _held_hashes(
         page = response.json()
         if not isinstance(page, list) or not page:
             break
-        for item in page:
-            held[int(item["seq"])] = str(item["hash"])
-        after = max(int(item["seq"]) for item in page)
+        try:
+            seqs = [int(item["seq"]) for item in page]
+            for item, seq in zip(page, seqs, strict=True):
+                held[seq] = str(item["hash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReprovisionRefused(f"central's event page is not a list of events: {exc!r}") from None
+        if max(seqs) <= after:  # a page that does not move on: never loop on it
+            raise ReprovisionRefused(f"central's event pages do not advance past seq {after}")
+        after = max(seqs)
     return held
 
 
