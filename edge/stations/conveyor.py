@@ -18,17 +18,17 @@ confirmed puts the station in FAULT (HOLD) and reports DEVICE_FAULT. The safe la
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, NoRead, WeightReading
 from devices.health import DeviceError, State
-from edge import rules
+from edge import loopwatch, rules
 from edge.checker import DecisionRecord
 from edge.config import ConveyorStation
 from edge.stations.base import Station, StationState
@@ -69,7 +69,7 @@ class Conveyor(Station):
         self._last_turn: Turn | None = None
         self._owner: Turn | None = None  # the parcel the diverter's lanes are set for
         self._timer: asyncio.TimerHandle | None = None
-        self._watch: asyncio.Task[None] | None = None
+        self._unwatch: Callable[[], None] | None = None  # the loop's watcher (edge/loopwatch.py)
         self._holds: list[tuple[float, float, str]] = []  # lanes held: (from, until, why)
         self._blocked: tuple[float, str] | None = None  # a jam's hold (from, why), open until the eye clears
         self._eye_lost_at: float | None = None  # the I/O module (so the photo-eye) went away then
@@ -87,19 +87,7 @@ class Conveyor(Station):
         """Tracking starts now: nothing read or weighed before the agent started belongs to a parcel."""
         self._started_at = time.monotonic()
         self.tracker = Tracker(self.layout, started_at=self._started_at)
-        self._watch = asyncio.create_task(self._watch_loop(), name=f"{self.name}:loop-watch")
-
-    async def _watch_loop(self) -> None:
-        """Readings are stamped when the event loop reads them: if the loop is held up (a long
-        callback, a paused VM), what came meanwhile is stamped late, and the tracker must know."""
-        interval = min(0.005, self.layout.margin_s / 2 or 0.005)
-        loop = asyncio.get_running_loop()
-        while True:
-            expected = loop.time() + interval
-            await asyncio.sleep(interval)
-            now = loop.time()
-            if now - expected > self.layout.margin_s:
-                self._stalled(expected, now)
+        self._unwatch = loopwatch.watch().subscribe(self.layout.margin_s, self._stalled)
 
     def _stalled(self, start: float, end: float) -> None:
         log.warning(
@@ -526,10 +514,8 @@ class Conveyor(Station):
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        if self._unwatch is not None:
+            self._unwatch()
         for turn in list(self._turns.values()):
             if turn.camera is not None:
                 turn.camera.cancel()
