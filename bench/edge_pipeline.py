@@ -118,6 +118,7 @@ TRACKING: dict[str, Any] = {
     "margin_s": 0.01,
     "settle_s": 0.003,
     "max_parcel_s": 0.2,
+    "min_parcel_s": 0.02,  # a stall shorter than a parcel's 25 ms at the photo-eye cannot hide one
     "repeat_s": 30.0,
 }
 SCAN_AT = 0.6  # of a period after the leading edge
@@ -743,6 +744,7 @@ class PipelineResult:
     outcomes: dict[str, int] = field(default_factory=dict)  # decisions by verdict and codes
     injected: dict[str, int] = field(default_factory=dict)  # scan faults played, counted parcels only
     tracking: dict[str, int] = field(default_factory=dict)  # the stations' tracking counters
+    actuations: dict[str, int] = field(default_factory=dict)  # decisions by what their outputs did
     floor_e2e: list[float] = field(default_factory=list)
     floor_loop: list[float] = field(default_factory=list)
     floor_pty: list[float] = field(default_factory=list)
@@ -880,6 +882,10 @@ async def pipeline_async(
                 await wait_for(lambda: sum("verdict" in p for p in parcels) >= len(codes), 5, "decisions")
             await wait_for(lambda: agent.store.backlog()["size"] == 0, 30, "the outbox to drain")
             result.devices = device_trouble(agent)
+            for outcome, n in agent.store.reader().execute(
+                "SELECT COALESCE(actuation, 'none'), COUNT(*) FROM decisions GROUP BY 1"
+            ):
+                result.actuations[str(outcome)] = int(n)
             for station in agent.stations.values():
                 for name, value in dataclasses.asdict(station.tracker.stats).items():
                     if isinstance(value, int):
@@ -1189,7 +1195,7 @@ def main() -> None:
             )
             if r.injected:
                 line += f", injected {r.injected}"
-            line += f", outcomes {r.outcomes}, tracking {r.tracking}"
+            line += f", outcomes {r.outcomes}, actuations {r.actuations}, tracking {r.tracking}"
             if r.problems:
                 line += f", not counted: {r.problems}"
             if r.devices:
