@@ -267,12 +267,6 @@ def check_extends(
         )
 
 
-def _applied_already(item: Any, cursor: int) -> bool:
-    """A record at or before the cursor the records were applied up to (verifying the feed again)."""
-    seq = item.get("seq") if isinstance(item, dict) else None
-    return type(seq) is int and seq <= cursor
-
-
 @dataclass
 class FeedSync:
     store: Store
@@ -290,17 +284,24 @@ class FeedSync:
     status: SyncStatus = field(default_factory=SyncStatus)
 
     def __post_init__(self) -> None:
+        # records up to here were applied before the stored checkpoint was (or could be) trusted:
+        # applied again, an older version of them is no rollback to raise an alarm for
+        self._replaying_to = 0
         state = self.store.sync_state()
         self.status.cursor = int(state["cursor"])
         self._checkpoint = self._stored_checkpoint(state["checkpoint"])
         self.status.checkpoint_cursor = self._checkpoint.cursor
         self.status.checkpoint_count = self._checkpoint.count
-        if self._checkpoint.cursor < self.status.cursor:
+        if self._checkpoint.cursor != self.status.cursor:
+            # only the checkpoint is signed: the sync goes on from it, applying every record again
+            # (a cursor moved on by hand would otherwise have new records, revocations among them,
+            # taken for ones already applied)
             log.warning(
-                "verifying the feed against central's checkpoints from the start: records up to the"
-                " cursor are hashed, not applied again",
+                "the sync cursor is not the verified checkpoint's: going on from the checkpoint",
                 extra={"cursor": self.status.cursor, "from": self._checkpoint.cursor},
             )
+            self._replaying_to = max(self._replaying_to, self.status.cursor)
+            self.status.cursor = self._checkpoint.cursor
         self._reported: tuple[str, str] | None = None  # the last alarm sent upstream
         self._backoff = Backoff(self.backoff_initial, self.backoff_max)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="feed-verify")
@@ -343,7 +344,9 @@ class FeedSync:
         except FeedRefused as refused:
             await self._refused(refused)
             raise
-        fresh = [item for item in items if not _applied_already(item, self.status.cursor)]
+        # every record of the page is checked and applied: the cursor stored beside the checkpoint
+        # is not signed, so records "applied already" by its word could be revocations dropped
+        fresh = items
         # the page is hashed on a thread of its own while the signatures are checked (OpenSSL lets
         # the GIL go); nothing of it is used unless it extends the last checkpoint
         extends = asyncio.get_running_loop().run_in_executor(
@@ -361,7 +364,7 @@ class FeedSync:
             raise
         self._reported = None  # central's feed again: the next refusal is news
         checked = await verifying
-        cursor = max(self.status.cursor, checkpoint.cursor)
+        cursor = checkpoint.cursor
         text = checkpoint.model_dump_json()
         applied = await self.store.write(
             lambda conn: Store.apply_feed(conn, checked.good, cursor, iso_now(), checkpoint=text)
@@ -388,14 +391,13 @@ class FeedSync:
             await self._alarm(
                 "feed_foreign_park", f"{checked.foreign} records of another park refused at {cursor}"
             )
-        if applied.rolled_back:
-            self.status.rejected_rollback += len(applied.rolled_back)
-            names = ", ".join(
-                f"{r.logisticsCode}/{r.logisticsNo} v{r.version}" for r in applied.rolled_back[:5]
-            )
+        rolled_back = [r for r in applied.rolled_back if r.seq > self._replaying_to]
+        if rolled_back:
+            self.status.rejected_rollback += len(rolled_back)
+            names = ", ".join(f"{r.logisticsCode}/{r.logisticsNo} v{r.version}" for r in rolled_back[:5])
             await self._alarm(
                 "feed_rollback",
-                f"{len(applied.rolled_back)} records older than a version already stored refused: {names}",
+                f"{len(rolled_back)} records older than a version already stored refused: {names}",
             )
         return len(items)
 

@@ -296,8 +296,9 @@ def test_a_record_altered_where_central_keeps_it_refuses_its_whole_page(
 def test_without_a_usable_stored_checkpoint_the_feed_is_verified_again_from_its_start(
     tmp_path: Path, stored: str
 ) -> None:
-    """Records up to the cursor are hashed again, not applied again (no rollback alarms for the
-    older versions on the way); from the cursor on, the sync goes on as before."""
+    """Every record is checked and applied again from the start (the cursor stored beside the
+    checkpoint is not signed: a record it says was applied could be a revocation never applied); the
+    older versions met on the way are no rollback alarm; the sync then goes on as before."""
     with run_central(tmp_path / "c") as central:
         declare(central, 12)
         store = Store(tmp_path / "edge.db")
@@ -310,7 +311,7 @@ def test_without_a_usable_stored_checkpoint_the_feed_is_verified_again_from_its_
         declare(central, 2, start=100)
         status = first_sync(central, store, page_size=7)
         assert status.rejected_rollback == 0 and status.refused_pages == 0
-        assert status.records_applied == 2  # the two new parcels' newest versions, nothing older
+        assert status.records_applied == 14  # every clearance's newest version, the two new ones too
         assert status.checkpoint_count == 42 and store.sync_state()["cursor"] == 42
         assert store.count_clearances() == 14
         store.close()
@@ -504,3 +505,25 @@ def test_a_hostile_feed_page_is_refused_and_the_sync_keeps_going(
         store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_cursor_moved_on_by_hand_drops_no_revocation(tmp_path: Path) -> None:
+    """Found by an outside tester: sync_state.cursor set to 4e18 (it is not signed) made every new
+    record look applied already, so a cancellation never reached the cache. The sync goes on from
+    the verified checkpoint and applies what comes."""
+    with run_central(tmp_path / "c") as central:
+        [cancelled] = declare(central, 1)
+        store = Store(tmp_path / "edge.db")
+        first_sync(central, store, page_size=50)
+        store.write_sync(lambda c: c.execute("UPDATE sync_state SET cursor = 4000000000000000000"))
+        with central.client("officer") as officer:
+            [detail] = officer.get(
+                "/api/v1/clearances", params={"logisticsNo": cancelled.waybill.logisticsNo}
+            ).json()
+        cancel = factories.cancellation(1, invtNo=detail["clearance"]["invtNo"]).model_dump(mode="json")
+        with central.client("enterprise") as shop:
+            shop.post("/api/v1/documents", json=cancel).raise_for_status()
+        first_sync(central, store, page_size=50)
+        [cached] = store.lookup(cancelled.waybill.logisticsNo)
+        assert cached.record.cancelled
+        store.close()
