@@ -89,12 +89,16 @@ def ssl_context(link: CentralLink) -> ssl.SSLContext | None:
 
 
 def build_client(link: CentralLink, **options: Any) -> httpx.AsyncClient:
-    """The agent's client to central (feed sync and uplink share it), authenticated with the edge token."""
+    """The agent's client to central (feed sync, uplink, `edge reprovision`), authenticated with the
+    edge token. It goes where `[central] url` says and nowhere else: no HTTP(S)_PROXY / ALL_PROXY from
+    the environment (a proxy there would take the token and the feed somewhere the TLS settings and the
+    "plain http only to this machine" check never looked at)."""
     context = ssl_context(link)
     return httpx.AsyncClient(
         base_url=link.url,
         headers={"Authorization": f"Bearer {link.token}"},
         verify=context if context is not None else True,
+        trust_env=False,
         **options,
     )
 

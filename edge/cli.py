@@ -114,6 +114,7 @@ def reprovision(config: ConfigOpt) -> None:
     already holds of the closed chain and carries every other pending event into the new epoch."""
     import httpx
 
+    from edge.central_client import build_client
     from edge.reprovision import ReprovisionRefused
     from edge.reprovision import reprovision as start_next_epoch
     from edge.store import Store
@@ -123,11 +124,7 @@ def reprovision(config: ConfigOpt) -> None:
     async def main() -> str:
         store = Store(settings.database)
         try:
-            async with httpx.AsyncClient(
-                base_url=settings.central.url,
-                headers={"Authorization": f"Bearer {settings.central.token}"},
-                timeout=httpx.Timeout(60, connect=10),
-            ) as client:
+            async with build_client(settings.central, timeout=httpx.Timeout(60, connect=10)) as client:
                 done = await start_next_epoch(store, client, settings.park_id, settings.edge_id)
         finally:
             store.close()

@@ -319,3 +319,29 @@ def test_plain_http_is_for_this_machine_or_an_explicit_demo(tmp_path: Path) -> N
         path = tmp_path / "edge.toml"
         path.write_text(toml_dumps({**BASE, "central": {**BASE["central"], **central}}))
         assert load_settings(EdgeSettings, path).central.url == central["url"]
+
+
+def test_a_proxy_in_the_environment_is_never_used(
+    tmp_path: Path, central: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an outside tester: with HTTP_PROXY or ALL_PROXY set for the agent, "plain http to this
+    machine" went to a proxy elsewhere, token and feed in the clear. The client to central goes where
+    [central] url says: here a proxy that accepts nothing, and the request still reaches central."""
+    from edge.config import CentralLink
+
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: any use of the proxy fails
+        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        key = tmp_path / "feed.pem"
+        key.write_text(httpx.get(f"{central.url}/.well-known/bondgate/feed-key.pem", trust_env=False).text)
+        link = CentralLink(url=central.url, token=central.tokens["edge"], public_key=key)
+
+        async def ask() -> int:
+            async with build_client(link) as client:
+                return (await client.get("/api/v1/parks/P1/feed", params={"limit": 1})).status_code
+
+        assert asyncio.run(ask()) == 200
