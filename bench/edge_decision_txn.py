@@ -16,6 +16,7 @@ costs the same code (see BENCHMARKS.md, edge_pipeline).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
@@ -57,6 +58,7 @@ def build(directory: Path, n: int, *, synced: bool = True) -> tuple[Store, Check
         staleness_limit_s=3600,
         park_id="P1",
     )
+    asyncio.run(checker.verify_release_history())  # as the agent does at start
     if synced:  # as FeedSync does: these texts were verified when stored (edge/verified.py)
         for _, text in records:
             checker.verified.add(text)

@@ -40,6 +40,7 @@ from edge.uplink import Uplink, new_event
 from edge.verified import VerifiedTexts
 
 log = logging.getLogger(__name__)
+NO_RECORD_AT_CENTRAL = "central has no record of edge"  # edge/chain.py judge(): central lost its own
 
 STATION_CLASSES: dict[type, type[Station]] = {
     ConveyorStation: Conveyor,
@@ -103,6 +104,7 @@ class Agent:
         self.tasks = SupervisedTasks(logger=log)  # sync, uplink, heartbeat: restarted when they fail
         self._reports: set[asyncio.Task[None]] = set()  # device faults being written upstream
         self._ledger_check: asyncio.Task[None] | None = None  # the release ledger walked once at start
+        self.checker.history_doubt = self._history_doubt
         self._started_at: float | None = None
         self._stopping = asyncio.Event()
 
@@ -110,6 +112,16 @@ class Agent:
     def sync_age(self) -> float | None:
         """Seconds since the last successful pull, from the database (survives restarts)."""
         return Store.sync_age_s(self.store.reader())
+
+    def _history_doubt(self) -> str | None:
+        """This database may not know every release it made: central holds more of this edge's
+        chain than it does (restored from an older copy, lost, replaced) — releases hold until the
+        edge is re-provisioned. Central not knowing the edge at all (its own database replaced) is
+        no doubt about this one's."""
+        problem = self.uplink.status.chain_problem
+        if problem is None or problem.startswith(NO_RECORD_AT_CENTRAL):
+            return None
+        return problem
 
     def health_problems(self) -> list[str]:
         """Why the agent is not healthy (/healthz answers 503 with these); empty when it is."""

@@ -23,6 +23,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -73,6 +74,9 @@ class Checker:
     verified: VerifiedTexts = field(default_factory=VerifiedTexts)  # shared with the sync
     # problems `verify_release_history` found that leave releases unaccounted for: hold every parcel
     release_history_broken: list[str] = field(default_factory=list)
+    # something that says this database may not know every release it made (the agent's chain check:
+    # central holds more of this edge's history than it does); None: nothing to doubt
+    history_doubt: Callable[[], str | None] | None = None
     release_history: release_ledger.Verification | None = None  # the last verification, for status
     missing_markers: int = 0  # decisions that found a parcel released with its marker gone
 
@@ -115,6 +119,7 @@ class Checker:
             highest_version_seen=seen,
             release_evidence=evidence,
             release_history_intact=not self.release_history_broken,
+            release_history_problem=self.history_problem(),
         )
         return state, record
 
@@ -141,6 +146,13 @@ class Checker:
             occurred_at=utc_now(),
         )
 
+    def history_problem(self) -> str | None:
+        """Why no parcel can be shown, right now, not to have left before (None: it can)."""
+        if self.release_history is None:
+            return "still being checked"  # the ledger walk at start has not finished
+        doubt = self.history_doubt() if self.history_doubt is not None else None
+        return "behind central's record: re-provision" if doubt else None
+
     def release_status(self) -> dict[str, object]:
         """For /api/status: the release ledger's last verification and missing markers found since."""
         verified = self.release_history
@@ -157,8 +169,10 @@ class Checker:
         holds every parcel from then on, and is reported (log and an ALARM event) once."""
         try:  # on a worker thread's own connection: the walk is one read transaction
             result = await asyncio.to_thread(lambda: release_ledger.verify(self.store.reader()))
-        except (sqlite3.Error, ValueError) as exc:  # unreadable: no release can be shown not to be
-            result = release_ledger.Verification(broken=[f"release ledger unreadable: {exc}"])
+        except Exception as exc:  # unreadable, or a row of the wrong type: fail closed, every parcel held
+            result = release_ledger.Verification(
+                broken=[f"release ledger unreadable: {type(exc).__name__}: {exc}"]
+            )
         self.release_history = result
         problems = result.problems()
         if not problems:

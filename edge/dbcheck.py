@@ -55,6 +55,9 @@ def _check(path: Path) -> list[str]:
     if orphans:
         problems.append(f"{orphans} release markers without a RELEASE decision")
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'release_ledger'").fetchone():
-        problems += release_ledger.verify(conn).problems()
+        try:
+            problems += release_ledger.verify(conn).problems()
+        except Exception as exc:  # a row of the wrong type (a BLOB hash): damaged, said so
+            problems.append(f"release ledger unreadable: {type(exc).__name__}: {exc}")
     conn.close()
     return problems

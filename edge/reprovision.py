@@ -88,6 +88,49 @@ async def _held_hashes(
     return held
 
 
+async def _central_releases(
+    client: httpx.AsyncClient, park: str, edge: str, epochs: range
+) -> list[tuple[str, str, str, int]]:
+    """(logisticsNo, logisticsCode, decision_id, record_version) of every release central stores of
+    this edge's closed epochs: what this database must know left the park, whatever it remembers."""
+    out: list[tuple[str, str, str, int]] = []
+    for epoch in epochs:
+        after = 0
+        while True:
+            response = await client.get(
+                f"/api/v1/parks/{park}/edges/{edge}/events",
+                params={"epoch": epoch, "after": after, "limit": 5000},
+                timeout=60,
+            )
+            response.raise_for_status()
+            page = response.json()
+            if not isinstance(page, list) or not page:
+                break
+            try:
+                seqs = [int(item["seq"]) for item in page]
+                for item in page:
+                    body = item.get("body") or {}
+                    if (
+                        item.get("kind") == "release"
+                        and item.get("logisticsNo")
+                        and item.get("logisticsCode")
+                    ):
+                        out.append(
+                            (
+                                str(item["logisticsNo"]),
+                                str(item["logisticsCode"]),
+                                str(body.get("decision_id") or f"central:{edge}:{epoch}:{item['seq']}"),
+                                int(body.get("record_version") or 0),
+                            )
+                        )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ReprovisionRefused(f"central's event page is not a list of events: {exc!r}") from None
+            if max(seqs) <= after:
+                raise ReprovisionRefused(f"central's event pages do not advance past seq {after}")
+            after = max(seqs)
+    return out
+
+
 async def reprovision(store: Store, client: httpx.AsyncClient, park: str, edge: str) -> Reprovisioned:
     """Start this database's next epoch as central opened it (module docstring)."""
     central = await fetch(client, park, edge)
@@ -106,6 +149,8 @@ async def reprovision(store: Store, client: httpx.AsyncClient, park: str, edge: 
             " another database started it. Re-provision the edge at central again, then run this again."
         )
     closed = central.closed_epoch(local.epoch)
+    # releases central knows of that this database may not (a restored copy forgets those after it)
+    known_releases = await _central_releases(client, park, edge, range(1, central.epoch))
     held = (
         await _held_hashes(client, park, edge, local.epoch, local.acked_seq, local.last_seq) if closed else {}
     )
@@ -129,6 +174,15 @@ async def reprovision(store: Store, client: httpx.AsyncClient, park: str, edge: 
         Store.close_epoch(
             conn, next_epoch=central.epoch, delivered=delivered, carried=len(carried), now=iso_now()
         )
+        imported = sum(
+            Store.import_release(conn, no, carrier, decision_id, version, iso_now())
+            for no, carrier, decision_id, version in known_releases
+        )
+        if imported:
+            log.warning(
+                "releases central holds that this database did not know: imported, those parcels hold",
+                extra={"imported": imported},
+            )
         for event in carried:
             new_event(
                 conn,

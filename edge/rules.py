@@ -232,6 +232,9 @@ class CacheState(BaseModel):
     highest_version_seen: int | None = Field(description="highest version of the clearance stored before")
     release_evidence: tuple[str, ...] = ()
     release_history_intact: bool = True
+    # why the edge cannot show, right now, that no parcel was released before (ledger not verified yet
+    # at start, this database behind central's record of this edge): every parcel holds meanwhile
+    release_history_problem: str | None = None
 
 
 class Finding(BaseModel):
@@ -470,9 +473,10 @@ def rule_already_released(obs: Observation, cache: CacheState, tol: Tolerance) -
 
     Reported even without a trusted record: the marker is the edge's fact, not the feed's.
     """
-    if not cache.release_history_intact:
-        detail = "release ledger damaged: releases may be missing from the edge's records"
-        return [_finding(Code.ALREADY_RELEASED, detail, history="damaged")]
+    problem = cache.release_history_problem or (None if cache.release_history_intact else "damaged")
+    if problem is not None:
+        detail = f"release history {problem}: releases may be missing from the edge's records"
+        return [_finding(Code.ALREADY_RELEASED, detail, history=problem[:40])]
     if not cache.already_released:
         return []
     evidence = cache.release_evidence or ("release marker",)
@@ -649,6 +653,7 @@ def _checked(obs: Observation, cache: CacheState, tol: Tolerance) -> dict[str, A
         "already_released": cache.already_released,
         "release_evidence": list(cache.release_evidence),
         "release_history_intact": cache.release_history_intact,
+        "release_history_problem": cache.release_history_problem,
         "weight_kg": dec(obs.weight_kg),
         "weight_required": obs.weight_required,
         "declared_gross_kg": dec(trusted.grossWeight) if trusted else None,

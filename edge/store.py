@@ -537,6 +537,47 @@ class Store:
         return RecordFacts(row[0], ReleaseWitnesses(row[1] is not None, row[2], row[3]))
 
     @staticmethod
+    def import_release(
+        conn: sqlite3.Connection,
+        logistics_no: str,
+        logistics_code: str,
+        decision_id: str,
+        version: int,
+        now: str,
+    ) -> bool:
+        """A release central holds of this edge but this database does not (it was restored from an
+        older copy, or lost): recorded as one — a decision, its marker, a ledger entry — so the
+        parcel is held as already released. False when this database knows it already."""
+        known = conn.execute(
+            "SELECT 1 FROM releases WHERE logistics_no = ? AND logistics_code = ?",
+            (logistics_no, logistics_code),
+        ).fetchone()
+        if known is not None:
+            return False
+        row = conn.execute(
+            """INSERT INTO decisions (decision_id, station, code, logistics_code, verdict, codes, reason,
+                                      checked, created_at)
+               VALUES (?, '(central)', ?, ?, 'RELEASE', '[]', ?, '{}', ?)
+               ON CONFLICT (decision_id) DO NOTHING RETURNING id""",
+            (
+                decision_id,
+                logistics_no,
+                logistics_code,
+                "released before this database was restored: known from central's copy of the events",
+                now,
+            ),
+        ).fetchone()
+        if row is None:  # that decision is here, its marker gone: the ledger/marker checks hold it
+            return False
+        conn.execute(
+            "INSERT INTO releases (logistics_no, logistics_code, decision) VALUES (?, ?, ?)",
+            (logistics_no, logistics_code, int(row[0])),
+        )
+        n, head = Store.ledger_head(conn)
+        Store.append_ledger(conn, n + 1, logistics_no, logistics_code, decision_id, version, head)
+        return True
+
+    @staticmethod
     def ledger_head(conn: sqlite3.Connection) -> tuple[int, str]:
         row = conn.execute("SELECT n, hash FROM release_ledger ORDER BY n DESC LIMIT 1").fetchone()
         return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)

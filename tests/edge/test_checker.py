@@ -32,7 +32,7 @@ def _store_with_record(path: Path, key: Ed25519PrivateKey, last_sync: datetime) 
 
 
 def _checker(store: Store, key: Ed25519PrivateKey, verified: VerifiedTexts | None = None) -> Checker:
-    return Checker(
+    checker = Checker(
         store=store,
         public_key=key.public_key(),
         tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
@@ -41,6 +41,8 @@ def _checker(store: Store, key: Ed25519PrivateKey, verified: VerifiedTexts | Non
         park_id="P1",
         verified=verified if verified is not None else VerifiedTexts(),
     )
+    asyncio.run(checker.verify_release_history())  # as the agent does at start
+    return checker
 
 
 def _decide(store: Store, key: Ed25519PrivateKey, checker: Checker | None = None) -> DecisionRecord:

@@ -40,8 +40,9 @@ def _store(path: Path) -> Store:
     return store
 
 
-def _checker(store: Store) -> Checker:
-    return Checker(
+def _checker(store: Store, *, verified: bool = True) -> Checker:
+    """A checker as the agent has it once its start-up walk of the ledger is done (`verified`)."""
+    checker = Checker(
         store=store,
         public_key=KEY.public_key(),
         tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
@@ -49,6 +50,9 @@ def _checker(store: Store) -> Checker:
         staleness_limit_s=3600,
         park_id="P1",
     )
+    if verified:
+        asyncio.run(checker.verify_release_history())  # as the agent does at start
+    return checker
 
 
 def _release_all(store: Store) -> Checker:
@@ -121,7 +125,7 @@ def test_an_edited_removed_or_renumbered_entry_is_found(
     result = release_ledger.verify(store.reader())
     text = "\n".join(result.broken or [])
     assert first in text and also in text, text
-    checker = _checker(store)
+    checker = _checker(store, verified=False)
     asyncio.run(checker.verify_release_history())
     assert checker.release_history_broken  # from now on every parcel is held
     held = asyncio.run(
@@ -138,7 +142,7 @@ def test_a_missing_marker_is_named_but_holds_only_its_parcel(tmp_path: Path) -> 
     store = _store(tmp_path / "edge.db")
     _release_all(store)
     store.write_sync(lambda c: c.execute("DELETE FROM releases WHERE logistics_no = ?", (CODES[1],)))
-    checker = _checker(store)
+    checker = _checker(store, verified=False)
     result = asyncio.run(checker.verify_release_history())
     assert result.broken == [] and result.unmarked and CODES[1] in result.unmarked[0]
     assert not checker.release_history_broken
@@ -196,3 +200,39 @@ def test_a_database_from_before_the_ledger_is_migrated_from_its_markers(
     assert seen.codes == ("ALREADY_RELEASED",)
     store.close()
     assert check(path) == []
+
+
+def test_until_the_ledger_has_been_walked_no_parcel_is_released(tmp_path: Path) -> None:
+    """Found by an outside tester: the walk at start ran beside the stations, which released a
+    parcel whose entries had been removed before it finished. Until it has, every parcel holds."""
+    store = _store(tmp_path / "edge.db")
+    checker = _checker(store, verified=False)
+    held = asyncio.run(
+        checker.decide("bench-1", rules.Observation(scanned_code=NEVER_RELEASED, weight_kg=WEIGHT))
+    )
+    assert held.codes == ("ALREADY_RELEASED",) and "still being checked" in held.reason
+    asyncio.run(checker.verify_release_history())
+    released = asyncio.run(
+        checker.decide("bench-1", rules.Observation(scanned_code=NEVER_RELEASED, weight_kg=WEIGHT))
+    )
+    assert released.codes == ()
+    store.close()
+
+
+def test_a_ledger_row_of_the_wrong_type_fails_closed(tmp_path: Path) -> None:
+    """Found by an outside tester: a prev_hash stored as a BLOB crashed the walk, which failed open
+    (no parcel held) and `db check` with a traceback."""
+    store = _store(tmp_path / "edge.db")
+    _release_all(store)
+    store.close()
+    _tamper(tmp_path / "edge.db", "UPDATE release_ledger SET prev_hash = CAST(prev_hash AS BLOB) WHERE n = 2")
+    store = Store(tmp_path / "edge.db")
+    checker = _checker(store, verified=False)
+    asyncio.run(checker.verify_release_history())
+    assert checker.release_history_broken
+    held = asyncio.run(
+        checker.decide("bench-1", rules.Observation(scanned_code=NEVER_RELEASED, weight_kg=WEIGHT))
+    )
+    assert held.codes == ("ALREADY_RELEASED",)
+    store.close()
+    assert any("release ledger" in p for p in check(tmp_path / "edge.db"))

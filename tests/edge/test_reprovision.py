@@ -153,12 +153,20 @@ async def _restored_database(tmp: Path, central: RunningCentral, codes: list[str
             written = int(re.search(r"wrote only up to seq (\d+)", logged["detail"])[1])  # type: ignore[index]
             assert backed_up_seq <= written < old_chain_end  # (its first heartbeat may come first)
             assert "bondgate central edge reprovision P1 edge-p1" in logged["detail"]
-            # it goes on deciding: parcel 1 leaves; its events stay in the outbox, refused by central
+            # it goes on deciding, but releases nothing: this database does not know every release
+            # it made (parcel 0 left after the backup), so parcel 1 is held until re-provisioning
             await agent.wait_for_log("device up", device="hand_scanner", timeout=30)
             scanner.scan(codes[1])
             await wait_until(
-                lambda: query(edge_db, "SELECT COUNT(*) FROM releases")[0][0] == 1, 30, "release"
+                lambda: query(edge_db, "SELECT COUNT(*) FROM decisions WHERE code = ?", (codes[1],))[0][0],
+                30,
+                "parcel 1 decided",
             )
+            [(verdict, reason)] = query(
+                edge_db, "SELECT verdict, reason FROM decisions WHERE code = ?", (codes[1],)
+            )
+            assert verdict == "HOLD" and "behind central's record" in reason
+            assert query(edge_db, "SELECT COUNT(*) FROM releases")[0][0] == 0
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
                 health = (await api.get("/healthz")).json()
                 assert health["status"] == "unhealthy"
@@ -184,8 +192,33 @@ async def _restored_database(tmp: Path, central: RunningCentral, codes: list[str
             started = await asyncio.to_thread(edge_cli, "reprovision", "--config", str(config))
             assert started.returncode == 0, started.stdout + started.stderr
             assert "carried into epoch 2" in started.stdout
+            # parcel 0's release, which the backup never knew, came back from central's copy
+            [(imported,)] = query(
+                edge_db, "SELECT COUNT(*) FROM releases WHERE logistics_no = ?", (codes[0],)
+            )
+            assert imported == 1
 
-            # 5. central takes the new epoch; the agent is healthy again, and after a restart too
+            # 5. central takes the new epoch; parcel 0 is refused as already released, parcel 1 leaves
+            await wait_until(lambda: delivered(edge_db, central), 60, "new epoch delivered")
+            for code in codes:
+                scanner.scan(code)
+                await wait_until(
+                    lambda code=code: (
+                        query(
+                            edge_db,
+                            "SELECT COUNT(*) FROM decisions WHERE code = ? AND station = 'bench-1'",
+                            (code,),
+                        )[0][0]
+                        >= (2 if code == codes[1] else 1)  # parcel 1 was held once before
+                    ),
+                    30,
+                    f"{code} decided again",
+                )
+            verdicts = query(
+                edge_db,
+                "SELECT code, verdict FROM decisions WHERE station = 'bench-1' ORDER BY id DESC LIMIT 2",
+            )
+            assert sorted(verdicts) == sorted([(codes[0], "HOLD"), (codes[1], "RELEASE")])
             await wait_until(lambda: delivered(edge_db, central), 60, "new epoch delivered")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as api:
                 await wait_until_async(lambda: _healthy(api), 30, "/healthz 200")
