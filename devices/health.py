@@ -3,6 +3,12 @@
 One supervisor per device (Home Assistant's coordinator, adapted): it runs the driver's session
 coroutine, turns any failure into DOWN, logs the failure once and the recovery once, and retries
 with capped exponential backoff, so a device that comes back is used again within about a second.
+
+DOWN is never delayed and a session that comes back is UP at once: stations act on both. DEGRADED
+(answering, with faults) has hysteresis: the first fault shows at once, but the device is UP again
+only after `recover_after_s` without a fault, so a line with one bad frame in four is one change to
+DEGRADED, not a change (a log line, a retained MQTT publish) per frame. State-change log lines are
+rate-limited per device, and the line that follows a quiet spell says how many were left out.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -60,11 +67,18 @@ class Supervisor:
         *,
         backoff_initial: float = 0.05,
         backoff_max: float = 1.0,
+        recover_after_s: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device = device
         self._session = session
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
+        self._recover_after_s = recover_after_s
+        self._clock = clock
+        self._last_fault = -math.inf  # clock time of the last fault (DEGRADED's hysteresis)
+        self._recover_timer: asyncio.TimerHandle | None = None
+        self._log_budget = _LogBudget(clock)
         self._health = Health(device)
         self._last_seen: float | None = None  # kept apart: set on every frame, folded in when read
         self._listeners: list[Listener] = []
@@ -85,7 +99,7 @@ class Supervisor:
         old = self.health
         new = replace(old, errors=old.errors + (1 if error else 0))
         if state != old.state or (reason and reason != old.reason and state != State.UP):
-            new = replace(new, state=state, since=time.monotonic(), reason=reason)
+            new = replace(new, state=state, since=self._clock(), reason=reason)
             self._log_change(old, new)
             self._health = new
             for listener in self._listeners:
@@ -96,7 +110,12 @@ class Supervisor:
             self._health = new
 
     def _log_change(self, old: Health, new: Health) -> None:
-        extra = {"device": self.device, "state": new.state.value, "reason": new.reason}
+        left_out = self._log_budget.take()
+        if left_out is None:
+            return
+        extra: dict[str, object] = {"device": self.device, "state": new.state.value, "reason": new.reason}
+        if left_out:
+            extra["changes_not_logged"] = left_out
         if new.state == State.UP:
             if old.state in (State.DOWN, State.DEGRADED):
                 log.info("device recovered", extra=extra)
@@ -108,17 +127,58 @@ class Supervisor:
             log.warning("device degraded", extra=extra)
 
     def seen(self) -> None:
-        """A good frame or answer: the device is UP."""
-        self._last_seen = time.monotonic()  # a poll at 100 Hz: no new Health per frame
-        if self._health.state != State.UP:
-            self._set(State.UP)
+        """A good frame or answer: the device is UP (from DEGRADED, once the faults have stopped)."""
+        now = self._clock()
+        self._last_seen = now  # a poll at 100 Hz: no new Health per frame
+        state = self._health.state
+        if state == State.UP:
+            return
+        if state == State.DEGRADED and now - self._last_fault < self._recover_after_s:
+            self._arm_recovery(now)
+            return
+        self._set(State.UP)
 
     def fault(self, reason: str) -> None:
-        """Count a fault that did not lose the device (noise, a refused request): DEGRADED."""
-        self._set(State.DEGRADED, reason, error=True)
+        """Count a fault that did not lose the device (noise, a refused request): DEGRADED until
+        `recover_after_s` pass without another. A new reason while DEGRADED is kept on the health
+        but is not a change of state: listeners and the log hear of it with the next change."""
+        self._last_fault = self._clock()
+        if self._health.state == State.DEGRADED:
+            self._health = replace(self.health, errors=self._health.errors + 1, reason=reason)
+        else:
+            self._set(State.DEGRADED, reason, error=True)
+        self._arm_recovery(self._last_fault)
 
     def down(self, reason: str) -> None:
+        self._cancel_recovery()
         self._set(State.DOWN, reason, error=True)
+
+    def _arm_recovery(self, now: float) -> None:
+        """A device that went quiet after its last fault (a scanner nobody scans with) is UP again
+        when the quiet spell is long enough; one that is DOWN meanwhile is not."""
+        if self._recover_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # called outside a loop (a unit test driving the clock): seen() decides
+        delay = max(self._last_fault + self._recover_after_s - now, 0.0)
+        self._recover_timer = loop.call_later(delay + 0.01, self._recover_if_quiet)
+
+    def _cancel_recovery(self) -> None:
+        if self._recover_timer is not None:
+            self._recover_timer.cancel()
+            self._recover_timer = None
+
+    def _recover_if_quiet(self) -> None:
+        self._recover_timer = None
+        if self._health.state != State.DEGRADED:
+            return
+        now = self._clock()
+        if now - self._last_fault >= self._recover_after_s:
+            self._set(State.UP)
+        else:
+            self._arm_recovery(now)
 
     async def wait_change(self, timeout: float | None = None) -> Health:
         """Wait for the next state change (tests and the agent use this instead of sleeping)."""
@@ -137,6 +197,12 @@ class Supervisor:
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._cancel_recovery()  # a stopped driver is not brought back UP by a timer
+
+    async def _run(self) -> None:
         delay = self._backoff_initial
         task = asyncio.current_task()
         while True:
@@ -156,6 +222,30 @@ class Supervisor:
                 delay = self._backoff_initial  # it had been working: retry quickly
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._backoff_max)
+
+
+class _LogBudget:
+    """A token bucket for one device's state-change log lines: `burst` lines at once, then one per
+    `every_s`; `take()` says None (leave this line out) or how many were left out before it."""
+
+    def __init__(self, clock: Callable[[], float], *, burst: int = 5, every_s: float = 30.0) -> None:
+        self._clock = clock
+        self._burst = burst
+        self._every_s = every_s
+        self._tokens = float(burst)
+        self._at = clock()
+        self._left_out = 0
+
+    def take(self) -> int | None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) / self._every_s)
+        self._at = now
+        if self._tokens < 1:
+            self._left_out += 1
+            return None
+        self._tokens -= 1
+        left_out, self._left_out = self._left_out, 0
+        return left_out
 
 
 class SupervisedDriver:
