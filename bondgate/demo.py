@@ -45,6 +45,9 @@ from firmware_sim.park import SimulatedPark
 from firmware_sim.scenario import Parcel, Scenario, parse_faults
 
 PARK = "HK-FTZ-1"
+SENSOR_PREFIX = "bondgate/sim"  # where `bondgate sim mqtt-sensor` publishes
+# the demo broker's logins (deploy/mosquitto.acl has the same rules for compose)
+BROKER_LOGINS = {"edge": "edge-demo", "sim": "sim-demo", "screen": "screen-demo"}
 INSPECT_GCODE = "8517"  # phones: the demo's risk rule sends them to inspection
 PHONE = d.Item(
     "智能手机", "8517130000", Decimal("1"), Decimal("3999.00"), Decimal("0.400"), "R0100", "SKU-0100"
@@ -213,6 +216,31 @@ def _summary(edge_db: Path, report: dict | None, played: int, total: int, urls: 
     return table
 
 
+def broker_acl(park: str = PARK, sensor_prefix: str = SENSOR_PREFIX) -> str:
+    """Who may publish what (README, "Broker logins and ACLs"): only the agent under the park's
+    topics, the sensor simulator only its own sensor topics, a screen nothing."""
+    return (
+        f"user edge\ntopic readwrite bondgate/{park}/#\ntopic read {sensor_prefix}/#\n\n"
+        f"user sim\ntopic write {sensor_prefix}/gate/+/state\ntopic write {sensor_prefix}/loop/+\n"
+        f"topic write {sensor_prefix}/plate/+\n\n"
+        f"user screen\ntopic read bondgate/{park}/#\n"
+    )
+
+
+def write_broker_config(workdir: Path, port: int) -> Path:
+    """The demo's Mosquitto: loopback only, a password per login, the ACL; returns the config."""
+    passwd, acl, conf = (workdir / f"mosquitto.{ext}" for ext in ("passwd", "acl", "conf"))
+    passwd.write_text("")
+    for login, password in BROKER_LOGINS.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), login, password], check=True)
+    acl.write_text(broker_acl())
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n"
+        f"acl_file {acl}\nuser root\n"
+    )
+    return conf
+
+
 def run_demo(
     parcels: int = 120,
     rate: float = 10.0,
@@ -239,19 +267,14 @@ def run_demo(
             }
         )
     )
-    passwd = workdir / "mosquitto.passwd"
-    passwd.write_text("")
-    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "edge", "edge-demo"], check=True)
-    (workdir / "mosquitto.conf").write_text(
-        f"listener {m_port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\nuser root\n"
-    )
+    broker_conf = write_broker_config(workdir, m_port)
     py = [sys.executable, "-m", "bondgate.cli"]
     central_url = f"http://127.0.0.1:{c_port}"
     with ExitStack() as stack:
         stack.enter_context(
             child(
                 "mosquitto",
-                [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(workdir / "mosquitto.conf")],
+                [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(broker_conf)],
                 workdir / "mosquitto.log",
                 tcp_ready(m_port),
             )
@@ -302,6 +325,7 @@ def run_demo(
             "central API docs": f"{central_url}/docs",
             "central pages (officer token)": f"{central_url}/ui/",
             "edge pages (demo / demo-pass)": f"http://127.0.0.1:{e_port}/",
+            "MQTT for screens (screen / screen-demo)": f"mqtt://127.0.0.1:{m_port}/bondgate/{PARK}/#",
             "officer token": tokens["officer"],
         }
         asyncio.run(
@@ -353,7 +377,12 @@ async def _park(
             "long_poll_s": 2,
         },
         "mqtt": {
-            "broker": {"host": "127.0.0.1", "port": m_port, "username": "edge", "password": "edge-demo"}
+            "broker": {
+                "host": "127.0.0.1",
+                "port": m_port,
+                "username": "edge",
+                "password": BROKER_LOGINS["edge"],
+            }
         },
         "api": {
             "host": "127.0.0.1",

@@ -13,6 +13,11 @@ lenient field is `ts`, because firmware sends both: an ISO 8601 time with a zone
 seconds (or milliseconds, told apart by magnitude). A time without a zone is refused, since it is
 ambiguous on a park that spans a border. Unknown extra fields are ignored so that a firmware update
 adding a field does not blind the gate.
+
+`ts` is required: it is what tells a loop occupied now from a message that waited at the broker (a
+QoS 1 message queued while the agent was away, a sensor replaying its buffer), and a message nobody
+can date could not be told apart. `untimely()` says why a decoded message is too old, or dated too far
+ahead of the reader's clock, to count as an event; what to do about it is the driver's business.
 """
 
 from __future__ import annotations
@@ -115,6 +120,25 @@ def decode(sensor_type: SensorType | str, topic: str, payload: bytes) -> SensorP
     except ValidationError as exc:
         error_kind, reason = _describe(exc)
         raise PayloadError(error_kind, reason, sensor_type=kind.value, topic=topic) from None
+
+
+def age_s(message: SensorPayload, now: float) -> float:
+    """Seconds from the message's own `ts` to `now` (a Unix time); negative if dated after `now`."""
+    return now - message.ts.timestamp()
+
+
+def untimely(
+    message: SensorPayload, topic: str, now: float, *, max_age_s: float, max_ahead_s: float
+) -> str | None:
+    """Why `message` is no event at `now`: older than `max_age_s`, or dated more than `max_ahead_s`
+    ahead (a sensor clock that runs fast, or a forged time); None if it is timely."""
+    age = age_s(message, now)
+    shown = topic if len(topic) <= 2 * _SHOWN_INPUT else topic[: 2 * _SHOWN_INPUT] + "…"
+    if age > max_age_s:
+        return f"stale sensor message on {shown!r} ({age:.1f} s old)"
+    if -age > max_ahead_s:
+        return f"sensor message on {shown!r} dated {-age:.1f} s ahead of this clock"
+    return None
 
 
 def encode(message: SensorPayload) -> bytes:

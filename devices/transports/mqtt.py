@@ -98,6 +98,8 @@ class MqttMessage:
     topic: str
     payload: bytes
     qos: int
+    # set only on a message the broker sent from its store because we (re)subscribed — a live one
+    # arrives without it (we never ask for MQTT 5's retain-as-published): state, not an event
     retain: bool
     at: float  # time.monotonic() when paho handed it over
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import logging
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from bondgate.config import ConfigError, load_settings
 from devices.drivers.mqtt_sensors import MqttSensorsConfig, MqttSensorsDriver
 from devices.events import SensorMessage
 from devices.health import DeviceError, State
 from devices.protocols.sensor_payloads import GateSensor, LoopDetector, PlateResult
 from devices.transports.mqtt import BrokerConfig, MqttConnection, MqttMessage, MqttSetupError, TlsConfig
+from edge.config import EdgeSettings
 from firmware_sim.mqtt_sensor import MALFORMED, MqttSensorSim
 from tests.support.mosquitto import MOSQUITTO, Broker, start_broker
 
@@ -107,7 +110,8 @@ def test_a_payload_from_mosquitto_pub_is_accepted(mosquitto: Broker) -> None:
     async def scenario() -> None:
         async with MqttSensorsDriver("park-mqtt", config(mosquitto.port)) as driver:
             await driver.supervisor.wait_for(State.UP, WAIT)
-            payload = '{"state": "closed", "ts": "2024-05-01T08:00:00+08:00", "battery": 97}'
+            now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).isoformat()
+            payload = f'{{"state": "closed", "ts": "{now}", "battery": 97}}'
             await _run_tool(
                 "mosquitto_pub",
                 "-p",
@@ -156,6 +160,123 @@ def test_a_subscription_added_while_connected_works_and_publish_waits_for_the_ac
         ]  # fmt: skip
 
     run(scenario())
+
+
+# --- retained and stale messages: state, never a trigger ----------------------------------------------
+def loop_payload(occupied: bool, ts: float) -> bytes:
+    return json.dumps({"occupied": occupied, "ts": ts}).encode()
+
+
+async def wait_until(predicate: Callable[[], object], what: str) -> None:
+    async with asyncio.timeout(WAIT):  # an upper bound, never a measured duration
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def test_a_retained_message_is_the_last_known_state_never_an_event(mosquitto: Broker) -> None:
+    """A loop left occupied, retained at the broker, is what the agent gets on every (re)subscribe:
+    it must not fire as a fresh vehicle each time. Orderly: the broker sends retained messages right
+    after the SUBACK, so a live marker published once the driver is ready arrives after them."""
+
+    async def scenario() -> None:
+        cfg = config(mosquitto.port, client_id="sensors-under-test")
+        async with MqttSensorSim(port=mosquitto.port) as sim:
+            topic = sim.loop_topic()
+            await sim.publish_raw(topic, loop_payload(True, time.time() - 60), retain=True)  # stale too
+            async with MqttSensorsDriver("park-mqtt", cfg) as driver:
+                await driver.supervisor.wait_for(State.UP, WAIT)
+                await sim.gate("open", name="north")  # the marker: retained ones come before it
+                marker = await next_message(driver)
+                assert marker.device == "gates"
+                assert driver.retained["loop1"] == 1 and driver.accepted["loop1"] == 0
+                known = driver.known[topic]
+                assert isinstance(known.payload, LoopDetector) and known.payload.occupied and known.retained
+                assert driver.supervisor.health.state == State.UP  # the last known state: no fault
+
+                # a reconnect (another client takes the session's client id over): retained again
+                failures = driver.connection.failures
+                takeover = [
+                    "-p",
+                    str(mosquitto.port),
+                    "-i",
+                    "sensors-under-test",
+                    "-t",
+                    "elsewhere",
+                    "-m",
+                    "x",
+                ]
+                await _run_tool("mosquitto_pub", *takeover)
+                await wait_until(
+                    lambda: driver.connection.failures > failures and driver.connection.ready, "reconnect"
+                )
+                await sim.gate("closed", name="north")
+                marker = await next_message(driver)
+                assert isinstance(marker.payload, GateSensor) and marker.payload.state == "closed"
+                assert driver.retained["loop1"] == 2 and driver.accepted["loop1"] == 0
+                assert driver.events.empty()
+
+                # a sensor publishing with retain while we listen is live: the broker clears the flag
+                await sim.publish_raw(topic, loop_payload(False, time.time()), retain=True)
+                event = await next_message(driver)
+                assert isinstance(event.payload, LoopDetector) and event.payload.occupied is False
+                assert driver.known[topic].payload == event.payload and not driver.known[topic].retained
+
+    run(scenario())
+
+
+def test_stale_and_future_dated_messages_are_ignored_counted_and_on_health(
+    mosquitto: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    run(_stale_scenario(mosquitto, caplog))
+
+
+async def _stale_scenario(mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    now = 1_714_521_600.0  # the driver's wall clock, fixed: ages are exact
+    cfg = config(mosquitto.port).model_copy(update={"max_age_s": 5.0, "max_ahead_s": 2.0})
+    loop_topic, gate_topic, plate_topic = (
+        f"{PREFIX}/loop/loop1",
+        f"{PREFIX}/gate/north/state",
+        f"{PREFIX}/plate/in-1",
+    )
+    plate = json.dumps({"plate": "粤B12345", "confidence": 0.9, "lane": "in-1", "ts": now}).encode()
+    async with (
+        MqttSensorsDriver("park-mqtt", cfg, wall_clock=lambda: now) as driver,
+        MqttSensorSim(port=mosquitto.port) as sim,
+    ):
+        await driver.supervisor.wait_for(State.UP, WAIT)
+        with caplog.at_level(logging.WARNING, logger="devices.drivers.mqtt_sensors"):
+            for age in (12.3, 20.0, 30.0):  # e.g. queued at the broker while the agent was away
+                await sim.publish_raw(loop_topic, loop_payload(True, now - age))
+            await sim.publish_raw(plate_topic, plate)  # fresh: the marker
+            event = await next_message(driver)
+            assert event.device == "plates"
+        assert driver.stale == {"gates": 0, "loop1": 3, "plates": 0}
+        assert driver.accepted == {"gates": 0, "loop1": 0, "plates": 1}
+        health = driver.supervisor.health
+        assert health.state == State.DEGRADED
+        assert health.reason == f"stale sensor message on {loop_topic!r} (12.3 s old)"  # first of the burst
+        logged = [r for r in caplog.records if r.getMessage() == "stale sensor message ignored"]
+        assert len(logged) == 1 and logged[0].sensor == "loop1"  # type: ignore[attr-defined]  # once per burst
+
+        # a gate sensor whose clock runs 30 s ahead: its messages are no trigger either
+        await sim.publish_raw(gate_topic, json.dumps({"state": "closed", "ts": now + 30}).encode())
+        await sim.publish_raw(plate_topic, plate)
+        assert (await next_message(driver)).device == "plates"
+        assert driver.stale["gates"] == 1
+        health = driver.supervisor.health
+        assert (health.state, health.reason) == (
+            State.DEGRADED,
+            f"sensor message on {gate_topic!r} dated 30.0 s ahead of this clock",
+        )
+
+        # each sensor is cleared by a fresh message of its own; UP once none is stale
+        await sim.publish_raw(loop_topic, loop_payload(False, now - 1))
+        assert (await next_message(driver)).device == "loop1"
+        assert driver.supervisor.health.state == State.DEGRADED
+        await sim.publish_raw(gate_topic, json.dumps({"state": "open", "ts": now}).encode())
+        assert (await next_message(driver)).device == "gates"
+        assert driver.supervisor.health.state == State.UP
+        assert driver.events.empty()
 
 
 # --- broker outages ----------------------------------------------------------------------------------
@@ -247,11 +368,28 @@ def test_config_is_checked() -> None:
         MqttSensorsConfig(broker=BrokerConfig(), sensors=[{"name": "a", "type": "loop", "topic": "a/#/b"}])
     with pytest.raises(ValidationError, match="unique"):
         MqttSensorsConfig(broker=BrokerConfig(), sensors=[SENSORS[1], SENSORS[1]])
+    for bad in ({"max_age_s": 0}, {"max_age_s": -1}, {"max_ahead_s": -0.5}, {"max_age_s": float("inf")}):
+        with pytest.raises(ValidationError, match="max_a"):
+            MqttSensorsConfig(broker=BrokerConfig(), sensors=SENSORS, **bad)
+    defaults = MqttSensorsConfig(broker=BrokerConfig(), sensors=SENSORS)
+    assert (defaults.max_age_s, defaults.max_ahead_s) == (5.0, 2.0)
     with pytest.raises(ValidationError, match="password given without username"):
         BrokerConfig(password="x")
     with pytest.raises(ValidationError, match="both cert and key"):
         TlsConfig(cert=Path("c.pem"))
     assert BrokerConfig(tls=TlsConfig()).effective_port == 8883
+
+
+def test_the_age_limits_are_edge_config_keys(tmp_path: Path) -> None:
+    """`[devices.<name>]` of driver mqtt-sensors takes max_age_s / max_ahead_s, checked with the key named."""
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "edge.toml"
+    settings = load_settings(EdgeSettings, deploy)
+    sensors = settings.devices["sensors"]
+    assert isinstance(sensors, MqttSensorsConfig) and (sensors.max_age_s, sensors.max_ahead_s) == (5.0, 2.0)
+    bad = tmp_path / "edge.toml"
+    bad.write_text(deploy.read_text().replace("max_age_s = 5.0", "max_age_s = 0"))
+    with pytest.raises(ConfigError, match=r"devices\.sensors\.max_age_s: Input should be greater than 0"):
+        load_settings(EdgeSettings, bad)
 
 
 # --- TLS ---------------------------------------------------------------------------------------------
@@ -354,7 +492,7 @@ def test_tls_with_the_right_ca_connects_and_a_wrong_ca_is_down(tls_broker: tuple
             await driver.supervisor.wait_for(State.UP, WAIT)
             async with MqttConnection(BrokerConfig(port=broker.port, tls=TlsConfig(ca=ca))) as peer:
                 await peer.wait_ready(WAIT)
-                await peer.publish(f"{PREFIX}/loop/loop1", b'{"occupied": true, "ts": 1714521600}')
+                await peer.publish(f"{PREFIX}/loop/loop1", b'{"occupied": true, "ts": %.3f}' % time.time())
             event = await next_message(driver)
             assert isinstance(event.payload, LoopDetector)
             down = await refused.supervisor.wait_for(State.DOWN, WAIT)

@@ -17,8 +17,10 @@ from devices.protocols.sensor_payloads import (
     PayloadError,
     PlateResult,
     SensorType,
+    age_s,
     decode,
     encode,
+    untimely,
 )
 
 TS = datetime(2024, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -169,3 +171,42 @@ def test_epoch_seconds_and_iso_agree() -> None:
     iso = decode("gate", "t", b'{"state": "closed", "ts": "2024-05-01T00:00:00Z"}')
     epoch = decode("gate", "t", b'{"state": "closed", "ts": 1714521600}')
     assert iso == epoch
+
+
+# --- the message's own time: too old, or dated ahead of this clock -----------------------------------
+NOW = 1_714_521_600.0  # 2024-05-01T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [
+        (NOW, None),
+        (NOW - 5.0, None),  # exactly the limit still counts
+        (NOW + 2.0, None),
+        (NOW - 12.3, "stale sensor message on 'park/loop/1' (12.3 s old)"),
+        (NOW + 30.0, "sensor message on 'park/loop/1' dated 30.0 s ahead of this clock"),
+        (NOW * 1000 - 7_000, "stale sensor message on 'park/loop/1' (7.0 s old)"),  # milliseconds
+    ],
+)
+def test_untimely_says_why_a_message_is_too_old_or_ahead(ts: float, reason: str | None) -> None:
+    loop = decode("loop", "park/loop/1", json.dumps({"occupied": True, "ts": ts}).encode())
+    assert untimely(loop, "park/loop/1", NOW, max_age_s=5.0, max_ahead_s=2.0) == reason
+
+
+def test_age_is_the_same_whatever_the_zone() -> None:
+    iso = decode("gate", "t", b'{"state": "open", "ts": "2024-05-01T07:59:50+08:00"}')
+    assert age_s(iso, NOW) == pytest.approx(10.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_messages, st.floats(-1e6, 1e6), st.floats(0.001, 3600), st.floats(0, 3600))
+def test_untimely_exactly_outside_the_window(
+    message: GateSensor | LoopDetector | PlateResult, offset: float, max_age: float, max_ahead: float
+) -> None:
+    now = message.ts.timestamp() + offset
+    age = age_s(message, now)
+    assert age == pytest.approx(offset, abs=1e-3)
+    reason = untimely(message, "t", now, max_age_s=max_age, max_ahead_s=max_ahead)
+    assert (reason is None) == (-max_ahead <= age <= max_age)
+    if reason is not None:
+        assert ("stale" in reason) == (age > max_age) and len(reason) < 200

@@ -1,4 +1,10 @@
-"""A real Mosquitto broker for a test: its own config, a free loopback port, stopped afterwards."""
+"""A real Mosquitto broker for a test: its own config, a free loopback port, stopped afterwards.
+
+Anonymous by default. `username`/`password` (one login) or `users` (several) make it authenticated
+with a fresh password file; `password_file` uses an existing hashed one (deploy/mosquitto.passwd).
+`acl` (a path to an ACL file, or the ACL's text) turns on Mosquitto's `acl_file`: then every login
+may only do what the file grants it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +46,14 @@ def _free_port() -> int:
 
 
 def start_broker(
-    tmp: Path, *, username: str | None = None, password: str | None = None, port: int | None = None
+    tmp: Path,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    port: int | None = None,
+    users: Mapping[str, str] | None = None,
+    password_file: Path | None = None,
+    acl: Path | str | None = None,
 ) -> Broker:
     port = port or _free_port()
     lines = [
@@ -49,13 +62,25 @@ def start_broker(
         "persistence false",
         f"log_dest file {tmp / 'mosquitto.log'}",
     ]
+    logins = dict(users or {})
     if username:
-        pw = tmp / "passwd"
-        pw.write_text("")
-        subprocess.run(["mosquitto_passwd", "-b", str(pw), username, password or ""], check=True)
-        lines += ["allow_anonymous false", f"password_file {pw}"]
+        logins[username] = password or ""
+    if logins and password_file is not None:
+        raise ValueError("give users/username or a password_file, not both")
+    if logins:
+        password_file = tmp / "passwd"
+        password_file.write_text("")
+        for name, secret in logins.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(password_file), name, secret], check=True)
+    if password_file is not None:
+        lines += ["allow_anonymous false", f"password_file {password_file}"]
     else:
         lines += ["allow_anonymous true"]
+    if acl is not None:
+        if isinstance(acl, str):
+            (tmp / "acl").write_text(acl)
+            acl = tmp / "acl"
+        lines.append(f"acl_file {acl}")
     conf = tmp / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
