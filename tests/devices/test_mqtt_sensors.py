@@ -269,13 +269,14 @@ async def _stale_scenario(mosquitto: Broker, caplog: pytest.LogCaptureFixture) -
             f"sensor message on {gate_topic!r} dated 30.0 s ahead of this clock",
         )
 
-        # each sensor is cleared by a fresh message of its own; UP once none is stale
+        # each sensor is cleared by a fresh message of its own
         await sim.publish_raw(loop_topic, loop_payload(False, now - 1))
         assert (await next_message(driver)).device == "loop1"
         assert driver.supervisor.health.state == State.DEGRADED
         await sim.publish_raw(gate_topic, json.dumps({"state": "open", "ts": now}).encode())
         assert (await next_message(driver)).device == "gates"
-        assert driver.supervisor.health.state == State.UP
+        # UP once none is stale and the quiet spell of DEGRADED's hysteresis has passed
+        assert (await driver.supervisor.wait_for(State.UP, WAIT)).state == State.UP
         assert driver.events.empty()
 
 
