@@ -39,6 +39,7 @@ class Gate(Station):
         self._pulse: asyncio.Task[None] | None = None
         self._tailgated: str | None = None  # why the current vehicle's barrier must not (stay) open
         self._previous: tuple[str | None, float] = (None, -1e18)  # last vehicle's code, decided at
+        self._sensor_level = False  # the MQTT trigger sensor's last state (occupied / closed)
         self.watch_platform()
 
     @property
@@ -73,8 +74,11 @@ class Gate(Station):
         if isinstance(event, InputChanged) and event.point == point and event.value:
             fired = True
         elif isinstance(event, SensorMessage) and event.device == point:
+            # an arrival is the sensor going from free to occupied: detectors repeat their state (a
+            # heartbeat, a flicker), and a repeat is the same vehicle, never a second one behind it
             payload = event.payload
-            fired = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
+            level = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
+            fired, self._sensor_level = level and not self._sensor_level, level
         if not fired:
             return
         if self._busy:  # a second arrival while one is checked or passing

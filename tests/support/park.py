@@ -81,6 +81,7 @@ def edge_settings(
     gate_scanner: str,
     line_tracking: dict[str, Any] | None = None,
     gate_pulse_s: float = 0.3,
+    adjust: Callable[[dict[str, Any]], None] | None = None,
     **overrides: Any,
 ) -> EdgeSettings:
     key = tmp / "central-feed.pem"
@@ -164,6 +165,8 @@ def edge_settings(
         ],
     }
     data.update(overrides)
+    if adjust is not None:  # a test's own devices or stations, edited into the park's config
+        adjust(data)
     return EdgeSettings(**data)
 
 
@@ -217,6 +220,7 @@ async def running_park(
     *,
     line_tracking: dict[str, Any] | None = None,
     gate_pulse_s: float = 0.3,
+    adjust: Callable[[dict[str, Any]], None] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Park]:
     io = GateIOSim("e1212")
@@ -236,6 +240,7 @@ async def running_park(
         gate_scanner=sims["gate_scanner"].url,
         line_tracking=line_tracking,
         gate_pulse_s=gate_pulse_s,
+        adjust=adjust,
         **overrides,
     )
     agent = Agent(settings)
