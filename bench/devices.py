@@ -24,8 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import dev_camera, dev_modbus, dev_scales, dev_scanner
 
-PARTS = {"scanner": dev_scanner.measure, "scales": dev_scales.measure, "modbus": dev_modbus.measure,
-         "camera": dev_camera.measure}
+PARTS = {
+    "scanner": dev_scanner.measure,
+    "scales": dev_scales.measure,
+    "modbus": dev_modbus.measure,
+    "camera": dev_camera.measure,
+}
 
 
 def main() -> None:
@@ -33,8 +37,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=sorted(PARTS), action="append")
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"median of {args.runs} runs")
+    print(
+        f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"median of {args.runs} runs"
+    )
     for name, measure in PARTS.items():
         if args.only and name not in args.only:
             continue

@@ -154,8 +154,13 @@ def edge_reprovision(
     actor = f"cli:{by or getpass.getuser()}"
     try:
         done = reprovision(
-            Database(settings.database), park_id=park, edge_id=edge, actor=actor, reason=reason.strip(),
-            now=utc_now(), expect_epoch=expect_epoch,
+            Database(settings.database),
+            park_id=park,
+            edge_id=edge,
+            actor=actor,
+            reason=reason.strip(),
+            now=utc_now(),
+            expect_epoch=expect_epoch,
         )
     except (UnknownEdge, EpochMoved) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -64,6 +64,7 @@ class AlertKind(StrEnum):
     EDGE_REPROVISIONED = "edge_reprovisioned"
     ACTUATION_FAILED = "actuation_failed"  # a release's outputs did not move as commanded
 
+
 # what an officer should know when an edge's chain is refused: how it gets out of it
 REPROVISION_HINT = (
     "if this edge's database was lost or restored, re-provision it: `bondgate central edge reprovision`"
@@ -148,8 +149,12 @@ def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:
     """Every edge of the park with how far its chain got and when it was last heard from."""
     return [
         EdgeStatus(
-            edge_id=e.edge_id, epoch=e.epoch, last_seq=e.last_seq, last_seen=e.last_seen,
-            last_heartbeat=e.last_heartbeat, backlog=e.backlog,
+            edge_id=e.edge_id,
+            epoch=e.epoch,
+            last_seq=e.last_seq,
+            last_seen=e.last_seen,
+            last_heartbeat=e.last_heartbeat,
+            backlog=e.backlog,
         )
         for e in store.list_edges(db.reader(), park_id=park_id)
     ]
@@ -212,8 +217,11 @@ def _ingest(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Event], n
     store.update_edge(conn, replace(intake.edge, last_seen=now))
     _raise_alerts(conn, edge.park_id, edge.edge_id, intake.alerts, now)
     return IngestResult(
-        acked_seq=intake.edge.last_seq, epoch=edge.epoch, stored=intake.stored,
-        duplicates=intake.duplicates, refused=intake.refused,
+        acked_seq=intake.edge.last_seq,
+        epoch=edge.epoch,
+        stored=intake.stored,
+        duplicates=intake.duplicates,
+        refused=intake.refused,
     )
 
 
@@ -301,11 +309,19 @@ def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
 def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
     body = event.body
     return store.EventRow(
-        edge_id=event.edge_id, epoch=event.epoch or 1, seq=event.seq, park_id=park_id, kind=event.kind.value,
-        station=event.station, occurred_at=iso(_utc(event.occurred_at)),
-        logistics_code=body.logisticsCode, logistics_no=body.logisticsNo,
+        edge_id=event.edge_id,
+        epoch=event.epoch or 1,
+        seq=event.seq,
+        park_id=park_id,
+        kind=event.kind.value,
+        station=event.station,
+        occurred_at=iso(_utc(event.occurred_at)),
+        logistics_code=body.logisticsCode,
+        logistics_no=body.logisticsNo,
         body=canonical_json(body.model_dump(mode="python")).decode(),
-        prev_hash=event.prev_hash, hash=event.hash, received_at=received_at,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
+        received_at=received_at,
     )
 
 
@@ -326,7 +342,12 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> lis
     if problem is not None:
         alerts.append(_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where}: {parcel} {problem}"))
     others = store.other_releases(
-        conn, park_id=park_id, logistics_code=code, logistics_no=number, edge_id=event.edge_id, epoch=epoch,
+        conn,
+        park_id=park_id,
+        logistics_code=code,
+        logistics_no=number,
+        edge_id=event.edge_id,
+        epoch=epoch,
         seq=event.seq,
     )
     if others:
@@ -345,7 +366,11 @@ def _actuation_alerts(conn: sqlite3.Connection, row: store.EventRow, event: Even
         )
         return []
     release = store.record_actuation(
-        conn, row, decision_id=body.decision_id, actuation=body.actuation, output=body.output,
+        conn,
+        row,
+        decision_id=body.decision_id,
+        actuation=body.actuation,
+        output=body.output,
         detail=body.detail,
     )
     if body.actuation == "confirmed":
@@ -422,14 +447,16 @@ def _raise_alerts(
 
 def _log(park_id: str, edge_id: str, result: IngestResult) -> None:
     extra = {
-        "park_id": park_id, "edge_id": edge_id, "acked_seq": result.acked_seq, "stored": result.stored,
-        "duplicates": result.duplicates, "refused": len(result.refused),
+        "park_id": park_id,
+        "edge_id": edge_id,
+        "acked_seq": result.acked_seq,
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "refused": len(result.refused),
     }
     if result.refused:
         first = result.refused[0]
-        log.warning(
-            "events refused", extra={**extra, "first_refused": first.seq, "code": first.code.value}
-        )
+        log.warning("events refused", extra={**extra, "first_refused": first.seq, "code": first.code.value})
     else:
         log.info("events ingested", extra=extra)
 

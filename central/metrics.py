@@ -13,12 +13,12 @@ HTTP_LATENCY = Histogram(
     "bondgate_central_http_request_seconds", "HTTP request latency", ["method", "route"], registry=REGISTRY
 )
 DOCUMENTS = Counter(
-    "bondgate_central_documents", "Documents taken in, by kind and result", ["kind", "result"],
+    "bondgate_central_documents",
+    "Documents taken in, by kind and result",
+    ["kind", "result"],
     registry=REGISTRY,
 )
-EVENTS = Counter(
-    "bondgate_central_edge_events", "Edge events, by result", ["result"], registry=REGISTRY
-)
+EVENTS = Counter("bondgate_central_edge_events", "Edge events, by result", ["result"], registry=REGISTRY)
 FEED_RECORDS = Counter(
     "bondgate_central_feed_records_served", "Feed records served to edges", registry=REGISTRY
 )

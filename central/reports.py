@@ -169,7 +169,9 @@ def _hours(conn: sqlite3.Connection, park_id: str, now: datetime) -> list[HourCo
 def _cleared_not_out(total: int, rows: list[sqlite3.Row]) -> Capped[ClearedNotOut]:
     items = [
         ClearedNotOut(
-            logisticsCode=r["logistics_code"], logisticsNo=r["logistics_no"], invtNo=r["invt_no"],
+            logisticsCode=r["logistics_code"],
+            logisticsNo=r["logistics_no"],
+            invtNo=r["invt_no"],
             updated_at=r["updated_at"],
         )
         for r in rows
@@ -180,8 +182,13 @@ def _cleared_not_out(total: int, rows: list[sqlite3.Row]) -> Capped[ClearedNotOu
 def _uncleared(total: int, rows: list[sqlite3.Row]) -> Capped[UnclearedRelease]:
     items = [
         UnclearedRelease(
-            edge_id=r["edge_id"], epoch=r["epoch"], seq=r["seq"], logisticsCode=r["logistics_code"],
-            logisticsNo=r["logistics_no"], occurred_at=r["occurred_at"], status=r["status"],
+            edge_id=r["edge_id"],
+            epoch=r["epoch"],
+            seq=r["seq"],
+            logisticsCode=r["logistics_code"],
+            logisticsNo=r["logistics_no"],
+            occurred_at=r["occurred_at"],
+            status=r["status"],
             cancelled=None if r["cancelled"] is None else bool(r["cancelled"]),
         )
         for r in rows
@@ -192,8 +199,11 @@ def _uncleared(total: int, rows: list[sqlite3.Row]) -> Capped[UnclearedRelease]:
 def _twice(total: int, rows: list[sqlite3.Row]) -> Capped[DoubleRelease]:
     items = [
         DoubleRelease(
-            logisticsCode=r["logistics_code"], logisticsNo=r["logistics_no"], releases=r["releases"],
-            first_at=r["first_at"], last_at=r["last_at"],
+            logisticsCode=r["logistics_code"],
+            logisticsNo=r["logistics_no"],
+            releases=r["releases"],
+            first_at=r["first_at"],
+            last_at=r["last_at"],
         )
         for r in rows
     ]
@@ -203,9 +213,17 @@ def _twice(total: int, rows: list[sqlite3.Row]) -> Capped[DoubleRelease]:
 def _actuated(total: int, rows: list[sqlite3.Row]) -> Capped[ActuatedRelease]:
     items = [
         ActuatedRelease(
-            edge_id=r["edge_id"], epoch=r["epoch"], seq=r["seq"], decision_id=r["decision_id"],
-            logisticsCode=r["logistics_code"], logisticsNo=r["logistics_no"], occurred_at=r["occurred_at"],
-            received_at=r["received_at"], actuation=r["actuation"], output=r["output"], detail=r["detail"],
+            edge_id=r["edge_id"],
+            epoch=r["epoch"],
+            seq=r["seq"],
+            decision_id=r["decision_id"],
+            logisticsCode=r["logistics_code"],
+            logisticsNo=r["logistics_no"],
+            occurred_at=r["occurred_at"],
+            received_at=r["received_at"],
+            actuation=r["actuation"],
+            output=r["output"],
+            detail=r["detail"],
             actuated_at=r["actuated_at"],
         )
         for r in rows

@@ -223,9 +223,7 @@ def create_app(agent: Any) -> FastAPI:
         return [decision_payload(r) for r in reversed(agent.recent[-limit:])]
 
     @app.get("/api/discrepancies", tags=["stations"])
-    async def queue(
-        who: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> list[dict[str, Any]]:
+    async def queue(who: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
         return discrepancy_queue(agent.store, limit)
 
     @app.post("/api/stations/{name}/code", tags=["stations"])

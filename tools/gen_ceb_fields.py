@@ -14,9 +14,22 @@ from lxml import etree
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
 ENTITIES = [
-    "OrderHead", "OrderList", "PaymentHead", "LogisticsHead", "InventoryHead", "InventoryList",
-    "InvtCancel", "InvtRefundHead", "InvtRefundList", "InventoryReturn", "OrderReturn",
-    "PaymentReturn", "LogisticsReturn", "InvtCancelReturn", "InvtRefundReturn", "BaseTransfer",
+    "OrderHead",
+    "OrderList",
+    "PaymentHead",
+    "LogisticsHead",
+    "InventoryHead",
+    "InventoryList",
+    "InvtCancel",
+    "InvtRefundHead",
+    "InvtRefundList",
+    "InventoryReturn",
+    "OrderReturn",
+    "PaymentReturn",
+    "LogisticsReturn",
+    "InvtCancelReturn",
+    "InvtRefundReturn",
+    "BaseTransfer",
 ]
 
 

@@ -126,9 +126,19 @@ def insert_event(conn: sqlite3.Connection, event: EventRow) -> None:
         "INSERT INTO events (edge_id, epoch, seq, park_id, kind, station, occurred_at, logistics_code,"
         " logistics_no, body, prev_hash, hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            event.edge_id, event.epoch, event.seq, event.park_id, event.kind, event.station,
-            event.occurred_at, event.logistics_code, event.logistics_no, event.body, event.prev_hash,
-            event.hash, event.received_at,
+            event.edge_id,
+            event.epoch,
+            event.seq,
+            event.park_id,
+            event.kind,
+            event.station,
+            event.occurred_at,
+            event.logistics_code,
+            event.logistics_no,
+            event.body,
+            event.prev_hash,
+            event.hash,
+            event.received_at,
         ),
     )
 
@@ -148,7 +158,9 @@ def clearance_states(
     )
     return [
         ClearanceState(
-            clearance_id=r["clearance_id"], invt_no=r["invt_no"], status=r["status"],
+            clearance_id=r["clearance_id"],
+            invt_no=r["invt_no"],
+            status=r["status"],
             cancelled=bool(r["cancelled"]),
         )
         for r in rows
@@ -157,8 +169,14 @@ def clearance_states(
 
 
 def other_releases(
-    conn: sqlite3.Connection, *, park_id: str, logistics_code: str, logistics_no: str,
-    edge_id: str, epoch: int, seq: int,
+    conn: sqlite3.Connection,
+    *,
+    park_id: str,
+    logistics_code: str,
+    logistics_no: str,
+    edge_id: str,
+    epoch: int,
+    seq: int,
 ) -> list[tuple[str, int, int]]:
     """(edge_id, epoch, seq) of the park's other release events for this parcel, from any edge."""
     rows = conn.execute(
@@ -199,7 +217,12 @@ def closed_chains(conn: sqlite3.Connection, *, edge_id: str) -> list[ClosedChain
 
 
 def close_chain(
-    conn: sqlite3.Connection, *, edge: EdgeRow, closed_at: str, closed_by: str, reason: str,
+    conn: sqlite3.Connection,
+    *,
+    edge: EdgeRow,
+    closed_at: str,
+    closed_by: str,
+    reason: str,
     genesis_hash: str,
 ) -> EdgeRow:
     """Record the open chain of `edge` as closed and open the next epoch at seq 0 / genesis."""
@@ -207,8 +230,15 @@ def close_chain(
         "INSERT INTO edge_chains (edge_id, epoch, park_id, last_seq, last_hash, opened_at, closed_at,"
         " closed_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            edge.edge_id, edge.epoch, edge.park_id, edge.last_seq, edge.last_hash, edge.epoch_opened_at,
-            closed_at, closed_by, reason,
+            edge.edge_id,
+            edge.epoch,
+            edge.park_id,
+            edge.last_seq,
+            edge.last_hash,
+            edge.epoch_opened_at,
+            closed_at,
+            closed_by,
+            reason,
         ),
     )
     conn.execute(
@@ -263,14 +293,26 @@ def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) 
         "INSERT OR IGNORE INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
         " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            event.edge_id, decision_id, event.park_id, event.epoch, event.seq, event.logistics_code,
-            event.logistics_no, event.occurred_at, event.received_at,
+            event.edge_id,
+            decision_id,
+            event.park_id,
+            event.epoch,
+            event.seq,
+            event.logistics_code,
+            event.logistics_no,
+            event.occurred_at,
+            event.received_at,
         ),
     )
 
 
 def record_actuation(
-    conn: sqlite3.Connection, event: EventRow, *, decision_id: str, actuation: str, output: str | None,
+    conn: sqlite3.Connection,
+    event: EventRow,
+    *,
+    decision_id: str,
+    actuation: str,
+    output: str | None,
     detail: str | None,
 ) -> ReleaseActuation | None:
     """What the outputs of a release did (the latest report wins); None when the decision was no
@@ -279,7 +321,14 @@ def record_actuation(
         "UPDATE release_actuations SET actuation = ?, output = ?, detail = ?, actuated_at = ?,"
         " actuation_epoch = ?, actuation_seq = ? WHERE edge_id = ? AND decision_id = ? RETURNING *",
         (
-            actuation, output, detail, event.occurred_at, event.epoch, event.seq, event.edge_id, decision_id,
+            actuation,
+            output,
+            detail,
+            event.occurred_at,
+            event.epoch,
+            event.seq,
+            event.edge_id,
+            decision_id,
         ),
     ).fetchone()
     return ReleaseActuation(**dict(row)) if row is not None else None

@@ -34,7 +34,12 @@ def add_park(db: Database, park_id: str) -> None:
 
 
 def add_clearance(
-    db: Database, *, park_id: str, logistics_no: str, status: str, cancelled: bool = False,
+    db: Database,
+    *,
+    park_id: str,
+    logistics_no: str,
+    status: str,
+    cancelled: bool = False,
     logistics_code: str = "SF",
 ) -> None:
     with db.write() as conn:
@@ -45,15 +50,26 @@ def add_clearance(
             " VALUES (?, ?, ?, NULL, NULL, ?, 'EBP', 'EBC', ?, ?, '1.2', '1.0', '99.00', 'socks x2',"
             " ?, ?, NULL, NULL, 1, ?)",
             (
-                f"EBP|O-{logistics_no}", park_id, f"I-{logistics_no}", f"O-{logistics_no}", logistics_code,
-                logistics_no, status, int(cancelled), T0.isoformat(),
+                f"EBP|O-{logistics_no}",
+                park_id,
+                f"I-{logistics_no}",
+                f"O-{logistics_no}",
+                logistics_code,
+                logistics_no,
+                status,
+                int(cancelled),
+                T0.isoformat(),
             ),
         )
 
 
 def make_chain(
-    n: int, *, edge_id: str = "E1", bodies: dict[int, tuple[EventKind, EventBody]] | None = None,
-    start: int = 1, prev: str = GENESIS_HASH,
+    n: int,
+    *,
+    edge_id: str = "E1",
+    bodies: dict[int, tuple[EventKind, EventBody]] | None = None,
+    start: int = 1,
+    prev: str = GENESIS_HASH,
 ) -> list[Event]:
     """A valid chain; events are heartbeats unless `bodies` says otherwise for a seq."""
     chain: list[Event] = []
@@ -366,8 +382,15 @@ def test_refused_batch_still_counts_as_contact(db: Database) -> None:
 
 @pytest.mark.parametrize(
     ("status", "cancelled", "alerted"),
-    [("800", False, False), ("899", False, False), ("800", True, True), ("120", False, True),
-     ("399", False, True), ("500", False, True), ("100", False, True)],
+    [
+        ("800", False, False),
+        ("899", False, False),
+        ("800", True, True),
+        ("120", False, True),
+        ("399", False, True),
+        ("500", False, True),
+        ("100", False, True),
+    ],
 )
 def test_release_is_checked_against_the_clearance(
     db: Database, status: str, cancelled: bool, alerted: bool

@@ -29,7 +29,12 @@ def add_park(db: Database, park_id: str) -> None:
 
 
 def add_clearance(
-    db: Database, park_id: str, logistics_no: str, status: str, *, cancelled: bool = False,
+    db: Database,
+    park_id: str,
+    logistics_no: str,
+    status: str,
+    *,
+    cancelled: bool = False,
     updated_at: str = "2025-03-01T00:00:00.000000Z",
 ) -> None:
     with db.write() as conn:
@@ -40,8 +45,14 @@ def add_clearance(
             " VALUES (?, ?, ?, NULL, NULL, ?, 'EBP', 'EBC', 'SF', ?, '1.2', '1.0', '99.00', 'socks x2',"
             " ?, ?, NULL, NULL, 1, ?)",
             (
-                f"EBP|O-{logistics_no}", park_id, f"I-{logistics_no}", f"O-{logistics_no}", logistics_no,
-                status, int(cancelled), updated_at,
+                f"EBP|O-{logistics_no}",
+                park_id,
+                f"I-{logistics_no}",
+                f"O-{logistics_no}",
+                logistics_no,
+                status,
+                int(cancelled),
+                updated_at,
             ),
         )
 
@@ -90,23 +101,37 @@ def seeded(db: Database) -> Database:
     add_clearance(db, "P1", "A9", "800", cancelled=True)  # cancelled, not out: fine
     add_clearance(db, "P1", "A10", "800")  # released 30 h ago
     add_clearance(db, "P2", "B1", "800")  # another park's backlog
-    send(db, "P1", "E1", [
-        release("A10", "2025-03-01T06:30"),
-        release("A6", "2025-03-01T13:05"),
-        release("U1", "2025-03-01T12:59"),  # unknown parcel, just before the 24 h window
-        release("A8", "2025-03-02T09:00"),
-        release("A1", "2025-03-02T11:30"),
-        release("A4", "2025-03-02T12:10"),
-        release("A5", "2025-03-02T12:20"),
-        discrepancy("NO_READ"),
-        discrepancy("WEIGHT_MISMATCH", "LABEL_MISMATCH"),
-        discrepancy("NO_READ"),
-        (EventKind.HEARTBEAT, EventBody(backlog=0), NOW),
-    ], now=NOW - timedelta(minutes=5))
+    send(
+        db,
+        "P1",
+        "E1",
+        [
+            release("A10", "2025-03-01T06:30"),
+            release("A6", "2025-03-01T13:05"),
+            release("U1", "2025-03-01T12:59"),  # unknown parcel, just before the 24 h window
+            release("A8", "2025-03-02T09:00"),
+            release("A1", "2025-03-02T11:30"),
+            release("A4", "2025-03-02T12:10"),
+            release("A5", "2025-03-02T12:20"),
+            discrepancy("NO_READ"),
+            discrepancy("WEIGHT_MISMATCH", "LABEL_MISMATCH"),
+            discrepancy("NO_READ"),
+            (EventKind.HEARTBEAT, EventBody(backlog=0), NOW),
+        ],
+        now=NOW - timedelta(minutes=5),
+    )
     send(db, "P1", "E2", [release("A8", "2025-03-02T10:15")], now=NOW)
-    send(db, "P2", "E3", [
-        release("A2", "2025-03-02T11:00"), release("A2", "2025-03-02T11:01"), discrepancy("NO_READ"),
-    ], now=NOW)
+    send(
+        db,
+        "P2",
+        "E3",
+        [
+            release("A2", "2025-03-02T11:00"),
+            release("A2", "2025-03-02T11:01"),
+            discrepancy("NO_READ"),
+        ],
+        now=NOW,
+    )
     return db
 
 
@@ -122,7 +147,11 @@ def test_releases_per_hour_cover_the_last_24_hours(seeded: Database) -> None:
     assert hours[0].hour == "2025-03-01T13:00:00+00:00" and hours[-1].hour == "2025-03-02T12:00:00+00:00"
     nonzero = {h.hour[:13]: h.count for h in hours if h.count}
     assert nonzero == {
-        "2025-03-01T13": 1, "2025-03-02T09": 1, "2025-03-02T10": 1, "2025-03-02T11": 1, "2025-03-02T12": 2,
+        "2025-03-01T13": 1,
+        "2025-03-02T09": 1,
+        "2025-03-02T10": 1,
+        "2025-03-02T11": 1,
+        "2025-03-02T12": 2,
     }
 
 
@@ -136,7 +165,8 @@ def test_cleared_not_out_lists_the_oldest_first(seeded: Database) -> None:
     listed = park_report(seeded, park_id="P1", now=NOW).cleared_not_out
     assert listed.total == 2
     assert [(i.logisticsCode, i.logisticsNo, i.invtNo) for i in listed.items] == [
-        ("SF", "A2", "I-A2"), ("SF", "A3", "I-A3"),
+        ("SF", "A2", "I-A2"),
+        ("SF", "A3", "I-A3"),
     ]
     assert listed.items[0].updated_at == at("2025-03-01T08:00")
 

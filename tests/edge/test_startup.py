@@ -189,7 +189,12 @@ CASES: list[tuple[str, Mutate, str, str]] = [
     ("key a FIFO", _set("central", "public_key", value=_fifo), KEY, "is not a regular file"),
     ("NUL in a path", _set("database", value="edge\x00.db"), "database", "contains a NUL character"),
     ("log level", _set("log_level", value="LOUD"), "log_level", "'LOUD' is no log level"),
-    ("central url", _set("central", "url", value="central:8600"), "central.url", "not an http:// or https://"),
+    (
+        "central url",
+        _set("central", "url", value="central:8600"),
+        "central.url",
+        "not an http:// or https://",
+    ),
     ("mqtt CA not PEM", _set("mqtt", value=_mqtt_with_bad_ca), "mqtt.broker.tls.ca", "holds no PEM cert"),
 ]
 
