@@ -24,6 +24,11 @@ XS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 XS_INT = re.compile(r"[+-]?[0-9]+")
 XML_SPACE = " \t\r\n"
 XS_INT_RANGE = range(-(2**31), 2**31)
+# The XSD types every number as a plain decimal or int, sign and all; the standard's meaning does
+# not: an amount, a price, freight, tax, insurance or a weight is never negative, and a quantity, a
+# package count or a line number is at least one. A fully negative but self-consistent set passes
+# the three-document comparison, so these are refused at intake, where the sender can be told.
+POSITIVE = frozenset({"qty", "qty1", "qty2", "packNo", "gnum"})
 
 
 @cache
@@ -63,6 +68,17 @@ def _decimal_problem(where: str, rule: Mapping[str, Any], text: str) -> str | No
     return None
 
 
+def _sign_problem(where: str, name: str, text: str) -> str | None:
+    """Called on a number already matched and bounded: the standard's sign rule for the field."""
+    value = Decimal(text)
+    if name in POSITIVE:
+        if value <= 0:
+            return f"{where}: {_clip(text)} must be greater than 0"
+    elif value < 0:
+        return f"{where}: {_clip(text)} must not be negative"
+    return None
+
+
 def _int_problem(where: str, rule: Mapping[str, Any], text: str) -> str | None:
     if not XS_INT.fullmatch(text):
         return f"{where}: {_clip(text)!r} is not an integer"
@@ -82,10 +98,10 @@ def check_value(entity: str, name: str, value: Any) -> str | None:
         return None
     raw = _text(value)
     where = f"{entity}.{name}"
-    if rule["kind"] == "decimal":
-        return _decimal_problem(where, rule, raw.strip(XML_SPACE))
-    if rule["kind"] == "int":
-        return _int_problem(where, rule, raw.strip(XML_SPACE))
+    if rule["kind"] in ("decimal", "int"):
+        number = raw.strip(XML_SPACE)
+        check = _decimal_problem if rule["kind"] == "decimal" else _int_problem
+        return check(where, rule, number) or _sign_problem(where, name, number)
     text = raw.strip()
     shown = _clip(text)  # values come from outside: a reason quotes at most the start of one
     length = len(text)
