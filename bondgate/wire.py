@@ -266,14 +266,14 @@ class EventBody(BaseModel):
     logisticsCode: str | None = None
     logisticsNo: str | None = Field(None, max_length=60)
     invtNo: str | None = None
-    record_version: int | None = Field(None, description="version of the clearance record checked")
+    record_version: int | None = Field(None, lt=2**63, description="version of the clearance record checked")
     verdict: str | None = Field(None, description="RELEASE, HOLD or INSPECT")
     codes: list[str] = Field(default_factory=list, description="discrepancy codes (DESIGN.md §5)")
     weight_kg: Decimal | None = None
     device: str | None = None
     operator: str | None = None
     reason: str | None = Field(None, max_length=1000)
-    backlog: int | None = Field(None, description="heartbeat: outbox size at the edge")
+    backlog: int | None = Field(None, ge=0, lt=2**63, description="heartbeat: outbox size at the edge")
     decision_id: str | None = Field(
         None, max_length=64, description="the edge decision this event reports or follows up"
     )
@@ -287,7 +287,10 @@ class EventBody(BaseModel):
     )
     detail: str | None = Field(None, max_length=2000)
     ledger_n: int | None = Field(
-        None, ge=1, description="release: this release's entry in the edge's release ledger (1, 2, …)"
+        None,
+        ge=1,
+        lt=2**63,
+        description="release: this release's entry in the edge's release ledger (1, 2, …)",
     )
     ledger_hash: str | None = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="release: the ledger's hash after that entry"
@@ -301,10 +304,13 @@ class Event(BaseModel):
     epoch: int | None = Field(
         None,
         ge=2,
+        lt=2**63,
         description="the edge's chain after re-provisioning (2, 3, …); absent for its first chain, so"
         " chains from before epochs hash the same",
     )
-    seq: int = Field(ge=1, description="per-edge sequence number, contiguous from 1 within the epoch")
+    seq: int = Field(
+        ge=1, lt=2**63, description="per-edge sequence number, contiguous from 1 within the epoch"
+    )
     kind: EventKind
     station: str | None = Field(None, max_length=64)
     occurred_at: datetime

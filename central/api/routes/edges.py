@@ -33,6 +33,7 @@ class ReprovisionIn(BaseModel):
     expect_epoch: int | None = Field(
         None,
         ge=1,
+        lt=2**63,
         description="refuse (409) unless this epoch is the open one: guards against doing it twice",
     )
 
@@ -69,8 +70,8 @@ def get_edge_events(
     token: EdgeOrOfficer,
     park_id: ParkId,
     edge_id: EdgeId,
-    epoch: Annotated[int | None, Query(ge=1)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    epoch: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[StoredEvent]:
     check_park(token, park_id)

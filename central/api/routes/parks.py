@@ -98,7 +98,7 @@ async def get_feed(
     platform: PlatformDep,
     token: EdgeOrOfficer,
     park_id: str,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     wait: Annotated[float, Query(ge=0, le=60)] = 0,
 ) -> Response:
