@@ -8,6 +8,7 @@ reason, as customs does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, Field
 
+from bondgate.wire import canonical_json
 from central import comparison, lifecycle
 from central.ceb.documents import (
     AppType,
@@ -154,6 +156,9 @@ class _Batch:
     # documents written in this batch, so a set completed inside one batch is not re-read
     fresh: dict[tuple[str, str], AnyDocument | None] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # inventory doc keys to re-evaluate
+    # receipts answered but not stored: a resend's original receipts, a refused reuse of a guid
+    unstored: set[int] = field(default_factory=set)
+    echoed: list[Receipt] = field(default_factory=list)  # a resend's later (status) receipts
 
     @property
     def stamp(self) -> str:
@@ -179,6 +184,8 @@ def submit(platform: Platform, documents: list[AnyDocument], *, actor: str, now:
     with platform.db.write() as conn:
         batch = _Batch(conn=conn, platform=platform, now=now, actor=actor, parks=park_index(conn))
         for doc in documents:
+            if _guid_taken(batch, doc):
+                continue
             if isinstance(doc, (Cancellation, Refund)):
                 _take_request(batch, doc)
             else:
@@ -187,13 +194,50 @@ def submit(platform: Platform, documents: list[AnyDocument], *, actor: str, now:
             _evaluate(batch, inventory_key)
         rows = [
             (r.kind.value, _receipt_doc_key(r), r.guid, r.key, r.returnStatus, r.returnTime, r.returnInfo)
-            for r in batch.receipts
+            for i, r in enumerate(batch.receipts)
+            if i not in batch.unstored
         ]
+        batch.receipts.extend(batch.echoed)
         dstore.add_receipts(conn, [dstore.ReceiptRow(*row) for row in rows])
     log.info(
         "intake", extra={"documents": len(documents), "actor": actor, "status_changes": len(batch.changes)}
     )
     return IntakeResult(receipts=batch.receipts, changes=batch.changes)
+
+
+def _guid_taken(batch: _Batch, doc: AnyDocument) -> bool:
+    """A guid names one document for good. The same document sent again (a sender retrying after a
+    lost answer) gets its original receipts and changes nothing; a different document under a taken
+    guid is refused, and that refusal is not stored under the guid, whose receipts stay the
+    original's. True when the document was answered here."""
+    digest = hashlib.sha256(canonical_json(doc.model_dump(mode="json"))).hexdigest()
+    use = dstore.take_guid(batch.conn, guid=doc.guid, kind=doc.KIND.value, digest=digest, now=batch.stamp)
+    if use is None:
+        return False
+    originals = dstore.receipts_of_guid(batch.conn, guid=doc.guid) if use.digest == digest else []
+    if use.kind == doc.KIND.value and originals:
+        first, *rest = (
+            Receipt(
+                kind=DocKind(r.kind),
+                guid=r.guid,
+                key=r.key_fields,
+                returnStatus=r.return_status,
+                returnTime=r.return_time,
+                returnInfo=r.return_info,
+            )
+            for r in originals
+        )
+        batch.unstored.add(len(batch.receipts))
+        batch.receipts.append(first)
+        batch.echoed.extend(rest)
+        return True
+    if use.kind == doc.KIND.value and use.digest == digest:
+        why = f"guid {doc.guid} is given twice in this message"
+    else:
+        why = f"guid {doc.guid} was already used for another {use.kind} document; each document needs its own"
+    batch.unstored.add(len(batch.receipts))
+    batch.receipt(doc, REFUSED, why)
+    return True
 
 
 def _receipt_doc_key(r: Receipt) -> str:

@@ -149,6 +149,29 @@ def _receipt(row: sqlite3.Row) -> ReceiptRow:
     )
 
 
+@dataclass(frozen=True)
+class GuidUse:
+    kind: str
+    digest: str | None  # None: taken before guids were recorded with their document's digest
+
+
+def take_guid(conn: sqlite3.Connection, *, guid: str, kind: str, digest: str, now: str) -> GuidUse | None:
+    """Record `guid` as this document's; if it was taken already, what it was taken for."""
+    row = conn.execute("SELECT kind, digest FROM guids WHERE guid = ?", (guid,)).fetchone()
+    if row is not None:
+        return GuidUse(row[0], row[1])
+    conn.execute(
+        "INSERT INTO guids (guid, kind, digest, taken_at) VALUES (?, ?, ?, ?)", (guid, kind, digest, now)
+    )
+    return None
+
+
+def receipts_of_guid(conn: sqlite3.Connection, *, guid: str) -> list[ReceiptRow]:
+    """As receipts_for_guid, inside the write transaction."""
+    rows = conn.execute("SELECT * FROM receipts WHERE guid = ? ORDER BY id", (guid,))
+    return [_receipt(r) for r in rows]
+
+
 def receipts_for_guid(db: Database, *, guid: str) -> list[ReceiptRow]:
     """Receipts of every document submitted with this guid (a document's or a message's)."""
     rows = db.reader().execute("SELECT * FROM receipts WHERE guid = ? ORDER BY id", (guid,))

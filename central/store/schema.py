@@ -258,9 +258,30 @@ def _v4_feed_chain(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_guids(db: sqlite_utils.Database) -> None:
+    """Every document guid taken, with a digest of the document it came with: a guid names one
+    document for good (a different document under it is refused; the same one sent again gets its
+    original receipts). Guids from before this migration are known by their receipts only: their
+    digest is NULL, so a resend of one is refused as a reuse rather than guessed identical."""
+    conn = db.conn
+    conn.execute(
+        """CREATE TABLE guids (
+            guid TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            digest TEXT,                           -- sha256 of the document's canonical JSON
+            taken_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO guids (guid, kind, digest, taken_at)"
+        " SELECT guid, kind, NULL, MIN(return_time) FROM receipts GROUP BY guid"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
     ("0003_release_actuations", _v3_release_actuations),
     ("0004_feed_chain", _v4_feed_chain),
+    ("0005_guids", _v5_guids),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,8 @@ def test_a_mismatch_rejects_with_every_failed_rule(central) -> None:
     assert receipts[-1]["returnStatus"] == "100"
     assert "amount" in receipts[-1]["returnInfo"] and "payerName" in receipts[-1]["returnInfo"]
     # a corrected payment (appType 2) re-runs the comparison: 100 → 120 → 399 → 800
-    fixed = s.payment.model_copy(update={"appType": AppType.CHANGE})
+    # a change is a document of its own, with a guid of its own (the original's is taken for good)
+    fixed = s.payment.model_copy(update={"appType": AppType.CHANGE, "guid": str(uuid.uuid4()).upper()})
     shop.post("/api/v1/documents", json=fixed.model_dump(mode="json")).raise_for_status()
     [detail] = officer.get("/api/v1/clearances", params={"logisticsNo": s.waybill.logisticsNo}).json()
     assert detail["clearance"]["status"] == "800"
@@ -130,12 +132,41 @@ def test_json_batch_and_duplicates(central) -> None:
     assert answer.status_code == 200, answer.text
     statuses = [c["to_status"] for c in answer.json()["changes"]]
     assert statuses.count("800") == 5
+    # an exact resend (a sender retrying after a lost answer) gets the original receipts, changes nothing
     again = shop.post("/api/v1/documents", json=batch).json()
-    refused = [r for r in again["receipts"] if r["returnStatus"] == "100"]
-    assert len(refused) == 20 and all(
-        "uniqueness" in r["returnInfo"] or "status 800" in r["returnInfo"] for r in refused
-    )
+    assert sorted(again["receipts"], key=str) == sorted(answer.json()["receipts"], key=str)
     assert again["changes"] == []
+    for s in sets:
+        assert shop.get(f"/api/v1/documents/{s.order.guid}/receipts").json() == [
+            r for r in answer.json()["receipts"] if r["guid"] == s.order.guid
+        ]
+
+
+def test_a_guid_names_one_document_for_good(central) -> None:
+    """A second, different document under a taken guid is refused (100, naming the guid), and the
+    refusal is not stored under it: the guid's receipts stay the original's. Issue 11 H."""
+    shop = central.client("enterprise")
+    first, second = factories.document_set(2, start=260)
+    taken = shop.post("/api/v1/documents", json=first.order.model_dump(mode="json")).json()["receipts"]
+    reuse = second.order.model_copy(update={"guid": first.order.guid})
+    [refusal] = shop.post("/api/v1/documents", json=reuse.model_dump(mode="json")).json()["receipts"]
+    assert refusal["returnStatus"] == "100"
+    assert f"guid {first.order.guid} was already used for another CEB311" in refusal["returnInfo"]
+    assert shop.get(f"/api/v1/documents/{first.order.guid}/receipts").json() == taken
+    # the same guid on a document of another kind is a reuse too
+    other = second.payment.model_copy(update={"guid": first.order.guid})
+    [refusal] = shop.post("/api/v1/documents", json=other.model_dump(mode="json")).json()["receipts"]
+    assert refusal["returnStatus"] == "100" and "already used for another CEB311" in refusal["returnInfo"]
+    # the refused order, under a guid of its own, is taken
+    [ok] = shop.post("/api/v1/documents", json=second.order.model_dump(mode="json")).json()["receipts"]
+    assert ok["returnStatus"] == "120"
+    # twice in one batch: the second is refused, the first taken
+    third = factories.document_set(1, start=270)[0]
+    body = {"documents": [third.order.model_dump(mode="json")] * 2}
+    one, two = shop.post("/api/v1/documents", json=body).json()["receipts"]
+    assert one["returnStatus"] == "120" and two["returnStatus"] == "100"
+    assert "given twice in this message" in two["returnInfo"]
+    assert shop.get(f"/api/v1/documents/{third.order.guid}/receipts").json() == [one]
 
 
 def test_cancellation_makes_a_released_record_unreleasable(central) -> None:

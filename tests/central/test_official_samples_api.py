@@ -6,6 +6,9 @@ numbers and amounts do not line up across messages. Central must take them and s
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 
 from central.ceb.xml_in import parse_message
@@ -22,6 +25,28 @@ def sample(kind: str) -> bytes:
     return (SHARED / "ceb" / "samples" / f"{kind}Message.xml").read_bytes()
 
 
+_numbers = itertools.count(1)
+
+
+def own_guids(message: bytes) -> bytes:
+    """The samples give every document of every message one guid, which the standard means to be
+    each document's own: each gets a guid of its own here, so the documents themselves are tried."""
+    return re.sub(
+        rb"<ceb:guid>[^<]*</ceb:guid>",
+        lambda _: b"<ceb:guid>00000000-0000-4000-8000-%012d</ceb:guid>" % next(_numbers),
+        message,
+    )
+
+
+def test_the_samples_one_guid_for_every_document_is_taken_once(central) -> None:
+    shop = central.client("enterprise")
+    [first, *rest] = shop.post("/api/v1/ceb/messages", content=sample("CEB311"), headers=XML).json()[
+        "receipts"
+    ]
+    assert first["returnStatus"] == "120"
+    assert rest and all(r["returnStatus"] == "100" and "guid" in r["returnInfo"] for r in rest)
+
+
 def test_samples_are_taken_and_incomplete_sets_reported(central) -> None:
     admin, shop, officer = (central.client(n) for n in ("admin", "enterprise", "officer"))
     admin.put(
@@ -29,7 +54,7 @@ def test_samples_are_taken_and_incomplete_sets_reported(central) -> None:
     ).raise_for_status()
     receipts = []
     for kind in ("CEB311", "CEB411", "CEB511", "CEB621"):
-        answer = shop.post("/api/v1/ceb/messages", content=sample(kind), headers=XML)
+        answer = shop.post("/api/v1/ceb/messages", content=own_guids(sample(kind)), headers=XML)
         assert answer.status_code == 200, answer.text
         receipts += answer.json()["receipts"]
     # the samples repeat document keys within a message: each repeat is refused by the uniqueness rule
