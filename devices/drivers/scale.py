@@ -11,6 +11,13 @@ missed replies in a row (or no good frame for that many reply timeouts) mean the
 the session ends, the supervisor marks it DOWN and reconnects, and the first good answer brings it
 back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery.
 
+Late replies: MT-SICS and 8217 replies carry no request id, so a reply that comes after its timeout
+could answer the next request (the parcel before's weight, stamped as measured after the scan). An
+MT-SICS session starts out of step, and falls out of step whenever a reply does not come in time;
+out of step, the driver sends I4 (the serial number) and drops every line until its answer — the
+balance answers in order — before it asks anything else (`sics.MtSicsClient`). The 8217 has no such
+command: after a timeout the driver waits for the line to go quiet before its next W.
+
 `wait_stable(deadline_s)` is the edge's one question: the first stable weight that arrives after
 the call, or None when the deadline passes (the edge records NO_WEIGHT).
 """
@@ -197,9 +204,10 @@ class ScaleDriver(SupervisedDriver):
             await port.close()
 
     async def _poll(self, port: SerialPort) -> None:
-        self._client = sics.MtSicsClient()
+        self._client = sics.MtSicsClient(in_step=False)  # a reply to the session before may be on its way
         self._parser_8217 = toledo.Toledo8217Parser()
         missed = 0
+        late_before = self.counters["late_reply"]
         while True:
             async with self._lock:
                 if self.config.protocol == "mt-sics":
@@ -207,12 +215,14 @@ class ScaleDriver(SupervisedDriver):
                 else:
                     answered = await self._poll_8217(port)
             if answered:
-                missed = 0
+                missed, late_before = 0, self.counters["late_reply"]
             else:
                 missed += 1
                 self._missed("no reply")
                 if missed >= self.config.silent_after:
-                    raise DeviceError(f"silent: no reply to {missed} requests")
+                    late = self.counters["late_reply"] - late_before
+                    hint = f"; {late} came later than reply_timeout_s" if late else ""
+                    raise DeviceError(f"silent: no reply to {missed} requests{hint}")
             await asyncio.sleep(self.config.poll_interval_s)
 
     async def _listen(self, port: SerialPort) -> None:
@@ -249,37 +259,55 @@ class ScaleDriver(SupervisedDriver):
 
     # --- MT-SICS --------------------------------------------------------------------------------
     async def _sics(self, port: SerialPort, command: sics.Command) -> sics.Reply | None:
-        """Send one command and wait for its reply; None if none came in time."""
+        """Send one command and wait for its reply; None if none came in time.
+
+        Out of step — after a reply that did not come in time, a caller that went away mid-command,
+        and at the start of every session — the client first sends I4 and reads until its answer:
+        the balance answers in order, so every line before that answer is a late one (dropped and
+        counted), and none after it can be. If I4 is not answered in time either, the command is not
+        sent at all (None: the poll counts as missed)."""
         client = self._client
-        port.drain_pending()
-        data = client.send(command)
         try:
+            if not client.in_step:
+                await port.write(client.resync())
+                if await self._sics_reply(port) is None:
+                    return None
+            data = client.send(command)
             self._asked = time.monotonic()
             await port.write(data)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.config.reply_timeout_s
-            while True:
-                event = client.next_event()
-                if event is sics.NEED_DATA:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        client.abandon()
-                        await self._resync(port)
-                        return None
-                    client.receive_data(await port.read(remaining))
-                elif isinstance(event, sics.Unparsed | sics.Unsolicited):
-                    self._noise("noise", "unexpected line")
-                else:
-                    return event
+            reply = await self._sics_reply(port)
+            return None if isinstance(reply, sics.InStep) else reply
         except BaseException:
-            client.abandon()  # cancelled or port lost mid-command: the next one must not be refused
+            client.abandon()  # cancelled or port lost mid-command: out of step, a reply may still come
             raise
 
-    async def _resync(self, port: SerialPort) -> None:
-        """A request went unanswered in time: its answer may still come, and must never be taken
-        for the answer to the next one (a weight of the parcel before, stamped as measured after
-        the next request). Read and drop until the line has been quiet for `reply_timeout_s`
-        (giving up waiting after three times that); the next request goes out only then."""
+    async def _sics_reply(self, port: SerialPort) -> sics.Reply | sics.InStep | None:
+        """The reply to what the client has outstanding; None (and the client out of step) if it did
+        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise."""
+        client = self._client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.reply_timeout_s
+        while True:
+            event = client.next_event()
+            if event is sics.NEED_DATA:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    client.abandon()
+                    return None
+                client.receive_data(await port.read(remaining))
+            elif isinstance(event, sics.Late):
+                self.counters["late_reply"] += 1
+                log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(event.reply)})
+            elif isinstance(event, sics.Unparsed | sics.Unsolicited):
+                self._noise("noise", "unexpected line")
+            else:
+                return event
+
+    async def _wait_for_quiet(self, port: SerialPort) -> None:
+        """Toledo 8217 (which has no command to find its place with): a request went unanswered in
+        time, and its answer may still come. Read and drop until the line has been quiet for
+        `reply_timeout_s` (giving up waiting after three times that); the next request goes out only
+        then."""
         loop = asyncio.get_running_loop()
         quiet = self.config.reply_timeout_s
         give_up = loop.time() + 3 * quiet
@@ -338,7 +366,7 @@ class ScaleDriver(SupervisedDriver):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     parser.clear()
-                    await self._resync(port)
+                    await self._wait_for_quiet(port)
                     return False
                 parser.receive_data(await port.read(remaining))
             elif isinstance(event, toledo.Garbage):

@@ -50,6 +50,7 @@ class Command(StrEnum):
     T = "T"  # tare when stable
     TA = "TA"  # query (or preset) the tare value
     TAC = "TAC"  # clear tare
+    I4 = "I4"  # serial number: no side effect; the client's marker to find its place after a timeout
     RESET = "@"  # reset; answers with the serial number; also stops SIR
 
 
@@ -93,7 +94,8 @@ class WeightReply:
 
 @dataclass(frozen=True, slots=True)
 class Busy:
-    """`S I`: the balance could not give a weight (busy, or no stability before its own timeout)."""
+    """`S I`: the balance could not give a weight (busy, or no stability before its own timeout);
+    `I4 I`: busy, for I4."""
 
     command: str = "S"
 
@@ -147,7 +149,7 @@ class TareReply:
 
 @dataclass(frozen=True, slots=True)
 class ResetReply:
-    """`I4 A "<serial>"`: the answer to @ (the serial number)."""
+    """`I4 A "<serial>"`: the answer to I4 and to @ (the serial number)."""
 
     serial: str
 
@@ -202,7 +204,7 @@ _ERRORS: Final[dict[str, type[ErrorReply]]] = {
     "EL": LogicalErrorReply,
 }
 _WEIGHT_IDS: Final = frozenset({"S", "SI", "SIR"})  # some firmwares echo SI/SIR as the reply id
-_KNOWN_IDS: Final = frozenset({"S", "SI", "SIR", "Z", "ZI", "T", "TA", "TAC"})
+_KNOWN_IDS: Final = frozenset({"S", "SI", "SIR", "Z", "ZI", "T", "TA", "TAC", "I4"})
 _TARE_DONE: Final[dict[str, Literal["S", "A"]]] = {"T": "S", "TA": "A", "TAC": "A"}  # status when done
 _S_STATUS: Final[dict[str, type[Busy | Overload | Underload]]] = {"I": Busy, "+": Overload, "-": Underload}
 
@@ -318,6 +320,8 @@ def parse_line(line: bytes) -> ParserEvent | None:
                 return TareReply(head, done, *weight)
         elif len(rest) == 1 and (status in ("I", "+", "-") or (head == "TAC" and status == "A")):
             return TareReply(head, status)  # type: ignore[arg-type]
+    elif head == "I4" and status == "I" and len(rest) == 1:
+        return Busy("I4")  # understood, not executable now (the balance is busy)
     elif head == "I4" and status == "A" and len(rest) >= 2:
         serial = text.split(None, 2)[2].strip()
         if len(serial) >= 2 and serial[0] == serial[-1] == '"':
@@ -387,17 +391,33 @@ class MtSicsParser:
         return Unparsed(line)
 
 
-# --- the client: one command at a time ------------------------------------------------------------
+# --- the client: one command at a time, and in step ----------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Unsolicited:
-    """A well-formed reply that answers no outstanding command (late, stray, or after @)."""
+    """A well-formed reply that answers no outstanding command (stray, or after @)."""
 
     reply: Reply
 
 
-ClientEvent = Reply | Unparsed | Unsolicited
+@dataclass(frozen=True, slots=True)
+class Late:
+    """A reply that arrived while the client was out of step: the answer to a command given up on
+    (or a leftover answer to an earlier I4). It answers nothing now; drop it."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class InStep:
+    """The answer to the I4 sent by `resync()`: every reply before it was late, none after it is.
+    `reply` is the serial number (ResetReply), `Busy("I4")`, or an error line."""
+
+    reply: Reply
+
+
+ClientEvent = Reply | Unparsed | Unsolicited | Late | InStep
 
 _ANSWERS: Final[dict[Command, tuple[type, ...]]] = {
     Command.S: (WeightReply, Busy, Overload, Underload),
@@ -408,6 +428,7 @@ _ANSWERS: Final[dict[Command, tuple[type, ...]]] = {
     Command.T: (TareReply,),
     Command.TA: (TareReply,),
     Command.TAC: (TareReply,),
+    Command.I4: (ResetReply, Busy),
     Command.RESET: (ResetReply,),
 }
 _REPLY_IDS: Final[dict[Command, frozenset[str]]] = {
@@ -419,23 +440,58 @@ _REPLY_IDS: Final[dict[Command, frozenset[str]]] = {
     Command.T: frozenset({"T"}),
     Command.TA: frozenset({"TA"}),
     Command.TAC: frozenset({"TAC"}),
+    Command.I4: frozenset({"I4"}),
     Command.RESET: frozenset(),
 }
 
 
+def _from_i4(reply: Reply) -> bool:
+    """Only I4 (and @) answer with these: a reply that can be nothing but the marker's."""
+    return isinstance(reply, ResetReply) or getattr(reply, "command", None) == "I4"
+
+
+def _error_line(reply: Reply) -> bool:
+    """ES, ET or a bare EL: the answer to whatever command the balance took it for."""
+    return isinstance(reply, ErrorReply) and reply.command is None
+
+
 class MtSicsClient:
-    """The host side: refuses to pipeline, and pairs each reply with the command that asked for it.
+    """The host side: refuses to pipeline, pairs each reply with the command that asked for it, and
+    never lets a late reply answer a later command.
 
     `send()` returns the bytes to write and raises MtSicsProtocolError while a command is
     outstanding — except @, which MT-SICS allows at any time (it is how SIR is stopped). Replies
     from `next_event()` carry the outstanding command's name (an `S D` after SI says "SI"). SIR stays
-    outstanding through its stream until @ is answered. `abandon()` gives up on a silent balance.
+    outstanding through its stream until @ is answered.
+
+    Why a marker: MT-SICS replies carry no request id, and `S S 5.000 kg` answers any weight
+    request. A balance answers in the order it was asked, so after a command was given up on
+    (`abandon()`: no reply in time, or the caller went away) the client is out of step: `send()`
+    refuses until `resync()` has sent I4 (the serial number: level 0, no side effect, and an answer
+    no other command gives) and its answer came back as `InStep`. Everything before that answer
+    comes out as `Late` — the abandoned reply, however late — and nothing after it can be. A client
+    built with `in_step=False` starts that way (a new session: a reply to the session before may be
+    on its way).
+
+    Markers are alike, so the client counts the answers still owed to markers of an earlier
+    episode (sent before the one that was answered, answered by nobody yet): they arrive before the
+    answer to any command sent after that episode, and are dropped as Late, never taken for the
+    current marker's. A device that does not know I4 answers ES, which could as well be the
+    abandoned command's answer: then every marker's answer is counted as owed, and an error line
+    that answers a command while one may be owed is returned (the error is reported) but puts the
+    client out of step again — a weight still owed then comes out Late. A non-error answer to a
+    command shows that nothing is owed before it. Counting too many (a marker the balance never
+    received) only costs another resync; too few never happens.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_step: bool = True) -> None:
         self.parser = MtSicsParser()
         self.outstanding: Command | None = None
+        self.in_step = in_step
         self.unsolicited = 0
+        self.late = 0  # Late events
+        self._markers = 0  # I4s sent since the client fell out of step
+        self._owed = 0  # answers that earlier markers may still get
 
     def send(self, command: Command | str, preset: tuple[Decimal, str] | None = None) -> bytes:
         data = encode(command, preset)
@@ -444,11 +500,26 @@ class MtSicsClient:
             raise MtSicsProtocolError(
                 f"cannot send {cmd.value} while {self.outstanding.value} is outstanding (no pipelining)"
             )
+        if not self.in_step and cmd is not Command.RESET:
+            raise MtSicsProtocolError(f"cannot send {cmd.value}: a late reply may still come (resync first)")
         self.outstanding = cmd
         return data
 
+    def resync(self) -> bytes:
+        """The I4 to send to find the client's place again (nothing outstanding)."""
+        if self.outstanding is not None:
+            raise MtSicsProtocolError(f"cannot resync while {self.outstanding.value} is outstanding")
+        if self.in_step:
+            self.in_step, self._markers = False, 0
+        self._markers += 1
+        self.outstanding = Command.I4
+        return encode(Command.I4)
+
     def abandon(self) -> None:
-        """The reply did not come: forget the command and any half-received line."""
+        """The reply did not come (in time, or for a caller that went away): forget the command and
+        any half-received line. Its reply may still come, so the client is out of step."""
+        if self.outstanding is not None and self.in_step:
+            self.in_step, self._markers = False, 0
         self.outstanding = None
         self.parser.clear()
 
@@ -459,15 +530,41 @@ class MtSicsClient:
         event = self.parser.next_event()
         if event is NEED_DATA or isinstance(event, Unparsed):
             return event
+        if not self.in_step:
+            return self._out_of_step(event)
         cmd = self.outstanding
+        if _from_i4(event) and cmd not in (Command.I4, Command.RESET):
+            self._owed = max(0, self._owed - 1)  # the answer to an I4 given up on
+            self.late += 1
+            return Late(event)
         if cmd is None or not self._answers(cmd, event):
             self.unsolicited += 1
             return Unsolicited(event)
         if isinstance(event, WeightReply | Busy | Overload | Underload):
             event = replace(event, command=cmd.value)
+        if self._owed and _error_line(event):
+            # perhaps a marker's answer, owed: this command's own answer may still come
+            self._owed -= 1
+            self.in_step, self.outstanding, self._markers = False, None, 0
+            return event
+        self._owed = 0  # in order: whatever was owed before this answer has come (or never will)
         if not (cmd is Command.SIR and isinstance(event, WeightReply)):
             self.outstanding = None
         return event
+
+    def _out_of_step(self, event: Reply) -> Late | InStep:
+        tagged = _from_i4(event)
+        if tagged or (self.outstanding is Command.I4 and _error_line(event)):
+            if self._owed:
+                self._owed -= 1  # an earlier episode's marker (or the abandoned command's error)
+            else:
+                # this episode's marker (or, for an error line, maybe the abandoned command's): every
+                # earlier reply has come; this episode's other markers may still be answered
+                self.in_step, self.outstanding = True, None
+                self._owed, self._markers = self._markers - (1 if tagged else 0), 0
+                return InStep(event)
+        self.late += 1
+        return Late(event)
 
     @staticmethod
     def _answers(cmd: Command, reply: Reply) -> bool:

@@ -16,6 +16,8 @@ from devices.protocols.mt_sics import (
     NEED_DATA,
     Busy,
     Command,
+    InStep,
+    Late,
     LogicalErrorReply,
     MtSicsClient,
     MtSicsParser,
@@ -384,5 +386,140 @@ def test_client_abandon_forgets_the_command_and_a_half_line() -> None:
     client.send(Command.SI)
     assert client_events(client, b"S S   1") == []
     client.abandon()
+    assert client.resync() == b"I4\r\n"
+    assert client_events(client, b'I4 A "B1"\r\n') == [InStep(ResetReply("B1"))]
     client.send(Command.SI)
     assert client_events(client, b"S S 2 kg\r\n") == [WeightReply("SI", "S", Decimal(2), "kg")]
+
+
+# --- the client after a timeout: out of step until I4 is answered ---------------------------------
+
+
+def test_client_out_of_step_drops_every_line_before_the_i4_answer() -> None:
+    client = MtSicsClient()
+    client.send(Command.SI)
+    client.abandon()  # no reply in time: "S S 5.000 kg" may still come
+    assert not client.in_step
+    with pytest.raises(MtSicsProtocolError, match="resync"):
+        client.send(Command.SI)
+    client.resync()
+    late = WeightReply("S", "S", Decimal("5.000"), "kg")
+    assert client_events(client, b'S S      5.000 kg\r\nI4 A "B1"\r\n') == [
+        Late(late),
+        InStep(ResetReply("B1")),
+    ]
+    assert client.in_step and client.outstanding is None and client.late == 1
+    client.send(Command.SI)
+    nine = WeightReply("SI", "S", Decimal("9.000"), "kg")
+    assert client_events(client, b"S S      9.000 kg\r\n") == [nine]
+
+
+def test_client_starts_out_of_step_when_told() -> None:
+    client = MtSicsClient(in_step=False)
+    with pytest.raises(MtSicsProtocolError):
+        client.send(Command.T)
+    client.resync()
+    assert client_events(client, b"T S 1 kg\r\nI4 I\r\n") == [
+        Late(TareReply("T", "S", Decimal(1), "kg")),
+        InStep(Busy("I4")),
+    ]
+
+
+def test_client_an_unanswered_i4_answered_later_is_late_not_noise() -> None:
+    client = MtSicsClient(in_step=False)
+    client.resync()
+    client.abandon()  # the I4 was not answered in time either
+    client.resync()
+    assert client_events(client, b'I4 A "B1"\r\n') == [InStep(ResetReply("B1"))]  # the first I4's answer
+    client.send(Command.S)
+    assert client_events(client, b'I4 A "B1"\r\nS S 3 kg\r\n') == [
+        Late(ResetReply("B1")),  # the second I4's
+        WeightReply("S", "S", Decimal(3), "kg"),
+    ]
+    assert client.unsolicited == 0
+
+
+def test_client_an_error_line_answers_the_i4() -> None:
+    """A balance that does not know I4 says ES; in order, so the line is in step after it."""
+    client = MtSicsClient(in_step=False)
+    client.resync()
+    assert client_events(client, b"S S 5 kg\r\nES\r\n") == [
+        Late(WeightReply("S", "S", Decimal(5), "kg")),
+        InStep(SyntaxErrorReply()),
+    ]
+    client.send(Command.SI)
+    assert client_events(client, b"S D 6 kg\r\n") == [WeightReply("SI", "D", Decimal(6), "kg")]
+
+
+def test_client_abandon_with_nothing_outstanding_stays_in_step() -> None:
+    client = MtSicsClient()
+    client.abandon()
+    assert client.in_step
+    with pytest.raises(MtSicsProtocolError):
+        client.send(Command.SI)
+        client.resync()  # not while SI is outstanding
+
+
+def test_client_after_an_error_line_put_it_in_step_the_next_error_line_puts_it_out() -> None:
+    """The device answers I4 with ES: the ES that put the client in step may have been the abandoned
+    command's, and the marker's own ES still owed. It then looks like the next command's answer, and
+    that command's weight comes after it: out of step again, the weight comes out Late."""
+    client = MtSicsClient()
+    client.send(Command.SI)
+    client.abandon()
+    client.resync()
+    assert client_events(client, b"ES\r\n") == [InStep(SyntaxErrorReply())]  # SI's answer, in fact
+    client.send(Command.SI)
+    assert client_events(client, b"ES\r\n") == [SyntaxErrorReply()]  # the I4's, in fact: reported
+    assert not client.in_step
+    client.resync()
+    assert client_events(client, b"S S 5 kg\r\nES\r\n") == [
+        Late(WeightReply("S", "S", Decimal(5), "kg")),  # the second SI's
+        InStep(SyntaxErrorReply()),
+    ]
+    client.send(Command.SI)
+    assert client_events(client, b"S S 6 kg\r\n") == [WeightReply("SI", "S", Decimal(6), "kg")]
+    client.send(Command.SI)
+    assert client_events(client, b"ES\r\n") == [SyntaxErrorReply()]  # a weight came in between
+    assert client.in_step
+
+
+@given(st.data())
+def test_client_never_pairs_a_reply_with_a_later_command(data: st.DataObject) -> None:
+    """A balance that answers in order, drops some commands, answers some with ES and others late
+    (several exchanges later, or never): whatever the pattern, a weight the client gives as the
+    answer to a command is that command's weight. Each request is answered with its own number; the
+    balance answers I4 with its serial number, busy, or (not knowing I4) ES."""
+    client = MtSicsClient(in_step=False)
+    i4 = data.draw(st.sampled_from([b'I4 A "B1"\r\n', b"I4 I\r\n", b"ES\r\n"]), label="I4 answer")
+    owed: list[bytes] = []  # answers the balance has yet to send, in order
+    asked = 0
+    for _ in range(data.draw(st.integers(1, 25), label="exchanges")):
+        if client.in_step:
+            asked += 1
+            command = data.draw(st.sampled_from([Command.SI, Command.S, Command.T]))
+            client.send(command)
+            answer = (b"T S %d kg\r\n" if command is Command.T else b"S S %d kg\r\n") % asked
+            if data.draw(st.integers(0, 4), label="ES") == 0:
+                answer = b"ES\r\n"
+        else:
+            client.resync()
+            answer = i4
+        if not data.draw(st.booleans(), label="lost"):
+            owed.append(answer)
+        arrived = data.draw(st.integers(0, len(owed)), label="arrived")
+        stream, owed = b"".join(owed[:arrived]), owed[arrived:]
+        cut = data.draw(st.integers(0, len(stream)), label="cut")
+        events = client_events(client, stream[:cut]) + client_events(client, stream[cut:])
+        for event in events:
+            if isinstance(event, WeightReply | TareReply):
+                assert event.value == asked  # never an earlier request's
+            if isinstance(event, Unsolicited):
+                assert _is_error(event.reply)  # a leftover ES at worst, never a weight
+            assert not isinstance(event, Unparsed)
+        if client.outstanding is not None:
+            client.abandon()  # its time ran out
+
+
+def _is_error(reply: Reply) -> bool:
+    return isinstance(reply, SyntaxErrorReply | TransmissionErrorReply | LogicalErrorReply)
