@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices.events import EventStream, WeightReading
 from devices.health import DeviceError, Health, State, SupervisedDriver, Supervisor
 from devices.protocols import mt_sics as sics
+from devices.protocols import parity as seven_bit
 from devices.protocols import toledo
 from devices.transports.serial_port import Parity, SerialPort
 
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 ScaleProtocol = Literal["mt-sics", "toledo-8217", "toledo-continuous"]
 
 # (bytesize, parity) when the configuration does not say: MT-SICS 8N1; the 8217 7E1 (the host
-# sends, so the framing must match). Continuous: 8N1 — a 7E1 stream read as 8N1 still decodes,
-# because the parsers mask the parity bit, and the host rarely sends.
+# sends, so the framing must match). Continuous: 8N1 — a 7E1 stream read as 8N1 still decodes
+# (the parsers strip a consistent parity bit from every byte), but the health says so.
 _FRAMING: dict[ScaleProtocol, tuple[Literal[7, 8], Parity]] = {
     "mt-sics": (8, "N"),
     "toledo-8217": (7, "E"),
@@ -103,6 +104,8 @@ class ScaleDriver(SupervisedDriver):
         self._asked: float | None = None  # when the request being answered was sent (polled protocols)
         self._net = False  # MT-SICS replies do not say; known from our own tare commands
         self._dirty: str | None = None  # noise seen since the last good answer
+        self._framing_fault: str | None = None  # this session: a 7-bit device read as 8 bits
+        self._tx_parity: seven_bit.BitParity | None = None  # this session: what such a device expects
         self._client = sics.MtSicsClient()
         self._parser_8217 = toledo.Toledo8217Parser()
         self._extra = {"device": name, "protocol": config.protocol}
@@ -180,17 +183,58 @@ class ScaleDriver(SupervisedDriver):
         self._dirty = reason
 
     def _answered(self) -> None:
-        """A good reply or frame: UP if the exchange was clean, DEGRADED if noise came with it.
-        (Marking UP on every good answer would flap UP/DEGRADED, logging each time, on a line
-        that is noisy all the time.)"""
-        if self._dirty is None:
+        """A good reply or frame: UP if the exchange was clean, DEGRADED if noise came with it or
+        the port's framing is wrong for the scale. (Marking UP on every good answer would flap
+        UP/DEGRADED, logging each time, on a line that is noisy all the time.)"""
+        reason = self._dirty or self._framing_fault
+        if reason is None:
             self.supervisor.seen()
         else:
-            self.supervisor.fault(self._dirty)
+            self.supervisor.fault(reason)
             self._dirty = None
+
+    def _bit7(self, kind: seven_bit.BitParity | None) -> None:
+        """A reply or frame decoded with a parity bit in bit 7 of its bytes: a 7-bit scale (7E1, say)
+        read by a port — or a serial-to-network converter — that takes 8 data bits. The parsers
+        decode it all the same; from now on commands go out with the scale's parity in bit 7 (which
+        is what its UART expects on the wire), and the health says what to set, DEGRADED for as
+        long as the session lasts. A local port set to 7 data bits strips the bit itself (a pty
+        does not: no fault then)."""
+        settings = self.config.serial_settings()
+        local = "://" not in self.config.url
+        if kind is None or (local and settings["bytesize"] == 7):
+            return
+        sends = {"E": "7E1", "O": "7O1", "M": "7M1 or 7N2"}[kind]
+        if local:
+            setting = f'bytesize = 7, parity = "{kind}"' + (" (or stopbits = 2)" if kind == "M" else "")
+            reason = f"bytes with bit 7 set: port {_framing(settings)}, scale sends {sends}? set {setting}"
+        else:
+            reason = (
+                f"bytes with bit 7 set: the converter at {self.config.url} reads 8 data bits, scale sends "
+                f"{sends}? set the converter's serial port to {sends}"
+            )
+        if reason != self._framing_fault:
+            log.warning("scale framing mismatch", extra={**self._extra, "reason": reason})
+        self._framing_fault, self._tx_parity = reason, kind
+
+    async def _write(self, port: SerialPort, data: bytes) -> None:
+        await port.write(seven_bit.add(data, self._tx_parity) if self._tx_parity else data)
+
+    def _silent(self, missed: int, late: int) -> str:
+        """Why a polled scale is taken for gone, with what may explain it."""
+        reason = f"silent: no reply to {missed} requests"
+        if late:
+            reason += f"; {late} came later than reply_timeout_s"
+        settings = self.config.serial_settings()
+        usual = _FRAMING[self.config.protocol]
+        if "://" not in self.config.url and (settings["bytesize"], settings["parity"]) != usual:
+            name = "an MT-SICS balance" if self.config.protocol == "mt-sics" else "a Toledo 8217"
+            reason += f"; the port is {_framing(settings)}, {name} usually talks {usual[0]}{usual[1]}1"
+        return reason
 
     # --- the session ----------------------------------------------------------------------------
     async def _session(self, supervisor: Supervisor) -> None:
+        self._framing_fault = self._tx_parity = None  # found out again on each connection
         port = SerialPort(self.config.url, **self.config.serial_settings())
         await port.open()
         self._port = port
@@ -220,9 +264,7 @@ class ScaleDriver(SupervisedDriver):
                 missed += 1
                 self._missed("no reply")
                 if missed >= self.config.silent_after:
-                    late = self.counters["late_reply"] - late_before
-                    hint = f"; {late} came later than reply_timeout_s" if late else ""
-                    raise DeviceError(f"silent: no reply to {missed} requests{hint}")
+                    raise DeviceError(self._silent(missed, self.counters["late_reply"] - late_before))
             await asyncio.sleep(self.config.poll_interval_s)
 
     async def _listen(self, port: SerialPort) -> None:
@@ -238,6 +280,7 @@ class ScaleDriver(SupervisedDriver):
                 while (event := parser.next_event()) is not toledo.NEED_DATA:
                     if isinstance(event, toledo.ContinuousFrame):
                         last_good = loop.time()
+                        self._bit7(parser.parity)
                         self._frame(event)
                         self._asked = time.monotonic()
                     elif isinstance(event, toledo.ChecksumError):
@@ -269,12 +312,12 @@ class ScaleDriver(SupervisedDriver):
         client = self._client
         try:
             if not client.in_step:
-                await port.write(client.resync())
+                await self._write(port, client.resync())
                 if await self._sics_reply(port) is None:
                     return None
             data = client.send(command)
             self._asked = time.monotonic()
-            await port.write(data)
+            await self._write(port, data)
             reply = await self._sics_reply(port)
             return None if isinstance(reply, sics.InStep) else reply
         except BaseException:
@@ -295,7 +338,10 @@ class ScaleDriver(SupervisedDriver):
                     client.abandon()
                     return None
                 client.receive_data(await port.read(remaining))
-            elif isinstance(event, sics.Late):
+                continue
+            if not isinstance(event, sics.Unparsed):
+                self._bit7(client.parser.parity)
+            if isinstance(event, sics.Late):
                 self.counters["late_reply"] += 1
                 log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(event.reply)})
             elif isinstance(event, sics.Unparsed | sics.Unsolicited):
@@ -357,7 +403,7 @@ class ScaleDriver(SupervisedDriver):
         parser = self._parser_8217
         port.drain_pending()
         self._asked = time.monotonic()
-        await port.write(toledo.encode_8217("W"))
+        await self._write(port, toledo.encode_8217("W"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s
         while True:
@@ -373,6 +419,7 @@ class ScaleDriver(SupervisedDriver):
                 self._noise("noise", "noise on the line")
             else:
                 break
+        self._bit7(parser.parity)
         self._answered()
         unit = self.config.unit
         if isinstance(event, toledo.Weight8217):
@@ -397,7 +444,7 @@ class ScaleDriver(SupervisedDriver):
     async def _toledo_command(self, command: toledo.Command8217) -> None:
         """8217 and continuous indicators take Z/T/C and do not answer."""
         async with self._lock:
-            await self._connected().write(toledo.encode_8217(command))
+            await self._write(self._connected(), toledo.encode_8217(command))
 
     async def zero(self) -> None:
         """Zero the scale (when stable); raises ScaleCommandError if the scale refuses."""
@@ -423,6 +470,11 @@ class ScaleDriver(SupervisedDriver):
         else:
             await self._toledo_command("C")
         self._net = False
+
+
+def _framing(settings: dict[str, Any]) -> str:
+    """`{"bytesize": 8, "parity": "N", "stopbits": 1}` → "8N1"."""
+    return f"{settings['bytesize']}{settings['parity']}{settings['stopbits']:g}"
 
 
 _SICS_REFUSALS = {"I": "busy or not stable", "+": "overload", "-": "underload"}

@@ -21,6 +21,8 @@ from decimal import Decimal, Inexact, localcontext
 from enum import Enum, StrEnum
 from typing import ClassVar, Final, Literal
 
+from devices.protocols import parity
+
 CRLF: Final = b"\r\n"
 MAX_LINE: Final = 256  # a longer line is garbage: reported once (truncated), its rest skipped
 MAX_NUMBER: Final = 20  # characters; keeps unit conversion exact and cheap
@@ -335,24 +337,34 @@ class MtSicsParser:
     """Bytes in, replies out (h11 style): `receive_data(bytes)`, then `next_event()` until NEED_DATA.
 
     The result never depends on how the stream was split into chunks.
+
+    Lines are found and parsed with bit 7 masked off, and a line is taken only if its bit 7 is clear
+    throughout or consistently one kind of parity (`parity.bit7`): a 7E1 balance read by an 8N1 port
+    still decodes, and `parity` tells the caller what the balance sends ("E", "O", "M"; None when bit
+    7 was clear) for the event last returned. A line whose bit 7 follows no rule is Unparsed.
     """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = bytearray()  # received bytes, bit 7 masked off: lines are found and parsed here
+        self._raw = bytearray()  # the same bytes as received: bit 7 is judged, and garbage shown, here
         self._pos = 0  # start of unconsumed bytes (compacted on receive, not per line)
         self._skipping = False  # inside an over-long line already reported
         self.unparsed = 0  # lines that were not replies
         self.lines = 0  # lines seen (blank ones excluded)
+        self.parity: parity.BitParity | None = None  # in bit 7 of the last event's line
 
     def receive_data(self, data: bytes) -> None:
         if self._pos:
             del self._buf[: self._pos]
+            del self._raw[: self._pos]
             self._pos = 0
-        self._buf += data
+        self._buf += data.translate(parity.MASK7)
+        self._raw += data
 
     def clear(self) -> None:
         """Forget buffered bytes (after a timeout, so a late half-reply cannot pair with the next)."""
         self._buf.clear()
+        self._raw.clear()
         self._pos = 0
         self._skipping = False
 
@@ -366,7 +378,7 @@ class MtSicsParser:
                     self._pos = len(buf)
                     if not self._skipping:
                         self._skipping = True
-                        return self._unparsed(bytes(buf[start : start + MAX_LINE]))
+                        return self._unparsed(bytes(self._raw[start : start + MAX_LINE]))
                 elif self._skipping:
                     self._pos = len(buf)
                 return NEED_DATA
@@ -375,19 +387,23 @@ class MtSicsParser:
                 self._skipping = False
                 continue
             if end - start > MAX_LINE:
-                return self._unparsed(bytes(buf[start : start + MAX_LINE]))
+                return self._unparsed(bytes(self._raw[start : start + MAX_LINE]))
             stop = end - 1 if end > start and buf[end - 1] == 0x0D else end
-            event = parse_line(bytes(buf[start:stop]))
+            seen = parity.bit7(bytes(self._raw[start : end + 1]))  # with its CR LF: more evidence
+            event = parse_line(bytes(buf[start:stop])) if seen is not False else Unparsed(b"")
             if event is None:
                 continue
             self.lines += 1
+            self.parity = seen or None
             if isinstance(event, Unparsed):
                 self.unparsed += 1
+                return Unparsed(bytes(self._raw[start:stop]))
             return event
 
     def _unparsed(self, line: bytes) -> Unparsed:
         self.lines += 1
         self.unparsed += 1
+        self.parity = None
         return Unparsed(line)
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devices.protocols import parity
 from devices.protocols.mt_sics import (
     KG_PER_UNIT,
     MAX_LINE,
@@ -523,3 +524,60 @@ def test_client_never_pairs_a_reply_with_a_later_command(data: st.DataObject) ->
 
 def _is_error(reply: Reply) -> bool:
     return isinstance(reply, SyntaxErrorReply | TransmissionErrorReply | LogicalErrorReply)
+
+
+# --- a 7-bit balance read by an 8-bit port: the parity bit in bit 7 of every byte ------------------
+
+
+def test_parity_in_bit_7_in_every_chunking() -> None:
+    for kind in ("E", "O", "M"):
+        wire = parity.add(STREAM, kind)  # type: ignore[arg-type]
+        for i in range(len(wire) + 1):
+            parser = MtSicsParser()
+            events, seen = [], []
+            for chunk in (wire[:i], wire[i:]):
+                parser.receive_data(chunk)
+                while (event := parser.next_event()) is not NEED_DATA:
+                    events.append(event)
+                    seen.append(parser.parity)
+            assert events == EXPECTED, (kind, i)
+            assert seen == [kind] * len(EXPECTED)
+
+
+@given(st.lists(REPLIES, min_size=1, max_size=10), st.sampled_from(["E", "O", "M"]), st.data())
+def test_replies_with_parity_in_bit_7_decode_the_same(
+    replies: list[Reply], kind: str, data: st.DataObject
+) -> None:
+    """Whole or split anywhere, a 7E1/7O1/7M1 balance's bytes read as 8 bits give the same replies,
+    and the parser says which parity it found."""
+    wire = parity.add(b"".join(encode_reply(r) for r in replies), kind)  # type: ignore[arg-type]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+    parser = MtSicsParser()
+    events, seen = [], []
+    for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        parser.receive_data(wire[a:b])
+        while (event := parser.next_event()) is not NEED_DATA:
+            events.append(event)
+            seen.append(parser.parity)
+    assert events == replies
+    assert seen == [kind] * len(replies)
+
+
+@given(st.lists(REPLIES, min_size=1, max_size=8), st.sampled_from([None, "E", "O", "M"]), st.data())
+def test_a_flipped_bit_7_never_changes_a_reply(
+    replies: list[Reply], kind: str | None, data: st.DataObject
+) -> None:
+    """Noise that flips bit 7 of one byte, on an 8N1 line or a 7-bit one read as 8 bits: the line
+    it hits is lost (Unparsed) or decodes to what was sent — never to another reply."""
+    stream = b"".join(encode_reply(r) for r in replies)
+    wire = bytearray(parity.add(stream, kind) if kind else stream)  # type: ignore[arg-type]
+    wire[data.draw(st.integers(0, len(wire) - 1))] ^= 0x80
+    parsed = [e for e in feed([bytes(wire)]) if not isinstance(e, Unparsed)]
+    it = iter(replies)
+    assert all(any(p == r for r in it) for p in parsed)
+    assert len(parsed) >= len(replies) - 1
+
+
+def test_bit_7_that_follows_no_parity_is_unparsed() -> None:
+    line = parity.add(b"S S      5.000 kg", "E")[:-1] + b"g"  # one byte without its parity bit
+    assert feed([line + parity.add(b"\r\n", "E")]) == [Unparsed(line)]
