@@ -375,6 +375,9 @@ class ScaleDriver(SupervisedDriver):
         if isinstance(reply, sics.ErrorReply):
             self._device_error(reply.code)
             return True
+        if isinstance(reply, sics.UnsupportedUnit):
+            self._unusable(reply)
+            return True  # answered: the balance is there, it is not silent
         self._answered()
         if isinstance(reply, sics.WeightReply):
             self._emit(reply.kg, stable=reply.stable, net=self._net)
@@ -383,6 +386,14 @@ class ScaleDriver(SupervisedDriver):
         elif isinstance(reply, sics.Underload):
             self._emit(None, stable=False, underload=True, net=self._net)
         return True  # Busy: no weight this time, but the scale is there
+
+    def _unusable(self, reply: sics.UnsupportedUnit) -> None:
+        """The balance answers in a unit with no fixed kg value here (carats, pieces, newtons...):
+        DOWN with the reason — the station cannot weigh — and a reading without a weight, so the
+        last good one is not taken for the load now. UP again by itself once the unit is kg."""
+        self.counters["unit"] += 1
+        self.supervisor.down(_unit_refused(reply.unit))
+        self._emit(None, stable=False, net=self._net)
 
     async def _sics_command(self, command: sics.Command) -> sics.Reply:
         async with self._lock:
@@ -393,6 +404,8 @@ class ScaleDriver(SupervisedDriver):
         if isinstance(reply, sics.ErrorReply):
             self._device_error(reply.code)
             raise self._refused(command.value, f"{reply.code} reply")
+        if isinstance(reply, sics.UnsupportedUnit):
+            raise self._refused(command.value, _unit_refused(reply.unit))
         ok = getattr(reply, "ok", False)
         if not ok:
             raise self._refused(command.value, _SICS_REFUSALS.get(getattr(reply, "status", ""), repr(reply)))
@@ -470,6 +483,10 @@ class ScaleDriver(SupervisedDriver):
         else:
             await self._toledo_command("C")
         self._net = False
+
+
+def _unit_refused(unit: str) -> str:
+    return f"unit {unit} not supported; set the balance to kg"
 
 
 def _framing(settings: dict[str, Any]) -> str:

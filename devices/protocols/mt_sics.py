@@ -36,6 +36,16 @@ KG_PER_UNIT: Final[dict[str, Decimal]] = {
     "oz": Decimal("0.028349523125"),
 }
 
+# Units a balance can be set to (MT-SICS reference manual: the unit settings) that are not defined
+# in kg here — carat, troy ounce, grain, pennyweight, momme, mesghal, taels, tola, baht, newton,
+# pieces, percent. A reply in one is the balance's answer (it is there, it is not silent), but never
+# a weight the edge may use: `UnsupportedUnit`. Why not convert the mass ones: the edge weighs parcels
+# in kg, and a balance showing carats was set so by mistake; the operator must be told, not
+# accommodated. kg, g, mg, lb and oz are exact by definition and converted.
+OTHER_UNITS: Final = frozenset(
+    {"ct", "ozt", "GN", "dwt", "mom", "msg", "tl", "tlh", "tls", "tlt", "tola", "baht", "N", "PCS", "%"}
+)
+
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 
 
@@ -92,6 +102,18 @@ class WeightReply:
     @property
     def kg(self) -> Decimal:
         return to_kg(self.value, self.unit)
+
+
+@dataclass(frozen=True, slots=True)
+class UnsupportedUnit:
+    """A weight (`S S 11.023 ct`) or tare (`T S …`, `TA A …`) in one of OTHER_UNITS: the balance
+    answered, but not in a unit this code can turn into kg. `command` is the reply id ("S", "T",
+    "TA"); MtSicsClient sets the command that asked, as for WeightReply."""
+
+    command: str
+    status: str
+    value: Decimal
+    unit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +210,7 @@ class Unparsed:
 
 Reply = (
     WeightReply
+    | UnsupportedUnit
     | Busy
     | Overload
     | Underload
@@ -248,6 +271,8 @@ def encode_reply(reply: Reply) -> bytes:
     match reply:
         case WeightReply(command=cmd, status=status, value=value, unit=unit):
             text = f"{cmd} {status} {_weight_field(value, unit)}"
+        case UnsupportedUnit(command=cmd, status=status, value=value, unit=unit) if unit in OTHER_UNITS:
+            text = f"{cmd} {status} {format_number(value):>10} {unit}"
         case Busy(command=cmd):
             text = f"{cmd} I"
         case Overload(command=cmd):
@@ -283,7 +308,11 @@ def _weight(tokens: list[str]) -> tuple[Decimal, str] | None:
     if len(tokens) != 2:
         return None
     number, unit = tokens
-    if len(number) > MAX_NUMBER or unit not in KG_PER_UNIT or not _NUMBER.match(number):
+    if (
+        len(number) > MAX_NUMBER
+        or not (unit in KG_PER_UNIT or unit in OTHER_UNITS)
+        or not _NUMBER.match(number)
+    ):
         return None
     return Decimal(number), unit
 
@@ -306,6 +335,8 @@ def parse_line(line: bytes) -> ParserEvent | None:
     if head in _WEIGHT_IDS:
         if status in ("S", "D"):
             weight = _weight(rest[1:])
+            if weight is not None and weight[1] in OTHER_UNITS:
+                return UnsupportedUnit(head, status, *weight)
             if weight is not None:
                 return WeightReply(head, "S" if status == "S" else "D", *weight)
         elif status in _S_STATUS and len(rest) == 1:
@@ -318,6 +349,8 @@ def parse_line(line: bytes) -> ParserEvent | None:
         done = _TARE_DONE[head]
         if head != "TAC" and status == done:
             weight = _weight(rest[1:])
+            if weight is not None and weight[1] in OTHER_UNITS:
+                return UnsupportedUnit(head, done, *weight)
             if weight is not None:
                 return TareReply(head, done, *weight)
         elif len(rest) == 1 and (status in ("I", "+", "-") or (head == "TAC" and status == "A")):
@@ -436,13 +469,13 @@ class InStep:
 ClientEvent = Reply | Unparsed | Unsolicited | Late | InStep
 
 _ANSWERS: Final[dict[Command, tuple[type, ...]]] = {
-    Command.S: (WeightReply, Busy, Overload, Underload),
-    Command.SI: (WeightReply, Busy, Overload, Underload),
-    Command.SIR: (WeightReply, Busy, Overload, Underload),
+    Command.S: (WeightReply, UnsupportedUnit, Busy, Overload, Underload),
+    Command.SI: (WeightReply, UnsupportedUnit, Busy, Overload, Underload),
+    Command.SIR: (WeightReply, UnsupportedUnit, Busy, Overload, Underload),
     Command.Z: (ZeroReply,),
     Command.ZI: (ZeroReply,),
-    Command.T: (TareReply,),
-    Command.TA: (TareReply,),
+    Command.T: (TareReply, UnsupportedUnit),
+    Command.TA: (TareReply, UnsupportedUnit),
     Command.TAC: (TareReply,),
     Command.I4: (ResetReply, Busy),
     Command.RESET: (ResetReply,),
@@ -556,7 +589,7 @@ class MtSicsClient:
         if cmd is None or not self._answers(cmd, event):
             self.unsolicited += 1
             return Unsolicited(event)
-        if isinstance(event, WeightReply | Busy | Overload | Underload):
+        if isinstance(event, WeightReply | UnsupportedUnit | Busy | Overload | Underload):
             event = replace(event, command=cmd.value)
         if self._owed and _error_line(event):
             # perhaps a marker's answer, owed: this command's own answer may still come

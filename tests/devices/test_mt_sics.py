@@ -4,6 +4,7 @@ one byte at a time and with trailing data; fuzzed garbage; exact round trips."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -15,6 +16,7 @@ from devices.protocols.mt_sics import (
     KG_PER_UNIT,
     MAX_LINE,
     NEED_DATA,
+    OTHER_UNITS,
     Busy,
     Command,
     InStep,
@@ -33,6 +35,7 @@ from devices.protocols.mt_sics import (
     Underload,
     Unparsed,
     Unsolicited,
+    UnsupportedUnit,
     WeightReply,
     ZeroReply,
     encode,
@@ -151,6 +154,27 @@ def test_units_convert_to_kg_exactly(line: bytes, kg: str) -> None:
     assert isinstance(reply.kg, Decimal)
 
 
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        (b"S S     11.023 ct", UnsupportedUnit("S", "S", Decimal("11.023"), "ct")),
+        (b"S D         12 PCS", UnsupportedUnit("S", "D", Decimal(12), "PCS")),
+        (b"S S      -  2.5 %", UnsupportedUnit("S", "S", Decimal("-2.5"), "%")),
+        (b"T S      5.000 ozt", UnsupportedUnit("T", "S", Decimal("5.000"), "ozt")),
+        (b"TA A     -1.5 N", UnsupportedUnit("TA", "A", Decimal("-1.5"), "N")),
+    ],
+)
+def test_units_a_balance_shows_but_not_in_kg_are_named(line: bytes, reply: UnsupportedUnit) -> None:
+    """Not Unparsed (which reads as noise, and then as a silent balance): the answer, in a unit
+    with no kg value here. A unit no balance has ("stone") stays garbage."""
+    assert parse_line(line) == reply
+    client = MtSicsClient()
+    client.send(Command.SI if reply.command == "S" else Command(reply.command))
+    assert client_events(client, line + b"\r\n") == [
+        replace(reply, command="SI") if reply.command == "S" else reply
+    ]
+
+
 def test_bare_lf_and_blank_lines() -> None:
     assert feed([b"\r\n\n   \r\nS S 1 kg\nZ A\r\n"]) == [
         WeightReply("S", "S", Decimal(1), "kg"),
@@ -251,6 +275,13 @@ REPLIES: st.SearchStrategy[Reply] = st.one_of(
     st.builds(TareReply, st.sampled_from(["T", "TA", "TAC"]), st.sampled_from(["I", "+", "-"])),
     st.just(TareReply("TAC", "A")),
     st.builds(ResetReply, _SERIALS),
+    st.builds(
+        UnsupportedUnit,
+        st.sampled_from(["S", "T", "TA"]),
+        st.sampled_from(["S", "D"]),
+        st.decimals(min_value=-9999, max_value=9999, places=3, allow_nan=False, allow_infinity=False),
+        st.sampled_from(sorted(OTHER_UNITS)),
+    ).filter(lambda r: r.command == "S" or r.status == {"T": "S", "TA": "A"}.get(r.command)),
 )
 
 
