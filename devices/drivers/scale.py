@@ -106,6 +106,7 @@ class ScaleDriver(SupervisedDriver):
         self._dirty: str | None = None  # noise seen since the last good answer
         self._framing_fault: str | None = None  # this session: a 7-bit device read as 8 bits
         self._tx_parity: seven_bit.BitParity | None = None  # this session: what such a device expects
+        self._bit7_run: tuple[seven_bit.BitParity | None, int] = (None, 0)  # parity seen, frames in a row
         self._client = sics.MtSicsClient()
         self._parser_8217 = toledo.Toledo8217Parser()
         self._extra = {"device": name, "protocol": config.protocol}
@@ -199,10 +200,13 @@ class ScaleDriver(SupervisedDriver):
         decode it all the same; from now on commands go out with the scale's parity in bit 7 (which
         is what its UART expects on the wire), and the health says what to set, DEGRADED for as
         long as the session lasts. A local port set to 7 data bits strips the bit itself (a pty
-        does not: no fault then)."""
+        does not: no fault then). Two frames in a row must agree: one byte's bit 7 flipped by noise
+        can, in a rare frame, look like parity once."""
         settings = self.config.serial_settings()
         local = "://" not in self.config.url
-        if kind is None or (local and settings["bytesize"] == 7):
+        last, run = self._bit7_run
+        self._bit7_run = (kind, run + 1 if kind == last else 1)
+        if kind is None or self._bit7_run[1] < 2 or (local and settings["bytesize"] == 7):
             return
         sends = {"E": "7E1", "O": "7O1", "M": "7M1 or 7N2"}[kind]
         if local:
@@ -235,6 +239,7 @@ class ScaleDriver(SupervisedDriver):
     # --- the session ----------------------------------------------------------------------------
     async def _session(self, supervisor: Supervisor) -> None:
         self._framing_fault = self._tx_parity = None  # found out again on each connection
+        self._bit7_run = (None, 0)
         port = SerialPort(self.config.url, **self.config.serial_settings())
         await port.open()
         self._port = port

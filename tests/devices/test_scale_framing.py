@@ -5,16 +5,19 @@ still weigh right, and the health reason must say what to set."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
 import pytest
 
 from devices.health import State
+from devices.protocols import parity
 from tests.support.vendor_scales import (
     BOUND,
     Line,
     MtSicsBalance,
+    PtyDevice,
     Toledo8217,
     ToledoContinuous,
     aio,
@@ -115,3 +118,32 @@ async def test_toledo_8217_at_7e1_on_its_default_port_is_up() -> None:
     async with driving(scale, "toledo-8217") as driver:
         assert (await stable_since(driver, time.monotonic())).kg == Decimal("2.500")
         await driver.supervisor.wait_for(State.UP, BOUND)
+
+
+@aio
+async def test_one_frame_with_a_flipped_bit_7_is_not_a_framing_mismatch() -> None:
+    """An 8N1 indicator, and noise flips bit 7 of one byte — in a frame whose every other byte has an
+    odd number of ones, so the flip looks like odd parity. One such frame is noise, not a 7O1
+    scale: the health must not say the port is wrong for the rest of the session."""
+    frame = continuous_frame(Decimal("1111.10"), tare=Decimal("1111.11"), net=True)
+    assert parity.bit7(frame) is None and sum(bin(b).count("1") % 2 == 0 for b in frame) == 1
+    flipped = bytes(b | 0x80 if bin(b).count("1") % 2 == 0 else b for b in frame)
+    assert parity.bit7(flipped) == "O"
+    device = PtyDevice(Line("8N1", "8N1"))
+
+    async def stream() -> None:
+        while True:  # a noisy frame now and then among good ones
+            for data in (flipped, frame, frame, frame, frame):
+                device.send(data)
+                await asyncio.sleep(0.01)
+
+    async with driving(device, "toledo-continuous") as driver:
+        streaming = asyncio.create_task(stream())
+        try:
+            assert (await stable_since(driver, time.monotonic())).kg == Decimal("1111.10")
+            await driver.supervisor.wait_for(State.UP, BOUND)
+            for _ in range(3):  # several noisy frames later, still UP
+                await stable_since(driver, time.monotonic())
+            assert driver.health.state == State.UP
+        finally:
+            streaming.cancel()
