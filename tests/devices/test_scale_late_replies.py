@@ -104,3 +104,19 @@ async def test_a_late_identification_reply_is_not_noise() -> None:
         await driver.supervisor.wait_for(State.UP, BOUND)
         assert balance.held == 1
         assert driver.counters["noise"] == 0
+
+
+@aio
+async def test_a_reply_to_a_cancelled_command_never_answers_the_next_one() -> None:
+    """The caller of tare() gives up (its own deadline) while the balance is still answering: that
+    answer, when it comes, must not be taken for the next tare's."""
+    balance = MtSicsBalance()
+    balance.put("2.000")
+    async with driving(balance, "mt-sics", poll_interval_s=30, reply_timeout_s=BOUND) as driver:
+        await stable_since(driver, time.monotonic())
+        balance.hold(1, only={"T"}, release="next")
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(TIMEOUT):
+                await driver.tare()  # cancelled mid-command; the balance tared 2.000
+        balance.put("3.000")
+        assert await driver.tare() == Decimal("3.000")
