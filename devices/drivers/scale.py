@@ -11,6 +11,13 @@ missed replies in a row (or no good frame for that many reply timeouts) mean the
 the session ends, the supervisor marks it DOWN and reconnects, and the first good answer brings it
 back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery.
 
+Late replies: MT-SICS and 8217 replies carry no request id, so a reply that comes after its timeout
+could answer the next request (the parcel before's weight, stamped as measured after the scan). An
+MT-SICS session starts out of step, and falls out of step whenever a reply does not come in time;
+out of step, the driver sends I4 (the serial number) and drops every line until its answer — the
+balance answers in order — before it asks anything else (`sics.MtSicsClient`). The 8217 has no such
+command: after a timeout the driver waits for the line to go quiet before its next W.
+
 `wait_stable(deadline_s)` is the edge's one question: the first stable weight that arrives after
 the call, or None when the deadline passes (the edge records NO_WEIGHT).
 """
@@ -29,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices.events import EventStream, WeightReading
 from devices.health import DeviceError, Health, State, SupervisedDriver, Supervisor
 from devices.protocols import mt_sics as sics
+from devices.protocols import parity as seven_bit
 from devices.protocols import toledo
 from devices.transports.serial_port import Parity, SerialPort
 
@@ -37,8 +45,8 @@ log = logging.getLogger(__name__)
 ScaleProtocol = Literal["mt-sics", "toledo-8217", "toledo-continuous"]
 
 # (bytesize, parity) when the configuration does not say: MT-SICS 8N1; the 8217 7E1 (the host
-# sends, so the framing must match). Continuous: 8N1 — a 7E1 stream read as 8N1 still decodes,
-# because the parsers mask the parity bit, and the host rarely sends.
+# sends, so the framing must match). Continuous: 8N1 — a 7E1 stream read as 8N1 still decodes
+# (the parsers strip a consistent parity bit from every byte), but the health says so.
 _FRAMING: dict[ScaleProtocol, tuple[Literal[7, 8], Parity]] = {
     "mt-sics": (8, "N"),
     "toledo-8217": (7, "E"),
@@ -96,6 +104,9 @@ class ScaleDriver(SupervisedDriver):
         self._asked: float | None = None  # when the request being answered was sent (polled protocols)
         self._net = False  # MT-SICS replies do not say; known from our own tare commands
         self._dirty: str | None = None  # noise seen since the last good answer
+        self._framing_fault: str | None = None  # this session: a 7-bit device read as 8 bits
+        self._tx_parity: seven_bit.BitParity | None = None  # this session: what such a device expects
+        self._bit7_run: tuple[seven_bit.BitParity | None, int] = (None, 0)  # parity seen, frames in a row
         self._client = sics.MtSicsClient()
         self._parser_8217 = toledo.Toledo8217Parser()
         self._extra = {"device": name, "protocol": config.protocol}
@@ -173,17 +184,62 @@ class ScaleDriver(SupervisedDriver):
         self._dirty = reason
 
     def _answered(self) -> None:
-        """A good reply or frame: UP if the exchange was clean, DEGRADED if noise came with it.
-        (Marking UP on every good answer would flap UP/DEGRADED, logging each time, on a line
-        that is noisy all the time.)"""
-        if self._dirty is None:
+        """A good reply or frame: UP if the exchange was clean, DEGRADED if noise came with it or
+        the port's framing is wrong for the scale. (Marking UP on every good answer would flap
+        UP/DEGRADED, logging each time, on a line that is noisy all the time.)"""
+        reason = self._dirty or self._framing_fault
+        if reason is None:
             self.supervisor.seen()
         else:
-            self.supervisor.fault(self._dirty)
+            self.supervisor.fault(reason)
             self._dirty = None
+
+    def _bit7(self, kind: seven_bit.BitParity | None) -> None:
+        """A reply or frame decoded with a parity bit in bit 7 of its bytes: a 7-bit scale (7E1, say)
+        read by a port — or a serial-to-network converter — that takes 8 data bits. The parsers
+        decode it all the same; from now on commands go out with the scale's parity in bit 7 (which
+        is what its UART expects on the wire), and the health says what to set, DEGRADED for as
+        long as the session lasts. A local port set to 7 data bits strips the bit itself (a pty
+        does not: no fault then). Two frames in a row must agree: one byte's bit 7 flipped by noise
+        can, in a rare frame, look like parity once."""
+        settings = self.config.serial_settings()
+        local = "://" not in self.config.url
+        last, run = self._bit7_run
+        self._bit7_run = (kind, run + 1 if kind == last else 1)
+        if kind is None or self._bit7_run[1] < 2 or (local and settings["bytesize"] == 7):
+            return
+        sends = {"E": "7E1", "O": "7O1", "M": "7M1 or 7N2"}[kind]
+        if local:
+            setting = f'bytesize = 7, parity = "{kind}"' + (" (or stopbits = 2)" if kind == "M" else "")
+            reason = f"bytes with bit 7 set: port {_framing(settings)}, scale sends {sends}? set {setting}"
+        else:
+            reason = (
+                f"bytes with bit 7 set: the converter at {self.config.url} reads 8 data bits, scale sends "
+                f"{sends}? set the converter's serial port to {sends}"
+            )
+        if reason != self._framing_fault:
+            log.warning("scale framing mismatch", extra={**self._extra, "reason": reason})
+        self._framing_fault, self._tx_parity = reason, kind
+
+    async def _write(self, port: SerialPort, data: bytes) -> None:
+        await port.write(seven_bit.add(data, self._tx_parity) if self._tx_parity else data)
+
+    def _silent(self, missed: int, late: int) -> str:
+        """Why a polled scale is taken for gone, with what may explain it."""
+        reason = f"silent: no reply to {missed} requests"
+        if late:
+            reason += f"; {late} came later than reply_timeout_s"
+        settings = self.config.serial_settings()
+        usual = _FRAMING[self.config.protocol]
+        if "://" not in self.config.url and (settings["bytesize"], settings["parity"]) != usual:
+            name = "an MT-SICS balance" if self.config.protocol == "mt-sics" else "a Toledo 8217"
+            reason += f"; the port is {_framing(settings)}, {name} usually talks {usual[0]}{usual[1]}1"
+        return reason
 
     # --- the session ----------------------------------------------------------------------------
     async def _session(self, supervisor: Supervisor) -> None:
+        self._framing_fault = self._tx_parity = None  # found out again on each connection
+        self._bit7_run = (None, 0)
         port = SerialPort(self.config.url, **self.config.serial_settings())
         await port.open()
         self._port = port
@@ -197,9 +253,10 @@ class ScaleDriver(SupervisedDriver):
             await port.close()
 
     async def _poll(self, port: SerialPort) -> None:
-        self._client = sics.MtSicsClient()
+        self._client = sics.MtSicsClient(in_step=False)  # a reply to the session before may be on its way
         self._parser_8217 = toledo.Toledo8217Parser()
         missed = 0
+        late_before = self.counters["late_reply"]
         while True:
             async with self._lock:
                 if self.config.protocol == "mt-sics":
@@ -207,12 +264,12 @@ class ScaleDriver(SupervisedDriver):
                 else:
                     answered = await self._poll_8217(port)
             if answered:
-                missed = 0
+                missed, late_before = 0, self.counters["late_reply"]
             else:
                 missed += 1
                 self._missed("no reply")
                 if missed >= self.config.silent_after:
-                    raise DeviceError(f"silent: no reply to {missed} requests")
+                    raise DeviceError(self._silent(missed, self.counters["late_reply"] - late_before))
             await asyncio.sleep(self.config.poll_interval_s)
 
     async def _listen(self, port: SerialPort) -> None:
@@ -228,6 +285,7 @@ class ScaleDriver(SupervisedDriver):
                 while (event := parser.next_event()) is not toledo.NEED_DATA:
                     if isinstance(event, toledo.ContinuousFrame):
                         last_good = loop.time()
+                        self._bit7(parser.parity)
                         self._frame(event)
                         self._asked = time.monotonic()
                     elif isinstance(event, toledo.ChecksumError):
@@ -249,37 +307,58 @@ class ScaleDriver(SupervisedDriver):
 
     # --- MT-SICS --------------------------------------------------------------------------------
     async def _sics(self, port: SerialPort, command: sics.Command) -> sics.Reply | None:
-        """Send one command and wait for its reply; None if none came in time."""
+        """Send one command and wait for its reply; None if none came in time.
+
+        Out of step — after a reply that did not come in time, a caller that went away mid-command,
+        and at the start of every session — the client first sends I4 and reads until its answer:
+        the balance answers in order, so every line before that answer is a late one (dropped and
+        counted), and none after it can be. If I4 is not answered in time either, the command is not
+        sent at all (None: the poll counts as missed)."""
         client = self._client
-        port.drain_pending()
-        data = client.send(command)
         try:
+            if not client.in_step:
+                await self._write(port, client.resync())
+                if await self._sics_reply(port) is None:
+                    return None
+            data = client.send(command)
             self._asked = time.monotonic()
-            await port.write(data)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.config.reply_timeout_s
-            while True:
-                event = client.next_event()
-                if event is sics.NEED_DATA:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        client.abandon()
-                        await self._resync(port)
-                        return None
-                    client.receive_data(await port.read(remaining))
-                elif isinstance(event, sics.Unparsed | sics.Unsolicited):
-                    self._noise("noise", "unexpected line")
-                else:
-                    return event
+            await self._write(port, data)
+            reply = await self._sics_reply(port)
+            return None if isinstance(reply, sics.InStep) else reply
         except BaseException:
-            client.abandon()  # cancelled or port lost mid-command: the next one must not be refused
+            client.abandon()  # cancelled or port lost mid-command: out of step, a reply may still come
             raise
 
-    async def _resync(self, port: SerialPort) -> None:
-        """A request went unanswered in time: its answer may still come, and must never be taken
-        for the answer to the next one (a weight of the parcel before, stamped as measured after
-        the next request). Read and drop until the line has been quiet for `reply_timeout_s`
-        (giving up waiting after three times that); the next request goes out only then."""
+    async def _sics_reply(self, port: SerialPort) -> sics.Reply | sics.InStep | None:
+        """The reply to what the client has outstanding; None (and the client out of step) if it did
+        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise."""
+        client = self._client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.reply_timeout_s
+        while True:
+            event = client.next_event()
+            if event is sics.NEED_DATA:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    client.abandon()
+                    return None
+                client.receive_data(await port.read(remaining))
+                continue
+            if not isinstance(event, sics.Unparsed):
+                self._bit7(client.parser.parity)
+            if isinstance(event, sics.Late):
+                self.counters["late_reply"] += 1
+                log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(event.reply)})
+            elif isinstance(event, sics.Unparsed | sics.Unsolicited):
+                self._noise("noise", "unexpected line")
+            else:
+                return event
+
+    async def _wait_for_quiet(self, port: SerialPort) -> None:
+        """Toledo 8217 (which has no command to find its place with): a request went unanswered in
+        time, and its answer may still come. Read and drop until the line has been quiet for
+        `reply_timeout_s` (giving up waiting after three times that); the next request goes out only
+        then."""
         loop = asyncio.get_running_loop()
         quiet = self.config.reply_timeout_s
         give_up = loop.time() + 3 * quiet
@@ -301,6 +380,9 @@ class ScaleDriver(SupervisedDriver):
         if isinstance(reply, sics.ErrorReply):
             self._device_error(reply.code)
             return True
+        if isinstance(reply, sics.UnsupportedUnit):
+            self._unusable(reply)
+            return True  # answered: the balance is there, it is not silent
         self._answered()
         if isinstance(reply, sics.WeightReply):
             self._emit(reply.kg, stable=reply.stable, net=self._net)
@@ -309,6 +391,14 @@ class ScaleDriver(SupervisedDriver):
         elif isinstance(reply, sics.Underload):
             self._emit(None, stable=False, underload=True, net=self._net)
         return True  # Busy: no weight this time, but the scale is there
+
+    def _unusable(self, reply: sics.UnsupportedUnit) -> None:
+        """The balance answers in a unit with no fixed kg value here (carats, pieces, newtons...):
+        DOWN with the reason — the station cannot weigh — and a reading without a weight, so the
+        last good one is not taken for the load now. UP again by itself once the unit is kg."""
+        self.counters["unit"] += 1
+        self.supervisor.down(_unit_refused(reply.unit))
+        self._emit(None, stable=False, net=self._net)
 
     async def _sics_command(self, command: sics.Command) -> sics.Reply:
         async with self._lock:
@@ -319,6 +409,8 @@ class ScaleDriver(SupervisedDriver):
         if isinstance(reply, sics.ErrorReply):
             self._device_error(reply.code)
             raise self._refused(command.value, f"{reply.code} reply")
+        if isinstance(reply, sics.UnsupportedUnit):
+            raise self._refused(command.value, _unit_refused(reply.unit))
         ok = getattr(reply, "ok", False)
         if not ok:
             raise self._refused(command.value, _SICS_REFUSALS.get(getattr(reply, "status", ""), repr(reply)))
@@ -329,7 +421,7 @@ class ScaleDriver(SupervisedDriver):
         parser = self._parser_8217
         port.drain_pending()
         self._asked = time.monotonic()
-        await port.write(toledo.encode_8217("W"))
+        await self._write(port, toledo.encode_8217("W"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s
         while True:
@@ -338,13 +430,14 @@ class ScaleDriver(SupervisedDriver):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     parser.clear()
-                    await self._resync(port)
+                    await self._wait_for_quiet(port)
                     return False
                 parser.receive_data(await port.read(remaining))
             elif isinstance(event, toledo.Garbage):
                 self._noise("noise", "noise on the line")
             else:
                 break
+        self._bit7(parser.parity)
         self._answered()
         unit = self.config.unit
         if isinstance(event, toledo.Weight8217):
@@ -369,7 +462,7 @@ class ScaleDriver(SupervisedDriver):
     async def _toledo_command(self, command: toledo.Command8217) -> None:
         """8217 and continuous indicators take Z/T/C and do not answer."""
         async with self._lock:
-            await self._connected().write(toledo.encode_8217(command))
+            await self._write(self._connected(), toledo.encode_8217(command))
 
     async def zero(self) -> None:
         """Zero the scale (when stable); raises ScaleCommandError if the scale refuses."""
@@ -395,6 +488,15 @@ class ScaleDriver(SupervisedDriver):
         else:
             await self._toledo_command("C")
         self._net = False
+
+
+def _unit_refused(unit: str) -> str:
+    return f"unit {unit} not supported; set the balance to kg"
+
+
+def _framing(settings: dict[str, Any]) -> str:
+    """`{"bytesize": 8, "parity": "N", "stopbits": 1}` → "8N1"."""
+    return f"{settings['bytesize']}{settings['parity']}{settings['stopbits']:g}"
 
 
 _SICS_REFUSALS = {"I": "busy or not stable", "+": "overload", "-": "underload"}

@@ -21,6 +21,8 @@ from decimal import Decimal, Inexact, localcontext
 from enum import Enum, StrEnum
 from typing import ClassVar, Final, Literal
 
+from devices.protocols import parity
+
 CRLF: Final = b"\r\n"
 MAX_LINE: Final = 256  # a longer line is garbage: reported once (truncated), its rest skipped
 MAX_NUMBER: Final = 20  # characters; keeps unit conversion exact and cheap
@@ -33,6 +35,16 @@ KG_PER_UNIT: Final[dict[str, Decimal]] = {
     "lb": Decimal("0.45359237"),
     "oz": Decimal("0.028349523125"),
 }
+
+# Units a balance can be set to (MT-SICS reference manual: the unit settings) that are not defined
+# in kg here — carat, troy ounce, grain, pennyweight, momme, mesghal, taels, tola, baht, newton,
+# pieces, percent. A reply in one is the balance's answer (it is there, it is not silent), but never
+# a weight the edge may use: `UnsupportedUnit`. Why not convert the mass ones: the edge weighs parcels
+# in kg, and a balance showing carats was set so by mistake; the operator must be told, not
+# accommodated. kg, g, mg, lb and oz are exact by definition and converted.
+OTHER_UNITS: Final = frozenset(
+    {"ct", "ozt", "GN", "dwt", "mom", "msg", "tl", "tlh", "tls", "tlt", "tola", "baht", "N", "PCS", "%"}
+)
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 
@@ -50,6 +62,7 @@ class Command(StrEnum):
     T = "T"  # tare when stable
     TA = "TA"  # query (or preset) the tare value
     TAC = "TAC"  # clear tare
+    I4 = "I4"  # serial number: no side effect; the client's marker to find its place after a timeout
     RESET = "@"  # reset; answers with the serial number; also stops SIR
 
 
@@ -92,8 +105,21 @@ class WeightReply:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsupportedUnit:
+    """A weight (`S S 11.023 ct`) or tare (`T S …`, `TA A …`) in one of OTHER_UNITS: the balance
+    answered, but not in a unit this code can turn into kg. `command` is the reply id ("S", "T",
+    "TA"); MtSicsClient sets the command that asked, as for WeightReply."""
+
+    command: str
+    status: str
+    value: Decimal
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
 class Busy:
-    """`S I`: the balance could not give a weight (busy, or no stability before its own timeout)."""
+    """`S I`: the balance could not give a weight (busy, or no stability before its own timeout);
+    `I4 I`: busy, for I4."""
 
     command: str = "S"
 
@@ -147,7 +173,7 @@ class TareReply:
 
 @dataclass(frozen=True, slots=True)
 class ResetReply:
-    """`I4 A "<serial>"`: the answer to @ (the serial number)."""
+    """`I4 A "<serial>"`: the answer to I4 and to @ (the serial number)."""
 
     serial: str
 
@@ -184,6 +210,7 @@ class Unparsed:
 
 Reply = (
     WeightReply
+    | UnsupportedUnit
     | Busy
     | Overload
     | Underload
@@ -202,7 +229,7 @@ _ERRORS: Final[dict[str, type[ErrorReply]]] = {
     "EL": LogicalErrorReply,
 }
 _WEIGHT_IDS: Final = frozenset({"S", "SI", "SIR"})  # some firmwares echo SI/SIR as the reply id
-_KNOWN_IDS: Final = frozenset({"S", "SI", "SIR", "Z", "ZI", "T", "TA", "TAC"})
+_KNOWN_IDS: Final = frozenset({"S", "SI", "SIR", "Z", "ZI", "T", "TA", "TAC", "I4"})
 _TARE_DONE: Final[dict[str, Literal["S", "A"]]] = {"T": "S", "TA": "A", "TAC": "A"}  # status when done
 _S_STATUS: Final[dict[str, type[Busy | Overload | Underload]]] = {"I": Busy, "+": Overload, "-": Underload}
 
@@ -244,6 +271,8 @@ def encode_reply(reply: Reply) -> bytes:
     match reply:
         case WeightReply(command=cmd, status=status, value=value, unit=unit):
             text = f"{cmd} {status} {_weight_field(value, unit)}"
+        case UnsupportedUnit(command=cmd, status=status, value=value, unit=unit) if unit in OTHER_UNITS:
+            text = f"{cmd} {status} {format_number(value):>10} {unit}"
         case Busy(command=cmd):
             text = f"{cmd} I"
         case Overload(command=cmd):
@@ -279,7 +308,11 @@ def _weight(tokens: list[str]) -> tuple[Decimal, str] | None:
     if len(tokens) != 2:
         return None
     number, unit = tokens
-    if len(number) > MAX_NUMBER or unit not in KG_PER_UNIT or not _NUMBER.match(number):
+    if (
+        len(number) > MAX_NUMBER
+        or not (unit in KG_PER_UNIT or unit in OTHER_UNITS)
+        or not _NUMBER.match(number)
+    ):
         return None
     return Decimal(number), unit
 
@@ -302,6 +335,8 @@ def parse_line(line: bytes) -> ParserEvent | None:
     if head in _WEIGHT_IDS:
         if status in ("S", "D"):
             weight = _weight(rest[1:])
+            if weight is not None and weight[1] in OTHER_UNITS:
+                return UnsupportedUnit(head, status, *weight)
             if weight is not None:
                 return WeightReply(head, "S" if status == "S" else "D", *weight)
         elif status in _S_STATUS and len(rest) == 1:
@@ -314,10 +349,14 @@ def parse_line(line: bytes) -> ParserEvent | None:
         done = _TARE_DONE[head]
         if head != "TAC" and status == done:
             weight = _weight(rest[1:])
+            if weight is not None and weight[1] in OTHER_UNITS:
+                return UnsupportedUnit(head, done, *weight)
             if weight is not None:
                 return TareReply(head, done, *weight)
         elif len(rest) == 1 and (status in ("I", "+", "-") or (head == "TAC" and status == "A")):
             return TareReply(head, status)  # type: ignore[arg-type]
+    elif head == "I4" and status == "I" and len(rest) == 1:
+        return Busy("I4")  # understood, not executable now (the balance is busy)
     elif head == "I4" and status == "A" and len(rest) >= 2:
         serial = text.split(None, 2)[2].strip()
         if len(serial) >= 2 and serial[0] == serial[-1] == '"':
@@ -331,24 +370,34 @@ class MtSicsParser:
     """Bytes in, replies out (h11 style): `receive_data(bytes)`, then `next_event()` until NEED_DATA.
 
     The result never depends on how the stream was split into chunks.
+
+    Lines are found and parsed with bit 7 masked off, and a line is taken only if its bit 7 is clear
+    throughout or consistently one kind of parity (`parity.bit7`): a 7E1 balance read by an 8N1 port
+    still decodes, and `parity` tells the caller what the balance sends ("E", "O", "M"; None when bit
+    7 was clear) for the event last returned. A line whose bit 7 follows no rule is Unparsed.
     """
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = bytearray()  # received bytes, bit 7 masked off: lines are found and parsed here
+        self._raw = bytearray()  # the same bytes as received: bit 7 is judged, and garbage shown, here
         self._pos = 0  # start of unconsumed bytes (compacted on receive, not per line)
         self._skipping = False  # inside an over-long line already reported
         self.unparsed = 0  # lines that were not replies
         self.lines = 0  # lines seen (blank ones excluded)
+        self.parity: parity.BitParity | None = None  # in bit 7 of the last event's line
 
     def receive_data(self, data: bytes) -> None:
         if self._pos:
             del self._buf[: self._pos]
+            del self._raw[: self._pos]
             self._pos = 0
-        self._buf += data
+        self._buf += data.translate(parity.MASK7)
+        self._raw += data
 
     def clear(self) -> None:
         """Forget buffered bytes (after a timeout, so a late half-reply cannot pair with the next)."""
         self._buf.clear()
+        self._raw.clear()
         self._pos = 0
         self._skipping = False
 
@@ -362,7 +411,7 @@ class MtSicsParser:
                     self._pos = len(buf)
                     if not self._skipping:
                         self._skipping = True
-                        return self._unparsed(bytes(buf[start : start + MAX_LINE]))
+                        return self._unparsed(bytes(self._raw[start : start + MAX_LINE]))
                 elif self._skipping:
                     self._pos = len(buf)
                 return NEED_DATA
@@ -371,43 +420,64 @@ class MtSicsParser:
                 self._skipping = False
                 continue
             if end - start > MAX_LINE:
-                return self._unparsed(bytes(buf[start : start + MAX_LINE]))
+                return self._unparsed(bytes(self._raw[start : start + MAX_LINE]))
             stop = end - 1 if end > start and buf[end - 1] == 0x0D else end
-            event = parse_line(bytes(buf[start:stop]))
+            seen = parity.bit7(bytes(self._raw[start : end + 1]))  # with its CR LF: more evidence
+            event = parse_line(bytes(buf[start:stop])) if seen is not False else Unparsed(b"")
             if event is None:
                 continue
             self.lines += 1
+            self.parity = seen or None
             if isinstance(event, Unparsed):
                 self.unparsed += 1
+                return Unparsed(bytes(self._raw[start:stop]))
             return event
 
     def _unparsed(self, line: bytes) -> Unparsed:
         self.lines += 1
         self.unparsed += 1
+        self.parity = None
         return Unparsed(line)
 
 
-# --- the client: one command at a time ------------------------------------------------------------
+# --- the client: one command at a time, and in step ----------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Unsolicited:
-    """A well-formed reply that answers no outstanding command (late, stray, or after @)."""
+    """A well-formed reply that answers no outstanding command (stray, or after @)."""
 
     reply: Reply
 
 
-ClientEvent = Reply | Unparsed | Unsolicited
+@dataclass(frozen=True, slots=True)
+class Late:
+    """A reply that arrived while the client was out of step: the answer to a command given up on
+    (or a leftover answer to an earlier I4). It answers nothing now; drop it."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class InStep:
+    """The answer to the I4 sent by `resync()`: every reply before it was late, none after it is.
+    `reply` is the serial number (ResetReply), `Busy("I4")`, or an error line."""
+
+    reply: Reply
+
+
+ClientEvent = Reply | Unparsed | Unsolicited | Late | InStep
 
 _ANSWERS: Final[dict[Command, tuple[type, ...]]] = {
-    Command.S: (WeightReply, Busy, Overload, Underload),
-    Command.SI: (WeightReply, Busy, Overload, Underload),
-    Command.SIR: (WeightReply, Busy, Overload, Underload),
+    Command.S: (WeightReply, UnsupportedUnit, Busy, Overload, Underload),
+    Command.SI: (WeightReply, UnsupportedUnit, Busy, Overload, Underload),
+    Command.SIR: (WeightReply, UnsupportedUnit, Busy, Overload, Underload),
     Command.Z: (ZeroReply,),
     Command.ZI: (ZeroReply,),
-    Command.T: (TareReply,),
-    Command.TA: (TareReply,),
+    Command.T: (TareReply, UnsupportedUnit),
+    Command.TA: (TareReply, UnsupportedUnit),
     Command.TAC: (TareReply,),
+    Command.I4: (ResetReply, Busy),
     Command.RESET: (ResetReply,),
 }
 _REPLY_IDS: Final[dict[Command, frozenset[str]]] = {
@@ -419,23 +489,58 @@ _REPLY_IDS: Final[dict[Command, frozenset[str]]] = {
     Command.T: frozenset({"T"}),
     Command.TA: frozenset({"TA"}),
     Command.TAC: frozenset({"TAC"}),
+    Command.I4: frozenset({"I4"}),
     Command.RESET: frozenset(),
 }
 
 
+def _from_i4(reply: Reply) -> bool:
+    """Only I4 (and @) answer with these: a reply that can be nothing but the marker's."""
+    return isinstance(reply, ResetReply) or getattr(reply, "command", None) == "I4"
+
+
+def _error_line(reply: Reply) -> bool:
+    """ES, ET or a bare EL: the answer to whatever command the balance took it for."""
+    return isinstance(reply, ErrorReply) and reply.command is None
+
+
 class MtSicsClient:
-    """The host side: refuses to pipeline, and pairs each reply with the command that asked for it.
+    """The host side: refuses to pipeline, pairs each reply with the command that asked for it, and
+    never lets a late reply answer a later command.
 
     `send()` returns the bytes to write and raises MtSicsProtocolError while a command is
     outstanding — except @, which MT-SICS allows at any time (it is how SIR is stopped). Replies
     from `next_event()` carry the outstanding command's name (an `S D` after SI says "SI"). SIR stays
-    outstanding through its stream until @ is answered. `abandon()` gives up on a silent balance.
+    outstanding through its stream until @ is answered.
+
+    Why a marker: MT-SICS replies carry no request id, and `S S 5.000 kg` answers any weight
+    request. A balance answers in the order it was asked, so after a command was given up on
+    (`abandon()`: no reply in time, or the caller went away) the client is out of step: `send()`
+    refuses until `resync()` has sent I4 (the serial number: level 0, no side effect, and an answer
+    no other command gives) and its answer came back as `InStep`. Everything before that answer
+    comes out as `Late` — the abandoned reply, however late — and nothing after it can be. A client
+    built with `in_step=False` starts that way (a new session: a reply to the session before may be
+    on its way).
+
+    Markers are alike, so the client counts the answers still owed to markers of an earlier
+    episode (sent before the one that was answered, answered by nobody yet): they arrive before the
+    answer to any command sent after that episode, and are dropped as Late, never taken for the
+    current marker's. A device that does not know I4 answers ES, which could as well be the
+    abandoned command's answer: then every marker's answer is counted as owed, and an error line
+    that answers a command while one may be owed is returned (the error is reported) but puts the
+    client out of step again — a weight still owed then comes out Late. A non-error answer to a
+    command shows that nothing is owed before it. Counting too many (a marker the balance never
+    received) only costs another resync; too few never happens.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_step: bool = True) -> None:
         self.parser = MtSicsParser()
         self.outstanding: Command | None = None
+        self.in_step = in_step
         self.unsolicited = 0
+        self.late = 0  # Late events
+        self._markers = 0  # I4s sent since the client fell out of step
+        self._owed = 0  # answers that earlier markers may still get
 
     def send(self, command: Command | str, preset: tuple[Decimal, str] | None = None) -> bytes:
         data = encode(command, preset)
@@ -444,11 +549,26 @@ class MtSicsClient:
             raise MtSicsProtocolError(
                 f"cannot send {cmd.value} while {self.outstanding.value} is outstanding (no pipelining)"
             )
+        if not self.in_step and cmd is not Command.RESET:
+            raise MtSicsProtocolError(f"cannot send {cmd.value}: a late reply may still come (resync first)")
         self.outstanding = cmd
         return data
 
+    def resync(self) -> bytes:
+        """The I4 to send to find the client's place again (nothing outstanding)."""
+        if self.outstanding is not None:
+            raise MtSicsProtocolError(f"cannot resync while {self.outstanding.value} is outstanding")
+        if self.in_step:
+            self.in_step, self._markers = False, 0
+        self._markers += 1
+        self.outstanding = Command.I4
+        return encode(Command.I4)
+
     def abandon(self) -> None:
-        """The reply did not come: forget the command and any half-received line."""
+        """The reply did not come (in time, or for a caller that went away): forget the command and
+        any half-received line. Its reply may still come, so the client is out of step."""
+        if self.outstanding is not None and self.in_step:
+            self.in_step, self._markers = False, 0
         self.outstanding = None
         self.parser.clear()
 
@@ -459,15 +579,41 @@ class MtSicsClient:
         event = self.parser.next_event()
         if event is NEED_DATA or isinstance(event, Unparsed):
             return event
+        if not self.in_step:
+            return self._out_of_step(event)
         cmd = self.outstanding
+        if _from_i4(event) and cmd not in (Command.I4, Command.RESET):
+            self._owed = max(0, self._owed - 1)  # the answer to an I4 given up on
+            self.late += 1
+            return Late(event)
         if cmd is None or not self._answers(cmd, event):
             self.unsolicited += 1
             return Unsolicited(event)
-        if isinstance(event, WeightReply | Busy | Overload | Underload):
+        if isinstance(event, WeightReply | UnsupportedUnit | Busy | Overload | Underload):
             event = replace(event, command=cmd.value)
+        if self._owed and _error_line(event):
+            # perhaps a marker's answer, owed: this command's own answer may still come
+            self._owed -= 1
+            self.in_step, self.outstanding, self._markers = False, None, 0
+            return event
+        self._owed = 0  # in order: whatever was owed before this answer has come (or never will)
         if not (cmd is Command.SIR and isinstance(event, WeightReply)):
             self.outstanding = None
         return event
+
+    def _out_of_step(self, event: Reply) -> Late | InStep:
+        tagged = _from_i4(event)
+        if tagged or (self.outstanding is Command.I4 and _error_line(event)):
+            if self._owed:
+                self._owed -= 1  # an earlier episode's marker (or the abandoned command's error)
+            else:
+                # this episode's marker (or, for an error line, maybe the abandoned command's): every
+                # earlier reply has come; this episode's other markers may still be answered
+                self.in_step, self.outstanding = True, None
+                self._owed, self._markers = self._markers - (1 if tagged else 0), 0
+                return InStep(event)
+        self.late += 1
+        return Late(event)
 
     @staticmethod
     def _answers(cmd: Command, reply: Reply) -> bool:

@@ -1,8 +1,12 @@
 """Toledo scale protocols, sans-I/O: the 8217 request/reply protocol and the continuous output.
 
 Why two parsers in one module: both frame on STX … CR, resynchronise on the next STX after
-garbage, and share the 7-bit status-byte conventions (the top bit may be a parity bit when a 7E1
-line is read as 8N1, so it is masked off). Neither parser raises on input: garbage becomes a
+garbage, and share the 7-bit conventions. Both formats are 7-bit ASCII, and Toledo indicators often
+talk 7E1: read by a port opened 8N1, every byte — STX, digits, CR, not only the status bytes —
+carries the parity bit in bit 7. Frames are found and decoded with bit 7 masked off, and taken when
+bit 7 is clear throughout or consistently one parity (`parity.bit7`); `parser.parity` then says
+which, so the driver can tell the operator. (Bit 7 set on status bytes alone is masked, as it always
+was.) Neither parser raises on input: garbage becomes a
 `Garbage` event and is counted; `ToledoProtocolError` is raised only for local misuse (encoding a
 weight the format cannot carry). Results never depend on how the stream was split into chunks: a
 run of garbage is reported when the next STX ends it (or in pieces of MAX_GARBAGE bytes).
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Final, Literal
+
+from devices.protocols import parity
 
 STX: Final = 0x02
 CR: Final = 0x0D
@@ -62,24 +68,47 @@ class Garbage:
 
 
 class _Framer:
-    """A byte buffer with a read position: compacted on receive, never per frame (cheap streams)."""
+    """A byte buffer with a read position: compacted on receive, never per frame (cheap streams).
+
+    `_buf` holds the received bytes with bit 7 masked off (frames are found and decoded there),
+    `_raw` the same bytes as received (bit 7 is judged, and garbage reported, there)."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._raw = bytearray()
         self._pos = 0
         self.garbage = 0  # Garbage events reported
         self.frames = 0  # good frames
+        self.parity: parity.BitParity | None = None  # in bit 7 of the last frame returned
 
     def receive_data(self, data: bytes) -> None:
         if self._pos:
             del self._buf[: self._pos]
+            del self._raw[: self._pos]
             self._pos = 0
-        self._buf += data
+        self._buf += data.translate(parity.MASK7)
+        self._raw += data
 
     def clear(self) -> None:
         """Forget buffered bytes (after a timeout, so a late half-reply cannot pair with the next)."""
         self._buf.clear()
+        self._raw.clear()
         self._pos = 0
+
+    def _bit7(self, start: int, end: int, status: tuple[int, ...]) -> parity.Seen:
+        """How bit 7 is used in the frame at [start, end); False if it follows no rule. Bit 7 set on
+        the `status` positions alone (relative to start) is masked, as it always was."""
+        raw = bytes(self._raw[start:end])
+        seen = parity.bit7(raw)
+        if seen is False:
+            rest = bytes(b for i, b in enumerate(raw) if i not in status)
+            if parity.bit7(rest) is None:
+                return None
+        return seen
+
+    def _garbage(self, start: int, end: int) -> Garbage:
+        self.garbage += 1
+        return Garbage(bytes(self._raw[start:end]))
 
     def _garbage_before_stx(self) -> Garbage | NeedData | None:
         """Skip to the next STX. Returns Garbage for a reportable run, None when positioned on an
@@ -97,12 +126,10 @@ class _Framer:
             elif stx == -1:
                 self._pos = pos
                 return NEED_DATA
-            run = bytes(buf[pos:end])
-            pos = end
-            if not _WHITESPACE.issuperset(run):
+            start, pos = pos, end
+            if not _WHITESPACE.issuperset(buf[start:end]):
                 self._pos = pos
-                self.garbage += 1
-                return Garbage(run)
+                return self._garbage(start, end)
 
 
 # --- 8217 -----------------------------------------------------------------------------------------
@@ -211,19 +238,20 @@ class Toledo8217Parser(_Framer):
             cr, stx = window.find(b"\r"), window.find(b"\x02")
             if cr != -1 and (stx == -1 or cr < stx):
                 self._pos = pos + 2 + cr
-                reply = parse_8217_body(bytes(window[:cr]))
+                body = bytes(window[:cr])
+                seen = self._bit7(pos, self._pos, (2,) if body[:1] == b"?" else ())
+                reply = parse_8217_body(body) if seen is not False else None
                 if reply is not None:
                     self.frames += 1
+                    self.parity = seen or None
                     return reply
-                self.garbage += 1
-                return Garbage(bytes(buf[pos : self._pos]))
+                return self._garbage(pos, self._pos)
             if stx == -1 and len(window) <= MAX_8217_BODY:
                 return NEED_DATA  # a frame still arriving
             # a new STX before the CR, or no CR where one must be: the frame is broken
             end = pos + 1 + (stx if stx != -1 else len(window))
             self._pos = end
-            self.garbage += 1
-            return Garbage(bytes(buf[pos:end]))
+            return self._garbage(pos, end)
 
 
 # --- continuous output ----------------------------------------------------------------------------
@@ -385,7 +413,7 @@ class ToledoContinuousParser(_Framer):
         expected, self._after_frame = self._after_frame, None
         if buf[pos] == STX and expected != STX:
             self._vote(False)
-        elif buf[pos] & 0x7F == expected and buf[pos] != STX:
+        elif buf[pos] == expected and buf[pos] != STX:
             self._pos = pos + 1
             self._vote(True)
         else:
@@ -407,17 +435,19 @@ class ToledoContinuousParser(_Framer):
             # wait for a whole frame — unless a CR or STX inside shows it can't be one
             return NEED_DATA if self._may_be_frame(pos) else self._false_stx(pos)
         frame = bytes(buf[pos : pos + CONTINUOUS_LEN])
-        verified = bool(self.checksum) and buf[pos + CONTINUOUS_LEN] & 0x7F == continuous_checksum(frame)
+        verified = bool(self.checksum) and buf[pos + CONTINUOUS_LEN] == continuous_checksum(frame)
         decoded = decode_continuous(frame, True if verified else None)
-        if decoded is None:
+        seen = self._bit7(pos, pos + size, (1, 2, 3, CONTINUOUS_LEN))
+        if decoded is None or seen is False:
             return self._false_stx(pos)
         self._pos = pos + size
         if self.checksum and not verified:
             self.checksum_errors += 1
-            return ChecksumError(bytes(buf[pos : pos + size]))
+            return ChecksumError(bytes(self._raw[pos : pos + size]))
         if self.checksum is None:
             self._after_frame = continuous_checksum(frame)
         self.frames += 1
+        self.parity = seen or None
         return decoded
 
     def _may_be_frame(self, pos: int) -> bool:
@@ -437,5 +467,4 @@ class ToledoContinuousParser(_Framer):
             nxt = pos + MAX_GARBAGE
         end = min(nxt, pos + MAX_GARBAGE)
         self._pos = end
-        self.garbage += 1
-        return Garbage(bytes(self._buf[pos:end]))
+        return self._garbage(pos, end)

@@ -7,6 +7,11 @@ what has arrived, with no thread and no GIL hand-over per chunk. Any other kind 
 worker thread, `in_waiting or 1` bytes at a time with a short timeout, never line by line (pyserial's
 readline reads one byte at a time). A lost device (USB unplugged, pty closed, socket dropped)
 surfaces as `DeviceError` from `read()`. This module is a pipe only: no framing.
+
+A port that cannot be opened or configured is a `DeviceError` naming the port and what failed —
+whatever pyserial raised (it lets termios.error from tcsetattr, and OverflowError for a baud rate
+the kernel cannot take, through unwrapped), and "not a serial port (regular file)" when the path is
+not a character device, which is what pyserial's "Inappropriate ioctl" means.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import stat
+import termios
 import threading
 from typing import Literal
 
@@ -34,6 +41,32 @@ def _nonblocking_fd(port: serial.SerialBase) -> int | None:
         return fd if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK else None
     except OSError:
         return None
+
+
+_NOT_CHARACTER_DEVICES = (
+    (stat.S_ISREG, "regular file"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def _not_a_serial_port(url: str, exc: BaseException) -> str | None:
+    """What `url` is instead, if it is a local path to something that cannot be a serial port."""
+    if "://" in url:
+        return None
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return None
+    for test, kind in _NOT_CHARACTER_DEVICES:
+        if test(mode):
+            return kind
+    text = str(exc)
+    if "Inappropriate ioctl" in text or "(25," in text:  # ENOTTY: a character device, not a tty
+        return "not a tty"
+    return None
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
@@ -75,8 +108,8 @@ class SerialPort:
             self._port = await asyncio.to_thread(
                 serial.serial_for_url, self.url, timeout=self._read_timeout, **self._settings
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"cannot open {self.url}: {exc}") from exc
+        except Exception as exc:  # termios.error and OverflowError too: pyserial lets them through
+            raise DeviceError(self._cannot(exc)) from exc
         self._fd = _nonblocking_fd(self._port)
         if self._fd is not None:
             self._loop = loop
@@ -87,6 +120,22 @@ class SerialPort:
             target=self._reader, args=(loop,), name=f"serial:{self.url}", daemon=True
         )
         self._thread.start()
+
+    def _cannot(self, exc: Exception) -> str:
+        """Why the port did not open: the port, what failed, and what was asked of it."""
+        kind = _not_a_serial_port(self.url, exc)
+        opened = not (isinstance(exc, serial.SerialException) and "could not open port" in str(exc))
+        verb = "configure" if opened else "open"
+        if kind is not None:
+            return f"cannot {verb} {self.url}: not a serial port ({kind}): {exc}"
+        if not opened:
+            return f"cannot open {self.url}: {exc}"
+        what = str(exc) or type(exc).__name__
+        if isinstance(exc, OverflowError | TypeError):
+            what = f"{type(exc).__name__}: {what}"
+        settings = self._settings
+        framing = f"{settings['bytesize']}{settings['parity']}{settings['stopbits']:g}"
+        return f"cannot configure {self.url}: {what} (asked {framing} at {settings['baudrate']} baud)"
 
     def _on_readable(self, fd: int) -> None:
         """The loop saw the local port readable: take what is there (a chunk, never a line)."""
@@ -113,7 +162,7 @@ class SerialPort:
         while not self._stop.is_set():
             try:
                 chunk = port.read(port.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            except (serial.SerialException, OSError, termios.error, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's fd went away under a concurrent close
                 if not self._stop.is_set():
                     loop.call_soon_threadsafe(self._queue.put_nowait, DeviceError(f"{self.url}: {exc}"))
@@ -160,7 +209,8 @@ class SerialPort:
             tail.add_done_callback(_retrieved)  # a write whose caller was cancelled may still fail
             try:
                 await asyncio.shield(tail)  # a cancelled caller leaves the bytes going out, in order
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            except (serial.SerialException, OSError, termios.error, TypeError, AttributeError) as exc:
+                # termios.error: flush() is tcdrain, which pyserial does not wrap either
                 # TypeError/AttributeError: pyserial's fd went away under a concurrent close
                 raise DeviceError(f"{self.url}: write failed: {exc}") from exc
 

@@ -4,18 +4,23 @@ one byte at a time and with trailing data; fuzzed garbage; exact round trips."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devices.protocols import parity
 from devices.protocols.mt_sics import (
     KG_PER_UNIT,
     MAX_LINE,
     NEED_DATA,
+    OTHER_UNITS,
     Busy,
     Command,
+    InStep,
+    Late,
     LogicalErrorReply,
     MtSicsClient,
     MtSicsParser,
@@ -30,6 +35,7 @@ from devices.protocols.mt_sics import (
     Underload,
     Unparsed,
     Unsolicited,
+    UnsupportedUnit,
     WeightReply,
     ZeroReply,
     encode,
@@ -148,6 +154,27 @@ def test_units_convert_to_kg_exactly(line: bytes, kg: str) -> None:
     assert isinstance(reply.kg, Decimal)
 
 
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        (b"S S     11.023 ct", UnsupportedUnit("S", "S", Decimal("11.023"), "ct")),
+        (b"S D         12 PCS", UnsupportedUnit("S", "D", Decimal(12), "PCS")),
+        (b"S S      -  2.5 %", UnsupportedUnit("S", "S", Decimal("-2.5"), "%")),
+        (b"T S      5.000 ozt", UnsupportedUnit("T", "S", Decimal("5.000"), "ozt")),
+        (b"TA A     -1.5 N", UnsupportedUnit("TA", "A", Decimal("-1.5"), "N")),
+    ],
+)
+def test_units_a_balance_shows_but_not_in_kg_are_named(line: bytes, reply: UnsupportedUnit) -> None:
+    """Not Unparsed (which reads as noise, and then as a silent balance): the answer, in a unit
+    with no kg value here. A unit no balance has ("stone") stays garbage."""
+    assert parse_line(line) == reply
+    client = MtSicsClient()
+    client.send(Command.SI if reply.command == "S" else Command(reply.command))
+    assert client_events(client, line + b"\r\n") == [
+        replace(reply, command="SI") if reply.command == "S" else reply
+    ]
+
+
 def test_bare_lf_and_blank_lines() -> None:
     assert feed([b"\r\n\n   \r\nS S 1 kg\nZ A\r\n"]) == [
         WeightReply("S", "S", Decimal(1), "kg"),
@@ -248,6 +275,13 @@ REPLIES: st.SearchStrategy[Reply] = st.one_of(
     st.builds(TareReply, st.sampled_from(["T", "TA", "TAC"]), st.sampled_from(["I", "+", "-"])),
     st.just(TareReply("TAC", "A")),
     st.builds(ResetReply, _SERIALS),
+    st.builds(
+        UnsupportedUnit,
+        st.sampled_from(["S", "T", "TA"]),
+        st.sampled_from(["S", "D"]),
+        st.decimals(min_value=-9999, max_value=9999, places=3, allow_nan=False, allow_infinity=False),
+        st.sampled_from(sorted(OTHER_UNITS)),
+    ).filter(lambda r: r.command == "S" or r.status == {"T": "S", "TA": "A"}.get(r.command)),
 )
 
 
@@ -384,5 +418,197 @@ def test_client_abandon_forgets_the_command_and_a_half_line() -> None:
     client.send(Command.SI)
     assert client_events(client, b"S S   1") == []
     client.abandon()
+    assert client.resync() == b"I4\r\n"
+    assert client_events(client, b'I4 A "B1"\r\n') == [InStep(ResetReply("B1"))]
     client.send(Command.SI)
     assert client_events(client, b"S S 2 kg\r\n") == [WeightReply("SI", "S", Decimal(2), "kg")]
+
+
+# --- the client after a timeout: out of step until I4 is answered ---------------------------------
+
+
+def test_client_out_of_step_drops_every_line_before_the_i4_answer() -> None:
+    client = MtSicsClient()
+    client.send(Command.SI)
+    client.abandon()  # no reply in time: "S S 5.000 kg" may still come
+    assert not client.in_step
+    with pytest.raises(MtSicsProtocolError, match="resync"):
+        client.send(Command.SI)
+    client.resync()
+    late = WeightReply("S", "S", Decimal("5.000"), "kg")
+    assert client_events(client, b'S S      5.000 kg\r\nI4 A "B1"\r\n') == [
+        Late(late),
+        InStep(ResetReply("B1")),
+    ]
+    assert client.in_step and client.outstanding is None and client.late == 1
+    client.send(Command.SI)
+    nine = WeightReply("SI", "S", Decimal("9.000"), "kg")
+    assert client_events(client, b"S S      9.000 kg\r\n") == [nine]
+
+
+def test_client_starts_out_of_step_when_told() -> None:
+    client = MtSicsClient(in_step=False)
+    with pytest.raises(MtSicsProtocolError):
+        client.send(Command.T)
+    client.resync()
+    assert client_events(client, b"T S 1 kg\r\nI4 I\r\n") == [
+        Late(TareReply("T", "S", Decimal(1), "kg")),
+        InStep(Busy("I4")),
+    ]
+
+
+def test_client_an_unanswered_i4_answered_later_is_late_not_noise() -> None:
+    client = MtSicsClient(in_step=False)
+    client.resync()
+    client.abandon()  # the I4 was not answered in time either
+    client.resync()
+    assert client_events(client, b'I4 A "B1"\r\n') == [InStep(ResetReply("B1"))]  # the first I4's answer
+    client.send(Command.S)
+    assert client_events(client, b'I4 A "B1"\r\nS S 3 kg\r\n') == [
+        Late(ResetReply("B1")),  # the second I4's
+        WeightReply("S", "S", Decimal(3), "kg"),
+    ]
+    assert client.unsolicited == 0
+
+
+def test_client_an_error_line_answers_the_i4() -> None:
+    """A balance that does not know I4 says ES; in order, so the line is in step after it."""
+    client = MtSicsClient(in_step=False)
+    client.resync()
+    assert client_events(client, b"S S 5 kg\r\nES\r\n") == [
+        Late(WeightReply("S", "S", Decimal(5), "kg")),
+        InStep(SyntaxErrorReply()),
+    ]
+    client.send(Command.SI)
+    assert client_events(client, b"S D 6 kg\r\n") == [WeightReply("SI", "D", Decimal(6), "kg")]
+
+
+def test_client_abandon_with_nothing_outstanding_stays_in_step() -> None:
+    client = MtSicsClient()
+    client.abandon()
+    assert client.in_step
+    with pytest.raises(MtSicsProtocolError):
+        client.send(Command.SI)
+        client.resync()  # not while SI is outstanding
+
+
+def test_client_after_an_error_line_put_it_in_step_the_next_error_line_puts_it_out() -> None:
+    """The device answers I4 with ES: the ES that put the client in step may have been the abandoned
+    command's, and the marker's own ES still owed. It then looks like the next command's answer, and
+    that command's weight comes after it: out of step again, the weight comes out Late."""
+    client = MtSicsClient()
+    client.send(Command.SI)
+    client.abandon()
+    client.resync()
+    assert client_events(client, b"ES\r\n") == [InStep(SyntaxErrorReply())]  # SI's answer, in fact
+    client.send(Command.SI)
+    assert client_events(client, b"ES\r\n") == [SyntaxErrorReply()]  # the I4's, in fact: reported
+    assert not client.in_step
+    client.resync()
+    assert client_events(client, b"S S 5 kg\r\nES\r\n") == [
+        Late(WeightReply("S", "S", Decimal(5), "kg")),  # the second SI's
+        InStep(SyntaxErrorReply()),
+    ]
+    client.send(Command.SI)
+    assert client_events(client, b"S S 6 kg\r\n") == [WeightReply("SI", "S", Decimal(6), "kg")]
+    client.send(Command.SI)
+    assert client_events(client, b"ES\r\n") == [SyntaxErrorReply()]  # a weight came in between
+    assert client.in_step
+
+
+@given(st.data())
+def test_client_never_pairs_a_reply_with_a_later_command(data: st.DataObject) -> None:
+    """A balance that answers in order, drops some commands, answers some with ES and others late
+    (several exchanges later, or never): whatever the pattern, a weight the client gives as the
+    answer to a command is that command's weight. Each request is answered with its own number; the
+    balance answers I4 with its serial number, busy, or (not knowing I4) ES."""
+    client = MtSicsClient(in_step=False)
+    i4 = data.draw(st.sampled_from([b'I4 A "B1"\r\n', b"I4 I\r\n", b"ES\r\n"]), label="I4 answer")
+    owed: list[bytes] = []  # answers the balance has yet to send, in order
+    asked = 0
+    for _ in range(data.draw(st.integers(1, 25), label="exchanges")):
+        if client.in_step:
+            asked += 1
+            command = data.draw(st.sampled_from([Command.SI, Command.S, Command.T]))
+            client.send(command)
+            answer = (b"T S %d kg\r\n" if command is Command.T else b"S S %d kg\r\n") % asked
+            if data.draw(st.integers(0, 4), label="ES") == 0:
+                answer = b"ES\r\n"
+        else:
+            client.resync()
+            answer = i4
+        if not data.draw(st.booleans(), label="lost"):
+            owed.append(answer)
+        arrived = data.draw(st.integers(0, len(owed)), label="arrived")
+        stream, owed = b"".join(owed[:arrived]), owed[arrived:]
+        cut = data.draw(st.integers(0, len(stream)), label="cut")
+        events = client_events(client, stream[:cut]) + client_events(client, stream[cut:])
+        for event in events:
+            if isinstance(event, WeightReply | TareReply):
+                assert event.value == asked  # never an earlier request's
+            if isinstance(event, Unsolicited):
+                assert _is_error(event.reply)  # a leftover ES at worst, never a weight
+            assert not isinstance(event, Unparsed)
+        if client.outstanding is not None:
+            client.abandon()  # its time ran out
+
+
+def _is_error(reply: Reply) -> bool:
+    return isinstance(reply, SyntaxErrorReply | TransmissionErrorReply | LogicalErrorReply)
+
+
+# --- a 7-bit balance read by an 8-bit port: the parity bit in bit 7 of every byte ------------------
+
+
+def test_parity_in_bit_7_in_every_chunking() -> None:
+    for kind in ("E", "O", "M"):
+        wire = parity.add(STREAM, kind)  # type: ignore[arg-type]
+        for i in range(len(wire) + 1):
+            parser = MtSicsParser()
+            events, seen = [], []
+            for chunk in (wire[:i], wire[i:]):
+                parser.receive_data(chunk)
+                while (event := parser.next_event()) is not NEED_DATA:
+                    events.append(event)
+                    seen.append(parser.parity)
+            assert events == EXPECTED, (kind, i)
+            assert seen == [kind] * len(EXPECTED)
+
+
+@given(st.lists(REPLIES, min_size=1, max_size=10), st.sampled_from(["E", "O", "M"]), st.data())
+def test_replies_with_parity_in_bit_7_decode_the_same(
+    replies: list[Reply], kind: str, data: st.DataObject
+) -> None:
+    """Whole or split anywhere, a 7E1/7O1/7M1 balance's bytes read as 8 bits give the same replies,
+    and the parser says which parity it found."""
+    wire = parity.add(b"".join(encode_reply(r) for r in replies), kind)  # type: ignore[arg-type]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+    parser = MtSicsParser()
+    events, seen = [], []
+    for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        parser.receive_data(wire[a:b])
+        while (event := parser.next_event()) is not NEED_DATA:
+            events.append(event)
+            seen.append(parser.parity)
+    assert events == replies
+    assert seen == [kind] * len(replies)
+
+
+@given(st.lists(REPLIES, min_size=1, max_size=8), st.sampled_from([None, "E", "O", "M"]), st.data())
+def test_a_flipped_bit_7_never_changes_a_reply(
+    replies: list[Reply], kind: str | None, data: st.DataObject
+) -> None:
+    """Noise that flips bit 7 of one byte, on an 8N1 line or a 7-bit one read as 8 bits: the line
+    it hits is lost (Unparsed) or decodes to what was sent — never to another reply."""
+    stream = b"".join(encode_reply(r) for r in replies)
+    wire = bytearray(parity.add(stream, kind) if kind else stream)  # type: ignore[arg-type]
+    wire[data.draw(st.integers(0, len(wire) - 1))] ^= 0x80
+    parsed = [e for e in feed([bytes(wire)]) if not isinstance(e, Unparsed)]
+    it = iter(replies)
+    assert all(any(p == r for r in it) for p in parsed)
+    assert len(parsed) >= len(replies) - 1
+
+
+def test_bit_7_that_follows_no_parity_is_unparsed() -> None:
+    line = parity.add(b"S S      5.000 kg", "E")[:-1] + b"g"  # one byte without its parity bit
+    assert feed([line + parity.add(b"\r\n", "E")]) == [Unparsed(line)]

@@ -306,7 +306,10 @@ async def test_mt_sics_against_a_hand_answered_socat_pair(tmp_path: Path) -> Non
             with contextlib.suppress(BlockingIOError):
                 for line in os.read(peer, 256).split(b"\r\n")[:-1]:
                     asked.append(line)
-                    os.write(peer, next(answers, b"S S      3.105 kg\r\n"))
+                    if line == b"I4":  # the serial number: what the driver asks to find its place
+                        os.write(peer, b'I4 A "B021234567"\r\n')
+                    else:
+                        os.write(peer, next(answers, b"S S      3.105 kg\r\n"))
 
         asyncio.get_running_loop().add_reader(peer, answer)
         driver = ScaleDriver("hand", fast_config("mt-sics", str(a)))
@@ -314,7 +317,7 @@ async def test_mt_sics_against_a_hand_answered_socat_pair(tmp_path: Path) -> Non
         try:
             reading = await driver.wait_stable(BOUND)
             assert reading is not None and reading.kg == Decimal("3.105") and reading.stable
-            assert asked[:2] == [b"SI", b"SI"]
+            assert asked[:3] == [b"I4", b"SI", b"SI"]  # a session starts by finding its place
             assert driver.health.state == State.UP
         finally:
             task.cancel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,55 @@ def test_unplugged_port_fails_reads_and_writes_with_device_error() -> None:
             await port.write(b"SI\r\n")
 
     asyncio.run(scenario())
+
+
+# --- a port that cannot be opened or configured is named, with what failed -------------------------
+
+
+def test_a_port_that_cannot_be_configured_is_named() -> None:
+    """A Linux pty refuses a second 7E1 configuration: pyserial's tcsetattr raises termios.error
+    (EINVAL), which pyserial does not wrap. The error names the port, what failed and what was
+    asked, as a DeviceError (the supervisor's reason)."""
+
+    async def scenario() -> None:
+        pair = PtyPair.open()
+        try:
+            async with SerialPort(pair.path, bytesize=7, parity="E"):
+                pass
+            with pytest.raises(DeviceError, match=rf"^cannot configure {pair.path}: .*Invalid argument.*7E1"):
+                await SerialPort(pair.path, bytesize=7, parity="E").open()
+        finally:
+            pair.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_baud_rate_the_port_cannot_take_is_named() -> None:
+    async def scenario() -> None:
+        pair = PtyPair.open()
+        try:
+            with pytest.raises(DeviceError, match=rf"^cannot configure {pair.path}: .*2147483648 baud"):
+                await SerialPort(pair.path, baudrate=2**31).open()  # pyserial: OverflowError
+        finally:
+            pair.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["regular file", "fifo", "directory"])
+def test_a_path_that_is_not_a_serial_port_is_named(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "scale0"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(DeviceError, match=rf"^cannot (open|configure) {path}: not a serial port \({kind}\)"):
+        asyncio.run(SerialPort(str(path)).open())
+
+
+def test_a_missing_device_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "ttyUSB9"
+    with pytest.raises(DeviceError, match=rf"^cannot open {path}: .*No such file"):
+        asyncio.run(SerialPort(str(path)).open())

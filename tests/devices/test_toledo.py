@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devices.protocols import parity
 from devices.protocols.toledo import (
     LB_KG,
     NEED_DATA,
@@ -346,3 +347,110 @@ def test_continuous_near_misses_never_raise(pieces: list[bytes]) -> None:
     data = b"".join(pieces)
     events = feed(ToledoContinuousParser, [data])
     assert events == feed(ToledoContinuousParser, [data[i : i + 1] for i in range(len(data))])
+
+
+# --- 7-bit indicators read by 8-bit ports: the parity bit in bit 7 of every byte -------------------
+
+
+def feed_seen(make: Callable[[], Parser], chunks: Iterable[bytes]) -> tuple[list[Any], list[Any]]:
+    """Events, and the parity the parser found for each."""
+    parser = make()
+    events: list[Any] = []
+    seen: list[Any] = []
+    for chunk in chunks:
+        parser.receive_data(chunk)
+        while (event := parser.next_event()) is not NEED_DATA:
+            events.append(event)
+            seen.append(parser.parity)
+    return events, seen
+
+
+def test_8217_at_7e1_read_as_8n1_in_every_chunking() -> None:
+    data = b"".join(d for d, _ in S8217)
+    wire = parity.add(data, "E")
+    assert wire[0] == 0x82 and wire[data.index(b"\r")] == 0x8D  # STX and CR carry it too
+    all_chunkings(Toledo8217Parser, wire, [e for _, e in S8217])
+    assert feed_seen(Toledo8217Parser, [wire])[1] == ["E"] * len(S8217)
+
+
+@pytest.mark.parametrize("with_checksum", [False, True])
+def test_continuous_at_7e1_read_as_8n1_in_every_chunking(with_checksum: bool) -> None:
+    data, expected = frames(4, with_checksum=with_checksum)
+    wire = parity.add(data, "E")
+    all_chunkings(lambda: ToledoContinuousParser(checksum=with_checksum), wire, expected)
+    assert feed_seen(lambda: ToledoContinuousParser(checksum=with_checksum), [wire])[1] == ["E"] * 4
+
+
+_8217_REPLIES = st.one_of(
+    st.builds(
+        Weight8217,
+        st.decimals(min_value=-99999, max_value=999999, places=3, allow_nan=False),
+        st.booleans(),
+    ),
+    st.builds(Status8217, st.integers(0x40, 0x7F)),
+)
+
+
+@given(st.lists(_8217_REPLIES, min_size=1, max_size=8), st.sampled_from(["E", "O", "M"]), st.data())
+def test_8217_with_parity_in_bit_7_decodes_the_same(
+    replies: list[Any], kind: str, data: st.DataObject
+) -> None:
+    wire = parity.add(b"".join(encode_8217_reply(r) for r in replies), kind)  # type: ignore[arg-type]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+    events, seen = feed_seen(
+        Toledo8217Parser, [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    )
+    assert events == replies
+    assert all(s in (kind, None) for s in seen)  # None: no byte of that frame needed bit 7 set
+    if kind != "O":
+        assert seen == [kind] * len(replies)  # STX has one bit set: even and mark parity set bit 7
+
+
+@given(
+    st.lists(continuous_args(), min_size=1, max_size=5),
+    st.sampled_from(["E", "O", "M"]),
+    st.booleans(),
+    st.data(),
+)
+def test_continuous_with_parity_in_bit_7_decodes_the_same(
+    frame_args: list[dict[str, Any]], kind: str, with_checksum: bool, data: st.DataObject
+) -> None:
+    plain = b"".join(encode_continuous(**a, with_checksum=with_checksum) for a in frame_args)
+    wire = parity.add(plain, kind)  # type: ignore[arg-type]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=5)))
+    chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    make = lambda: ToledoContinuousParser(checksum=with_checksum)  # noqa: E731
+    events, seen = feed_seen(make, chunks)
+    assert events == feed(make, [plain])
+    assert all(s in (kind, None) for s in seen)
+    if kind != "O":
+        assert seen == [kind] * len(frame_args)
+
+
+@given(st.lists(continuous_args(), min_size=1, max_size=5), st.sampled_from([None, "E", "O", "M"]), st.data())
+def test_a_flipped_bit_7_never_changes_a_frame(
+    frame_args: list[dict[str, Any]], kind: str | None, data: st.DataObject
+) -> None:
+    """Noise flipping bit 7 of one byte: that frame is lost or decodes as sent, never as another."""
+    plain = b"".join(encode_continuous(**a) for a in frame_args)
+    wire = bytearray(parity.add(plain, kind) if kind else plain)  # type: ignore[arg-type]
+    wire[data.draw(st.integers(0, len(wire) - 1))] ^= 0x80
+    sent = feed(lambda: ToledoContinuousParser(checksum=False), [plain])
+    got = [
+        e
+        for e in feed(lambda: ToledoContinuousParser(checksum=False), [bytes(wire)])
+        if not isinstance(e, Garbage)
+    ]
+    it = iter(sent)
+    assert all(any(g == s for s in it) for g in got)
+    assert len(got) >= len(sent) - 1
+
+
+def test_bit_7_that_follows_no_parity_is_garbage() -> None:
+    good = parity.add(EXAMPLE, "E")
+    bad = bytearray(good)
+    bad[6] ^= 0x80  # one digit without its parity bit: a corrupted byte, not a 7E1 frame
+    assert feed(lambda: ToledoContinuousParser(checksum=False), [bytes(bad) + good]) == [
+        Garbage(bytes(bad)),
+        decode_continuous(EXAMPLE),
+    ]
