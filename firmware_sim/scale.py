@@ -281,6 +281,7 @@ class ScaleSim:
             "TA": lambda: self._sics_ta(arg),
             "TAC": self._sics_tac,
             "@": self._sics_reset,
+            "I4": lambda: self._reply(sics.ResetReply(self.serial)),  # serial number, no side effect
         }.get(word)
         if handler is None or (arg and word != "TA"):
             self._reply(sics.SyntaxErrorReply())
