@@ -595,6 +595,16 @@ def officer_action(
         rows = cstore.find(conn, invt_no=invt_no)
         if not rows:
             raise LookupError(f"no inventory {invt_no}")
+        mode = platform.settings.mode.value
+        if action not in lifecycle.OFFICER_ACTIONS[mode]:
+            if mode == ClearanceMode.CUSTOMS:
+                why = (
+                    "in customs mode every status comes from customs receipts (CEB622), none from an officer"
+                )
+            else:
+                allowed = ", ".join(sorted(lifecycle.OFFICER_ACTIONS[mode]))
+                why = f"not an officer's action in {mode} mode (an officer may: {allowed})"
+            raise IllegalTransition(rows[0].status, action, why)
         batch = _Batch(conn=conn, platform=platform, now=now, actor=actor, parks={})
         _move(batch, rows[0], None, action, info or action, code=code)
         dstore.add_receipts(

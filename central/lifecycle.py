@@ -105,6 +105,25 @@ BLOCKED_WHEN_CANCELLED: Final = frozenset({_A.value, _M.value, _V.value, _I.valu
 """Statuses a cancelled or returned record may not move to: every step towards release. Reject,
 detain and return shipment stay possible."""
 
+OFFICER_ACTIONS: Final[dict[str, frozenset[str]]] = {
+    # central plays customs: the review and the release are its own steps (simulated, never an
+    # officer's); an officer selects for inspection, records its outcome, refuses, or closes
+    "simulate": frozenset(
+        {
+            Action.MANUAL_REVIEW.value,
+            Action.SELECT_INSPECTION.value,
+            Action.INSPECTION_RELEASE.value,
+            Action.INSPECTION_DETAIN.value,
+            Action.INSPECTION_RETURN.value,
+            Action.REJECT.value,
+            Action.CLOSE.value,
+        }
+    ),
+    # real customs decides: every status comes from its receipts (CEB622), none from an officer here
+    "customs": frozenset(),
+}
+"""Per clearance mode, the actions an officer may record through the API (`officer_action`)."""
+
 _CODED_ACTIONS: Final = frozenset({Action.INSPECTION_DETAIN.value, Action.CUSTOMS_RECEIPT.value})
 
 

@@ -162,7 +162,11 @@ def lookup(
 
 
 class ActionIn(BaseModel):
-    action: Action = Field(description="e.g. inspection_release, inspection_detain, inspection_return")
+    action: Action = Field(
+        description="simulate mode: manual_review, select_inspection, inspection_release, inspection_detain,"
+        " inspection_return, reject or close (the review and the release are the simulated customs' own);"
+        " customs mode: none, every status comes from customs receipts (CEB622): 409"
+    )
     code: str | None = Field(None, pattern=r"^\d{3}$", description="501..599 for inspection_detain")
     info: str = Field("", max_length=1000, description="the officer's note, goes into returnInfo")
 
@@ -170,7 +174,7 @@ class ActionIn(BaseModel):
 @router.post(
     "/{invtNo}/actions",
     response_model=StatusChange,
-    summary="Record an officer's decision: inspection outcome, review, close",
+    summary="Record an officer's decision: inspection outcome, selection, refusal, close (simulate mode)",
     responses=responses(400, *AUTH, 404, 409),
 )
 def post_action(platform: PlatformDep, token: Officer, invtNo: str, body: ActionIn) -> StatusChange:
