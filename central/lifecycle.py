@@ -194,6 +194,22 @@ def _receipt_target(current: str | None, code: str) -> str:
     raise IllegalTransition(current, Action.CUSTOMS_RECEIPT, f"status {code} does not follow {current}")
 
 
+def reachable(current: str | None, code: str) -> bool:
+    """Can the record at `current` get to status `code` in some number of table steps? A customs
+    receipt that does not follow the current status yet but is reachable was overtaken by one it
+    follows (it waits for it); one that is not reachable never applies."""
+    goal, seen, frontier = group(code), {group(current)}, [group(current)]
+    while frontier:
+        here = frontier.pop()
+        for (frm, _), to in TRANSITIONS.items():
+            if frm == here and to not in seen:
+                if to == goal:
+                    return True
+                seen.add(to)
+                frontier.append(to)
+    return False
+
+
 def allowed_actions(current: str | None, *, cancelled: bool = False) -> list[str]:
     """Actions (other than customs_receipt) legal from `current`, in table order: for UIs and 409s."""
     return [

@@ -207,3 +207,73 @@ def feed_point(db: Database, *, park_id: str, at: int) -> FeedPoint:
 def feed_head(db: Database, *, park_id: str) -> int:
     row = db.reader().execute("SELECT MAX(seq) FROM feed WHERE park_id = ?", (park_id,)).fetchone()
     return int(row[0] or 0)
+
+
+# --- customs receipts (CEB622) and what became of each ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomsReceiptRow:
+    id: int
+    clearance_id: str
+    guid: str
+    return_status: str
+    return_time: str
+    return_info: str
+    state: str  # applied, waiting, stale, refused
+    reason: str
+    received_at: str
+
+
+def add_customs_receipt(
+    conn: sqlite3.Connection,
+    *,
+    clearance_id: str,
+    guid: str,
+    return_status: str,
+    return_time: str,
+    return_info: str,
+    state: str,
+    reason: str,
+    now: str,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO customs_receipts (clearance_id, guid, return_status, return_time, return_info, state,"
+        " reason, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (clearance_id, guid, return_status, return_time, return_info, state, reason, now),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def set_customs_receipt_state(conn: sqlite3.Connection, receipt_id: int, *, state: str, reason: str) -> None:
+    conn.execute(
+        "UPDATE customs_receipts SET state = ?, reason = ? WHERE id = ?", (state, reason, receipt_id)
+    )
+
+
+def last_applied_receipt_time(conn: sqlite3.Connection, *, clearance_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT MAX(return_time) FROM customs_receipts WHERE clearance_id = ? AND state = 'applied'",
+        (clearance_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def waiting_receipts(conn: sqlite3.Connection, *, clearance_id: str) -> list[CustomsReceiptRow]:
+    rows = conn.execute(
+        "SELECT * FROM customs_receipts WHERE clearance_id = ? AND state = 'waiting'"
+        " ORDER BY return_time, id",
+        (clearance_id,),
+    ).fetchall()
+    return [CustomsReceiptRow(**dict(r)) for r in rows]
+
+
+def customs_receipts(db: Database, *, clearance_id: str) -> list[CustomsReceiptRow]:
+    rows = (
+        db.reader()
+        .execute(
+            "SELECT * FROM customs_receipts WHERE clearance_id = ? ORDER BY return_time, id", (clearance_id,)
+        )
+        .fetchall()
+    )
+    return [CustomsReceiptRow(**dict(r)) for r in rows]

@@ -278,10 +278,34 @@ def _v5_guids(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6_customs_receipts(db: sqlite_utils.Database) -> None:
+    """Each customs receipt (CEB622) taken, and what became of it: applied, waiting for the receipt
+    before it (it arrived first; applied when that one comes), stale (older than one applied) or
+    refused (with the reason). Receipts apply in returnTime order, whatever order they arrive in."""
+    conn = db.conn
+    conn.execute(
+        """CREATE TABLE customs_receipts (
+            id INTEGER PRIMARY KEY,
+            clearance_id TEXT NOT NULL,
+            guid TEXT NOT NULL,
+            return_status TEXT NOT NULL,
+            return_time TEXT NOT NULL,            -- yyyyMMddHHmmssfff, customs' own time
+            return_info TEXT NOT NULL,
+            state TEXT NOT NULL,                  -- applied, waiting, stale, refused
+            reason TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX customs_receipts_clearance ON customs_receipts (clearance_id, state, return_time)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
     ("0003_release_actuations", _v3_release_actuations),
     ("0004_feed_chain", _v4_feed_chain),
     ("0005_guids", _v5_guids),
+    ("0006_customs_receipts", _v6_customs_receipts),
 ]

@@ -50,6 +50,11 @@ class ClearanceDetail(BaseModel):
     comparison: list[dict[str, Any]] | None = Field(description="failed rules of the last comparison")
     risk: list[str] | None = Field(description="why it was selected for inspection")
     history: list[dict[str, Any]]
+    customs_receipts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="customs receipts (CEB622) taken for it, in returnTime order, each with its state:"
+        " applied, waiting (for the receipt it follows), stale or refused, and why",
+    )
 
 
 def _clearance(row: cstore.ClearanceRow) -> Clearance:
@@ -113,6 +118,17 @@ def _detail(platform: PlatformDep, row: cstore.ClearanceRow) -> ClearanceDetail:
         comparison=row.comparison,
         risk=row.risk,
         history=cstore.history(platform.db, clearance_id=row.clearance_id),
+        customs_receipts=[
+            {
+                "returnStatus": r.return_status,
+                "returnTime": r.return_time,
+                "returnInfo": r.return_info,
+                "state": r.state,
+                "reason": r.reason,
+                "received_at": r.received_at,
+            }
+            for r in cstore.customs_receipts(platform.db, clearance_id=row.clearance_id)
+        ],
     )
 
 
