@@ -39,6 +39,7 @@ from central.lifecycle import Action, IllegalTransition, Status
 from central.risk import RiskRules, declared_value, select_for_inspection
 from central.store import clearances as cstore
 from central.store import documents as dstore
+from central.store import events as estore
 from central.store.db import Database
 from central.store.parks import park_index
 from central.timefmt import iso, return_time
@@ -566,6 +567,24 @@ def _take_request(batch: _Batch, doc: Cancellation | Refund) -> None:
         return
     if current.cancelled:
         batch.receipt(doc, REFUSED, f"inventory {doc.invtNo} is already cancelled or returned", current)
+        return
+    if isinstance(doc, Cancellation) and (
+        left := estore.first_release(
+            batch.conn,
+            park_id=current.park_id,
+            logistics_code=current.logistics_code,
+            logistics_no=current.logistics_no,
+        )
+    ):
+        # the goods have left the park: a cancellation would leave a parcel outside with no clearance
+        # behind it; what brings goods back is a return request (CEB625)
+        batch.receipt(
+            doc,
+            REFUSED,
+            f"parcel {current.logistics_no} left the park at {left['occurred_at']} (edge {left['edge_id']}):"
+            " a cancellation is no longer possible; a return request (CEB625) brings goods back",
+            current,
+        )
         return
     dstore.save_document(
         batch.conn,

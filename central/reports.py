@@ -53,8 +53,10 @@ class UnclearedRelease(BaseModel):
     logisticsCode: str | None
     logisticsNo: str | None
     occurred_at: datetime
-    status: str | None = Field(description="newest clearance of the parcel in the park; None: none")
-    cancelled: bool | None
+    status: str | None = Field(
+        description="the parcel's clearance status at the moment of the release; None: none yet"
+    )
+    cancelled: bool | None = Field(description="whether it was cancelled or returned by then")
 
 
 class DoubleRelease(BaseModel):

@@ -332,3 +332,14 @@ def record_actuation(
         ),
     ).fetchone()
     return ReleaseActuation(**dict(row)) if row is not None else None
+
+
+def first_release(
+    conn: sqlite3.Connection, *, park_id: str | None, logistics_code: str, logistics_no: str
+) -> sqlite3.Row | None:
+    """The first release event any edge reported for this parcel in its park: it has left."""
+    return conn.execute(
+        "SELECT edge_id, epoch, seq, occurred_at FROM events WHERE park_id = ? AND kind = 'release'"
+        " AND logistics_code = ? AND logistics_no = ? ORDER BY occurred_at LIMIT 1",
+        (park_id or "", logistics_code, logistics_no),
+    ).fetchone()

@@ -90,23 +90,25 @@ def cleared_not_out(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tu
 def released_without_clearance(
     conn: sqlite3.Connection, *, park_id: str, cleared: Iterable[str], limit: int
 ) -> tuple[int, list[sqlite3.Row]]:
-    """Release events with no cleared, uncancelled clearance of their parcel in the park.
-
-    For the listed rows the newest clearance of the key (if any) says what it was instead.
-    """
+    """Release events whose parcel, at the moment of the release, had no cleared, uncancelled
+    clearance in the park: judged on the status history at the event's time, so a later change (an
+    inspection release after releases at 500, a cancellation after the parcel left) neither hides nor
+    invents one. `status` and `cancelled` in the rows are as of the release."""
     marks, statuses = _placeholders(cleared)
-    newest = (
-        "(SELECT c.{col} FROM clearances c WHERE c.logistics_code = e.logistics_code"
-        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
-        " ORDER BY c.updated_at DESC LIMIT 1)"
+    history = (
+        "FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
+        " WHERE c.logistics_code = e.logistics_code AND c.logistics_no = e.logistics_no"
+        " AND COALESCE(c.park_id, '') = e.park_id AND h.at <= e.occurred_at"
     )
+    status_then = f"(SELECT h.to_status {history} ORDER BY h.at DESC, h.id DESC LIMIT 1)"
+    cancelled_then = f"EXISTS (SELECT 1 {history} AND h.action IN ('cancellation', 'return'))"
     select = (
-        "SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
-        f" {newest.format(col='status')} AS status, {newest.format(col='cancelled')} AS cancelled"
-        " FROM events e WHERE e.park_id = ? AND e.kind = 'release'"
-        " AND NOT EXISTS (SELECT 1 FROM clearances c WHERE c.logistics_code = e.logistics_code"
-        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
-        f" AND c.status IN ({marks}) AND c.cancelled = 0)"
+        "SELECT edge_id, epoch, seq, logistics_code, logistics_no, occurred_at, status,"
+        " CASE WHEN status IS NULL THEN NULL ELSE cancelled END AS cancelled"
+        " FROM (SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
+        f" {status_then} AS status, {cancelled_then} AS cancelled"
+        " FROM events e WHERE e.park_id = ? AND e.kind = 'release')"
+        f" WHERE status IS NULL OR status NOT IN ({marks}) OR cancelled"
     )
     return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id, *statuses], limit)
 
