@@ -120,6 +120,7 @@ class GateIODriver(SupervisedDriver):
         self._locks = {output: asyncio.Lock() for output in config.io.outputs}
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
+        self.polls_asked_again = 0  # polls that got no (or a broken) answer and were asked again
         # an output command that got no (or a broken) answer: the module may have carried it out or
         # not, so what the outputs are is unknown until a new session drives them safe, confirmed
         self._lost_command: str | None = None
@@ -195,6 +196,7 @@ class GateIODriver(SupervisedDriver):
                 missed += 1
                 if missed > self.config.retries:  # the module is gone, not one answer
                     raise DeviceError(f"{exc} ({missed} polls in a row)") from exc
+                self.polls_asked_again += 1
                 sup.fault(f"{exc} (poll asked again)")
                 continue  # at once: the bus lock lets a waiting command go first
             else:

@@ -54,6 +54,7 @@ class ModbusScaleDriver(SupervisedDriver):
         self.latest: WeightReading | None = None
         self._fresh = asyncio.Event()  # set, then replaced, on every reading and state change
         self._task: asyncio.Task[None] | None = None
+        self.polls_asked_again = 0  # polls that got no (or a broken) answer and were asked again
 
     # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
     async def _closed(self) -> None:
@@ -87,6 +88,7 @@ class ModbusScaleDriver(SupervisedDriver):
                 missed += 1
                 if missed > self.config.retries:  # the indicator is gone, not one answer
                     raise DeviceError(f"{exc} ({missed} polls in a row)") from exc
+                self.polls_asked_again += 1
                 sup.fault(f"{exc} (poll asked again)")
                 continue
             else:
