@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,13 +127,15 @@ async def one_run(args: argparse.Namespace, seed: int) -> Result:
                 try:
                     await driver.set_output(other, False)
                     await driver.set_output(target, True, **kw)
-                except DeviceError:
+                except DeviceError as exc:
                     failed += 1
+                    if args.verbose:
+                        print(f"  command {commands} at {time.monotonic() - started:.3f} s failed: {exc}")
                 else:
                     if time.monotonic() > deadline:
                         failed += 1
                         late += 1
-                next_at += 1 / args.rate
+                next_at = max(next_at + 1 / args.rate, time.monotonic())  # late: no burst after
             finished = time.monotonic()
             if down_since is not None:
                 down_s += finished - down_since
@@ -154,6 +157,18 @@ async def one_run(args: argparse.Namespace, seed: int) -> Result:
             )
     finally:
         await module.close()
+
+
+async def bounded(run: Coroutine[Any, Any, Result], limit: float) -> Result:
+    """A run that hangs says where (every task's stack) instead of hanging the bench."""
+    task = asyncio.ensure_future(run)
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    if not done:
+        for each in asyncio.all_tasks():
+            each.print_stack(file=sys.stderr)
+        task.cancel()
+        raise SystemExit(f"a run did not end within {limit:g} s")
+    return task.result()
 
 
 def describe(r: Result) -> str:
@@ -190,6 +205,7 @@ def main() -> None:
     ap.add_argument("--poll-hz", type=float, default=50.0)
     ap.add_argument("--timeout", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=1, help="run i uses seed + i")
+    ap.add_argument("--verbose", action="store_true", help="say why each failed command failed")
     args = ap.parse_args()
     logging.disable(logging.CRITICAL)  # the driver's and pymodbus's own lines: the figures say it
     if args.code is not None:
@@ -205,7 +221,7 @@ def main() -> None:
     )
     results = []
     for i in range(args.runs):
-        result = asyncio.run(one_run(args, args.seed + i))
+        result = asyncio.run(bounded(one_run(args, args.seed + i), args.seconds + 60))
         results.append(result)
         print(f"run {i + 1}: {describe(result)}", flush=True)
     med = Result(

@@ -125,6 +125,10 @@ class GateIODriver(SupervisedDriver):
         # not, so what the outputs are is unknown until a new session drives them safe, confirmed
         self._lost_command: str | None = None
         self._answered = False  # the unit has answered in some session: silence now is not its id
+        # until a session has driven the safe state, a fault is kept back: DEGRADED would let
+        # stations command outputs that the safe state is about to overwrite
+        self._starting = True
+        self._held_faults: list[str] = []
 
     # --- state ---------------------------------------------------------------------------------------
     @property
@@ -150,7 +154,7 @@ class GateIODriver(SupervisedDriver):
                 self.config.device_id, first, last - first + 1, deadline=deadline
             )
         except ModbusExceptionResponse as exc:
-            self.supervisor.fault(f"read back: {exc}")
+            self._fault(f"read back: {exc}")
             raise
         out = {name: bool(bits[address - first]) for name, address in coils.items()}
         self._outputs.update(out)
@@ -164,19 +168,31 @@ class GateIODriver(SupervisedDriver):
             self._command_connection.close()
 
     # --- the session ---------------------------------------------------------------------------------
+    def _fault(self, reason: str) -> None:
+        """A counted fault (DEGRADED) — held back until this session has driven the safe state."""
+        if self._starting:
+            self._held_faults.append(reason)
+        else:
+            self.supervisor.fault(reason)
+
     def _retried(self, device_id: int, reason: str) -> None:
         """A request of ours was asked again (a lost or broken answer): a counted fault, not a loss."""
         if device_id == self.config.device_id:
-            self.supervisor.fault(reason)
+            self._fault(reason)
 
     async def _session(self, sup: Supervisor) -> None:
         self._lost_command = None
+        self._starting, self._held_faults = True, []
         await self.bus.connect()
         self.command_bus = self.bus
         await self._first_answer()
         if self._command_connection is not None:
             await self._open_command_connection(self._command_connection)
         await self._drive_safe()
+        self._starting = False
+        for reason in self._held_faults:
+            sup.fault(reason)
+        self._held_faults = []
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
@@ -231,7 +247,7 @@ class GateIODriver(SupervisedDriver):
         try:
             await self.bus.read_discrete_inputs(unit, profile.di_address, profile.di_count)
         except ModbusExceptionResponse as exc:
-            self.supervisor.fault(self._explained(exc))  # it answers: the rest of the session says more
+            self._fault(self._explained(exc))  # it answers: the rest of the session says more
         except (ModbusTimeout, ModbusConnectionLost) as exc:
             if self._answered:  # it has answered this unit id before: it is off, or the line is
                 raise
@@ -360,7 +376,7 @@ class GateIODriver(SupervisedDriver):
             (actual,) = await self.command_bus.read_coils(unit, address, 1, deadline=deadline)
         except ModbusExceptionResponse as exc:
             self._outputs.pop(name, None)  # refused, or only the read-back was: not known any more
-            self.supervisor.fault(f"{name}: {self._explained(exc)}")
+            self._fault(f"{name}: {self._explained(exc)}")
             raise
         except ModbusNotSent:
             if sent:  # written, not confirmed: unknown, as below
@@ -378,7 +394,7 @@ class GateIODriver(SupervisedDriver):
         if actual != value:
             self._outputs[name] = actual
             reason = f"output {name!r} (coil {address}) reads {actual} after writing {value}"
-            self.supervisor.fault(reason)
+            self._fault(reason)
             log.warning("output not confirmed", extra=extra | {"actual": actual})
             raise OutputMismatch(f"{self.name}: {reason}")
         self._outputs[name] = value

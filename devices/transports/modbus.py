@@ -105,6 +105,11 @@ class ModbusRequestError(DeviceError):
         name = FUNCTION_NAMES.get(function, f"function {function}")
         super().__init__(f"{bus} unit {device_id}: {name} at {address}: {detail}")
 
+    def note(self, text: str) -> None:
+        """Add to what the error says (how many attempts, what bounded them)."""
+        self.detail = f"{self.detail} ({text})"
+        self.args = (f"{self.args[0]} ({text})", *self.args[1:])
+
 
 # what an exception code most likely means when it comes back at once (the device is alive)
 _EXCEPTION_HINTS = {
@@ -337,7 +342,9 @@ class ModbusBus:
                 if deadline is not None and attempt == 0 and time.monotonic() >= deadline:
                     raise ModbusNotSent(self.key, device_id, function, address, "its deadline had passed")
                 try:
-                    return await self._attempt_once(device_id, function, address, call, deadline)
+                    return await self._attempt_once(
+                        device_id, function, address, call, deadline, last=attempt >= budget
+                    )
                 except ModbusRequestError as exc:
                     self.failures += 1
                     out_of_time = deadline is not None and time.monotonic() >= deadline
@@ -348,6 +355,8 @@ class ModbusBus:
                             and self.endpoint.close_on_timeout
                         ):
                             self._close_locked()
+                        if exc.retryable and deadline is not None:
+                            exc.note(f"{attempt + 1} attempts within its deadline")
                         raise
                     last = exc
                 attempt += 1
@@ -358,7 +367,14 @@ class ModbusBus:
                     listener(device_id, reason)
 
     async def _attempt_once(
-        self, device_id: int, function: int, address: int, call: Call, deadline: float | None
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        call: Call,
+        deadline: float | None,
+        *,
+        last: bool,
     ) -> ModbusPDU:
         await self._connect_locked(deadline)
         client = self._client
@@ -367,7 +383,10 @@ class ModbusBus:
         self._corrupt_seen = self._dropped = False
         limit = self.timeout * 2 + 0.5  # pymodbus times out first; this only makes sure
         if deadline is not None:
-            limit = min(limit, max(0.0, deadline - time.monotonic()))
+            # near the deadline an attempt that may be asked again leaves time for one more: an
+            # answer comes in milliseconds or not at all (a late one is to the same request)
+            remaining = max(0.0, deadline - time.monotonic())
+            limit = min(limit, remaining if last else remaining / 2)
         try:
             async with asyncio.timeout(limit) as attempt:
                 self._attempt = attempt

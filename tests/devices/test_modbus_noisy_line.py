@@ -155,6 +155,42 @@ def test_a_retried_pulse_fires_once_and_ends_off() -> None:
     run(scenario())
 
 
+def test_a_fault_at_the_start_of_a_session_does_not_open_the_module_before_its_safe_state() -> None:
+    """A lost answer while a session starts is counted, but the module is usable (UP or DEGRADED)
+    only once every output has been driven to its safe value: a station command taken earlier
+    would be overwritten by the safe state after it was confirmed."""
+
+    async def scenario() -> None:
+        noise = LineNoise()
+        noise.then("corrupt", function=2)  # the session's first request
+        noise.then("drop_answer", function=5)  # a write of the safe state
+        module = RtuModule(adam6050(), units=(1,), noise=noise)
+        await module.start()
+        config = GateIOConfig(
+            endpoint=RtuEndpoint(port=module.path, baudrate=115200),
+            io=IOMap(profile="adam6050", **POINTS),  # type: ignore[arg-type]
+            timeout_s=0.1,
+        )
+        driver = GateIODriver("io", config)
+        usable_with: list[tuple[State, bool]] = []
+
+        def listener(health: Health) -> None:
+            if health.state in (State.UP, State.DEGRADED):
+                usable_with.append((health.state, module.module.do[3]))  # light_red: safe is on
+
+        driver.supervisor.subscribe(listener)
+        try:
+            async with driver:
+                await driver.supervisor.wait_for(State.UP, WAIT)
+                assert noise.scripted == 0
+                assert usable_with and all(safe for _state, safe in usable_with), usable_with
+                assert driver.supervisor.health.errors >= 2  # both counted
+        finally:
+            await module.close()
+
+    run(scenario())
+
+
 # --- the noisy line ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["rtu", "tcp"])
 def test_a_line_with_one_bad_answer_in_a_hundred(kind: str) -> None:
@@ -187,19 +223,20 @@ def test_a_line_with_one_bad_answer_in_a_hundred(kind: str) -> None:
 # --- budget and deadline ---------------------------------------------------------------------------------
 def test_a_command_is_never_retried_past_its_deadline() -> None:
     """A diverter command has until the parcel reaches the diverter: the retry budget fits inside
-    it. Unconfirmed by then, the command fails (the station's safe path), its output is not taken
-    as known, and the module's next session drives every output safe."""
+    it (an attempt that may be asked again leaves time for one more). Unconfirmed by then, the
+    command fails (the station's safe path), its output is not taken as known, and the module's
+    next session drives every output safe."""
 
     async def scenario() -> None:
         noise = LineNoise()
-        async with on_line("rtu", noise, timeout_s=0.3) as (module, driver, _states):
-            noise.then("drop_answer", function=5)  # carried out: the lane is open, unconfirmed
-            retried = driver.bus.retried
-            with pytest.raises(DeviceError):
-                await driver.set_output("diverter_left", True, deadline=time.monotonic() + 0.05)
-            assert driver.bus.retried == retried  # no time for another attempt
+        async with on_line("rtu", noise, timeout_s=5.0) as (module, driver, _states):
+            noise.then(*["drop_answer"] * 3, function=5)  # carried out: the lane is open, unconfirmed
+            writes = module.module.writes
+            with pytest.raises(DeviceError, match="within its deadline"):
+                await driver.set_output("diverter_left", True, deadline=time.monotonic() + 0.2)
+            assert module.module.writes - writes == 3  # the budget: asked twice again, not more
             assert "diverter_left" not in driver.outputs
-            await eventually(lambda: module.module.do[LEFT] is False)  # driven safe, confirmed
+            await eventually(lambda: module.module.do[LEFT] is False)  # and then driven safe, confirmed
             await driver.supervisor.wait_for(State.UP, WAIT)
             assert driver.outputs["diverter_left"] is False and driver.outputs["light_red"] is True
 
