@@ -1,30 +1,44 @@
 """A gate I/O module (photo-eyes, loops, barrier switches in; barrier, diverter, stack light out).
 
-One supervisor per module runs a session: connect, drive every output to its safe value, then poll
-the DIs at `poll_hz` and turn changes into `InputChanged` events stamped with the monotonic time
-the answer arrived. Failure handling follows the supervisor's three states:
+One supervisor per module runs a session: connect, prove the module answers the configured unit id,
+drive every output to its safe value, then poll the DIs at `poll_hz` and turn changes into
+`InputChanged` events stamped with the monotonic time the answer arrived. Failure handling follows
+the supervisor's three states:
 
-- no answer (timeout) or connection lost → the session ends → DOWN within one `timeout_s`; the
+- a poll with no answer, or a broken one (a bad CRC), is a counted fault (DEGRADED) and is asked
+  again at once; `retries + 1` failed polls in a row — a module that is gone — end the session:
+  DOWN within about (retries + 1) × `timeout_s`. A refused connection ends it at once. The
   supervisor retries with backoff capped at 1 s, so a module that comes back is UP within ~1–2 s;
 - an exception response (the module is alive but refuses) → DEGRADED, polling continues;
 - a command whose read-back disagrees → DEGRADED and `OutputMismatch`.
 
 Commands never hang: on a module that is not up they raise `DeviceError` at once, and every
-request is bounded by the bus timeout. Outputs are confirmed by reading the coil back, because a
-write acknowledgement only says the module received the request, not that the coil is there (a
-forced output or a module in its safe mode acknowledges and ignores). Each output has its own lock,
-so a 1 s barrier pulse does not hold up the stack light; requests still go one at a time per bus.
+request is bounded by the bus timeout and the caller's `deadline`. A command's write and read-back
+are each asked again (up to `retries` times, never past the deadline) when the answer is lost or
+broken; that is safe because each is a read or a write of an absolute value — a pulse is "on,
+confirmed", a wait, then "off, confirmed", so asking its "on" again cannot fire it twice, and its
+"off" is sent however the "on" ended. Outputs are confirmed by reading the coil back, because a write
+acknowledgement only says the module received the request, not that the coil is there (a forced
+output or a module in its safe mode acknowledges and ignores). A command that still has no confirmed
+answer when its budget or deadline runs out leaves its output unknown — it may have been carried out
+— so the session ends and the next one drives every output to its safe value, confirmed (stations
+learn of it as a new session). Each output has its own lock, so a 1 s barrier pulse does not hold up
+the stack light; requests still go one at a time per bus.
+
+At the start of a session the first poll shows what is wrong when nothing works: a connection that
+is refused, a unit id that gets no answer (and which unit id does, if one of the usual ones does),
+a gateway that gets none from the unit, or an address the module does not have (a wrong profile).
 
 On Modbus TCP the outputs get a connection of their own (`command_connection`, on by default): a
 module serves one request at a time per connection, so a diverter command that shares the polling
 connection waits behind whatever DI poll is in flight — at 100 Hz that is several percent of all
 commands, straight onto the decision's latency. The Moxa ioLogik E1200 series and most TCP modules
 take several Modbus TCP connections; one that takes a single connection (it refuses the second,
-closes it, never answers on it, or drops the first for it — each seen at the session's start) gets
-its commands on the polling connection for that session (logged once; each session tries
-again). The DI poll still decides the module's health; a command whose own connection fails raises
-`DeviceError` (the station holds) and reconnects on the next command; each session starts on a
-fresh command connection.
+closes it, never answers on it, or drops the first for it — each seen at the session's start, once
+the polling connection has answered) gets its commands on the polling connection for that session
+(logged once; each session tries again). The DI poll still decides the module's health; a command
+whose own connection fails raises `DeviceError` (the station holds) and reconnects on the next
+command; each session starts on a fresh command connection.
 """
 
 from __future__ import annotations
@@ -39,7 +53,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices.events import EventStream
 from devices.health import DeviceError, State, SupervisedDriver, Supervisor
 from devices.protocols.io_profiles import InputTracker, IOMap
-from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse, TcpEndpoint
+from devices.transports.modbus import (
+    Endpoint,
+    ModbusBus,
+    ModbusConnectionLost,
+    ModbusExceptionResponse,
+    ModbusGatewayNoAnswer,
+    ModbusNotSent,
+    ModbusRequestError,
+    ModbusTimeout,
+    RtuEndpoint,
+    TcpEndpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +76,14 @@ class GateIOConfig(BaseModel):
     device_id: int = Field(1, ge=0, le=255)
     io: IOMap
     poll_hz: float = Field(50.0, gt=0, le=1000)
-    timeout_s: float = Field(0.25, gt=0, le=10)  # per request; also how fast a dead module is DOWN
+    timeout_s: float = Field(0.25, gt=0, le=10)  # per attempt of a request
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="a request with no (or a broken) answer is asked again this many times; a module"
+        " is DOWN after retries + 1 failed polls in a row (0: the first lost answer ends the session)",
+    )
     emit_initial: bool = False  # see InputTracker
     command_connection: bool = Field(
         True, description="Modbus TCP: write outputs on a connection of their own, not behind DI polls"
@@ -67,13 +99,18 @@ class GateIODriver(SupervisedDriver):
         self.name = name
         self.config = config
         self._own_bus = bus is None
-        self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s)
+        self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s, retries=config.retries)
         tcp = isinstance(config.endpoint, TcpEndpoint)
         own_commands = self._own_bus and tcp and config.command_connection and bool(config.io.outputs)
         # the outputs' own connection, if any; `command_bus` is it or, for this session, `bus`
         self._command_connection = (
-            ModbusBus(config.endpoint, timeout=config.timeout_s) if own_commands else None
+            ModbusBus(config.endpoint, timeout=config.timeout_s, retries=config.retries)
+            if own_commands
+            else None
         )
+        for each in (self.bus, self._command_connection):
+            if each is not None:
+                each.on_retry(self._retried)
         self.command_bus = self.bus
         self._one_connection_logged = False
         self.events = EventStream()
@@ -83,9 +120,15 @@ class GateIODriver(SupervisedDriver):
         self._locks = {output: asyncio.Lock() for output in config.io.outputs}
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
+        self.polls_asked_again = 0  # polls that got no (or a broken) answer and were asked again
         # an output command that got no (or a broken) answer: the module may have carried it out or
         # not, so what the outputs are is unknown until a new session drives them safe, confirmed
         self._lost_command: str | None = None
+        self._answered = False  # the unit has answered in some session: silence now is not its id
+        # until a session has driven the safe state, a fault is kept back: DEGRADED would let
+        # stations command outputs that the safe state is about to overwrite
+        self._starting = True
+        self._held_faults: list[str] = []
 
     # --- state ---------------------------------------------------------------------------------------
     @property
@@ -99,7 +142,7 @@ class GateIODriver(SupervisedDriver):
         failed is left out: its state is not known)."""
         return dict(self._outputs)
 
-    async def read_outputs(self, names: list[str]) -> dict[str, bool]:
+    async def read_outputs(self, names: list[str], *, deadline: float | None = None) -> dict[str, bool]:
         """Read the outputs `names` back from the module now (one request over their span)."""
         self._check_up()
         coils = {name: self.config.io.coil(name) for name in names}
@@ -107,9 +150,11 @@ class GateIODriver(SupervisedDriver):
             return {}
         first, last = min(coils.values()), max(coils.values())
         try:
-            bits = await self.command_bus.read_coils(self.config.device_id, first, last - first + 1)
+            bits = await self.command_bus.read_coils(
+                self.config.device_id, first, last - first + 1, deadline=deadline
+            )
         except ModbusExceptionResponse as exc:
-            self.supervisor.fault(f"read back: {exc}")
+            self._fault(f"read back: {exc}")
             raise
         out = {name: bool(bits[address - first]) for name, address in coils.items()}
         self._outputs.update(out)
@@ -123,26 +168,55 @@ class GateIODriver(SupervisedDriver):
             self._command_connection.close()
 
     # --- the session ---------------------------------------------------------------------------------
+    def _fault(self, reason: str) -> None:
+        """A counted fault (DEGRADED) — held back until this session has driven the safe state."""
+        if self._starting:
+            self._held_faults.append(reason)
+        else:
+            self.supervisor.fault(reason)
+
+    def _retried(self, device_id: int, reason: str) -> None:
+        """A request of ours was asked again (a lost or broken answer): a counted fault, not a loss."""
+        if device_id == self.config.device_id:
+            self._fault(reason)
+
     async def _session(self, sup: Supervisor) -> None:
+        self._lost_command = None
+        self._starting, self._held_faults = True, []
         await self.bus.connect()
         self.command_bus = self.bus
+        await self._first_answer()
         if self._command_connection is not None:
             await self._open_command_connection(self._command_connection)
         await self._drive_safe()
+        self._starting = False
+        for reason in self._held_faults:
+            sup.fault(reason)
+        self._held_faults = []
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
-        self._lost_command = None
+        missed = 0  # polls in a row with no (or a broken) answer
         while True:
             if self._lost_command is not None:
                 raise DeviceError(f"an output command went unanswered ({self._lost_command}): new session")
             try:
                 bits = await self.bus.read_discrete_inputs(
-                    self.config.device_id, profile.di_address, profile.di_count
+                    self.config.device_id, profile.di_address, profile.di_count, retries=0
                 )
             except ModbusExceptionResponse as exc:
-                sup.fault(str(exc))  # alive but refusing: keep polling
+                sup.fault(self._explained(exc))  # alive but refusing: keep polling
+            except ModbusRequestError as exc:
+                if not exc.retryable:
+                    raise
+                missed += 1
+                if missed > self.config.retries:  # the module is gone, not one answer
+                    raise DeviceError(f"{exc} ({missed} polls in a row)") from exc
+                self.polls_asked_again += 1
+                sup.fault(f"{exc} (poll asked again)")
+                continue  # at once: the bus lock lets a waiting command go first
             else:
+                missed = 0
                 at = time.monotonic()
                 self.polls += 1
                 sup.seen()
@@ -153,6 +227,52 @@ class GateIODriver(SupervisedDriver):
             if delay < 0:  # fell behind (slow bus): do not burst to catch up
                 next_at, delay = time.monotonic(), 0.0
             await asyncio.sleep(delay)
+
+    def _explained(self, exc: ModbusExceptionResponse) -> str:
+        """An exception response, with the profile's map when it says 'no such address'."""
+        if exc.code not in (1, 2):
+            return str(exc)
+        p = self.config.io.profile
+        last_di, last_do = p.di_address + p.di_count - 1, p.do_address + p.do_count - 1
+        return (
+            f"{exc}; profile {p.name} reads DIs at {p.di_address}–{last_di} (function 2)"
+            f" and DO coils at {p.do_address}–{last_do}: is this module a {p.name}?"
+        )
+
+    async def _first_answer(self) -> None:
+        """The session's first request, on the polling connection: if nothing comes back, say what
+        is wrong — the unit id (and which one answers), the gateway, the connection — rather than
+        let a later check blame something else. Not a poll: nothing is UP before the safe state."""
+        unit, profile = self.config.device_id, self.config.io.profile
+        try:
+            await self.bus.read_discrete_inputs(unit, profile.di_address, profile.di_count)
+        except ModbusExceptionResponse as exc:
+            self._fault(self._explained(exc))  # it answers: the rest of the session says more
+        except (ModbusTimeout, ModbusConnectionLost) as exc:
+            if self._answered:  # it has answered this unit id before: it is off, or the line is
+                raise
+            raise DeviceError(await self._no_answer(exc)) from exc
+        self._answered = True
+
+    async def _no_answer(self, exc: ModbusTimeout | ModbusConnectionLost) -> str:
+        """Connected, but unit `device_id` gets no answer: does one of the usual unit ids?"""
+        unit, profile, key = self.config.device_id, self.config.io.profile, self.bus.key
+        if isinstance(exc, ModbusGatewayNoAnswer):  # a gateway said so itself
+            return f"{exc}: is unit {unit} right, and the device behind the gateway on?"
+        if isinstance(exc, ModbusConnectionLost):
+            what = f"{key}: the module closed the connection at the first request for unit {unit}"
+        else:
+            what = f"no answer from unit {unit} at {key} ({exc.detail})"
+        usual = (1,) if isinstance(self.config.endpoint, RtuEndpoint) else (1, 255)
+        for other in (u for u in usual if u != unit):
+            try:
+                await self.bus.read_discrete_inputs(other, profile.di_address, profile.di_count, retries=0)
+            except ModbusExceptionResponse:
+                pass  # an answer all the same
+            except DeviceError:
+                continue
+            return f"{what}; the module answers unit {other}: set device_id = {other}?"
+        return f"{what}: wrong unit id (device_id), wiring or serial settings?"
 
     async def _open_command_connection(self, spare: ModbusBus) -> None:
         """A fresh command connection for this session, proven before it is relied on: one request
@@ -208,12 +328,13 @@ class GateIODriver(SupervisedDriver):
         except KeyError:
             raise KeyError(f"{self.name}: no output named {output!r}") from None
 
-    async def set_output(self, name: str, value: bool) -> None:
-        """Write the coil and read it back; DeviceError unless the module confirms `value`."""
+    async def set_output(self, name: str, value: bool, *, deadline: float | None = None) -> None:
+        """Write the coil and read it back; DeviceError unless the module confirms `value` (by
+        `deadline`, monotonic, if given: a lost answer is asked again only while there is time)."""
         lock = self._lock(name)
         self._check_up()
         async with lock:
-            await self._write_confirmed(name, value)
+            await self._write_confirmed(name, value, deadline)
 
     async def pulse(self, name: str, seconds: float) -> None:
         """On, confirmed; wait; off, confirmed. The off is sent even if the caller is cancelled."""
@@ -237,33 +358,43 @@ class GateIODriver(SupervisedDriver):
             try:
                 async with self._locks[name]:
                     await self._write_confirmed(name, point.safe)
+            except ModbusExceptionResponse as exc:
+                failures.append(self._explained(exc))  # keep going: make every other output safe
             except DeviceError as exc:
-                failures.append(str(exc))  # keep going: make every other output safe
+                failures.append(str(exc))
         if failures:
             raise DeviceError(f"{self.name}: safe state not reached: " + "; ".join(failures))
 
-    async def _write_confirmed(self, name: str, value: bool) -> None:
+    async def _write_confirmed(self, name: str, value: bool, deadline: float | None = None) -> None:
         address = self.config.io.coil(name)
         unit = self.config.device_id
         extra = {"device": self.name, "output": name, "value": value, "address": address}
+        sent = False
         try:
-            await self.command_bus.write_coil(unit, address, value)
-            (actual,) = await self.command_bus.read_coils(unit, address, 1)
+            await self.command_bus.write_coil(unit, address, value, deadline=deadline)
+            sent = True
+            (actual,) = await self.command_bus.read_coils(unit, address, 1, deadline=deadline)
         except ModbusExceptionResponse as exc:
             self._outputs.pop(name, None)  # refused, or only the read-back was: not known any more
-            self.supervisor.fault(f"{name}: {exc}")
+            self._fault(f"{name}: {self._explained(exc)}")
             raise
+        except ModbusNotSent:
+            if sent:  # written, not confirmed: unknown, as below
+                self._outputs.pop(name, None)
+                self._lost_command = f"{name}: not confirmed by its deadline"
+            raise  # not sent at all: nothing changed
         except DeviceError as exc:
-            # no answer: the write may have been carried out (or may still be); the output's state is
-            # not known, and the polls alone would keep the session UP with a command path that is
-            # dead. End the session: the next one drives every output to its safe value, confirmed.
+            # no answer (after every attempt the budget or the deadline allowed): the write may have
+            # been carried out (or may still be); the output's state is not known, and the polls
+            # alone would keep the session UP with a command path that is dead. End the session:
+            # the next one drives every output to its safe value, confirmed.
             self._outputs.pop(name, None)
             self._lost_command = f"{name}: {exc}"
             raise
         if actual != value:
             self._outputs[name] = actual
             reason = f"output {name!r} (coil {address}) reads {actual} after writing {value}"
-            self.supervisor.fault(reason)
+            self._fault(reason)
             log.warning("output not confirmed", extra=extra | {"actual": actual})
             raise OutputMismatch(f"{self.name}: {reason}")
         self._outputs[name] = value

@@ -1,9 +1,12 @@
 """A weight indicator over Modbus: poll the configured register map, report `WeightReading`s.
 
-Same supervision as the gate I/O driver: a timeout or a lost connection ends the session (DOWN,
-then retried with backoff), an exception response or registers that do not decode is DEGRADED and
-polling goes on. `latest` is refreshed on every poll; an event is put on `events` only when the
-reading changes (weight, stability or a flag), so a steady scale at 10 Hz does not flood the agent.
+Same supervision as the gate I/O driver: a poll with no answer, or a broken one, is a counted fault
+(DEGRADED) and is asked again at once; `retries + 1` such polls in a row, or a refused connection,
+end the session (DOWN, then retried with backoff). An exception response or registers that do not
+decode is DEGRADED and polling goes on. Over or under range is never a stable reading.
+
+`latest` is refreshed on every poll; an event is put on `events` only when the reading changes
+(weight, stability or a flag), so a steady scale at 10 Hz does not flood the agent.
 
 `wait_stable()` waits for a stable, in-range reading taken after the call: a stable weight from
 before the parcel landed is not this parcel's weight.
@@ -21,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices.events import EventStream, WeightReading
 from devices.health import DeviceError, Health, State, SupervisedDriver, Supervisor
 from devices.protocols.modbus_weight import WeightDecodeError, WeightMap, decode
-from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse
+from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse, ModbusRequestError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,10 @@ class ModbusScaleConfig(BaseModel):
     device_id: int = Field(1, ge=0, le=255)
     weight_map: WeightMap
     poll_hz: float = Field(10.0, gt=0, le=200)
-    timeout_s: float = Field(0.25, gt=0, le=10)
+    timeout_s: float = Field(0.25, gt=0, le=10)  # per attempt of a request
+    retries: int = Field(
+        2, ge=0, le=10, description="polls in a row with no (or a broken) answer before DOWN, less one"
+    )
 
 
 class ModbusScaleDriver(SupervisedDriver):
@@ -41,13 +47,14 @@ class ModbusScaleDriver(SupervisedDriver):
         self.name = name
         self.config = config
         self._own_bus = bus is None
-        self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s)
+        self.bus = bus or ModbusBus(config.endpoint, timeout=config.timeout_s, retries=config.retries)
         self.events = EventStream()
         self.supervisor = Supervisor(name, self._session)
         self.supervisor.subscribe(self._on_health)
         self.latest: WeightReading | None = None
         self._fresh = asyncio.Event()  # set, then replaced, on every reading and state change
         self._task: asyncio.Task[None] | None = None
+        self.polls_asked_again = 0  # polls that got no (or a broken) answer and were asked again
 
     # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
     async def _closed(self) -> None:
@@ -60,20 +67,32 @@ class ModbusScaleDriver(SupervisedDriver):
         read = self.bus.read_holding_registers if m.table == "holding" else self.bus.read_input_registers
         regs: dict[int, int] = {}
         for address, count in m.read_blocks():
-            regs.update(zip(range(address, address + count), await read(unit, address, count), strict=True))
+            words = await read(unit, address, count, retries=0)
+            regs.update(zip(range(address, address + count), words, strict=True))
         return regs
 
     async def _session(self, sup: Supervisor) -> None:
         await self.bus.connect()
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
+        missed = 0  # polls in a row with no (or a broken) answer
         while True:
             asked = time.monotonic()
             try:
                 value = decode(self.config.weight_map, await self._read())
             except (ModbusExceptionResponse, WeightDecodeError) as exc:
                 sup.fault(str(exc))
+            except ModbusRequestError as exc:
+                if not exc.retryable:
+                    raise
+                missed += 1
+                if missed > self.config.retries:  # the indicator is gone, not one answer
+                    raise DeviceError(f"{exc} ({missed} polls in a row)") from exc
+                self.polls_asked_again += 1
+                sup.fault(f"{exc} (poll asked again)")
+                continue
             else:
+                missed = 0
                 sup.seen()
                 reading = WeightReading(
                     self.name,

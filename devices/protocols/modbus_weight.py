@@ -99,7 +99,9 @@ class WeightValue:
 
     @property
     def stable(self) -> bool:
-        return not self.motion
+        """A weight to take: not moving, and in range. Over or under range is never stable, however
+        still the indicator is — the same meaning as the serial scales' `stable`."""
+        return not self.motion and self.kg is not None
 
 
 def _bit(status: int, bit: int | None) -> bool:

@@ -2,15 +2,28 @@
 
 A bus sends one request at a time (an asyncio.Lock around connect + request), because RS-485 is
 half duplex and many TCP modules serve one request per connection anyway. pymodbus is asked for no
-retries and no automatic reconnect: the device supervisor owns reconnecting and needs each failure
-reported at once, not hidden behind three silent retries. Every failure becomes a `DeviceError`
+retries and no automatic reconnect: the bus asks again itself, so that it can say why, count it,
+keep to a caller's deadline and never ask again what is not safe to ask twice.
+
+A request that gets no answer, or a broken one, is asked again up to `retries` times (per request,
+or as the caller says), holding the bus so that no other request comes between; each repeat is
+counted (`retried`, `corrupt`) and reported to the `on_retry` listeners, which drivers turn into a
+counted fault. Every request the drivers make is safe to repeat: reads, and writes of an absolute
+value (function 5 writes ON or OFF, never "toggle"). On RTU an answer that fails its CRC is noticed
+as soon as it is whole (not after the timeout) and asked again at once. A `deadline` (monotonic)
+bounds all attempts: none starts after it and none waits past it. Failures, each a `DeviceError`
 naming the bus, unit, function and address:
 
-- `ModbusExceptionResponse`: the device answered with an exception code (it is alive: DEGRADED),
-- `ModbusTimeout`: no answer within `timeout` (on TCP the connection is also closed, since a
-  module that stops answering on an open socket is usually gone; set `close_on_timeout=False` for
-  a TCP→RS-485 gateway with several units behind it, where one dead unit must not drop the rest),
-- `DeviceError`: cannot connect, or the connection dropped.
+- `ModbusExceptionResponse`: the device answered with an exception code (it is alive: DEGRADED);
+  an illegal function or address says the profile or address map is probably wrong,
+- `ModbusTimeout`: no answer within `timeout` (`ModbusCorruptAnswer`: only a broken one;
+  `ModbusGatewayNoAnswer`: a TCP gateway answered exception 10/11 for the unit behind it). After
+  the last attempt the TCP connection is closed, since a module that stops answering on an open
+  socket is usually gone (set `close_on_timeout=False` for a TCP→RS-485 gateway with several units
+  behind it, where one dead unit must not drop the rest),
+- `ModbusConnectionLost`, `ModbusWrongAnswer` (an answer to another request: on RTU a late one),
+- `ModbusNotSent`: the caller's deadline had passed before the request went out,
+- `ModbusConnectError`: cannot connect, and why (refused, unreachable, no such port).
 
 Each bus is independent: a dead module on one endpoint costs other buses nothing. Units sharing
 an RS-485 line do share its time: a dead unit holds the line for one timeout per attempt.
@@ -19,7 +32,10 @@ an RS-485 line do share its time: a dead unit holds the line for one timeout per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
@@ -27,8 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.framer import FramerType
-from pymodbus.pdu import ModbusPDU
+from pymodbus.framer import FramerRTU, FramerType
+from pymodbus.pdu import DecodePDU, ModbusPDU
 
 from devices.health import DeviceError
 
@@ -78,12 +94,35 @@ FUNCTION_NAMES = {
 
 
 class ModbusRequestError(DeviceError):
-    """A request failed; says which one, so a log line is enough to find the wiring or map error."""
+    """A request failed; says which one, so a log line is enough to find the wiring or map error.
+    `retryable`: no answer, or a broken one — asking again is sound and may well succeed."""
+
+    retryable = False
 
     def __init__(self, bus: str, device_id: int, function: int, address: int, detail: str) -> None:
         self.bus, self.device_id, self.function, self.address = bus, device_id, function, address
+        self.detail = detail
         name = FUNCTION_NAMES.get(function, f"function {function}")
         super().__init__(f"{bus} unit {device_id}: {name} at {address}: {detail}")
+
+    def note(self, text: str) -> None:
+        """Add to what the error says (how many attempts, what bounded them)."""
+        self.detail = f"{self.detail} ({text})"
+        self.args = (f"{self.args[0]} ({text})", *self.args[1:])
+
+
+# what an exception code most likely means when it comes back at once (the device is alive)
+_EXCEPTION_HINTS = {
+    ExcCodes.ILLEGAL_FUNCTION: "the device has no such function: wrong profile or register table?",
+    ExcCodes.ILLEGAL_ADDRESS: "the device has no such address: wrong profile or address map?",
+}
+
+
+def _exception_label(code: int) -> str:
+    try:
+        return ExcCodes(code).name
+    except ValueError:
+        return "UNKNOWN"
 
 
 class ModbusExceptionResponse(ModbusRequestError):
@@ -91,34 +130,99 @@ class ModbusExceptionResponse(ModbusRequestError):
 
     def __init__(self, bus: str, device_id: int, function: int, address: int, code: int) -> None:
         self.code = code
-        try:
-            label = ExcCodes(code).name
-        except ValueError:
-            label = "UNKNOWN"
-        super().__init__(bus, device_id, function, address, f"exception {code} {label}")
+        detail = f"exception {code} {_exception_label(code)}"
+        if (hint := _EXCEPTION_HINTS.get(code)) is not None:
+            detail = f"{detail} ({hint})"
+        super().__init__(bus, device_id, function, address, detail)
 
 
 class ModbusTimeout(ModbusRequestError):
     """No answer in time."""
 
+    retryable = True
+
+
+class ModbusCorruptAnswer(ModbusTimeout):
+    """An answer came, but failed its CRC check (noise on the line)."""
+
+
+class ModbusGatewayNoAnswer(ModbusTimeout):
+    """A TCP gateway answered for the unit behind it: exception 10 (no path) or 11 (no answer).
+    For a write that is the same as no answer: it may or may not have been carried out."""
+
+    def __init__(self, bus: str, device_id: int, function: int, address: int, code: int) -> None:
+        self.code = code
+        super().__init__(
+            bus,
+            device_id,
+            function,
+            address,
+            f"no answer: the gateway got none from unit {device_id}"
+            f" (exception {code} {_exception_label(code)})",
+        )
+
+
+class ModbusConnectionLost(ModbusRequestError):
+    """The connection dropped during the request (the next attempt reconnects)."""
+
+    retryable = True
+
+
+class ModbusWrongAnswer(ModbusRequestError):
+    """An answer that is not to this request (RTU has no transaction id: a late answer to an earlier
+    one can arrive in its place). Never taken: it would confirm a coil from a DI read."""
+
+    retryable = True
+
+
+class ModbusNotSent(ModbusRequestError):
+    """The caller's deadline had passed before the request went out: nothing was sent."""
+
+
+class ModbusConnectError(DeviceError):
+    """The bus cannot be opened; says why (refused, unreachable, no such serial port)."""
+
 
 Call = Callable[[AsyncModbusTcpClient | AsyncModbusSerialClient], Awaitable[ModbusPDU]]
+RetryListener = Callable[[int, str], None]  # (unit id, why the request was asked again)
 
 
 class ModbusBus:
-    def __init__(self, endpoint: TcpEndpoint | RtuEndpoint, *, timeout: float = 0.25) -> None:
+    def __init__(
+        self, endpoint: TcpEndpoint | RtuEndpoint, *, timeout: float = 0.25, retries: int = 2
+    ) -> None:
         self.endpoint = endpoint
         self.key = endpoint.key
         self.timeout = timeout
+        self.retries = retries  # how many times a request with no (or a broken) answer is asked again
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
-        self.requests = 0
-        self.failures = 0
+        self.requests = 0  # requests sent (each attempt counts)
+        self.failures = 0  # attempts that failed, for whatever reason
+        self.retried = 0  # attempts that were a request asked again
+        self.corrupt = 0  # answers that failed their CRC check
         self.connects = 0  # connections opened: a request that had to reconnect shows here
+        self._listeners: list[RetryListener] = []
+        # RTU: a private framer tells a whole answer with a bad CRC from one still arriving
+        self._rtu_check = FramerRTU(DecodePDU(False)) if isinstance(endpoint, RtuEndpoint) else None
+        self._attempt: asyncio.Timeout | None = None  # the attempt waiting for its answer, if any
+        self._corrupt_seen = False
+        self._dropped = False
+
+    def on_retry(self, listener: RetryListener) -> None:
+        """Call `listener(device_id, reason)` each time a request is asked again."""
+        self._listeners.append(listener)
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         e = self.endpoint
-        common = {"timeout": self.timeout, "retries": 0, "reconnect_delay": 0, "name": self.key}
+        common = {
+            "timeout": self.timeout,
+            "retries": 0,
+            "reconnect_delay": 0,
+            "name": self.key,
+            "trace_packet": self._trace_packet,
+            "trace_connect": self._trace_connect,
+        }
         if isinstance(e, TcpEndpoint):
             return AsyncModbusTcpClient(e.host, port=e.port, **common)
         return AsyncModbusSerialClient(
@@ -131,30 +235,85 @@ class ModbusBus:
             **common,
         )
 
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus shows us every received buffer before its framer does. On RTU its framer drops
+        an answer whose CRC fails and then waits out the timeout; we see the same answer whole and
+        broken, and end the attempt now, so that asking again costs a round trip, not a timeout."""
+        if sending or self._rtu_check is None or self._attempt is None:
+            return data
+        try:
+            used, _unit, _tid, frame = self._rtu_check.decode(data)
+        except Exception:  # garbage the framer's own pass will deal with
+            return data
+        if used and not frame and not self._corrupt_seen:
+            self._corrupt_seen = True
+            self._end_attempt_now()
+        return data
+
+    def _end_attempt_now(self) -> None:
+        attempt = self._attempt
+        if attempt is not None and not attempt.expired():
+            with contextlib.suppress(RuntimeError):  # already on its way out
+                attempt.reschedule(asyncio.get_running_loop().time())
+
+    def _trace_connect(self, connected: bool) -> None:
+        """The connection dropped: an attempt waiting for an answer on it ends now, not at its
+        timeout (a module that closes the connection on a request it will not serve)."""
+        if not connected and self._attempt is not None and not self._dropped:
+            self._dropped = True
+            self._end_attempt_now()
+
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.connected
 
     async def connect(self) -> None:
-        """Open the connection if it is not open; DeviceError if it cannot be opened."""
+        """Open the connection if it is not open; ModbusConnectError (why) if it cannot be opened."""
         async with self._lock:
             await self._connect_locked()
 
-    async def _connect_locked(self) -> None:
+    async def _connect_locked(self, deadline: float | None = None) -> None:
         if self.connected:
             return
         self._close_locked()
         self._client = self._new_client()
+        limit = self.timeout * 2 + 0.5  # pymodbus has its own; never hang
+        if deadline is not None:
+            limit = min(limit, max(0.0, deadline - time.monotonic()))
         try:
-            async with asyncio.timeout(self.timeout * 2 + 0.5):  # pymodbus has its own; never hang
+            async with asyncio.timeout(limit):
                 ok = await self._client.connect()
         except TimeoutError:
             ok = False
         if not ok:
             self._close_locked()
-            raise DeviceError(f"{self.key}: cannot connect")
+            raise ModbusConnectError(f"{self.key}: cannot connect: {await self._why_not_connected()}")
         self.connects += 1
         log.debug("modbus connected", extra={"bus": self.key})
+
+    async def _why_not_connected(self) -> str:
+        """pymodbus only says it failed: find out why, once, the cheap way."""
+        e = self.endpoint
+        if isinstance(e, RtuEndpoint):
+            if not os.path.exists(e.port):
+                return f"no such serial port {e.port}"
+            return f"serial port {e.port} cannot be opened (in use, or no permission?)"
+        try:
+            async with asyncio.timeout(min(self.timeout * 2, 2.0)):
+                _reader, writer = await asyncio.open_connection(e.host, e.port)
+        except ConnectionRefusedError:
+            return (
+                f"connection refused by {e.host}:{e.port}"
+                " (nothing listens there: wrong host or port, or the module is off)"
+            )
+        except TimeoutError:
+            return f"no answer to a connection from {e.host}:{e.port} (unreachable, or filtered)"
+        except OSError as exc:
+            return f"{e.host}:{e.port}: {exc.strerror or exc}"
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return f"{e.host}:{e.port} took a plain connection but not the Modbus client's (try again)"
 
     def _close_locked(self) -> None:
         if self._client is not None:
@@ -164,54 +323,133 @@ class ModbusBus:
     def close(self) -> None:
         self._close_locked()
 
-    async def _request(self, device_id: int, function: int, address: int, call: Call) -> ModbusPDU:
-        def fail(detail: str) -> ModbusRequestError:
-            return ModbusRequestError(self.key, device_id, function, address, detail)
-
+    async def _request(
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        call: Call,
+        *,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> ModbusPDU:
+        """Send the request, asking again (up to `retries` more times, never past `deadline`) while
+        it gets no answer or a broken one. The bus is held throughout: nothing comes between."""
+        budget = self.retries if retries is None else retries
         async with self._lock:
-            await self._connect_locked()
-            client = self._client
-            assert client is not None
-            self.requests += 1
-            try:
-                async with asyncio.timeout(self.timeout * 2 + 0.5):
+            attempt = 0
+            while True:
+                if deadline is not None and attempt == 0 and time.monotonic() >= deadline:
+                    raise ModbusNotSent(self.key, device_id, function, address, "its deadline had passed")
+                try:
+                    return await self._attempt_once(
+                        device_id, function, address, call, deadline, last=attempt >= budget
+                    )
+                except ModbusRequestError as exc:
+                    self.failures += 1
+                    out_of_time = deadline is not None and time.monotonic() >= deadline
+                    if not exc.retryable or attempt >= budget or out_of_time:
+                        if (
+                            isinstance(exc, ModbusTimeout)
+                            and isinstance(self.endpoint, TcpEndpoint)
+                            and self.endpoint.close_on_timeout
+                        ):
+                            self._close_locked()
+                        if exc.retryable and deadline is not None:
+                            exc.note(f"{attempt + 1} attempts within its deadline")
+                        raise
+                    last = exc
+                attempt += 1
+                self.retried += 1
+                reason = f"{last} (asked again, {attempt} of {budget})"
+                log.debug("modbus request asked again: %s", reason, extra={"bus": self.key})
+                for listener in self._listeners:
+                    listener(device_id, reason)
+
+    async def _attempt_once(
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        call: Call,
+        deadline: float | None,
+        *,
+        last: bool,
+    ) -> ModbusPDU:
+        await self._connect_locked(deadline)
+        client = self._client
+        assert client is not None
+        self.requests += 1
+        self._corrupt_seen = self._dropped = False
+        limit = self.timeout * 2 + 0.5  # pymodbus times out first; this only makes sure
+        if deadline is not None:
+            # near the deadline an attempt that may be asked again leaves time for one more: an
+            # answer comes in milliseconds or not at all (a late one is to the same request)
+            remaining = max(0.0, deadline - time.monotonic())
+            limit = min(limit, remaining if last else remaining / 2)
+        try:
+            async with asyncio.timeout(limit) as attempt:
+                self._attempt = attempt
+                try:
                     response = await call(client)
-            except (ModbusIOException, TimeoutError) as exc:
-                self.failures += 1
-                if isinstance(self.endpoint, TcpEndpoint) and self.endpoint.close_on_timeout:
-                    self._close_locked()
-                raise ModbusTimeout(self.key, device_id, function, address, "no answer") from exc
-            except ConnectionException as exc:
-                self.failures += 1
+                finally:
+                    self._attempt = None
+        except (ModbusIOException, TimeoutError) as exc:
+            if self._dropped:
                 self._close_locked()
-                raise fail("connection lost") from exc
-            except ModbusException as exc:
-                self.failures += 1
-                raise fail(str(exc)) from exc
+                raise ModbusConnectionLost(
+                    self.key, device_id, function, address, "the device closed the connection"
+                ) from exc
+            if self._corrupt_seen:
+                self.corrupt += 1
+                raise ModbusCorruptAnswer(
+                    self.key, device_id, function, address, "broken answer (CRC check failed)"
+                ) from exc
+            raise ModbusTimeout(self.key, device_id, function, address, "no answer") from exc
+        except ConnectionException as exc:
+            self._close_locked()
+            raise ModbusConnectionLost(self.key, device_id, function, address, "connection lost") from exc
+        except ModbusException as exc:
+            raise ModbusRequestError(self.key, device_id, function, address, str(exc)) from exc
         if response.isError():
-            self.failures += 1
             code = int(getattr(response, "exception_code", 0))
+            if code in (ExcCodes.GATEWAY_PATH_UNAVIABLE, ExcCodes.GATEWAY_NO_RESPONSE):
+                raise ModbusGatewayNoAnswer(self.key, device_id, function, address, code)
             raise ModbusExceptionResponse(self.key, device_id, function, address, code)
         if response.function_code != function:
-            # RTU has no transaction id: a late answer to an earlier, timed-out request can arrive in
-            # this request's place. Taking it would confirm a coil from a DI read.
-            self.failures += 1
-            raise ModbusRequestError(
+            raise ModbusWrongAnswer(
                 self.key, device_id, function, address, f"answer is for function {response.function_code}"
             )
         return response
 
-    async def _logged(self, device_id: int, function: int, address: int, call: Call) -> ModbusPDU:
+    async def _logged(
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        call: Call,
+        retries: int | None,
+        deadline: float | None,
+    ) -> ModbusPDU:
         """Log each failure at debug (the device's supervisor logs the state change once)."""
         try:
-            return await self._request(device_id, function, address, call)
+            return await self._request(device_id, function, address, call, retries=retries, deadline=deadline)
         except ModbusRequestError as exc:
             extra = {"bus": self.key, "device_id": device_id, "function": function, "address": address}
             log.debug("modbus request failed: %s", exc, extra=extra)
             raise
 
-    async def _bits(self, device_id: int, function: int, address: int, count: int, call: Call) -> list[bool]:
-        response = await self._logged(device_id, function, address, call)
+    async def _bits(
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        count: int,
+        call: Call,
+        retries: int | None,
+        deadline: float | None,
+    ) -> list[bool]:
+        response = await self._logged(device_id, function, address, call, retries, deadline)
         bits = list(response.bits[:count])  # pymodbus pads to whole bytes
         if len(bits) != count:
             raise ModbusRequestError(
@@ -220,9 +458,16 @@ class ModbusBus:
         return bits
 
     async def _registers(
-        self, device_id: int, function: int, address: int, count: int, call: Call
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        count: int,
+        call: Call,
+        retries: int | None,
+        deadline: float | None,
     ) -> list[int]:
-        response = await self._logged(device_id, function, address, call)
+        response = await self._logged(device_id, function, address, call, retries, deadline)
         registers = list(response.registers)
         if len(registers) != count:
             raise ModbusRequestError(
@@ -230,54 +475,120 @@ class ModbusBus:
             )
         return registers
 
-    # --- the requests drivers use ----------------------------------------------------------------
-    async def read_coils(self, device_id: int, address: int, count: int = 1) -> list[bool]:
+    # --- the requests drivers use (each safe to ask again) -----------------------------------------
+    # retries: None = the bus's; deadline: monotonic time after which nothing is sent or waited for
+    async def read_coils(
+        self,
+        device_id: int,
+        address: int,
+        count: int = 1,
+        *,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> list[bool]:
         return await self._bits(
-            device_id, 1, address, count, lambda c: c.read_coils(address, count=count, device_id=device_id)
+            device_id,
+            1,
+            address,
+            count,
+            lambda c: c.read_coils(address, count=count, device_id=device_id),
+            retries,
+            deadline,
         )
 
-    async def read_discrete_inputs(self, device_id: int, address: int, count: int = 1) -> list[bool]:
+    async def read_discrete_inputs(
+        self,
+        device_id: int,
+        address: int,
+        count: int = 1,
+        *,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> list[bool]:
         return await self._bits(
             device_id,
             2,
             address,
             count,
             lambda c: c.read_discrete_inputs(address, count=count, device_id=device_id),
+            retries,
+            deadline,
         )
 
-    async def read_holding_registers(self, device_id: int, address: int, count: int = 1) -> list[int]:
+    async def read_holding_registers(
+        self,
+        device_id: int,
+        address: int,
+        count: int = 1,
+        *,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> list[int]:
         return await self._registers(
             device_id,
             3,
             address,
             count,
             lambda c: c.read_holding_registers(address, count=count, device_id=device_id),
+            retries,
+            deadline,
         )
 
-    async def read_input_registers(self, device_id: int, address: int, count: int = 1) -> list[int]:
+    async def read_input_registers(
+        self,
+        device_id: int,
+        address: int,
+        count: int = 1,
+        *,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> list[int]:
         return await self._registers(
             device_id,
             4,
             address,
             count,
             lambda c: c.read_input_registers(address, count=count, device_id=device_id),
+            retries,
+            deadline,
         )
 
-    async def write_coil(self, device_id: int, address: int, value: bool) -> None:
-        await self._logged(device_id, 5, address, lambda c: c.write_coil(address, value, device_id=device_id))
+    async def write_coil(
+        self,
+        device_id: int,
+        address: int,
+        value: bool,
+        *,
+        retries: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Function 5: the coil to an absolute ON or OFF, so asking again cannot change the outcome
+        (writing ON twice is one rising edge). The answer only says the module got the request:
+        confirm by reading the coil back."""
+        await self._logged(
+            device_id,
+            5,
+            address,
+            lambda c: c.write_coil(address, value, device_id=device_id),
+            retries,
+            deadline,
+        )
 
 
 class BusPool:
     """One `ModbusBus` per endpoint, so drivers for units on the same line share its lock."""
 
-    def __init__(self, *, timeout: float = 0.25) -> None:
+    def __init__(self, *, timeout: float = 0.25, retries: int = 2) -> None:
         self._timeout = timeout
+        self._retries = retries
         self._buses: dict[str, ModbusBus] = {}
 
     def get(self, endpoint: TcpEndpoint | RtuEndpoint) -> ModbusBus:
         bus = self._buses.get(endpoint.key)
         if bus is None:
-            bus = self._buses[endpoint.key] = ModbusBus(endpoint, timeout=self._timeout)
+            bus = self._buses[endpoint.key] = ModbusBus(
+                endpoint, timeout=self._timeout, retries=self._retries
+            )
         return bus
 
     def close(self) -> None:

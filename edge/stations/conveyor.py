@@ -424,7 +424,9 @@ class Conveyor(Station):
             target = self.lane(verdict)
             self._owner = turn
             try:
-                confirmation = await self._set_lane(target)
+                confirmation = await self._set_lane(
+                    target, deadline=deadline if deadline > time.monotonic() else None
+                )
             except DeviceError as exc:
                 outcome, detail = "failed", str(exc)
                 await self.actuation_failed(self.config.io, str(exc))
@@ -446,11 +448,15 @@ class Conveyor(Station):
                 turn.set.set_result(None)
             self._schedule_release(turn)
 
-    async def _set_lane(self, target: str | None) -> str:
+    async def _set_lane(self, target: str | None, *, deadline: float | None = None) -> str:
         """Drive the diverter to `target` (None: all lanes off, the hold lane) and say how it was
         confirmed. Off first, then on: never two lanes open at once. A lane not written now is one
         last confirmed off (an output whose command failed is never taken as known); when the target
-        is not the release lane, every lane is read back from the module as well."""
+        is not the release lane, every lane is read back from the module as well. `deadline` (the
+        parcel reaches the diverter) bounds the release lane's command: the I/O driver asks a lost
+        answer again only while there is time, so a release it cannot confirm by then fails (the
+        station's safe path) instead of opening the lane under the parcel; lanes going off are safe
+        at any time and keep their whole retry budget."""
         d = self.config.diverter
         lanes = [x for x in (d.release, d.hold, d.inspect) if x]
         written = []
@@ -459,7 +465,7 @@ class Conveyor(Station):
                 await self.io.set_output(lane, False)
                 written.append(lane)
         if target is not None:
-            await self.io.set_output(target, True)
+            await self.io.set_output(target, True, deadline=deadline if target == d.release else None)
             written.append(target)
         if target == d.release:
             return f"lane {target} confirmed by read-back; the others off as last confirmed"

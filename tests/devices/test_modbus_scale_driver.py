@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.drivers.modbus_scale import ModbusScaleConfig, ModbusScaleDriver
 from devices.events import WeightReading
@@ -143,5 +145,44 @@ def test_down_up_and_exception_responses() -> None:
             await driver.supervisor.wait_for(State.DOWN, WAIT)
             sim.mute(False)
             await driver.supervisor.wait_for(State.UP, WAIT)
+
+    run(scenario())
+
+
+def test_overload_and_underload_are_never_stable_weights() -> None:
+    """One meaning with the serial driver: an indicator over or under range has no weight, so its
+    reading is not stable (stable means "a weight to take"), and a steady overload is one event, not
+    one per poll. Against a plain pymodbus server laid out as GENERIC_INT32 (status bit 1 overload,
+    bit 2 underload)."""
+
+    async def scenario() -> None:
+        device = SimDevice(
+            id=0,
+            simdata=(
+                [SimData(0, values=[False] * 8, datatype=DataType.BITS)],
+                [SimData(0, values=[False] * 8, datatype=DataType.BITS)],
+                [SimData(0, values=[0, 1234, 0b010], datatype=DataType.REGISTERS)],
+                [SimData(0, datatype=DataType.INVALID)],
+            ),
+        )
+        server = ModbusTcpServer(device, address=("127.0.0.1", 0))
+        await server.serve_forever(background=True)
+        port = server.transport.sockets[0].getsockname()[1]
+        try:
+            async with ModbusScaleDriver("scale1", config(port)) as driver:
+                await driver.supervisor.wait_for(State.UP, WAIT)
+                over = await reading_where(driver, overload=True)
+                assert over.kg is None and over.stable is False
+                assert await driver.wait_stable(0.2) is None
+                await asyncio.sleep(0.2)  # ten polls of the same overload
+                assert driver.events.empty()
+                await server.async_setValues(1, 3, 2, [0b100])
+                under = await reading_where(driver, underload=True)
+                assert under.kg is None and under.stable is False
+                await server.async_setValues(1, 3, 2, [0])
+                weighed = await reading_where(driver, kg=Decimal("1.234"))
+                assert weighed.stable
+        finally:
+            await server.shutdown()
 
     run(scenario())

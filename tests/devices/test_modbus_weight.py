@@ -109,8 +109,9 @@ def test_generic_map_reads_one_block_and_flags() -> None:
     assert value.kg == Decimal("12.345") and not value.stable
     over = decode(GENERIC_INT32, encode(GENERIC_INT32, None, overload=True))
     assert over.kg is None and over.overload and not over.underload
+    assert not over.stable  # no weight, so nothing stable to take (as the serial scales say)
     under = decode(GENERIC_INT32, {0: 0xFFFF, 1: 0xFFFF, 2: 0b100})
-    assert under.kg is None and under.underload
+    assert under.kg is None and under.underload and not under.stable
 
 
 def test_far_apart_registers_are_two_reads() -> None:
@@ -149,6 +150,29 @@ def test_any_registers_decode_or_raise_our_error(words: list[int], kind: str) ->
     except WeightDecodeError:
         return
     assert value.kg is None or isinstance(value.kg, Decimal)
+
+
+@given(
+    st.lists(st.integers(0, 0xFFFF), min_size=3, max_size=3),
+    st.sampled_from(["int32", "uint32", "float32", "int16"]),
+)
+def test_a_stable_value_always_has_a_weight(words: list[int], kind: str) -> None:
+    """Whatever the registers hold: stable means a weight in range, never over or under range."""
+    m = WeightMap(
+        weight_address=0,
+        status_address=2,
+        weight_type=kind,
+        motion_bit=0,
+        overload_bit=1,
+        underload_bit=2,
+        scale=Decimal("0.001"),
+    )
+    try:
+        value = decode(m, dict(enumerate(words)))
+    except WeightDecodeError:
+        return
+    assert value.stable == (value.kg is not None and not value.motion)
+    assert not (value.stable and (value.overload or value.underload))
 
 
 @pytest.mark.parametrize(
