@@ -45,6 +45,7 @@ from firmware_sim.park import SimulatedPark
 from firmware_sim.scenario import Parcel, Scenario, parse_faults
 
 PARK = "HK-FTZ-1"
+EDGE_ID = "edge-demo"
 SENSOR_PREFIX = "bondgate/sim"  # where `bondgate sim mqtt-sensor` publishes
 # the demo broker's logins (deploy/mosquitto.acl has the same rules for compose)
 BROKER_LOGINS = {"edge": "edge-demo", "sim": "sim-demo", "screen": "screen-demo"}
@@ -302,7 +303,8 @@ def run_demo(
         tokens = {
             role: admin.post(
                 "/api/v1/tokens",
-                json={"role": role, "name": f"demo {role}", "park_id": PARK if role == "edge" else None},
+                json={"role": role, "name": f"demo {role}"}
+                | ({"park_id": PARK, "edge_id": EDGE_ID} if role == "edge" else {}),
             ).json()["token"]
             for role in ("enterprise", "officer", "edge")
         }
@@ -366,7 +368,7 @@ async def _park(
     await park.start()
     config = {
         "park_id": PARK,
-        "edge_id": "edge-demo",
+        "edge_id": EDGE_ID,
         "database": workdir / "edge.db",
         "evidence_dir": workdir / "evidence",
         "log_level": "WARNING",

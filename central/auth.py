@@ -26,11 +26,16 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    db: Database, *, role: Role, name: str, park_id: str | None = None
+    db: Database, *, role: Role, name: str, park_id: str | None = None, edge_id: str | None = None
 ) -> tuple[str, store.TokenRow]:
-    """Mint a token; returns (the secret token, shown once, and its row)."""
+    """Mint a token; returns (the secret token, shown once, and its row). An edge token is bound to
+    its park and to one edge id: it reports events for that edge only."""
     if role is Role.EDGE and not park_id:
         raise ValueError("an edge token must name its park")
+    if role is Role.EDGE and not edge_id:
+        raise ValueError("an edge token must name its edge (edge_id)")
+    if role is not Role.EDGE and edge_id:
+        raise ValueError("only an edge token names an edge")
     if park_id is not None and store.get_park(db, park_id=park_id) is None:
         raise LookupError(f"no park {park_id!r}")
     token_id = secrets.token_hex(4)
@@ -43,6 +48,7 @@ def create_token(
         park_id=park_id,
         name=name,
         now=iso_now(),
+        edge_id=edge_id,
     )
     return token, row
 

@@ -95,12 +95,15 @@ def token_create(
     role: Annotated[Role, typer.Option(help="enterprise, edge, officer or admin")],
     name: Annotated[str, typer.Option(help="who holds it")],
     park: Annotated[str | None, typer.Option(help="the park an edge token reaches")] = None,
+    edge: Annotated[str | None, typer.Option(help="the one edge id an edge token reports for")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     settings = settings_from(config)
     try:
-        secret, _ = create_token(Database(settings.database), role=role, name=name, park_id=park)
+        secret, _ = create_token(
+            Database(settings.database), role=role, name=name, park_id=park, edge_id=edge
+        )
     except (ValueError, LookupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventKind, canonical_json
 from central.store import events as store
+from central.store import parks as pstore
 from central.store.db import Database
 from central.timefmt import iso
 
@@ -143,6 +144,42 @@ def ingest_events(
             result = _ingest(conn, edge, batch, received_at)
     _log(park_id, edge_id, result)
     return result
+
+
+def token_refusal(
+    db: Database,
+    *,
+    token_id: str,
+    token_name: str,
+    token_edge: str | None,
+    park_id: str,
+    edge_id: str,
+    now: datetime,
+) -> str | None:
+    """An edge token reports for the one edge it was made for; None if this one may, else why not.
+
+    A token made before tokens were bound (no edge id) is bound here to the edge it first reports
+    for. A refusal is an alert to the park the edge belongs to (the one targeted), or, for an edge
+    central does not know yet, to the park in the request."""
+    with db.write() as conn:
+        if token_edge is None and pstore.bind_token_edge(conn, token_id=token_id, edge_id=edge_id):
+            log.warning(
+                "edge token bound to the edge it first reported for",
+                extra={"token_id": token_id, "park_id": park_id, "edge_id": edge_id},
+            )
+            return None
+        if token_edge is None:
+            token_edge = pstore.token_edge(conn, token_id=token_id)
+        if token_edge == edge_id:
+            return None
+        owner = store.get_edge(conn, edge_id=edge_id)
+        target = owner.park_id if owner is not None else park_id
+        detail = (
+            f"token {token_name!r} ({token_id}) of edge {token_edge} in park {park_id} reported for edge"
+            f" {edge_id}; refused"
+        )
+        _raise_alerts(conn, target, edge_id, [_Alert(AlertKind.EDGE_MISMATCH, detail)], iso(_utc(now)))
+    return f"this token reports for edge {token_edge}, not {edge_id}"
 
 
 def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:

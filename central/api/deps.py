@@ -59,6 +59,15 @@ def check_park(token: TokenRow, park_id: str) -> None:
 Enterprise = Annotated[TokenRow, Depends(require(Role.ENTERPRISE))]
 Officer = Annotated[TokenRow, Depends(require(Role.OFFICER))]
 Admin = Annotated[TokenRow, Depends(require())]
+
+
+def check_own_edge(token: TokenRow, edge_id: str) -> None:
+    """An edge token reads its own edge's chain only (one made before tokens were bound, and not
+    yet used, is bound by its first report: central/events.py token_refusal)."""
+    if token.role == Role.EDGE and token.edge_id is not None and token.edge_id != edge_id:
+        raise ApiError(403, "forbidden", f"this token is edge {token.edge_id}'s, not {edge_id}'s")
+
+
 EdgeOrOfficer = Annotated[TokenRow, Depends(require(Role.EDGE, Role.OFFICER))]
 Edge = Annotated[TokenRow, Depends(require(Role.EDGE))]
 EnterpriseOrOfficer = Annotated[TokenRow, Depends(require(Role.ENTERPRISE, Role.OFFICER))]

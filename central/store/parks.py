@@ -71,6 +71,7 @@ class TokenRow:
     name: str
     created_at: str
     revoked_at: str | None
+    edge_id: str | None = None  # an edge token's edge; None: made before tokens were bound, not yet used
 
 
 def _token(row: sqlite3.Row) -> TokenRow:
@@ -81,19 +82,50 @@ def _token(row: sqlite3.Row) -> TokenRow:
         name=row["name"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        edge_id=row["edge_id"],
     )
 
 
 def insert_token(
-    db: Database, *, token_id: str, token_hash: str, role: str, park_id: str | None, name: str, now: str
+    db: Database,
+    *,
+    token_id: str,
+    token_hash: str,
+    role: str,
+    park_id: str | None,
+    name: str,
+    now: str,
+    edge_id: str | None = None,
 ) -> TokenRow:
     with db.write() as conn:
+        if edge_id is not None:
+            owner = conn.execute("SELECT park_id FROM edges WHERE edge_id = ?", (edge_id,)).fetchone()
+            other = conn.execute(
+                "SELECT park_id FROM tokens WHERE edge_id = ? AND park_id != ? AND revoked_at IS NULL",
+                (edge_id, park_id),
+            ).fetchone()
+            if (owner is not None and owner[0] != park_id) or other is not None:
+                raise ValueError(f"edge {edge_id} belongs to another park")
         conn.execute(
-            "INSERT INTO tokens (token_id, token_hash, role, park_id, name, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (token_id, token_hash, role, park_id, name, now),
+            "INSERT INTO tokens (token_id, token_hash, role, park_id, name, created_at, edge_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token_id, token_hash, role, park_id, name, now, edge_id),
         )
-    return TokenRow(token_id, role, park_id, name, now, None)
+    return TokenRow(token_id, role, park_id, name, now, None, edge_id)
+
+
+def token_edge(conn: sqlite3.Connection, *, token_id: str) -> str | None:
+    row = conn.execute("SELECT edge_id FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
+    return row[0] if row else None
+
+
+def bind_token_edge(conn: sqlite3.Connection, *, token_id: str, edge_id: str) -> bool:
+    """Bind a token made before tokens were bound to the edge it first reports for; False if it
+    was bound meanwhile (to another)."""
+    cur = conn.execute(
+        "UPDATE tokens SET edge_id = ? WHERE token_id = ? AND edge_id IS NULL", (edge_id, token_id)
+    )
+    return cur.rowcount > 0
 
 
 def find_token(db: Database, *, token_hash: str) -> TokenRow | None:

@@ -301,6 +301,12 @@ def _v6_customs_receipts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v7_token_edge(db: sqlite_utils.Database) -> None:
+    """An edge token is bound to one edge id: set when the token is made. Tokens made before carry
+    none and are bound to the edge id they first report for (central/events.py)."""
+    db.conn.execute("ALTER TABLE tokens ADD COLUMN edge_id TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -308,4 +314,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0004_feed_chain", _v4_feed_chain),
     ("0005_guids", _v5_guids),
     ("0006_customs_receipts", _v6_customs_receipts),
+    ("0007_token_edge", _v7_token_edge),
 ]

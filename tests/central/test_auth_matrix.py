@@ -106,20 +106,20 @@ TABLE: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/parks/{park_id}"): Route(roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}"),
     ("GET", "/api/v1/parks/{park_id}/feed"): Route(roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/feed"),
     ("POST", "/api/v1/parks/{park_id}/events"): Route(
-        roles(EDGE), f"/api/v1/parks/{PARK}/events", lambda: {"json": {"edge_id": "E-auth", "events": []}}
+        roles(EDGE), f"/api/v1/parks/{PARK}/events", lambda: {"json": {"edge_id": "edge-p1", "events": []}}
     ),
     ("GET", "/api/v1/parks/{park_id}/report"): Route(roles(OFFICER), f"/api/v1/parks/{PARK}/report"),
     ("GET", "/api/v1/parks/{park_id}/edges"): Route(roles(OFFICER), f"/api/v1/parks/{PARK}/edges"),
     # one edge: its chains, their events, re-provisioning (an unknown edge: 404, still admitted)
     ("GET", "/api/v1/parks/{park_id}/edges/{edge_id}"): Route(
-        roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/edges/E-auth"
+        roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/edges/edge-p1"
     ),
     ("GET", "/api/v1/parks/{park_id}/edges/{edge_id}/events"): Route(
-        roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/edges/E-auth/events"
+        roles(EDGE, OFFICER), f"/api/v1/parks/{PARK}/edges/edge-p1/events"
     ),
     ("POST", "/api/v1/parks/{park_id}/edges/{edge_id}/reprovision"): Route(
         roles(OFFICER),
-        f"/api/v1/parks/{PARK}/edges/E-auth/reprovision",
+        f"/api/v1/parks/{PARK}/edges/edge-p1/reprovision",
         lambda: {"json": {"reason": "database restored"}},
     ),
     # administration
@@ -269,7 +269,7 @@ def test_a_revoked_token_is_unauthenticated(live: RunningCentral) -> None:
 
 def test_a_revoked_edge_token_loses_its_own_park(live: RunningCentral) -> None:
     with live.client("admin") as admin:
-        made = admin.post("/api/v1/tokens", json={"role": "edge", "name": "edge-tmp", "park_id": OTHER_PARK})
+        made = admin.post("/api/v1/tokens", json={"role": "edge", "name": "edge-tmp", "park_id": OTHER_PARK, "edge_id": "edge-tmp"})
         assert made.status_code == 201, made.text
         with live.client(made.json()["token"]) as edge:
             assert edge.get(f"/api/v1/parks/{OTHER_PARK}/feed").status_code == 200

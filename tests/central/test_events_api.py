@@ -8,7 +8,7 @@ from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from tests import factories
 
 
-def chain(n: int, bodies: dict[int, tuple[EventKind, EventBody]], edge_id: str = "edge-1") -> list[Event]:
+def chain(n: int, bodies: dict[int, tuple[EventKind, EventBody]], edge_id: str = "edge-p1") -> list[Event]:
     events, prev = [], GENESIS_HASH
     for seq in range(1, n + 1):
         kind, body = bodies.get(seq, (EventKind.HEARTBEAT, EventBody(backlog=0)))
@@ -26,7 +26,7 @@ def chain(n: int, bodies: dict[int, tuple[EventKind, EventBody]], edge_id: str =
     return events
 
 
-def post(client, events: list[Event], edge_id: str = "edge-1"):  # type: ignore[no-untyped-def]
+def post(client, events: list[Event], edge_id: str = "edge-p1"):  # type: ignore[no-untyped-def]
     return client.post(
         "/api/v1/parks/P1/events",
         json={"edge_id": edge_id, "events": [e.model_dump(mode="json") for e in events]},
@@ -67,7 +67,7 @@ def test_events_are_applied_once_and_the_report_reconciles(central) -> None:
     assert report["released_twice"]["total"] == 1
     assert {a["kind"] for a in report["alerts"]["items"]} >= {"release_not_cleared", "released_twice"}
     [edge_row] = officer.get("/api/v1/parks/P1/edges").json()
-    assert edge_row["edge_id"] == "edge-1" and edge_row["last_seq"] == 6
+    assert edge_row["edge_id"] == "edge-p1" and edge_row["last_seq"] == 6
 
 
 def test_gaps_and_tampering_are_refused(central) -> None:

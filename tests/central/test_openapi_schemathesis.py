@@ -155,13 +155,13 @@ def test_success_answers_match_the_schema(live_central: RunningCentral, live_sch
 
     heartbeat = chain_event(
         GENESIS_HASH,
-        edge_id="E-st",
+        edge_id="edge-p1",
         seq=1,
         kind=EventKind.HEARTBEAT,
         occurred_at="2024-06-01T12:00:00Z",
         body=EventBody(backlog=0),
     )
-    events = {"edge_id": "E-st", "events": [heartbeat.model_dump(mode="json")]}
+    events = {"edge_id": "edge-p1", "events": [heartbeat.model_dump(mode="json")]}
     stored = edge.post("/api/v1/parks/P1/events", json=events)
     conforms(live_schema, "POST", "/api/v1/parks/{park_id}/events", stored)
     assert stored.json()["stored"] == 1, stored.json()
@@ -189,7 +189,7 @@ def test_success_answers_match_the_schema(live_central: RunningCentral, live_sch
     )
     conforms(live_schema, "POST", "/api/v1/customs/receipts", applied)
     with live_central.client("admin") as admin:
-        made = admin.post("/api/v1/tokens", json={"role": "edge", "name": "st-edge", "park_id": "P2"})
+        made = admin.post("/api/v1/tokens", json={"role": "edge", "name": "st-edge", "park_id": "P2", "edge_id": "st-edge"})
         conforms(live_schema, "POST", "/api/v1/tokens", made, ok=201)
         gone = admin.delete(f"/api/v1/tokens/{made.json()['token_id']}")
         conforms(live_schema, "DELETE", "/api/v1/tokens/{token_id}", gone, ok=204)

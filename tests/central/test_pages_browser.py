@@ -64,7 +64,7 @@ def _events() -> list[Event]:
     for seq, (kind, body) in enumerate(bodies, start=1):
         event = chain_event(
             prev,
-            edge_id="edge-1",
+            edge_id="edge-p1",
             seq=seq,
             kind=kind,
             station="line-1",
@@ -90,7 +90,7 @@ def _populate(central: RunningCentral) -> None:
         for doc in documents:
             shop.post("/api/v1/documents", json=doc.model_dump(mode="json")).raise_for_status()
     with central.client("edge") as edge:
-        batch = {"edge_id": "edge-1", "events": [e.model_dump(mode="json") for e in _events()]}
+        batch = {"edge_id": "edge-p1", "events": [e.model_dump(mode="json") for e in _events()]}
         answer = edge.post("/api/v1/parks/P1/events", json=batch)
         answer.raise_for_status()
         assert answer.json()["acked_seq"] == 3
@@ -152,7 +152,7 @@ def test_officer_reads_the_park_and_drills_down_to_the_failed_rule(
         expect(page.locator(f"{empty} .count")).to_have_text("0")
     expect(page.locator("#discrepancy-codes tbody tr")).to_contain_text("NOT_CLEARED")
     expect(page.locator("#discrepancy-codes tbody tr")).to_contain_text("50.0 %")  # 1 of 2 decisions
-    expect(page.locator("#edges tbody tr")).to_contain_text("edge-1")
+    expect(page.locator("#edges tbody tr")).to_contain_text("edge-p1")
     expect(page.locator("#edges .edge-backlog")).to_have_text("3")
 
     page.click("#discrepancy-codes a")

@@ -47,8 +47,8 @@ def seed(settings: CentralSettings) -> dict[str, str]:
         "admin": create_token(db, role=Role.ADMIN, name="admin")[0],
         "enterprise": create_token(db, role=Role.ENTERPRISE, name="shop")[0],
         "officer": create_token(db, role=Role.OFFICER, name="officer")[0],
-        "edge": create_token(db, role=Role.EDGE, name="edge-p1", park_id="P1")[0],
-        "edge_p2": create_token(db, role=Role.EDGE, name="edge-p2", park_id="P2")[0],
+        "edge": create_token(db, role=Role.EDGE, name="edge-p1", park_id="P1", edge_id="edge-p1")[0],
+        "edge_p2": create_token(db, role=Role.EDGE, name="edge-p2", park_id="P2", edge_id="edge-p2")[0],
     }
     db.close()
     return tokens

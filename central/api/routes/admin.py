@@ -22,12 +22,22 @@ class TokenIn(BaseModel):
     role: Role
     name: str = Field(min_length=1, max_length=100)
     park_id: str | None = Field(None, description="required for edge tokens: the one park it reaches")
+    edge_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="required for edge tokens: the one edge id it reports events for",
+    )
 
 
 class TokenInfo(BaseModel):
     token_id: str
     role: str
     park_id: str | None
+    edge_id: str | None = Field(
+        None, description="an edge token's edge; null on one not yet used from before"
+    )
     name: str
     created_at: str
     revoked_at: str | None
@@ -42,6 +52,7 @@ def _info(row: pstore.TokenRow) -> TokenInfo:
         token_id=row.token_id,
         role=row.role,
         park_id=row.park_id,
+        edge_id=row.edge_id,
         name=row.name,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
@@ -57,7 +68,9 @@ def _info(row: pstore.TokenRow) -> TokenInfo:
 )
 def post_token(platform: PlatformDep, token: Admin, body: TokenIn) -> NewToken:
     try:
-        secret, row = create_token(platform.db, role=body.role, name=body.name, park_id=body.park_id)
+        secret, row = create_token(
+            platform.db, role=body.role, name=body.name, park_id=body.park_id, edge_id=body.edge_id
+        )
     except ValueError as exc:
         raise ApiError(400, "invalid_token_request", str(exc)) from exc
     return NewToken(token=secret, **_info(row).model_dump())

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from central.api.deps import EdgeOrOfficer, Officer, PlatformDep, check_park
+from central.api.deps import EdgeOrOfficer, Officer, PlatformDep, check_own_edge, check_park
 from central.api.errors import AUTH, ApiError, responses
 from central.chains import (
     ChainView,
@@ -51,6 +51,7 @@ def get_edge_chain(
     platform: PlatformDep, token: EdgeOrOfficer, park_id: ParkId, edge_id: EdgeId
 ) -> ChainView:
     check_park(token, park_id)
+    check_own_edge(token, edge_id)
     try:
         return chain_view(platform.db, park_id=park_id, edge_id=edge_id)
     except UnknownEdge as exc:
@@ -75,6 +76,7 @@ def get_edge_events(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[StoredEvent]:
     check_park(token, park_id)
+    check_own_edge(token, edge_id)
     try:
         return chain_events(
             platform.db, park_id=park_id, edge_id=edge_id, epoch=epoch, after=after, limit=limit

@@ -1,0 +1,101 @@
+"""An edge is who its token says (issue 11 C). Any edge token could claim any unused edge id on first
+contact — a park P2 token taking the id P1's real edge would later use locked that edge out for
+good — and a second edge token of the same park could append to another edge's chain. Now each edge
+token is bound to one edge id when it is made; anything else is 403, and the park targeted is
+alerted. Real central (uvicorn, SQLite file), events over HTTP with a real hash chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bondgate.wire import GENESIS_HASH, EventBody, EventKind, chain_event
+from central.auth import hash_token
+from central.store import parks as pstore
+from central.store.db import Database
+from tests.support.central_server import RunningCentral
+
+
+def heartbeats(edge_id: str, n: int = 1) -> dict[str, Any]:
+    events, prev = [], GENESIS_HASH
+    for seq in range(1, n + 1):
+        event = chain_event(
+            prev,
+            edge_id=edge_id,
+            seq=seq,
+            kind=EventKind.HEARTBEAT,
+            occurred_at=datetime.now(UTC),
+            body=EventBody(backlog=0),
+        )
+        events.append(event.model_dump(mode="json"))
+        prev = event.hash
+    return {"edge_id": edge_id, "events": events}
+
+
+def make_token(central: RunningCentral, **body: Any) -> Any:
+    with central.client("admin") as admin:
+        return admin.post("/api/v1/tokens", json={"role": "edge", "name": "another", **body})
+
+
+def alerts(central: RunningCentral, park: str) -> list[dict[str, Any]]:
+    with central.client("officer") as officer:
+        return officer.get(f"/api/v1/parks/{park}/report").raise_for_status().json()["alerts"]["items"]
+
+
+def test_an_edge_token_names_its_edge_when_it_is_made(central: RunningCentral) -> None:
+    missing = make_token(central, park_id="P1")
+    assert missing.status_code == 400 and "must name its edge" in missing.json()["detail"]
+    made = make_token(central, park_id="P1", edge_id="gate-2")
+    assert made.status_code == 201 and made.json()["edge_id"] == "gate-2"
+    # an edge id another park's token holds is not given to this park
+    taken = make_token(central, park_id="P2", edge_id="gate-2")
+    assert taken.status_code == 400 and "belongs to another park" in taken.json()["detail"]
+
+
+def test_a_token_of_another_park_cannot_take_an_edge_id(central: RunningCentral) -> None:
+    with central.client("edge_p2") as p2:
+        answer = p2.post("/api/v1/parks/P2/events", json=heartbeats("gate-of-p1"))
+    assert answer.status_code == 403 and "reports for edge edge-p2, not gate-of-p1" in answer.json()["detail"]
+    # the id is still free: P1's real edge, with its own token, reports under it
+    made = make_token(central, park_id="P1", edge_id="gate-of-p1").json()
+    with central.client(made["token"]) as p1:
+        answer = p1.post("/api/v1/parks/P1/events", json=heartbeats("gate-of-p1"))
+    assert answer.status_code == 200 and answer.json()["stored"] == 1
+
+
+def test_a_second_token_of_the_park_cannot_append_to_another_edges_chain(central: RunningCentral) -> None:
+    with central.client("edge") as real:
+        assert real.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1")).json()["stored"] == 1
+    other = make_token(central, park_id="P1", edge_id="gate-9").json()
+    with central.client(other["token"]) as intruder:
+        answer = intruder.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1", 2))
+        assert answer.status_code == 403
+        # nor read that edge's chain
+        assert intruder.get("/api/v1/parks/P1/edges/edge-p1/events").status_code == 403
+    with central.client("officer") as officer:
+        chain = officer.get("/api/v1/parks/P1/edges/edge-p1").json()
+    assert chain["last_seq"] == 1  # nothing appended
+    [alert] = [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"]
+    assert alert["edge_id"] == "edge-p1" and other["token_id"] in alert["detail"]
+
+
+def test_a_token_made_before_binding_is_bound_to_the_edge_it_first_reports_for(
+    central: RunningCentral,
+) -> None:
+    db = Database(central.settings.database)  # a token as made before tokens were bound: no edge id
+    pstore.insert_token(
+        db,
+        token_id="legacy01",
+        token_hash=hash_token("bg_legacy01_x"),
+        role="edge",
+        park_id="P1",
+        name="old",
+        now="2026-01-01T00:00:00Z",
+    )
+    db.close()
+    with central.client("bg_legacy01_x") as legacy:
+        assert legacy.post("/api/v1/parks/P1/events", json=heartbeats("old-gate")).status_code == 200
+        assert legacy.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1")).status_code == 403
+    with central.client("admin") as admin:
+        [row] = [t for t in admin.get("/api/v1/tokens").json() if t["token_id"] == "legacy01"]
+    assert row["edge_id"] == "old-gate"
