@@ -304,7 +304,8 @@ def run_demo(
             role: admin.post(
                 "/api/v1/tokens",
                 json={"role": role, "name": f"demo {role}"}
-                | ({"park_id": PARK, "edge_id": EDGE_ID} if role == "edge" else {}),
+                | ({"park_id": PARK, "edge_id": EDGE_ID} if role == "edge" else {})
+                | ({"enterprise_codes": d.ENTERPRISE_CODES} if role == "enterprise" else {}),
             ).json()["token"]
             for role in ("enterprise", "officer", "edge")
         }

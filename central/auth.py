@@ -26,7 +26,13 @@ def hash_token(token: str) -> str:
 
 
 def create_token(
-    db: Database, *, role: Role, name: str, park_id: str | None = None, edge_id: str | None = None
+    db: Database,
+    *,
+    role: Role,
+    name: str,
+    park_id: str | None = None,
+    edge_id: str | None = None,
+    enterprise_codes: list[str] | None = None,
 ) -> tuple[str, store.TokenRow]:
     """Mint a token; returns (the secret token, shown once, and its row). An edge token is bound to
     its park and to one edge id: it reports events for that edge only."""
@@ -36,6 +42,10 @@ def create_token(
         raise ValueError("an edge token must name its edge (edge_id)")
     if role is not Role.EDGE and edge_id:
         raise ValueError("only an edge token names an edge")
+    if role is Role.ENTERPRISE and not enterprise_codes:
+        raise ValueError("an enterprise token must name the enterprise codes it acts for (enterprise_codes)")
+    if role is not Role.ENTERPRISE and enterprise_codes:
+        raise ValueError("only an enterprise token names enterprise codes")
     if park_id is not None and store.get_park(db, park_id=park_id) is None:
         raise LookupError(f"no park {park_id!r}")
     token_id = secrets.token_hex(4)
@@ -49,6 +59,7 @@ def create_token(
         name=name,
         now=iso_now(),
         edge_id=edge_id,
+        enterprise_codes=enterprise_codes,
     )
     return token, row
 

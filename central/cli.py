@@ -96,13 +96,22 @@ def token_create(
     name: Annotated[str, typer.Option(help="who holds it")],
     park: Annotated[str | None, typer.Option(help="the park an edge token reaches")] = None,
     edge: Annotated[str | None, typer.Option(help="the one edge id an edge token reports for")] = None,
+    code: Annotated[
+        list[str] | None,
+        typer.Option(help="an enterprise code an enterprise token acts for (repeat for each)"),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     settings = settings_from(config)
     try:
         secret, _ = create_token(
-            Database(settings.database), role=role, name=name, park_id=park, edge_id=edge
+            Database(settings.database),
+            role=role,
+            name=name,
+            park_id=park,
+            edge_id=edge,
+            enterprise_codes=code,
         )
     except (ValueError, LookupError) as exc:
         typer.echo(f"error: {exc}", err=True)

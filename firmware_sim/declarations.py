@@ -39,6 +39,9 @@ PAY_CODE, PAY_NAME = "4403169D3W", "财付通支付科技有限公司"
 LOGISTICS_CODE, LOGISTICS_NAME = "4601980001", "海南速达物流有限公司"
 AGENT_CODE, AGENT_NAME = "4601960001", "海口报关服务有限公司"
 CUSTOMS_CODE = "6409"  # 海口综保区
+# the enterprises these declarations name: a token declaring them all acts for each (as a transfer
+# enterprise on a single window does)
+ENTERPRISE_CODES = [EBP_CODE, EBC_CODE, PAY_CODE, LOGISTICS_CODE, AGENT_CODE]
 # the park: its bonded account book (emsNo) and area code; a second park for multi-park tests
 DEFAULT_EMS_NO, DEFAULT_AREA_CODE = "T6409W000001", "4601W60001"
 OTHER_EMS_NO, OTHER_AREA_CODE = "T6409W000002", "4601W60002"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from central.store.db import Database
@@ -72,6 +73,7 @@ class TokenRow:
     created_at: str
     revoked_at: str | None
     edge_id: str | None = None  # an edge token's edge; None: made before tokens were bound, not yet used
+    enterprise_codes: frozenset[str] | None = None  # an enterprise token's codes; None: made before
 
 
 def _token(row: sqlite3.Row) -> TokenRow:
@@ -83,6 +85,9 @@ def _token(row: sqlite3.Row) -> TokenRow:
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
         edge_id=row["edge_id"],
+        enterprise_codes=(
+            frozenset(json.loads(row["enterprise_codes"])) if row["enterprise_codes"] is not None else None
+        ),
     )
 
 
@@ -96,7 +101,9 @@ def insert_token(
     name: str,
     now: str,
     edge_id: str | None = None,
+    enterprise_codes: Iterable[str] | None = None,
 ) -> TokenRow:
+    codes = None if enterprise_codes is None else sorted(set(enterprise_codes))
     with db.write() as conn:
         if edge_id is not None:
             owner = conn.execute("SELECT park_id FROM edges WHERE edge_id = ?", (edge_id,)).fetchone()
@@ -107,11 +114,22 @@ def insert_token(
             if (owner is not None and owner[0] != park_id) or other is not None:
                 raise ValueError(f"edge {edge_id} belongs to another park")
         conn.execute(
-            "INSERT INTO tokens (token_id, token_hash, role, park_id, name, created_at, edge_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (token_id, token_hash, role, park_id, name, now, edge_id),
+            "INSERT INTO tokens (token_id, token_hash, role, park_id, name, created_at, edge_id,"
+            " enterprise_codes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                token_id,
+                token_hash,
+                role,
+                park_id,
+                name,
+                now,
+                edge_id,
+                None if codes is None else json.dumps(codes),
+            ),
         )
-    return TokenRow(token_id, role, park_id, name, now, None, edge_id)
+    return TokenRow(
+        token_id, role, park_id, name, now, None, edge_id, None if codes is None else frozenset(codes)
+    )
 
 
 def token_edge(conn: sqlite3.Connection, *, token_id: str) -> str | None:

@@ -307,6 +307,12 @@ def _v7_token_edge(db: sqlite_utils.Database) -> None:
     db.conn.execute("ALTER TABLE tokens ADD COLUMN edge_id TEXT")
 
 
+def _v8_token_enterprise_codes(db: sqlite_utils.Database) -> None:
+    """An enterprise token acts for the enterprise codes it is made for (JSON list). Tokens made
+    before carry none and submit nothing until replaced."""
+    db.conn.execute("ALTER TABLE tokens ADD COLUMN enterprise_codes TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -315,4 +321,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0005_guids", _v5_guids),
     ("0006_customs_receipts", _v6_customs_receipts),
     ("0007_token_edge", _v7_token_edge),
+    ("0008_token_enterprise_codes", _v8_token_enterprise_codes),
 ]

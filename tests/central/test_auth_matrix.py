@@ -269,7 +269,10 @@ def test_a_revoked_token_is_unauthenticated(live: RunningCentral) -> None:
 
 def test_a_revoked_edge_token_loses_its_own_park(live: RunningCentral) -> None:
     with live.client("admin") as admin:
-        made = admin.post("/api/v1/tokens", json={"role": "edge", "name": "edge-tmp", "park_id": OTHER_PARK, "edge_id": "edge-tmp"})
+        made = admin.post(
+            "/api/v1/tokens",
+            json={"role": "edge", "name": "edge-tmp", "park_id": OTHER_PARK, "edge_id": "edge-tmp"},
+        )
         assert made.status_code == 201, made.text
         with live.client(made.json()["token"]) as edge:
             assert edge.get(f"/api/v1/parks/{OTHER_PARK}/feed").status_code == 200

@@ -189,7 +189,9 @@ def test_success_answers_match_the_schema(live_central: RunningCentral, live_sch
     )
     conforms(live_schema, "POST", "/api/v1/customs/receipts", applied)
     with live_central.client("admin") as admin:
-        made = admin.post("/api/v1/tokens", json={"role": "edge", "name": "st-edge", "park_id": "P2", "edge_id": "st-edge"})
+        made = admin.post(
+            "/api/v1/tokens", json={"role": "edge", "name": "st-edge", "park_id": "P2", "edge_id": "st-edge"}
+        )
         conforms(live_schema, "POST", "/api/v1/tokens", made, ok=201)
         gone = admin.delete(f"/api/v1/tokens/{made.json()['token_id']}")
         conforms(live_schema, "DELETE", "/api/v1/tokens/{token_id}", gone, ok=204)

@@ -19,6 +19,7 @@ from central.config import CentralSettings
 from central.store.db import Database
 from central.store.parks import upsert_park
 from central.timefmt import iso_now
+from firmware_sim import declarations
 
 
 @dataclass
@@ -38,6 +39,12 @@ PARKS = {
 }
 
 
+# the tests' one enterprise token acts for every enterprise the simulated declarations and the
+# official samples name (a transfer enterprise declaring for several, as on a single window)
+SIMULATED_ENTERPRISES = declarations.ENTERPRISE_CODES
+SAMPLE_ENTERPRISES = ["1105910158", "1105910159", "1101110323", "1101110325", "1101180326"]
+
+
 def seed(settings: CentralSettings) -> dict[str, str]:
     """Two parks and a token of every role (edge tokens for both parks)."""
     db = Database(settings.database)
@@ -45,7 +52,12 @@ def seed(settings: CentralSettings) -> dict[str, str]:
         upsert_park(db, park_id=park_id, name=name, ems_nos=ems, area_codes=areas, now=iso_now())
     tokens = {
         "admin": create_token(db, role=Role.ADMIN, name="admin")[0],
-        "enterprise": create_token(db, role=Role.ENTERPRISE, name="shop")[0],
+        "enterprise": create_token(
+            db,
+            role=Role.ENTERPRISE,
+            name="shop",
+            enterprise_codes=[*SIMULATED_ENTERPRISES, *SAMPLE_ENTERPRISES],
+        )[0],
         "officer": create_token(db, role=Role.OFFICER, name="officer")[0],
         "edge": create_token(db, role=Role.EDGE, name="edge-p1", park_id="P1", edge_id="edge-p1")[0],
         "edge_p2": create_token(db, role=Role.EDGE, name="edge-p2", park_id="P2", edge_id="edge-p2")[0],

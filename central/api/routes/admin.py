@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +31,13 @@ class TokenIn(BaseModel):
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="required for edge tokens: the one edge id it reports events for",
     )
+    enterprise_codes: list[Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,18}$")]] | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="required for enterprise tokens: the enterprise codes (ebpCode, ebcCode, payCode,"
+        " logisticsCode, agentCode) it declares for and reads receipts of",
+    )
 
 
 class TokenInfo(BaseModel):
@@ -53,6 +62,7 @@ def _info(row: pstore.TokenRow) -> TokenInfo:
         role=row.role,
         park_id=row.park_id,
         edge_id=row.edge_id,
+        enterprise_codes=None if row.enterprise_codes is None else sorted(row.enterprise_codes),
         name=row.name,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
@@ -69,7 +79,12 @@ def _info(row: pstore.TokenRow) -> TokenInfo:
 def post_token(platform: PlatformDep, token: Admin, body: TokenIn) -> NewToken:
     try:
         secret, row = create_token(
-            platform.db, role=body.role, name=body.name, park_id=body.park_id, edge_id=body.edge_id
+            platform.db,
+            role=body.role,
+            name=body.name,
+            park_id=body.park_id,
+            edge_id=body.edge_id,
+            enterprise_codes=body.enterprise_codes,
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_token_request", str(exc)) from exc

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from central import declarants
 from central.api.deps import Enterprise, EnterpriseOrOfficer, PlatformDep
 from central.api.errors import AUTH, ApiError, responses
+from central.auth import Role
 from central.ceb.documents import DocKind, Document, Receipt
 from central.ceb.xml_in import CebError, parse_message
 from central.ceb.xml_out import receipts_xml
+from central.declarants import AnyDocument
 from central.intake import IntakeResult, submit
 from central.metrics import DOCUMENTS
 from central.store import documents as dstore
+from central.store.parks import TokenRow
 from central.timefmt import utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
@@ -25,6 +30,16 @@ XML_TYPES = ("application/xml", "text/xml")
 
 class DocumentBatch(BaseModel):
     documents: list[Document] = Field(min_length=1, max_length=1000)
+
+
+def _may_declare(token: TokenRow, documents: Sequence[AnyDocument]) -> None:
+    """An enterprise token declares only for the enterprise codes it acts for: 403 otherwise (an
+    admin token, which may do everything, is not bound to enterprises)."""
+    if token.role != Role.ENTERPRISE:
+        return
+    if (why := declarants.refusal(documents, token.enterprise_codes)) is not None:
+        DOCUMENTS.labels(kind="message", result="forbidden").inc()
+        raise ApiError(403, "forbidden", why)
 
 
 def _count(result: IntakeResult, documents: int) -> None:
@@ -45,6 +60,7 @@ def post_documents(
     platform: PlatformDep, token: Enterprise, body: Annotated[DocumentBatch | Document, Body()]
 ) -> IntakeResult:
     docs = body.documents if isinstance(body, DocumentBatch) else [body]
+    _may_declare(token, docs)
     result = submit(platform, list(docs), actor=f"token:{token.token_id}", now=utc_now())
     _count(result, len(docs))
     return result
@@ -81,6 +97,7 @@ async def post_ceb_message(platform: PlatformDep, token: Enterprise, request: Re
         raise ApiError(400, exc.code, exc.reason) from exc
     if message.kind == "CEB622":
         raise ApiError(400, "unsupported_message", "CEB622 customs receipts go to /api/v1/customs/receipts")
+    _may_declare(token, message.documents)
     result = await run_in_threadpool(
         submit, platform, list(message.documents), actor=f"token:{token.token_id}", now=utc_now()
     )
@@ -103,6 +120,10 @@ def get_receipts(
     rows = dstore.receipts_for_guid(platform.db, guid=guid)
     if not rows:
         raise ApiError(404, "not_found", f"no receipts for guid {guid}")
+    if token.role == Role.ENTERPRISE and not declarants.may_read(rows[0].key_fields, token.enterprise_codes):
+        raise ApiError(
+            403, "forbidden", f"the document of guid {guid} is not one this token's enterprises declared"
+        )
     receipts = [
         Receipt(
             kind=DocKind(r.kind),
