@@ -313,6 +313,22 @@ def _v8_token_enterprise_codes(db: sqlite_utils.Database) -> None:
     db.conn.execute("ALTER TABLE tokens ADD COLUMN enterprise_codes TEXT")
 
 
+def _v9_lookup_indexes(db: sqlite_utils.Database) -> None:
+    """Every lookup an officer or a receipt makes goes through an index (issue 11 J): a parcel by
+    logisticsNo alone (the (code, no) index needs its code first), a pending inventory by orderNo,
+    logisticsNo or a sender-given invtNo (was json_extract over every body), a receipt's inventory
+    by copNo."""
+    for statement in (
+        "CREATE INDEX clearances_logistics_no ON clearances (logistics_no)",
+        "CREATE INDEX clearances_cop_no ON clearances (cop_no)",
+        "CREATE INDEX documents_inventory_order ON documents (order_no) WHERE kind = 'CEB621'",
+        "CREATE INDEX documents_inventory_logistics ON documents (logistics_no) WHERE kind = 'CEB621'",
+        "CREATE INDEX documents_inventory_invt_no ON documents (json_extract(body, '$.invtNo'))"
+        " WHERE kind = 'CEB621'",
+    ):
+        db.conn.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -322,4 +338,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0006_customs_receipts", _v6_customs_receipts),
     ("0007_token_edge", _v7_token_edge),
     ("0008_token_enterprise_codes", _v8_token_enterprise_codes),
+    ("0009_lookup_indexes", _v9_lookup_indexes),
 ]
