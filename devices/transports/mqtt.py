@@ -381,12 +381,36 @@ class MqttConnection:
                 try:
                     sub.handler(message)
                 except Exception:  # one bad handler must not starve the others or kill paho's thread
-                    log.exception("mqtt handler failed", extra={"device": self.name, "topic": message.topic})
+                    extra = {"device": self.name, "topic": clip(message.topic)}
+                    log.exception("mqtt handler failed", extra=extra)
 
     def _ack(self, mid: int) -> None:
         future = self._published.get(mid)
         if future is not None and not future.done():
             future.set_result(None)
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters + "…" (topics and payload excerpts in log lines: a topic may
+    be 64 KiB long)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def has_wildcard(topic: str) -> bool:
+    """A filter with `+` or `#` (it may match more than one topic)."""
+    return "+" in topic or "#" in topic
+
+
+def check_topic_name(topic: str) -> None:
+    """Refuse a topic a message cannot be published to: empty, over 65,535 bytes, not encodable, with
+    a NUL (the broker drops the connection for it, and paho would send it again after every
+    reconnect) or a wildcard (paho raises). ValueError names it, clipped."""
+    try:
+        size = len(topic.encode())
+    except UnicodeEncodeError:
+        raise ValueError(f"invalid topic {clip(topic, 80)!r}: not encodable as UTF-8") from None
+    if not topic or size > 65535 or "\x00" in topic or has_wildcard(topic):
+        raise ValueError(f"invalid topic {clip(topic, 80)!r}: empty, too long, a NUL, '+' or '#'")
 
 
 def check_topic_filter(topic: str) -> None:

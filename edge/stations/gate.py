@@ -73,7 +73,8 @@ class Gate(Station):
         fired = False
         if isinstance(event, InputChanged) and event.point == point and event.value:
             fired = True
-        elif isinstance(event, SensorMessage) and event.device == point:
+        elif isinstance(event, SensorMessage) and event.device == point and event.live:
+            # (a retained or stale message is the sensor's state, never an arrival)
             # an arrival is the sensor going from free to occupied: detectors repeat their state (a
             # heartbeat, a flicker), and a repeat is the same vehicle, never a second one behind it
             payload = event.payload
