@@ -268,6 +268,12 @@ class GateStation(_Station):
         description="a read this long before the trigger still counts (a label read on arrival)",
     )
     confirm_timeout_s: float = Field(1.0, gt=0, le=60)
+    free_debounce_s: float = Field(
+        0.3,
+        ge=0,
+        le=10,
+        description="an MQTT trigger sensor free for less than this (by its ts) is the same vehicle",
+    )
 
     def device_refs(self) -> dict[str, str | None]:
         return {
@@ -439,9 +445,7 @@ class EdgeSettings(BaseSettings):
     evidence_dir: Path = Path("var/evidence")
     central: CentralLink
     tolerance: ToleranceSettings = Field(default_factory=ToleranceSettings)
-    staleness_limit_s: float = Field(
-        6 * 3600, gt=0, le=30 * 86400, description="older cache → STALE_CACHE"
-    )
+    staleness_limit_s: float = Field(6 * 3600, gt=0, le=30 * 86400, description="older cache → STALE_CACHE")
     stale_policy: Literal["hold", "allow"] = "hold"
     heartbeat_s: float = Field(30, ge=0.01, le=3600)
     mqtt: LocalMqtt | None = None
@@ -540,6 +544,7 @@ class EdgeSettings(BaseSettings):
                     )
                 )
         return problems
+
 
 # the drivers a device named in each station role may have
 ROLE_DRIVERS: dict[str, tuple[str, ...]] = {

@@ -7,6 +7,13 @@ the previous vehicle's label gave before this trigger; another code in the same 
 ambiguous (held). Its weight is one measured after the trigger. A second trigger while a vehicle is
 being checked or the barrier is open is tailgating: it is recorded (HOLD, TAILGATING) and the
 barrier closes — or does not open. What the barrier did is recorded against each decision.
+
+An MQTT trigger sensor's free/occupied level follows the newest message the driver has for it (by
+the sensor's own `ts`), live or not: a "free" that came back retained after a reconnect, or stale,
+still means the loop is free, so the next vehicle is an arrival. Only a live, timely change from
+free to occupied is one, and only after a free spell of at least `free_debounce_s` (by the sensor's
+`ts`): occupied / free / occupied within 100 ms is one vehicle with a gap in it (a trailer's
+drawbar), not a second one.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, SensorMessage
 from devices.health import DeviceError
@@ -39,7 +47,10 @@ class Gate(Station):
         self._pulse: asyncio.Task[None] | None = None
         self._tailgated: str | None = None  # why the current vehicle's barrier must not (stay) open
         self._previous: tuple[str | None, float] = (None, -1e18)  # last vehicle's code, decided at
-        self._sensor_level = False  # the MQTT trigger sensor's last state (occupied / closed)
+        self._sensor_level = False  # the MQTT trigger sensor's newest state (occupied / closed)
+        self._sensor_ts: datetime | None = None  # the `ts` of the message that state is from
+        self._free_since: datetime | None = None  # when the current free spell began (its `ts`)
+        self.flickers = 0  # occupied again within free_debounce_s: the same vehicle
         self.watch_platform()
 
     @property
@@ -73,13 +84,8 @@ class Gate(Station):
         fired = False
         if isinstance(event, InputChanged) and event.point == point and event.value:
             fired = True
-        elif isinstance(event, SensorMessage) and event.device == point and event.live:
-            # (a retained or stale message is the sensor's state, never an arrival)
-            # an arrival is the sensor going from free to occupied: detectors repeat their state (a
-            # heartbeat, a flicker), and a repeat is the same vehicle, never a second one behind it
-            payload = event.payload
-            level = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
-            fired, self._sensor_level = level and not self._sensor_level, level
+        elif isinstance(event, SensorMessage) and event.device == point:
+            fired = self._sensor_arrival(event)
         if not fired:
             return
         if self._busy:  # a second arrival while one is checked or passing
@@ -92,6 +98,38 @@ class Gate(Station):
         self._busy = True
         self._tailgated = None
         self.spawn(self.vehicle(event.at), "vehicle")
+
+    def _sensor_arrival(self, event: SensorMessage) -> bool:
+        """Follow the trigger sensor's level; True if this message is a vehicle arriving.
+
+        An arrival is the sensor going from free to occupied: detectors repeat their state (a
+        heartbeat), and a repeat is the same vehicle, never a second one behind it. The level follows
+        every message newer than the one before (retained and stale ones too: a loop that went free
+        while the agent was away is free), but only a live one fires, and only after the loop has
+        been free for `free_debounce_s` by the sensor's own clock."""
+        payload = event.payload
+        ts: datetime = payload.ts
+        if self._sensor_ts is not None and ts <= self._sensor_ts:
+            return False  # no newer than what the gate knows (the driver drops these already)
+        self._sensor_ts = ts
+        level = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
+        was, self._sensor_level = self._sensor_level, level
+        if not level:
+            if was or self._free_since is None:
+                self._free_since = ts
+            return False
+        if was:
+            return False
+        if self._free_since is not None:
+            free_for = (ts - self._free_since).total_seconds()
+            if free_for < self.config.free_debounce_s:
+                self.flickers += 1
+                log.info(
+                    "trigger sensor flicker: the same vehicle",
+                    extra={"station": self.name, "free_s": round(free_for, 3), "live": event.live},
+                )
+                return False
+        return event.live
 
     async def tailgate(self, at: float, why: str, *, code: str | None = None) -> DecisionRecord:
         """Record the second arrival (HOLD, TAILGATING) and what the barrier did."""

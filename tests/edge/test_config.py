@@ -242,3 +242,14 @@ def test_values_that_cannot_work_are_refused_at_start(
     with pytest.raises(ConfigError) as err:
         load_example(tmp_path, *replacements)
     assert problem in str(err.value)
+
+
+# --- the gate's trigger (outside finding s9) ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("-0.1", "greater than or equal to 0"), ("11", "less than or equal to 10"), ("nan", "finite")],
+)
+def test_the_gate_free_debounce_is_checked(tmp_path: Path, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=rf"stations\.2\.free_debounce_s: .*{problem}"):
+        load_example(tmp_path, (GATE, f"{GATE}\nfree_debounce_s = {value}"))
+    assert load_example(tmp_path).stations[2].free_debounce_s == 0.3  # type: ignore[union-attr]
