@@ -14,6 +14,11 @@ still means the loop is free, so the next vehicle is an arrival. Only a live, ti
 free to occupied is one, and only after a free spell of at least `free_debounce_s` (by the sensor's
 `ts`): occupied / free / occupied within 100 ms is one vehicle with a gap in it (a trailer's
 drawbar), not a second one.
+
+A device of the gate lost (DOWN) while the barrier is open closes it at once: the trigger sensor and
+the scanner are what sees a vehicle following, and the I/O module is what closes it. A vehicle
+during whose window a device was down is held (DEVICE_FAULT), even if the device is back by the
+decision: it was not fully seen.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 from datetime import datetime
 
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, SensorMessage
-from devices.health import DeviceError
+from devices.health import DeviceError, State
 from edge import rules
 from edge.checker import DecisionRecord
 from edge.config import GateStation
@@ -50,6 +55,7 @@ class Gate(Station):
         self._sensor_level = False  # the MQTT trigger sensor's newest state (occupied / closed)
         self._sensor_ts: datetime | None = None  # the `ts` of the message that state is from
         self._free_since: datetime | None = None  # when the current free spell began (its `ts`)
+        self._cut_short: str | None = None  # why the barrier was closed before the pulse ended
         self.flickers = 0  # occupied again within free_debounce_s: the same vehicle
         self.watch_platform()
 
@@ -78,6 +84,20 @@ class Gate(Station):
             self._tailgated = why
             pulse.cancel()  # the pulse's own `finally` closes the barrier, confirmed
             self.spawn(self.tailgate(event.at, why, code=event.code), "tailgate")
+
+    def _health_changed(self, device: str) -> None:
+        super()._health_changed(device)
+        pulse = self._pulse
+        lost = self.hub.health(device).state in (State.DOWN, State.STARTING)
+        if lost and pulse is not None and not pulse.done():
+            # what would see a vehicle following (the trigger, the scanner) or close the barrier (the
+            # I/O module) is gone: the barrier closes now, not at the end of the pulse
+            self._cut_short = f"{device} lost"
+            log.warning(
+                "device lost while the barrier was open; closing it",
+                extra={"station": self.name, "device": device},
+            )
+            pulse.cancel()  # the pulse's own `finally` closes the barrier, confirmed
 
     def _on_trigger(self, event: DeviceEvent) -> None:
         point = self.config.trigger.point
@@ -167,6 +187,9 @@ class Gate(Station):
         # decided when the window has closed: a second code anywhere in it makes the vehicle ambiguous
         await asyncio.sleep(max(0.0, t0 + cfg.window_s - time.monotonic()))
         ambiguous = self._other_codes(code, since, t0 + cfg.window_s)
+        # a device down at any moment of the window (even if back now) did not see all of the vehicle
+        for device, why in self.faults_during(since, time.monotonic(), what="vehicle").items():
+            faults.setdefault(device, why)
         record = await self.decide(
             code=code if not ambiguous else None,
             weight=weight,
@@ -179,8 +202,11 @@ class Gate(Station):
         self._previous = (code, time.monotonic())
         self.show(record)
         if record.verdict == rules.Verdict.RELEASE:
+            lost = self.device_faults()
             if self._tailgated is not None:
                 outcome, detail = "withheld", self._tailgated
+            elif lost:  # lost between the decision and now: the barrier stays closed
+                outcome, detail = "withheld", "not opened: " + ", ".join(f"{d} lost" for d in lost)
             else:
                 outcome, detail = await self.open_barrier()
         else:
@@ -231,6 +257,7 @@ class Gate(Station):
         """Pulse the barrier and confirm it opened: (outcome, detail) for the record."""
         cfg = self.config
         self._opened.clear()
+        self._cut_short = None
         pulse = asyncio.create_task(self.io.pulse(cfg.barrier, cfg.pulse_s))
         self._pulse = pulse
         try:
@@ -250,13 +277,14 @@ class Gate(Station):
             except asyncio.CancelledError:
                 if not pulse.cancelled():
                     raise  # this task itself is being cancelled (the station stops)
-                return "confirmed", f"barrier opened, closed early: {self._tailgated or 'cut short'}"
+                why = self._tailgated or self._cut_short or "cut short"
+                return "confirmed", f"barrier opened, closed early: {why}"
         except DeviceError as exc:
             pulse.cancel()
             with contextlib.suppress(DeviceError):
                 await self.io.set_output(cfg.barrier, False)
             await self.actuation_failed(cfg.io, str(exc))
-            return "failed", str(exc)
+            return "failed", str(exc) if self._cut_short is None else f"{exc} (cut short: {self._cut_short})"
         finally:
             if not pulse.done():  # cancelled (the station stops): the pulse still sends its "off"
                 pulse.cancel()

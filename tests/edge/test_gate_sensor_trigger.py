@@ -321,3 +321,66 @@ def test_a_loop_flicker_is_one_vehicle_and_a_real_gap_is_the_next(tmp_path: Path
         (second, "RELEASE", "[]", "confirmed"),
     ]
     assert "closed early" not in rows[0][4]
+
+
+def test_the_trigger_device_lost_while_the_barrier_is_open_closes_it(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """Outside finding (s4 a): the broker died with the barrier open; the trigger sensor (what sees a
+    vehicle following) was DOWN, yet the barrier stayed open for the rest of its pulse and the record
+    said "opened … and closed"."""
+    with run_central(tmp_path / "central") as central:
+        [first] = declare(central, 1)
+
+        async def scenario() -> None:
+            async with (
+                running_park(tmp_path, central, gate_pulse_s=30.0, adjust=_loops(mosquitto.port)) as park,
+                MqttSensorSim(port=mosquitto.port) as loop,
+            ):
+                agent = park.agent
+                await wait_until(lambda: agent.store.count_clearances() == 1, what="first sync")
+                await _released(park, loop, first)
+                io = agent.hub.drivers["io1"]
+                await wait_until(lambda: io.inputs.get("barrier_open"), what="barrier seen open")
+                mosquitto.stop()
+                await wait_until(lambda: park.io.output("barrier") is False, what="barrier closed")
+                await _settled(park)
+
+        asyncio.run(scenario())
+    [row] = _gate_rows(tmp_path)
+    assert row[:4] == (first, "RELEASE", "[]", "confirmed")
+    assert row[4] == "barrier opened, closed early: loops lost"
+
+
+def test_a_vehicle_whose_trigger_device_was_down_in_its_window_is_held(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """Outside finding (s4 b): the sensors' broker connection lost and back inside a vehicle's window,
+    UP again by the decision: the vehicle was released as if it had been fully seen."""
+    with run_central(tmp_path / "central") as central:
+        [first] = declare(central, 1)
+
+        async def scenario() -> None:
+            broker = {"client_id": "loops-under-test"}
+            adjust = _loops(mosquitto.port, broker=broker, window_s=3.0)
+            async with (
+                running_park(tmp_path, central, adjust=adjust) as park,
+                MqttSensorSim(port=mosquitto.port) as loop,
+            ):
+                agent = park.agent
+                gate = agent.stations["gate-1"]
+                driver = agent.hub.drivers["loops"]
+                await wait_until(lambda: agent.store.count_clearances() == 1, what="first sync")
+                await loop.loop(True)
+                await _scan_once_checking(park, first)
+                failures = driver.connection.failures
+                await asyncio.to_thread(_take_session, mosquitto.port, "loops-under-test")
+                await wait_until(lambda: driver.connection.failures > failures, what="the agent cut off")
+                await wait_until(lambda: driver.supervisor.health.state.value == "UP", what="back")
+                assert gate.decisions == 0  # back before the window closed (3 s)
+                await wait_until(lambda: gate.decisions == 1, what="the vehicle decided")
+                await _settled(park)
+
+        asyncio.run(scenario())
+    [row] = _gate_rows(tmp_path)
+    assert row[:4] == (first, "HOLD", '["DEVICE_FAULT"]', "confirmed")
