@@ -25,7 +25,7 @@ from devices.drivers.modbus_scale import ModbusScaleConfig
 from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
 from devices.drivers.scanner import ScannerConfig
-from devices.transports.mqtt import BrokerConfig
+from devices.transports.mqtt import BrokerConfig, has_wildcard
 from edge.auth import is_password_hash
 from edge.tracking import Layout, Zone
 
@@ -601,6 +601,17 @@ def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) 
                         key,
                         f"sensor {sensor.name!r} is a {sensor.type} sensor; a trigger needs a"
                         f" {' or '.join(TRIGGER_SENSOR_TYPES)} sensor",
+                    )
+                )
+            elif has_wildcard(sensor.topic):
+                # the gate keeps one free/occupied level: a filter covering several loops would mix
+                # them (another loop's vehicle starting a check here, this one's arrival unseen)
+                problems.append(
+                    (
+                        key,
+                        f"sensor {sensor.name!r} on device {station.trigger.device!r} subscribes to"
+                        f" {sensor.topic!r}, a wildcard filter; a gate trigger must be one sensor on one"
+                        " topic (give this loop a sensor of its own with its full topic)",
                     )
                 )
     return problems

@@ -253,3 +253,29 @@ def test_the_gate_free_debounce_is_checked(tmp_path: Path, value: str, problem: 
     with pytest.raises(ConfigError, match=rf"stations\.2\.free_debounce_s: .*{problem}"):
         load_example(tmp_path, (GATE, f"{GATE}\nfree_debounce_s = {value}"))
     assert load_example(tmp_path).stations[2].free_debounce_s == 0.3  # type: ignore[union-attr]
+
+
+# --- MQTT: what a topic and a session need (outside findings s2, s6, s8) -------------------------
+WILD = SENSORS.replace('topic = "park/loop"', 'topic = "park/loop/+"')
+
+
+@pytest.mark.parametrize("topic", ["park/loop/+", "park/#", "+/loop"])
+def test_a_gate_trigger_on_a_wildcard_topic_is_refused(tmp_path: Path, topic: str) -> None:
+    """The gate keeps one free/occupied level for its trigger: a filter covering several loops mixed
+    them (another loop's vehicle started a check, this loop's arrival went unseen)."""
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ("# --- stations", SENSORS.replace('topic = "park/loop"', f'topic = "{topic}"')),
+            (GATE, 'trigger = { device = "sensors", point = "gate_loop" }'),
+        )
+    assert err.value.problems == [
+        f"{tmp_path / 'edge.toml'}: stations.2.trigger.point: sensor 'gate_loop' on device 'sensors'"
+        f" subscribes to {topic!r}, a wildcard filter; a gate trigger must be one sensor on one topic"
+        " (give this loop a sensor of its own with its full topic)"
+    ]
+
+
+def test_a_wildcard_sensor_that_triggers_nothing_is_fine(tmp_path: Path) -> None:
+    settings = load_example(tmp_path, ("# --- stations", WILD))
+    assert settings.devices["sensors"].sensors[0].topic == "park/loop/+"  # type: ignore[union-attr]
