@@ -134,6 +134,8 @@ class Agent:
             where = f"central refuses this edge's events from seq {refused.seq} ({refused.code})"
             problems.append(f"{where}: {refused.reason}")
         problems += self._stuck_links()
+        if self.publisher is not None and self._started_at is not None and not self.publisher.running:
+            problems.append("the MQTT publisher has stopped: screens see no decisions or state")
         return problems
 
     def _stuck_links(self) -> list[str]:

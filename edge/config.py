@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import ssl
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +26,7 @@ from devices.drivers.modbus_scale import ModbusScaleConfig
 from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
 from devices.drivers.scanner import ScannerConfig
-from devices.transports.mqtt import BrokerConfig, has_wildcard
+from devices.transports.mqtt import BrokerConfig, check_topic_name, has_wildcard
 from edge.auth import is_password_hash
 from edge.tracking import Layout, Zone
 
@@ -60,9 +61,12 @@ Device = Annotated[
 ]
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"  # station and device names: they are MQTT topic levels
+
+
 class _Station(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(pattern=NAME_PATTERN)
 
     def device_refs(self) -> dict[str, str | None]:
         return {}
@@ -389,7 +393,13 @@ class ToleranceSettings(BaseModel):
 class LocalMqtt(BaseModel):
     model_config = ConfigDict(extra="forbid")
     broker: BrokerConfig
-    topic_prefix: str = "bondgate"
+    topic_prefix: str = Field("bondgate", min_length=1, max_length=64)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _publishable(cls, prefix: str) -> str:
+        check_topic_name(prefix)  # every topic the agent publishes starts with it
+        return prefix
 
 
 class User(BaseModel):
@@ -467,7 +477,7 @@ class EdgeSettings(BaseSettings):
         point it names is one of that device's points, used the right way round — checked here,
         at start, because a misnamed point would otherwise leave the station silently never
         deciding (or never opening)."""
-        problems: list[tuple[str, str]] = []
+        problems: list[tuple[str, str]] = self._device_names()
         names = set()
         for i, station in enumerate(self.stations):
             if station.name in names:
@@ -490,6 +500,23 @@ class EdgeSettings(BaseSettings):
         if problems:
             raise KeyedProblems(problems)
         return self
+
+    def _device_names(self) -> list[tuple[str, str]]:
+        """A device's name is a level of its MQTT health topic and a field of every log line about
+        it: like a station's, 1-32 letters, digits, '_' or '-' (a '+' made paho refuse the topic,
+        a NUL made the broker drop the agent's connection over and over)."""
+        problems = []
+        for name in self.devices:
+            if not re.fullmatch(NAME_PATTERN, name):
+                shown = repr(name[:80])  # a NUL or a line break shown escaped, not printed
+                problems.append(
+                    (
+                        f"devices.{shown[1:-1]}",
+                        f"device name {shown} is not 1-32 letters, digits, '_' or '-'"
+                        " (it is part of MQTT topics)",
+                    )
+                )
+        return problems
 
     def _points_used_once(self) -> list[tuple[str, str]]:
         """Each output drives one thing, and each photo-eye or trigger input serves one station: a

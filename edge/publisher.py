@@ -9,6 +9,9 @@ Topics (prefix `bondgate` by default):
 | `<prefix>/<park>/<station>/decision` | 1 | no | the decision: verdict, codes, reason, weights… |
 | `<prefix>/<park>/<station>/state` | 1 | yes | {station, kind, state, faults, last_decision} |
 | `<prefix>/<park>/device/<device>/health` | 1 | yes | {device, state, reason, errors} |
+
+A message that cannot be published (a topic the broker would refuse, anything paho raises) is logged
+(rate-limited) and counted in `failed`; it never ends the publishing task.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from bondgate.tasks import cancel_and_wait
 from devices.health import DeviceError, Health
-from devices.transports.mqtt import MqttConnection
+from devices.transports.mqtt import MqttConnection, clip
 from edge.checker import DecisionRecord
 from edge.config import LocalMqtt
 from edge.stations.base import StationView
@@ -44,6 +48,9 @@ def decision_payload(record: DecisionRecord) -> dict[str, Any]:
     }
 
 
+FAILURE_LOG_EVERY_S = 60.0  # a publish that fails for a reason of its own: one log line per this
+
+
 class Publisher:
     def __init__(self, config: LocalMqtt, *, park_id: str) -> None:
         self.prefix = f"{config.topic_prefix}/{park_id}"
@@ -52,6 +59,14 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.published = 0
+        self.failed = 0  # publishes that raised (a topic paho or the broker refuses, a bug)
+        self._failure_logged: float | None = None
+        self._failures_not_logged = 0
+
+    @property
+    def running(self) -> bool:
+        """False once the publishing task has ended other than by stop() (it should never)."""
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         await self.connection.start()
@@ -99,4 +114,24 @@ class Publisher:
                 self.published += 1
             except (DeviceError, TimeoutError) as exc:
                 self.dropped += 1
-                log.debug("mqtt publish dropped", extra={"topic": topic, "error": str(exc)})
+                log.debug("mqtt publish dropped", extra={"topic": clip(topic), "error": str(exc)})
+            except Exception as exc:  # a topic paho refuses (ValueError), a bug: lose this one only
+                self.failed += 1
+                self._log_failure(topic, exc)
+
+    def _log_failure(self, topic: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._failure_logged is not None and now - self._failure_logged < FAILURE_LOG_EVERY_S:
+            self._failures_not_logged += 1
+            return
+        self._failure_logged = now
+        log.error(
+            "mqtt publish failed",
+            extra={
+                "topic": clip(topic),
+                "error": clip(f"{type(exc).__name__}: {exc}"),
+                "failed": self.failed,
+                "not_logged": self._failures_not_logged,
+            },
+        )
+        self._failures_not_logged = 0

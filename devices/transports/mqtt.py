@@ -270,6 +270,7 @@ class MqttConnection:
         client = self._client
         if client is None:
             raise DeviceError(f"{self.name}: not started")
+        check_topic_name(topic)  # ValueError, before paho queues what the broker would drop us for
         info = client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN) or (
             info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0

@@ -279,3 +279,23 @@ def test_a_gate_trigger_on_a_wildcard_topic_is_refused(tmp_path: Path, topic: st
 def test_a_wildcard_sensor_that_triggers_nothing_is_fine(tmp_path: Path) -> None:
     settings = load_example(tmp_path, ("# --- stations", WILD))
     assert settings.devices["sensors"].sensors[0].topic == "park/loop/+"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["gate+scanner", "gate#1", "gate/scanner", "a" * 33, "gate\\u0000x", "é"])
+def test_a_device_name_that_cannot_be_a_topic_level_is_refused(tmp_path: Path, name: str) -> None:
+    """`[devices."gate+scanner"]` passed, then its health topic made paho raise and the publisher
+    task died silently; a NUL made the broker drop the agent's connection over and over."""
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ("[devices.gate_scanner]", f'[devices."{name}"]'),
+            ('scanner = "gate_scanner"', f'scanner = "{name}"'),
+        )
+    shown = repr(name.replace("\\u0000", "\0"))  # TOML's escape, as Python reads it
+    problem = f"devices.{shown[1:-1]}: device name {shown} is not 1-32 letters, digits, '_' or '-'"
+    assert problem in str(err.value)
+
+
+def test_a_topic_prefix_that_cannot_start_a_topic_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"mqtt\.topic_prefix: .*invalid topic 'bond\+gate'"):
+        load_example(tmp_path, ("[mqtt.broker]", '[mqtt]\ntopic_prefix = "bond+gate"\n\n[mqtt.broker]'))

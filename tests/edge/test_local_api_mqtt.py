@@ -12,9 +12,14 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from devices.health import Health, State
+from devices.transports.mqtt import BrokerConfig
 from edge.api import create_app
+from edge.config import LocalMqtt
+from edge.publisher import Publisher
 from tests import factories
 from tests.support.central_server import run_central
+from tests.support.mosquitto import Broker
 from tests.support.park import put_on_bench, running_park, wait_until
 
 
@@ -142,3 +147,28 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
         assert state["last_decision"]["codes"] == ["NOT_FOUND"]
         events = central.client("officer").get("/api/v1/parks/P1/report").json()
         assert events["released_without_clearance"]["total"] == 0
+
+
+def test_a_publish_that_raises_is_counted_and_never_ends_the_publisher(mosquitto: Broker) -> None:
+    """Outside finding (s6): a health topic paho refused (a device named "gate+scanner") raised
+    ValueError in the publisher's task, which died silently: nothing was published again. A NUL in a
+    topic made the broker drop the connection, and paho sent it again after every reconnect."""
+
+    async def scenario() -> None:
+        publisher = Publisher(
+            LocalMqtt(broker=BrokerConfig(host=mosquitto.host, port=mosquitto.port)), park_id="P1"
+        )
+        await publisher.start()
+        try:
+            await publisher.connection.wait_ready(10)
+            health = Health("x", State.UP)
+            publisher.device_health("gate+scanner", health)
+            publisher.device_health("gate\x00scanner", health)
+            publisher.device_health("gate_scanner", health)
+            await wait_until(lambda: publisher.published >= 1, what="the good one published")
+            assert publisher.failed == 2 and publisher.running
+            assert publisher.connection.failures == 0  # never dropped by the broker
+        finally:
+            await publisher.stop()
+
+    asyncio.run(scenario())
