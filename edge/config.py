@@ -303,6 +303,7 @@ def normalise_pin(pin: str) -> str:
 
 
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}  # one broker, whichever name it is reached by
 
 
 class CentralLink(BaseModel):
@@ -497,6 +498,7 @@ class EdgeSettings(BaseSettings):
             if isinstance(station, ConveyorStation):
                 problems += self._conveyor_scanner(i, station)
         problems += self._points_used_once()
+        problems += self._client_ids()
         if problems:
             raise KeyedProblems(problems)
         return self
@@ -514,6 +516,33 @@ class EdgeSettings(BaseSettings):
                         f"devices.{shown[1:-1]}",
                         f"device name {shown} is not 1-32 letters, digits, '_' or '-'"
                         " (it is part of MQTT topics)",
+                    )
+                )
+        return problems
+
+    def _client_ids(self) -> list[tuple[str, str]]:
+        """Two of the agent's MQTT connections with one client id on one broker take the session
+        from each other, for ever (the broker drops the older connection for the newer one)."""
+        brokers: list[tuple[str, BrokerConfig]] = []
+        if self.mqtt is not None:
+            brokers.append(("mqtt.broker.client_id", self.mqtt.broker))
+        for name, device in self.devices.items():
+            if isinstance(device, MqttSensorsDevice):
+                brokers.append((f"devices.{name}.broker.client_id", device.broker))
+        problems = []
+        first: dict[tuple[str, int, str], str] = {}
+        for key, broker in brokers:
+            if broker.client_id is None:
+                continue  # a fresh random id per connection
+            host = broker.host.lower().strip("[]")
+            where = ("loopback" if host in _LOOPBACK_HOSTS else host, broker.effective_port, broker.client_id)
+            other = first.setdefault(where, key)
+            if other != key:
+                problems.append(
+                    (
+                        key,
+                        f"client id {broker.client_id!r} is also {other} on the same broker"
+                        f" ({broker.address}): the two connections would take it from each other",
                     )
                 )
         return problems

@@ -299,3 +299,28 @@ def test_a_device_name_that_cannot_be_a_topic_level_is_refused(tmp_path: Path, n
 def test_a_topic_prefix_that_cannot_start_a_topic_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"mqtt\.topic_prefix: .*invalid topic 'bond\+gate'"):
         load_example(tmp_path, ("[mqtt.broker]", '[mqtt]\ntopic_prefix = "bond+gate"\n\n[mqtt.broker]'))
+
+
+def test_the_agents_connections_may_not_share_a_client_id_on_one_broker(tmp_path: Path) -> None:
+    """Same id for [mqtt.broker] and a sensors device's broker: each connection took the session from
+    the other, for ever."""
+    same = SENSORS.replace(
+        'broker = { host = "127.0.0.1", port = 1883 }',
+        'broker = { host = "localhost", port = 1883, client_id = "bondgate-gate1" }',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ("# --- stations", same),
+            ("[mqtt.broker]", '[mqtt.broker]\nclient_id = "bondgate-gate1"'),
+        )
+    assert err.value.problems == [
+        f"{tmp_path / 'edge.toml'}: devices.sensors.broker.client_id: client id 'bondgate-gate1' is also"
+        " mqtt.broker.client_id on the same broker (mqtt://localhost:1883): the two connections would"
+        " take it from each other"
+    ]
+    # another broker (port), or ids of their own: fine
+    other = same.replace("port = 1883, client_id", "port = 1884, client_id")
+    mine = ("[mqtt.broker]", '[mqtt.broker]\nclient_id = "bondgate-gate1"')
+    load_example(tmp_path, ("# --- stations", other), mine)
+    load_example(tmp_path, ("# --- stations", same))
