@@ -108,6 +108,18 @@ Handler = Callable[[MqttMessage], None]
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A message this connection sends by itself: its will (the broker publishes it when the
+    connection ends without a DISCONNECT: a crash, a power cut, a cable pulled), or its birth (sent
+    on every connect, first, before anything queued)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
 class _Subscription:
     topic: str
     qos: int
@@ -128,9 +140,20 @@ class _Client(mqtt.Client):
 
 
 class MqttConnection:
-    def __init__(self, config: BrokerConfig, *, name: str = "mqtt") -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        name: str = "mqtt",
+        will: Outgoing | None = None,
+        birth: Callable[[], Outgoing] | None = None,
+    ) -> None:
+        if will is not None:
+            check_topic_name(will.topic)
         self.config = config
         self.name = name
+        self._will = will
+        self._birth = birth  # called in paho's thread on every successful connect
         self._subs: list[_Subscription] = []
         self._client: _Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,6 +250,9 @@ class MqttConnection:
         if cfg.tls is not None:
             _setup_tls(client, cfg.tls)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        if self._will is not None:
+            will = self._will
+            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -301,6 +327,13 @@ class MqttConnection:
         if rc.is_failure:
             self._post(self._attempt_failed, f"broker {self.config.address} refused the connection: {rc}")
             return
+        if self._birth is not None:
+            try:  # first on the new connection: ahead of whatever waited in paho's queue
+                birth = self._birth()
+                check_topic_name(birth.topic)
+                client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+            except Exception:  # an exception here would end paho's network thread
+                log.exception("mqtt birth message not sent", extra={"device": self.name})
         subs = list(self._subs)  # subscribe() may append on the loop meanwhile: see _connected_now
         mids = {}
         for sub in subs:  # re-subscribe on every connect: a clean session forgot them
