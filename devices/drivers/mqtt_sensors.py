@@ -25,12 +25,13 @@ one). A message no newer than the one known for its topic — a QoS 1 re-send (D
 the message that followed it, a replay — is no message at all: counted in `driver.out_of_order`
 (older `ts`) or `driver.duplicates` (the same `ts`), logged once per burst. Sensors must therefore
 date each message, to the millisecond, from an NTP-synchronised clock. A message without `ts` is
-refused as malformed, and a malformed one is a fault of the device (DEGRADED, naming the sensor and
-topic, until the rejections have stopped for a while).
+refused as malformed, and a malformed one is a fault of the device: DEGRADED, naming the sensor and
+topic, until that sensor sends a valid message (a loop whose firmware sends a time without a zone
+is blind, and must not look UP).
 
 Health is the broker connection, kept by one supervisor: UP once connected and every subscription is
 acknowledged, DEGRADED while the broker refuses a subscription (an ACL) or a sensor's latest message
-was untimely (standing conditions) or payloads are being rejected, DOWN with the cause (connection
+was untimely or malformed (standing conditions, `Supervisor.set_condition`), DOWN with the cause (connection
 refused, "Not authorized", a TLS failure) otherwise. paho reconnects by itself (0.1 s doubling to
 1 s) and re-subscribes in `on_connect`; the supervisor only mirrors that, so a broker that comes back
 is UP again within about 2 s without anyone restarting the driver. Topics in log lines and health
@@ -156,6 +157,7 @@ class MqttSensorsDriver(SupervisedDriver):
         self.known: dict[str, KnownState] = {}  # by topic, the oldest first
         self._wildcard = {s.name: has_wildcard(s.topic) for s in config.sensors}
         self._untimely: set[str] = set()  # sensors whose latest live message was untimely
+        self._malformed: set[str] = set()  # sensors whose latest message was refused
         self._bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
         self._stale_bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
         self._order_bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
@@ -209,6 +211,9 @@ class MqttSensorsDriver(SupervisedDriver):
             except PayloadError as exc:
                 self._reject(spec, exc, message)
                 return
+            if spec.name in self._malformed:  # a valid message again: its firmware can be read
+                self._malformed.discard(spec.name)
+                self.supervisor.clear_condition(f"malformed:{spec.name}")
             now = self._wall_clock()
             why = untimely(
                 payload,
@@ -306,10 +311,13 @@ class MqttSensorsDriver(SupervisedDriver):
     def _reject(self, spec: SensorSpec, exc: PayloadError, message: MqttMessage) -> None:
         self.rejected[spec.name] += 1
         self.last_rejection[spec.name] = exc
+        reason = f"{spec.name}: payload on {clip(message.topic, 80)!r} rejected: {exc.reason}"
         if self.supervisor.health.state in (State.UP, State.DEGRADED):  # a sensor's fault, not the link's
-            shown = clip(message.topic, 80)
-            self.supervisor.fault(f"{spec.name}: payload on {shown!r} rejected: {exc.reason}")
+            self.supervisor.fault(reason)
         should, hidden = self._bursts[spec.name].should_log(message.at)
+        if spec.name not in self._malformed or should:  # DEGRADED until it sends a valid one
+            self._malformed.add(spec.name)
+            self.supervisor.set_condition(f"malformed:{spec.name}", reason)
         if should:
             log.warning(
                 "sensor payload rejected",
