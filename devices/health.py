@@ -9,6 +9,13 @@ DOWN is never delayed and a session that comes back is UP at once: stations act 
 only after `recover_after_s` without a fault, so a line with one bad frame in four is one change to
 DEGRADED, not a change (a log line, a retained MQTT publish) per frame. State-change log lines are
 rate-limited per device, and the line that follows a quiet spell says how many were left out.
+
+A fault is an incident; a *condition* is a standing state ("a sensor's messages are stale", "the
+broker refused a subscription") that a driver sets and clears itself (`set_condition(key, reason)`,
+`clear_condition(key)`). While any condition stands the device is DEGRADED, its reason the latest
+condition's, and neither a good frame (`seen()`) nor the quiet timer brings it UP; DOWN still
+overrides, and a session that comes back with a condition standing is DEGRADED, not UP. Once the last
+condition is cleared the device is UP after the usual quiet spell.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ class Supervisor:
         self._log_budget = _LogBudget(clock)
         self._health = Health(device)
         self._last_seen: float | None = None  # kept apart: set on every frame, folded in when read
+        self._conditions: dict[str, str] = {}  # key → reason, the latest set last
         self._listeners: list[Listener] = []
         self._changed = asyncio.Event()
 
@@ -126,12 +134,59 @@ class Supervisor:
         elif new.state == State.DEGRADED:
             log.warning("device degraded", extra=extra)
 
+    @property
+    def conditions(self) -> dict[str, str]:
+        """The standing conditions (key → reason), the latest last."""
+        return dict(self._conditions)
+
+    def set_condition(self, key: str, reason: str) -> None:
+        """A standing condition (a sensor sending stale messages, a refused subscription): DEGRADED
+        with `reason` until `clear_condition(key)`. Setting it again with another reason updates it;
+        a device that is DOWN (or not yet up) stays so, and is DEGRADED when its session is back."""
+        new = key not in self._conditions
+        if not new and self._conditions[key] == reason:
+            return
+        self._conditions.pop(key, None)
+        self._conditions[key] = reason  # the latest last: the one health names
+        self._last_fault = self._clock()
+        state = self._health.state
+        if state in (State.UP, State.DEGRADED):
+            self._set(State.DEGRADED, reason, error=new)
+        elif new:
+            self._health = replace(self.health, errors=self._health.errors + 1)
+
+    def clear_condition(self, key: str) -> None:
+        """The condition `key` no longer stands: DEGRADED by the next latest one, if any; else UP once
+        the quiet spell of `recover_after_s` since the last fault or condition has passed."""
+        if self._conditions.pop(key, None) is None:
+            return
+        if self._health.state != State.DEGRADED:
+            return
+        if self._conditions:
+            self._set(State.DEGRADED, self._latest_condition())
+            return
+        now = self._clock()
+        if now - self._last_fault >= self._recover_after_s:
+            self._set(State.UP)
+        else:
+            self._arm_recovery(now)
+
+    def _latest_condition(self) -> str:
+        return next(reversed(self._conditions.values()))
+
     def seen(self) -> None:
-        """A good frame or answer: the device is UP (from DEGRADED, once the faults have stopped)."""
+        """A good frame or answer: the device is UP (from DEGRADED, once the faults have stopped and
+        no condition stands)."""
         now = self._clock()
         self._last_seen = now  # a poll at 100 Hz: no new Health per frame
         state = self._health.state
         if state == State.UP:
+            return
+        if self._conditions:  # DEGRADED while one stands: a session back (or the first) too
+            latest = self._latest_condition()
+            quiet = now - self._last_fault >= self._recover_after_s  # a fault's reason has had its time
+            if state != State.DEGRADED or (quiet and self._health.reason != latest):
+                self._set(State.DEGRADED, latest)
             return
         if state == State.DEGRADED and now - self._last_fault < self._recover_after_s:
             self._arm_recovery(now)
@@ -175,10 +230,13 @@ class Supervisor:
         if self._health.state != State.DEGRADED:
             return
         now = self._clock()
-        if now - self._last_fault >= self._recover_after_s:
-            self._set(State.UP)
-        else:
+        if now - self._last_fault < self._recover_after_s:
             self._arm_recovery(now)
+        elif self._conditions:  # stays DEGRADED; a fault's reason gives way to the condition's
+            if self._health.reason != (latest := self._latest_condition()):
+                self._set(State.DEGRADED, latest)
+        else:
+            self._set(State.UP)
 
     async def wait_change(self, timeout: float | None = None) -> Health:
         """Wait for the next state change (tests and the agent use this instead of sleeping)."""

@@ -61,7 +61,11 @@ class Agent:
             raise ConfigError.of([("database", f"cannot open '{settings.database}': {exc}")]) from exc
         self.client = build_client(settings.central, timeout=httpx.Timeout(30, connect=5))
         self.hub = DeviceHub.from_config(settings.devices, evidence_dir=settings.evidence_dir)
-        self.publisher = Publisher(settings.mqtt, park_id=settings.park_id) if settings.mqtt else None
+        self.publisher = (
+            Publisher(settings.mqtt, park_id=settings.park_id, edge_id=settings.edge_id)
+            if settings.mqtt
+            else None
+        )
         self.verified = VerifiedTexts()  # what the sync verified, so a decision need not again
         self.sync = FeedSync(
             store=self.store,
@@ -134,6 +138,8 @@ class Agent:
             where = f"central refuses this edge's events from seq {refused.seq} ({refused.code})"
             problems.append(f"{where}: {refused.reason}")
         problems += self._stuck_links()
+        if self.publisher is not None and self._started_at is not None and not self.publisher.running:
+            problems.append("the MQTT publisher has stopped: screens see no decisions or state")
         return problems
 
     def _stuck_links(self) -> list[str]:

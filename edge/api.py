@@ -248,10 +248,13 @@ def create_app(agent: Any) -> FastAPI:
 
     @app.get("/api/devices", tags=["operations"])
     async def devices(who: Operator) -> dict[str, Any]:
-        return {
-            name: {"state": h.state.value, "reason": h.reason, "errors": h.errors}
-            for name, h in agent.hub.all_health().items()
-        }
+        out: dict[str, Any] = {}
+        for name, h in agent.hub.all_health().items():
+            out[name] = {"state": h.state.value, "reason": h.reason, "errors": h.errors}
+            details = getattr(agent.hub.drivers[name], "details", None)
+            if callable(details):  # e.g. an MQTT sensors device: per sensor rejected, stale, out of order
+                out[name]["details"] = details()
+        return out
 
     @app.get("/api/status", tags=["operations"])
     async def status(who: Operator) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import ssl
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +26,7 @@ from devices.drivers.modbus_scale import ModbusScaleConfig
 from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
 from devices.drivers.scanner import ScannerConfig
-from devices.transports.mqtt import BrokerConfig
+from devices.transports.mqtt import BrokerConfig, check_topic_name, has_wildcard
 from edge.auth import is_password_hash
 from edge.tracking import Layout, Zone
 
@@ -60,9 +61,12 @@ Device = Annotated[
 ]
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"  # station and device names: they are MQTT topic levels
+
+
 class _Station(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(pattern=NAME_PATTERN)
 
     def device_refs(self) -> dict[str, str | None]:
         return {}
@@ -268,6 +272,12 @@ class GateStation(_Station):
         description="a read this long before the trigger still counts (a label read on arrival)",
     )
     confirm_timeout_s: float = Field(1.0, gt=0, le=60)
+    free_debounce_s: float = Field(
+        0.3,
+        ge=0,
+        le=10,
+        description="an MQTT trigger sensor free for less than this (by its ts) is the same vehicle",
+    )
 
     def device_refs(self) -> dict[str, str | None]:
         return {
@@ -293,6 +303,7 @@ def normalise_pin(pin: str) -> str:
 
 
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}  # one broker, whichever name it is reached by
 
 
 class CentralLink(BaseModel):
@@ -383,7 +394,13 @@ class ToleranceSettings(BaseModel):
 class LocalMqtt(BaseModel):
     model_config = ConfigDict(extra="forbid")
     broker: BrokerConfig
-    topic_prefix: str = "bondgate"
+    topic_prefix: str = Field("bondgate", min_length=1, max_length=64)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _publishable(cls, prefix: str) -> str:
+        check_topic_name(prefix)  # every topic the agent publishes starts with it
+        return prefix
 
 
 class User(BaseModel):
@@ -439,9 +456,7 @@ class EdgeSettings(BaseSettings):
     evidence_dir: Path = Path("var/evidence")
     central: CentralLink
     tolerance: ToleranceSettings = Field(default_factory=ToleranceSettings)
-    staleness_limit_s: float = Field(
-        6 * 3600, gt=0, le=30 * 86400, description="older cache → STALE_CACHE"
-    )
+    staleness_limit_s: float = Field(6 * 3600, gt=0, le=30 * 86400, description="older cache → STALE_CACHE")
     stale_policy: Literal["hold", "allow"] = "hold"
     heartbeat_s: float = Field(30, ge=0.01, le=3600)
     mqtt: LocalMqtt | None = None
@@ -463,7 +478,7 @@ class EdgeSettings(BaseSettings):
         point it names is one of that device's points, used the right way round — checked here,
         at start, because a misnamed point would otherwise leave the station silently never
         deciding (or never opening)."""
-        problems: list[tuple[str, str]] = []
+        problems: list[tuple[str, str]] = self._device_names()
         names = set()
         for i, station in enumerate(self.stations):
             if station.name in names:
@@ -483,9 +498,54 @@ class EdgeSettings(BaseSettings):
             if isinstance(station, ConveyorStation):
                 problems += self._conveyor_scanner(i, station)
         problems += self._points_used_once()
+        problems += self._client_ids()
         if problems:
             raise KeyedProblems(problems)
         return self
+
+    def _device_names(self) -> list[tuple[str, str]]:
+        """A device's name is a level of its MQTT health topic and a field of every log line about
+        it: like a station's, 1-32 letters, digits, '_' or '-' (a '+' made paho refuse the topic,
+        a NUL made the broker drop the agent's connection over and over)."""
+        problems = []
+        for name in self.devices:
+            if not re.fullmatch(NAME_PATTERN, name):
+                shown = repr(name[:80])  # a NUL or a line break shown escaped, not printed
+                problems.append(
+                    (
+                        f"devices.{shown[1:-1]}",
+                        f"device name {shown} is not 1-32 letters, digits, '_' or '-'"
+                        " (it is part of MQTT topics)",
+                    )
+                )
+        return problems
+
+    def _client_ids(self) -> list[tuple[str, str]]:
+        """Two of the agent's MQTT connections with one client id on one broker take the session
+        from each other, for ever (the broker drops the older connection for the newer one)."""
+        brokers: list[tuple[str, BrokerConfig]] = []
+        if self.mqtt is not None:
+            brokers.append(("mqtt.broker.client_id", self.mqtt.broker))
+        for name, device in self.devices.items():
+            if isinstance(device, MqttSensorsDevice):
+                brokers.append((f"devices.{name}.broker.client_id", device.broker))
+        problems = []
+        first: dict[tuple[str, int, str], str] = {}
+        for key, broker in brokers:
+            if broker.client_id is None:
+                continue  # a fresh random id per connection
+            host = broker.host.lower().strip("[]")
+            where = ("loopback" if host in _LOOPBACK_HOSTS else host, broker.effective_port, broker.client_id)
+            other = first.setdefault(where, key)
+            if other != key:
+                problems.append(
+                    (
+                        key,
+                        f"client id {broker.client_id!r} is also {other} on the same broker"
+                        f" ({broker.address}): the two connections would take it from each other",
+                    )
+                )
+        return problems
 
     def _points_used_once(self) -> list[tuple[str, str]]:
         """Each output drives one thing, and each photo-eye or trigger input serves one station: a
@@ -540,6 +600,7 @@ class EdgeSettings(BaseSettings):
                     )
                 )
         return problems
+
 
 # the drivers a device named in each station role may have
 ROLE_DRIVERS: dict[str, tuple[str, ...]] = {
@@ -596,6 +657,17 @@ def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) 
                         key,
                         f"sensor {sensor.name!r} is a {sensor.type} sensor; a trigger needs a"
                         f" {' or '.join(TRIGGER_SENSOR_TYPES)} sensor",
+                    )
+                )
+            elif has_wildcard(sensor.topic):
+                # the gate keeps one free/occupied level: a filter covering several loops would mix
+                # them (another loop's vehicle starting a check here, this one's arrival unseen)
+                problems.append(
+                    (
+                        key,
+                        f"sensor {sensor.name!r} on device {station.trigger.device!r} subscribes to"
+                        f" {sensor.topic!r}, a wildcard filter; a gate trigger must be one sensor on one"
+                        " topic (give this loop a sensor of its own with its full topic)",
                     )
                 )
     return problems

@@ -73,6 +73,7 @@ class MqttSensorSim:
         self._connected = threading.Event()
         self._client.on_connect = self._on_connect
         self.sent = 0
+        self._last_ts = 0.0
 
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if not rc.is_failure:
@@ -123,11 +124,18 @@ class MqttSensorSim:
 
     async def loop(self, occupied: bool, *, name: str = "loop1", epoch: bool = True) -> None:
         """Loop detectors often send Unix seconds: `epoch=True` sends `ts` as a number."""
+        ts = self.next_ts()
         if epoch:
-            payload = json.dumps({"occupied": occupied, "ts": round(time.time(), 3)}).encode()
+            payload = json.dumps({"occupied": occupied, "ts": ts}).encode()
         else:
-            payload = encode(LoopDetector(occupied=occupied, ts=_now()))
+            payload = encode(LoopDetector(occupied=occupied, ts=datetime.fromtimestamp(ts, UTC)))
         await self.publish_raw(self.loop_topic(name), payload)
+
+    def next_ts(self) -> float:
+        """Now in Unix seconds to the millisecond, later than every `ts` sent before: as a sensor
+        must date its messages (two in one millisecond would look like a re-send of one)."""
+        self._last_ts = max(round(time.time(), 3), round(self._last_ts + 0.001, 3))
+        return self._last_ts
 
     async def plate(
         self, plate: str, *, lane: str = "in-1", confidence: float = 0.95, image_url: str | None = None

@@ -7,27 +7,35 @@ it is counted in `driver.rejected[sensor]`, its reason kept in `driver.last_reje
 logged once per burst (the first one, then at most one summary per `log_every_s` with the number
 suppressed), so a sensor spraying garbage at 100 Hz neither fills the log nor stops the others.
 
-Only a message that happens now is an event — a loop or gate edge that starts a check or opens a
-barrier. Two kinds of valid message are not:
-- A retained message (the broker sends one per topic on every subscribe, so on every reconnect) is
-  the sensor's last known state, kept in `driver.known[topic]` and counted in `driver.retained`,
-  never an event: a loop left `{"occupied": true}` must not look like a new vehicle each time the
-  agent reconnects. (A sensor that publishes with retain while we are subscribed is live: the broker
-  delivers it without the flag, and it is an event like any other.)
+Every valid message that is the newest known for its topic (by its own `ts`) is a `SensorMessage`,
+kept in `driver.known[topic]`; only one that happens now is *live* (`live=True`) — a loop or gate
+edge that may start a check or open a barrier. The others carry the sensor's state, never an event:
+- A retained message (the broker sends one per topic on every subscribe, so on every reconnect),
+  counted in `driver.retained`: a loop left `{"occupied": true}` must not look like a new vehicle
+  each time the agent reconnects, but a loop that went free while the agent was away is free. (A
+  sensor that publishes with retain while we are subscribed is live: the broker delivers it without
+  the flag.)
 - A message whose own `ts` is older than `max_age_s` (a QoS 1 message that waited at the broker, a
-  sensor replaying its buffer), or dated more than `max_ahead_s` ahead of this machine's clock (a
-  sensor clock that runs fast, or a forged time), is counted in `driver.stale`, logged once per
-  burst like a malformed one, and makes the device DEGRADED ("stale sensor message on '…' (12.3 s
-  old)") until that sensor sends a timely message. A message without `ts` is refused as malformed.
-  An old message still updates the known state if it is the newest the driver has; one dated ahead
-  never does (it would mask every later one).
+  sensor replaying its buffer), counted in `driver.stale`, logged once per burst, and a standing
+  condition on the device's health: DEGRADED ("stale sensor message on '…' (12.3 s old)") until that
+  sensor sends a timely message.
+A message dated more than `max_ahead_s` ahead of this machine's clock (a sensor clock that runs
+fast, or a forged time) is stale too, but never becomes the known state (it would mask every later
+one). A message no newer than the one known for its topic — a QoS 1 re-send (DUP) that arrives after
+the message that followed it, a replay — is no message at all: counted in `driver.out_of_order`
+(older `ts`) or `driver.duplicates` (the same `ts`), logged once per burst. Sensors must therefore
+date each message, to the millisecond, from an NTP-synchronised clock. A message without `ts` is
+refused as malformed, and a malformed one is a fault of the device: DEGRADED, naming the sensor and
+topic, until that sensor sends a valid message (a loop whose firmware sends a time without a zone
+is blind, and must not look UP).
 
 Health is the broker connection, kept by one supervisor: UP once connected and every subscription is
-acknowledged, DEGRADED if the broker refused a subscription (an ACL) or a sensor's messages are
-untimely, DOWN with the cause (connection refused, "Not authorized", a TLS failure) otherwise. paho
-reconnects by itself (0.1 s doubling to 1 s) and re-subscribes in `on_connect`; the supervisor only
-mirrors that, so a broker that comes back is UP again within about 2 s without anyone restarting the
-driver.
+acknowledged, DEGRADED while the broker refuses a subscription (an ACL) or a sensor's latest message
+was untimely or malformed (standing conditions, `Supervisor.set_condition`), DOWN with the cause (connection
+refused, "Not authorized", a TLS failure) otherwise. paho reconnects by itself (0.1 s doubling to
+1 s) and re-subscribes in `on_connect`; the supervisor only mirrors that, so a broker that comes back
+is UP again within about 2 s without anyone restarting the driver. Topics in log lines and health
+reasons are clipped (a topic may be 64 KiB long).
 """
 
 from __future__ import annotations
@@ -37,13 +45,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.events import EventStream, SensorMessage
 from devices.health import DeviceError, State, SupervisedDriver, Supervisor
 from devices.protocols.sensor_payloads import PayloadError, SensorPayload, SensorType, age_s, decode, untimely
-from devices.transports.mqtt import BrokerConfig, Handler, MqttConnection, MqttMessage, check_topic_filter
+from devices.transports.mqtt import (
+    BrokerConfig,
+    Handler,
+    MqttConnection,
+    MqttMessage,
+    check_topic_filter,
+    clip,
+    has_wildcard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +116,7 @@ class _Burst:
         return False, 0
 
 
-MAX_KNOWN_TOPICS = 1024  # a wildcard sensor's topics are remembered up to this many, oldest dropped
+MAX_KNOWN_TOPICS = 1024  # topics remembered; beyond it a wildcard sensor's oldest topic is dropped
 
 
 @dataclass(frozen=True)
@@ -135,10 +152,15 @@ class MqttSensorsDriver(SupervisedDriver):
         self.last_rejection: dict[str, PayloadError] = {}
         self.retained: dict[str, int] = {s.name: 0 for s in config.sensors}  # kept as state, no event
         self.stale: dict[str, int] = {s.name: 0 for s in config.sensors}  # too old or dated ahead
-        self.known: dict[str, KnownState] = {}  # by topic
-        self._untimely: dict[str, str] = {}  # sensor → why its latest live message was no event
+        self.out_of_order: dict[str, int] = {s.name: 0 for s in config.sensors}  # older than known
+        self.duplicates: dict[str, int] = {s.name: 0 for s in config.sensors}  # as old as known
+        self.known: dict[str, KnownState] = {}  # by topic, the oldest first
+        self._wildcard = {s.name: has_wildcard(s.topic) for s in config.sensors}
+        self._untimely: set[str] = set()  # sensors whose latest live message was untimely
+        self._malformed: set[str] = set()  # sensors whose latest message was refused
         self._bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
         self._stale_bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
+        self._order_bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
         self._task: asyncio.Task[None] | None = None
         for spec in config.sensors:
             self.connection.subscribe(spec.topic, self._handler(spec), qos=spec.qos)
@@ -157,11 +179,29 @@ class MqttSensorsDriver(SupervisedDriver):
 
     def _report(self, sup: Supervisor) -> None:
         if refused := self.connection.refused_subscriptions:
-            sup.fault("subscription refused: " + ", ".join(f"{t} ({c})" for t, c in refused.items()))
-        elif self._untimely:
-            sup.fault(next(reversed(self._untimely.values())))  # the latest sensor to go untimely
+            listed = ", ".join(f"{clip(t, 80)} ({c})" for t, c in refused.items())
+            sup.set_condition("subscriptions", clip(f"subscription refused: {listed}", 400))
         else:
-            sup.seen()
+            sup.clear_condition("subscriptions")
+        sup.seen()  # DEGRADED while a condition stands (a stale sensor, a refused subscription)
+
+    def details(self) -> dict[str, Any]:
+        """What /api/devices shows besides health: each sensor's counters and last rejection."""
+        return {
+            "sensors": {
+                s.name: {
+                    "accepted": self.accepted[s.name],
+                    "rejected": self.rejected[s.name],
+                    "retained": self.retained[s.name],
+                    "stale": self.stale[s.name],
+                    "out_of_order": self.out_of_order[s.name],
+                    "duplicates": self.duplicates[s.name],
+                    "last_rejection": clip(str(e), 200) if (e := self.last_rejection.get(s.name)) else None,
+                }
+                for s in self.config.sensors
+            },
+            "conditions": list(self.supervisor.conditions.values()),
+        }
 
     # --- messages ------------------------------------------------------------------------------------
     def _handler(self, spec: SensorSpec) -> Handler:
@@ -171,13 +211,10 @@ class MqttSensorsDriver(SupervisedDriver):
             except PayloadError as exc:
                 self._reject(spec, exc, message)
                 return
+            if spec.name in self._malformed:  # a valid message again: its firmware can be read
+                self._malformed.discard(spec.name)
+                self.supervisor.clear_condition(f"malformed:{spec.name}")
             now = self._wall_clock()
-            ahead = age_s(payload, now) < -self.config.max_ahead_s
-            if not ahead:
-                self._remember(spec, message, payload)
-            if message.retain:  # the broker's memory, sent because we (re)subscribed: no event
-                self.retained[spec.name] += 1
-                return
             why = untimely(
                 payload,
                 message.topic,
@@ -185,23 +222,65 @@ class MqttSensorsDriver(SupervisedDriver):
                 max_age_s=self.config.max_age_s,
                 max_ahead_s=self.config.max_ahead_s,
             )
-            if why is not None:
-                self._stale(spec, why, message)
+            if age_s(payload, now) < -self.config.max_ahead_s:  # never the known state: it would mask
+                if message.retain:  # every later message
+                    self.retained[spec.name] += 1
+                else:
+                    self._stale(spec, why or "dated ahead", message)
                 return
-            self.accepted[spec.name] += 1
-            self._timely(spec)
-            self.events.put(SensorMessage(spec.name, spec.type.value, message.topic, payload, at=message.at))
+            known = self.known.get(message.topic)
+            if known is not None and payload.ts <= known.payload.ts:
+                if message.retain:  # the broker's copy of what is known (or older): no news
+                    self.retained[spec.name] += 1
+                else:
+                    self._out_of_order(spec, message, payload, known)
+                return
+            self._remember(spec, message, payload)
+            live = not message.retain and why is None
+            if message.retain:  # the broker's memory, sent because we (re)subscribed: state only
+                self.retained[spec.name] += 1
+            elif why is not None:
+                self._stale(spec, why, message)
+            else:
+                self.accepted[spec.name] += 1
+                self._timely(spec)
+            self.events.put(
+                SensorMessage(spec.name, spec.type.value, message.topic, payload, at=message.at, live=live)
+            )
 
         return handle
 
     def _remember(self, spec: SensorSpec, message: MqttMessage, payload: SensorPayload) -> None:
-        known = self.known.get(message.topic)
-        if known is not None and known.payload.ts > payload.ts:
-            return  # an older message arriving late never replaces what is known
-        if known is None and len(self.known) >= MAX_KNOWN_TOPICS:
-            del self.known[next(iter(self.known))]
+        if message.topic not in self.known and len(self.known) >= MAX_KNOWN_TOPICS:
+            # drop a wildcard sensor's oldest topic: a sensor of one topic is never forgotten, so a
+            # flood of topics cannot make an old re-send of a trigger's message new again
+            victim = next((t for t, k in self.known.items() if self._wildcard.get(k.sensor, True)), None)
+            if victim is not None:
+                del self.known[victim]
         self.known.pop(message.topic, None)  # re-inserted last: the dict stays oldest first
         self.known[message.topic] = KnownState(spec.name, payload, message.retain, message.at)
+
+    def _out_of_order(
+        self, spec: SensorSpec, message: MqttMessage, payload: SensorPayload, known: KnownState
+    ) -> None:
+        same = payload.ts == known.payload.ts
+        counter = self.duplicates if same else self.out_of_order
+        counter[spec.name] += 1
+        should, hidden = self._order_bursts[spec.name].should_log(message.at)
+        if should:
+            log.warning(
+                "duplicate sensor message ignored" if same else "out-of-order sensor message ignored",
+                extra={
+                    "device": self.name,
+                    "sensor": spec.name,
+                    "topic": clip(message.topic),
+                    "ts": payload.ts.isoformat(),
+                    "known_ts": known.payload.ts.isoformat(),
+                    "suppressed": hidden,
+                    "duplicates": self.duplicates[spec.name],
+                    "out_of_order": self.out_of_order[spec.name],
+                },
+            )
 
     def _stale(self, spec: SensorSpec, why: str, message: MqttMessage) -> None:
         self.stale[spec.name] += 1
@@ -212,34 +291,40 @@ class MqttSensorsDriver(SupervisedDriver):
                 extra={
                     "device": self.name,
                     "sensor": spec.name,
-                    "topic": message.topic,
+                    "topic": clip(message.topic),
                     "reason": why,
                     "suppressed": hidden,
                     "stale": self.stale[spec.name],
                 },
             )
         if spec.name not in self._untimely or should:  # the health reason follows the log, not each message
-            self._untimely.pop(spec.name, None)
-            self._untimely[spec.name] = why  # last in: the one health names
-            self._report(self.supervisor)
+            self._untimely.add(spec.name)
+            self.supervisor.set_condition(f"untimely:{spec.name}", why)
 
     def _timely(self, spec: SensorSpec) -> None:
-        if self._untimely.pop(spec.name, None) is not None:
-            self._report(self.supervisor)
-        elif self.supervisor.health.state == State.UP:
-            self.supervisor.seen()  # last seen: the last good message
+        if spec.name in self._untimely:
+            self._untimely.discard(spec.name)
+            self.supervisor.clear_condition(f"untimely:{spec.name}")
+        if self.supervisor.health.state in (State.UP, State.DEGRADED):
+            self.supervisor.seen()  # last seen: the last good message (UP once nothing stands)
 
     def _reject(self, spec: SensorSpec, exc: PayloadError, message: MqttMessage) -> None:
         self.rejected[spec.name] += 1
         self.last_rejection[spec.name] = exc
+        reason = f"{spec.name}: payload on {clip(message.topic, 80)!r} rejected: {exc.reason}"
+        if self.supervisor.health.state in (State.UP, State.DEGRADED):  # a sensor's fault, not the link's
+            self.supervisor.fault(reason)
         should, hidden = self._bursts[spec.name].should_log(message.at)
+        if spec.name not in self._malformed or should:  # DEGRADED until it sends a valid one
+            self._malformed.add(spec.name)
+            self.supervisor.set_condition(f"malformed:{spec.name}", reason)
         if should:
             log.warning(
                 "sensor payload rejected",
                 extra={
                     "device": self.name,
                     "sensor": spec.name,
-                    "topic": message.topic,
+                    "topic": clip(message.topic),
                     "kind": exc.kind,
                     "reason": exc.reason,
                     "bytes": len(message.payload),

@@ -108,6 +108,18 @@ Handler = Callable[[MqttMessage], None]
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A message this connection sends by itself: its will (the broker publishes it when the
+    connection ends without a DISCONNECT: a crash, a power cut, a cable pulled), or its birth (sent
+    on every connect, first, before anything queued)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
 class _Subscription:
     topic: str
     qos: int
@@ -128,9 +140,20 @@ class _Client(mqtt.Client):
 
 
 class MqttConnection:
-    def __init__(self, config: BrokerConfig, *, name: str = "mqtt") -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        name: str = "mqtt",
+        will: Outgoing | None = None,
+        birth: Callable[[], Outgoing] | None = None,
+    ) -> None:
+        if will is not None:
+            check_topic_name(will.topic)
         self.config = config
         self.name = name
+        self._will = will
+        self._birth = birth  # called in paho's thread on every successful connect
         self._subs: list[_Subscription] = []
         self._client: _Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -227,6 +250,9 @@ class MqttConnection:
         if cfg.tls is not None:
             _setup_tls(client, cfg.tls)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        if self._will is not None:
+            will = self._will
+            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -270,6 +296,7 @@ class MqttConnection:
         client = self._client
         if client is None:
             raise DeviceError(f"{self.name}: not started")
+        check_topic_name(topic)  # ValueError, before paho queues what the broker would drop us for
         info = client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN) or (
             info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos == 0
@@ -300,6 +327,13 @@ class MqttConnection:
         if rc.is_failure:
             self._post(self._attempt_failed, f"broker {self.config.address} refused the connection: {rc}")
             return
+        if self._birth is not None:
+            try:  # first on the new connection: ahead of whatever waited in paho's queue
+                birth = self._birth()
+                check_topic_name(birth.topic)
+                client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+            except Exception:  # an exception here would end paho's network thread
+                log.exception("mqtt birth message not sent", extra={"device": self.name})
         subs = list(self._subs)  # subscribe() may append on the loop meanwhile: see _connected_now
         mids = {}
         for sub in subs:  # re-subscribe on every connect: a clean session forgot them
@@ -381,12 +415,36 @@ class MqttConnection:
                 try:
                     sub.handler(message)
                 except Exception:  # one bad handler must not starve the others or kill paho's thread
-                    log.exception("mqtt handler failed", extra={"device": self.name, "topic": message.topic})
+                    extra = {"device": self.name, "topic": clip(message.topic)}
+                    log.exception("mqtt handler failed", extra=extra)
 
     def _ack(self, mid: int) -> None:
         future = self._published.get(mid)
         if future is not None and not future.done():
             future.set_result(None)
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters + "…" (topics and payload excerpts in log lines: a topic may
+    be 64 KiB long)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def has_wildcard(topic: str) -> bool:
+    """A filter with `+` or `#` (it may match more than one topic)."""
+    return "+" in topic or "#" in topic
+
+
+def check_topic_name(topic: str) -> None:
+    """Refuse a topic a message cannot be published to: empty, over 65,535 bytes, not encodable, with
+    a NUL (the broker drops the connection for it, and paho would send it again after every
+    reconnect) or a wildcard (paho raises). ValueError names it, clipped."""
+    try:
+        size = len(topic.encode())
+    except UnicodeEncodeError:
+        raise ValueError(f"invalid topic {clip(topic, 80)!r}: not encodable as UTF-8") from None
+    if not topic or size > 65535 or "\x00" in topic or has_wildcard(topic):
+        raise ValueError(f"invalid topic {clip(topic, 80)!r}: empty, too long, a NUL, '+' or '#'")
 
 
 def check_topic_filter(topic: str) -> None:

@@ -130,14 +130,15 @@ class Station:
     def session_began(self, device: str, at: float) -> None:
         """`device` (re)connected at `at`: nothing it reported before then belongs to a parcel now."""
 
-    def faults_during(self, since: float, until: float) -> dict[str, str]:
-        """Devices of this station that were not up at some moment of [since, until]: a parcel whose
-        windows a device missed was not fully seen, even if the device is back by its decision."""
+    def faults_during(self, since: float, until: float, *, what: str = "parcel") -> dict[str, str]:
+        """Devices of this station that were not up at some moment of [since, until]: a parcel (or
+        vehicle) whose windows a device missed was not fully seen, even if the device is back by its
+        decision."""
         out = {}
         for device, outages in self._outages.items():
             for down, up in outages:
                 if down <= until and up >= since:
-                    out[device] = "down during this parcel's window" if up < math.inf else "down"
+                    out[device] = f"down during this {what}'s window" if up < math.inf else "down"
         return out
 
     # --- inputs ----------------------------------------------------------------------------------

@@ -7,6 +7,18 @@ the previous vehicle's label gave before this trigger; another code in the same 
 ambiguous (held). Its weight is one measured after the trigger. A second trigger while a vehicle is
 being checked or the barrier is open is tailgating: it is recorded (HOLD, TAILGATING) and the
 barrier closes — or does not open. What the barrier did is recorded against each decision.
+
+An MQTT trigger sensor's free/occupied level follows the newest message the driver has for it (by
+the sensor's own `ts`), live or not: a "free" that came back retained after a reconnect, or stale,
+still means the loop is free, so the next vehicle is an arrival. Only a live, timely change from
+free to occupied is one, and only after a free spell of at least `free_debounce_s` (by the sensor's
+`ts`): occupied / free / occupied within 100 ms is one vehicle with a gap in it (a trailer's
+drawbar), not a second one.
+
+A device of the gate lost (DOWN) while the barrier is open closes it at once: the trigger sensor and
+the scanner are what sees a vehicle following, and the I/O module is what closes it. A vehicle
+during whose window a device was down is held (DEVICE_FAULT), even if the device is back by the
+decision: it was not fully seen.
 """
 
 from __future__ import annotations
@@ -15,9 +27,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, SensorMessage
-from devices.health import DeviceError
+from devices.health import DeviceError, State
 from edge import rules
 from edge.checker import DecisionRecord
 from edge.config import GateStation
@@ -39,7 +52,11 @@ class Gate(Station):
         self._pulse: asyncio.Task[None] | None = None
         self._tailgated: str | None = None  # why the current vehicle's barrier must not (stay) open
         self._previous: tuple[str | None, float] = (None, -1e18)  # last vehicle's code, decided at
-        self._sensor_level = False  # the MQTT trigger sensor's last state (occupied / closed)
+        self._sensor_level = False  # the MQTT trigger sensor's newest state (occupied / closed)
+        self._sensor_ts: datetime | None = None  # the `ts` of the message that state is from
+        self._free_since: datetime | None = None  # when the current free spell began (its `ts`)
+        self._cut_short: str | None = None  # why the barrier was closed before the pulse ended
+        self.flickers = 0  # occupied again within free_debounce_s: the same vehicle
         self.watch_platform()
 
     @property
@@ -68,17 +85,27 @@ class Gate(Station):
             pulse.cancel()  # the pulse's own `finally` closes the barrier, confirmed
             self.spawn(self.tailgate(event.at, why, code=event.code), "tailgate")
 
+    def _health_changed(self, device: str) -> None:
+        super()._health_changed(device)
+        pulse = self._pulse
+        lost = self.hub.health(device).state in (State.DOWN, State.STARTING)
+        if lost and pulse is not None and not pulse.done():
+            # what would see a vehicle following (the trigger, the scanner) or close the barrier (the
+            # I/O module) is gone: the barrier closes now, not at the end of the pulse
+            self._cut_short = f"{device} lost"
+            log.warning(
+                "device lost while the barrier was open; closing it",
+                extra={"station": self.name, "device": device},
+            )
+            pulse.cancel()  # the pulse's own `finally` closes the barrier, confirmed
+
     def _on_trigger(self, event: DeviceEvent) -> None:
         point = self.config.trigger.point
         fired = False
         if isinstance(event, InputChanged) and event.point == point and event.value:
             fired = True
         elif isinstance(event, SensorMessage) and event.device == point:
-            # an arrival is the sensor going from free to occupied: detectors repeat their state (a
-            # heartbeat, a flicker), and a repeat is the same vehicle, never a second one behind it
-            payload = event.payload
-            level = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
-            fired, self._sensor_level = level and not self._sensor_level, level
+            fired = self._sensor_arrival(event)
         if not fired:
             return
         if self._busy:  # a second arrival while one is checked or passing
@@ -91,6 +118,38 @@ class Gate(Station):
         self._busy = True
         self._tailgated = None
         self.spawn(self.vehicle(event.at), "vehicle")
+
+    def _sensor_arrival(self, event: SensorMessage) -> bool:
+        """Follow the trigger sensor's level; True if this message is a vehicle arriving.
+
+        An arrival is the sensor going from free to occupied: detectors repeat their state (a
+        heartbeat), and a repeat is the same vehicle, never a second one behind it. The level follows
+        every message newer than the one before (retained and stale ones too: a loop that went free
+        while the agent was away is free), but only a live one fires, and only after the loop has
+        been free for `free_debounce_s` by the sensor's own clock."""
+        payload = event.payload
+        ts: datetime = payload.ts
+        if self._sensor_ts is not None and ts <= self._sensor_ts:
+            return False  # no newer than what the gate knows (the driver drops these already)
+        self._sensor_ts = ts
+        level = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
+        was, self._sensor_level = self._sensor_level, level
+        if not level:
+            if was or self._free_since is None:
+                self._free_since = ts
+            return False
+        if was:
+            return False
+        if self._free_since is not None:
+            free_for = (ts - self._free_since).total_seconds()
+            if free_for < self.config.free_debounce_s:
+                self.flickers += 1
+                log.info(
+                    "trigger sensor flicker: the same vehicle",
+                    extra={"station": self.name, "free_s": round(free_for, 3), "live": event.live},
+                )
+                return False
+        return event.live
 
     async def tailgate(self, at: float, why: str, *, code: str | None = None) -> DecisionRecord:
         """Record the second arrival (HOLD, TAILGATING) and what the barrier did."""
@@ -128,6 +187,9 @@ class Gate(Station):
         # decided when the window has closed: a second code anywhere in it makes the vehicle ambiguous
         await asyncio.sleep(max(0.0, t0 + cfg.window_s - time.monotonic()))
         ambiguous = self._other_codes(code, since, t0 + cfg.window_s)
+        # a device down at any moment of the window (even if back now) did not see all of the vehicle
+        for device, why in self.faults_during(since, time.monotonic(), what="vehicle").items():
+            faults.setdefault(device, why)
         record = await self.decide(
             code=code if not ambiguous else None,
             weight=weight,
@@ -140,8 +202,11 @@ class Gate(Station):
         self._previous = (code, time.monotonic())
         self.show(record)
         if record.verdict == rules.Verdict.RELEASE:
+            lost = self.device_faults()
             if self._tailgated is not None:
                 outcome, detail = "withheld", self._tailgated
+            elif lost:  # lost between the decision and now: the barrier stays closed
+                outcome, detail = "withheld", "not opened: " + ", ".join(f"{d} lost" for d in lost)
             else:
                 outcome, detail = await self.open_barrier()
         else:
@@ -192,6 +257,7 @@ class Gate(Station):
         """Pulse the barrier and confirm it opened: (outcome, detail) for the record."""
         cfg = self.config
         self._opened.clear()
+        self._cut_short = None
         pulse = asyncio.create_task(self.io.pulse(cfg.barrier, cfg.pulse_s))
         self._pulse = pulse
         try:
@@ -211,13 +277,14 @@ class Gate(Station):
             except asyncio.CancelledError:
                 if not pulse.cancelled():
                     raise  # this task itself is being cancelled (the station stops)
-                return "confirmed", f"barrier opened, closed early: {self._tailgated or 'cut short'}"
+                why = self._tailgated or self._cut_short or "cut short"
+                return "confirmed", f"barrier opened, closed early: {why}"
         except DeviceError as exc:
             pulse.cancel()
             with contextlib.suppress(DeviceError):
                 await self.io.set_output(cfg.barrier, False)
             await self.actuation_failed(cfg.io, str(exc))
-            return "failed", str(exc)
+            return "failed", str(exc) if self._cut_short is None else f"{exc} (cut short: {self._cut_short})"
         finally:
             if not pulse.done():  # cancelled (the station stops): the pulse still sends its "off"
                 pulse.cancel()

@@ -58,6 +58,7 @@ def park_topics(park: str) -> list[Publish]:
         Publish(f"bondgate/{park}/gate-1/decision", retain=False),
         Publish(f"bondgate/{park}/gate-1/state", retain=True),
         Publish(f"bondgate/{park}/device/sensors/health", retain=True),
+        Publish(f"bondgate/{park}/agent/status", retain=True),  # online, or the agent's will
     ]
 
 

@@ -128,3 +128,78 @@ async def _down_meanwhile() -> None:
     with pytest.raises(TimeoutError):
         await sup.wait_for(State.UP, 0.3)
     assert sup.health.state == State.DOWN and sup._recover_timer is None
+
+
+# --- standing conditions (outside finding: a stale sensor was UP again 3 s later on its own) ---------
+def test_a_standing_condition_keeps_the_device_degraded_until_it_is_cleared() -> None:
+    clock = Clock()
+    sup, changes = _supervisor(clock)
+    sup.seen()
+    stale = "stale sensor message on 'loop/1' (8.0 s old)"
+    sup.set_condition("stale:loop1", stale)
+    assert (sup.health.state, sup.health.reason) == (State.DEGRADED, stale)
+    assert sup.health.errors == 1
+    for _ in range(10):  # good frames of other sensors, long after the condition: still DEGRADED
+        clock.now += 1.0
+        sup.seen()
+    assert sup.health.state == State.DEGRADED
+    sup.set_condition("refused", "subscription refused: a/b (Not authorized)")
+    assert sup.health.reason == "subscription refused: a/b (Not authorized)"  # the latest one's
+    sup.clear_condition("refused")
+    assert (sup.health.state, sup.health.reason) == (State.DEGRADED, stale)
+    sup.clear_condition("refused")  # clearing what does not stand changes nothing
+    sup.clear_condition("stale:loop1")
+    assert sup.health.state == State.DEGRADED  # the quiet spell since the last condition first
+    clock.now += 3.5
+    sup.seen()
+    assert sup.health.state == State.UP
+    assert [h.state for h in changes] == [State.UP, State.DEGRADED, State.DEGRADED, State.DEGRADED, State.UP]
+
+
+def test_down_overrides_a_condition_and_a_session_back_is_degraded_not_up() -> None:
+    clock = Clock()
+    sup, _ = _supervisor(clock)
+    sup.seen()
+    sup.set_condition("stale:loop1", "stale")
+    sup.down("connection lost")
+    assert sup.health.state == State.DOWN
+    clock.now += 10
+    sup.seen()
+    assert (sup.health.state, sup.health.reason) == (State.DEGRADED, "stale")
+    sup.down("connection lost")
+    sup.set_condition("refused", "subscription refused")  # while DOWN: kept for when it is back
+    assert sup.health.state == State.DOWN
+    sup.seen()
+    assert (sup.health.state, sup.health.reason) == (State.DEGRADED, "subscription refused")
+
+
+def test_a_fault_while_a_condition_stands_gives_way_to_it_after_the_quiet_spell() -> None:
+    clock = Clock()
+    sup, _ = _supervisor(clock)
+    sup.seen()
+    sup.set_condition("stale:loop1", "stale")
+    clock.now += 1
+    sup.fault("rejected payload")
+    assert sup.health.reason == "rejected payload"
+    clock.now += 1
+    sup.seen()
+    assert sup.health.reason == "rejected payload"
+    clock.now += 3
+    sup.seen()
+    assert (sup.health.state, sup.health.reason) == (State.DEGRADED, "stale")
+
+
+def test_the_quiet_timer_does_not_bring_a_device_with_a_condition_up() -> None:
+    asyncio.run(_timer_and_condition())
+
+
+async def _timer_and_condition() -> None:
+    sup = Supervisor("dev", _never, recover_after_s=0.05)
+    sup.seen()
+    sup.fault("noise on the line")
+    sup.set_condition("stale:loop1", "stale")
+    with pytest.raises(TimeoutError):
+        await sup.wait_for(State.UP, 0.3)
+    assert (sup.health.state, sup.health.reason) == (State.DEGRADED, "stale")
+    sup.clear_condition("stale:loop1")
+    assert (await sup.wait_for(State.UP, BOUND)).state == State.UP

@@ -97,8 +97,22 @@ def test_malformed_payloads_are_counted_logged_once_and_never_stop_the_driver(
             assert driver.rejected == {"gates": 1, "loop1": len(MALFORMED), "plates": 0}
             assert driver.last_rejection["loop1"].kind == "invalid_json"  # the random binary comes last
             assert driver.last_rejection["gates"].kind == "wrong_type"
-            assert driver.supervisor.health.state == State.UP
+            # a sensor sending garbage is a fault of the device (outside finding: it showed UP, errors 0),
+            # DEGRADED until that sensor sends a valid message, however long it is quiet
+            health = driver.supervisor.health
+            assert health.state == State.DEGRADED and health.errors >= len(MALFORMED) + 1
+            gates = f"gates: payload on '{PREFIX}/gate/south/state' rejected: "
+            assert health.reason.startswith(gates)
+            assert driver.details()["sensors"]["loop1"]["rejected"] == len(MALFORMED)
+            assert [c[: len(gates)] for c in driver.details()["conditions"]] == [gates]  # loop1's is valid
             assert driver.events.empty()
+            driver.supervisor._recover_after_s = 0.05  # the quiet spell a fault needs, made short
+            with pytest.raises(TimeoutError):
+                await driver.supervisor.wait_for(State.UP, 0.5)
+            async with MqttSensorSim(port=mosquitto.port) as sim:
+                await sim.gate("closed", name="south")
+                await next_message(driver)
+            await driver.supervisor.wait_for(State.UP, WAIT)
         rejected = [r for r in caplog.records if r.getMessage() == "sensor payload rejected"]
         assert [r.sensor for r in rejected] == ["loop1", "gates"]  # type: ignore[attr-defined]  # once per burst
         assert rejected[0].kind == "invalid_json" and "invalid JSON" in rejected[0].reason  # type: ignore[attr-defined]
@@ -186,8 +200,10 @@ def test_a_retained_message_is_the_last_known_state_never_an_event(mosquitto: Br
             async with MqttSensorsDriver("park-mqtt", cfg) as driver:
                 await driver.supervisor.wait_for(State.UP, WAIT)
                 await sim.gate("open", name="north")  # the marker: retained ones come before it
+                state = await next_message(driver)  # the loop's state, for whoever follows it
+                assert (state.device, state.live, state.payload.occupied) == ("loop1", False, True)
                 marker = await next_message(driver)
-                assert marker.device == "gates"
+                assert (marker.device, marker.live) == ("gates", True)
                 assert driver.retained["loop1"] == 1 and driver.accepted["loop1"] == 0
                 known = driver.known[topic]
                 assert isinstance(known.payload, LoopDetector) and known.payload.occupied and known.retained
@@ -210,7 +226,7 @@ def test_a_retained_message_is_the_last_known_state_never_an_event(mosquitto: Br
                     lambda: driver.connection.failures > failures and driver.connection.ready, "reconnect"
                 )
                 await sim.gate("closed", name="north")
-                marker = await next_message(driver)
+                marker = await next_message(driver)  # the same retained loop message: nothing new
                 assert isinstance(marker.payload, GateSensor) and marker.payload.state == "closed"
                 assert driver.retained["loop1"] == 2 and driver.accepted["loop1"] == 0
                 assert driver.events.empty()
@@ -238,29 +254,35 @@ async def _stale_scenario(mosquitto: Broker, caplog: pytest.LogCaptureFixture) -
         f"{PREFIX}/gate/north/state",
         f"{PREFIX}/plate/in-1",
     )
-    plate = json.dumps({"plate": "粤B12345", "confidence": 0.9, "lane": "in-1", "ts": now}).encode()
+    plates = iter(range(1000))
+
+    def plate() -> bytes:  # each a message of its own: a later ts than the one before
+        ts = now - 1 + next(plates) / 1000
+        return json.dumps({"plate": "粤B12345", "confidence": 0.9, "lane": "in-1", "ts": ts}).encode()
+
     async with (
         MqttSensorsDriver("park-mqtt", cfg, wall_clock=lambda: now) as driver,
         MqttSensorSim(port=mosquitto.port) as sim,
     ):
         await driver.supervisor.wait_for(State.UP, WAIT)
         with caplog.at_level(logging.WARNING, logger="devices.drivers.mqtt_sensors"):
-            for age in (12.3, 20.0, 30.0):  # e.g. queued at the broker while the agent was away
+            for age in (30.0, 20.0, 12.3):  # e.g. queued at the broker while the agent was away
                 await sim.publish_raw(loop_topic, loop_payload(True, now - age))
-            await sim.publish_raw(plate_topic, plate)  # fresh: the marker
-            event = await next_message(driver)
-            assert event.device == "plates"
+            await sim.publish_raw(plate_topic, plate())  # fresh: the marker
+            events = [await next_message(driver) for _ in range(4)]
+        # each stale one was the newest state of its topic: passed on, but not live (no trigger)
+        assert [(e.device, e.live) for e in events] == [("loop1", False)] * 3 + [("plates", True)]
         assert driver.stale == {"gates": 0, "loop1": 3, "plates": 0}
         assert driver.accepted == {"gates": 0, "loop1": 0, "plates": 1}
         health = driver.supervisor.health
         assert health.state == State.DEGRADED
-        assert health.reason == f"stale sensor message on {loop_topic!r} (12.3 s old)"  # first of the burst
+        assert health.reason == f"stale sensor message on {loop_topic!r} (30.0 s old)"  # first of the burst
         logged = [r for r in caplog.records if r.getMessage() == "stale sensor message ignored"]
         assert len(logged) == 1 and logged[0].sensor == "loop1"  # type: ignore[attr-defined]  # once per burst
 
         # a gate sensor whose clock runs 30 s ahead: its messages are no trigger either
         await sim.publish_raw(gate_topic, json.dumps({"state": "closed", "ts": now + 30}).encode())
-        await sim.publish_raw(plate_topic, plate)
+        await sim.publish_raw(plate_topic, plate())
         assert (await next_message(driver)).device == "plates"
         assert driver.stale["gates"] == 1
         health = driver.supervisor.health
@@ -278,6 +300,107 @@ async def _stale_scenario(mosquitto: Broker, caplog: pytest.LogCaptureFixture) -
         # UP once none is stale and the quiet spell of DEGRADED's hysteresis has passed
         assert (await driver.supervisor.wait_for(State.UP, WAIT)).state == State.UP
         assert driver.events.empty()
+
+
+def test_a_resent_or_out_of_order_message_is_dropped_counted_and_logged_once(
+    mosquitto: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside finding (s3): a QoS 1 re-send of "occupied" (DUP: a PUBACK lost, the broker forwards it
+    as new) that arrived after the loop's later "free" was made an event: a phantom arrival, or a
+    TAILGATING that closed the barrier on a cleared vehicle. The broker forwards a DUP as an ordinary
+    message, so publishing the same bytes again is what the driver sees."""
+
+    async def scenario() -> None:
+        async with (
+            MqttSensorsDriver("park-mqtt", config(mosquitto.port)) as driver,
+            MqttSensorSim(port=mosquitto.port) as sim,
+        ):
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            topic, t0 = sim.loop_topic(), time.time()
+            occupied, free = loop_payload(True, t0), loop_payload(False, t0 + 0.2)
+            with caplog.at_level(logging.WARNING, logger="devices.drivers.mqtt_sensors"):
+                await sim.publish_raw(topic, occupied)
+                await sim.publish_raw(topic, free)
+                await sim.publish_raw(topic, occupied)  # the re-send, after the message that followed it
+                await sim.publish_raw(topic, free)  # and a re-send of the newest: the same ts
+                await sim.publish_raw(topic, loop_payload(True, t0 - 1))  # an older one, replayed
+                await sim.gate("open", name="north")  # the marker
+                events = [await next_message(driver) for _ in range(3)]
+            assert [(e.device, getattr(e.payload, "occupied", None)) for e in events] == [
+                ("loop1", True),
+                ("loop1", False),
+                ("gates", None),
+            ]
+            assert driver.out_of_order["loop1"] == 2 and driver.duplicates["loop1"] == 1
+            assert driver.accepted["loop1"] == 2
+            assert driver.known[topic].payload.occupied is False  # the newest stays what is known
+            assert driver.details()["sensors"]["loop1"]["out_of_order"] == 2
+            assert driver.events.empty()
+        logged = [r for r in caplog.records if "sensor message ignored" in r.getMessage()]
+        assert [r.getMessage() for r in logged] == ["out-of-order sensor message ignored"]  # once per burst
+
+    run(scenario())
+
+
+def test_a_stale_sensor_stays_degraded_until_it_sends_a_timely_message(mosquitto: Broker) -> None:
+    """Outside finding (s5 b): DEGRADED's quiet timer brought a stale sensor UP again about 3 s later
+    on its own, though it had sent nothing timely. Here the quiet spell is shortened so that "not
+    UP" is observed over many of them, within a bounded wait."""
+
+    async def scenario() -> None:
+        async with (
+            MqttSensorsDriver("park-mqtt", config(mosquitto.port)) as driver,
+            MqttSensorSim(port=mosquitto.port) as sim,
+        ):
+            driver.supervisor._recover_after_s = 0.05  # the quiet spell a fault needs, made short
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            topic = sim.loop_topic()
+            await sim.publish_raw(topic, loop_payload(False, time.time() - 30))
+            assert (await driver.supervisor.wait_for(State.DEGRADED, WAIT)).reason.startswith("stale")
+            await sim.gate("open", name="north")  # other sensors' good messages change nothing
+            with pytest.raises(TimeoutError):
+                await driver.supervisor.wait_for(State.UP, 0.5)
+            assert driver.details()["conditions"] == [driver.supervisor.health.reason]
+            await sim.publish_raw(topic, loop_payload(False, time.time()))
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert driver.details()["conditions"] == []
+
+    run(scenario())
+
+
+def test_log_lines_and_health_carry_a_clipped_topic(
+    mosquitto: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside finding (s11): a malformed message on a 60,000-character topic gave a 60,339-character
+    log line."""
+
+    async def scenario() -> None:
+        cfg = MqttSensorsConfig(
+            broker=BrokerConfig(port=mosquitto.port),
+            sensors=[{"name": "loops", "type": "loop", "topic": f"{PREFIX}/loop/+"}],
+        )
+        async with (
+            MqttSensorsDriver("park-mqtt", cfg) as driver,
+            MqttSensorSim(port=mosquitto.port) as sim,
+        ):
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            long_topic = f"{PREFIX}/loop/" + "L" * 60_000
+            with caplog.at_level(logging.WARNING, logger="devices.drivers.mqtt_sensors"):
+                await sim.publish_raw(long_topic, b"not json")
+                await sim.publish_raw(f"{PREFIX}/loop/" + "S" * 60_000, loop_payload(True, time.time() - 60))
+                await sim.loop(True)
+                assert (await next_message(driver)).live is False  # the stale one: state only
+                assert (await next_message(driver)).live is True
+            assert driver.rejected["loops"] == 1 and driver.stale["loops"] == 1
+            assert len(driver.supervisor.health.reason) < 300
+        lines = [r for r in caplog.records if r.getMessage().endswith(("rejected", "ignored"))]
+        assert [r.getMessage() for r in lines] == ["sensor payload rejected", "stale sensor message ignored"]
+        for record in lines:
+            assert record.topic == long_topic[:200] + "…" or record.topic.endswith("S" * 100 + "…")  # type: ignore[attr-defined]
+            assert len(record.topic) == 201  # type: ignore[attr-defined]
+            assert len(str(record.__dict__)) < 2000
+
+    run(scenario())
 
 
 # --- broker outages ----------------------------------------------------------------------------------

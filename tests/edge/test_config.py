@@ -242,3 +242,85 @@ def test_values_that_cannot_work_are_refused_at_start(
     with pytest.raises(ConfigError) as err:
         load_example(tmp_path, *replacements)
     assert problem in str(err.value)
+
+
+# --- the gate's trigger (outside finding s9) ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("-0.1", "greater than or equal to 0"), ("11", "less than or equal to 10"), ("nan", "finite")],
+)
+def test_the_gate_free_debounce_is_checked(tmp_path: Path, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=rf"stations\.2\.free_debounce_s: .*{problem}"):
+        load_example(tmp_path, (GATE, f"{GATE}\nfree_debounce_s = {value}"))
+    assert load_example(tmp_path).stations[2].free_debounce_s == 0.3  # type: ignore[union-attr]
+
+
+# --- MQTT: what a topic and a session need (outside findings s2, s6, s8) -------------------------
+WILD = SENSORS.replace('topic = "park/loop"', 'topic = "park/loop/+"')
+
+
+@pytest.mark.parametrize("topic", ["park/loop/+", "park/#", "+/loop"])
+def test_a_gate_trigger_on_a_wildcard_topic_is_refused(tmp_path: Path, topic: str) -> None:
+    """The gate keeps one free/occupied level for its trigger: a filter covering several loops mixed
+    them (another loop's vehicle started a check, this loop's arrival went unseen)."""
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ("# --- stations", SENSORS.replace('topic = "park/loop"', f'topic = "{topic}"')),
+            (GATE, 'trigger = { device = "sensors", point = "gate_loop" }'),
+        )
+    assert err.value.problems == [
+        f"{tmp_path / 'edge.toml'}: stations.2.trigger.point: sensor 'gate_loop' on device 'sensors'"
+        f" subscribes to {topic!r}, a wildcard filter; a gate trigger must be one sensor on one topic"
+        " (give this loop a sensor of its own with its full topic)"
+    ]
+
+
+def test_a_wildcard_sensor_that_triggers_nothing_is_fine(tmp_path: Path) -> None:
+    settings = load_example(tmp_path, ("# --- stations", WILD))
+    assert settings.devices["sensors"].sensors[0].topic == "park/loop/+"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["gate+scanner", "gate#1", "gate/scanner", "a" * 33, "gate\\u0000x", "é"])
+def test_a_device_name_that_cannot_be_a_topic_level_is_refused(tmp_path: Path, name: str) -> None:
+    """`[devices."gate+scanner"]` passed, then its health topic made paho raise and the publisher
+    task died silently; a NUL made the broker drop the agent's connection over and over."""
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ("[devices.gate_scanner]", f'[devices."{name}"]'),
+            ('scanner = "gate_scanner"', f'scanner = "{name}"'),
+        )
+    shown = repr(name.replace("\\u0000", "\0"))  # TOML's escape, as Python reads it
+    problem = f"devices.{shown[1:-1]}: device name {shown} is not 1-32 letters, digits, '_' or '-'"
+    assert problem in str(err.value)
+
+
+def test_a_topic_prefix_that_cannot_start_a_topic_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"mqtt\.topic_prefix: .*invalid topic 'bond\+gate'"):
+        load_example(tmp_path, ("[mqtt.broker]", '[mqtt]\ntopic_prefix = "bond+gate"\n\n[mqtt.broker]'))
+
+
+def test_the_agents_connections_may_not_share_a_client_id_on_one_broker(tmp_path: Path) -> None:
+    """Same id for [mqtt.broker] and a sensors device's broker: each connection took the session from
+    the other, for ever."""
+    same = SENSORS.replace(
+        'broker = { host = "127.0.0.1", port = 1883 }',
+        'broker = { host = "localhost", port = 1883, client_id = "bondgate-gate1" }',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_example(
+            tmp_path,
+            ("# --- stations", same),
+            ("[mqtt.broker]", '[mqtt.broker]\nclient_id = "bondgate-gate1"'),
+        )
+    assert err.value.problems == [
+        f"{tmp_path / 'edge.toml'}: devices.sensors.broker.client_id: client id 'bondgate-gate1' is also"
+        " mqtt.broker.client_id on the same broker (mqtt://localhost:1883): the two connections would"
+        " take it from each other"
+    ]
+    # another broker (port), or ids of their own: fine
+    other = same.replace("port = 1883, client_id", "port = 1884, client_id")
+    mine = ("[mqtt.broker]", '[mqtt.broker]\nclient_id = "bondgate-gate1"')
+    load_example(tmp_path, ("# --- stations", other), mine)
+    load_example(tmp_path, ("# --- stations", same))

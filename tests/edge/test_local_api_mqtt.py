@@ -8,14 +8,23 @@ import json
 import subprocess
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import uvicorn
+from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.health import Health, State
+from devices.transports.mqtt import BrokerConfig
 from edge.api import create_app
+from edge.config import LocalMqtt
+from edge.publisher import Publisher
 from tests import factories
 from tests.support.central_server import run_central
+from tests.support.mosquitto import Broker
 from tests.support.park import put_on_bench, running_park, wait_until
+from tests.support.processes import agent_process, edge_config, write_edge_config
 
 
 def declare(central, n: int) -> list[factories.DocumentSet]:  # type: ignore[no-untyped-def]
@@ -142,3 +151,79 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
         assert state["last_decision"]["codes"] == ["NOT_FOUND"]
         events = central.client("officer").get("/api/v1/parks/P1/report").json()
         assert events["released_without_clearance"]["total"] == 0
+
+
+# --- the agent's own status: online, or gone (outside finding s7) ------------------------------------
+def test_screens_see_the_agent_gone_when_it_is_killed_and_back_when_it_restarts(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """Before, the agent set no will: after a SIGKILL a screen still saw every device UP and the
+    station's last state as current, for ever. Now `bondgate/<park>/agent/status` (retained) says
+    online on every connect, and the broker itself says offline when the connection ends without a
+    goodbye (the will); an orderly stop says so too."""
+    statuses: list[dict[str, Any]] = []
+    screen = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="screen-under-test")
+    screen.on_message = lambda _c, _u, msg: statuses.append(json.loads(msg.payload))
+    screen.connect(mosquitto.host, mosquitto.port, 30)
+    screen.subscribe("bondgate/P1/agent/status", qos=1)
+    screen.loop_start()
+
+    async def seen(online: bool, count: int) -> dict[str, Any]:
+        await wait_until(lambda: len(statuses) >= count, what=f"status #{count}")
+        assert statuses[count - 1]["online"] is online, statuses
+        return statuses[count - 1]
+
+    async def scenario(agent: Any) -> None:
+        agent.start()
+        await agent.started()
+        first = await seen(True, 1)
+        assert (first["park"], first["edge"]) == ("P1", "edge-p1") and first["since"]
+        agent.kill()  # SIGKILL: no goodbye, the kernel closes the socket
+        gone = await seen(False, 2)
+        assert "will" in gone["reason"]
+        agent.start()
+        await agent.started()
+        await seen(True, 3)
+        agent.terminate()
+        assert (await seen(False, 4))["reason"] == "stopped"
+
+    try:
+        with run_central(tmp_path / "central") as central:
+            data = edge_config(
+                tmp_path,
+                central,
+                devices={},
+                stations=[],
+                mqtt={"broker": {"host": mosquitto.host, "port": mosquitto.port}},
+            )
+            config = write_edge_config(tmp_path / "edge.toml", data)
+            with agent_process(config, tmp_path / "agent.log") as agent:
+                asyncio.run(asyncio.wait_for(scenario(agent), 120))
+    finally:
+        screen.loop_stop()
+        screen.disconnect()
+
+
+def test_a_publish_that_raises_is_counted_and_never_ends_the_publisher(mosquitto: Broker) -> None:
+    """Outside finding (s6): a health topic paho refused (a device named "gate+scanner") raised
+    ValueError in the publisher's task, which died silently: nothing was published again. A NUL in a
+    topic made the broker drop the connection, and paho sent it again after every reconnect."""
+
+    async def scenario() -> None:
+        publisher = Publisher(
+            LocalMqtt(broker=BrokerConfig(host=mosquitto.host, port=mosquitto.port)), park_id="P1"
+        )
+        await publisher.start()
+        try:
+            await publisher.connection.wait_ready(10)
+            health = Health("x", State.UP)
+            publisher.device_health("gate+scanner", health)
+            publisher.device_health("gate\x00scanner", health)
+            publisher.device_health("gate_scanner", health)
+            await wait_until(lambda: publisher.published >= 1, what="the good one published")
+            assert publisher.failed == 2 and publisher.running
+            assert publisher.connection.failures == 0  # never dropped by the broker
+        finally:
+            await publisher.stop()
+
+    asyncio.run(scenario())
