@@ -307,7 +307,7 @@ def _judge_resend(event: Event, held_hash: str | None) -> Refusal | None:
     if event.hash != held_hash:
         reason = f"seq {event.seq} is stored with hash {held_hash[:12]}…, this one has {event.hash[:12]}…"
         return Refusal(seq=event.seq, reason=reason, code=RefusalCode.CONFLICT)
-    if event.expected_hash() != event.hash:
+    if not event.hash_matches():
         return Refusal(seq=event.seq, reason="content does not match its hash", code=RefusalCode.CHAIN_BREAK)
     return None
 
@@ -320,7 +320,7 @@ def _judge_next(event: Event, edge: store.EdgeRow) -> Refusal | None:
     if event.prev_hash != edge.last_hash:
         reason = f"prev_hash does not match the hash of stored seq {edge.last_seq}"
         return Refusal(seq=event.seq, reason=reason, code=RefusalCode.CHAIN_BREAK)
-    if event.expected_hash() != event.hash:
+    if not event.hash_matches():
         return Refusal(seq=event.seq, reason="content does not match its hash", code=RefusalCode.CHAIN_BREAK)
     return None
 

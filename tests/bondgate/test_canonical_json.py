@@ -1,5 +1,6 @@
-"""canonical_json is the signature and hash format central and edges share: the fast path must give
-the bytes of the recursive implementation it replaced, for any payload, byte for byte."""
+"""canonical_json is the signature and hash format central and edges share (docs/canonical-form.md):
+the fast path must give the bytes of the recursive definition, for any payload, byte for byte; and
+canonical_json_v1 must give the earlier form's bytes, which verifiers still accept."""
 
 from __future__ import annotations
 
@@ -19,12 +20,42 @@ from bondgate.wire import (
     EventKind,
     FeedRecord,
     canonical_json,
+    canonical_json_v1,
     chain_event,
 )
 
 
 def reference_canonical_json(payload: dict[str, Any]) -> bytes:
-    """bondgate.wire.canonical_json as it was until the fast path (the signed format's definition)."""
+    """The canonical form's definition, written out recursively from docs/canonical-form.md: null
+    fields, empty lists and empty objects left out at any depth, decimals as exact strings,
+    datetimes in UTC as YYYY-MM-DDTHH:MM:SS[.ffffff]Z, enums as their values."""
+
+    def when(value: datetime) -> str:
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        micro = f".{utc.microsecond:06d}" if utc.microsecond else ""
+        return f"{utc:%Y-%m-%dT%H:%M:%S}{micro}Z"
+
+    def empty(value: Any) -> bool:
+        return value is None or (isinstance(value, (list, dict)) and not value)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: c for k, v in value.items() if not empty(c := clean(v))}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, datetime):
+            return when(value)
+        if isinstance(value, StrEnum):
+            return value.value
+        return value
+
+    return json.dumps(clean(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def reference_canonical_json_v1(payload: dict[str, Any]) -> bytes:
+    """bondgate.wire's canonical form until 2026-12-05, still accepted when verifying."""
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
@@ -54,7 +85,7 @@ scalars = st.one_of(
     st.integers(),
     st.text(),
     st.decimals(),  # any: huge and tiny exponents, negative zero, NaN, sNaN, infinities
-    st.datetimes(timezones=zones),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=zones),
     st.sampled_from([*Colour, *ClearanceStatus, *EventKind]),
 )
 keys = st.one_of(
@@ -71,6 +102,7 @@ values = st.recursive(
 @given(st.dictionaries(keys, values, max_size=16))
 def test_same_bytes_as_the_recursive_implementation(payload: dict[str, Any]) -> None:
     assert canonical_json(payload) == reference_canonical_json(payload)
+    assert canonical_json_v1(payload) == reference_canonical_json_v1(payload)
 
 
 @settings(max_examples=300, deadline=None)
@@ -102,9 +134,12 @@ def test_same_bytes_for_the_records_and_events_that_are_signed_and_hashed() -> N
         '{"cancelled":false,"ebcCode":"4601660002","ebpCode":"4601660001","goods":"洗面奶 ×2; 维生素片 ×1",'
         '"grossWeight":"0.800","logisticsCode":"4601980001","logisticsNo":"BGL000000000001",'
         '"netWeight":"0.600","orderNo":"BGORDER0000000001","park_id":"P1","status":"800",'
-        '"updated_at":"2026-11-25T12:52:50.652207+00:00","version":3}'
+        '"updated_at":"2026-11-25T12:52:50.652207Z","version":3}'
     ).encode()
     assert canonical_json(body) == reference_canonical_json(body) == expected
+    # the same record as the wire carries it (JSON), parsed back: the same bytes
+    wire = json.loads(record.model_dump_json(exclude={"seq", "signature"}))
+    assert canonical_json(wire) == expected
     event = chain_event(
         GENESIS_HASH,
         edge_id="edge-1",
