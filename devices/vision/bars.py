@@ -14,12 +14,13 @@ Why, for the camera driver's waybills:
 
 How:
 
-1. **Where the bars are**, as a rotated `Box` (centre, reading direction, length, bar height): from
-   OpenCV's `cv2.barcode.BarcodeDetector.detectMulti` (gradient orientation at a 512-pixel
-   downscale; ≈5 ms per 1280×720 frame, but it misses some large, clear labels), or around a read
-   zxing-cpp made (`around`: its scan line's ends give the direction and length; the bars' height is
-   where the edge density along that direction stays high) — the read of the whole frame, or of
-   the frame turned by a few angles (`SWEEP_DEG`) when the detector found nothing that reads.
+1. **Where the bars are**, as a rotated `Box` (centre, reading direction, length, bar height):
+   around a read zxing-cpp's pass made (`around`: its scan line's ends give the direction and
+   length; the bars' height is where the edge density along that direction stays high); else from
+   OpenCV's `cv2.barcode.BarcodeDetector.detectMulti` (≈5 ms per 1280×720 frame, but it misses a
+   few large, clear labels); else `located` along the frame's strongest edge orientations (a
+   label's bars dominate the gradient-weighted histogram of edge directions): where the gradient
+   along that direction outweighs the one across it.
 2. **Upright**: the box is sampled with `warpAffine` along its reading direction, with room for the
    quiet zones, after its angle is refined from the structure tensor of the bars (boxes are a few
    degrees off).
@@ -33,7 +34,7 @@ How:
    damaged symbol is not taken for a valid one.
 
 `confirm` and `search` never start a step once `deadline` (time.perf_counter()) has passed. A step
-is one detection (≈5 ms), one turned frame read by zxing-cpp (≈5–10 ms) or one box (≈1–2 ms).
+is one detection (≈5 ms), the orientation histogram with its regions (≈5 ms) or one box (≈1–2 ms).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ MAX_BOXES = 6
 MIN_HEIGHT_PX = 10  # bars shorter than this leave no two bands of rows
 STRICT_SCALE = 2.0  # the strict reader measures bars in views at twice the frame's scale
 SHARPEN = 0.8  # unsharp mask over each view (σ 1 frame pixel): blur from optics and resampling
-SWEEP_DEG = (30.0, 60.0, 15.0, 45.0, 75.0)  # frame turns when the detector finds nothing that reads
+BARNESS_KEEP, BARNESS_MIN = 0.35, 40.0  # bars: gradient along minus across, share of the peak, floor
+MIN_AREA_HALF_PX = 150  # a region of bars smaller than this at half scale is not a label
 EDGE_KEEP = 0.4  # the bars end where the edge density falls below this share of the read rows'
 
 CODE128 = zxingcpp.BarcodeFormat.Code128
@@ -247,12 +249,9 @@ def read(gray: np.ndarray, box: Box) -> Read | None:
     return None
 
 
-def _quad(barcode: zxingcpp.Barcode, inverse: np.ndarray | None = None) -> list[tuple[float, float]]:
+def _quad(barcode: zxingcpp.Barcode) -> list[tuple[float, float]]:
     p = barcode.position
-    points = np.array([[q.x, q.y] for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)], float)
-    if inverse is not None:
-        points = points @ inverse[:, :2].T + inverse[:, 2]
-    return [(float(x), float(y)) for x, y in points]
+    return [(float(q.x), float(q.y)) for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
 
 
 def confirm(gray: np.ndarray, reads: Iterable[zxingcpp.Barcode], deadline: float) -> list[Read]:
@@ -269,25 +268,65 @@ def confirm(gray: np.ndarray, reads: Iterable[zxingcpp.Barcode], deadline: float
     return list(out.values())
 
 
-def turn(gray: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
-    """`gray` turned `degrees` counter-clockwise on a canvas that holds all of it, and the affine
-    map from the turned image back to `gray`."""
-    h, w = gray.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    c, s = abs(matrix[0, 0]), abs(matrix[0, 1])
-    out_w, out_h = round(h * s + w * c), round(h * c + w * s)
-    matrix[0, 2] += out_w / 2 - w / 2
-    matrix[1, 2] += out_h / 2 - h / 2
-    turned = cv2.warpAffine(
-        gray, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    return turned, cv2.invertAffineTransform(matrix)
+def _half_gradients(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    small = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.Scharr(small, cv2.CV_32F, 1, 0), cv2.Scharr(small, cv2.CV_32F, 0, 1)
+
+
+def orientations(gx: np.ndarray, gy: np.ndarray, count: int = 2) -> list[float]:
+    """The strongest edge orientations of an image's gradients, degrees counter-clockwise [0, 180),
+    strongest first, leaving out those within 5° of 0° and 90° (zxing-cpp's own pass reads those):
+    a label's bars make the strongest peak of the gradient-weighted histogram of edge directions,
+    along its reading direction, and usually a second one along its bars."""
+    magnitude = cv2.magnitude(gx, gy).ravel()
+    direction = (-cv2.phase(gx, gy, angleInDegrees=True).ravel()) % 180  # image y runs down
+    hist = np.bincount(direction.astype(np.int32) % 180, weights=magnitude, minlength=180)
+    hist = np.convolve(np.r_[hist[-3:], hist, hist[:3]], np.ones(7) / 7, mode="same")[3:-3]
+    peaks: list[float] = []
+    for i in np.argsort(hist)[::-1]:
+        if len(peaks) == count or hist[i] <= 0:
+            break
+        if min(i % 90, 90 - i % 90) <= 5 or any(min(abs(i - p), 180 - abs(i - p)) <= 8 for p in peaks):
+            continue
+        peaks.append(float(i))
+    return peaks
+
+
+def located(gx: np.ndarray, gy: np.ndarray, degrees: float) -> list[Box]:
+    """Regions of bars read along `degrees` (counter-clockwise), from half-scale gradients: where
+    the gradient along that direction outweighs the one across it (bars; not print, which has edges
+    every way, nor a single edge), largest first, in full-scale pixels."""
+    rad = math.radians(degrees)
+    ux, uy = math.cos(rad), -math.sin(rad)
+    along = np.abs(gx * ux + gy * uy)
+    across = np.abs(gy * ux - gx * uy)
+    barness = cv2.blur(along - across, (9, 9))
+    peak = float(barness.max())
+    if peak <= 0:
+        return []
+    mask = (barness > max(BARNESS_KEEP * peak, BARNESS_MIN)).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    found = []
+    for i in range(1, count):
+        if stats[i, cv2.CC_STAT_AREA] < MIN_AREA_HALF_PX:
+            continue
+        x0, y0, w, h = (int(v) for v in stats[i, :4])
+        ys, xs = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == i)
+        xs = xs + x0 + 0.5
+        ys = ys + y0 + 0.5
+        pu, pv = xs * ux + ys * uy, ys * ux - xs * uy
+        lo, hi = np.percentile(pu, (1, 99))
+        vlo, vhi = np.percentile(pv, (1, 99))
+        cu, cv = (lo + hi) / 2, (vlo + vhi) / 2
+        cx, cy = cu * ux - cv * uy, cu * uy + cv * ux
+        found.append(Box(2 * cx, 2 * cy, ux, uy, 2 * float(hi - lo), 2 * float(vhi - vlo)))
+    return sorted(found, key=lambda box: box.length * box.height, reverse=True)
 
 
 def search(gray: np.ndarray, deadline: float) -> list[Read]:
     """Codes read in two bands anywhere in `gray`, at any angle: the detector's boxes first; if none
-    of them reads, the frame turned by each of `SWEEP_DEG` in turn (zxing-cpp reads θ and θ + 90°
-    there), each read confirmed around where it was made, until one turn gives a code."""
+    of them reads, the regions of bars along each of the frame's strongest edge orientations."""
     out: dict[str, Read] = {}
     if time.perf_counter() >= deadline:
         return []
@@ -297,15 +336,16 @@ def search(gray: np.ndarray, deadline: float) -> list[Read]:
         found = read(gray, box)
         if found is not None:
             out.setdefault(found.text, found)
-    for degrees in SWEEP_DEG:
-        if out or time.perf_counter() >= deadline:
-            break
-        turned, back = turn(gray, degrees)
-        for barcode in _zxing(turned, CODE128, True)[:MAX_BOXES]:
+    if out or time.perf_counter() >= deadline:
+        return list(out.values())
+    gx, gy = _half_gradients(gray)
+    for degrees in orientations(gx, gy):
+        for box in located(gx, gy, degrees)[:MAX_BOXES]:
             if time.perf_counter() >= deadline:
-                break
-            box = around(gray, _quad(barcode, back))
-            found = read(gray, box) if box is not None else None
+                return list(out.values())
+            found = read(gray, box)
             if found is not None:
                 out.setdefault(found.text, found)
+        if out:
+            break
     return list(out.values())

@@ -70,6 +70,17 @@ def test_a_skewed_label_is_read_at_every_angle(code: str, module_px: float, bars
         assert texts(c128.scene(label, angle, seed=angle)) == [code], f"{angle}°"
 
 
+def test_bars_the_detector_misses_are_found_along_the_frames_edge_orientations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenCV's detector misses a few large, clear labels; the search then looks along the
+    strongest edge orientations of the frame."""
+    monkeypatch.setattr(bars, "detected", lambda gray: [])
+    label = waybill_label(SHORT, module_px=2.2, bars_share=0.15)
+    for angle in (20, 35, 50, 65, 140):
+        assert texts(c128.scene(label, angle, seed=angle)) == [SHORT], f"{angle}°"
+
+
 def test_without_the_search_skewed_labels_are_not_read() -> None:
     """What issue 10 found, kept as the `skew_search_ms = 0` behaviour."""
     label = waybill_label()
