@@ -1,8 +1,9 @@
 """A camera that reads barcodes on trigger and keeps a JPEG of what it saw as evidence.
 
 `capture(trigger_at)` takes the first frame grabbed at or after the trigger (a photo-eye's
-monotonic time), decodes barcodes in it with zxing-cpp, saves the frame as
-`evidence_dir/<sha256 of the JPEG>.jpg`, emits a `CameraFrame` into `driver.events` and returns it.
+monotonic time), decodes barcodes in it with zxing-cpp (Code 128 at any skew, see below), saves the
+frame as `evidence_dir/<sha256 of the JPEG>.jpg`, emits a `CameraFrame` into `driver.events` and
+returns it.
 
 Decoding choices, from measurements in PROTOCOLS.md and bench/dev_camera.py:
 - only the configured formats (default Code 128: parcel waybills), about 10× faster than all formats;
@@ -10,6 +11,13 @@ Decoding choices, from measurements in PROTOCOLS.md and bench/dev_camera.py:
   keeps a neighbouring parcel's label out of the read);
 - `TextMode.Plain`, so a GS1-128 code reads as the raw element string a serial scanner sends after
   `]C1`, not the parenthesised human-readable form: the two readings must compare equal;
+- `skew_search_ms` (default 40; 0 turns it off): zxing-cpp reads along pixel rows and columns, so a
+  Code 128 label skewed more than about 10–15° from 0° or 90° never decodes, and a damaged or
+  skewed label can come out as another waybill whose mod-103 check passes. With it on, Code 128 is
+  read by `devices.vision.bars`: bars located at any angle, turned upright, read in two bands that
+  must agree and spelled again by a strict reader (`devices.vision.code128`) — zxing-cpp's texts
+  are kept only if that confirms them, and otherwise the frame is searched, within that many
+  milliseconds of the decode's start;
 - decoding and JPEG encoding run in a worker thread, never on the event loop.
 
 Evidence is named by its content hash, so the same image is stored once however often it is
@@ -29,6 +37,7 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -39,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from devices.events import BarcodeRead, CameraFrame, EventStream
 from devices.health import DeviceError, State, SupervisedDriver, Supervisor
 from devices.transports.video import Frame, VideoSource
+from devices.vision import bars
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,10 @@ class CameraConfig(BaseModel):
     evidence_dir: Path | None = None  # None: no evidence saved
     jpeg_quality: int = Field(90, ge=10, le=100)
     try_rotate: bool = True  # labels at 90°/270°; off saves about half the decode time
+    # Code 128 at any skew, each read confirmed in two bands of its bars and by a strict reader,
+    # within this many ms after zxing-cpp's pass (0: that pass alone, which reads labels only within
+    # about ±10–15° of 0°/90° and can return a wrong code for a damaged or skewed label)
+    skew_search_ms: float = Field(40.0, ge=0, le=1000)
     frame_timeout_s: float = Field(2.0, gt=0)  # wait for a frame after a trigger; also "stalled" → DOWN
     open_timeout_s: float = Field(5.0, gt=0)
     file_fps: float | None = Field(None, gt=0)  # a file source's playback rate (None: the file's own)
@@ -149,7 +163,11 @@ class CameraDriver(SupervisedDriver):
                 at=frame.at,
             )
             for result in decode(
-                frame.image, self._formats, roi=self.config.roi, try_rotate=self.config.try_rotate
+                frame.image,
+                self._formats,
+                roi=self.config.roi,
+                try_rotate=self.config.try_rotate,
+                skew_search_ms=self.config.skew_search_ms,
             )
         )
         evidence = None
@@ -171,15 +189,49 @@ def crop(image: np.ndarray, roi: Roi) -> np.ndarray:
     return np.ascontiguousarray(image[roi.y : min(roi.y + roi.h, height), roi.x : min(roi.x + roi.w, width)])
 
 
+@dataclass(frozen=True)
+class Decoded:
+    text: str  # plain, as a serial scanner sends it
+    symbology_identifier: str  # AIM, e.g. "]C0"
+    format: str  # zxing-cpp's name, e.g. "Code 128"
+    skew: float | None = None  # read upright: the bars' reading direction, degrees [0, 180)
+
+
 def decode(
-    image: np.ndarray, formats: zxingcpp.BarcodeFormats, *, roi: Roi | None = None, try_rotate: bool = True
-) -> list[zxingcpp.Barcode]:
-    """Barcodes in `image` (or its region of interest), in the plain text a serial scanner sends."""
+    image: np.ndarray,
+    formats: zxingcpp.BarcodeFormats,
+    *,
+    roi: Roi | None = None,
+    try_rotate: bool = True,
+    skew_search_ms: float = 0.0,
+) -> list[Decoded]:
+    """Barcodes in `image` (or its region of interest), in the plain text a serial scanner sends.
+
+    zxing-cpp reads the image first. With `skew_search_ms` > 0 and Code 128 among `formats`, every
+    Code 128 code comes from `devices.vision.bars`: read upright in two bands of its bars that must
+    agree, and spelled again, bar by bar, by a strict reader. A text zxing-cpp read is kept if the
+    bars around it read the same; if none is kept, or not all, the image is searched for bars at
+    any angle (labels skewed 20–70°, which zxing's rows cannot read). No step of that starts later
+    than `skew_search_ms` after the call began. Other formats are zxing-cpp's reads, as they were.
+    """
+    start = time.perf_counter()
     if roi is not None:
         image = crop(image, roi)
-    return zxingcpp.read_barcodes(
+    first = zxingcpp.read_barcodes(
         image, formats=formats, try_rotate=try_rotate, text_mode=zxingcpp.TextMode.Plain
     )
+    code128 = zxingcpp.BarcodeFormat.Code128
+    if skew_search_ms <= 0 or not bars.includes_code128(formats):
+        return [Decoded(r.text, r.symbology_identifier, str(r.format)) for r in first]
+    deadline = start + skew_search_ms / 1000
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    read = [r for r in first if r.format == code128]
+    upright = {u.text: u for u in bars.confirm(gray, read, deadline)}
+    if not upright or any(r.text not in upright for r in read):  # nothing, or not all: look at every angle
+        for u in bars.search(gray, deadline):
+            upright.setdefault(u.text, u)
+    out = [Decoded(r.text, r.symbology_identifier, str(r.format)) for r in first if r.format != code128]
+    return out + [Decoded(u.text, u.symbology_identifier, u.format, u.angle) for u in upright.values()]
 
 
 def save_evidence(image: np.ndarray, directory: Path, *, quality: int = 90) -> Path:
