@@ -37,7 +37,7 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 FEED_DOMAIN = b"bondgate-feed-v1\n"
 CHECKPOINT_DOMAIN = b"bondgate-checkpoint-v1\n"
@@ -319,14 +319,16 @@ class EventBody(BaseModel):
     logisticsCode: str | None = None
     logisticsNo: str | None = Field(None, max_length=60)
     invtNo: str | None = None
-    record_version: int | None = Field(None, lt=2**63, description="version of the clearance record checked")
+    record_version: StrictInt | None = Field(
+        None, lt=2**63, description="version of the clearance record checked"
+    )
     verdict: str | None = Field(None, description="RELEASE, HOLD or INSPECT")
     codes: list[str] = Field(default_factory=list, description="discrepancy codes (DESIGN.md §5)")
     weight_kg: Decimal | None = None
     device: str | None = None
     operator: str | None = None
     reason: str | None = Field(None, max_length=1000)
-    backlog: int | None = Field(None, ge=0, lt=2**63, description="heartbeat: outbox size at the edge")
+    backlog: StrictInt | None = Field(None, ge=0, lt=2**63, description="heartbeat: outbox size at the edge")
     decision_id: str | None = Field(
         None, max_length=64, description="the edge decision this event reports or follows up"
     )
@@ -339,7 +341,7 @@ class EventBody(BaseModel):
         None, max_length=64, description="actuation: the lane or barrier output the decision drove"
     )
     detail: str | None = Field(None, max_length=2000)
-    ledger_n: int | None = Field(
+    ledger_n: StrictInt | None = Field(
         None,
         ge=1,
         lt=2**63,
@@ -354,14 +356,14 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     edge_id: str = Field(min_length=1, max_length=64)
-    epoch: int | None = Field(
+    epoch: StrictInt | None = Field(
         None,
         ge=2,
         lt=2**63,
         description="the edge's chain after re-provisioning (2, 3, …); absent for its first chain, so"
         " chains from before epochs hash the same",
     )
-    seq: int = Field(
+    seq: StrictInt = Field(
         ge=1, lt=2**63, description="per-edge sequence number, contiguous from 1 within the epoch"
     )
     kind: EventKind

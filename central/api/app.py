@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central import pages
@@ -103,6 +104,24 @@ def create_app(settings: CentralSettings) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
         return JSONResponse({"error": "internal", "detail": "internal error; see the server log"}, 500)
+
+    @app.middleware("http")
+    async def allow_every_method(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """A 405 names every method the path has: Starlette's names only the first route's, and a
+        path served by several routes (GET and POST apart) lists one of them."""
+        response = await call_next(request)
+        if response.status_code == 405:
+            methods = {
+                method
+                for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                if any(
+                    route.matches({**request.scope, "method": method})[0] == Match.FULL
+                    for route in app.router.routes
+                )
+            }
+            if methods:
+                response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
 
     @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -83,7 +83,18 @@ class _Entity(BaseModel):
 Money = Annotated[Decimal, Field(max_digits=19, decimal_places=5)]
 
 
+def _doc_type_required(schema: dict[str, Any]) -> None:
+    """`docType` picks the document kind (the union's discriminator): a sender must give it, though
+    the models default it for documents built in code."""
+    required = schema.setdefault("required", [])
+    if "docType" in schema.get("properties", {}) and "docType" not in required:
+        required.insert(0, "docType")
+
+
 class _Document(_Entity):
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, coerce_numbers_to_str=True, json_schema_extra=_doc_type_required
+    )
     guid: str
     appType: AppType = AppType.NEW
     appTime: str

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
 from central.api.deps import Officer, PlatformDep
@@ -177,14 +177,30 @@ def lookup(
     return [_detail(platform, r) for r in rows] + [_pending(platform, d) for d in pending]
 
 
-class ActionIn(BaseModel):
-    action: Action = Field(
-        description="simulate mode: manual_review, select_inspection, inspection_release, inspection_detain,"
-        " inspection_return, reject or close (the review and the release are the simulated customs' own);"
-        " customs mode: none, every status comes from customs receipts (CEB622): 409"
-    )
-    code: str | None = Field(None, pattern=r"^\d{3}$", description="501..599 for inspection_detain")
+_ACTION_HELP = (
+    "simulate mode: manual_review, select_inspection, inspection_release, inspection_detain,"
+    " inspection_return, reject or close (the review and the release are the simulated customs' own);"
+    " customs mode: none, every status comes from customs receipts (CEB622): 409"
+)
+
+
+class DetainIn(BaseModel):
+    """inspection_detain: the goods are detained under a code of 501..599, which it must give."""
+
+    action: Literal[Action.INSPECTION_DETAIN] = Field(description=_ACTION_HELP)
+    code: str = Field(pattern=r"^\d{3}$", description="the detention code, 501..599")
     info: str = Field("", max_length=1000, description="the officer's note, goes into returnInfo")
+
+
+class OtherActionIn(BaseModel):
+    action: Literal[tuple(a for a in Action if a is not Action.INSPECTION_DETAIN)] = Field(  # type: ignore[valid-type]
+        description=_ACTION_HELP
+    )
+    code: str | None = Field(None, pattern=r"^\d{3}$", description="no other action takes a code (400)")
+    info: str = Field("", max_length=1000, description="the officer's note, goes into returnInfo")
+
+
+ActionIn = Annotated[DetainIn | OtherActionIn, Field(discriminator="action")]
 
 
 @router.post(
@@ -193,7 +209,9 @@ class ActionIn(BaseModel):
     summary="Record an officer's decision: inspection outcome, selection, refusal, close (simulate mode)",
     responses=responses(400, *AUTH, 404, 409),
 )
-def post_action(platform: PlatformDep, token: Officer, invtNo: str, body: ActionIn) -> StatusChange:
+def post_action(
+    platform: PlatformDep, token: Officer, invtNo: str, body: Annotated[ActionIn, Body()]
+) -> StatusChange:
     return officer_action(
         platform,
         invt_no=invtNo,

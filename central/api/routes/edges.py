@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from central.api.deps import EdgeOrOfficer, Officer, PlatformDep, check_own_edge, check_park
 from central.api.errors import AUTH, ApiError, responses
@@ -30,7 +30,7 @@ EdgeId = Annotated[str, Path(pattern=NAME)]
 
 class ReprovisionIn(BaseModel):
     reason: str = Field(min_length=5, max_length=1000, description="why: kept with the closed chain")
-    expect_epoch: int | None = Field(
+    expect_epoch: StrictInt | None = Field(
         None,
         ge=1,
         lt=2**63,
