@@ -351,7 +351,7 @@ def _events(store: Store, n: int) -> None:
         for i in range(n):
             new_event(
                 conn,
-                edge_id="edge-1",
+                edge_id="edge-p1",
                 kind=EventKind.HEARTBEAT,
                 station=None,
                 body=EventBody(backlog=i),
@@ -372,7 +372,7 @@ def test_uplink_keeps_events_while_central_is_down_and_drains_in_order(tmp_path:
             async with httpx.AsyncClient(
                 base_url=url, headers={"Authorization": f"Bearer {tokens['edge']}"}
             ) as c:
-                uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-1", batch_size=8)
+                uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-p1", batch_size=8)
                 await uplink.send_once()
                 return uplink
 
@@ -385,7 +385,7 @@ def test_uplink_keeps_events_while_central_is_down_and_drains_in_order(tmp_path:
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {tokens['edge']}"}
         ) as c:
-            uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-1")
+            uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-p1")
             try:
                 await uplink.send_once()
             except httpx.TransportError:
@@ -402,7 +402,7 @@ def test_uplink_keeps_events_while_central_is_down_and_drains_in_order(tmp_path:
             async with httpx.AsyncClient(
                 base_url=central.url, headers={"Authorization": f"Bearer {tokens['edge']}"}
             ) as c:
-                await Uplink(store=store, client=c, park_id="P1", edge_id="edge-1", batch_size=8).drain()
+                await Uplink(store=store, client=c, park_id="P1", edge_id="edge-p1", batch_size=8).drain()
 
         asyncio.run(drain())
         assert store.backlog()["size"] == 0
@@ -425,7 +425,7 @@ def test_an_outbox_row_that_is_no_longer_json_is_refused_by_central_and_kept(
             async with httpx.AsyncClient(
                 base_url=central.url, headers={"Authorization": f"Bearer {central.tokens['edge']}"}
             ) as c:
-                uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-1")
+                uplink = Uplink(store=store, client=c, park_id="P1", edge_id="edge-p1")
                 with pytest.raises(httpx.HTTPStatusError) as refused:
                     await uplink.send_once()
                 return refused.value.response
@@ -450,7 +450,7 @@ def test_a_backlog_drains_without_the_pause_between_uploads(tmp_path: Path) -> N
         async def run_uplink() -> None:
             async with edge_client(central) as client:
                 uplink = Uplink(
-                    store=store, client=client, park_id="P1", edge_id="edge-1", batch_size=8, linger_s=3600
+                    store=store, client=client, park_id="P1", edge_id="edge-p1", batch_size=8, linger_s=3600
                 )
                 task = asyncio.create_task(uplink.run())
                 try:

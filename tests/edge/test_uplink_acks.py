@@ -29,7 +29,7 @@ from tests.support.central_server import RunningCentral, run_central
 from tests.support.fake_central import Answer, Request, fake_central
 from tests.support.processes import AgentProcess, agent_process, edge_config, write_edge_config
 
-EDGE = "edge-1"
+EDGE = "edge-p1"  # the edge id the test token is bound to
 
 
 def add_events(store: Store, n: int) -> None:
