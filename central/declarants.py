@@ -24,6 +24,26 @@ DECLARANT_FIELDS: dict[type, tuple[str, ...]] = {
     Refund: ("agentCode", "ebcCode"),
 }
 RECEIPT_FIELDS = ("ebpCode", "ebcCode", "payCode", "logisticsCode", "agentCode")
+FIELDS_BY_KIND = {cls.KIND.value: names for cls, names in DECLARANT_FIELDS.items()}
+
+
+class NotTheirs(Exception):
+    """A change, deletion, cancellation or return of a document another enterprise declared."""
+
+
+def check_owner(kind: str, body: Mapping[str, object], codes: frozenset[str] | None, *, what: str) -> None:
+    """Raise NotTheirs unless a token acting for `codes` (None: not an enterprise's, unbound) is one
+    of the declarants of the document already stored (`kind`, `body`): a new document naming the
+    token's own code cannot take over one somebody else declared."""
+    if codes is None:
+        return
+    names = FIELDS_BY_KIND[kind]
+    theirs = [str(body[n]) for n in names if body.get(n)]
+    if not codes.intersection(theirs):
+        raise NotTheirs(
+            f"{what}: {kind} declared by {'/'.join(names)} {', '.join(theirs)},"
+            " not an enterprise this token acts for"
+        )
 
 
 def declarants(doc: AnyDocument) -> list[str]:

@@ -172,6 +172,8 @@ def token_refusal(
             token_edge = pstore.token_edge(conn, token_id=token_id)
         if token_edge == edge_id:
             return None
+        if token_edge is None:  # made before binding, and the edge is another token's
+            token_edge = "none yet"
         owner = store.get_edge(conn, edge_id=edge_id)
         target = owner.park_id if owner is not None else park_id
         detail = (

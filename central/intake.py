@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, Field
 
 from bondgate.wire import canonical_json
-from central import comparison, lifecycle
+from central import comparison, declarants, lifecycle
 from central.ceb.documents import (
     AppType,
     Cancellation,
@@ -157,6 +157,7 @@ class _Batch:
     # documents written in this batch, so a set completed inside one batch is not re-read
     fresh: dict[tuple[str, str], AnyDocument | None] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # inventory doc keys to re-evaluate
+    acting_for: frozenset[str] | None = None  # the token's enterprise codes (None: not bound)
     # receipts answered but not stored: a resend's original receipts, a refused reuse of a guid
     unstored: set[int] = field(default_factory=set)
     echoed: list[Receipt] = field(default_factory=list)  # a resend's later (status) receipts
@@ -180,10 +181,23 @@ class _Batch:
         )
 
 
-def submit(platform: Platform, documents: list[AnyDocument], *, actor: str, now: datetime) -> IntakeResult:
-    """Take a batch of documents (one message or one JSON batch) in a single transaction."""
+def submit(
+    platform: Platform,
+    documents: list[AnyDocument],
+    *,
+    actor: str,
+    now: datetime,
+    acting_for: frozenset[str] | None = None,
+) -> IntakeResult:
+    """Take a batch of documents (one message or one JSON batch) in a single transaction.
+
+    `acting_for`: the enterprise codes of the token (None: an admin's or the platform's own). A
+    change, deletion, cancellation or return of a document another enterprise declared raises
+    `declarants.NotTheirs` and nothing of the batch is stored."""
     with platform.db.write() as conn:
-        batch = _Batch(conn=conn, platform=platform, now=now, actor=actor, parks=park_index(conn))
+        batch = _Batch(
+            conn=conn, platform=platform, now=now, actor=actor, parks=park_index(conn), acting_for=acting_for
+        )
         for doc in documents:
             if _guid_taken(batch, doc):
                 continue
@@ -291,6 +305,9 @@ def _take_document(batch: _Batch, doc: Order | Payment | Waybill | Inventory) ->
         verb = "change" if doc.appType == AppType.CHANGE else "delete"
         batch.receipt(doc, REFUSED, f"no {kind} {key} to {verb}")
         return
+    if existing is not None and doc.appType != AppType.NEW:
+        verb = "change" if doc.appType == AppType.CHANGE else "delete"
+        declarants.check_owner(kind, existing.body, batch.acting_for, what=f"{verb} of {kind} {key}")
     affected = _affected_inventories(batch, doc)
     frozen = _frozen_by(batch, affected)
     if frozen is not None:
@@ -561,6 +578,14 @@ def _take_request(batch: _Batch, doc: Cancellation | Refund) -> None:
     if current is None or (current.ebp_code, current.order_no) != (doc.ebpCode, doc.orderNo):
         batch.receipt(doc, REFUSED, f"no inventory {doc.invtNo} for order {doc.orderNo}")
         return
+    inventory = dstore.get_document(batch.conn, kind=DocKind.INVENTORY.value, doc_key=current.clearance_id)
+    if inventory is not None:
+        declarants.check_owner(
+            DocKind.INVENTORY.value,
+            inventory.body,
+            batch.acting_for,
+            what=f"{kind} of inventory {doc.invtNo}",
+        )
     allowed = lifecycle.cancellable if isinstance(doc, Cancellation) else lifecycle.returnable
     if not allowed(current.status):
         batch.receipt(doc, REFUSED, f"{kind} is not accepted at status {current.status}", current)

@@ -8,13 +8,17 @@ before the model is built. Money and weights are Decimal end to end.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from central.ceb.field_check import check_fields
+
+RETURN_TIME = re.compile(r"[0-9]{17}", re.ASCII)
 
 # Validation context key: the caller has already run check_fields on every head and row (the XML
 # reader does, to name the document in each problem), so the models need not run it again.
@@ -350,6 +354,19 @@ class CustomsReceipt(_Entity):
     returnStatus: str
     returnTime: str
     returnInfo: str
+
+    @field_validator("returnTime")
+    @classmethod
+    def _a_real_moment(cls, value: str) -> str:
+        """yyyyMMddHHmmssfff in ASCII digits, and a moment that exists: receipts apply in this order,
+        so a month 13 or a full-width digit would put one out of order for good."""
+        if not RETURN_TIME.fullmatch(value):
+            raise ValueError(f"returnTime {value[:40]!r} is not yyyyMMddHHmmssfff")
+        try:
+            datetime.strptime(value[:14], "%Y%m%d%H%M%S")
+        except ValueError:
+            raise ValueError(f"returnTime {value!r} is not a real date and time") from None
+        return value
 
 
 class Receipt(BaseModel):

@@ -139,9 +139,11 @@ def token_edge(conn: sqlite3.Connection, *, token_id: str) -> str | None:
 
 def bind_token_edge(conn: sqlite3.Connection, *, token_id: str, edge_id: str) -> bool:
     """Bind a token made before tokens were bound to the edge it first reports for; False if it
-    was bound meanwhile (to another)."""
+    was bound meanwhile, or another token holds that edge (it is theirs, not for the taking)."""
     cur = conn.execute(
-        "UPDATE tokens SET edge_id = ? WHERE token_id = ? AND edge_id IS NULL", (edge_id, token_id)
+        "UPDATE tokens SET edge_id = ? WHERE token_id = ? AND edge_id IS NULL AND NOT EXISTS"
+        " (SELECT 1 FROM tokens WHERE edge_id = ? AND revoked_at IS NULL)",
+        (edge_id, token_id, edge_id),
     )
     return cur.rowcount > 0
 

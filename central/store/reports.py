@@ -93,12 +93,14 @@ def released_without_clearance(
     """Release events whose parcel, at the moment of the release, had no cleared, uncancelled
     clearance in the park: judged on the status history at the event's time, so a later change (an
     inspection release after releases at 500, a cancellation after the parcel left) neither hides nor
-    invents one. `status` and `cancelled` in the rows are as of the release."""
+    invents one. The release's time is the edge's `occurred_at`, but never later than central
+    received it: an edge clock running ahead cannot move a release past a later change of status.
+    `status` and `cancelled` in the rows are as of the release."""
     marks, statuses = _placeholders(cleared)
     history = (
         "FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
         " WHERE c.logistics_code = e.logistics_code AND c.logistics_no = e.logistics_no"
-        " AND COALESCE(c.park_id, '') = e.park_id AND h.at <= e.occurred_at"
+        " AND COALESCE(c.park_id, '') = e.park_id AND h.at <= MIN(e.occurred_at, e.received_at)"
     )
     status_then = f"(SELECT h.to_status {history} ORDER BY h.at DESC, h.id DESC LIMIT 1)"
     cancelled_then = f"EXISTS (SELECT 1 {history} AND h.action IN ('cancellation', 'return'))"

@@ -128,3 +128,16 @@ def test_a_receipt_naming_another_parcel_is_refused(customs: Any, field: str) ->
     assert (out["applied"], out["state"]) == (False, "refused")
     assert f"{field} {theirs!r} is not inventory" in out["info"]
     assert _history(customs, detail["clearance"]["invtNo"]) == ["120"]
+
+
+@pytest.mark.parametrize(
+    "at", ["20261332100000000", "２０２６１２０５１０００００００", "99999999999999999", "2026120510000000a"]
+)
+def test_a_return_time_that_is_no_real_moment_is_refused(customs: Any, at: str) -> None:
+    """A month 13 or full-width digits were applied, and the genuine receipt after them was stale
+    for good (outside finding)."""
+    s, detail = _declare(customs, 650)
+    body = receipts_xml(DocKind.INVENTORY, [_receipt(s, detail, "399", T1)]).decode().replace(T1, at)
+    answer = customs.client("officer").post("/api/v1/customs/receipts", content=body.encode(), headers=XML)
+    assert answer.status_code == 400, answer.text
+    assert _send(customs, _receipt(s, detail, "399", T1))[0]["applied"] is True

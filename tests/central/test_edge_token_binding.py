@@ -99,3 +99,23 @@ def test_a_token_made_before_binding_is_bound_to_the_edge_it_first_reports_for(
     with central.client("admin") as admin:
         [row] = [t for t in admin.get("/api/v1/tokens").json() if t["token_id"] == "legacy01"]
     assert row["edge_id"] == "old-gate"
+
+
+def test_a_token_made_before_binding_cannot_take_an_edge_another_token_holds(central: RunningCentral) -> None:
+    db = Database(central.settings.database)
+    pstore.insert_token(
+        db,
+        token_id="legacy02",
+        token_hash=hash_token("bg_legacy02_x"),
+        role="edge",
+        park_id="P1",
+        name="old",
+        now="2026-01-01T00:00:00Z",
+    )
+    db.close()
+    with central.client("bg_legacy02_x") as legacy:
+        # edge-p1 is bound to the tests' edge token, even before it has reported
+        answer = legacy.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1"))
+    assert answer.status_code == 403
+    with central.client("edge") as real:
+        assert real.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1")).json()["stored"] == 1

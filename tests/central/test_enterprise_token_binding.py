@@ -76,3 +76,35 @@ def test_an_enterprise_reads_only_its_own_receipts(central: RunningCentral) -> N
     assert other.get(f"/api/v1/documents/{s.payment.guid}/receipts").status_code == 403
     with central.client("officer") as officer:  # customs reads every enterprise's
         assert officer.get(f"/api/v1/documents/{s.payment.guid}/receipts").status_code == 200
+
+
+def test_a_change_delete_or_cancellation_acts_on_the_declarants_of_what_is_stored(
+    central: RunningCentral,
+) -> None:
+    """A new document naming the token's own code cannot take over one another enterprise declared:
+    an appType 2 or 3 of another's order (with ebcCode set to the intruder's code), or a CEB623 of
+    another's inventory naming the intruder as agentCode, is 403 and changes nothing (outside finding)."""
+    s = factories.document_set(1, start=830)[0]
+    with central.client("enterprise") as shop:
+        for doc in s.documents:
+            shop.post("/api/v1/documents", json=doc.model_dump(mode="json")).raise_for_status()
+    with central.client("officer") as officer:
+        [detail] = officer.get("/api/v1/clearances", params={"logisticsNo": s.waybill.logisticsNo}).json()
+    invt_no = detail["clearance"]["invtNo"]
+    intruder = token_for(central, "4601550001")
+    for app_type in ("2", "3"):
+        hijack = s.order.model_dump(mode="json") | {
+            "appType": app_type,
+            "ebcCode": "4601550001",
+            "guid": f"00000000-0000-4000-8000-0000000008{app_type}0",
+        }
+        answer = intruder.post("/api/v1/documents", json=hijack)
+        assert (
+            answer.status_code == 403 and "not an enterprise this token acts for" in answer.json()["detail"]
+        )
+    cancel = factories.cancellation(830, invtNo=invt_no).model_dump(mode="json") | {"agentCode": "4601550001"}
+    answer = intruder.post("/api/v1/documents", json=cancel)
+    assert answer.status_code == 403
+    with central.client("officer") as officer:
+        [after] = officer.get("/api/v1/clearances", params={"invtNo": invt_no}).json()
+    assert after["clearance"]["status"] == "800" and after["clearance"]["cancelled"] is False

@@ -108,3 +108,16 @@ def test_a_release_after_an_approved_cancellation_is_listed(tmp_path: Path) -> N
         assert receipts[-1]["returnStatus"] == "399"
         Edge(central).release(s)
         assert uncleared(central) == [(s.waybill.logisticsNo, "800", True)]
+
+
+def test_an_edge_clock_running_ahead_cannot_move_a_release_past_a_later_change(tmp_path: Path) -> None:
+    """A release at 500 stamped an hour ahead, then an inspection_release: the release is judged at
+    the moment central received it at the latest, so it stays listed (outside finding)."""
+    with run_central(tmp_path, risk={"sampling_rate": 1}) as central:
+        s, invt_no = declare(central, 740)
+        Edge(central).release(s, at=datetime.now(UTC) + timedelta(hours=1))
+        with central.client("officer") as officer:
+            officer.post(
+                f"/api/v1/clearances/{invt_no}/actions", json={"action": "inspection_release"}
+            ).raise_for_status()
+        assert [u[:2] for u in uncleared(central)] == [(s.waybill.logisticsNo, "500")]

@@ -42,6 +42,10 @@ def _may_declare(token: TokenRow, documents: Sequence[AnyDocument]) -> None:
         raise ApiError(403, "forbidden", why)
 
 
+def _acting_for(token: TokenRow) -> frozenset[str] | None:
+    return (token.enterprise_codes or frozenset()) if token.role == Role.ENTERPRISE else None
+
+
 def _count(result: IntakeResult, documents: int) -> None:
     for r in result.receipts[:documents]:
         DOCUMENTS.labels(kind=r.kind.value, result="refused" if r.returnStatus == "100" else "accepted").inc()
@@ -61,7 +65,16 @@ def post_documents(
 ) -> IntakeResult:
     docs = body.documents if isinstance(body, DocumentBatch) else [body]
     _may_declare(token, docs)
-    result = submit(platform, list(docs), actor=f"token:{token.token_id}", now=utc_now())
+    try:
+        result = submit(
+            platform,
+            list(docs),
+            actor=f"token:{token.token_id}",
+            now=utc_now(),
+            acting_for=_acting_for(token),
+        )
+    except declarants.NotTheirs as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
     _count(result, len(docs))
     return result
 
@@ -98,9 +111,17 @@ async def post_ceb_message(platform: PlatformDep, token: Enterprise, request: Re
     if message.kind == "CEB622":
         raise ApiError(400, "unsupported_message", "CEB622 customs receipts go to /api/v1/customs/receipts")
     _may_declare(token, message.documents)
-    result = await run_in_threadpool(
-        submit, platform, list(message.documents), actor=f"token:{token.token_id}", now=utc_now()
-    )
+    try:
+        result = await run_in_threadpool(
+            submit,
+            platform,
+            list(message.documents),
+            actor=f"token:{token.token_id}",
+            now=utc_now(),
+            acting_for=_acting_for(token),
+        )
+    except declarants.NotTheirs as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
     _count(result, len(message.documents))
     return result
 
