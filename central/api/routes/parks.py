@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from bondgate.wire import Event, FeedPage
 from central.api.deps import Admin, Edge, EdgeOrOfficer, Officer, PlatformDep, check_park
 from central.api.errors import AUTH, ApiError, responses
+from central.auth import Role
 from central.events import EdgeStatus, IngestResult, edge_status, ingest_events, token_refusal
 from central.feed import page_json
 from central.metrics import EVENTS, FEED_RECORDS
@@ -134,14 +135,18 @@ class EventBatch(BaseModel):
 def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBatch) -> IngestResult:
     check_park(token, park_id)
     _known(platform, park_id)
-    refusal = token_refusal(
-        platform.db,
-        token_id=token.token_id,
-        token_name=token.name,
-        token_edge=token.edge_id,
-        park_id=park_id,
-        edge_id=body.edge_id,
-        now=utc_now(),
+    refusal = (
+        None
+        if token.role != Role.EDGE
+        else token_refusal(
+            platform.db,
+            token_id=token.token_id,
+            token_name=token.name,
+            token_edge=token.edge_id,
+            park_id=park_id,
+            edge_id=body.edge_id,
+            now=utc_now(),
+        )
     )
     if refusal is not None:
         raise ApiError(403, "forbidden", refusal)
