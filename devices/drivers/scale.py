@@ -490,8 +490,14 @@ class ScaleDriver(SupervisedDriver):
         self._net = False
 
 
-def _unit_refused(unit: str) -> str:
-    return f"unit {unit} not supported; set the balance to kg"
+def _unit_refused(unit: str, device: str = "balance") -> str:
+    """The reason a scale in `unit` cannot weigh; the unit as received, clipped (it may be anything
+    a balance printed, or noise that looked like a unit)."""
+    shown = unit if len(unit) <= _UNIT_SHOWN else unit[: _UNIT_SHOWN - 1] + "…"
+    return f"unit {shown} not supported; set the {device} to kg"
+
+
+_UNIT_SHOWN = 10  # characters of an unknown unit token shown in a health reason
 
 
 def _framing(settings: dict[str, Any]) -> str:
