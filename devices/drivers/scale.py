@@ -15,8 +15,16 @@ Late replies: MT-SICS and 8217 replies carry no request id, so a reply that come
 could answer the next request (the parcel before's weight, stamped as measured after the scan). An
 MT-SICS session starts out of step, and falls out of step whenever a reply does not come in time;
 out of step, the driver sends I4 (the serial number) and drops every line until its answer — the
-balance answers in order — before it asks anything else (`sics.MtSicsClient`). The 8217 has no such
-command: after a timeout the driver waits for the line to go quiet before its next W.
+balance answers in order — before it asks anything else (`sics.MtSicsClient`).
+
+Unsolicited lines: a print/transfer key, or a balance set to send on its own, puts `S S 5.000 kg` on
+the wire unasked — the same line as an answer. Taken for one, every later reply would answer the
+request after its own. So the driver never trusts the pairing on its own: before each request it
+takes whatever arrived while nothing was outstanding (counted `unsolicited`, DEGRADED), and after
+each reply it sends I4 and reads to its answer: one reply is due between a request and that marker,
+and a second one means the line taken may not be the answer — the reading is dropped, counted,
+DEGRADED, and the marker has put the conversation back in step (`_prove`). The 8217 has no such
+command: see `_poll_8217`.
 
 `wait_stable(deadline_s)` is the edge's one question: the first stable weight that arrives after
 the call, or None when the deadline passes (the edge records NO_WEIGHT).
@@ -309,6 +317,8 @@ class ScaleDriver(SupervisedDriver):
     async def _sics(self, port: SerialPort, command: sics.Command) -> sics.Reply | None:
         """Send one command and wait for its reply; None if none came in time.
 
+        First, whatever arrived while nothing was outstanding is read and dropped: a line nobody
+        asked for is counted (`unsolicited`) and DEGRADED, never the answer to this command.
         Out of step — after a reply that did not come in time, a caller that went away mid-command,
         and at the start of every session — the client first sends I4 and reads until its answer:
         the balance answers in order, so every line before that answer is a late one (dropped and
@@ -316,6 +326,7 @@ class ScaleDriver(SupervisedDriver):
         sent at all (None: the poll counts as missed)."""
         client = self._client
         try:
+            self._sics_unasked(port)
             if not client.in_step:
                 await self._write(port, client.resync())
                 if await self._sics_reply(port) is None:
@@ -329,9 +340,31 @@ class ScaleDriver(SupervisedDriver):
             client.abandon()  # cancelled or port lost mid-command: out of step, a reply may still come
             raise
 
-    async def _sics_reply(self, port: SerialPort) -> sics.Reply | sics.InStep | None:
+    def _sics_unasked(self, port: SerialPort) -> None:
+        """Lines that arrived while no command was outstanding (a print key, a balance set to send on
+        its own, an answer to a command given up on): taken now, so none can answer the next
+        command; late ones counted as late, the others as unsolicited."""
+        data = port.read_pending()
+        if not data:
+            return
+        client = self._client
+        client.receive_data(data)
+        while (event := client.next_event()) is not sics.NEED_DATA:
+            if isinstance(event, sics.Late):
+                self._late(event.reply)
+            elif isinstance(event, sics.Unsolicited):
+                self._unsolicited(event.reply, "a line nobody asked for")
+            elif isinstance(event, sics.Unparsed):
+                self._noise("noise", "unexpected line")
+            # InStep: the answer to an I4 given up on; the client is in step again
+
+    async def _sics_reply(
+        self, port: SerialPort, extra: list[sics.Reply] | None = None
+    ) -> sics.Reply | sics.InStep | None:
         """The reply to what the client has outstanding; None (and the client out of step) if it did
-        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise."""
+        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise. With
+        `extra` (proving a reply, `_prove`), a late line that is not a marker's answer is a line
+        nobody asked for: collected there."""
         client = self._client
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s
@@ -347,12 +380,53 @@ class ScaleDriver(SupervisedDriver):
             if not isinstance(event, sics.Unparsed):
                 self._bit7(client.parser.parity)
             if isinstance(event, sics.Late):
-                self.counters["late_reply"] += 1
-                log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(event.reply)})
-            elif isinstance(event, sics.Unparsed | sics.Unsolicited):
+                if extra is not None and not sics.from_i4(event.reply):
+                    extra.append(event.reply)
+                else:
+                    self._late(event.reply)
+            elif isinstance(event, sics.Unsolicited):
+                self._unsolicited(event.reply, "a line nobody asked for")
+            elif isinstance(event, sics.Unparsed):
                 self._noise("noise", "unexpected line")
             else:
                 return event
+
+    async def _prove(self, port: SerialPort) -> bool | None:
+        """Prove that the reply just taken answered the request: send I4 and read to its answer.
+
+        MT-SICS replies carry no request id and `S S 5.000 kg` answers any weight request — or none:
+        a print/transfer key, or a balance set to send on its own, puts the same line on the wire
+        unasked. Taken for the answer, it leaves every later reply one request behind. The balance
+        answers in order, so between a request and the marker's answer exactly one reply is due: a
+        second (more replies than requests) means the one taken may not be the answer. Then the
+        reply is dropped (False), counted as `unsolicited`, DEGRADED — and the marker's answer has
+        put the client back in step. None: the marker was not answered in time (out of step)."""
+        client = self._client
+        extra: list[sics.Reply] = []
+        try:
+            await self._write(port, client.resync())
+            marker = await self._sics_reply(port, extra)
+        except BaseException:
+            client.abandon()
+            raise
+        if marker is None:
+            return None
+        for reply in extra:
+            self._unsolicited(reply, "a line nobody asked for came with a reply; reading dropped")
+        return not extra
+
+    def _late(self, reply: sics.Reply) -> None:
+        self.counters["late_reply"] += 1
+        log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(reply)})
+
+    def _unsolicited(self, reply: object, what: str) -> None:
+        """A reply (line or frame) that answers no request: counted, DEGRADED with the likely cause,
+        never a reading."""
+        self.counters["unsolicited"] += 1
+        key = "print/transfer key" if self.config.protocol == "mt-sics" else "PRINT key"
+        reason = f"{what} ({key}, or the scale set to send on its own?)"
+        log.info("scale sent what nobody asked for; dropped", extra={**self._extra, "reply": repr(reply)})
+        self.supervisor.fault(reason)
 
     async def _wait_for_quiet(self, port: SerialPort) -> None:
         """Toledo 8217 (which has no command to find its place with): a request went unanswered in
@@ -380,6 +454,12 @@ class ScaleDriver(SupervisedDriver):
         if isinstance(reply, sics.ErrorReply):
             self._device_error(reply.code)
             return True
+        if not isinstance(reply, sics.Busy):  # every reading is proven to answer its request first
+            proven = await self._prove(port)
+            if proven is None:
+                return False
+            if not proven:
+                return True  # answered, but which line answered is not known: no reading
         if isinstance(reply, sics.UnsupportedUnit):
             self._unusable(reply)
             return True  # answered: the balance is there, it is not silent

@@ -508,7 +508,7 @@ _REPLY_IDS: Final[dict[Command, frozenset[str]]] = {
 }
 
 
-def _from_i4(reply: Reply) -> bool:
+def from_i4(reply: Reply) -> bool:
     """Only I4 (and @) answer with these: a reply that can be nothing but the marker's."""
     return isinstance(reply, ResetReply) or getattr(reply, "command", None) == "I4"
 
@@ -596,7 +596,7 @@ class MtSicsClient:
         if not self.in_step:
             return self._out_of_step(event)
         cmd = self.outstanding
-        if _from_i4(event) and cmd not in (Command.I4, Command.RESET):
+        if from_i4(event) and cmd not in (Command.I4, Command.RESET):
             self._owed = max(0, self._owed - 1)  # the answer to an I4 given up on
             self.late += 1
             return Late(event)
@@ -616,7 +616,7 @@ class MtSicsClient:
         return event
 
     def _out_of_step(self, event: Reply) -> Late | InStep:
-        tagged = _from_i4(event)
+        tagged = from_i4(event)
         if tagged or (self.outstanding is Command.I4 and _error_line(event)):
             if self._owed:
                 self._owed -= 1  # an earlier episode's marker (or the abandoned command's error)

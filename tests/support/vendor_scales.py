@@ -200,6 +200,7 @@ class MtSicsBalance(PtyDevice):
         self._hold: tuple[int, frozenset[str] | None, Literal["next", "manual"] | float] | None = None
         self.held = 0  # replies held so far
         self._held_event = asyncio.Event()
+        self._printed: list[bytes] = []  # print-key lines to send in front of the next reply
 
     # the scene
     def put(self, gross: Decimal | str, *, stable: bool = True) -> None:
@@ -222,6 +223,22 @@ class MtSicsBalance(PtyDevice):
             while self.held < count:
                 await self._held_event.wait()
                 self._held_event.clear()
+
+    def print_key(self, *, when: Literal["now", "before-next-reply"] = "now") -> None:
+        """The print/transfer key: the balance sends the weight it shows, unasked, as the S command's
+        answer reads (`S S <weight> <unit>`, `S D …` while unstable — the manual's transfer output
+        and SIR/ST lines look the same). "now": on the wire at once (behind any reply still held);
+        "before-next-reply": weighed now, but on the wire just after the next command arrives, in
+        front of its answer — the key pressed while the host's request was on its way."""
+        line = f"S {'S' if self.stable else 'D'} {self._field(self.gross - self.tare)}".encode() + b"\r\n"
+        if when == "now":
+            self._unasked(line)
+        else:
+            self._printed.append(line)
+
+    def _unasked(self, data: bytes) -> None:
+        self._outbox.append(_Out(data))
+        self._flush()
 
     def release(self) -> None:
         for out in self._outbox:
@@ -246,6 +263,9 @@ class MtSicsBalance(PtyDevice):
         text = raw.decode("latin-1")
         self.received_lines.append(f"<parity error> {text}" if bad else text)
         word, _, arg = text.partition(" ")
+        for line in self._printed:
+            self._unasked(line)
+        self._printed.clear()
         if bad:
             reply = "ET"
         else:
