@@ -9,7 +9,10 @@ Health: a good reply or frame means UP. ES/ET/EL replies mean the scale is there
 counted and DEGRADED. A missed reply or noise while UP is counted and DEGRADED too; `silent_after`
 missed replies in a row (or no good frame for that many reply timeouts) mean the scale is gone:
 the session ends, the supervisor marks it DOWN and reconnects, and the first good answer brings it
-back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery.
+back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery. A scale
+that answers but cannot weigh — set to a unit with no kg value here, a continuous-output indicator
+powered up and not zeroed since, or showing its expanded (×10) display — is DOWN with what to do,
+and its readings carry no weight; the first good answer brings it back UP.
 
 Late replies: MT-SICS and 8217 replies carry no request id, so a reply that comes after its timeout
 could answer the next request (the parcel before's weight, stamped as measured after the scan). An
@@ -306,6 +309,15 @@ class ScaleDriver(SupervisedDriver):
                 raise DeviceError(f"silent: no frame for {timeout * self.config.silent_after:g} s")
 
     def _frame(self, frame: toledo.ContinuousFrame) -> None:
+        cannot = _cannot_weigh(frame)
+        if cannot is not None:
+            # the indicator is there (not silent), but what it shows is no weighing: DOWN with what
+            # to do, and a reading without a weight, so the last good one is not taken for the load
+            kind, reason = cannot
+            self.counters[kind] += 1
+            self.supervisor.down(reason)
+            self._emit(None, stable=False, net=frame.net)
+            return
         self._answered()
         if frame.out_of_range:
             negative = frame.weight < 0
@@ -578,6 +590,18 @@ def _unit_refused(unit: str, device: str = "balance") -> str:
 
 
 _UNIT_SHOWN = 10  # characters of an unknown unit token shown in a health reason
+
+
+def _cannot_weigh(frame: toledo.ContinuousFrame) -> tuple[str, str] | None:
+    """(counter, reason) when a continuous-output frame says its number is no weighing; None when it
+    may be one (motion and out of range are readings of their own)."""
+    if frame.not_zeroed:
+        return "not_zeroed", "powered up and not zeroed since: no weighing; zero the scale"
+    if frame.expanded:
+        return "expanded", "expanded (x10) display: not a weight; return the indicator to its normal display"
+    if not frame.unit_known:
+        return "unit", _unit_refused(frame.unit, "indicator")
+    return None
 
 
 def _framing(settings: dict[str, Any]) -> str:

@@ -15,7 +15,11 @@ run of garbage is reported when the next STX ends it (or in pieces of MAX_GARBAG
 after the digits marking a net weight, or `STX ? status CR` when it cannot weigh (motion, over
 capacity, under zero). The reply carries no unit: the driver is configured with one.
 
-Continuous: `STX SWA SWB SWC` + 6 weight digits + 6 tare digits + CR (+ checksum), streamed.
+Continuous: `STX SWA SWB SWC` + 6 weight digits + 6 tare digits + CR (+ checksum), streamed. The
+unit is in SWC bits 0–2 (000: lb or kg, as SWB bit 4 says; 001 g; 010 metric t; IND terminals also
+011 oz, 100 troy oz, 101 dwt, 110 long ton, 111 custom), SWB bit 6 says the scale has not been zeroed
+since power-up and SWC bit 4 that the display is expanded ×10 (Toledo "standard continuous output"
+status tables). A frame carries each; whether it is a weight is `ContinuousFrame.stable`'s business.
 Checksum: the 2's complement of the 7-bit sum of STX..CR, masked to 7 bits (Toledo/IND manuals).
 `ToledoContinuousParser(checksum=None)` detects whether the stream carries one (until then frames
 are emitted unverified); True or False fixes it.
@@ -34,13 +38,33 @@ from devices.protocols import parity
 STX: Final = 0x02
 CR: Final = 0x0D
 LB_KG: Final = Decimal("0.45359237")  # exact, by definition
+# Units with an exact kg value (lb by international definition, oz = lb / 16): never through float.
+KG_PER_UNIT: Final[dict[str, Decimal]] = {
+    "kg": Decimal(1),
+    "lb": LB_KG,
+    "g": Decimal("0.001"),
+    "t": Decimal(1000),
+    "oz": Decimal("0.028349523125"),
+}
 MAX_GARBAGE: Final = 64  # a garbage run is reported in pieces of at most this many bytes
 MAX_8217_BODY: Final = 16  # bytes between STX and CR in an 8217 reply
 CONTINUOUS_LEN: Final = 17  # STX + 3 status + 6 + 6 + CR, without the checksum
 _WHITESPACE: Final = frozenset(b" \r\n")
 _8217_WEIGHT = re.compile(rb" *(-?) *(\d+(?:\.\d*)?|\.\d+)(N?) *\Z")
 
-Unit = Literal["kg", "lb"]
+Unit = Literal["kg", "lb"]  # what an 8217 may be configured to send (its replies carry no unit)
+# What SWC bits 0–2 (and SWB bit 4, for code 000) can say. The last four have no kg value here: a
+# scale showing them is set wrong for a parcel station, and says so rather than being converted.
+ContinuousUnit = Literal["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]
+_SWC_UNITS: Final[dict[int, ContinuousUnit]] = {
+    0b001: "g",
+    0b010: "t",
+    0b011: "oz",
+    0b100: "ozt",
+    0b101: "dwt",
+    0b110: "long ton",
+    0b111: "custom",
+}
 
 
 class ToledoProtocolError(Exception):
@@ -55,9 +79,10 @@ NEED_DATA: Final = _Need.NEED_DATA
 NeedData = Literal[_Need.NEED_DATA]
 
 
-def kg(value: Decimal, unit: Unit) -> Decimal:
-    """Exact: Toledo values have at most 6 digits, well inside Decimal's default precision."""
-    return value if unit == "kg" else value * LB_KG
+def kg(value: Decimal, unit: str) -> Decimal:
+    """`value` in `unit` (a key of KG_PER_UNIT) as kg. Exact: Toledo values have at most 6 digits
+    and the factors at most 11 significant ones, well inside Decimal's default precision."""
+    return value if unit == "kg" else value * KG_PER_UNIT[unit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,28 +286,39 @@ _INCREMENTS: Final[dict[int, int]] = {0b01: 1, 0b10: 2, 0b11: 5}
 
 @dataclass(frozen=True, slots=True)
 class ContinuousFrame:
-    """One continuous-output frame, decoded. `weight` is signed and in `unit`."""
+    """One continuous-output frame, decoded. `weight` is signed and in `unit`.
+
+    `stable` is the one question for a weight: at rest, in range, zeroed since power-up, not the
+    expanded (×10) display, and in a unit with a kg value. `kg` is None for a unit without one."""
 
     weight: Decimal
     tare: Decimal
-    unit: Unit
+    unit: ContinuousUnit
     net: bool = False
     motion: bool = False
     out_of_range: bool = False
     increment: int | None = 1  # display increment ×1, ×2, ×5 (None: code 00, undefined)
     checksum_ok: bool | None = None  # None: the stream carries no checksum (or not yet known)
+    not_zeroed: bool = False  # SWB bit 6: powered up and not zeroed since
+    expanded: bool = False  # SWC bit 4: the display shows ×10 resolution (a test mode, not a weighing)
 
     @property
-    def kg(self) -> Decimal:
-        return kg(self.weight, self.unit)
+    def unit_known(self) -> bool:
+        return self.unit in KG_PER_UNIT
 
     @property
-    def tare_kg(self) -> Decimal:
-        return kg(self.tare, self.unit)
+    def kg(self) -> Decimal | None:
+        return kg(self.weight, self.unit) if self.unit_known else None
+
+    @property
+    def tare_kg(self) -> Decimal | None:
+        return kg(self.tare, self.unit) if self.unit_known else None
 
     @property
     def stable(self) -> bool:
-        return not self.motion and not self.out_of_range
+        return not (
+            self.motion or self.out_of_range or self.not_zeroed or self.expanded or not self.unit_known
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,12 +359,14 @@ def decode_continuous(frame: bytes, checksum_ok: bool | None = None) -> Continuo
     return ContinuousFrame(
         weight=weight,
         tare=Decimal(int(tare_digits.strip() or b"0")).scaleb(exponent),
-        unit="kg" if swb & 0x10 else "lb",
+        unit=_SWC_UNITS.get(swc & 0x07) or ("kg" if swb & 0x10 else "lb"),
         net=bool(swb & 0x01),
         motion=bool(swb & 0x08),
         out_of_range=bool(swb & 0x04),
         increment=_INCREMENTS.get((swa >> 3) & 0x03),
         checksum_ok=checksum_ok,
+        not_zeroed=bool(swb & 0x40),
+        expanded=bool(swc & 0x10),
     )
 
 
@@ -342,15 +380,19 @@ def encode_continuous(
     weight: Decimal,
     *,
     decimals: int = 2,
-    unit: Unit = "kg",
+    unit: ContinuousUnit = "kg",
     tare: Decimal = Decimal(0),
     net: bool = False,
     motion: bool = False,
     out_of_range: bool = False,
     increment: Literal[1, 2, 5] = 1,
+    not_zeroed: bool = False,
+    expanded: bool = False,
     with_checksum: bool = False,
 ) -> bytes:
-    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places.
+    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places. kg and lb
+    are SWC unit code 000 with SWB bit 4 saying which; the others their own code (SWB bit 4 set for
+    the metric ones).
 
     12.34 kg gross stable, 2 decimals: `b"\\x02,0 001234000000\\r"`.
     """
@@ -367,8 +409,11 @@ def encode_continuous(
     inc = {1: 0b01, 2: 0b10, 5: 0b11}[increment]
     swa = 0x20 | inc << 3 | (2 + decimals)
     negative = weight < 0
-    swb = 0x20 | net | negative << 1 | out_of_range << 2 | motion << 3 | (unit == "kg") << 4
-    frame = bytes((STX, swa, swb, 0x20)) + b"%06d%06d\r" % (counts[0], counts[1])
+    code = next((c for c, u in _SWC_UNITS.items() if u == unit), 0)
+    metric = unit in ("kg", "g", "t")
+    swb = 0x20 | net | negative << 1 | out_of_range << 2 | motion << 3 | metric << 4 | not_zeroed << 6
+    swc = 0x20 | code | expanded << 4
+    frame = bytes((STX, swa, swb, swc)) + b"%06d%06d\r" % (counts[0], counts[1])
     return frame + bytes((continuous_checksum(frame),)) if with_checksum else frame
 
 

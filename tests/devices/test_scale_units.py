@@ -5,6 +5,7 @@ by BOUND; nothing asserts a duration."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ import pytest
 
 from devices.events import WeightReading
 from devices.health import State
-from tests.support.vendor_scales import BOUND, MtSicsBalance, aio, driving, stable_since
+from tests.support.vendor_scales import BOUND, MtSicsBalance, ToledoContinuous, aio, driving, stable_since
 
 
 def _readings(driver: object) -> list[WeightReading]:
@@ -29,6 +30,14 @@ def _readings(driver: object) -> list[WeightReading]:
     return seen
 
 
+async def _next(seen: list[WeightReading], count: int) -> list[WeightReading]:
+    """`seen` once it holds `count` readings (bounded)."""
+    async with asyncio.timeout(BOUND):
+        while len(seen) < count:
+            await asyncio.sleep(0.01)
+    return seen
+
+
 # --- MT-SICS: a unit token the parser does not know ---------------------------------------------
 
 
@@ -41,12 +50,81 @@ async def test_mt_sics_unknown_unit_is_down_with_the_unit_not_silence(unit: str)
     balance.put("5.000")
     async with driving(balance, "mt-sics") as driver:
         assert (await stable_since(driver, time.monotonic())).kg == Decimal("5.000")
-        seen = _readings(driver)
         balance.unit = unit
         health = await driver.supervisor.wait_for(State.DOWN, BOUND)
         assert "not supported" in health.reason and "set the balance to kg" in health.reason
         assert f"unit {unit[:9]}" in health.reason and len(health.reason) < 60
         assert driver.counters["unit"] >= 1
+        seen = await _next(_readings(driver), 3)
         assert all(r.kg is None and not r.stable for r in seen)
         balance.unit = "kg"
         await driver.supervisor.wait_for(State.UP, BOUND)
+
+
+# --- Toledo continuous output: the unit in status word C, and frames that are no weighing ---------
+
+
+@pytest.mark.parametrize(
+    ("weight", "decimals", "kg", "unit", "expected"),
+    [
+        ("5000", 0, False, "g", "5"),  # 001 grams; SWB bit 4 (lb) does not say the unit here
+        ("5000", 0, True, "g", "5"),  # grams with SWB's kg bit set (some terminals keep it)
+        ("0.500", 3, True, "t", "500"),  # 010 metric tons
+        ("16.00", 2, False, "oz", "0.45359237"),  # 011 ounces, exactly a pound
+        ("12.34", 2, True, None, "12.34"),  # 000 and SWB kg
+        ("1.00", 2, False, None, "0.45359237"),  # 000 and SWB lb
+    ],
+)
+@aio
+async def test_continuous_unit_comes_from_status_word_c(
+    weight: str, decimals: int, kg: bool, unit: str | None, expected: str
+) -> None:
+    """5000 g was reported as 2267.96 kg (taken for lb) or 5000 kg, 0.500 t as 0.500 kg."""
+    indicator = ToledoContinuous()
+    indicator.weight, indicator.decimals, indicator.kg, indicator.unit = Decimal(weight), decimals, kg, unit
+    async with driving(indicator, "toledo-continuous") as driver:
+        reading = await stable_since(driver, time.monotonic())
+        assert reading.kg == Decimal(expected)
+        assert driver.health.state == State.UP
+
+
+@pytest.mark.parametrize("unit", ["ozt", "dwt", "long ton", "custom"])
+@aio
+async def test_continuous_unit_without_a_kg_value_is_down_with_the_unit(unit: str) -> None:
+    indicator = ToledoContinuous()
+    indicator.weight = Decimal("5.00")
+    async with driving(indicator, "toledo-continuous") as driver:
+        await stable_since(driver, time.monotonic())
+        indicator.unit = unit
+        health = await driver.supervisor.wait_for(State.DOWN, BOUND)
+        assert health.reason == f"unit {unit} not supported; set the indicator to kg"
+        seen = await _next(_readings(driver), 3)
+        assert all(r.kg is None and not r.stable for r in seen)
+        assert driver.counters["unit"] >= 1
+        indicator.unit = None
+        assert (await stable_since(driver, time.monotonic())).kg == Decimal("5.00")
+        assert driver.health.state == State.UP
+
+
+@pytest.mark.parametrize(
+    ("flag", "counter", "words"),
+    [("not_zeroed", "not_zeroed", "zero the scale"), ("expanded", "expanded", "expanded")],
+)
+@aio
+async def test_continuous_not_zeroed_or_expanded_display_is_no_weight(
+    flag: str, counter: str, words: str
+) -> None:
+    """SWB bit 6 (powered up, not zeroed since) and SWC bit 4 (display expanded ×10): the number is
+    no weighing. Both were reported as stable weights. No weight, DOWN saying what to do."""
+    indicator = ToledoContinuous()
+    indicator.weight = Decimal("12.34")
+    async with driving(indicator, "toledo-continuous") as driver:
+        await stable_since(driver, time.monotonic())
+        setattr(indicator, flag, True)
+        health = await driver.supervisor.wait_for(State.DOWN, BOUND)
+        assert words in health.reason
+        assert driver.counters[counter] >= 1
+        seen = await _next(_readings(driver), 3)
+        assert all(r.kg is None and not r.stable for r in seen)
+        setattr(indicator, flag, False)
+        assert (await stable_since(driver, time.monotonic())).kg == Decimal("12.34")

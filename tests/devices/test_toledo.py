@@ -173,6 +173,7 @@ def test_decimal_point_positions(swa: int, weight: str) -> None:
         (0b0110100, {"out_of_range": True}),
         (0b0111000, {"motion": True}),
         (0b0100000, {"unit": "lb"}),
+        (0b1110000, {"not_zeroed": True}),  # bit 6: powered up, not zeroed since
     ],
 )
 def test_status_word_b(swb: int, flags: dict[str, Any]) -> None:
@@ -184,7 +185,45 @@ def test_status_word_b(swb: int, flags: dict[str, Any]) -> None:
     assert frame.unit == flags.get("unit", "kg")
     assert frame.weight == (Decimal("-12.34") if flags.get("negative") else Decimal("12.34"))
     assert frame.tare == Decimal("5.00")
-    assert frame.stable == (not flags.get("motion") and not flags.get("out_of_range"))
+    assert frame.not_zeroed == flags.get("not_zeroed", False)
+    assert frame.stable == (not any(flags.get(f) for f in ("motion", "out_of_range", "not_zeroed")))
+
+
+# SWC bits 0-2 per the Toledo standard continuous output table (IND terminals: 011 and up).
+SWC_UNITS = [
+    (0b000, "kg"),  # with SWB bit 4 set: kg
+    (0b001, "g"),
+    (0b010, "t"),
+    (0b011, "oz"),
+    (0b100, "ozt"),
+    (0b101, "dwt"),
+    (0b110, "long ton"),
+    (0b111, "custom"),
+]
+
+
+@pytest.mark.parametrize(("code", "unit"), SWC_UNITS)
+@pytest.mark.parametrize("swb_kg", [True, False])
+def test_status_word_c_unit(code: int, unit: str, swb_kg: bool) -> None:
+    """The unit is SWC's; SWB bit 4 (kg/lb) says which only for code 000. Whole and split anywhere."""
+    swb = 0x20 | (0x10 if swb_kg else 0)
+    data = bytes((2, 0x2C, swb, 0x20 | code)) + b"001234000000\r"
+    expected_unit = unit if code else ("kg" if swb_kg else "lb")
+    (frame,) = feed(lambda: ToledoContinuousParser(checksum=False), [data])
+    assert frame.unit == expected_unit
+    factors = {"kg": "1", "lb": "0.45359237", "g": "0.001", "t": "1000", "oz": "0.028349523125"}
+    if expected_unit in factors:
+        assert frame.kg == Decimal("12.34") * Decimal(factors[expected_unit]) and frame.stable
+    else:
+        assert frame.kg is None and not frame.stable  # no kg value: never a weight
+    all_chunkings(lambda: ToledoContinuousParser(checksum=False), data, [frame])
+
+
+def test_status_word_c_expanded_display_is_no_weight() -> None:
+    frame = decode_continuous(b"\x02,0\x30001234000000\r")  # SWC bit 4: expanded (×10)
+    assert frame is not None and frame.expanded and not frame.stable
+    print_request = decode_continuous(b"\x02,0\x28001234000000\r")  # SWC bit 3: print request
+    assert print_request is not None and not print_request.expanded and print_request.stable
 
 
 def test_pounds_convert_exactly_and_increments() -> None:
@@ -285,7 +324,7 @@ def test_blank_leading_digits() -> None:
 @st.composite
 def continuous_args(draw: st.DrawFn) -> dict[str, Any]:
     decimals = draw(st.integers(0, 5))
-    unit = draw(st.sampled_from(["kg", "lb"]))
+    unit = draw(st.sampled_from(["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]))
     weight = Decimal(draw(st.integers(-999999, 999999))).scaleb(-decimals)
     tare = Decimal(draw(st.integers(0, 999999))).scaleb(-decimals)
     return {
@@ -297,6 +336,8 @@ def continuous_args(draw: st.DrawFn) -> dict[str, Any]:
         "motion": draw(st.booleans()),
         "out_of_range": draw(st.booleans()),
         "increment": draw(st.sampled_from([1, 2, 5])),
+        "not_zeroed": draw(st.booleans()),
+        "expanded": draw(st.booleans()),
     }
 
 
@@ -308,8 +349,13 @@ def test_continuous_round_trip_exact(args: dict[str, Any], with_checksum: bool) 
     assert frame.weight.as_tuple().exponent == -args["decimals"]  # resolution kept
     assert (frame.unit, frame.net, frame.motion) == (args["unit"], args["net"], args["motion"])
     assert (frame.out_of_range, frame.increment) == (args["out_of_range"], args["increment"])
-    factor = Decimal(1) if args["unit"] == "kg" else LB_KG
-    assert frame.kg == args["weight"] * factor
+    assert (frame.not_zeroed, frame.expanded) == (args["not_zeroed"], args["expanded"])
+    factor = {"kg": Decimal(1), "lb": LB_KG, "g": Decimal("0.001"), "t": Decimal(1000), "oz": LB_KG / 16}
+    assert frame.kg == (args["weight"] * factor[args["unit"]] if args["unit"] in factor else None)
+    weighable = args["unit"] in factor and not (args["not_zeroed"] or args["expanded"])
+    assert frame.stable == (weighable and not (args["motion"] or args["out_of_range"]))
+    for i in range(len(data) + 1):  # split at every byte: the same frame
+        assert feed(lambda: ToledoContinuousParser(checksum=with_checksum), [data[:i], data[i:]]) == [frame]
 
 
 def test_encoder_refuses_what_does_not_fit() -> None:

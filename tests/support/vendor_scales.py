@@ -381,24 +381,43 @@ class Toledo8217(PtyDevice):
         return bytes((STX,)) + text.encode("ascii") + bytes((CR,))
 
 
+# SWC bits 0-2, from the Toledo "standard continuous output" status tables: 000 lb or kg (SWB bit 4
+# says which), 001 grams, 010 metric tons; IND terminals add 011 ounces, 100 troy ounces,
+# 101 pennyweight, 110 long tons, 111 custom units.
+SWC_UNITS = {
+    "g": 0b001,
+    "t": 0b010,
+    "oz": 0b011,
+    "ozt": 0b100,
+    "dwt": 0b101,
+    "long ton": 0b110,
+    "custom": 0b111,
+}
+
+
 def continuous_frame(
     weight: Decimal,
     *,
     decimals: int = 2,
     kg: bool = True,
+    unit: str | None = None,
     tare: Decimal = Decimal(0),
     motion: bool = False,
     net: bool = False,
+    not_zeroed: bool = False,
+    expanded: bool = False,
     checksum: bool = False,
 ) -> bytes:
     """One Toledo continuous-output frame, from the format: STX, status words A, B, C, six weight
     digits, six tare digits (no sign, no decimal point), CR, and the optional checksum (the 2's
     complement of the 7-bit sum of STX..CR). SWA: bits 0-2 decimal point (010 none, 011 X.X, 100
     X.XX, 101 X.XXX), bits 3-4 increment (01 = ×1), bit 5 always 1. SWB: bit 0 net, 1 negative,
-    2 out of range, 3 motion, 4 kg, 5 always 1. SWC: bit 5 always 1."""
+    2 out of range, 3 motion, 4 kg (lb = 0), 5 always 1, 6 power-up not zeroed. SWC: bits 0-2 the
+    unit (`SWC_UNITS`; 000 for lb/kg), 3 print request, 4 expanded display (×10), 5 always 1.
+    `unit` (a key of SWC_UNITS) sets SWC's unit code; `kg` is SWB bit 4 whatever the code."""
     swa = 0b0010_0000 | 0b01 << 3 | (2 + decimals)
-    swb = 0b0010_0000 | net | (weight < 0) << 1 | motion << 3 | kg << 4
-    swc = 0b0010_0000
+    swb = 0b0010_0000 | net | (weight < 0) << 1 | motion << 3 | kg << 4 | not_zeroed << 6
+    swc = 0b0010_0000 | (SWC_UNITS[unit] if unit is not None else 0) | expanded << 4
     counts = [int(abs(v).scaleb(decimals)) for v in (weight, tare)]
     frame = bytes((STX, swa, swb, swc)) + b"".join(b"%06d" % c for c in counts) + bytes((CR,))
     if checksum:
@@ -408,14 +427,23 @@ def continuous_frame(
 
 class ToledoContinuous(PtyDevice):
     """An indicator streaming continuous output; default line 7E1 (the parity computed per character
-    by `Line`). Call `stream(...)` to send frames; `frame_kwargs` set what they say."""
+    by `Line`). What the frames say is set on the attributes (`weight`, `decimals`, `unit`...);
+    `corrupt_every` n flips a bit of a weight digit in every n-th frame, after its checksum was
+    computed — noise on the line."""
 
     def __init__(self, *, line: Line | None = None, rate_hz: float = 50.0, checksum: bool = False) -> None:
         super().__init__(line or Line("7E1", "7E1"))
         self.rate_hz = rate_hz
         self.checksum = checksum
         self.weight = Decimal("0.00")
+        self.decimals = 2
+        self.kg = True
+        self.unit: str | None = None
         self.motion = False
+        self.not_zeroed = False
+        self.expanded = False
+        self.corrupt_every: int | None = None
+        self.frames_sent = 0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ToledoContinuous:
@@ -430,9 +458,27 @@ class ToledoContinuous(PtyDevice):
                 await self._task
         await super().__aexit__(*exc)
 
+    def frame(self) -> bytes:
+        frame = continuous_frame(
+            self.weight,
+            decimals=self.decimals,
+            kg=self.kg,
+            unit=self.unit,
+            motion=self.motion,
+            not_zeroed=self.not_zeroed,
+            expanded=self.expanded,
+            checksum=self.checksum,
+        )
+        self.frames_sent += 1
+        if self.corrupt_every and self.frames_sent % self.corrupt_every == 0:
+            wire = bytearray(frame)
+            wire[8] ^= 0x02  # a weight digit: '5' becomes '7', '0' becomes '2'
+            frame = bytes(wire)
+        return frame
+
     async def _stream(self) -> None:
         while True:
-            self.send(continuous_frame(self.weight, motion=self.motion, checksum=self.checksum))
+            self.send(self.frame())
             await asyncio.sleep(1 / self.rate_hz)
 
 
