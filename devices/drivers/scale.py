@@ -81,7 +81,11 @@ class ScaleConfig(BaseModel):
         "SI", description="SI reports motion as it happens; S makes the balance wait for stability"
     )
     unit: Literal["kg", "lb"] = Field("kg", description="toledo-8217 only: its replies carry no unit")
-    checksum: bool | None = Field(None, description="toledo-continuous: True, False, or None to detect")
+    checksum: bool | None = Field(
+        None,
+        description="toledo-continuous: True, False, or None to detect (a checksum once seen to verify "
+        "is required on every frame after; no frame is taken unverified until the stream shows none)",
+    )
     backoff_max_s: float = Field(1.0, gt=0, description="longest wait between reconnect attempts")
 
     def serial_settings(self) -> dict[str, Any]:
@@ -288,6 +292,7 @@ class ScaleDriver(SupervisedDriver):
         loop = asyncio.get_running_loop()
         timeout = self.config.reply_timeout_s
         last_good = loop.time()
+        bad = 0  # frames with a bad checksum since the last good one
         self._asked = time.monotonic()  # a streamed frame describes the load after the one before it
         while True:
             data = await port.read(timeout)
@@ -295,18 +300,22 @@ class ScaleDriver(SupervisedDriver):
                 parser.receive_data(data)
                 while (event := parser.next_event()) is not toledo.NEED_DATA:
                     if isinstance(event, toledo.ContinuousFrame):
-                        last_good = loop.time()
+                        last_good, bad = loop.time(), 0
                         self._bit7(parser.parity)
                         self._frame(event)
                         self._asked = time.monotonic()
                     elif isinstance(event, toledo.ChecksumError):
+                        bad += 1
                         self._noise("checksum", "bad checksum")
                     else:
                         self._noise("noise", "noise on the line")
             elif loop.time() - last_good > timeout:
                 self._missed("no frames")
             if loop.time() - last_good > timeout * self.config.silent_after:
-                raise DeviceError(f"silent: no frame for {timeout * self.config.silent_after:g} s")
+                reason = f"silent: no good frame for {timeout * self.config.silent_after:g} s"
+                if bad:
+                    reason += f"; {bad} with a bad checksum (noise, or the checksum setting changed?)"
+                raise DeviceError(reason)
 
     def _frame(self, frame: toledo.ContinuousFrame) -> None:
         cannot = _cannot_weigh(frame)

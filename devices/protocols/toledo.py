@@ -21,14 +21,15 @@ unit is in SWC bits 0–2 (000: lb or kg, as SWB bit 4 says; 001 g; 010 metric t
 since power-up and SWC bit 4 that the display is expanded ×10 (Toledo "standard continuous output"
 status tables). A frame carries each; whether it is a weight is `ContinuousFrame.stable`'s business.
 Checksum: the 2's complement of the 7-bit sum of STX..CR, masked to 7 bits (Toledo/IND manuals).
-`ToledoContinuousParser(checksum=None)` detects whether the stream carries one (until then frames
-are emitted unverified); True or False fixes it.
+`ToledoContinuousParser(checksum=None)` detects whether the stream carries one — a checksum seen to
+verify once is required on every frame after, and no frame is emitted unverified until the stream
+is known to carry none; True or False fixes it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
 from typing import Final, Literal
@@ -420,11 +421,21 @@ def encode_continuous(
 class ToledoContinuousParser(_Framer):
     """Bytes in, frames out. `checksum`: True (required), False (none) or None (detect).
 
-    Detection: after a frame, the next byte is either its checksum or the next STX. Until
-    DETECT_AFTER frames in a row agree, frames are emitted unverified (`checksum_ok=None`) and a
-    byte that matches the checksum is consumed; from then on `checksum` is settled and, if True,
-    every frame waits for and is verified against its checksum byte. Needing agreement in a row
-    keeps one noise byte that happens to equal a checksum from settling the wrong way.
+    A frame with a bad checksum is never a weight, and detection never falls back to taking frames
+    unverified because frames go bad. Detecting, a frame waits for the byte after its CR:
+
+    - its checksum (and not an STX or a blank, which a checksum-less stream may send there): the
+      stream carries checksums. `checksum` is settled True at once, and from then on every frame
+      must carry a good one; one that does not is a ChecksumError (noise on the line), counted. Bad
+      frames never unsettle it (a new parser, i.e. a new session, detects afresh);
+    - an STX (or a blank: CR LF) that is not its checksum: no checksum on this frame. DETECT_AFTER
+      such frames in a row settle `checksum` False; the ones before are held back, not emitted (a
+      checksummed stream that lost a checksum byte looks like this once, not three times in a row);
+    - any other byte: a bad checksum, or noise after a checksum-less frame — either way the frame
+      cannot be vouched for: ChecksumError, and the run towards False starts again.
+
+    A checksum that happens to be an STX or a blank is told apart by the byte after it where it can
+    be (an STX never follows an STX), and is otherwise no evidence either way (the frame is held).
     """
 
     DETECT_AFTER: Final = 3
@@ -432,68 +443,88 @@ class ToledoContinuousParser(_Framer):
     def __init__(self, checksum: bool | None = None) -> None:
         super().__init__()
         self.checksum = checksum
-        self._after_frame: int | None = None  # expected checksum of the frame just emitted (detecting)
-        self._streak: tuple[bool, int] = (False, 0)  # (what the last observations said, how many)
+        self._without = 0  # detecting: frames in a row seen to carry no checksum
         self.checksum_errors = 0
+        self.held = 0  # detecting: frames not emitted because the stream's checksum was not known yet
 
     def clear(self) -> None:
         super().clear()
-        self._after_frame = None
-        self._streak = (False, 0)
+        self._without = 0  # what was settled stays settled
 
     def next_event(self) -> ContinuousEvent | NeedData:
         while True:
-            if self._after_frame is not None and not self._detect():
-                return NEED_DATA
             skipped = self._garbage_before_stx()
             if skipped is not None:
                 return skipped
-            return self._frame_at_stx()
+            event = self._frame_at_stx()
+            if event is not None:
+                return event
+            # a frame held back while detecting: on to the next
 
-    def _detect(self) -> bool:
-        """Look at the byte after an unverified frame; False if it has not arrived."""
+    def _frame_at_stx(self) -> ContinuousEvent | NeedData | None:
+        """Positioned on an STX: a frame, a checksum error, garbage from a false STX up to the next
+        one, NEED_DATA, or None for a frame held back (detecting)."""
         buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            return False
-        expected, self._after_frame = self._after_frame, None
-        if buf[pos] == STX and expected != STX:
-            self._vote(False)
-        elif buf[pos] == expected and buf[pos] != STX:
-            self._pos = pos + 1
-            self._vote(True)
-        else:
-            self._streak = (False, 0)  # garbage, or an STX that may be either: no evidence
-        return True
-
-    def _vote(self, present: bool) -> None:
-        said, count = self._streak
-        count = count + 1 if said == present else 1
-        self._streak = (present, count)
-        if count >= self.DETECT_AFTER:
-            self.checksum = present
-
-    def _frame_at_stx(self) -> ContinuousEvent | NeedData:
-        """Positioned on an STX: a frame, or garbage from a false STX up to the next one."""
-        buf, pos = self._buf, self._pos
-        size = CONTINUOUS_LEN + (1 if self.checksum else 0)
-        if len(buf) - pos < size:
+        need = CONTINUOUS_LEN + (0 if self.checksum is False else 1)  # the byte after the CR decides
+        if len(buf) - pos < need:
             # wait for a whole frame — unless a CR or STX inside shows it can't be one
             return NEED_DATA if self._may_be_frame(pos) else self._false_stx(pos)
         frame = bytes(buf[pos : pos + CONTINUOUS_LEN])
-        verified = bool(self.checksum) and buf[pos + CONTINUOUS_LEN] == continuous_checksum(frame)
-        decoded = decode_continuous(frame, True if verified else None)
+        decoded = decode_continuous(frame)
+        if decoded is None:
+            return self._false_stx(pos)
+        if self.checksum is False:
+            return self._take(decoded, pos, CONTINUOUS_LEN, None)
+        expected, after = continuous_checksum(frame), buf[pos + CONTINUOUS_LEN]
+        if self.checksum:
+            if after == expected:
+                return self._take(decoded, pos, CONTINUOUS_LEN + 1, True)
+            # a bad checksum; or none where one must be (an STX: the next frame's, kept for it)
+            return self._bad(pos, CONTINUOUS_LEN if after == STX else CONTINUOUS_LEN + 1)
+        # detecting
+        if after == expected and after != STX and after not in _WHITESPACE:
+            self.checksum = True
+            return self._take(decoded, pos, CONTINUOUS_LEN + 1, True)
+        if after == STX or after in _WHITESPACE:
+            if after == expected:
+                if after == STX:  # a checksum that is an STX, or the next frame's STX?
+                    if len(buf) - pos < CONTINUOUS_LEN + 2:
+                        return NEED_DATA
+                    if buf[pos + CONTINUOUS_LEN + 1] == STX:  # an STX after it: it was the checksum
+                        self.checksum = True
+                        return self._take(decoded, pos, CONTINUOUS_LEN + 1, True)
+                else:  # a blank that is the checksum, or CR LF: no evidence either way
+                    return self._hold(pos)
+            self._without += 1
+            if self._without < self.DETECT_AFTER:
+                return self._hold(pos)
+            self.checksum = False
+            return self._take(decoded, pos, CONTINUOUS_LEN, None)
+        self._without = 0
+        return self._bad(pos, CONTINUOUS_LEN + 1)
+
+    def _take(
+        self, decoded: ContinuousFrame, pos: int, size: int, verified: bool | None
+    ) -> ContinuousFrame | Garbage | NeedData:
         seen = self._bit7(pos, pos + size, (1, 2, 3, CONTINUOUS_LEN))
-        if decoded is None or seen is False:
+        if seen is False:
             return self._false_stx(pos)
         self._pos = pos + size
-        if self.checksum and not verified:
-            self.checksum_errors += 1
-            return ChecksumError(bytes(self._raw[pos : pos + size]))
-        if self.checksum is None:
-            self._after_frame = continuous_checksum(frame)
         self.frames += 1
         self.parity = seen or None
-        return decoded
+        return replace(decoded, checksum_ok=verified) if verified else decoded
+
+    def _bad(self, pos: int, size: int) -> ChecksumError:
+        self._pos = pos + size
+        self.checksum_errors += 1
+        return ChecksumError(bytes(self._raw[pos : pos + size]))
+
+    def _hold(self, pos: int) -> Garbage | NeedData | None:
+        if self._bit7(pos, pos + CONTINUOUS_LEN, (1, 2, 3)) is False:
+            return self._false_stx(pos)
+        self._pos = pos + CONTINUOUS_LEN
+        self.held += 1
+        return None
 
     def _may_be_frame(self, pos: int) -> bool:
         """An incomplete frame can be ruled out early: STX or CR may only appear at its ends."""

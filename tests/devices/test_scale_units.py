@@ -128,3 +128,28 @@ async def test_continuous_not_zeroed_or_expanded_display_is_no_weight(
         assert all(r.kg is None and not r.stable for r in seen)
         setattr(indicator, flag, False)
         assert (await stable_since(driver, time.monotonic())).kg == Decimal("12.34")
+
+
+# --- Toledo continuous output: noise on a checksummed stream -------------------------------------
+
+
+@pytest.mark.parametrize("every", [2, 3, 10])
+@aio
+async def test_continuous_a_frame_with_a_bad_checksum_is_never_a_weight(every: int) -> None:
+    """The indicator sends checksums; the line flips a bit of a weight digit in one frame in `every`
+    (50.00 becomes 50.20, the checksum as sent). With detection on (the default), every stable
+    reading is 50.00 and the bad frames are counted. Detection once reset at every bad frame,
+    never settled, and took every frame unverified: 13 wrong stable readings in 2 s."""
+    indicator = ToledoContinuous(checksum=True)
+    indicator.weight = Decimal("50.00")
+    indicator.corrupt_every = every
+    async with driving(indicator, "toledo-continuous") as driver:
+        seen = _readings(driver)
+        await stable_since(driver, time.monotonic())
+        sent = indicator.frames_sent
+        async with asyncio.timeout(BOUND):
+            while indicator.frames_sent < sent + 6 * every or driver.counters["checksum"] < 2:
+                await asyncio.sleep(0.02)
+        assert {r.kg for r in seen if r.stable} == {Decimal("50.00")}
+        assert all(r.kg == Decimal("50.00") for r in seen)
+        assert driver.health.state == State.DEGRADED and driver.health.reason == "bad checksum"

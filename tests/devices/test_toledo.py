@@ -5,6 +5,7 @@ bytes never raise at all), exact round trips for every unit and decimal position
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -289,17 +290,87 @@ def test_bad_checksum_is_reported_and_the_stream_goes_on() -> None:
 
 @pytest.mark.parametrize("with_checksum", [False, True])
 def test_checksum_presence_is_detected(with_checksum: bool) -> None:
+    """A checksummed stream is verified from its first frame; a stream without one is known as such
+    after DETECT_AFTER frames in a row, and the frames before are held back (never unverified while
+    a checksum might be due). Whole and split at every byte."""
     data, expected = frames(6, with_checksum=with_checksum)
+    if not with_checksum:
+        expected = expected[ToledoContinuousParser.DETECT_AFTER - 1 :]
+    all_chunkings(ToledoContinuousParser, data, expected)
     parser = ToledoContinuousParser()
     parser.receive_data(data)
-    events = []
-    while (event := parser.next_event()) is not NEED_DATA:
-        events.append(event)
-    # unverified until DETECT_AFTER frames agree, then verified (or known to carry none)
-    assert [e.weight for e in events] == [e.weight for e in expected]
+    while parser.next_event() is not NEED_DATA:
+        pass
     assert parser.checksum is with_checksum
-    if with_checksum:
-        assert events[0].checksum_ok is None and events[-1].checksum_ok is True
+    assert parser.held == (0 if with_checksum else ToledoContinuousParser.DETECT_AFTER - 1)
+
+
+def test_a_checksum_once_verified_is_required_on_every_frame_after() -> None:
+    """Outside finding: with detection on, a stream where one frame in three is corrupted reset the
+    detection at every bad frame, never settled, and took every frame unverified — 70.00 for 50.00.
+    One checksum seen to verify settles it: a bad frame is a ChecksumError, never a weight."""
+    good = encode_continuous(Decimal("50.00"), with_checksum=True)
+    bad = bytearray(good)
+    bad[6] ^= 0x02  # one bit flipped on the line: 005000 -> 007000, the checksum as sent
+    data = (good + good + bytes(bad)) * 4
+    events = feed(ToledoContinuousParser, [data])
+    assert [type(e) for e in events] == [ContinuousFrame, ContinuousFrame, ChecksumError] * 4
+    assert all(
+        e.weight == Decimal("50.00") and e.checksum_ok for e in events if isinstance(e, ContinuousFrame)
+    )
+    all_chunkings(ToledoContinuousParser, data, events)
+
+
+def test_detection_never_takes_a_frame_it_cannot_vouch_for() -> None:
+    """The first frame is the corrupted one: nothing has verified yet, and its checksum byte does
+    not match — not a weight (ChecksumError), and the next frame settles detection."""
+    good = encode_continuous(Decimal("50.00"), with_checksum=True)
+    bad = bytearray(good)
+    bad[6] ^= 0x02
+    events = feed(ToledoContinuousParser, [bytes(bad) + good + good])
+    assert [type(e) for e in events] == [ChecksumError, ContinuousFrame, ContinuousFrame]
+
+
+def test_a_missing_checksum_byte_loses_one_frame_not_two() -> None:
+    good = encode_continuous(Decimal("1.00"), with_checksum=True)
+    events = feed(lambda: ToledoContinuousParser(checksum=True), [good + good[:-1] + good])
+    assert [type(e) for e in events] == [ContinuousFrame, ChecksumError, ContinuousFrame]
+
+
+def test_a_stream_ending_in_cr_lf_without_checksum_is_detected() -> None:
+    data, expected = frames(6, with_checksum=False)
+    data = data.replace(b"\r", b"\r\n")
+    events = feed(ToledoContinuousParser, [data])
+    assert [e.weight for e in events] == [e.weight for e in expected[2:]]
+
+
+@given(
+    st.lists(st.integers(0, 99999), min_size=1, max_size=8),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 6)), max_size=4),
+    st.lists(st.integers(0, 200), max_size=5),
+)
+def test_a_corrupted_frame_is_never_a_weight(
+    weights: list[int], flips: list[tuple[int, int]], cuts: list[int]
+) -> None:
+    """A checksummed stream with bits flipped anywhere (one per frame at most: a single flipped bit
+    always changes the 7-bit sum), detection on, split anywhere: every frame that comes out is one
+    that was sent, verified."""
+    sent = [encode_continuous(Decimal(w).scaleb(-2), with_checksum=True) for w in weights]
+    wire = bytearray(b"".join(sent))
+    hit: set[int] = set()
+    for at, bit in flips:
+        i = at % len(wire)
+        if i // len(sent[0]) not in hit:
+            hit.add(i // len(sent[0]))
+            wire[i] ^= 1 << bit
+    data = bytes(wire)
+    points = sorted(c % (len(data) + 1) for c in cuts)
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    originals = {decode_continuous(f[:-1]) for f in sent}
+    for event in feed(ToledoContinuousParser, chunks):
+        if isinstance(event, ContinuousFrame):
+            assert event.checksum_ok is True
+            assert replace(event, checksum_ok=None) in originals
 
 
 def test_detection_survives_a_checksum_that_looks_like_stx() -> None:
