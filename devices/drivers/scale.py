@@ -81,6 +81,12 @@ class ScaleConfig(BaseModel):
         "SI", description="SI reports motion as it happens; S makes the balance wait for stability"
     )
     unit: Literal["kg", "lb"] = Field("kg", description="toledo-8217 only: its replies carry no unit")
+    resync_quiet_s: float | None = Field(
+        None,
+        gt=0,
+        description="toledo-8217: after a missed or unasked reply, how long the line must stay quiet "
+        "before the next W (longer than any late reply; None: 3 × reply_timeout_s)",
+    )
     checksum: bool | None = Field(
         None,
         description="toledo-continuous: True, False, or None to detect (a checksum once seen to verify "
@@ -124,6 +130,9 @@ class ScaleDriver(SupervisedDriver):
         self._bit7_run: tuple[seven_bit.BitParity | None, int] = (None, 0)  # parity seen, frames in a row
         self._client = sics.MtSicsClient()
         self._parser_8217 = toledo.Toledo8217Parser()
+        self._quiet_first = True  # 8217: wait for a quiet line before the next W
+        self._first: tuple[toledo.Weight8217, float] | None = None  # 8217: a weight to be repeated
+        self._unproven = True  # 8217: a weight counts only when the next answer repeats it
         self._extra = {"device": name, "protocol": config.protocol}
 
     @property
@@ -270,6 +279,7 @@ class ScaleDriver(SupervisedDriver):
     async def _poll(self, port: SerialPort) -> None:
         self._client = sics.MtSicsClient(in_step=False)  # a reply to the session before may be on its way
         self._parser_8217 = toledo.Toledo8217Parser()
+        self._disturbed()  # for the 8217, the same: a reply to the session before may be on its way
         missed = 0
         late_before = self.counters["late_reply"]
         while True:
@@ -450,23 +460,31 @@ class ScaleDriver(SupervisedDriver):
         self.supervisor.fault(reason)
 
     async def _wait_for_quiet(self, port: SerialPort) -> None:
-        """Toledo 8217 (which has no command to find its place with): a request went unanswered in
-        time, and its answer may still come. Read and drop until the line has been quiet for
-        `reply_timeout_s` (giving up waiting after three times that); the next request goes out only
-        then."""
+        """Toledo 8217 (which has no command to find its place with): a reply went missing or came
+        unasked, and a late one may still come. Read and drop until the line has been quiet for
+        `resync_quiet_s`; the next W goes out only then. A line that is never quiet that long within
+        three times it (a device sending on its own) ends the session: DOWN, saying so."""
         loop = asyncio.get_running_loop()
-        quiet = self.config.reply_timeout_s
+        quiet = self._resync_quiet_s()
         give_up = loop.time() + 3 * quiet
         heard = loop.time()
         late = False
-        while (now := loop.time()) < give_up and now - heard < quiet:
-            data = await port.read(min(quiet - (now - heard), give_up - now))
-            if data:
+        while (now := loop.time()) - heard < quiet:
+            if now >= give_up:
+                raise DeviceError(
+                    f"the line was never quiet for resync_quiet_s ({quiet:g} s) after a missed or unasked "
+                    "reply: a device sending on its own (an indicator in continuous mode, a held PRINT key)?"
+                )
+            if await port.read(min(quiet - (now - heard), give_up - now)):
                 heard, late = loop.time(), True
         if late:
             self.counters["late_reply"] += 1
             log.debug("scale answered late; dropped", extra=self._extra)
-        port.drain_pending()
+        self._parser_8217.clear()
+
+    def _resync_quiet_s(self) -> float:
+        quiet = self.config.resync_quiet_s
+        return quiet if quiet is not None else 3 * self.config.reply_timeout_s
 
     async def _poll_sics(self, port: SerialPort) -> bool:
         reply = await self._sics(port, sics.Command(self.config.mt_sics_command))
@@ -519,9 +537,27 @@ class ScaleDriver(SupervisedDriver):
 
     # --- Toledo 8217 ----------------------------------------------------------------------------
     async def _poll_8217(self, port: SerialPort) -> bool:
+        """One W and its reply. The 8217 has no command to find its place with, and its replies carry
+        no request id, so a frame is paired with a W only when nothing else can be its answer:
+
+        - Before each W, what arrived while no W was outstanding (a PRINT-key record, a frame that
+          came in the same read as a reply) is taken and dropped: counted `unsolicited`, DEGRADED.
+          A second frame in the read that brought the reply drops the reply too: which of the two
+          answered is not known.
+        - After a disturbance — a reply not in time, a frame nobody asked for, a new session — the
+          next W waits until the line has been quiet for `resync_quiet_s` (3 × reply_timeout_s by
+          default): a late reply lands, and is dropped, before it can answer.
+        - After a disturbance, too, a weight counts only when the next answer repeats it, and is
+          stamped as measured no earlier than the first of the two W's. A reply later still than the
+          quiet period is one line: it cannot repeat itself, and the genuine answer to the W it met
+          follows it as a frame nobody asked for — itself a disturbance.
+        """
         parser = self._parser_8217
-        port.drain_pending()
-        self._asked = time.monotonic()
+        self._8217_unasked(port)
+        if self._quiet_first:
+            await self._wait_for_quiet(port)
+            self._quiet_first = False
+        asked = self._asked = time.monotonic()
         await self._write(port, toledo.encode_8217("W"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s
@@ -531,23 +567,57 @@ class ScaleDriver(SupervisedDriver):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     parser.clear()
-                    await self._wait_for_quiet(port)
+                    self._disturbed()
                     return False
                 parser.receive_data(await port.read(remaining))
             elif isinstance(event, toledo.Garbage):
                 self._noise("noise", "noise on the line")
             else:
                 break
-        self._bit7(parser.parity)
+        seen = parser.parity
+        if self._8217_unasked(port, with_reply=True):
+            return True  # answered, but which frame answered is not known: no reading
+        self._bit7(seen)
         self._answered()
-        unit = self.config.unit
-        if isinstance(event, toledo.Weight8217):
-            self._emit(toledo.kg(event.value, unit), stable=True, net=event.net)
-        else:
+        if isinstance(event, toledo.Status8217):
+            self._first = None  # a run of equal weights is broken
             self._emit(
                 None, stable=False, overload=event.over_capacity, underload=event.under_zero, net=event.net
             )
+            return True
+        since = asked
+        if self._unproven:
+            first, self._first = self._first, (event, asked)
+            if first is None or first[0] != event:
+                return True  # held: a weight counts once the next answer repeats it
+            since, self._unproven, self._first = first[1], False, None
+        self._emit(toledo.kg(event.value, self.config.unit), stable=True, net=event.net, since=since)
         return True
+
+    def _8217_unasked(self, port: SerialPort, *, with_reply: bool = False) -> int:
+        """Frames that no W is waiting for — whatever the parser still holds and the port has queued
+        — taken and dropped (counted, DEGRADED, a disturbance). `with_reply`: those that came right
+        behind a reply. The number of frames."""
+        parser = self._parser_8217
+        parser.receive_data(port.read_pending())
+        frames = 0
+        while (event := parser.next_event()) is not toledo.NEED_DATA:
+            if isinstance(event, toledo.Garbage):
+                self._noise("noise", "noise on the line")
+                continue
+            frames += 1
+            what = "a frame nobody asked for came with a reply; reading dropped" if with_reply else None
+            self._unsolicited(event, what or "a frame nobody asked for")
+        if not with_reply:
+            parser.clear()  # a frame cut short here must not be completed by the reply to the next W
+        if frames:
+            self._disturbed()
+        return frames
+
+    def _disturbed(self) -> None:
+        """8217: a reply went missing or came unasked (or a session starts): the pairing is not to
+        be trusted until the line has been quiet, and a weight has been repeated."""
+        self._quiet_first, self._unproven, self._first = True, True, None
 
     # --- commands -------------------------------------------------------------------------------
     def _connected(self) -> SerialPort:

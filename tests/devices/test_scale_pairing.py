@@ -5,6 +5,7 @@ case is an outside finding. Every wait is bounded by BOUND; nothing asserts a du
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from typing import Literal
@@ -12,7 +13,7 @@ from typing import Literal
 import pytest
 
 from devices.health import State
-from tests.support.vendor_scales import BOUND, MtSicsBalance, aio, driving, stable_since
+from tests.support.vendor_scales import BOUND, MtSicsBalance, Toledo8217, aio, driving, stable_since
 
 # --- MT-SICS: the print/transfer key --------------------------------------------------------------
 
@@ -42,3 +43,79 @@ async def test_mt_sics_a_print_key_line_never_answers_a_request(
         assert degraded.state == State.DEGRADED and "nobody asked for" in degraded.reason
         assert "print" in degraded.reason
         await driver.supervisor.wait_for(State.UP, BOUND)  # once the key is left alone
+
+
+# --- Toledo 8217: the PRINT key, and replies later than any timeout -------------------------------
+
+
+async def _replies(scale: Toledo8217, count: int) -> None:
+    """Until the scale has put `count` replies on the wire (bounded)."""
+    async with asyncio.timeout(BOUND):
+        while scale.replies < count:
+            await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("with_next_reply", [True, False])
+@aio
+async def test_8217_a_print_frame_never_answers_a_w(with_next_reply: bool) -> None:
+    """PRINT sends the weigh data record unasked: right behind a W reply, in the same read, or on
+    its own between two W's. Parcel B (9.00) then replaces A (5.00): every reading measured after
+    the swap is B's (the PRINT record once stayed in the parser and answered the next W with A's
+    weight), and the frame is counted."""
+    scale = Toledo8217()
+    scale.weight = Decimal("5.00")
+    async with driving(scale, "toledo-8217", poll_interval_s=0.3) as driver:
+        await stable_since(driver, time.monotonic())
+        sent = scale.replies
+        scale.print_key(with_next_reply=with_next_reply)
+        await _replies(scale, sent + 1)
+        scale.weight = Decimal("9.00")
+        swapped = time.monotonic()
+        readings = [await stable_since(driver, swapped) for _ in range(3)]
+        assert [r.kg for r in readings] == [Decimal("9.00")] * 3
+        assert driver.counters["unsolicited"] >= 1
+        assert "nobody asked for" in driver.health.reason and "PRINT" in driver.health.reason
+
+
+@aio
+async def test_8217_a_reply_later_than_timeout_quiet_and_poll_never_answers_a_w() -> None:
+    """The reply to a W comes 2 × reply_timeout_s + poll_interval_s + 0.1 s after it (the replies
+    behind it wait, in order): once the driver only waited for the line to go quiet for one timeout,
+    so that reply (A's 5.00) answered the next W, after B (9.00) was put on. Now the line must stay
+    quiet for resync_quiet_s (3 × reply_timeout_s) first."""
+    scale = Toledo8217()
+    scale.weight = Decimal("5.00")
+    async with driving(scale, "toledo-8217") as driver:
+        await stable_since(driver, time.monotonic())
+        config = driver.config
+        scale.hold(1, release=2 * config.reply_timeout_s + config.poll_interval_s + 0.1)
+        async with asyncio.timeout(BOUND):
+            while not scale.held:
+                await asyncio.sleep(0.005)
+        scale.weight = Decimal("9.00")
+        swapped = time.monotonic()
+        readings = [await stable_since(driver, swapped) for _ in range(3)]
+        assert [r.kg for r in readings] == [Decimal("9.00")] * 3
+        assert driver.counters["late_reply"] >= 1
+
+
+@aio
+async def test_8217_a_reply_later_than_the_quiet_period_cannot_pass_as_the_answer() -> None:
+    """Later than any quiet period: the reply to a W (A's 5.00) is held until the next W arrives,
+    and that W is lost on the line, so the late line is the only frame that comes for it — nothing
+    extra to give it away. One line cannot repeat itself: after a missed reply a weight counts only
+    when the next answer repeats it, so no reading measured after the swap says 5.00."""
+    scale = Toledo8217()
+    scale.weight = Decimal("5.00")
+    async with driving(scale, "toledo-8217") as driver:
+        await stable_since(driver, time.monotonic())
+        scale.hold(1, release="next", lose_next=True)
+        async with asyncio.timeout(BOUND):
+            while not scale.held:
+                await asyncio.sleep(0.005)
+        scale.weight = Decimal("9.00")
+        swapped = time.monotonic()
+        readings = [await stable_since(driver, swapped) for _ in range(3)]
+        assert [r.kg for r in readings] == [Decimal("9.00")] * 3
+        assert scale.ignored == 1  # the lost W: the late line was all that came for it
+        await driver.supervisor.wait_for(State.UP, BOUND)

@@ -165,6 +165,7 @@ class _Out:
     data: bytes
     ready: bool = True
     release: Literal["next", "manual"] | None = None
+    lose_next: bool = False  # 8217: the W that releases it is lost on the line
 
 
 class MtSicsBalance(PtyDevice):
@@ -348,7 +349,12 @@ class Toledo8217(PtyDevice):
     """A Toledo 8217 (as Odoo's IoT box drives it): `W` → `STX weight CR` when stable (`N` after the
     digits when net), else `STX ? status CR` (bit 0 motion, 1 over capacity, 2 under zero, 6 always
     1); `Z`, `T`, `C` are obeyed without an answer. A character received with a parity error is
-    ignored (`answer_bad_parity` makes this indicator lenient instead). Default line: 7E1."""
+    ignored (`answer_bad_parity` makes this indicator lenient instead). Default line: 7E1.
+
+    "The same weigh data record is sent out of the serial port if the PRINT key is pressed on the
+    scale's front panel": `print_key()`. Replies go out in the order asked; `hold()` keeps chosen
+    ones back (a reply behind a held one waits for it), so no test depends on timing for a late one.
+    """
 
     def __init__(self, *, line: Line | None = None, answer_bad_parity: bool = False) -> None:
         super().__init__(line or Line("7E1", "7E1"))
@@ -358,6 +364,34 @@ class Toledo8217(PtyDevice):
         self.tare = Decimal(0)
         self.commands: list[str] = []
         self.ignored = 0
+        self.replies = 0  # replies put on the wire
+        self.held = 0  # replies held so far
+        self._outbox: deque[_Out] = deque()
+        self._hold: tuple[int, Literal["next", "manual"] | float, bool] | None = None
+        self._print_with_next = False
+
+    def print_key(self, *, with_next_reply: bool = False) -> None:
+        """PRINT: the weigh data record, unasked — now, or right behind the next reply, in the same
+        write (the key pressed as the indicator answered)."""
+        if with_next_reply:
+            self._print_with_next = True
+        else:
+            self._outbox.append(_Out(self._reply()))
+            self._flush()
+
+    def hold(
+        self, count: int = 1, *, release: Literal["next", "manual"] | float, lose_next: bool = False
+    ) -> None:
+        """Hold the replies to the next `count` W's (each weighed when its W arrived) until `release`:
+        "next" — the next W arrives; "manual" — `release()`; a number — that many seconds after it.
+        `lose_next`: the W that releases them is itself lost on the line (never answered), so the
+        late reply is the only one that comes for it."""
+        self._hold = (count, release, lose_next)
+
+    def release(self) -> None:
+        for out in self._outbox:
+            out.ready = True
+        self._flush()
 
     def received(self, chars: list[tuple[int, bool]]) -> None:
         for value, ok in chars:
@@ -367,11 +401,45 @@ class Toledo8217(PtyDevice):
             command = chr(value & 0x7F)
             self.commands.append(command)
             if command == "W":
-                self.send(self._reply())
+                self._weigh()
             elif command == "T":
                 self.tare = self.weight
             elif command == "C":
                 self.tare = Decimal(0)
+
+    def _weigh(self) -> None:
+        lose = False
+        for out in self._outbox:  # a W arrived: replies held until the next one go now
+            if out.release == "next":
+                out.ready, lose = True, lose or out.lose_next
+        if lose:
+            self.ignored += 1
+            self._flush()
+            return
+        data = self._reply()
+        if self._print_with_next:
+            data += self._reply()  # the same record, in the same write
+            self._print_with_next = False
+        out = _Out(data)
+        if self._hold is not None and self._hold[0] > 0:
+            count, release, lose_next = self._hold
+            self._hold = (count - 1, release, lose_next)
+            out.ready, out.lose_next, self.held = False, lose_next, self.held + 1
+            if isinstance(release, float | int):
+                asyncio.get_running_loop().call_later(float(release), self._ready, out)
+            else:
+                out.release = release
+        self._outbox.append(out)
+        self._flush()
+
+    def _ready(self, out: _Out) -> None:
+        out.ready = True
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._outbox and self._outbox[0].ready:
+            self.send(self._outbox.popleft().data)
+            self.replies += 1
 
     def _reply(self) -> bytes:
         if not self.stable:
