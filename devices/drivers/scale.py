@@ -117,7 +117,8 @@ class ScaleDriver(SupervisedDriver):
         self.config = config
         self.events = events if events is not None else EventStream()
         self.latest: WeightReading | None = None
-        self.counters: Counter[str] = Counter()  # ES, ET, EL, no_reply, noise, checksum, refused
+        # ES, ET, EL, no_reply, late_reply, unsolicited, noise, checksum, unit, not_zeroed, expanded, refused
+        self.counters: Counter[str] = Counter()
         self.supervisor = Supervisor(name, self._session, backoff_max=config.backoff_max_s)
         self._port: SerialPort | None = None
         self._lock = asyncio.Lock()  # one conversation at a time: polls and commands take turns

@@ -12,8 +12,24 @@ from typing import Literal
 
 import pytest
 
+from devices.drivers.scale import ScaleDriver
 from devices.health import State
 from tests.support.vendor_scales import BOUND, MtSicsBalance, Toledo8217, aio, driving, stable_since
+
+
+def _health_reasons(driver: ScaleDriver) -> list[str]:
+    """The reason of every fault the driver reports from now on (the health itself may be UP again
+    by the time a test looks: DEGRADED recovers by itself)."""
+    reasons: list[str] = []
+    fault = driver.supervisor.fault
+
+    def record(reason: str) -> None:
+        reasons.append(reason)
+        fault(reason)
+
+    driver.supervisor.fault = record  # type: ignore[method-assign]
+    return reasons
+
 
 # --- MT-SICS: the print/transfer key --------------------------------------------------------------
 
@@ -31,6 +47,7 @@ async def test_mt_sics_a_print_key_line_never_answers_a_request(
     balance.put("5.000")
     async with driving(balance, "mt-sics", poll_interval_s=0.3) as driver:
         await stable_since(driver, time.monotonic())  # the driver is between polls now
+        reasons = _health_reasons(driver)
         balance.print_key(when=when)
         for load in ("9.000", "11.000", "13.000"):
             balance.put(load)
@@ -38,10 +55,7 @@ async def test_mt_sics_a_print_key_line_never_answers_a_request(
             readings = [await stable_since(driver, swapped) for _ in range(2)]
             assert [r.kg for r in readings] == [Decimal(load)] * 2
         assert driver.counters["unsolicited"] >= 1
-        assert driver.counters["late_reply"] == 0
-        degraded = driver.health
-        assert degraded.state == State.DEGRADED and "nobody asked for" in degraded.reason
-        assert "print" in degraded.reason
+        assert any("nobody asked for" in r and "print" in r for r in reasons)
         await driver.supervisor.wait_for(State.UP, BOUND)  # once the key is left alone
 
 
@@ -66,6 +80,7 @@ async def test_8217_a_print_frame_never_answers_a_w(with_next_reply: bool) -> No
     scale.weight = Decimal("5.00")
     async with driving(scale, "toledo-8217", poll_interval_s=0.3) as driver:
         await stable_since(driver, time.monotonic())
+        reasons = _health_reasons(driver)
         sent = scale.replies
         scale.print_key(with_next_reply=with_next_reply)
         await _replies(scale, sent + 1)
@@ -74,7 +89,7 @@ async def test_8217_a_print_frame_never_answers_a_w(with_next_reply: bool) -> No
         readings = [await stable_since(driver, swapped) for _ in range(3)]
         assert [r.kg for r in readings] == [Decimal("9.00")] * 3
         assert driver.counters["unsolicited"] >= 1
-        assert "nobody asked for" in driver.health.reason and "PRINT" in driver.health.reason
+        assert any("nobody asked for" in r and "PRINT" in r for r in reasons)
 
 
 @aio
