@@ -9,14 +9,25 @@ Health: a good reply or frame means UP. ES/ET/EL replies mean the scale is there
 counted and DEGRADED. A missed reply or noise while UP is counted and DEGRADED too; `silent_after`
 missed replies in a row (or no good frame for that many reply timeouts) mean the scale is gone:
 the session ends, the supervisor marks it DOWN and reconnects, and the first good answer brings it
-back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery.
+back UP by itself. An unplugged cable fails the read at once: DOWN, then the same recovery. A scale
+that answers but cannot weigh — set to a unit with no kg value here, a continuous-output indicator
+powered up and not zeroed since, or showing its expanded (×10) display — is DOWN with what to do,
+and its readings carry no weight; the first good answer brings it back UP.
 
 Late replies: MT-SICS and 8217 replies carry no request id, so a reply that comes after its timeout
 could answer the next request (the parcel before's weight, stamped as measured after the scan). An
 MT-SICS session starts out of step, and falls out of step whenever a reply does not come in time;
 out of step, the driver sends I4 (the serial number) and drops every line until its answer — the
-balance answers in order — before it asks anything else (`sics.MtSicsClient`). The 8217 has no such
-command: after a timeout the driver waits for the line to go quiet before its next W.
+balance answers in order — before it asks anything else (`sics.MtSicsClient`).
+
+Unsolicited lines: a print/transfer key, or a balance set to send on its own, puts `S S 5.000 kg` on
+the wire unasked — the same line as an answer. Taken for one, every later reply would answer the
+request after its own. So the driver never trusts the pairing on its own: before each request it
+takes whatever arrived while nothing was outstanding (counted `unsolicited`, DEGRADED), and after
+each reply it sends I4 and reads to its answer: one reply is due between a request and that marker,
+and a second one means the line taken may not be the answer — the reading is dropped, counted,
+DEGRADED, and the marker has put the conversation back in step (`_prove`). The 8217 has no such
+command: see `_poll_8217`.
 
 `wait_stable(deadline_s)` is the edge's one question: the first stable weight that arrives after
 the call, or None when the deadline passes (the edge records NO_WEIGHT).
@@ -70,7 +81,17 @@ class ScaleConfig(BaseModel):
         "SI", description="SI reports motion as it happens; S makes the balance wait for stability"
     )
     unit: Literal["kg", "lb"] = Field("kg", description="toledo-8217 only: its replies carry no unit")
-    checksum: bool | None = Field(None, description="toledo-continuous: True, False, or None to detect")
+    resync_quiet_s: float | None = Field(
+        None,
+        gt=0,
+        description="toledo-8217: after a missed or unasked reply, how long the line must stay quiet "
+        "before the next W (longer than any late reply; None: 3 × reply_timeout_s)",
+    )
+    checksum: bool | None = Field(
+        None,
+        description="toledo-continuous: True, False, or None to detect (a checksum once seen to verify "
+        "is required on every frame after; no frame is taken unverified until the stream shows none)",
+    )
     backoff_max_s: float = Field(1.0, gt=0, description="longest wait between reconnect attempts")
 
     def serial_settings(self) -> dict[str, Any]:
@@ -96,7 +117,8 @@ class ScaleDriver(SupervisedDriver):
         self.config = config
         self.events = events if events is not None else EventStream()
         self.latest: WeightReading | None = None
-        self.counters: Counter[str] = Counter()  # ES, ET, EL, no_reply, noise, checksum, refused
+        # ES, ET, EL, no_reply, late_reply, unsolicited, noise, checksum, unit, not_zeroed, expanded, refused
+        self.counters: Counter[str] = Counter()
         self.supervisor = Supervisor(name, self._session, backoff_max=config.backoff_max_s)
         self._port: SerialPort | None = None
         self._lock = asyncio.Lock()  # one conversation at a time: polls and commands take turns
@@ -109,6 +131,9 @@ class ScaleDriver(SupervisedDriver):
         self._bit7_run: tuple[seven_bit.BitParity | None, int] = (None, 0)  # parity seen, frames in a row
         self._client = sics.MtSicsClient()
         self._parser_8217 = toledo.Toledo8217Parser()
+        self._quiet_first = True  # 8217: wait for a quiet line before the next W
+        self._first: tuple[toledo.Weight8217, float] | None = None  # 8217: a weight to be repeated
+        self._unproven = True  # 8217: a weight counts only when the next answer repeats it
         self._extra = {"device": name, "protocol": config.protocol}
 
     @property
@@ -255,6 +280,7 @@ class ScaleDriver(SupervisedDriver):
     async def _poll(self, port: SerialPort) -> None:
         self._client = sics.MtSicsClient(in_step=False)  # a reply to the session before may be on its way
         self._parser_8217 = toledo.Toledo8217Parser()
+        self._disturbed()  # for the 8217, the same: a reply to the session before may be on its way
         missed = 0
         late_before = self.counters["late_reply"]
         while True:
@@ -277,6 +303,7 @@ class ScaleDriver(SupervisedDriver):
         loop = asyncio.get_running_loop()
         timeout = self.config.reply_timeout_s
         last_good = loop.time()
+        bad = 0  # frames with a bad checksum since the last good one
         self._asked = time.monotonic()  # a streamed frame describes the load after the one before it
         while True:
             data = await port.read(timeout)
@@ -284,20 +311,33 @@ class ScaleDriver(SupervisedDriver):
                 parser.receive_data(data)
                 while (event := parser.next_event()) is not toledo.NEED_DATA:
                     if isinstance(event, toledo.ContinuousFrame):
-                        last_good = loop.time()
+                        last_good, bad = loop.time(), 0
                         self._bit7(parser.parity)
                         self._frame(event)
                         self._asked = time.monotonic()
                     elif isinstance(event, toledo.ChecksumError):
+                        bad += 1
                         self._noise("checksum", "bad checksum")
                     else:
                         self._noise("noise", "noise on the line")
             elif loop.time() - last_good > timeout:
                 self._missed("no frames")
             if loop.time() - last_good > timeout * self.config.silent_after:
-                raise DeviceError(f"silent: no frame for {timeout * self.config.silent_after:g} s")
+                reason = f"silent: no good frame for {timeout * self.config.silent_after:g} s"
+                if bad:
+                    reason += f"; {bad} with a bad checksum (noise, or the checksum setting changed?)"
+                raise DeviceError(reason)
 
     def _frame(self, frame: toledo.ContinuousFrame) -> None:
+        cannot = _cannot_weigh(frame)
+        if cannot is not None:
+            # the indicator is there (not silent), but what it shows is no weighing: DOWN with what
+            # to do, and a reading without a weight, so the last good one is not taken for the load
+            kind, reason = cannot
+            self.counters[kind] += 1
+            self.supervisor.down(reason)
+            self._emit(None, stable=False, net=frame.net)
+            return
         self._answered()
         if frame.out_of_range:
             negative = frame.weight < 0
@@ -309,6 +349,8 @@ class ScaleDriver(SupervisedDriver):
     async def _sics(self, port: SerialPort, command: sics.Command) -> sics.Reply | None:
         """Send one command and wait for its reply; None if none came in time.
 
+        First, whatever arrived while nothing was outstanding is read and dropped: a line nobody
+        asked for is counted (`unsolicited`) and DEGRADED, never the answer to this command.
         Out of step — after a reply that did not come in time, a caller that went away mid-command,
         and at the start of every session — the client first sends I4 and reads until its answer:
         the balance answers in order, so every line before that answer is a late one (dropped and
@@ -316,6 +358,7 @@ class ScaleDriver(SupervisedDriver):
         sent at all (None: the poll counts as missed)."""
         client = self._client
         try:
+            self._sics_unasked(port)
             if not client.in_step:
                 await self._write(port, client.resync())
                 if await self._sics_reply(port) is None:
@@ -329,9 +372,31 @@ class ScaleDriver(SupervisedDriver):
             client.abandon()  # cancelled or port lost mid-command: out of step, a reply may still come
             raise
 
-    async def _sics_reply(self, port: SerialPort) -> sics.Reply | sics.InStep | None:
+    def _sics_unasked(self, port: SerialPort) -> None:
+        """Lines that arrived while no command was outstanding (a print key, a balance set to send on
+        its own, an answer to a command given up on): taken now, so none can answer the next
+        command; late ones counted as late, the others as unsolicited."""
+        data = port.read_pending()
+        if not data:
+            return
+        client = self._client
+        client.receive_data(data)
+        while (event := client.next_event()) is not sics.NEED_DATA:
+            if isinstance(event, sics.Late):
+                self._late(event.reply)
+            elif isinstance(event, sics.Unsolicited):
+                self._unsolicited(event.reply, "a line nobody asked for")
+            elif isinstance(event, sics.Unparsed):
+                self._noise("noise", "unexpected line")
+            # InStep: the answer to an I4 given up on; the client is in step again
+
+    async def _sics_reply(
+        self, port: SerialPort, extra: list[sics.Reply] | None = None
+    ) -> sics.Reply | sics.InStep | None:
         """The reply to what the client has outstanding; None (and the client out of step) if it did
-        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise."""
+        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise. With
+        `extra` (proving a reply, `_prove`), a late line that is not a marker's answer is a line
+        nobody asked for: collected there."""
         client = self._client
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s
@@ -347,31 +412,80 @@ class ScaleDriver(SupervisedDriver):
             if not isinstance(event, sics.Unparsed):
                 self._bit7(client.parser.parity)
             if isinstance(event, sics.Late):
-                self.counters["late_reply"] += 1
-                log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(event.reply)})
-            elif isinstance(event, sics.Unparsed | sics.Unsolicited):
+                if extra is not None and not sics.from_i4(event.reply):
+                    extra.append(event.reply)
+                else:
+                    self._late(event.reply)
+            elif isinstance(event, sics.Unsolicited):
+                self._unsolicited(event.reply, "a line nobody asked for")
+            elif isinstance(event, sics.Unparsed):
                 self._noise("noise", "unexpected line")
             else:
                 return event
 
+    async def _prove(self, port: SerialPort) -> bool | None:
+        """Prove that the reply just taken answered the request: send I4 and read to its answer.
+
+        MT-SICS replies carry no request id and `S S 5.000 kg` answers any weight request — or none:
+        a print/transfer key, or a balance set to send on its own, puts the same line on the wire
+        unasked. Taken for the answer, it leaves every later reply one request behind. The balance
+        answers in order, so between a request and the marker's answer exactly one reply is due: a
+        second (more replies than requests) means the one taken may not be the answer. Then the
+        reply is dropped (False), counted as `unsolicited`, DEGRADED — and the marker's answer has
+        put the client back in step. None: the marker was not answered in time (out of step)."""
+        client = self._client
+        extra: list[sics.Reply] = []
+        try:
+            await self._write(port, client.resync())
+            marker = await self._sics_reply(port, extra)
+        except BaseException:
+            client.abandon()
+            raise
+        if marker is None:
+            return None
+        for reply in extra:
+            self._unsolicited(reply, "a line nobody asked for came with a reply; reading dropped")
+        return not extra
+
+    def _late(self, reply: sics.Reply) -> None:
+        self.counters["late_reply"] += 1
+        log.debug("scale answered late; dropped", extra={**self._extra, "reply": repr(reply)})
+
+    def _unsolicited(self, reply: object, what: str) -> None:
+        """A reply (line or frame) that answers no request: counted, DEGRADED with the likely cause,
+        never a reading."""
+        self.counters["unsolicited"] += 1
+        key = "print/transfer key" if self.config.protocol == "mt-sics" else "PRINT key"
+        reason = f"{what} ({key}, or the scale set to send on its own?)"
+        log.info("scale sent what nobody asked for; dropped", extra={**self._extra, "reply": repr(reply)})
+        self.supervisor.fault(reason)
+
     async def _wait_for_quiet(self, port: SerialPort) -> None:
-        """Toledo 8217 (which has no command to find its place with): a request went unanswered in
-        time, and its answer may still come. Read and drop until the line has been quiet for
-        `reply_timeout_s` (giving up waiting after three times that); the next request goes out only
-        then."""
+        """Toledo 8217 (which has no command to find its place with): a reply went missing or came
+        unasked, and a late one may still come. Read and drop until the line has been quiet for
+        `resync_quiet_s`; the next W goes out only then. A line that is never quiet that long within
+        three times it (a device sending on its own) ends the session: DOWN, saying so."""
         loop = asyncio.get_running_loop()
-        quiet = self.config.reply_timeout_s
+        quiet = self._resync_quiet_s()
         give_up = loop.time() + 3 * quiet
         heard = loop.time()
         late = False
-        while (now := loop.time()) < give_up and now - heard < quiet:
-            data = await port.read(min(quiet - (now - heard), give_up - now))
-            if data:
+        while (now := loop.time()) - heard < quiet:
+            if now >= give_up:
+                raise DeviceError(
+                    f"the line was never quiet for resync_quiet_s ({quiet:g} s) after a missed or unasked "
+                    "reply: a device sending on its own (an indicator in continuous mode, a held PRINT key)?"
+                )
+            if await port.read(min(quiet - (now - heard), give_up - now)):
                 heard, late = loop.time(), True
         if late:
             self.counters["late_reply"] += 1
             log.debug("scale answered late; dropped", extra=self._extra)
-        port.drain_pending()
+        self._parser_8217.clear()
+
+    def _resync_quiet_s(self) -> float:
+        quiet = self.config.resync_quiet_s
+        return quiet if quiet is not None else 3 * self.config.reply_timeout_s
 
     async def _poll_sics(self, port: SerialPort) -> bool:
         reply = await self._sics(port, sics.Command(self.config.mt_sics_command))
@@ -380,6 +494,12 @@ class ScaleDriver(SupervisedDriver):
         if isinstance(reply, sics.ErrorReply):
             self._device_error(reply.code)
             return True
+        if not isinstance(reply, sics.Busy):  # every reading is proven to answer its request first
+            proven = await self._prove(port)
+            if proven is None:
+                return False
+            if not proven:
+                return True  # answered, but which line answered is not known: no reading
         if isinstance(reply, sics.UnsupportedUnit):
             self._unusable(reply)
             return True  # answered: the balance is there, it is not silent
@@ -418,9 +538,27 @@ class ScaleDriver(SupervisedDriver):
 
     # --- Toledo 8217 ----------------------------------------------------------------------------
     async def _poll_8217(self, port: SerialPort) -> bool:
+        """One W and its reply. The 8217 has no command to find its place with, and its replies carry
+        no request id, so a frame is paired with a W only when nothing else can be its answer:
+
+        - Before each W, what arrived while no W was outstanding (a PRINT-key record, a frame that
+          came in the same read as a reply) is taken and dropped: counted `unsolicited`, DEGRADED.
+          A second frame in the read that brought the reply drops the reply too: which of the two
+          answered is not known.
+        - After a disturbance — a reply not in time, a frame nobody asked for, a new session — the
+          next W waits until the line has been quiet for `resync_quiet_s` (3 × reply_timeout_s by
+          default): a late reply lands, and is dropped, before it can answer.
+        - After a disturbance, too, a weight counts only when the next answer repeats it, and is
+          stamped as measured no earlier than the first of the two W's. A reply later still than the
+          quiet period is one line: it cannot repeat itself, and the genuine answer to the W it met
+          follows it as a frame nobody asked for — itself a disturbance.
+        """
         parser = self._parser_8217
-        port.drain_pending()
-        self._asked = time.monotonic()
+        self._8217_unasked(port)
+        if self._quiet_first:
+            await self._wait_for_quiet(port)
+            self._quiet_first = False
+        asked = self._asked = time.monotonic()
         await self._write(port, toledo.encode_8217("W"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.reply_timeout_s
@@ -430,23 +568,57 @@ class ScaleDriver(SupervisedDriver):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     parser.clear()
-                    await self._wait_for_quiet(port)
+                    self._disturbed()
                     return False
                 parser.receive_data(await port.read(remaining))
             elif isinstance(event, toledo.Garbage):
                 self._noise("noise", "noise on the line")
             else:
                 break
-        self._bit7(parser.parity)
+        seen = parser.parity
+        if self._8217_unasked(port, with_reply=True):
+            return True  # answered, but which frame answered is not known: no reading
+        self._bit7(seen)
         self._answered()
-        unit = self.config.unit
-        if isinstance(event, toledo.Weight8217):
-            self._emit(toledo.kg(event.value, unit), stable=True, net=event.net)
-        else:
+        if isinstance(event, toledo.Status8217):
+            self._first = None  # a run of equal weights is broken
             self._emit(
                 None, stable=False, overload=event.over_capacity, underload=event.under_zero, net=event.net
             )
+            return True
+        since = asked
+        if self._unproven:
+            first, self._first = self._first, (event, asked)
+            if first is None or first[0] != event:
+                return True  # held: a weight counts once the next answer repeats it
+            since, self._unproven, self._first = first[1], False, None
+        self._emit(toledo.kg(event.value, self.config.unit), stable=True, net=event.net, since=since)
         return True
+
+    def _8217_unasked(self, port: SerialPort, *, with_reply: bool = False) -> int:
+        """Frames that no W is waiting for — whatever the parser still holds and the port has queued
+        — taken and dropped (counted, DEGRADED, a disturbance). `with_reply`: those that came right
+        behind a reply. The number of frames."""
+        parser = self._parser_8217
+        parser.receive_data(port.read_pending())
+        frames = 0
+        while (event := parser.next_event()) is not toledo.NEED_DATA:
+            if isinstance(event, toledo.Garbage):
+                self._noise("noise", "noise on the line")
+                continue
+            frames += 1
+            what = "a frame nobody asked for came with a reply; reading dropped" if with_reply else None
+            self._unsolicited(event, what or "a frame nobody asked for")
+        if not with_reply:
+            parser.clear()  # a frame cut short here must not be completed by the reply to the next W
+        if frames:
+            self._disturbed()
+        return frames
+
+    def _disturbed(self) -> None:
+        """8217: a reply went missing or came unasked (or a session starts): the pairing is not to
+        be trusted until the line has been quiet, and a weight has been repeated."""
+        self._quiet_first, self._unproven, self._first = True, True, None
 
     # --- commands -------------------------------------------------------------------------------
     def _connected(self) -> SerialPort:
@@ -490,8 +662,26 @@ class ScaleDriver(SupervisedDriver):
         self._net = False
 
 
-def _unit_refused(unit: str) -> str:
-    return f"unit {unit} not supported; set the balance to kg"
+def _unit_refused(unit: str, device: str = "balance") -> str:
+    """The reason a scale in `unit` cannot weigh; the unit as received, clipped (it may be anything
+    a balance printed, or noise that looked like a unit)."""
+    shown = unit if len(unit) <= _UNIT_SHOWN else unit[: _UNIT_SHOWN - 1] + "…"
+    return f"unit {shown} not supported; set the {device} to kg"
+
+
+_UNIT_SHOWN = 10  # characters of an unknown unit token shown in a health reason
+
+
+def _cannot_weigh(frame: toledo.ContinuousFrame) -> tuple[str, str] | None:
+    """(counter, reason) when a continuous-output frame says its number is no weighing; None when it
+    may be one (motion and out of range are readings of their own)."""
+    if frame.not_zeroed:
+        return "not_zeroed", "powered up and not zeroed since: no weighing; zero the scale"
+    if frame.expanded:
+        return "expanded", "expanded (x10) display: not a weight; return the indicator to its normal display"
+    if not frame.unit_known:
+        return "unit", _unit_refused(frame.unit, "indicator")
+    return None
 
 
 def _framing(settings: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from devices.protocols import parity
 CRLF: Final = b"\r\n"
 MAX_LINE: Final = 256  # a longer line is garbage: reported once (truncated), its rest skipped
 MAX_NUMBER: Final = 20  # characters; keeps unit conversion exact and cheap
+MAX_UNIT: Final = 16  # characters of a unit token; a longer one is not a unit
 
 # Exact factors (lb by international definition, oz = lb / 16): conversions never go through float.
 KG_PER_UNIT: Final[dict[str, Decimal]] = {
@@ -41,7 +42,9 @@ KG_PER_UNIT: Final[dict[str, Decimal]] = {
 # pieces, percent. A reply in one is the balance's answer (it is there, it is not silent), but never
 # a weight the edge may use: `UnsupportedUnit`. Why not convert the mass ones: the edge weighs parcels
 # in kg, and a balance showing carats was set so by mistake; the operator must be told, not
-# accommodated. kg, g, mg, lb and oz are exact by definition and converted.
+# accommodated. kg, g, mg, lb and oz are exact by definition and converted. A unit token in neither
+# list (`t`, `lbs`, `Kg`, a custom unit) is the same case: a well-formed weight line, in a unit this
+# code does not know — `UnsupportedUnit` too, never noise (which would read as a silent balance).
 OTHER_UNITS: Final = frozenset(
     {"ct", "ozt", "GN", "dwt", "mom", "msg", "tl", "tlh", "tls", "tlt", "tola", "baht", "N", "PCS", "%"}
 )
@@ -106,8 +109,9 @@ class WeightReply:
 
 @dataclass(frozen=True, slots=True)
 class UnsupportedUnit:
-    """A weight (`S S 11.023 ct`) or tare (`T S …`, `TA A …`) in one of OTHER_UNITS: the balance
-    answered, but not in a unit this code can turn into kg. `command` is the reply id ("S", "T",
+    """A weight (`S S 11.023 ct`) or tare (`T S …`, `TA A …`) in a unit not in KG_PER_UNIT (one of
+    OTHER_UNITS, or any other token): the balance answered, but not in a unit this code can turn
+    into kg. `command` is the reply id ("S", "T",
     "TA"); MtSicsClient sets the command that asked, as for WeightReply."""
 
     command: str
@@ -271,7 +275,9 @@ def encode_reply(reply: Reply) -> bytes:
     match reply:
         case WeightReply(command=cmd, status=status, value=value, unit=unit):
             text = f"{cmd} {status} {_weight_field(value, unit)}"
-        case UnsupportedUnit(command=cmd, status=status, value=value, unit=unit) if unit in OTHER_UNITS:
+        case UnsupportedUnit(command=cmd, status=status, value=value, unit=unit) if (
+            _unit_token(unit) and unit not in KG_PER_UNIT
+        ):
             text = f"{cmd} {status} {format_number(value):>10} {unit}"
         case Busy(command=cmd):
             text = f"{cmd} I"
@@ -301,18 +307,26 @@ def encode_reply(reply: Reply) -> bytes:
 # --- decoding -------------------------------------------------------------------------------------
 
 
+def _unit_token(token: str) -> bool:
+    """A unit as a balance prints one: a short run of printable characters, no blank. Which units
+    are known is the caller's business (KG_PER_UNIT); any other is an unsupported unit."""
+    return (
+        0 < len(token) <= MAX_UNIT
+        and token.isprintable()
+        and token.isascii()
+        and not any(c.isspace() for c in token)
+    )
+
+
 def _weight(tokens: list[str]) -> tuple[Decimal, str] | None:
-    """`["12.34", "kg"]` or `["-", "12.34", "kg"]` → (value, unit); None if not a weight."""
+    """`["12.34", "kg"]` or `["-", "12.34", "kg"]` → (value, unit); None if not a weight. The unit
+    is any unit token (`_unit_token`): a weight in an unknown unit is still a weight line."""
     if len(tokens) == 3 and tokens[0] in ("-", "+"):
         tokens = [tokens[0] + tokens[1], tokens[2]]
     if len(tokens) != 2:
         return None
     number, unit = tokens
-    if (
-        len(number) > MAX_NUMBER
-        or not (unit in KG_PER_UNIT or unit in OTHER_UNITS)
-        or not _NUMBER.match(number)
-    ):
+    if len(number) > MAX_NUMBER or not _unit_token(unit) or not _NUMBER.match(number):
         return None
     return Decimal(number), unit
 
@@ -335,7 +349,7 @@ def parse_line(line: bytes) -> ParserEvent | None:
     if head in _WEIGHT_IDS:
         if status in ("S", "D"):
             weight = _weight(rest[1:])
-            if weight is not None and weight[1] in OTHER_UNITS:
+            if weight is not None and weight[1] not in KG_PER_UNIT:
                 return UnsupportedUnit(head, status, *weight)
             if weight is not None:
                 return WeightReply(head, "S" if status == "S" else "D", *weight)
@@ -349,7 +363,7 @@ def parse_line(line: bytes) -> ParserEvent | None:
         done = _TARE_DONE[head]
         if head != "TAC" and status == done:
             weight = _weight(rest[1:])
-            if weight is not None and weight[1] in OTHER_UNITS:
+            if weight is not None and weight[1] not in KG_PER_UNIT:
                 return UnsupportedUnit(head, done, *weight)
             if weight is not None:
                 return TareReply(head, done, *weight)
@@ -494,7 +508,7 @@ _REPLY_IDS: Final[dict[Command, frozenset[str]]] = {
 }
 
 
-def _from_i4(reply: Reply) -> bool:
+def from_i4(reply: Reply) -> bool:
     """Only I4 (and @) answer with these: a reply that can be nothing but the marker's."""
     return isinstance(reply, ResetReply) or getattr(reply, "command", None) == "I4"
 
@@ -582,7 +596,7 @@ class MtSicsClient:
         if not self.in_step:
             return self._out_of_step(event)
         cmd = self.outstanding
-        if _from_i4(event) and cmd not in (Command.I4, Command.RESET):
+        if from_i4(event) and cmd not in (Command.I4, Command.RESET):
             self._owed = max(0, self._owed - 1)  # the answer to an I4 given up on
             self.late += 1
             return Late(event)
@@ -602,7 +616,7 @@ class MtSicsClient:
         return event
 
     def _out_of_step(self, event: Reply) -> Late | InStep:
-        tagged = _from_i4(event)
+        tagged = from_i4(event)
         if tagged or (self.outstanding is Command.I4 and _error_line(event)):
             if self._owed:
                 self._owed -= 1  # an earlier episode's marker (or the abandoned command's error)

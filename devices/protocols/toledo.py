@@ -15,16 +15,21 @@ run of garbage is reported when the next STX ends it (or in pieces of MAX_GARBAG
 after the digits marking a net weight, or `STX ? status CR` when it cannot weigh (motion, over
 capacity, under zero). The reply carries no unit: the driver is configured with one.
 
-Continuous: `STX SWA SWB SWC` + 6 weight digits + 6 tare digits + CR (+ checksum), streamed.
+Continuous: `STX SWA SWB SWC` + 6 weight digits + 6 tare digits + CR (+ checksum), streamed. The
+unit is in SWC bits 0–2 (000: lb or kg, as SWB bit 4 says; 001 g; 010 metric t; IND terminals also
+011 oz, 100 troy oz, 101 dwt, 110 long ton, 111 custom), SWB bit 6 says the scale has not been zeroed
+since power-up and SWC bit 4 that the display is expanded ×10 (Toledo "standard continuous output"
+status tables). A frame carries each; whether it is a weight is `ContinuousFrame.stable`'s business.
 Checksum: the 2's complement of the 7-bit sum of STX..CR, masked to 7 bits (Toledo/IND manuals).
-`ToledoContinuousParser(checksum=None)` detects whether the stream carries one (until then frames
-are emitted unverified); True or False fixes it.
+`ToledoContinuousParser(checksum=None)` detects whether the stream carries one — a checksum seen to
+verify once is required on every frame after, and no frame is emitted unverified until the stream
+is known to carry none; True or False fixes it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
 from typing import Final, Literal
@@ -34,13 +39,33 @@ from devices.protocols import parity
 STX: Final = 0x02
 CR: Final = 0x0D
 LB_KG: Final = Decimal("0.45359237")  # exact, by definition
+# Units with an exact kg value (lb by international definition, oz = lb / 16): never through float.
+KG_PER_UNIT: Final[dict[str, Decimal]] = {
+    "kg": Decimal(1),
+    "lb": LB_KG,
+    "g": Decimal("0.001"),
+    "t": Decimal(1000),
+    "oz": Decimal("0.028349523125"),
+}
 MAX_GARBAGE: Final = 64  # a garbage run is reported in pieces of at most this many bytes
 MAX_8217_BODY: Final = 16  # bytes between STX and CR in an 8217 reply
 CONTINUOUS_LEN: Final = 17  # STX + 3 status + 6 + 6 + CR, without the checksum
 _WHITESPACE: Final = frozenset(b" \r\n")
 _8217_WEIGHT = re.compile(rb" *(-?) *(\d+(?:\.\d*)?|\.\d+)(N?) *\Z")
 
-Unit = Literal["kg", "lb"]
+Unit = Literal["kg", "lb"]  # what an 8217 may be configured to send (its replies carry no unit)
+# What SWC bits 0–2 (and SWB bit 4, for code 000) can say. The last four have no kg value here: a
+# scale showing them is set wrong for a parcel station, and says so rather than being converted.
+ContinuousUnit = Literal["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]
+_SWC_UNITS: Final[dict[int, ContinuousUnit]] = {
+    0b001: "g",
+    0b010: "t",
+    0b011: "oz",
+    0b100: "ozt",
+    0b101: "dwt",
+    0b110: "long ton",
+    0b111: "custom",
+}
 
 
 class ToledoProtocolError(Exception):
@@ -55,9 +80,10 @@ NEED_DATA: Final = _Need.NEED_DATA
 NeedData = Literal[_Need.NEED_DATA]
 
 
-def kg(value: Decimal, unit: Unit) -> Decimal:
-    """Exact: Toledo values have at most 6 digits, well inside Decimal's default precision."""
-    return value if unit == "kg" else value * LB_KG
+def kg(value: Decimal, unit: str) -> Decimal:
+    """`value` in `unit` (a key of KG_PER_UNIT) as kg. Exact: Toledo values have at most 6 digits
+    and the factors at most 11 significant ones, well inside Decimal's default precision."""
+    return value if unit == "kg" else value * KG_PER_UNIT[unit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,28 +287,39 @@ _INCREMENTS: Final[dict[int, int]] = {0b01: 1, 0b10: 2, 0b11: 5}
 
 @dataclass(frozen=True, slots=True)
 class ContinuousFrame:
-    """One continuous-output frame, decoded. `weight` is signed and in `unit`."""
+    """One continuous-output frame, decoded. `weight` is signed and in `unit`.
+
+    `stable` is the one question for a weight: at rest, in range, zeroed since power-up, not the
+    expanded (×10) display, and in a unit with a kg value. `kg` is None for a unit without one."""
 
     weight: Decimal
     tare: Decimal
-    unit: Unit
+    unit: ContinuousUnit
     net: bool = False
     motion: bool = False
     out_of_range: bool = False
     increment: int | None = 1  # display increment ×1, ×2, ×5 (None: code 00, undefined)
     checksum_ok: bool | None = None  # None: the stream carries no checksum (or not yet known)
+    not_zeroed: bool = False  # SWB bit 6: powered up and not zeroed since
+    expanded: bool = False  # SWC bit 4: the display shows ×10 resolution (a test mode, not a weighing)
 
     @property
-    def kg(self) -> Decimal:
-        return kg(self.weight, self.unit)
+    def unit_known(self) -> bool:
+        return self.unit in KG_PER_UNIT
 
     @property
-    def tare_kg(self) -> Decimal:
-        return kg(self.tare, self.unit)
+    def kg(self) -> Decimal | None:
+        return kg(self.weight, self.unit) if self.unit_known else None
+
+    @property
+    def tare_kg(self) -> Decimal | None:
+        return kg(self.tare, self.unit) if self.unit_known else None
 
     @property
     def stable(self) -> bool:
-        return not self.motion and not self.out_of_range
+        return not (
+            self.motion or self.out_of_range or self.not_zeroed or self.expanded or not self.unit_known
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,12 +360,14 @@ def decode_continuous(frame: bytes, checksum_ok: bool | None = None) -> Continuo
     return ContinuousFrame(
         weight=weight,
         tare=Decimal(int(tare_digits.strip() or b"0")).scaleb(exponent),
-        unit="kg" if swb & 0x10 else "lb",
+        unit=_SWC_UNITS.get(swc & 0x07) or ("kg" if swb & 0x10 else "lb"),
         net=bool(swb & 0x01),
         motion=bool(swb & 0x08),
         out_of_range=bool(swb & 0x04),
         increment=_INCREMENTS.get((swa >> 3) & 0x03),
         checksum_ok=checksum_ok,
+        not_zeroed=bool(swb & 0x40),
+        expanded=bool(swc & 0x10),
     )
 
 
@@ -342,15 +381,19 @@ def encode_continuous(
     weight: Decimal,
     *,
     decimals: int = 2,
-    unit: Unit = "kg",
+    unit: ContinuousUnit = "kg",
     tare: Decimal = Decimal(0),
     net: bool = False,
     motion: bool = False,
     out_of_range: bool = False,
     increment: Literal[1, 2, 5] = 1,
+    not_zeroed: bool = False,
+    expanded: bool = False,
     with_checksum: bool = False,
 ) -> bytes:
-    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places.
+    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places. kg and lb
+    are SWC unit code 000 with SWB bit 4 saying which; the others their own code (SWB bit 4 set for
+    the metric ones).
 
     12.34 kg gross stable, 2 decimals: `b"\\x02,0 001234000000\\r"`.
     """
@@ -367,19 +410,32 @@ def encode_continuous(
     inc = {1: 0b01, 2: 0b10, 5: 0b11}[increment]
     swa = 0x20 | inc << 3 | (2 + decimals)
     negative = weight < 0
-    swb = 0x20 | net | negative << 1 | out_of_range << 2 | motion << 3 | (unit == "kg") << 4
-    frame = bytes((STX, swa, swb, 0x20)) + b"%06d%06d\r" % (counts[0], counts[1])
+    code = next((c for c, u in _SWC_UNITS.items() if u == unit), 0)
+    metric = unit in ("kg", "g", "t")
+    swb = 0x20 | net | negative << 1 | out_of_range << 2 | motion << 3 | metric << 4 | not_zeroed << 6
+    swc = 0x20 | code | expanded << 4
+    frame = bytes((STX, swa, swb, swc)) + b"%06d%06d\r" % (counts[0], counts[1])
     return frame + bytes((continuous_checksum(frame),)) if with_checksum else frame
 
 
 class ToledoContinuousParser(_Framer):
     """Bytes in, frames out. `checksum`: True (required), False (none) or None (detect).
 
-    Detection: after a frame, the next byte is either its checksum or the next STX. Until
-    DETECT_AFTER frames in a row agree, frames are emitted unverified (`checksum_ok=None`) and a
-    byte that matches the checksum is consumed; from then on `checksum` is settled and, if True,
-    every frame waits for and is verified against its checksum byte. Needing agreement in a row
-    keeps one noise byte that happens to equal a checksum from settling the wrong way.
+    A frame with a bad checksum is never a weight, and detection never falls back to taking frames
+    unverified because frames go bad. Detecting, a frame waits for the byte after its CR:
+
+    - its checksum (and not an STX or a blank, which a checksum-less stream may send there): the
+      stream carries checksums. `checksum` is settled True at once, and from then on every frame
+      must carry a good one; one that does not is a ChecksumError (noise on the line), counted. Bad
+      frames never unsettle it (a new parser, i.e. a new session, detects afresh);
+    - an STX (or a blank: CR LF) that is not its checksum: no checksum on this frame. DETECT_AFTER
+      such frames in a row settle `checksum` False; the ones before are held back, not emitted (a
+      checksummed stream that lost a checksum byte looks like this once, not three times in a row);
+    - any other byte: a bad checksum, or noise after a checksum-less frame — either way the frame
+      cannot be vouched for: ChecksumError, and the run towards False starts again.
+
+    A checksum that happens to be an STX or a blank is told apart by the byte after it where it can
+    be (an STX never follows an STX), and is otherwise no evidence either way (the frame is held).
     """
 
     DETECT_AFTER: Final = 3
@@ -387,68 +443,88 @@ class ToledoContinuousParser(_Framer):
     def __init__(self, checksum: bool | None = None) -> None:
         super().__init__()
         self.checksum = checksum
-        self._after_frame: int | None = None  # expected checksum of the frame just emitted (detecting)
-        self._streak: tuple[bool, int] = (False, 0)  # (what the last observations said, how many)
+        self._without = 0  # detecting: frames in a row seen to carry no checksum
         self.checksum_errors = 0
+        self.held = 0  # detecting: frames not emitted because the stream's checksum was not known yet
 
     def clear(self) -> None:
         super().clear()
-        self._after_frame = None
-        self._streak = (False, 0)
+        self._without = 0  # what was settled stays settled
 
     def next_event(self) -> ContinuousEvent | NeedData:
         while True:
-            if self._after_frame is not None and not self._detect():
-                return NEED_DATA
             skipped = self._garbage_before_stx()
             if skipped is not None:
                 return skipped
-            return self._frame_at_stx()
+            event = self._frame_at_stx()
+            if event is not None:
+                return event
+            # a frame held back while detecting: on to the next
 
-    def _detect(self) -> bool:
-        """Look at the byte after an unverified frame; False if it has not arrived."""
+    def _frame_at_stx(self) -> ContinuousEvent | NeedData | None:
+        """Positioned on an STX: a frame, a checksum error, garbage from a false STX up to the next
+        one, NEED_DATA, or None for a frame held back (detecting)."""
         buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            return False
-        expected, self._after_frame = self._after_frame, None
-        if buf[pos] == STX and expected != STX:
-            self._vote(False)
-        elif buf[pos] == expected and buf[pos] != STX:
-            self._pos = pos + 1
-            self._vote(True)
-        else:
-            self._streak = (False, 0)  # garbage, or an STX that may be either: no evidence
-        return True
-
-    def _vote(self, present: bool) -> None:
-        said, count = self._streak
-        count = count + 1 if said == present else 1
-        self._streak = (present, count)
-        if count >= self.DETECT_AFTER:
-            self.checksum = present
-
-    def _frame_at_stx(self) -> ContinuousEvent | NeedData:
-        """Positioned on an STX: a frame, or garbage from a false STX up to the next one."""
-        buf, pos = self._buf, self._pos
-        size = CONTINUOUS_LEN + (1 if self.checksum else 0)
-        if len(buf) - pos < size:
+        need = CONTINUOUS_LEN + (0 if self.checksum is False else 1)  # the byte after the CR decides
+        if len(buf) - pos < need:
             # wait for a whole frame — unless a CR or STX inside shows it can't be one
             return NEED_DATA if self._may_be_frame(pos) else self._false_stx(pos)
         frame = bytes(buf[pos : pos + CONTINUOUS_LEN])
-        verified = bool(self.checksum) and buf[pos + CONTINUOUS_LEN] == continuous_checksum(frame)
-        decoded = decode_continuous(frame, True if verified else None)
+        decoded = decode_continuous(frame)
+        if decoded is None:
+            return self._false_stx(pos)
+        if self.checksum is False:
+            return self._take(decoded, pos, CONTINUOUS_LEN, None)
+        expected, after = continuous_checksum(frame), buf[pos + CONTINUOUS_LEN]
+        if self.checksum:
+            if after == expected:
+                return self._take(decoded, pos, CONTINUOUS_LEN + 1, True)
+            # a bad checksum; or none where one must be (an STX: the next frame's, kept for it)
+            return self._bad(pos, CONTINUOUS_LEN if after == STX else CONTINUOUS_LEN + 1)
+        # detecting
+        if after == expected and after != STX and after not in _WHITESPACE:
+            self.checksum = True
+            return self._take(decoded, pos, CONTINUOUS_LEN + 1, True)
+        if after == STX or after in _WHITESPACE:
+            if after == expected:
+                if after == STX:  # a checksum that is an STX, or the next frame's STX?
+                    if len(buf) - pos < CONTINUOUS_LEN + 2:
+                        return NEED_DATA
+                    if buf[pos + CONTINUOUS_LEN + 1] == STX:  # an STX after it: it was the checksum
+                        self.checksum = True
+                        return self._take(decoded, pos, CONTINUOUS_LEN + 1, True)
+                else:  # a blank that is the checksum, or CR LF: no evidence either way
+                    return self._hold(pos)
+            self._without += 1
+            if self._without < self.DETECT_AFTER:
+                return self._hold(pos)
+            self.checksum = False
+            return self._take(decoded, pos, CONTINUOUS_LEN, None)
+        self._without = 0
+        return self._bad(pos, CONTINUOUS_LEN + 1)
+
+    def _take(
+        self, decoded: ContinuousFrame, pos: int, size: int, verified: bool | None
+    ) -> ContinuousFrame | Garbage | NeedData:
         seen = self._bit7(pos, pos + size, (1, 2, 3, CONTINUOUS_LEN))
-        if decoded is None or seen is False:
+        if seen is False:
             return self._false_stx(pos)
         self._pos = pos + size
-        if self.checksum and not verified:
-            self.checksum_errors += 1
-            return ChecksumError(bytes(self._raw[pos : pos + size]))
-        if self.checksum is None:
-            self._after_frame = continuous_checksum(frame)
         self.frames += 1
         self.parity = seen or None
-        return decoded
+        return replace(decoded, checksum_ok=verified) if verified else decoded
+
+    def _bad(self, pos: int, size: int) -> ChecksumError:
+        self._pos = pos + size
+        self.checksum_errors += 1
+        return ChecksumError(bytes(self._raw[pos : pos + size]))
+
+    def _hold(self, pos: int) -> Garbage | NeedData | None:
+        if self._bit7(pos, pos + CONTINUOUS_LEN, (1, 2, 3)) is False:
+            return self._false_stx(pos)
+        self._pos = pos + CONTINUOUS_LEN
+        self.held += 1
+        return None
 
     def _may_be_frame(self, pos: int) -> bool:
         """An incomplete frame can be ruled out early: STX or CR may only appear at its ends."""

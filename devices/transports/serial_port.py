@@ -223,6 +223,18 @@ class SerialPort:
                 port.reset_input_buffer()
         self.drain_pending()
 
+    def read_pending(self) -> bytes:
+        """Bytes received and not read yet, without waiting (b"" if none): for a polled device, what
+        arrived while no request was outstanding. A lost port's error stays queued for the next read."""
+        chunks: list[bytes] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, BaseException):
+                self._queue.put_nowait(item)  # everything before it has been taken: it is first again
+                break
+            chunks.append(item)
+        return b"".join(chunks)
+
     def drain_pending(self) -> None:
         """Forget bytes already received (before a request whose reply must not mix with old data)."""
         while not self._queue.empty():

@@ -15,6 +15,7 @@ from devices.protocols import parity
 from devices.protocols.mt_sics import (
     KG_PER_UNIT,
     MAX_LINE,
+    MAX_UNIT,
     NEED_DATA,
     OTHER_UNITS,
     Busy,
@@ -162,17 +163,46 @@ def test_units_convert_to_kg_exactly(line: bytes, kg: str) -> None:
         (b"S S      -  2.5 %", UnsupportedUnit("S", "S", Decimal("-2.5"), "%")),
         (b"T S      5.000 ozt", UnsupportedUnit("T", "S", Decimal("5.000"), "ozt")),
         (b"TA A     -1.5 N", UnsupportedUnit("TA", "A", Decimal("-1.5"), "N")),
+        # units this code has never heard of (outside finding): still the balance's answer
+        (b"S S      5.000 t", UnsupportedUnit("S", "S", Decimal("5.000"), "t")),
+        (b"S S      5.000 lbs", UnsupportedUnit("S", "S", Decimal("5.000"), "lbs")),
+        (b"S S      5.000 Kg", UnsupportedUnit("S", "S", Decimal("5.000"), "Kg")),
+        (b"S S      5.000 kg,", UnsupportedUnit("S", "S", Decimal("5.000"), "kg,")),
+        (b"S D     12.3 stone", UnsupportedUnit("S", "D", Decimal("12.3"), "stone")),
     ],
 )
 def test_units_a_balance_shows_but_not_in_kg_are_named(line: bytes, reply: UnsupportedUnit) -> None:
     """Not Unparsed (which reads as noise, and then as a silent balance): the answer, in a unit
-    with no kg value here. A unit no balance has ("stone") stays garbage."""
+    with no kg value here — a unit of the manual's list, or any other unit token."""
     assert parse_line(line) == reply
     client = MtSicsClient()
     client.send(Command.SI if reply.command == "S" else Command(reply.command))
     assert client_events(client, line + b"\r\n") == [
         replace(reply, command="SI") if reply.command == "S" else reply
     ]
+
+
+_UNKNOWN_UNITS = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=MAX_UNIT
+).filter(lambda u: u not in KG_PER_UNIT)
+
+
+@given(
+    st.sampled_from(["S", "D"]),
+    st.decimals(min_value=-99999, max_value=99999, places=3, allow_nan=False, allow_infinity=False),
+    _UNKNOWN_UNITS,
+)
+def test_any_unknown_unit_is_an_unsupported_unit_whole_and_split_anywhere(
+    status: str, value: Decimal, unit: str
+) -> None:
+    """A well-formed weight line in any unit token not converted here is UnsupportedUnit (its token
+    kept as sent), whole, split at every byte, one byte at a time — never Unparsed."""
+    line = f"S {status} {format(value, 'f'):>10} {unit}\r\n".encode()
+    expected = [UnsupportedUnit("S", status, value, unit)]
+    assert feed([line]) == expected
+    assert feed(one_byte_at_a_time(line)) == expected
+    for i in range(len(line) + 1):
+        assert feed([line[:i], line[i:]]) == expected
 
 
 def test_bare_lf_and_blank_lines() -> None:
@@ -188,7 +218,9 @@ def test_bare_lf_and_blank_lines() -> None:
         b"hello",
         b"S S",  # a stable weight without the weight
         b"S S 12.3",  # without a unit
-        b"S S 12.3 stone",  # a unit we cannot convert
+        b"S S 12.3 kg g",  # two units
+        b"S S 12.3 " + b"k" * 17,  # a unit token longer than any unit
+        b"S S 12.3 kg\x00",  # a control character is not part of a unit
         b"S S 1.2.3 kg",
         b"S S 1e3 kg",  # no exponents on the wire
         b"S X 1 kg",

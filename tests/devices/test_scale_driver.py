@@ -317,7 +317,8 @@ async def test_mt_sics_against_a_hand_answered_socat_pair(tmp_path: Path) -> Non
         try:
             reading = await driver.wait_stable(BOUND)
             assert reading is not None and reading.kg == Decimal("3.105") and reading.stable
-            assert asked[:3] == [b"I4", b"SI", b"SI"]  # a session starts by finding its place
+            # a session starts by finding its place; each reading is proven by the I4 after it
+            assert asked[:4] == [b"I4", b"SI", b"I4", b"SI"]
             assert driver.health.state == State.UP
         finally:
             task.cancel()

@@ -87,6 +87,34 @@ def test_unplugged_port_fails_reads_and_writes_with_device_error() -> None:
     asyncio.run(scenario())
 
 
+def test_read_pending_takes_what_came_without_waiting_and_leaves_a_loss_for_the_next_read() -> None:
+    """What a polled driver reads before its next request: every byte queued so far, at once (b""
+    when none); an unplugged device behind those bytes still fails the next read."""
+
+    async def scenario() -> None:
+        pair = PtyPair.open()
+        async with SerialPort(pair.path) as port:
+            assert port.read_pending() == b""
+            pair.write(b"S S      5.000 kg\r\n")
+            async with asyncio.timeout(5):  # the loop has read it into the port's queue
+                while port._queue.empty():
+                    await asyncio.sleep(0.001)
+            got = port.read_pending()
+            while not got.endswith(b"\n"):  # a pty may hand it over in more than one chunk
+                got += await port.read(5)
+            assert got == b"S S      5.000 kg\r\n"
+            assert port.read_pending() == b""
+            pair.close()
+            async with asyncio.timeout(5):
+                while port._queue.empty():
+                    await asyncio.sleep(0.001)
+            assert port.read_pending() == b""
+            with pytest.raises(DeviceError):
+                await port.read(5)
+
+    asyncio.run(scenario())
+
+
 # --- a port that cannot be opened or configured is named, with what failed -------------------------
 
 

@@ -5,6 +5,7 @@ bytes never raise at all), exact round trips for every unit and decimal position
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -173,6 +174,7 @@ def test_decimal_point_positions(swa: int, weight: str) -> None:
         (0b0110100, {"out_of_range": True}),
         (0b0111000, {"motion": True}),
         (0b0100000, {"unit": "lb"}),
+        (0b1110000, {"not_zeroed": True}),  # bit 6: powered up, not zeroed since
     ],
 )
 def test_status_word_b(swb: int, flags: dict[str, Any]) -> None:
@@ -184,7 +186,45 @@ def test_status_word_b(swb: int, flags: dict[str, Any]) -> None:
     assert frame.unit == flags.get("unit", "kg")
     assert frame.weight == (Decimal("-12.34") if flags.get("negative") else Decimal("12.34"))
     assert frame.tare == Decimal("5.00")
-    assert frame.stable == (not flags.get("motion") and not flags.get("out_of_range"))
+    assert frame.not_zeroed == flags.get("not_zeroed", False)
+    assert frame.stable == (not any(flags.get(f) for f in ("motion", "out_of_range", "not_zeroed")))
+
+
+# SWC bits 0-2 per the Toledo standard continuous output table (IND terminals: 011 and up).
+SWC_UNITS = [
+    (0b000, "kg"),  # with SWB bit 4 set: kg
+    (0b001, "g"),
+    (0b010, "t"),
+    (0b011, "oz"),
+    (0b100, "ozt"),
+    (0b101, "dwt"),
+    (0b110, "long ton"),
+    (0b111, "custom"),
+]
+
+
+@pytest.mark.parametrize(("code", "unit"), SWC_UNITS)
+@pytest.mark.parametrize("swb_kg", [True, False])
+def test_status_word_c_unit(code: int, unit: str, swb_kg: bool) -> None:
+    """The unit is SWC's; SWB bit 4 (kg/lb) says which only for code 000. Whole and split anywhere."""
+    swb = 0x20 | (0x10 if swb_kg else 0)
+    data = bytes((2, 0x2C, swb, 0x20 | code)) + b"001234000000\r"
+    expected_unit = unit if code else ("kg" if swb_kg else "lb")
+    (frame,) = feed(lambda: ToledoContinuousParser(checksum=False), [data])
+    assert frame.unit == expected_unit
+    factors = {"kg": "1", "lb": "0.45359237", "g": "0.001", "t": "1000", "oz": "0.028349523125"}
+    if expected_unit in factors:
+        assert frame.kg == Decimal("12.34") * Decimal(factors[expected_unit]) and frame.stable
+    else:
+        assert frame.kg is None and not frame.stable  # no kg value: never a weight
+    all_chunkings(lambda: ToledoContinuousParser(checksum=False), data, [frame])
+
+
+def test_status_word_c_expanded_display_is_no_weight() -> None:
+    frame = decode_continuous(b"\x02,0\x30001234000000\r")  # SWC bit 4: expanded (×10)
+    assert frame is not None and frame.expanded and not frame.stable
+    print_request = decode_continuous(b"\x02,0\x28001234000000\r")  # SWC bit 3: print request
+    assert print_request is not None and not print_request.expanded and print_request.stable
 
 
 def test_pounds_convert_exactly_and_increments() -> None:
@@ -250,17 +290,87 @@ def test_bad_checksum_is_reported_and_the_stream_goes_on() -> None:
 
 @pytest.mark.parametrize("with_checksum", [False, True])
 def test_checksum_presence_is_detected(with_checksum: bool) -> None:
+    """A checksummed stream is verified from its first frame; a stream without one is known as such
+    after DETECT_AFTER frames in a row, and the frames before are held back (never unverified while
+    a checksum might be due). Whole and split at every byte."""
     data, expected = frames(6, with_checksum=with_checksum)
+    if not with_checksum:
+        expected = expected[ToledoContinuousParser.DETECT_AFTER - 1 :]
+    all_chunkings(ToledoContinuousParser, data, expected)
     parser = ToledoContinuousParser()
     parser.receive_data(data)
-    events = []
-    while (event := parser.next_event()) is not NEED_DATA:
-        events.append(event)
-    # unverified until DETECT_AFTER frames agree, then verified (or known to carry none)
-    assert [e.weight for e in events] == [e.weight for e in expected]
+    while parser.next_event() is not NEED_DATA:
+        pass
     assert parser.checksum is with_checksum
-    if with_checksum:
-        assert events[0].checksum_ok is None and events[-1].checksum_ok is True
+    assert parser.held == (0 if with_checksum else ToledoContinuousParser.DETECT_AFTER - 1)
+
+
+def test_a_checksum_once_verified_is_required_on_every_frame_after() -> None:
+    """Outside finding: with detection on, a stream where one frame in three is corrupted reset the
+    detection at every bad frame, never settled, and took every frame unverified — 70.00 for 50.00.
+    One checksum seen to verify settles it: a bad frame is a ChecksumError, never a weight."""
+    good = encode_continuous(Decimal("50.00"), with_checksum=True)
+    bad = bytearray(good)
+    bad[6] ^= 0x02  # one bit flipped on the line: 005000 -> 007000, the checksum as sent
+    data = (good + good + bytes(bad)) * 4
+    events = feed(ToledoContinuousParser, [data])
+    assert [type(e) for e in events] == [ContinuousFrame, ContinuousFrame, ChecksumError] * 4
+    assert all(
+        e.weight == Decimal("50.00") and e.checksum_ok for e in events if isinstance(e, ContinuousFrame)
+    )
+    all_chunkings(ToledoContinuousParser, data, events)
+
+
+def test_detection_never_takes_a_frame_it_cannot_vouch_for() -> None:
+    """The first frame is the corrupted one: nothing has verified yet, and its checksum byte does
+    not match — not a weight (ChecksumError), and the next frame settles detection."""
+    good = encode_continuous(Decimal("50.00"), with_checksum=True)
+    bad = bytearray(good)
+    bad[6] ^= 0x02
+    events = feed(ToledoContinuousParser, [bytes(bad) + good + good])
+    assert [type(e) for e in events] == [ChecksumError, ContinuousFrame, ContinuousFrame]
+
+
+def test_a_missing_checksum_byte_loses_one_frame_not_two() -> None:
+    good = encode_continuous(Decimal("1.00"), with_checksum=True)
+    events = feed(lambda: ToledoContinuousParser(checksum=True), [good + good[:-1] + good])
+    assert [type(e) for e in events] == [ContinuousFrame, ChecksumError, ContinuousFrame]
+
+
+def test_a_stream_ending_in_cr_lf_without_checksum_is_detected() -> None:
+    data, expected = frames(6, with_checksum=False)
+    data = data.replace(b"\r", b"\r\n")
+    events = feed(ToledoContinuousParser, [data])
+    assert [e.weight for e in events] == [e.weight for e in expected[2:]]
+
+
+@given(
+    st.lists(st.integers(0, 99999), min_size=1, max_size=8),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 6)), max_size=4),
+    st.lists(st.integers(0, 200), max_size=5),
+)
+def test_a_corrupted_frame_is_never_a_weight(
+    weights: list[int], flips: list[tuple[int, int]], cuts: list[int]
+) -> None:
+    """A checksummed stream with bits flipped anywhere (one per frame at most: a single flipped bit
+    always changes the 7-bit sum), detection on, split anywhere: every frame that comes out is one
+    that was sent, verified."""
+    sent = [encode_continuous(Decimal(w).scaleb(-2), with_checksum=True) for w in weights]
+    wire = bytearray(b"".join(sent))
+    hit: set[int] = set()
+    for at, bit in flips:
+        i = at % len(wire)
+        if i // len(sent[0]) not in hit:
+            hit.add(i // len(sent[0]))
+            wire[i] ^= 1 << bit
+    data = bytes(wire)
+    points = sorted(c % (len(data) + 1) for c in cuts)
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    originals = {decode_continuous(f[:-1]) for f in sent}
+    for event in feed(ToledoContinuousParser, chunks):
+        if isinstance(event, ContinuousFrame):
+            assert event.checksum_ok is True
+            assert replace(event, checksum_ok=None) in originals
 
 
 def test_detection_survives_a_checksum_that_looks_like_stx() -> None:
@@ -285,7 +395,7 @@ def test_blank_leading_digits() -> None:
 @st.composite
 def continuous_args(draw: st.DrawFn) -> dict[str, Any]:
     decimals = draw(st.integers(0, 5))
-    unit = draw(st.sampled_from(["kg", "lb"]))
+    unit = draw(st.sampled_from(["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]))
     weight = Decimal(draw(st.integers(-999999, 999999))).scaleb(-decimals)
     tare = Decimal(draw(st.integers(0, 999999))).scaleb(-decimals)
     return {
@@ -297,6 +407,8 @@ def continuous_args(draw: st.DrawFn) -> dict[str, Any]:
         "motion": draw(st.booleans()),
         "out_of_range": draw(st.booleans()),
         "increment": draw(st.sampled_from([1, 2, 5])),
+        "not_zeroed": draw(st.booleans()),
+        "expanded": draw(st.booleans()),
     }
 
 
@@ -308,8 +420,13 @@ def test_continuous_round_trip_exact(args: dict[str, Any], with_checksum: bool) 
     assert frame.weight.as_tuple().exponent == -args["decimals"]  # resolution kept
     assert (frame.unit, frame.net, frame.motion) == (args["unit"], args["net"], args["motion"])
     assert (frame.out_of_range, frame.increment) == (args["out_of_range"], args["increment"])
-    factor = Decimal(1) if args["unit"] == "kg" else LB_KG
-    assert frame.kg == args["weight"] * factor
+    assert (frame.not_zeroed, frame.expanded) == (args["not_zeroed"], args["expanded"])
+    factor = {"kg": Decimal(1), "lb": LB_KG, "g": Decimal("0.001"), "t": Decimal(1000), "oz": LB_KG / 16}
+    assert frame.kg == (args["weight"] * factor[args["unit"]] if args["unit"] in factor else None)
+    weighable = args["unit"] in factor and not (args["not_zeroed"] or args["expanded"])
+    assert frame.stable == (weighable and not (args["motion"] or args["out_of_range"]))
+    for i in range(len(data) + 1):  # split at every byte: the same frame
+        assert feed(lambda: ToledoContinuousParser(checksum=with_checksum), [data[:i], data[i:]]) == [frame]
 
 
 def test_encoder_refuses_what_does_not_fit() -> None:

@@ -165,6 +165,7 @@ class _Out:
     data: bytes
     ready: bool = True
     release: Literal["next", "manual"] | None = None
+    lose_next: bool = False  # 8217: the W that releases it is lost on the line
 
 
 class MtSicsBalance(PtyDevice):
@@ -200,6 +201,7 @@ class MtSicsBalance(PtyDevice):
         self._hold: tuple[int, frozenset[str] | None, Literal["next", "manual"] | float] | None = None
         self.held = 0  # replies held so far
         self._held_event = asyncio.Event()
+        self._printed: list[bytes] = []  # print-key lines to send in front of the next reply
 
     # the scene
     def put(self, gross: Decimal | str, *, stable: bool = True) -> None:
@@ -222,6 +224,22 @@ class MtSicsBalance(PtyDevice):
             while self.held < count:
                 await self._held_event.wait()
                 self._held_event.clear()
+
+    def print_key(self, *, when: Literal["now", "before-next-reply"] = "now") -> None:
+        """The print/transfer key: the balance sends the weight it shows, unasked, as the S command's
+        answer reads (`S S <weight> <unit>`, `S D …` while unstable — the manual's transfer output
+        and SIR/ST lines look the same). "now": on the wire at once (behind any reply still held);
+        "before-next-reply": weighed now, but on the wire just after the next command arrives, in
+        front of its answer — the key pressed while the host's request was on its way."""
+        line = f"S {'S' if self.stable else 'D'} {self._field(self.gross - self.tare)}".encode() + b"\r\n"
+        if when == "now":
+            self._unasked(line)
+        else:
+            self._printed.append(line)
+
+    def _unasked(self, data: bytes) -> None:
+        self._outbox.append(_Out(data))
+        self._flush()
 
     def release(self) -> None:
         for out in self._outbox:
@@ -246,6 +264,9 @@ class MtSicsBalance(PtyDevice):
         text = raw.decode("latin-1")
         self.received_lines.append(f"<parity error> {text}" if bad else text)
         word, _, arg = text.partition(" ")
+        for line in self._printed:
+            self._unasked(line)
+        self._printed.clear()
         if bad:
             reply = "ET"
         else:
@@ -328,7 +349,12 @@ class Toledo8217(PtyDevice):
     """A Toledo 8217 (as Odoo's IoT box drives it): `W` → `STX weight CR` when stable (`N` after the
     digits when net), else `STX ? status CR` (bit 0 motion, 1 over capacity, 2 under zero, 6 always
     1); `Z`, `T`, `C` are obeyed without an answer. A character received with a parity error is
-    ignored (`answer_bad_parity` makes this indicator lenient instead). Default line: 7E1."""
+    ignored (`answer_bad_parity` makes this indicator lenient instead). Default line: 7E1.
+
+    "The same weigh data record is sent out of the serial port if the PRINT key is pressed on the
+    scale's front panel": `print_key()`. Replies go out in the order asked; `hold()` keeps chosen
+    ones back (a reply behind a held one waits for it), so no test depends on timing for a late one.
+    """
 
     def __init__(self, *, line: Line | None = None, answer_bad_parity: bool = False) -> None:
         super().__init__(line or Line("7E1", "7E1"))
@@ -338,6 +364,34 @@ class Toledo8217(PtyDevice):
         self.tare = Decimal(0)
         self.commands: list[str] = []
         self.ignored = 0
+        self.replies = 0  # replies put on the wire
+        self.held = 0  # replies held so far
+        self._outbox: deque[_Out] = deque()
+        self._hold: tuple[int, Literal["next", "manual"] | float, bool] | None = None
+        self._print_with_next = False
+
+    def print_key(self, *, with_next_reply: bool = False) -> None:
+        """PRINT: the weigh data record, unasked — now, or right behind the next reply, in the same
+        write (the key pressed as the indicator answered)."""
+        if with_next_reply:
+            self._print_with_next = True
+        else:
+            self._outbox.append(_Out(self._reply()))
+            self._flush()
+
+    def hold(
+        self, count: int = 1, *, release: Literal["next", "manual"] | float, lose_next: bool = False
+    ) -> None:
+        """Hold the replies to the next `count` W's (each weighed when its W arrived) until `release`:
+        "next" — the next W arrives; "manual" — `release()`; a number — that many seconds after it.
+        `lose_next`: the W that releases them is itself lost on the line (never answered), so the
+        late reply is the only one that comes for it."""
+        self._hold = (count, release, lose_next)
+
+    def release(self) -> None:
+        for out in self._outbox:
+            out.ready = True
+        self._flush()
 
     def received(self, chars: list[tuple[int, bool]]) -> None:
         for value, ok in chars:
@@ -347,11 +401,45 @@ class Toledo8217(PtyDevice):
             command = chr(value & 0x7F)
             self.commands.append(command)
             if command == "W":
-                self.send(self._reply())
+                self._weigh()
             elif command == "T":
                 self.tare = self.weight
             elif command == "C":
                 self.tare = Decimal(0)
+
+    def _weigh(self) -> None:
+        lose = False
+        for out in self._outbox:  # a W arrived: replies held until the next one go now
+            if out.release == "next":
+                out.ready, lose = True, lose or out.lose_next
+        if lose:
+            self.ignored += 1
+            self._flush()
+            return
+        data = self._reply()
+        if self._print_with_next:
+            data += self._reply()  # the same record, in the same write
+            self._print_with_next = False
+        out = _Out(data)
+        if self._hold is not None and self._hold[0] > 0:
+            count, release, lose_next = self._hold
+            self._hold = (count - 1, release, lose_next)
+            out.ready, out.lose_next, self.held = False, lose_next, self.held + 1
+            if isinstance(release, float | int):
+                asyncio.get_running_loop().call_later(float(release), self._ready, out)
+            else:
+                out.release = release
+        self._outbox.append(out)
+        self._flush()
+
+    def _ready(self, out: _Out) -> None:
+        out.ready = True
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._outbox and self._outbox[0].ready:
+            self.send(self._outbox.popleft().data)
+            self.replies += 1
 
     def _reply(self) -> bytes:
         if not self.stable:
@@ -361,24 +449,43 @@ class Toledo8217(PtyDevice):
         return bytes((STX,)) + text.encode("ascii") + bytes((CR,))
 
 
+# SWC bits 0-2, from the Toledo "standard continuous output" status tables: 000 lb or kg (SWB bit 4
+# says which), 001 grams, 010 metric tons; IND terminals add 011 ounces, 100 troy ounces,
+# 101 pennyweight, 110 long tons, 111 custom units.
+SWC_UNITS = {
+    "g": 0b001,
+    "t": 0b010,
+    "oz": 0b011,
+    "ozt": 0b100,
+    "dwt": 0b101,
+    "long ton": 0b110,
+    "custom": 0b111,
+}
+
+
 def continuous_frame(
     weight: Decimal,
     *,
     decimals: int = 2,
     kg: bool = True,
+    unit: str | None = None,
     tare: Decimal = Decimal(0),
     motion: bool = False,
     net: bool = False,
+    not_zeroed: bool = False,
+    expanded: bool = False,
     checksum: bool = False,
 ) -> bytes:
     """One Toledo continuous-output frame, from the format: STX, status words A, B, C, six weight
     digits, six tare digits (no sign, no decimal point), CR, and the optional checksum (the 2's
     complement of the 7-bit sum of STX..CR). SWA: bits 0-2 decimal point (010 none, 011 X.X, 100
     X.XX, 101 X.XXX), bits 3-4 increment (01 = ×1), bit 5 always 1. SWB: bit 0 net, 1 negative,
-    2 out of range, 3 motion, 4 kg, 5 always 1. SWC: bit 5 always 1."""
+    2 out of range, 3 motion, 4 kg (lb = 0), 5 always 1, 6 power-up not zeroed. SWC: bits 0-2 the
+    unit (`SWC_UNITS`; 000 for lb/kg), 3 print request, 4 expanded display (×10), 5 always 1.
+    `unit` (a key of SWC_UNITS) sets SWC's unit code; `kg` is SWB bit 4 whatever the code."""
     swa = 0b0010_0000 | 0b01 << 3 | (2 + decimals)
-    swb = 0b0010_0000 | net | (weight < 0) << 1 | motion << 3 | kg << 4
-    swc = 0b0010_0000
+    swb = 0b0010_0000 | net | (weight < 0) << 1 | motion << 3 | kg << 4 | not_zeroed << 6
+    swc = 0b0010_0000 | (SWC_UNITS[unit] if unit is not None else 0) | expanded << 4
     counts = [int(abs(v).scaleb(decimals)) for v in (weight, tare)]
     frame = bytes((STX, swa, swb, swc)) + b"".join(b"%06d" % c for c in counts) + bytes((CR,))
     if checksum:
@@ -388,14 +495,23 @@ def continuous_frame(
 
 class ToledoContinuous(PtyDevice):
     """An indicator streaming continuous output; default line 7E1 (the parity computed per character
-    by `Line`). Call `stream(...)` to send frames; `frame_kwargs` set what they say."""
+    by `Line`). What the frames say is set on the attributes (`weight`, `decimals`, `unit`...);
+    `corrupt_every` n flips a bit of a weight digit in every n-th frame, after its checksum was
+    computed — noise on the line."""
 
     def __init__(self, *, line: Line | None = None, rate_hz: float = 50.0, checksum: bool = False) -> None:
         super().__init__(line or Line("7E1", "7E1"))
         self.rate_hz = rate_hz
         self.checksum = checksum
         self.weight = Decimal("0.00")
+        self.decimals = 2
+        self.kg = True
+        self.unit: str | None = None
         self.motion = False
+        self.not_zeroed = False
+        self.expanded = False
+        self.corrupt_every: int | None = None
+        self.frames_sent = 0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> ToledoContinuous:
@@ -410,9 +526,27 @@ class ToledoContinuous(PtyDevice):
                 await self._task
         await super().__aexit__(*exc)
 
+    def frame(self) -> bytes:
+        frame = continuous_frame(
+            self.weight,
+            decimals=self.decimals,
+            kg=self.kg,
+            unit=self.unit,
+            motion=self.motion,
+            not_zeroed=self.not_zeroed,
+            expanded=self.expanded,
+            checksum=self.checksum,
+        )
+        self.frames_sent += 1
+        if self.corrupt_every and self.frames_sent % self.corrupt_every == 0:
+            wire = bytearray(frame)
+            wire[8] ^= 0x02  # a weight digit: '5' becomes '7', '0' becomes '2'
+            frame = bytes(wire)
+        return frame
+
     async def _stream(self) -> None:
         while True:
-            self.send(continuous_frame(self.weight, motion=self.motion, checksum=self.checksum))
+            self.send(self.frame())
             await asyncio.sleep(1 / self.rate_hz)
 
 
