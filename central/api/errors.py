@@ -94,4 +94,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LookupError)
     async def _not_found(_: Request, exc: LookupError) -> JSONResponse:
-        return JSONResponse(ErrorBody(error="not_found", detail=str(exc).strip("'\"")).model_dump(), 404)
+        # the message as raised: str() of a KeyError quotes it, and stripping quotes ate one of ours
+        detail = str(exc.args[0]) if exc.args else "not found"
+        return JSONResponse(ErrorBody(error="not_found", detail=detail).model_dump(), 404)

@@ -98,3 +98,10 @@ def test_a_500_is_counted_and_logged_as_an_error(tmp_path, caplog: pytest.LogCap
         assert REGISTRY.get_sample_value("bondgate_central_http_requests_total", labels) == before + 1
     logged = [r for r in caplog.records if r.getMessage() == "request" and getattr(r, "status", None) == 500]
     assert logged and logged[0].levelno == logging.ERROR
+
+
+def test_a_404_says_what_was_not_found_whole(central) -> None:
+    """A LookupError's message whole: stripping KeyError's quotes also ate the closing one of ours."""
+    body = {"role": "edge", "name": "x", "park_id": "NOPE", "edge_id": "x"}
+    answer = central.client("admin").post("/api/v1/tokens", json=body)
+    assert answer.status_code == 404 and answer.json()["detail"] == "no park 'NOPE'"
