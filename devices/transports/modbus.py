@@ -25,8 +25,24 @@ naming the bus, unit, function and address:
 - `ModbusNotSent`: the caller's deadline had passed before the request went out,
 - `ModbusConnectError`: cannot connect, and why (refused, unreachable, no such port).
 
+An answer is checked against its request before it is taken: the function (an exception answer's
+too), the unit, and its shape — exactly the bits or registers asked for, a write's echo of the
+address written (the value is the read-back's to confirm). One that does not fit is
+`ModbusMalformedAnswer`, asked again within the same budget as a lost answer: a module that garbled
+one answer is not gone.
+
+RTU has no transaction id, so an answer that comes after its request's timeout would be taken as
+the answer to the next request. After any attempt whose answer may still come (no answer, an
+answer to another request, a malformed one) the line is *resynchronised* before anything else is
+sent: the bus waits until the line has been quiet for `late_window` (default: one more timeout)
+and drops whatever arrived meanwhile (`stray`: bytes that came with no request outstanding, counted
+and never taken). An answer later than that still could be taken for the next request of the same
+shape; drivers must not build one value from two requests that such an answer could swap (the
+weight indicator reads weight and status in one request, see drivers/modbus_scale.py).
+
 Each bus is independent: a dead module on one endpoint costs other buses nothing. Units sharing
-an RS-485 line do share its time: a dead unit holds the line for one timeout per attempt.
+an RS-485 line do share its time: a dead unit holds the line for one timeout per attempt, plus the
+late window before the next request.
 """
 
 from __future__ import annotations
@@ -175,6 +191,21 @@ class ModbusWrongAnswer(ModbusRequestError):
     retryable = True
 
 
+class ModbusMalformedAnswer(ModbusRequestError):
+    """An answer to this function that does not fit the request: too few (or too many) bits or
+    registers, a write echo for another address. A module that garbled one answer, or on
+    RTU a late answer to an earlier request of another size. Never taken; asked again."""
+
+    retryable = True
+
+
+class ModbusLineBusy(ModbusRequestError):
+    """RTU: the line did not go quiet after a lost answer (within a few late windows), so nothing
+    could be sent that the next answer would be known to belong to."""
+
+    retryable = True
+
+
 class ModbusNotSent(ModbusRequestError):
     """The caller's deadline had passed before the request went out: nothing was sent."""
 
@@ -184,17 +215,27 @@ class ModbusConnectError(DeviceError):
 
 
 Call = Callable[[AsyncModbusTcpClient | AsyncModbusSerialClient], Awaitable[ModbusPDU]]
+Check = Callable[[ModbusPDU], str | None]  # what is wrong with an answer's shape, or None
 RetryListener = Callable[[int, str], None]  # (unit id, why the request was asked again)
+
+_SETTLE_WINDOWS = 4  # a line that is not quiet for one late window within this many is busy
 
 
 class ModbusBus:
     def __init__(
-        self, endpoint: TcpEndpoint | RtuEndpoint, *, timeout: float = 0.25, retries: int = 2
+        self,
+        endpoint: TcpEndpoint | RtuEndpoint,
+        *,
+        timeout: float = 0.25,
+        retries: int = 2,
+        late_window: float | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.key = endpoint.key
         self.timeout = timeout
         self.retries = retries  # how many times a request with no (or a broken) answer is asked again
+        # RTU: how long after a lost answer it may still come (the line must be quiet that long)
+        self.late_window = timeout if late_window is None else late_window
         self._lock = asyncio.Lock()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self.requests = 0  # requests sent (each attempt counts)
@@ -202,12 +243,18 @@ class ModbusBus:
         self.retried = 0  # attempts that were a request asked again
         self.corrupt = 0  # answers that failed their CRC check
         self.connects = 0  # connections opened: a request that had to reconnect shows here
+        self.malformed = 0  # answers that did not fit their request
+        self.resyncs = 0  # RTU: times the line was let go quiet and flushed after a lost answer
+        self.stray = 0  # RTU: received buffers that came with no request outstanding (dropped)
+        self.out_of_step = 0  # RTU: attempts after which an answer may still come (+ strays seen)
         self._listeners: list[RetryListener] = []
         # RTU: a private framer tells a whole answer with a bad CRC from one still arriving
         self._rtu_check = FramerRTU(DecodePDU(False)) if isinstance(endpoint, RtuEndpoint) else None
         self._attempt: asyncio.Timeout | None = None  # the attempt waiting for its answer, if any
         self._corrupt_seen = False
         self._dropped = False
+        self._unsettled_at: float | None = None  # RTU: an answer may still come since then
+        self._last_rx = -float("inf")  # RTU: monotonic time bytes last arrived
 
     def on_retry(self, listener: RetryListener) -> None:
         """Call `listener(device_id, reason)` each time a request is asked again."""
@@ -238,8 +285,16 @@ class ModbusBus:
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         """pymodbus shows us every received buffer before its framer does. On RTU its framer drops
         an answer whose CRC fails and then waits out the timeout; we see the same answer whole and
-        broken, and end the attempt now, so that asking again costs a round trip, not a timeout."""
-        if sending or self._rtu_check is None or self._attempt is None:
+        broken, and end the attempt now, so that asking again costs a round trip, not a timeout.
+        Bytes with no request outstanding are a late answer (pymodbus drops a whole one): counted,
+        and the line is resynchronised before the next request."""
+        if sending or self._rtu_check is None:
+            return data
+        self._last_rx = time.monotonic()
+        if self._attempt is None:
+            if data:
+                self.stray += 1
+                self._unsettle()
             return data
         try:
             used, _unit, _tid, frame = self._rtu_check.decode(data)
@@ -262,6 +317,39 @@ class ModbusBus:
         if not connected and self._attempt is not None and not self._dropped:
             self._dropped = True
             self._end_attempt_now()
+
+    def _unsettle(self) -> None:
+        """RTU: an answer may still come (or just came unasked): resynchronise before the next request."""
+        if self._rtu_check is not None:
+            if self._unsettled_at is None:
+                self.out_of_step += 1
+            self._unsettled_at = time.monotonic()
+
+    async def _settle_locked(self, deadline: float | None) -> bool:
+        """RTU, after an answer that may still come: wait until the line has been quiet for
+        `late_window` (bytes arriving meanwhile are dropped and restart the wait), then flush what
+        pymodbus holds. False if `deadline` comes first; ModbusLineBusy (via the caller) if the line
+        will not go quiet within a few windows."""
+        if self._unsettled_at is None:
+            return True
+        started = time.monotonic()
+        give_up = started + self.late_window * _SETTLE_WINDOWS
+        while True:
+            now = time.monotonic()
+            quiet_at = max(self._unsettled_at, self._last_rx) + self.late_window
+            if now >= quiet_at:
+                break
+            if deadline is not None and quiet_at > deadline:
+                return False
+            if quiet_at > give_up:
+                raise _LineNotQuiet
+            await asyncio.sleep(quiet_at - now)
+        client = self._client
+        if client is not None:
+            client.ctx.recv_buffer = b""  # a partial late answer must not prefix the next one
+        self._unsettled_at = None
+        self.resyncs += 1
+        return True
 
     @property
     def connected(self) -> bool:
@@ -332,18 +420,41 @@ class ModbusBus:
         *,
         retries: int | None = None,
         deadline: float | None = None,
+        check: Check | None = None,
     ) -> ModbusPDU:
         """Send the request, asking again (up to `retries` more times, never past `deadline`) while
-        it gets no answer or a broken one. The bus is held throughout: nothing comes between."""
+        it gets no answer, a broken one or one that does not fit (`check`). The bus is held
+        throughout: nothing comes between. On RTU a request waits for the line to be back in step
+        after an earlier one's lost answer; asking the same request again does not (a late answer
+        to it is an answer to it), but the next request will wait."""
         budget = self.retries if retries is None else retries
         async with self._lock:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ModbusNotSent(self.key, device_id, function, address, "its deadline had passed")
+            try:
+                settled = await self._settle_locked(deadline)
+            except _LineNotQuiet:
+                self.failures += 1
+                raise ModbusLineBusy(
+                    self.key,
+                    device_id,
+                    function,
+                    address,
+                    f"the line did not go quiet for {self.late_window:g} s after a lost answer",
+                ) from None
+            if not settled:
+                raise ModbusNotSent(
+                    self.key,
+                    device_id,
+                    function,
+                    address,
+                    "the line was not back in step after a lost answer by its deadline",
+                )
             attempt = 0
             while True:
-                if deadline is not None and attempt == 0 and time.monotonic() >= deadline:
-                    raise ModbusNotSent(self.key, device_id, function, address, "its deadline had passed")
                 try:
                     return await self._attempt_once(
-                        device_id, function, address, call, deadline, last=attempt >= budget
+                        device_id, function, address, call, deadline, last=attempt >= budget, check=check
                     )
                 except ModbusRequestError as exc:
                     self.failures += 1
@@ -358,7 +469,7 @@ class ModbusBus:
                         if exc.retryable and deadline is not None:
                             exc.note(f"{attempt + 1} attempts within its deadline")
                         raise
-                    last = exc
+                    last: ModbusRequestError = exc
                 attempt += 1
                 self.retried += 1
                 reason = f"{last} (asked again, {attempt} of {budget})"
@@ -375,6 +486,7 @@ class ModbusBus:
         deadline: float | None,
         *,
         last: bool,
+        check: Check | None = None,
     ) -> ModbusPDU:
         await self._connect_locked(deadline)
         client = self._client
@@ -400,26 +512,33 @@ class ModbusBus:
                 raise ModbusConnectionLost(
                     self.key, device_id, function, address, "the device closed the connection"
                 ) from exc
-            if self._corrupt_seen:
+            if self._corrupt_seen:  # our answer, whole and broken: nothing more is coming
                 self.corrupt += 1
                 raise ModbusCorruptAnswer(
                     self.key, device_id, function, address, "broken answer (CRC check failed)"
                 ) from exc
+            self._unsettle()  # it may still come, and would answer the next request
             raise ModbusTimeout(self.key, device_id, function, address, "no answer") from exc
         except ConnectionException as exc:
             self._close_locked()
             raise ModbusConnectionLost(self.key, device_id, function, address, "connection lost") from exc
         except ModbusException as exc:
             raise ModbusRequestError(self.key, device_id, function, address, str(exc)) from exc
+        answered = response.function_code & 0x7F
+        if answered != function:
+            self._unsettle()  # a late answer to another request: ours may still come
+            raise ModbusWrongAnswer(
+                self.key, device_id, function, address, f"answer is for function {answered}"
+            )
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             if code in (ExcCodes.GATEWAY_PATH_UNAVIABLE, ExcCodes.GATEWAY_NO_RESPONSE):
                 raise ModbusGatewayNoAnswer(self.key, device_id, function, address, code)
             raise ModbusExceptionResponse(self.key, device_id, function, address, code)
-        if response.function_code != function:
-            raise ModbusWrongAnswer(
-                self.key, device_id, function, address, f"answer is for function {response.function_code}"
-            )
+        if check is not None and (wrong := check(response)) is not None:
+            self.malformed += 1
+            self._unsettle()  # on RTU, maybe a late answer to another request: ours may still come
+            raise ModbusMalformedAnswer(self.key, device_id, function, address, wrong)
         return response
 
     async def _logged(
@@ -430,10 +549,13 @@ class ModbusBus:
         call: Call,
         retries: int | None,
         deadline: float | None,
+        check: Check | None = None,
     ) -> ModbusPDU:
         """Log each failure at debug (the device's supervisor logs the state change once)."""
         try:
-            return await self._request(device_id, function, address, call, retries=retries, deadline=deadline)
+            return await self._request(
+                device_id, function, address, call, retries=retries, deadline=deadline, check=check
+            )
         except ModbusRequestError as exc:
             extra = {"bus": self.key, "device_id": device_id, "function": function, "address": address}
             log.debug("modbus request failed: %s", exc, extra=extra)
@@ -449,13 +571,14 @@ class ModbusBus:
         retries: int | None,
         deadline: float | None,
     ) -> list[bool]:
-        response = await self._logged(device_id, function, address, call, retries, deadline)
-        bits = list(response.bits[:count])  # pymodbus pads to whole bytes
-        if len(bits) != count:
-            raise ModbusRequestError(
-                self.key, device_id, function, address, f"{len(bits)} bits, asked {count}"
-            )
-        return bits
+        nbytes = (count + 7) // 8
+
+        def check(response: ModbusPDU) -> str | None:
+            got = len(response.bits)  # pymodbus pads to whole bytes: 8 per byte of the answer
+            return None if got == 8 * nbytes else f"{got // 8} bytes of bits, asked {count} bits"
+
+        response = await self._logged(device_id, function, address, call, retries, deadline, check)
+        return list(response.bits[:count])
 
     async def _registers(
         self,
@@ -467,13 +590,12 @@ class ModbusBus:
         retries: int | None,
         deadline: float | None,
     ) -> list[int]:
-        response = await self._logged(device_id, function, address, call, retries, deadline)
-        registers = list(response.registers)
-        if len(registers) != count:
-            raise ModbusRequestError(
-                self.key, device_id, function, address, f"{len(registers)} registers, asked {count}"
-            )
-        return registers
+        def check(response: ModbusPDU) -> str | None:
+            got = len(response.registers)
+            return None if got == count else f"{got} registers, asked {count}"
+
+        response = await self._logged(device_id, function, address, call, retries, deadline, check)
+        return list(response.registers)
 
     # --- the requests drivers use (each safe to ask again) -----------------------------------------
     # retries: None = the bus's; deadline: monotonic time after which nothing is sent or waited for
@@ -565,6 +687,10 @@ class ModbusBus:
         """Function 5: the coil to an absolute ON or OFF, so asking again cannot change the outcome
         (writing ON twice is one rising edge). The answer only says the module got the request:
         confirm by reading the coil back."""
+
+        def check(response: ModbusPDU) -> str | None:  # the value is for the read-back to confirm
+            return None if response.address == address else f"echo is for coil {response.address}"
+
         await self._logged(
             device_id,
             5,
@@ -572,7 +698,12 @@ class ModbusBus:
             lambda c: c.write_coil(address, value, device_id=device_id),
             retries,
             deadline,
+            check,
         )
+
+
+class _LineNotQuiet(Exception):
+    """_settle_locked gave up (the caller knows which request it is for)."""
 
 
 class BusPool:

@@ -19,7 +19,12 @@ import pytest
 from devices.drivers.gateio import GateIOConfig, GateIODriver
 from devices.health import DeviceError, Health, State
 from devices.protocols.io_profiles import IOMap
-from devices.transports.modbus import RtuEndpoint, TcpEndpoint
+from devices.transports.modbus import (
+    ModbusBus,
+    ModbusTimeout,
+    RtuEndpoint,
+    TcpEndpoint,
+)
 from tests.support.vendor_modbus import LineNoise, RtuModule, TcpModule, adam6050, e1212
 
 WAIT = 10.0
@@ -92,7 +97,14 @@ async def polls_go_on(driver: GateIODriver, n: int = 5) -> None:
 
 # --- one bad answer -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("kind", "fate"), [("rtu", "corrupt"), ("rtu", "drop_answer"), ("tcp", "drop_answer")]
+    ("kind", "fate"),
+    [
+        ("rtu", "corrupt"),
+        ("rtu", "drop_answer"),
+        ("tcp", "drop_answer"),
+        ("rtu", "malformed"),  # outside finding: one short DI answer made the module DOWN at once
+        ("tcp", "malformed"),
+    ],
 )
 def test_one_bad_answer_to_a_poll_is_a_counted_fault_not_a_lost_module(kind: str, fate: str) -> None:
     async def scenario() -> None:
@@ -109,17 +121,19 @@ def test_one_bad_answer_to_a_poll_is_a_counted_fault_not_a_lost_module(kind: str
             assert (await driver.supervisor.wait_for(State.UP, WAIT)).state == State.UP
             assert State.DOWN not in states, states
             assert driver.bus.corrupt == (1 if fate == "corrupt" else 0)  # told apart, counted
+            assert driver.bus.malformed == (1 if fate == "malformed" else 0)
             module.module.di[0] = True
             await eventually(lambda: driver.inputs.get("photo_eye") is True)
 
     run(scenario())
 
 
-@pytest.mark.parametrize("fate", ["corrupt", "drop_answer", "drop_request"])
+@pytest.mark.parametrize("fate", ["corrupt", "drop_answer", "drop_request", "malformed"])
 @pytest.mark.parametrize("function", [5, 1], ids=["write", "read-back"])
 def test_a_command_whose_answer_is_lost_is_asked_again_and_confirmed(fate: str, function: int) -> None:
     """On RTU, the one line: the write (or its read-back) is hit once; the command still succeeds,
-    confirmed by a read-back, and the output is known."""
+    confirmed by a read-back, and the output is known. A malformed answer (a read-back one byte
+    short, an echo for another coil) is asked again like a lost one, never taken."""
 
     async def scenario() -> None:
         noise = LineNoise()
@@ -188,6 +202,32 @@ def test_a_fault_at_the_start_of_a_session_does_not_open_the_module_before_its_s
                 assert usable_with and all(safe for _state, safe in usable_with), usable_with
                 assert driver.supervisor.health.errors >= 2  # both counted
         finally:
+            await module.close()
+
+    run(scenario())
+
+
+# --- a late answer (outside finding) ------------------------------------------------------------------------
+def test_a_late_answer_on_rtu_never_answers_the_next_request() -> None:
+    """RTU has no transaction id: an answer that comes after its request's timeout would be taken as
+    the answer to the next request of the same shape (here: one coil, DO0 ON read as DO1). The bus
+    lets the line go quiet and drops what arrived before it sends anything else."""
+
+    async def scenario() -> None:
+        noise = LineNoise(late_s=0.15)
+        module = RtuModule(adam6050(), units=(1,), noise=noise)
+        await module.start()
+        bus = ModbusBus(RtuEndpoint(port=module.path, baudrate=115200), timeout=0.1)
+        try:
+            module.module.do[LEFT] = True
+            noise.then("late", function=1)
+            with pytest.raises(ModbusTimeout):
+                await bus.read_coils(1, 16 + LEFT, 1, retries=0)  # ADAM-6050: DO0 is coil 16
+            assert await bus.read_coils(1, 16 + RIGHT, 1, retries=0) == [False]  # DO1's own answer
+            assert bus.stray >= 1 and bus.resyncs == 1  # the late answer came, and was dropped
+            assert await bus.read_coils(1, 16 + LEFT, 1, retries=0) == [True]
+        finally:
+            bus.close()
             await module.close()
 
     run(scenario())
