@@ -253,6 +253,7 @@ class ModbusBus:
         self._attempt: asyncio.Timeout | None = None  # the attempt waiting for its answer, if any
         self._corrupt_seen = False
         self._dropped = False
+        self._answered = False  # RTU: this attempt's answer has arrived whole
         self._unsettled_at: float | None = None  # RTU: an answer may still come since then
         self._last_rx = -float("inf")  # RTU: monotonic time bytes last arrived
 
@@ -286,12 +287,13 @@ class ModbusBus:
         """pymodbus shows us every received buffer before its framer does. On RTU its framer drops
         an answer whose CRC fails and then waits out the timeout; we see the same answer whole and
         broken, and end the attempt now, so that asking again costs a round trip, not a timeout.
-        Bytes with no request outstanding are a late answer (pymodbus drops a whole one): counted,
+        Bytes with no request outstanding, or after the answer, or more than one answer's worth at
+        once, are a late answer (pymodbus drops all but the first whole frame, silently): counted,
         and the line is resynchronised before the next request."""
         if sending or self._rtu_check is None:
             return data
         self._last_rx = time.monotonic()
-        if self._attempt is None:
+        if self._attempt is None or self._answered:
             if data:
                 self.stray += 1
                 self._unsettle()
@@ -303,6 +305,11 @@ class ModbusBus:
         if used and not frame and not self._corrupt_seen:
             self._corrupt_seen = True
             self._end_attempt_now()
+        elif used and frame:
+            self._answered = True
+            if len(data) > len(frame) + 3:  # unit + PDU + CRC: bytes of another answer came with it
+                self.stray += 1
+                self._unsettle()
         return data
 
     def _end_attempt_now(self) -> None:
@@ -492,7 +499,7 @@ class ModbusBus:
         client = self._client
         assert client is not None
         self.requests += 1
-        self._corrupt_seen = self._dropped = False
+        self._corrupt_seen = self._dropped = self._answered = False
         limit = self.timeout * 2 + 0.5  # pymodbus times out first; this only makes sure
         if deadline is not None:
             # near the deadline an attempt that may be asked again leaves time for one more: an
