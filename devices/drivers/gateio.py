@@ -20,7 +20,8 @@ confirmed", a wait, then "off, confirmed", so asking its "on" again cannot fire 
 "off" is sent however the "on" ended. Outputs are confirmed by reading the coil back, because a write
 acknowledgement only says the module received the request, not that the coil is there (a forced
 output or a module in its safe mode acknowledges and ignores). A command that still has no confirmed
-answer when its budget or deadline runs out leaves its output unknown — it may have been carried out
+answer when its budget or deadline runs out, or whose write was acknowledged and whose read-back was
+then refused (an exception answer), leaves its output unknown — it may have been carried out
 — so the session ends and the next one drives every output to its safe value, confirmed (stations
 learn of it as a new session). Each output has its own lock, so a 1 s barrier pulse does not hold up
 the stack light; requests still go one at a time per bus.
@@ -199,7 +200,7 @@ class GateIODriver(SupervisedDriver):
         missed = 0  # polls in a row with no (or a broken) answer
         while True:
             if self._lost_command is not None:
-                raise DeviceError(f"an output command went unanswered ({self._lost_command}): new session")
+                raise DeviceError(f"outputs not known ({self._lost_command}): new session drives them safe")
             try:
                 bits = await self.bus.read_discrete_inputs(
                     self.config.device_id, profile.di_address, profile.di_count, retries=0
@@ -377,6 +378,8 @@ class GateIODriver(SupervisedDriver):
         except ModbusExceptionResponse as exc:
             self._outputs.pop(name, None)  # refused, or only the read-back was: not known any more
             self._fault(f"{name}: {self._explained(exc)}")
+            if sent:  # written (acknowledged), then not confirmed: unknown, as below
+                self._lost_command = f"{name}: written, then its read-back refused: {exc}"
             raise
         except ModbusNotSent:
             if sent:  # written, not confirmed: unknown, as below

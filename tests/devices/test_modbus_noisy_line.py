@@ -21,6 +21,7 @@ from devices.health import DeviceError, Health, State
 from devices.protocols.io_profiles import IOMap
 from devices.transports.modbus import (
     ModbusBus,
+    ModbusExceptionResponse,
     ModbusTimeout,
     RtuEndpoint,
     TcpEndpoint,
@@ -207,7 +208,7 @@ def test_a_fault_at_the_start_of_a_session_does_not_open_the_module_before_its_s
     run(scenario())
 
 
-# --- a late answer (outside finding) ------------------------------------------------------------------------
+# --- a late answer, a refused read-back (outside findings) ----------------------------------------------
 def test_a_late_answer_on_rtu_never_answers_the_next_request() -> None:
     """RTU has no transaction id: an answer that comes after its request's timeout would be taken as
     the answer to the next request of the same shape (here: one coil, DO0 ON read as DO1). The bus
@@ -229,6 +230,28 @@ def test_a_late_answer_on_rtu_never_answers_the_next_request() -> None:
         finally:
             bus.close()
             await module.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+def test_a_write_whose_read_back_is_refused_ends_the_session_and_the_output_is_driven_safe(kind: str) -> None:
+    """The module carries out the ON and acknowledges it, then answers the read-back with exception
+    06 (busy): the output is on, unconfirmed. The command fails, and — as for a lost answer — the
+    session ends and the next one drives every output safe, confirmed."""
+
+    async def scenario() -> None:
+        noise = LineNoise()
+        async with on_line(kind, noise) as (module, driver, states):
+            noise.then("busy", function=1)  # polls are function 2: this is the read-back
+            with pytest.raises(ModbusExceptionResponse, match="exception 6 DEVICE_BUSY"):
+                await driver.set_output("diverter_left", True)
+            assert noise.scripted == 0 and module.module.rises[LEFT] == 1  # it was carried out
+            assert "diverter_left" not in driver.outputs  # not known
+            await eventually(lambda: module.module.do[LEFT] is False)  # driven safe by a new session
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert State.DOWN in states, states
+            assert driver.outputs["diverter_left"] is False and driver.outputs["light_red"] is True
 
     run(scenario())
 
