@@ -38,7 +38,7 @@ POINTS = {
         "light_red": {"channel": 3, "safe": True},
     },
 }
-LEFT, RIGHT, BARRIER = 0, 1, 2  # DO channels
+LEFT, RIGHT, BARRIER, RED = 0, 1, 2, 3  # DO channels (light_red's safe value is on)
 
 
 def run(coro: Coroutine[Any, Any, None], timeout: float = 90) -> None:
@@ -208,7 +208,7 @@ def test_a_fault_at_the_start_of_a_session_does_not_open_the_module_before_its_s
     run(scenario())
 
 
-# --- a late answer, a refused read-back (outside findings) ----------------------------------------------
+# --- a late answer, a refused read-back, a module that restarts (outside findings) -------------------------
 def test_a_late_answer_on_rtu_never_answers_the_next_request() -> None:
     """RTU has no transaction id: an answer that comes after its request's timeout would be taken as
     the answer to the next request of the same shape (here: one coil, DO0 ON read as DO1). The bus
@@ -242,7 +242,7 @@ def test_a_write_whose_read_back_is_refused_ends_the_session_and_the_output_is_d
 
     async def scenario() -> None:
         noise = LineNoise()
-        async with on_line(kind, noise) as (module, driver, states):
+        async with on_line(kind, noise, output_check_s=30.0) as (module, driver, states):
             noise.then("busy", function=1)  # polls are function 2: this is the read-back
             with pytest.raises(ModbusExceptionResponse, match="exception 6 DEVICE_BUSY"):
                 await driver.set_output("diverter_left", True)
@@ -252,6 +252,45 @@ def test_a_write_whose_read_back_is_refused_ends_the_session_and_the_output_is_d
             await driver.supervisor.wait_for(State.UP, WAIT)
             assert State.DOWN in states, states
             assert driver.outputs["diverter_left"] is False and driver.outputs["light_red"] is True
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+def test_a_module_that_restarts_mid_pulse_cuts_the_pulse_short_and_is_driven_safe(kind: str) -> None:
+    """The module restarts while the barrier's pulse is on (every coil back to off; on TCP every
+    connection dropped too). The pulse is not reported whole: it fails as cut short, so the
+    actuation record says so, and the session ends so that the next one drives every output safe
+    (light_red, safe on, is on again)."""
+
+    async def scenario() -> None:
+        async with on_line(kind) as (module, driver, states):
+            pulse = asyncio.create_task(driver.pulse("barrier", 5.0))
+            await eventually(lambda: module.module.do[BARRIER] and driver.outputs.get("barrier") is True)
+            module.reboot()
+            assert module.module.do[RED] is False
+            with pytest.raises(DeviceError, match=r"cut short.*barrier read back False"):
+                async with asyncio.timeout(WAIT):
+                    await pulse
+            await eventually(lambda: State.DOWN in states)
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert module.module.do[RED] is True and module.module.do[BARRIER] is False
+            assert driver.outputs["light_red"] is True and driver.outputs["barrier"] is False
+
+    run(scenario())
+
+
+def test_outputs_reset_behind_the_drivers_back_end_the_session_and_are_driven_safe() -> None:
+    """On RTU a module that restarts drops no connection: only reading the outputs back shows it. A
+    lane confirmed on reads off: the session ends and the next drives every output safe."""
+
+    async def scenario() -> None:
+        async with on_line("rtu") as (module, driver, states):
+            await driver.set_output("diverter_left", True)
+            module.reboot()
+            await eventually(lambda: State.DOWN in states)
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert module.module.do[RED] is True and driver.outputs["diverter_left"] is False
 
     run(scenario())
 
