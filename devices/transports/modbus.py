@@ -33,10 +33,15 @@ one answer is not gone.
 
 RTU has no transaction id, so an answer that comes after its request's timeout would be taken as
 the answer to the next request. After any attempt whose answer may still come (no answer, an
-answer to another request, a malformed one) the line is *resynchronised* before anything else is
-sent: the bus waits until the line has been quiet for `late_window` (default: one more timeout)
-and drops whatever arrived meanwhile (`stray`: bytes that came with no request outstanding, counted
-and never taken). An answer later than that still could be taken for the next request of the same
+answer to another request, a malformed one) the line is out of step until it is resynchronised: a
+request that such an answer could pass for — after a lost answer, one of the same unit, function
+and answer size (a write: the same coil); after an answer to another request or a malformed one,
+any — waits, without holding the bus, until the line has been quiet for `late_window` (default:
+one more timeout), and what arrived meanwhile is dropped (`stray`: bytes that came with no request
+outstanding, or with or after an answer; counted, never taken). A request of another shape goes at
+once (a diverter command does not wait out a lost DI poll's late window): a late answer cannot pass
+its checks, and its own answer, whole and fitting, shows the line back in step (a module answers
+in order). An answer later than the window could still be taken for the next request of the same
 shape; drivers must not build one value from two requests that such an answer could swap (the
 weight indicator reads weight and status in one request, see drivers/modbus_scale.py).
 
@@ -216,6 +221,8 @@ class ModbusConnectError(DeviceError):
 
 Call = Callable[[AsyncModbusTcpClient | AsyncModbusSerialClient], Awaitable[ModbusPDU]]
 Check = Callable[[ModbusPDU], str | None]  # what is wrong with an answer's shape, or None
+# what a late answer could pass for: (unit, function, answer bytes) or, for a write, (unit, 5, coil)
+Shape = tuple[int, int, int]
 RetryListener = Callable[[int, str], None]  # (unit id, why the request was asked again)
 
 _SETTLE_WINDOWS = 4  # a line that is not quiet for one late window within this many is busy
@@ -255,7 +262,7 @@ class ModbusBus:
         self._dropped = False
         self._answered = False  # RTU: this attempt's answer has arrived whole
         self._unsettled_at: float | None = None  # RTU: an answer may still come since then
-        self._last_rx = -float("inf")  # RTU: monotonic time bytes last arrived
+        self._pending: set[Shape | None] = set()  # RTU: shapes it may be an answer to (None: any)
 
     def on_retry(self, listener: RetryListener) -> None:
         """Call `listener(device_id, reason)` each time a request is asked again."""
@@ -292,11 +299,9 @@ class ModbusBus:
         and the line is resynchronised before the next request."""
         if sending or self._rtu_check is None:
             return data
-        self._last_rx = time.monotonic()
         if self._attempt is None or self._answered:
             if data:
-                self.stray += 1
-                self._unsettle()
+                self._stray()
             return data
         try:
             used, _unit, _tid, frame = self._rtu_check.decode(data)
@@ -308,8 +313,7 @@ class ModbusBus:
         elif used and frame:
             self._answered = True
             if len(data) > len(frame) + 3:  # unit + PDU + CRC: bytes of another answer came with it
-                self.stray += 1
-                self._unsettle()
+                self._stray()
         return data
 
     def _end_attempt_now(self) -> None:
@@ -325,38 +329,43 @@ class ModbusBus:
             self._dropped = True
             self._end_attempt_now()
 
-    def _unsettle(self) -> None:
-        """RTU: an answer may still come (or just came unasked): resynchronise before the next request."""
+    def _unsettle(self, shape: Shape | None) -> None:
+        """RTU: an answer to a request of `shape` (None: of any) may still come: resynchronise
+        before a request it could pass for."""
         if self._rtu_check is not None:
             if self._unsettled_at is None:
                 self.out_of_step += 1
             self._unsettled_at = time.monotonic()
+            self._pending.add(shape)
 
-    async def _settle_locked(self, deadline: float | None) -> bool:
-        """RTU, after an answer that may still come: wait until the line has been quiet for
-        `late_window` (bytes arriving meanwhile are dropped and restart the wait), then flush what
-        pymodbus holds. False if `deadline` comes first; ModbusLineBusy (via the caller) if the line
-        will not go quiet within a few windows."""
-        if self._unsettled_at is None:
-            return True
-        started = time.monotonic()
-        give_up = started + self.late_window * _SETTLE_WINDOWS
-        while True:
-            now = time.monotonic()
-            quiet_at = max(self._unsettled_at, self._last_rx) + self.late_window
-            if now >= quiet_at:
-                break
-            if deadline is not None and quiet_at > deadline:
-                return False
-            if quiet_at > give_up:
-                raise _LineNotQuiet
-            await asyncio.sleep(quiet_at - now)
+    def _stray(self) -> None:
+        """RTU: an answer no request was waiting for (pymodbus drops it): the line was out of step.
+        It answers a request already pending, if any; otherwise, who knows which."""
+        self.stray += 1
+        if self._rtu_check is not None and not self._pending:
+            self.out_of_step += 1
+            self._pending.add(None)
+        self._unsettled_at = time.monotonic()
+
+    def _quiet_at(self, shape: Shape) -> float | None:
+        """RTU: None if a request of `shape` may go now; else when the line will have been quiet for
+        `late_window` since an answer that could pass for its own last might have come (strays
+        push it on). Once it has been, the line is back in step: what pymodbus holds is flushed."""
+        if self._unsettled_at is None or not self._pending & {shape, None}:
+            return None
+        quiet_at = self._unsettled_at + self.late_window
+        if time.monotonic() < quiet_at:
+            return quiet_at
         client = self._client
         if client is not None:
             client.ctx.recv_buffer = b""  # a partial late answer must not prefix the next one
-        self._unsettled_at = None
+        self._back_in_step()
         self.resyncs += 1
-        return True
+        return None
+
+    def _back_in_step(self) -> None:
+        self._unsettled_at = None
+        self._pending.clear()
 
     @property
     def connected(self) -> bool:
@@ -428,28 +437,27 @@ class ModbusBus:
         retries: int | None = None,
         deadline: float | None = None,
         check: Check | None = None,
+        shape: Shape | None = None,
     ) -> ModbusPDU:
         """Send the request, asking again (up to `retries` more times, never past `deadline`) while
         it gets no answer, a broken one or one that does not fit (`check`). The bus is held
-        throughout: nothing comes between. On RTU a request waits for the line to be back in step
-        after an earlier one's lost answer; asking the same request again does not (a late answer
-        to it is an answer to it), but the next request will wait."""
-        budget = self.retries if retries is None else retries
-        async with self._lock:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ModbusNotSent(self.key, device_id, function, address, "its deadline had passed")
-            try:
-                settled = await self._settle_locked(deadline)
-            except _LineNotQuiet:
-                self.failures += 1
-                raise ModbusLineBusy(
-                    self.key,
-                    device_id,
-                    function,
-                    address,
-                    f"the line did not go quiet for {self.late_window:g} s after a lost answer",
-                ) from None
-            if not settled:
+        throughout: nothing comes between. On RTU a request waits (without holding the bus) for the
+        line to be back in step after an earlier lost answer of its `shape`; asking the same request
+        again does not (a late answer to it is an answer to it), but the next of that shape will.
+        Nothing is sent, nor waited for, past `deadline`."""
+        shape = (device_id, function, address) if shape is None else shape
+        give_up = time.monotonic() + self.late_window * _SETTLE_WINDOWS
+        while True:
+            async with self._lock:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ModbusNotSent(self.key, device_id, function, address, "its deadline had passed")
+                quiet_at = self._quiet_at(shape)
+                if quiet_at is None:
+                    return await self._attempts(
+                        device_id, function, address, call, retries, deadline, check, shape
+                    )
+            # the line must go quiet first: wait without holding the bus (other shapes may go)
+            if deadline is not None and quiet_at > deadline:
                 raise ModbusNotSent(
                     self.key,
                     device_id,
@@ -457,32 +465,63 @@ class ModbusBus:
                     address,
                     "the line was not back in step after a lost answer by its deadline",
                 )
-            attempt = 0
-            while True:
-                try:
-                    return await self._attempt_once(
-                        device_id, function, address, call, deadline, last=attempt >= budget, check=check
-                    )
-                except ModbusRequestError as exc:
-                    self.failures += 1
-                    out_of_time = deadline is not None and time.monotonic() >= deadline
-                    if not exc.retryable or attempt >= budget or out_of_time:
-                        if (
-                            isinstance(exc, ModbusTimeout)
-                            and isinstance(self.endpoint, TcpEndpoint)
-                            and self.endpoint.close_on_timeout
-                        ):
-                            self._close_locked()
-                        if exc.retryable and deadline is not None:
-                            exc.note(f"{attempt + 1} attempts within its deadline")
-                        raise
-                    last: ModbusRequestError = exc
-                attempt += 1
-                self.retried += 1
-                reason = f"{last} (asked again, {attempt} of {budget})"
-                log.debug("modbus request asked again: %s", reason, extra={"bus": self.key})
-                for listener in self._listeners:
-                    listener(device_id, reason)
+            if quiet_at > give_up:
+                self.failures += 1
+                raise ModbusLineBusy(
+                    self.key,
+                    device_id,
+                    function,
+                    address,
+                    f"the line did not go quiet for {self.late_window:g} s after a lost answer",
+                )
+            await asyncio.sleep(quiet_at - time.monotonic())
+
+    async def _attempts(
+        self,
+        device_id: int,
+        function: int,
+        address: int,
+        call: Call,
+        retries: int | None,
+        deadline: float | None,
+        check: Check | None,
+        shape: Shape,
+    ) -> ModbusPDU:
+        """The request's attempts; the caller holds the bus throughout."""
+        budget = self.retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt_once(
+                    device_id,
+                    function,
+                    address,
+                    call,
+                    deadline,
+                    last=attempt >= budget,
+                    check=check,
+                    shape=shape,
+                )
+            except ModbusRequestError as exc:
+                self.failures += 1
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if not exc.retryable or attempt >= budget or out_of_time:
+                    if (
+                        isinstance(exc, ModbusTimeout)
+                        and isinstance(self.endpoint, TcpEndpoint)
+                        and self.endpoint.close_on_timeout
+                    ):
+                        self._close_locked()
+                    if exc.retryable and deadline is not None:
+                        exc.note(f"{attempt + 1} attempts within its deadline")
+                    raise
+                last: ModbusRequestError = exc
+            attempt += 1
+            self.retried += 1
+            reason = f"{last} (asked again, {attempt} of {budget})"
+            log.debug("modbus request asked again: %s", reason, extra={"bus": self.key})
+            for listener in self._listeners:
+                listener(device_id, reason)
 
     async def _attempt_once(
         self,
@@ -494,6 +533,7 @@ class ModbusBus:
         *,
         last: bool,
         check: Check | None = None,
+        shape: Shape | None = None,
     ) -> ModbusPDU:
         await self._connect_locked(deadline)
         client = self._client
@@ -524,7 +564,7 @@ class ModbusBus:
                 raise ModbusCorruptAnswer(
                     self.key, device_id, function, address, "broken answer (CRC check failed)"
                 ) from exc
-            self._unsettle()  # it may still come, and would answer the next request
+            self._unsettle(shape)  # it may still come, and would answer the next request like it
             raise ModbusTimeout(self.key, device_id, function, address, "no answer") from exc
         except ConnectionException as exc:
             self._close_locked()
@@ -533,7 +573,7 @@ class ModbusBus:
             raise ModbusRequestError(self.key, device_id, function, address, str(exc)) from exc
         answered = response.function_code & 0x7F
         if answered != function:
-            self._unsettle()  # a late answer to another request: ours may still come
+            self._unsettle(None)  # a late answer to another request: out of step, more may come
             raise ModbusWrongAnswer(
                 self.key, device_id, function, address, f"answer is for function {answered}"
             )
@@ -544,8 +584,12 @@ class ModbusBus:
             raise ModbusExceptionResponse(self.key, device_id, function, address, code)
         if check is not None and (wrong := check(response)) is not None:
             self.malformed += 1
-            self._unsettle()  # on RTU, maybe a late answer to another request: ours may still come
+            self._unsettle(None)  # on RTU maybe a late answer to another: out of step, more may come
             raise ModbusMalformedAnswer(self.key, device_id, function, address, wrong)
+        if self._pending and not self._pending & {shape, None}:
+            # its own answer, whole and fitting, to a request no late answer could pass for: a
+            # module answers in order, so every earlier answer has come (and was not taken) by now
+            self._back_in_step()
         return response
 
     async def _logged(
@@ -557,11 +601,19 @@ class ModbusBus:
         retries: int | None,
         deadline: float | None,
         check: Check | None = None,
+        shape: Shape | None = None,
     ) -> ModbusPDU:
         """Log each failure at debug (the device's supervisor logs the state change once)."""
         try:
             return await self._request(
-                device_id, function, address, call, retries=retries, deadline=deadline, check=check
+                device_id,
+                function,
+                address,
+                call,
+                retries=retries,
+                deadline=deadline,
+                check=check,
+                shape=shape,
             )
         except ModbusRequestError as exc:
             extra = {"bus": self.key, "device_id": device_id, "function": function, "address": address}
@@ -584,7 +636,8 @@ class ModbusBus:
             got = len(response.bits)  # pymodbus pads to whole bytes: 8 per byte of the answer
             return None if got == 8 * nbytes else f"{got // 8} bytes of bits, asked {count} bits"
 
-        response = await self._logged(device_id, function, address, call, retries, deadline, check)
+        shape = (device_id, function, nbytes)
+        response = await self._logged(device_id, function, address, call, retries, deadline, check, shape)
         return list(response.bits[:count])
 
     async def _registers(
@@ -601,7 +654,8 @@ class ModbusBus:
             got = len(response.registers)
             return None if got == count else f"{got} registers, asked {count}"
 
-        response = await self._logged(device_id, function, address, call, retries, deadline, check)
+        shape = (device_id, function, 2 * count)
+        response = await self._logged(device_id, function, address, call, retries, deadline, check, shape)
         return list(response.registers)
 
     # --- the requests drivers use (each safe to ask again) -----------------------------------------
@@ -706,11 +760,8 @@ class ModbusBus:
             retries,
             deadline,
             check,
+            (device_id, 5, address),
         )
-
-
-class _LineNotQuiet(Exception):
-    """_settle_locked gave up (the caller knows which request it is for)."""
 
 
 class BusPool:

@@ -234,6 +234,35 @@ def test_a_late_answer_on_rtu_never_answers_the_next_request() -> None:
     run(scenario())
 
 
+def test_after_a_lost_answer_only_a_request_it_could_pass_for_waits_for_the_line() -> None:
+    """A lost read-back answer does not hold up a DI poll (its answer has another size: a late
+    read-back answer cannot pass for it), and the poll's own answer, in order, shows the line back
+    in step. Only a request of the same shape waits for the line to go quiet."""
+
+    async def scenario() -> None:
+        noise = LineNoise()
+        module = RtuModule(adam6050(), units=(1,), noise=noise)
+        await module.start()
+        bus = ModbusBus(RtuEndpoint(port=module.path, baudrate=115200), timeout=0.1)
+        try:
+            noise.then("drop_answer", function=1)
+            with pytest.raises(ModbusTimeout):
+                await bus.read_coils(1, 16 + LEFT, 1, retries=0)
+            assert await bus.read_discrete_inputs(1, 0, 12, retries=0) == [False] * 12
+            assert await bus.read_coils(1, 16 + RIGHT, 1, retries=0) == [False]
+            assert bus.resyncs == 0  # neither waited
+            noise.then("drop_answer", function=1)
+            with pytest.raises(ModbusTimeout):
+                await bus.read_coils(1, 16 + LEFT, 1, retries=0)
+            assert await bus.read_coils(1, 16 + RIGHT, 1, retries=0) == [False]
+            assert bus.resyncs == 1  # the same shape: it waited for the line
+        finally:
+            bus.close()
+            await module.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("kind", ["tcp", "rtu"])
 def test_a_write_whose_read_back_is_refused_ends_the_session_and_the_output_is_driven_safe(kind: str) -> None:
     """The module carries out the ON and acknowledges it, then answers the read-back with exception
