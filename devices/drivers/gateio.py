@@ -436,12 +436,13 @@ class GateIODriver(SupervisedDriver):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(seconds):
                         await asyncio.shield(cut)
+                on_for = time.monotonic() - on_at
             finally:  # also after a failed "on": the write may have landed before the answer was lost
                 self._pulses.pop(name, None)
                 await asyncio.shield(self._write_confirmed(name, False))
             if cut.done():
                 raise PulseCutShort(
-                    f"{self.name}: pulse of {name} cut short after {time.monotonic() - on_at:.2f} s of"
+                    f"{self.name}: pulse of {name} cut short after {on_for:.2f} s of"
                     f" {seconds:g} s: {cut.result()}"
                 )
 
