@@ -176,12 +176,16 @@ class GateIOSim:
                 await self.set_input(name, state == open_)
 
     # --- faults --------------------------------------------------------------------------------------
-    def fail(self, code: ExcCodes | None, *, on: Literal["read", "write", "all"] = "all") -> None:
-        """Answer reads and/or writes with an exception code; `fail(None)` stops."""
+    def fail(
+        self, code: ExcCodes | None, *, on: Literal["read", "write", "all", "read_coils"] = "all"
+    ) -> None:
+        """Answer reads and/or writes (or only coil reads: a driver's read-back) with an exception
+        code; `fail(None)` stops."""
         functions = {
             "read": READ_FUNCTIONS,
             "write": WRITE_FUNCTIONS,
             "all": READ_FUNCTIONS | WRITE_FUNCTIONS,
+            "read_coils": {1},
         }
         self._fault = None if code is None else (code, functions[on])
 

@@ -10,7 +10,13 @@ the supervisor's three states:
   DOWN within about (retries + 1) × `timeout_s`. A refused connection ends it at once. The
   supervisor retries with backoff capped at 1 s, so a module that comes back is UP within ~1–2 s;
 - an exception response (the module is alive but refuses) → DEGRADED, polling continues;
-- a command whose read-back disagrees → DEGRADED and `OutputMismatch`.
+- a command whose read-back disagrees → DEGRADED and `OutputMismatch`;
+- outputs that change behind the driver's back (a module that restarted mid-pulse resets every
+  coil): the outputs are read back in the poll loop — every `output_check_s` while any output is
+  away from its safe value, ten times less often otherwise, and at once after the polling
+  connection had to be reopened — and one that no longer reads what was last confirmed ends the
+  session, whose successor drives every output safe; a pulse running on it ends as
+  `PulseCutShort`, so the actuation record says it was cut short, not that it was whole.
 
 Commands never hang: on a module that is not up they raise `DeviceError` at once, and every
 request is bounded by the bus timeout and the caller's `deadline`. A command's write and read-back
@@ -20,7 +26,8 @@ confirmed", a wait, then "off, confirmed", so asking its "on" again cannot fire 
 "off" is sent however the "on" ended. Outputs are confirmed by reading the coil back, because a write
 acknowledgement only says the module received the request, not that the coil is there (a forced
 output or a module in its safe mode acknowledges and ignores). A command that still has no confirmed
-answer when its budget or deadline runs out leaves its output unknown — it may have been carried out
+answer when its budget or deadline runs out, or whose write was acknowledged and whose read-back was
+then refused (an exception answer), leaves its output unknown — it may have been carried out
 — so the session ends and the next one drives every output to its safe value, confirmed (stations
 learn of it as a new session). Each output has its own lock, so a 1 s barrier pulse does not hold up
 the stack light; requests still go one at a time per bus.
@@ -88,10 +95,21 @@ class GateIOConfig(BaseModel):
     command_connection: bool = Field(
         True, description="Modbus TCP: write outputs on a connection of their own, not behind DI polls"
     )
+    output_check_s: float = Field(
+        0.1,
+        gt=0,
+        le=60,
+        description="read the outputs back this often while any is away from its safe value (10x this"
+        " otherwise): one that changed behind the agent's back (a module restart) ends the session",
+    )
 
 
 class OutputMismatch(DeviceError):
     """The coil read back differs from what was written."""
+
+
+class PulseCutShort(DeviceError):
+    """A pulse's output was seen off before its time was up (the module reset its outputs)."""
 
 
 class GateIODriver(SupervisedDriver):
@@ -121,9 +139,16 @@ class GateIODriver(SupervisedDriver):
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
         self.polls_asked_again = 0  # polls that got no (or a broken) answer and were asked again
-        # an output command that got no (or a broken) answer: the module may have carried it out or
-        # not, so what the outputs are is unknown until a new session drives them safe, confirmed
+        # an output command that got no (or a broken) answer, or outputs that changed behind our
+        # back: what the outputs are is unknown until a new session drives them safe, confirmed
         self._lost_command: str | None = None
+        # the output watch: writes in flight and started per output, pulses that may be cut short
+        self._writing: dict[str, int] = dict.fromkeys(config.io.outputs, 0)
+        self._generation: dict[str, int] = dict.fromkeys(config.io.outputs, 0)
+        self._pulses: dict[str, asyncio.Future[str]] = {}
+        self._checked_at = 0.0
+        self._checked_connects = 0
+        self.output_checks = 0
         self._answered = False  # the unit has answered in some session: silence now is not its id
         # until a session has driven the safe state, a fault is kept back: DEGRADED would let
         # stations command outputs that the safe state is about to overwrite
@@ -149,6 +174,7 @@ class GateIODriver(SupervisedDriver):
         if not coils:
             return {}
         first, last = min(coils.values()), max(coils.values())
+        generation = dict(self._generation)
         try:
             bits = await self.command_bus.read_coils(
                 self.config.device_id, first, last - first + 1, deadline=deadline
@@ -157,6 +183,7 @@ class GateIODriver(SupervisedDriver):
             self._fault(f"read back: {exc}")
             raise
         out = {name: bool(bits[address - first]) for name, address in coils.items()}
+        self._compare_outputs(out, generation)
         self._outputs.update(out)
         return out
 
@@ -193,13 +220,14 @@ class GateIODriver(SupervisedDriver):
         for reason in self._held_faults:
             sup.fault(reason)
         self._held_faults = []
+        self._checked_at, self._checked_connects = time.monotonic(), self.bus.connects
         profile = self.config.io.profile
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
         missed = 0  # polls in a row with no (or a broken) answer
         while True:
             if self._lost_command is not None:
-                raise DeviceError(f"an output command went unanswered ({self._lost_command}): new session")
+                raise DeviceError(f"outputs not known ({self._lost_command}): new session drives them safe")
             try:
                 bits = await self.bus.read_discrete_inputs(
                     self.config.device_id, profile.di_address, profile.di_count, retries=0
@@ -222,6 +250,17 @@ class GateIODriver(SupervisedDriver):
                 sup.seen()
                 for event in self._tracker.update(bits, at):
                     self.events.put(event)
+                if self._check_due(at):
+                    try:
+                        await self._check_outputs()
+                    except ModbusExceptionResponse as exc:
+                        sup.fault(f"outputs read back: {self._explained(exc)}")
+                    except ModbusRequestError as exc:
+                        if not exc.retryable:
+                            raise
+                        sup.fault(f"outputs read back: {exc}")  # the DI poll answered: not a missed poll
+                    if self._lost_command is not None:
+                        continue
             next_at += period
             delay = next_at - time.monotonic()
             if delay < 0:  # fell behind (slow bus): do not burst to catch up
@@ -316,6 +355,53 @@ class GateIODriver(SupervisedDriver):
             log.debug("outputs share the polling connection", extra={"device": self.name, "error": why})
         await self.bus.connect()  # a no-op unless the polling connection was the one dropped
 
+    # --- the output watch ----------------------------------------------------------------------------
+    def _check_due(self, now: float) -> bool:
+        """Read the outputs back now? At once after the polling connection was reopened (a module
+        that restarted drops its connections), often while an output is away from its safe value
+        (a pulse, an open lane), now and then otherwise."""
+        if not self.config.io.outputs:
+            return False
+        if self.bus.connects != self._checked_connects:
+            return True
+        away = any(
+            self._outputs.get(name, point.safe) != point.safe
+            for name, point in self.config.io.outputs.items()
+        )
+        every = self.config.output_check_s * (1 if away or self._pulses else 10)
+        return now - self._checked_at >= every
+
+    async def _check_outputs(self) -> None:
+        """Read every output back (one request over their span) and compare it with what was last
+        confirmed; an output being written meanwhile is left out. One that differs was changed behind
+        our back: its pulse (if any) is cut short, and the session ends (the next drives all safe)."""
+        self._checked_at, self._checked_connects = time.monotonic(), self.bus.connects
+        coils = {name: self.config.io.coil(name) for name in self.config.io.outputs}
+        first, last = min(coils.values()), max(coils.values())
+        generation = dict(self._generation)
+        bits = await self.bus.read_coils(self.config.device_id, first, last - first + 1, retries=0)
+        self.output_checks += 1
+        self._compare_outputs({name: bool(bits[a - first]) for name, a in coils.items()}, generation)
+
+    def _compare_outputs(self, read: dict[str, bool], generation: dict[str, int]) -> None:
+        """Outputs read back (by the watch or a station) against what was last confirmed; an output
+        written since `generation` was taken (or being written) says nothing about a change."""
+        changed = []
+        for name, actual in read.items():
+            known = self._outputs.get(name)
+            if known is None or self._writing[name] or self._generation[name] != generation[name]:
+                continue
+            if actual != known:
+                changed.append(f"{name} reads {actual}, last confirmed {known}")
+                self._outputs[name] = actual
+                pulse = self._pulses.get(name)
+                if pulse is not None and not pulse.done():
+                    pulse.set_result(f"{name} read back {actual} mid-pulse")
+        if changed:
+            why = "; ".join(changed)
+            self._lost_command = f"outputs changed behind the agent's back (module restarted?): {why}"
+            log.warning("outputs changed behind the agent's back", extra={"device": self.name, "error": why})
+
     # --- commands ------------------------------------------------------------------------------------
     def _check_up(self) -> None:
         health = self.supervisor.health
@@ -337,15 +423,28 @@ class GateIODriver(SupervisedDriver):
             await self._write_confirmed(name, value, deadline)
 
     async def pulse(self, name: str, seconds: float) -> None:
-        """On, confirmed; wait; off, confirmed. The off is sent even if the caller is cancelled."""
+        """On, confirmed; wait; off, confirmed. The off is sent even if the caller is cancelled.
+        `PulseCutShort` if the output was seen off before its time was up (the output watch)."""
         lock = self._lock(name)
         self._check_up()
         async with lock:
+            cut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             try:
                 await self._write_confirmed(name, True)
-                await asyncio.sleep(seconds)
+                on_at = time.monotonic()
+                self._pulses[name] = cut
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        await asyncio.shield(cut)
+                on_for = time.monotonic() - on_at
             finally:  # also after a failed "on": the write may have landed before the answer was lost
+                self._pulses.pop(name, None)
                 await asyncio.shield(self._write_confirmed(name, False))
+            if cut.done():
+                raise PulseCutShort(
+                    f"{self.name}: pulse of {name} cut short after {on_for:.2f} s of"
+                    f" {seconds:g} s: {cut.result()}"
+                )
 
     async def safe_state(self) -> None:
         """Drive every output to its configured safe value (also done at the start of each session)."""
@@ -370,6 +469,8 @@ class GateIODriver(SupervisedDriver):
         unit = self.config.device_id
         extra = {"device": self.name, "output": name, "value": value, "address": address}
         sent = False
+        self._writing[name] += 1
+        self._generation[name] += 1
         try:
             await self.command_bus.write_coil(unit, address, value, deadline=deadline)
             sent = True
@@ -377,6 +478,8 @@ class GateIODriver(SupervisedDriver):
         except ModbusExceptionResponse as exc:
             self._outputs.pop(name, None)  # refused, or only the read-back was: not known any more
             self._fault(f"{name}: {self._explained(exc)}")
+            if sent:  # written (acknowledged), then not confirmed: unknown, as below
+                self._lost_command = f"{name}: written, then its read-back refused: {exc}"
             raise
         except ModbusNotSent:
             if sent:  # written, not confirmed: unknown, as below
@@ -391,6 +494,8 @@ class GateIODriver(SupervisedDriver):
             self._outputs.pop(name, None)
             self._lost_command = f"{name}: {exc}"
             raise
+        finally:
+            self._writing[name] -= 1
         if actual != value:
             self._outputs[name] = actual
             reason = f"output {name!r} (coil {address}) reads {actual} after writing {value}"

@@ -10,6 +10,19 @@ decode is DEGRADED and polling goes on. Over or under range is never a stable re
 
 `wait_stable()` waits for a stable, in-range reading taken after the call: a stable weight from
 before the parcel landed is not this parcel's weight.
+
+A reading is never built from answers that could belong to other requests. RTU has no transaction
+id: an answer that comes after its request's timeout would be taken for the next request's. So:
+
+- weight and status are read in one request when the map allows (`WeightMap.max_span`): an answer
+  then always holds a weight with its own status word. An indicator that refuses the span (illegal
+  address) is read apart from then on, with a warning;
+- read apart, a poll reads the status word, the weight, then the status word again, and is used
+  only if both status words agree (a swapped pair of answers shows as a disagreement);
+- the bus resynchronises the line after any answer that may still come (devices/transports/
+  modbus.py), and a poll is used only if the line stayed in step from the start of the poll before
+  it to the end of its own: after a lost, late, malformed or unasked-for answer, the next poll's
+  reading is dropped too, so an answer later than the bus's late window cannot pass as a fresh one.
 """
 
 from __future__ import annotations
@@ -25,6 +38,8 @@ from devices.events import EventStream, WeightReading
 from devices.health import DeviceError, Health, State, SupervisedDriver, Supervisor
 from devices.protocols.modbus_weight import WeightDecodeError, WeightMap, decode
 from devices.transports.modbus import Endpoint, ModbusBus, ModbusExceptionResponse, ModbusRequestError
+
+ILLEGAL_ADDRESS = 2
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +70,9 @@ class ModbusScaleDriver(SupervisedDriver):
         self._fresh = asyncio.Event()  # set, then replaced, on every reading and state change
         self._task: asyncio.Task[None] | None = None
         self.polls_asked_again = 0  # polls that got no (or a broken) answer and were asked again
+        self.polls_not_used = 0  # polls answered, but not in step with the line: no reading taken
+        self._apart = False  # the indicator refused weight and status as one span: read them apart
+        self._step_mark: int | None = None  # the bus's out-of-step count when the last poll began
 
     # --- lifecycle (start/stop from SupervisedDriver) ------------------------------------------------
     async def _closed(self) -> None:
@@ -62,27 +80,61 @@ class ModbusScaleDriver(SupervisedDriver):
             self.bus.close()
 
     # --- the session ---------------------------------------------------------------------------------
-    async def _read(self) -> dict[int, int]:
+    async def _read(self) -> dict[int, int] | None:
+        """The weight and status registers of one poll, or None if its answers disagree."""
         m, unit = self.config.weight_map, self.config.device_id
         read = self.bus.read_holding_registers if m.table == "holding" else self.bus.read_input_registers
-        regs: dict[int, int] = {}
-        for address, count in m.read_blocks():
-            words = await read(unit, address, count, retries=0)
-            regs.update(zip(range(address, address + count), words, strict=True))
-        return regs
+        blocks = m.read_blocks(apart=self._apart)
+        if len(blocks) == 1:
+            [(address, count)] = blocks
+            try:
+                words = await read(unit, address, count, retries=0)
+            except ModbusExceptionResponse as exc:
+                if exc.code != ILLEGAL_ADDRESS or len(m.read_blocks(apart=True)) == 1:
+                    raise
+                self._apart = True  # it will not serve the registers in between: read them apart
+                log.warning(
+                    "indicator refuses weight and status as one span; reading them apart",
+                    extra={"device": self.name, "error": str(exc)},
+                )
+                return await self._read()
+            return dict(zip(range(address, address + count), words, strict=True))
+        # apart: status, weight, status again; a swapped pair of answers cannot agree with itself
+        (status,) = await read(unit, m.status_address, 1, retries=0)
+        words = await read(unit, m.weight_address, m.words, retries=0)
+        (again,) = await read(unit, m.status_address, 1, retries=0)
+        if again != status:
+            return None
+        return {
+            m.status_address: status,
+            **dict(zip(range(m.weight_address, m.weight_address + m.words), words, strict=True)),
+        }
 
     async def _session(self, sup: Supervisor) -> None:
         await self.bus.connect()
         period = 1.0 / self.config.poll_hz
         next_at = time.monotonic()
         missed = 0  # polls in a row with no (or a broken) answer
+        self._step_mark = None
         while True:
             asked = time.monotonic()
+            mark = self.bus.out_of_step
+            value = None
             try:
-                value = decode(self.config.weight_map, await self._read())
+                regs = await self._read()
+                # in step since the poll before this one began: a late answer it took shows by now
+                in_step = self.bus.out_of_step == (mark if self._step_mark is None else self._step_mark)
+                self._step_mark = mark
+                if regs is None or not in_step:  # answered, but maybe not to these requests
+                    self.polls_not_used += 1
+                    log.debug("modbus scale poll not used (answers out of step)", extra={"device": self.name})
+                else:
+                    value = decode(self.config.weight_map, regs)
             except (ModbusExceptionResponse, WeightDecodeError) as exc:
+                self._step_mark = mark
                 sup.fault(str(exc))
             except ModbusRequestError as exc:
+                self._step_mark = mark
                 if not exc.retryable:
                     raise
                 missed += 1
@@ -94,6 +146,7 @@ class ModbusScaleDriver(SupervisedDriver):
             else:
                 missed = 0
                 sup.seen()
+            if value is not None:
                 reading = WeightReading(
                     self.name,
                     value.kg,

@@ -6,6 +6,13 @@ count, 0.005 for a 5 g division); and a status word with motion, overload, under
 sometimes a sign bit next to an unsigned magnitude. So all of it is configuration, and the driver
 only reads the blocks `read_blocks()` names and hands the registers to `decode()`.
 
+Weight and status are read in one request whenever they lie within `max_span` registers of each
+other (registers in between are read and ignored): one answer then always holds a weight with its
+own status word, and an answer that arrives late (RTU has no transaction id) can only ever be an
+older reading of the same registers, never one register's value taken for another's. Maps whose
+registers lie further apart, or whose indicator refuses the span, are read in separate requests
+(see drivers/modbus_scale.py for how those are kept consistent).
+
 Integer types decode exactly: kg = raw × scale, as a Decimal. A float32 carries 6 significant
 decimal digits exactly (FLT_DIG), so it is rounded to `resolution` (0.001 kg unless configured):
 with gram resolution that is exact up to 999.999 kg. `encode()` is the inverse, for simulators and
@@ -26,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 WeightType = Literal["int16", "uint16", "int32", "uint32", "float32"]
 
 _STRUCT: dict[str, str] = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f"}
-_MERGE_GAP = 8  # read across a gap of up to 8 unused registers rather than send two requests
+MAX_SPAN = 32  # weight and status within this many registers: one request (Modbus allows 125)
 
 
 class WeightDecodeError(ValueError):
@@ -49,6 +56,12 @@ class WeightMap(BaseModel):
     underload_bit: int | None = Field(None, ge=0, le=15)
     negative_bit: int | None = Field(None, ge=0, le=15)  # sign of an unsigned magnitude
     net_bit: int | None = Field(None, ge=0, le=15)
+    max_span: int = Field(
+        MAX_SPAN,
+        ge=1,
+        le=125,
+        description="read weight and status in one request when they lie within this many registers",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WeightMap:
@@ -80,12 +93,14 @@ class WeightMap(BaseModel):
             return Decimal("0.001")
         return self.resolution
 
-    def read_blocks(self) -> list[tuple[int, int]]:
-        """(address, count) reads covering the weight and status registers: one if they are close."""
+    def read_blocks(self, *, apart: bool = False) -> list[tuple[int, int]]:
+        """(address, count) reads covering the weight and status registers: one request if they lie
+        within `max_span` registers (unless `apart`), else the status word's and the weight's."""
         spans = sorted([(self.weight_address, self.words), (self.status_address, 1)])
         (a1, n1), (a2, n2) = spans
-        if a2 - (a1 + n1) <= _MERGE_GAP:
-            return [(a1, max(a1 + n1, a2 + n2) - a1)]
+        span = max(a1 + n1, a2 + n2) - a1
+        if not apart and span <= self.max_span:
+            return [(a1, span)]
         return [(a1, n1), (a2, n2)]
 
 

@@ -12,7 +12,8 @@ reaches it; once it has passed (plus `dwell_s`) the lanes return to hold unless 
 already taken the diverter. What the outputs did is recorded against the decision and reported
 (an `actuation` event): confirmed, failed (not confirmed), or withheld (a release not carried out
 because a read stamped in the parcel's window arrived after the decision). A lane that cannot be
-confirmed puts the station in FAULT (HOLD) and reports DEVICE_FAULT. The safe lane is hold.
+confirmed puts the station in FAULT (HOLD) and reports DEVICE_FAULT, and the lanes are commanded
+to hold at once (the unconfirmed lane may be open). The safe lane is hold.
 """
 
 from __future__ import annotations
@@ -423,12 +424,15 @@ class Conveyor(Station):
                 )
             target = self.lane(verdict)
             self._owner = turn
+            lane_set = target  # the lane the diverter is left in for this parcel
             try:
                 confirmation = await self._set_lane(
                     target, deadline=deadline if deadline > time.monotonic() else None
                 )
             except DeviceError as exc:
                 outcome, detail = "failed", str(exc)
+                if target != self.lane(rules.Verdict.HOLD):
+                    lane_set = self._hold_now(turn)
                 await self.actuation_failed(self.config.io, str(exc))
             else:
                 self.actuation_ok(self.config.io)
@@ -439,7 +443,7 @@ class Conveyor(Station):
                     detail = f"{detail}, but only after the parcel reached the diverter"
             turn.actuated = True
             if not turn.set.done():
-                turn.set.set_result(target)
+                turn.set.set_result(lane_set)
             await self.checker.record_actuation(
                 self.name, record, outcome=outcome, output=target or "hold", detail=detail
             )
@@ -447,6 +451,16 @@ class Conveyor(Station):
             if not turn.set.done():
                 turn.set.set_result(None)
             self._schedule_release(turn)
+
+    def _hold_now(self, turn: Turn) -> str | None:
+        """A lane that could not be confirmed may still be open (the module may have carried the
+        write out): the lanes go to hold now, not once the parcel has passed — it must not ride a
+        lane it was never confirmed into. Returns the hold lane, the one this parcel is left in (a
+        parcel behind it that needs another lane waits until this one has passed)."""
+        if self._owner is turn:
+            self._owner = None
+        self.spawn(self._hold_lane(), "lane-unconfirmed")
+        return self.lane(rules.Verdict.HOLD)
 
     async def _set_lane(self, target: str | None, *, deadline: float | None = None) -> str:
         """Drive the diverter to `target` (None: all lanes off, the hold lane) and say how it was

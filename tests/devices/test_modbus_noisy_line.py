@@ -19,7 +19,13 @@ import pytest
 from devices.drivers.gateio import GateIOConfig, GateIODriver
 from devices.health import DeviceError, Health, State
 from devices.protocols.io_profiles import IOMap
-from devices.transports.modbus import RtuEndpoint, TcpEndpoint
+from devices.transports.modbus import (
+    ModbusBus,
+    ModbusExceptionResponse,
+    ModbusTimeout,
+    RtuEndpoint,
+    TcpEndpoint,
+)
 from tests.support.vendor_modbus import LineNoise, RtuModule, TcpModule, adam6050, e1212
 
 WAIT = 10.0
@@ -32,7 +38,7 @@ POINTS = {
         "light_red": {"channel": 3, "safe": True},
     },
 }
-LEFT, RIGHT, BARRIER = 0, 1, 2  # DO channels
+LEFT, RIGHT, BARRIER, RED = 0, 1, 2, 3  # DO channels (light_red's safe value is on)
 
 
 def run(coro: Coroutine[Any, Any, None], timeout: float = 90) -> None:
@@ -92,7 +98,14 @@ async def polls_go_on(driver: GateIODriver, n: int = 5) -> None:
 
 # --- one bad answer -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("kind", "fate"), [("rtu", "corrupt"), ("rtu", "drop_answer"), ("tcp", "drop_answer")]
+    ("kind", "fate"),
+    [
+        ("rtu", "corrupt"),
+        ("rtu", "drop_answer"),
+        ("tcp", "drop_answer"),
+        ("rtu", "malformed"),  # outside finding: one short DI answer made the module DOWN at once
+        ("tcp", "malformed"),
+    ],
 )
 def test_one_bad_answer_to_a_poll_is_a_counted_fault_not_a_lost_module(kind: str, fate: str) -> None:
     async def scenario() -> None:
@@ -109,17 +122,19 @@ def test_one_bad_answer_to_a_poll_is_a_counted_fault_not_a_lost_module(kind: str
             assert (await driver.supervisor.wait_for(State.UP, WAIT)).state == State.UP
             assert State.DOWN not in states, states
             assert driver.bus.corrupt == (1 if fate == "corrupt" else 0)  # told apart, counted
+            assert driver.bus.malformed == (1 if fate == "malformed" else 0)
             module.module.di[0] = True
             await eventually(lambda: driver.inputs.get("photo_eye") is True)
 
     run(scenario())
 
 
-@pytest.mark.parametrize("fate", ["corrupt", "drop_answer", "drop_request"])
+@pytest.mark.parametrize("fate", ["corrupt", "drop_answer", "drop_request", "malformed"])
 @pytest.mark.parametrize("function", [5, 1], ids=["write", "read-back"])
 def test_a_command_whose_answer_is_lost_is_asked_again_and_confirmed(fate: str, function: int) -> None:
     """On RTU, the one line: the write (or its read-back) is hit once; the command still succeeds,
-    confirmed by a read-back, and the output is known."""
+    confirmed by a read-back, and the output is known. A malformed answer (a read-back one byte
+    short, an echo for another coil) is asked again like a lost one, never taken."""
 
     async def scenario() -> None:
         noise = LineNoise()
@@ -189,6 +204,122 @@ def test_a_fault_at_the_start_of_a_session_does_not_open_the_module_before_its_s
                 assert driver.supervisor.health.errors >= 2  # both counted
         finally:
             await module.close()
+
+    run(scenario())
+
+
+# --- a late answer, a refused read-back, a module that restarts (outside findings) -------------------------
+def test_a_late_answer_on_rtu_never_answers_the_next_request() -> None:
+    """RTU has no transaction id: an answer that comes after its request's timeout would be taken as
+    the answer to the next request of the same shape (here: one coil, DO0 ON read as DO1). The bus
+    lets the line go quiet and drops what arrived before it sends anything else."""
+
+    async def scenario() -> None:
+        noise = LineNoise(late_s=0.15)
+        module = RtuModule(adam6050(), units=(1,), noise=noise)
+        await module.start()
+        bus = ModbusBus(RtuEndpoint(port=module.path, baudrate=115200), timeout=0.1)
+        try:
+            module.module.do[LEFT] = True
+            noise.then("late", function=1)
+            with pytest.raises(ModbusTimeout):
+                await bus.read_coils(1, 16 + LEFT, 1, retries=0)  # ADAM-6050: DO0 is coil 16
+            assert await bus.read_coils(1, 16 + RIGHT, 1, retries=0) == [False]  # DO1's own answer
+            assert bus.stray >= 1 and bus.resyncs == 1  # the late answer came, and was dropped
+            assert await bus.read_coils(1, 16 + LEFT, 1, retries=0) == [True]
+        finally:
+            bus.close()
+            await module.close()
+
+    run(scenario())
+
+
+def test_after_a_lost_answer_only_a_request_it_could_pass_for_waits_for_the_line() -> None:
+    """A lost read-back answer does not hold up a DI poll (its answer has another size: a late
+    read-back answer cannot pass for it), and the poll's own answer, in order, shows the line back
+    in step. Only a request of the same shape waits for the line to go quiet."""
+
+    async def scenario() -> None:
+        noise = LineNoise()
+        module = RtuModule(adam6050(), units=(1,), noise=noise)
+        await module.start()
+        bus = ModbusBus(RtuEndpoint(port=module.path, baudrate=115200), timeout=0.1)
+        try:
+            noise.then("drop_answer", function=1)
+            with pytest.raises(ModbusTimeout):
+                await bus.read_coils(1, 16 + LEFT, 1, retries=0)
+            assert await bus.read_discrete_inputs(1, 0, 12, retries=0) == [False] * 12
+            assert await bus.read_coils(1, 16 + RIGHT, 1, retries=0) == [False]
+            assert bus.resyncs == 0  # neither waited
+            noise.then("drop_answer", function=1)
+            with pytest.raises(ModbusTimeout):
+                await bus.read_coils(1, 16 + LEFT, 1, retries=0)
+            assert await bus.read_coils(1, 16 + RIGHT, 1, retries=0) == [False]
+            assert bus.resyncs == 1  # the same shape: it waited for the line
+        finally:
+            bus.close()
+            await module.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+def test_a_write_whose_read_back_is_refused_ends_the_session_and_the_output_is_driven_safe(kind: str) -> None:
+    """The module carries out the ON and acknowledges it, then answers the read-back with exception
+    06 (busy): the output is on, unconfirmed. The command fails, and — as for a lost answer — the
+    session ends and the next one drives every output safe, confirmed."""
+
+    async def scenario() -> None:
+        noise = LineNoise()
+        async with on_line(kind, noise, output_check_s=30.0) as (module, driver, states):
+            noise.then("busy", function=1)  # polls are function 2: this is the read-back
+            with pytest.raises(ModbusExceptionResponse, match="exception 6 DEVICE_BUSY"):
+                await driver.set_output("diverter_left", True)
+            assert noise.scripted == 0 and module.module.rises[LEFT] == 1  # it was carried out
+            assert "diverter_left" not in driver.outputs  # not known
+            await eventually(lambda: module.module.do[LEFT] is False)  # driven safe by a new session
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert State.DOWN in states, states
+            assert driver.outputs["diverter_left"] is False and driver.outputs["light_red"] is True
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+def test_a_module_that_restarts_mid_pulse_cuts_the_pulse_short_and_is_driven_safe(kind: str) -> None:
+    """The module restarts while the barrier's pulse is on (every coil back to off; on TCP every
+    connection dropped too). The pulse is not reported whole: it fails as cut short, so the
+    actuation record says so, and the session ends so that the next one drives every output safe
+    (light_red, safe on, is on again)."""
+
+    async def scenario() -> None:
+        async with on_line(kind) as (module, driver, states):
+            pulse = asyncio.create_task(driver.pulse("barrier", 5.0))
+            await eventually(lambda: module.module.do[BARRIER] and driver.outputs.get("barrier") is True)
+            module.reboot()
+            assert module.module.do[RED] is False
+            with pytest.raises(DeviceError, match=r"cut short.*barrier read back False"):
+                async with asyncio.timeout(WAIT):
+                    await pulse
+            await eventually(lambda: State.DOWN in states)
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert module.module.do[RED] is True and module.module.do[BARRIER] is False
+            assert driver.outputs["light_red"] is True and driver.outputs["barrier"] is False
+
+    run(scenario())
+
+
+def test_outputs_reset_behind_the_drivers_back_end_the_session_and_are_driven_safe() -> None:
+    """On RTU a module that restarts drops no connection: only reading the outputs back shows it. A
+    lane confirmed on reads off: the session ends and the next drives every output safe."""
+
+    async def scenario() -> None:
+        async with on_line("rtu") as (module, driver, states):
+            await driver.set_output("diverter_left", True)
+            module.reboot()
+            await eventually(lambda: State.DOWN in states)
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            assert module.module.do[RED] is True and driver.outputs["diverter_left"] is False
 
     run(scenario())
 

@@ -1,9 +1,13 @@
-"""The Modbus weight indicator driver against the simulator over real Modbus TCP on loopback."""
+"""The Modbus weight indicator driver against the simulator over real Modbus TCP on loopback, and
+against an indicator written from the Modbus specifications (tests/support/vendor_modbus.py) on a
+line that answers late or garbles an answer, over RTU (a pty pair) and TCP."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +19,11 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.drivers.modbus_scale import ModbusScaleConfig, ModbusScaleDriver
 from devices.events import WeightReading
-from devices.health import DeviceError, State
-from devices.protocols.modbus_weight import GENERIC_INT32, WeightMap
-from devices.transports.modbus import TcpEndpoint
+from devices.health import DeviceError, Health, State
+from devices.protocols.modbus_weight import GENERIC_INT32, WeightMap, encode
+from devices.transports.modbus import RtuEndpoint, TcpEndpoint
 from firmware_sim.modbus_scale import ModbusScaleSim
+from tests.support.vendor_modbus import LineNoise, RtuModule, TcpModule, indicator
 
 WAIT = 5.0
 
@@ -186,3 +191,146 @@ def test_overload_and_underload_are_never_stable_weights() -> None:
             await server.shutdown()
 
     run(scenario())
+
+
+# --- an indicator from the specifications, on a line that answers late or garbles (outside findings) ---
+KG = Decimal("12.345")
+
+
+def int_map(weight_type: str, weight_address: int, status_address: int) -> WeightMap:
+    return WeightMap(
+        weight_address=weight_address,
+        weight_type=weight_type,  # type: ignore[arg-type]
+        scale=Decimal("0.001"),
+        status_address=status_address,
+        motion_bit=0,
+        overload_bit=1,
+        underload_bit=2,
+        net_bit=3,
+    )
+
+
+async def eventually(check: Callable[[], bool], timeout: float = WAIT) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def indicator_on(
+    kind: str, weight_map: WeightMap, noise: LineNoise | None = None, *, gaps_readable: bool = True
+) -> AsyncIterator[tuple[RtuModule | TcpModule, ModbusScaleDriver, list[State]]]:
+    """An indicator showing 12.345 kg, stable, net, on RTU or TCP; a driver on it with its first
+    stable reading taken, and the health states it goes through from then on."""
+    module: RtuModule | TcpModule
+    if kind == "rtu":
+        module = RtuModule(indicator(gaps_readable=gaps_readable), units=(1,), noise=noise)
+        await module.start()
+        endpoint: RtuEndpoint | TcpEndpoint = RtuEndpoint(port=module.path, baudrate=115200)
+    else:
+        module = TcpModule(indicator(gaps_readable=gaps_readable), units=(1,), noise=noise)
+        await module.start()
+        endpoint = TcpEndpoint(host="127.0.0.1", port=module.port)
+    module.module.holding.update(encode(weight_map, KG, net=True))
+    cfg = ModbusScaleConfig(endpoint=endpoint, weight_map=weight_map, poll_hz=20, timeout_s=0.1, retries=2)
+    states: list[State] = []
+    try:
+        async with ModbusScaleDriver("scale-v", cfg) as driver:
+            await driver.supervisor.wait_for(State.UP, WAIT)
+            first = await driver.wait_stable(WAIT)
+            assert first is not None and first.kg == KG and first.net
+
+            def listener(health: Health) -> None:
+                states.append(health.state)
+
+            driver.supervisor.subscribe(listener)
+            yield module, driver, states
+    finally:
+        await module.close()
+
+
+async def readings(driver: ModbusScaleDriver) -> list[WeightReading]:
+    """Every reading the driver has put out since the last call."""
+    out = []
+    while not driver.events.empty():
+        event = await driver.events.get(WAIT)
+        if isinstance(event, WeightReading):
+            out.append(event)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("weight_type", "weight_at", "status_at", "skip", "late_s"),
+    [
+        ("int16", 20, 0, 0, 0.13),  # the outside tester's map: status word read as 0.008 kg, stable
+        ("int16", 0, 20, 0, 0.13),
+        ("int32", 0, 20, 0, 0.13),  # a late answer of another size: the indicator made DOWN
+        ("int16", 100, 0, 0, 0.13),  # too far apart for one request: read apart
+        ("int16", 100, 0, 1, 0.13),
+        ("int16", 100, 0, 2, 0.13),
+        ("int32", 0, 100, 0, 0.25),  # later than the line's late window
+        ("int32", 0, 100, 1, 0.25),
+        ("int16", 100, 0, 1, 0.25),
+    ],
+)
+def test_a_late_answer_on_rtu_never_passes_for_another_registers_value(
+    weight_type: str, weight_at: int, status_at: int, skip: int, late_s: float
+) -> None:
+    """RTU has no transaction id: the indicator, busy for a moment, answers one request after its
+    timeout (and the ones queued behind it after that). No reading is ever built from an answer to
+    another request: every weight reported is 12.345 kg, and the indicator is never DOWN."""
+
+    async def scenario() -> None:
+        noise = LineNoise(late_s=late_s)
+        wmap = int_map(weight_type, weight_at, status_at)
+        async with indicator_on("rtu", wmap, noise) as (_module, driver, states):
+            await readings(driver)
+            noise.then(*["ok"] * skip, "late", function=3)
+            await eventually(lambda: noise.scripted == 0)
+            requests = driver.bus.requests
+            await eventually(lambda: driver.bus.requests >= requests + 20)  # the polls go on
+            after = await driver.wait_stable(WAIT, since=time.monotonic())
+            assert after is not None and after.kg == KG
+            seen = await readings(driver)
+            assert seen and {r.kg for r in seen} == {KG}, [(r.kg, r.stable) for r in seen]
+            assert State.DOWN not in states, states
+            assert driver.bus.resyncs >= 1  # the line was let go quiet before the next request
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["tcp", "rtu"])
+def test_one_malformed_answer_is_asked_again_not_the_indicator_lost(kind: str) -> None:
+    """One answer with a register too few (its byte count saying so): a counted fault, like a bad
+    CRC, never DOWN at once and never a reading."""
+
+    async def scenario() -> None:
+        noise = LineNoise()
+        async with indicator_on(kind, GENERIC_INT32, noise) as (_module, driver, states):
+            await readings(driver)
+            noise.then("malformed", function=3)
+            await eventually(lambda: noise.scripted == 0)
+            after = await driver.wait_stable(WAIT, since=time.monotonic())
+            assert after is not None and after.kg == KG
+            assert driver.bus.malformed == 1
+            assert State.DEGRADED in states and State.DOWN not in states, states
+            assert {r.kg for r in await readings(driver)} == {KG}
+
+    run(scenario())
+
+
+def test_an_indicator_that_refuses_the_span_is_read_apart(caplog: pytest.LogCaptureFixture) -> None:
+    """Weight and status 20 registers apart are read in one request — unless the indicator refuses
+    the registers in between (illegal address): then apart, with a warning, and still right."""
+
+    async def scenario() -> None:
+        wmap = int_map("int16", 20, 0)
+        async with indicator_on("tcp", wmap, gaps_readable=False) as (module, driver, states):
+            assert module.module.handled[3] >= 3  # status, weight, status again
+            reading = await driver.wait_stable(WAIT, since=time.monotonic())
+            assert reading is not None and reading.kg == KG
+            assert State.DOWN not in states
+
+    caplog.set_level("WARNING")
+    run(scenario())
+    assert "reading them apart" in caplog.text

@@ -119,6 +119,21 @@ def test_far_apart_registers_are_two_reads() -> None:
     assert make(weight_address=20, status_address=15).read_blocks() == [(15, 7)]
 
 
+def test_weight_and_status_within_max_span_are_one_read() -> None:
+    """One request whenever the map allows (outside finding: an RTU answer that came late was taken
+    for the other register's): 20 registers apart is one span of 21; `max_span` bounds it, and
+    `apart` is what a driver asks for when the indicator refuses the registers in between."""
+    status_first = make(weight_address=20, weight_type="int16", status_address=0)
+    assert status_first.read_blocks() == [(0, 21)]
+    assert status_first.read_blocks(apart=True) == [(0, 1), (20, 1)]
+    assert make(weight_address=20, weight_type="int16", status_address=0, max_span=20).read_blocks() == [
+        (0, 1),
+        (20, 1),
+    ]
+    assert make(weight_address=0, status_address=31).read_blocks() == [(0, 32)]  # int32: 0-1
+    assert make(weight_address=0, status_address=32).read_blocks() == [(0, 2), (32, 1)]
+
+
 def test_encode_refuses_what_the_map_cannot_hold() -> None:
     m = make(weight_type="int16", status_address=11, scale=Decimal("0.001"))
     with pytest.raises(ValueError, match="whole number"):

@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pymodbus.constants import ExcCodes
+
 from edge.rules import Verdict
 from tests import factories
 from tests.support.central_server import RunningCentral, run_central
@@ -148,6 +150,41 @@ def test_a_release_the_diverter_does_not_confirm_is_recorded_failed_and_reported
             rows = conn.execute("SELECT body FROM events WHERE kind = 'actuation'").fetchall()
         assert len(rows) == 1 and '"actuation":"failed"' in rows[0][0]
         assert decided.decision_id in rows[0][0]
+
+
+def test_a_release_lane_whose_read_back_is_refused_goes_to_hold_at_once(tmp_path: Path) -> None:
+    """Outside finding: the module carries out and acknowledges the release lane's ON, then answers
+    its read-back with exception 06 (busy). The lane may be open and is not confirmed: it must not
+    stay open until the parcel has passed and the dwell is over (30 s on this line). The station
+    commands hold at once, the I/O module's session ends and the next drives every output safe;
+    the release is never recorded as carried out."""
+    with run_central(tmp_path / "central") as central:
+        sets = factories.document_set(1)
+        declare(central, sets)
+        code = sets[0].waybill.logisticsNo
+
+        async def scenario() -> Any:
+            async with running_park(tmp_path, central) as park:
+                agent = park.agent
+                line = agent.stations["line-1"]
+                await wait_until(lambda: agent.store.count_clearances() == 1, what="first sync")
+                park.io.fail(ExcCodes.DEVICE_BUSY, on="read_coils")  # writes carried out, read-backs refused
+                decided = await parcel(park, code)
+                assert decided.verdict == Verdict.RELEASE
+                await wait_until(lambda: park.io.coil_writes > 0 and line.view.state.value == "FAULT")
+                # off again now, not once the parcel has passed and the 30 s dwell is over
+                await wait_until(
+                    lambda: park.io.output("diverter_left") is False, timeout=5, what="lane held"
+                )
+                park.io.fail(None)
+                io = agent.hub.drivers["io1"]
+                await wait_until(lambda: io.supervisor.health.state.value == "UP", what="module back UP")
+                assert park.io.output("diverter_left") is False
+                return decided
+
+        asyncio.run(scenario())
+        [(_, verdict, _, actuation)] = decisions(tmp_path / "edge.db")
+        assert verdict == "RELEASE" and actuation in ("failed", "withheld"), actuation
 
 
 def test_the_lane_returns_to_hold_once_the_parcel_has_passed(tmp_path: Path) -> None:

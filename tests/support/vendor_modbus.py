@@ -13,7 +13,13 @@ test asks for.
   40303 (302) every DO. Some firmware puts DO0 at 17: `do_address`.
 
 Both keep a *communication watchdog*: with `watchdog_s` set, outputs fall to their safe value (off)
-when no request has come for that long, as the modules do when the host is gone.
+when no request has come for that long, as the modules do when the host is gone. `reboot()` is a
+module restarting: every output back to its power-on value (off) and, on TCP, every connection
+dropped.
+
+A weight indicator (`indicator()`) is the same kind of module with holding registers only (a
+register map in `Module.holding`); whether it answers a read that spans registers it does not
+document (between the weight and the status word) differs between vendors: `gaps_readable`.
 
 Layers: `Module` is the data model and answers PDUs (sans-I/O); `crc16`, `rtu_requests` and
 `mbap_requests` frame them; `LineNoise` decides, seeded, what the line does to each request and
@@ -48,6 +54,8 @@ class Layout:
     coils_hold_dis: bool = False  # function 1 reads DIs at their addresses too (ADAM's 0xxxx table)
     di_word: int | None = None  # holding register with every DI (ADAM 40301)
     do_word: int | None = None  # holding register with every DO (ADAM 40303)
+    registers: bool = False  # a register map (`Module.holding`) is what it serves (an indicator)
+    gaps_readable: bool = True  # registers: one not in the map reads 0 (else exception 02)
 
 
 def e1212() -> Layout:
@@ -63,6 +71,13 @@ def adam6050(do_address: int = 16) -> Layout:
         coils_hold_dis=True,
         di_word=300,
         do_word=302,
+    )
+
+
+def indicator(*, gaps_readable: bool = True) -> Layout:
+    """A Modbus weight indicator: holding registers (weight, status word) and nothing else."""
+    return Layout(
+        "weight indicator", di_count=0, do_count=0, do_address=0, registers=True, gaps_readable=gaps_readable
     )
 
 
@@ -84,6 +99,8 @@ class Module:
         self.rises: Counter[int] = Counter()  # DO channel → times it went from off to on
         self.writes = 0  # write requests carried out
         self.handled: Counter[int] = Counter()  # function code → requests answered
+        self.holding: dict[int, int] = {}  # an indicator's register map: address → 16-bit value
+        self.reboots = 0
 
     # --- the tables -------------------------------------------------------------------------------
     def _do_channel(self, address: int) -> int | None:
@@ -111,12 +128,21 @@ class Module:
             return self._word(self.di)
         if address == self.layout.do_word:
             return self._word(self.do)
+        if self.layout.registers:
+            if address in self.holding:
+                return self.holding[address]
+            return 0 if self.layout.gaps_readable else None
         return None
 
     def safe(self) -> None:
         """What the module's watchdog does: every DO off."""
         for channel in range(self.layout.do_count):
             self._set_do(channel, False)
+
+    def restart(self) -> None:
+        """Power cycle: every DO back to its power-on value, off."""
+        self.safe()
+        self.reboots += 1
 
     # --- requests ---------------------------------------------------------------------------------
     def answer(self, pdu: bytes) -> bytes:
@@ -248,7 +274,7 @@ def mbap_frame(ids: bytes, unit: int, pdu: bytes) -> bytes:
 
 # --- the line -----------------------------------------------------------------------------------------
 
-Fate = Literal["ok", "corrupt", "drop_answer", "drop_request"]
+Fate = Literal["ok", "corrupt", "drop_answer", "drop_request", "late", "busy", "malformed"]
 
 
 @dataclass
@@ -259,6 +285,14 @@ class LineNoise:
     - "drop_answer": carried out, the answer lost,
     - "drop_request": the request lost (or broken: the module ignores it), not carried out.
 
+    Only scripted (never drawn by the generator), what a module does now and then:
+
+    - "late": carried out, answered `late_s` later (the module busy for a moment; it answers the
+      requests it got in order, so the ones after it wait too),
+    - "busy": not carried out, answered with exception 06 SERVER DEVICE BUSY,
+    - "malformed": carried out, answered with one byte (bits) or register too few, the byte count
+      saying so (a coil write: echoed for the next coil).
+
     `then(fate, function=…)` scripts the fate of the next request (with that function code, if
     given) ahead of the generator, for tests that need one given request hit.
     """
@@ -267,6 +301,7 @@ class LineNoise:
     corrupt: float = 0.0
     drop_answer: float = 0.0
     drop_request: float = 0.0
+    late_s: float = 0.0
     fates: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -297,6 +332,26 @@ class LineNoise:
                 fate = "ok"
         self.fates[fate] += 1
         return fate
+
+
+SERVER_DEVICE_BUSY = 6
+
+
+def _malformed(answer: bytes) -> bytes:
+    """A read's answer one byte (bits) or one register short, its byte count saying so; a coil
+    write's echo naming the next coil."""
+    function = answer[0]
+    if function == 5 and len(answer) == 5:
+        return (
+            bytes([function])
+            + ((int.from_bytes(answer[1:3], "big") + 1) % 65536).to_bytes(2, "big")
+            + answer[3:]
+        )
+    if function not in (1, 2, 3, 4) or len(answer) < 2:
+        return answer
+    data = answer[2:]
+    data = data[: max(0, len(data) - (2 if function in (3, 4) else 1))]
+    return bytes([function, len(data)]) + data
 
 
 UnitPolicy = Literal["silent", "gateway", "close"]
@@ -337,8 +392,20 @@ class _Served:
         if self.units is not None and unit not in self.units:
             self.other_units[unit] += 1
             return fate, None
+        if fate == "busy":
+            return fate, bytes([(pdu[0] if pdu else 0) | 0x80, SERVER_DEVICE_BUSY])
         answer = self.module.answer(pdu)
+        if fate == "malformed":
+            answer = _malformed(answer)
         return fate, None if fate == "drop_answer" else answer
+
+    def reboot(self) -> None:
+        """The module restarts: outputs to their power-on value (off); TCP connections dropped."""
+        self.module.restart()
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
+        pass
 
     def _start_watchdog(self) -> None:
         if self.watchdog_s is not None and self._watchdog is None:
@@ -388,6 +455,10 @@ class TcpModule(_Served):
         self.port = self._server.sockets[0].getsockname()[1]
         self._start_watchdog()
 
+    def _drop_connections(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+
     async def stop(self) -> None:
         """The module drops off the network: the listener and every connection closed (it still
         runs: its watchdog goes on). `start()` brings it back on the same port."""
@@ -435,6 +506,9 @@ class TcpModule(_Served):
                     if answer is not None:  # "corrupt" has no meaning on TCP: the answer is lost
                         if _fate == "corrupt":
                             continue
+                        if _fate == "late":  # in order: nothing else on this connection meanwhile
+                            await writer.drain()
+                            await asyncio.sleep(self.noise.late_s)
                         writer.write(mbap_frame(ids, unit, answer))
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -445,9 +519,13 @@ class TcpModule(_Served):
             writer.close()
 
 
+QUEUED_TURNAROUND_S = 0.003  # a busy RTU module's answers queued behind a late one: this far apart
+
+
 class RtuModule(_Served):
     """Modbus RTU on the master side of a pty pair; the driver opens `path` as its serial port.
-    Only the unit ids in `units` answer (RTU: a unit never answers another's requests)."""
+    Only the unit ids in `units` answer (RTU: a unit never answers another's requests). Answers go
+    in the order the requests came; behind a late one, each a few ms after the one before."""
 
     def __init__(
         self,
@@ -463,6 +541,7 @@ class RtuModule(_Served):
         self.path = ""
         self._buffer = bytearray()
         self.broken_requests = 0
+        self._free_at = 0.0  # loop time the answer last queued goes out: answers go in order
 
     async def start(self) -> None:
         master, slave = os.openpty()
@@ -516,5 +595,20 @@ class RtuModule(_Served):
             frame = bytearray(rtu_frame(unit, answer))
             if fate == "corrupt":
                 frame[-1] ^= 0x01  # one bit of the CRC flipped on the way
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            at = now
+            if self._free_at > now:  # queued behind an answer not out yet: one at a time, in turn
+                at = self._free_at + QUEUED_TURNAROUND_S
+            if fate == "late":
+                at += self.noise.late_s
+            self._free_at = at
+            if at <= loop.time():
+                self._send(bytes(frame))
+            else:  # a busy module: this answer late, and every one queued behind it after it
+                loop.call_at(at, self._send, bytes(frame))
+
+    def _send(self, frame: bytes) -> None:
+        if self._master is not None:
             with contextlib.suppress(OSError):
-                os.write(self._master, bytes(frame))
+                os.write(self._master, frame)
