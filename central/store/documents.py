@@ -156,12 +156,14 @@ class GuidUse:
 
 
 def take_guid(conn: sqlite3.Connection, *, guid: str, kind: str, digest: str, now: str) -> GuidUse | None:
-    """Record `guid` as this document's; if it was taken already, what it was taken for."""
-    row = conn.execute("SELECT kind, digest FROM guids WHERE guid = ?", (guid,)).fetchone()
+    """Record `guid` as this document's; if it was taken already (in any letter case), what it was
+    taken for. The same guid in other letters is a reuse, never the same document sent again."""
+    row = conn.execute("SELECT kind, digest, guid FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
     if row is not None:
-        return GuidUse(row[0], row[1])
+        return GuidUse(row[0], row[1] if row[2] == guid else None)
     conn.execute(
-        "INSERT INTO guids (guid, kind, digest, taken_at) VALUES (?, ?, ?, ?)", (guid, kind, digest, now)
+        "INSERT INTO guids (guid, kind, digest, taken_at, folded) VALUES (?, ?, ?, ?, ?)",
+        (guid, kind, digest, now, guid.upper()),
     )
     return None
 

@@ -329,6 +329,15 @@ def _v9_lookup_indexes(db: sqlite_utils.Database) -> None:
         db.conn.execute(statement)
 
 
+def _v10_guid_case(db: sqlite_utils.Database) -> None:
+    """A guid is a UUID, and a UUID's hex digits have no case: a guid in other letters is the same
+    guid (a different order under the lower-case form of a taken guid was taken)."""
+    conn = db.conn
+    conn.execute("ALTER TABLE guids ADD COLUMN folded TEXT")
+    conn.execute("UPDATE guids SET folded = upper(guid)")
+    conn.execute("CREATE INDEX guids_folded ON guids (folded)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -339,4 +348,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0007_token_edge", _v7_token_edge),
     ("0008_token_enterprise_codes", _v8_token_enterprise_codes),
     ("0009_lookup_indexes", _v9_lookup_indexes),
+    ("0010_guid_case", _v10_guid_case),
 ]

@@ -217,3 +217,17 @@ def test_officer_inspection_outcomes_and_illegal_steps(tmp_path: Path) -> None:
         assert bad_code.status_code == 400
         missing = officer.post("/api/v1/clearances/NOPE/actions", json={"action": "inspection_release"})
         assert missing.status_code == 404
+
+
+def test_a_guid_in_other_letters_is_the_same_guid(central) -> None:
+    """A UUID's hex digits have no case: a different order under the lower-case form of a taken
+    guid was taken (120), and a lower-case resend was stored as a new 100 (outside finding)."""
+    shop = central.client("enterprise")
+    first, second = factories.document_set(2, start=280)
+    taken = shop.post("/api/v1/documents", json=first.order.model_dump(mode="json")).json()["receipts"]
+    for doc in (second.order, first.order):
+        folded = doc.model_copy(update={"guid": first.order.guid.lower()})
+        [refusal] = shop.post("/api/v1/documents", json=folded.model_dump(mode="json")).json()["receipts"]
+        assert refusal["returnStatus"] == "100" and "already used" in refusal["returnInfo"]
+    assert shop.get(f"/api/v1/documents/{first.order.guid.lower()}/receipts").status_code == 404
+    assert shop.get(f"/api/v1/documents/{first.order.guid}/receipts").json() == taken
