@@ -16,8 +16,11 @@ and an acknowledgement of the old epoch that arrives afterwards deletes nothing 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -61,11 +64,11 @@ class Reprovisioned:
         return "\n".join(lines)
 
 
-async def _held_hashes(
-    client: httpx.AsyncClient, park: str, edge: str, epoch: int, after: int, through: int
-) -> dict[int, str]:
-    """seq → hash of what central stores of the closed `epoch` in (after, through]."""
-    held: dict[int, str] = {}
+async def _stored_events(
+    client: httpx.AsyncClient, park: str, edge: str, epoch: int, *, after: int = 0, through: float = math.inf
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """(seq, event) of what central stores of `epoch` after `after`, page by page until `through`
+    or the end; a page that is not a list of events, or does not move on, refuses re-provisioning."""
     while after < through:
         response = await client.get(
             f"/api/v1/parks/{park}/edges/{edge}/events",
@@ -75,16 +78,29 @@ async def _held_hashes(
         response.raise_for_status()
         page = response.json()
         if not isinstance(page, list) or not page:
-            break
+            return
         try:
-            seqs = [int(item["seq"]) for item in page]
-            for item, seq in zip(page, seqs, strict=True):
-                held[seq] = str(item["hash"])
+            items = [(int(item["seq"]), item) for item in page]
         except (KeyError, TypeError, ValueError) as exc:
             raise ReprovisionRefused(f"central's event page is not a list of events: {exc!r}") from None
-        if max(seqs) <= after:  # a page that does not move on: never loop on it
+        for seq, item in items:
+            yield seq, item
+        last = max(seq for seq, _ in items)
+        if last <= after:  # a page that does not move on: never loop on it
             raise ReprovisionRefused(f"central's event pages do not advance past seq {after}")
-        after = max(seqs)
+        after = last
+
+
+async def _held_hashes(
+    client: httpx.AsyncClient, park: str, edge: str, epoch: int, after: int, through: int
+) -> dict[int, str]:
+    """seq → hash of what central stores of the closed `epoch` in (after, through]."""
+    held: dict[int, str] = {}
+    try:
+        async for seq, item in _stored_events(client, park, edge, epoch, after=after, through=through):
+            held[seq] = str(item["hash"])
+    except (KeyError, TypeError) as exc:
+        raise ReprovisionRefused(f"central's event page is not a list of events: {exc!r}") from None
     return held
 
 
@@ -94,40 +110,21 @@ async def _central_releases(
     """(logisticsNo, logisticsCode, decision_id, record_version) of every release central stores of
     this edge's closed epochs: what this database must know left the park, whatever it remembers."""
     out: list[tuple[str, str, str, int]] = []
-    for epoch in epochs:
-        after = 0
-        while True:
-            response = await client.get(
-                f"/api/v1/parks/{park}/edges/{edge}/events",
-                params={"epoch": epoch, "after": after, "limit": 5000},
-                timeout=60,
-            )
-            response.raise_for_status()
-            page = response.json()
-            if not isinstance(page, list) or not page:
-                break
-            try:
-                seqs = [int(item["seq"]) for item in page]
-                for item in page:
-                    body = item.get("body") or {}
-                    if (
-                        item.get("kind") == "release"
-                        and item.get("logisticsNo")
-                        and item.get("logisticsCode")
-                    ):
-                        out.append(
-                            (
-                                str(item["logisticsNo"]),
-                                str(item["logisticsCode"]),
-                                str(body.get("decision_id") or f"central:{edge}:{epoch}:{item['seq']}"),
-                                int(body.get("record_version") or 0),
-                            )
+    try:
+        for epoch in epochs:
+            async for seq, item in _stored_events(client, park, edge, epoch):
+                body = item.get("body") or {}
+                if item.get("kind") == "release" and item.get("logisticsNo") and item.get("logisticsCode"):
+                    out.append(
+                        (
+                            str(item["logisticsNo"]),
+                            str(item["logisticsCode"]),
+                            str(body.get("decision_id") or f"central:{edge}:{epoch}:{seq}"),
+                            int(body.get("record_version") or 0),
                         )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ReprovisionRefused(f"central's event page is not a list of events: {exc!r}") from None
-            if max(seqs) <= after:
-                raise ReprovisionRefused(f"central's event pages do not advance past seq {after}")
-            after = max(seqs)
+                    )
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ReprovisionRefused(f"central's event page is not a list of events: {exc!r}") from None
     return out
 
 
