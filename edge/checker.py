@@ -132,19 +132,13 @@ class Checker:
             evidence
         )
         log.error("release marker missing: parcel held as already released", extra={"detail": detail})
-        new_event(
-            conn,
-            edge_id=self.edge_id,
-            kind=EventKind.ALARM,
-            station=None,
-            body=EventBody(
-                logisticsCode=record.logisticsCode,
-                logisticsNo=record.logisticsNo,
-                reason="release_marker_missing",
-                detail=detail[:2000],
-            ),
-            occurred_at=utc_now(),
+        body = EventBody(
+            logisticsCode=record.logisticsCode,
+            logisticsNo=record.logisticsNo,
+            reason="release_marker_missing",
+            detail=detail[:2000],
         )
+        self._event(conn, EventKind.ALARM, body)
 
     def history_problem(self) -> str | None:
         """Why no parcel can be shown, right now, not to have left before (None: it can)."""
@@ -187,16 +181,7 @@ class Checker:
             reason="release_ledger_damaged" if self.release_history_broken else "release_marker_missing",
             detail="; ".join(problems)[:2000],
         )
-        await self.store.write(
-            lambda conn: new_event(
-                conn,
-                edge_id=self.edge_id,
-                kind=EventKind.ALARM,
-                station=None,
-                body=body,
-                occurred_at=utc_now(),
-            )
-        )
+        await self.store.write(lambda conn: self._event(conn, EventKind.ALARM, body))
         return result
 
     async def decide(
@@ -306,7 +291,7 @@ class Checker:
             kind = EventKind.INSPECTION_DIVERTED
         else:
             kind = EventKind.DISCREPANCY
-        new_event(conn, edge_id=self.edge_id, kind=kind, station=station, body=body, occurred_at=when)
+        self._event(conn, kind, body, station=station, when=when)
         return row_id
 
     async def record_override(
@@ -324,14 +309,7 @@ class Checker:
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE decisions SET overrides = ? WHERE id = ?", (original.id, new.id))
-            new_event(
-                conn,
-                edge_id=self.edge_id,
-                kind=EventKind.OVERRIDE,
-                station=station,
-                body=body,
-                occurred_at=utc_now(),
-            )
+            self._event(conn, EventKind.OVERRIDE, body, station=station)
 
         await self.store.write(work)
 
@@ -354,27 +332,25 @@ class Checker:
 
         def work(conn: sqlite3.Connection) -> None:
             Store.set_actuation(conn, decision.id, outcome, detail[:2000])
-            new_event(
-                conn,
-                edge_id=self.edge_id,
-                kind=EventKind.ACTUATION,
-                station=station,
-                body=body,
-                occurred_at=utc_now(),
-            )
+            self._event(conn, EventKind.ACTUATION, body, station=station)
 
         await self.store.write(work)
+
+    def _event(
+        self,
+        conn: sqlite3.Connection,
+        kind: EventKind,
+        body: EventBody,
+        *,
+        station: str | None = None,
+        when: datetime | None = None,
+    ) -> None:
+        """This edge's next event, in the caller's transaction (`when`: now unless given)."""
+        new_event(
+            conn, edge_id=self.edge_id, kind=kind, station=station, body=body, occurred_at=when or utc_now()
+        )
 
     async def report_fault(self, station: str | None, device: str, detail: str) -> None:
         """A device or actuation fault, as an event upstream (the decision itself is already HOLD)."""
         body = EventBody(device=device, detail=detail[:2000])
-        await self.store.write(
-            lambda conn: new_event(
-                conn,
-                edge_id=self.edge_id,
-                kind=EventKind.DEVICE_FAULT,
-                station=station,
-                body=body,
-                occurred_at=utc_now(),
-            )
-        )
+        await self.store.write(lambda conn: self._event(conn, EventKind.DEVICE_FAULT, body, station=station))
