@@ -220,6 +220,18 @@ def submit(
     return IntakeResult(receipts=batch.receipts, changes=batch.changes)
 
 
+def as_receipt(row: dstore.ReceiptRow) -> Receipt:
+    """A stored receipt in the standard's form."""
+    return Receipt(
+        kind=DocKind(row.kind),
+        guid=row.guid,
+        key=row.key_fields,
+        returnStatus=row.return_status,
+        returnTime=row.return_time,
+        returnInfo=row.return_info,
+    )
+
+
 def _guid_taken(batch: _Batch, doc: AnyDocument) -> bool:
     """A guid names one document for good. The same document sent again (a sender retrying after a
     lost answer) gets its original receipts and changes nothing; a different document under a taken
@@ -231,17 +243,7 @@ def _guid_taken(batch: _Batch, doc: AnyDocument) -> bool:
         return False
     originals = dstore.receipts_of_guid(batch.conn, guid=doc.guid) if use.digest == digest else []
     if use.kind == doc.KIND.value and originals:
-        first, *rest = (
-            Receipt(
-                kind=DocKind(r.kind),
-                guid=r.guid,
-                key=r.key_fields,
-                returnStatus=r.return_status,
-                returnTime=r.return_time,
-                returnInfo=r.return_info,
-            )
-            for r in originals
-        )
+        first, *rest = (as_receipt(r) for r in originals)
         batch.unstored.add(len(batch.receipts))
         batch.receipts.append(first)
         batch.echoed.extend(rest)

@@ -13,11 +13,11 @@ from central import declarants
 from central.api.deps import Enterprise, EnterpriseOrOfficer, PlatformDep
 from central.api.errors import AUTH, ApiError, responses
 from central.auth import Role
-from central.ceb.documents import DocKind, Document, Receipt
+from central.ceb.documents import Document, Receipt
 from central.ceb.xml_in import CebError, parse_message
 from central.ceb.xml_out import receipts_xml
 from central.declarants import AnyDocument
-from central.intake import IntakeResult, submit
+from central.intake import IntakeResult, as_receipt, submit
 from central.metrics import DOCUMENTS
 from central.store import documents as dstore
 from central.store.parks import TokenRow
@@ -145,17 +145,7 @@ def get_receipts(
         raise ApiError(
             403, "forbidden", f"the document of guid {guid} is not one this token's enterprises declared"
         )
-    receipts = [
-        Receipt(
-            kind=DocKind(r.kind),
-            guid=r.guid,
-            key=r.key_fields,
-            returnStatus=r.return_status,
-            returnTime=r.return_time,
-            returnInfo=r.return_info,
-        )
-        for r in rows
-    ]
+    receipts = [as_receipt(r) for r in rows]
     if format == "json":
         return receipts
     kind = receipts[0].kind
