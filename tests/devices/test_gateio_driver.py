@@ -10,7 +10,7 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.drivers.gateio import GateIOConfig, GateIODriver, OutputMismatch
 from devices.events import InputChanged
-from devices.health import DeviceError, Health, State
+from devices.health import DeviceError, State
 from devices.protocols.io_profiles import IOMap, adam6050
 from devices.transports.modbus import BusPool, ModbusExceptionResponse, RtuEndpoint, TcpEndpoint
 from firmware_sim.gateio import GateIOSim, gate_map
 from tests.support.single_connection import Policy, SingleConnectionFront
+from tests.support.waiting import eventually, states_of
 
 WAIT = 5.0
 
@@ -45,25 +46,6 @@ async def next_event(driver: GateIODriver, point: str, value: bool | None = None
         event = await driver.events.get(WAIT)
         if isinstance(event, InputChanged) and event.point == point and value in (None, event.value):
             return event
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.01)
-
-
-def states_of(driver: GateIODriver) -> list[State]:
-    seen: list[State] = []
-
-    def listener(health: Health) -> None:
-        seen.append(health.state)
-
-    driver.supervisor.subscribe(listener)
-    return seen
 
 
 # --- our driver, our simulator -------------------------------------------------------------------------

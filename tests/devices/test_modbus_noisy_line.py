@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,6 +27,7 @@ from devices.transports.modbus import (
     TcpEndpoint,
 )
 from tests.support.vendor_modbus import LineNoise, RtuModule, TcpModule, adam6050, e1212
+from tests.support.waiting import eventually, states_of
 
 WAIT = 10.0
 POINTS = {
@@ -43,25 +44,6 @@ LEFT, RIGHT, BARRIER, RED = 0, 1, 2, 3  # DO channels (light_red's safe value is
 
 def run(coro: Coroutine[Any, Any, None], timeout: float = 90) -> None:
     asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = WAIT) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.005)
-
-
-def states_of(driver: GateIODriver) -> list[State]:
-    seen: list[State] = []
-
-    def listener(health: Health) -> None:
-        seen.append(health.state)
-
-    driver.supervisor.subscribe(listener)
-    return seen
 
 
 @asynccontextmanager
