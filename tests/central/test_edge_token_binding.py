@@ -37,6 +37,21 @@ def make_token(central: RunningCentral, **body: Any) -> Any:
         return admin.post("/api/v1/tokens", json={"role": "edge", "name": "another", **body})
 
 
+def legacy_token(central: RunningCentral, token_id: str) -> None:
+    """A P1 edge token as made before tokens were bound (no edge id); its secret is bg_<id>_x."""
+    db = Database(central.settings.database)
+    pstore.insert_token(
+        db,
+        token_id=token_id,
+        token_hash=hash_token(f"bg_{token_id}_x"),
+        role="edge",
+        park_id="P1",
+        name="old",
+        now="2026-01-01T00:00:00Z",
+    )
+    db.close()
+
+
 def alerts(central: RunningCentral, park: str) -> list[dict[str, Any]]:
     with central.client("officer") as officer:
         return officer.get(f"/api/v1/parks/{park}/report").raise_for_status().json()["alerts"]["items"]
@@ -82,17 +97,7 @@ def test_a_second_token_of_the_park_cannot_append_to_another_edges_chain(central
 def test_a_token_made_before_binding_is_bound_to_the_edge_it_first_reports_for(
     central: RunningCentral,
 ) -> None:
-    db = Database(central.settings.database)  # a token as made before tokens were bound: no edge id
-    pstore.insert_token(
-        db,
-        token_id="legacy01",
-        token_hash=hash_token("bg_legacy01_x"),
-        role="edge",
-        park_id="P1",
-        name="old",
-        now="2026-01-01T00:00:00Z",
-    )
-    db.close()
+    legacy_token(central, "legacy01")
     with central.client("bg_legacy01_x") as legacy:
         assert legacy.post("/api/v1/parks/P1/events", json=heartbeats("old-gate")).status_code == 200
         assert legacy.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1")).status_code == 403
@@ -102,17 +107,7 @@ def test_a_token_made_before_binding_is_bound_to_the_edge_it_first_reports_for(
 
 
 def test_a_token_made_before_binding_cannot_take_an_edge_another_token_holds(central: RunningCentral) -> None:
-    db = Database(central.settings.database)
-    pstore.insert_token(
-        db,
-        token_id="legacy02",
-        token_hash=hash_token("bg_legacy02_x"),
-        role="edge",
-        park_id="P1",
-        name="old",
-        now="2026-01-01T00:00:00Z",
-    )
-    db.close()
+    legacy_token(central, "legacy02")
     with central.client("bg_legacy02_x") as legacy:
         # edge-p1 is bound to the tests' edge token, even before it has reported
         answer = legacy.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1"))
