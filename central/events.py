@@ -161,6 +161,8 @@ def token_refusal(
     A token made before tokens were bound (no edge id) is bound here to the edge it first reports
     for. A refusal is an alert to the park the edge belongs to (the one targeted), or, for an edge
     central does not know yet, to the park in the request."""
+    if token_edge == edge_id:
+        return None  # the common case: no write transaction for it, on every batch
     with db.write() as conn:
         if token_edge is None and pstore.bind_token_edge(conn, token_id=token_id, edge_id=edge_id):
             log.warning(

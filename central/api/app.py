@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +81,20 @@ class _TooLarge(Exception):
     pass
 
 
+def _allow_every_method(app: FastAPI, request: Request, response: Response) -> None:
+    """A 405 names every method the path has: Starlette's names only the first route's, and a path
+    served by several routes (GET and POST apart) lists one of them."""
+    methods = {
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in app.router.routes
+        )
+    }
+    if methods:
+        response.headers["Allow"] = ", ".join(sorted(methods))
+
+
 def create_app(settings: CentralSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,30 +120,14 @@ def create_app(settings: CentralSettings) -> FastAPI:
         return JSONResponse({"error": "internal", "detail": "internal error; see the server log"}, 500)
 
     @app.middleware("http")
-    async def allow_every_method(request: Request, call_next):  # type: ignore[no-untyped-def]
-        """A 405 names every method the path has: Starlette's names only the first route's, and a
-        path served by several routes (GET and POST apart) lists one of them."""
-        response = await call_next(request)
-        if response.status_code == 405:
-            methods = {
-                method
-                for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-                if any(
-                    route.matches({**request.scope, "method": method})[0] == Match.FULL
-                    for route in app.router.routes
-                )
-            }
-            if methods:
-                response.headers["Allow"] = ", ".join(sorted(methods))
-        return response
-
-    @app.middleware("http")
     async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         status = 500  # an exception out of a route is answered 500 outside this middleware
         try:
             response = await call_next(request)
             status = response.status_code
+            if status == 405:
+                _allow_every_method(app, request, response)
             return response
         finally:  # every response counted and logged, the 500s above all
             route = getattr(request.scope.get("route"), "path", "unmatched")
