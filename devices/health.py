@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Self
 
 from bondgate.tasks import cancel_and_wait
+from devices.log_limit import LogLimit
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Supervisor:
         self._clock = clock
         self._last_fault = -math.inf  # clock time of the last fault (DEGRADED's hysteresis)
         self._recover_timer: asyncio.TimerHandle | None = None
-        self._log_budget = _LogBudget(clock)
+        self._log_limit = LogLimit(every=30.0, burst=5)
         self._health = Health(device)
         self._last_seen: float | None = None  # kept apart: set on every frame, folded in when read
         self._conditions: dict[str, str] = {}  # key → reason, the latest set last
@@ -118,8 +119,8 @@ class Supervisor:
             self._health = new
 
     def _log_change(self, old: Health, new: Health) -> None:
-        left_out = self._log_budget.take()
-        if left_out is None:
+        should, left_out = self._log_limit.should_log(self._clock())
+        if not should:
             return
         extra: dict[str, object] = {"device": self.device, "state": new.state.value, "reason": new.reason}
         if left_out:
@@ -280,30 +281,6 @@ class Supervisor:
                 delay = self._backoff_initial  # it had been working: retry quickly
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._backoff_max)
-
-
-class _LogBudget:
-    """A token bucket for one device's state-change log lines: `burst` lines at once, then one per
-    `every_s`; `take()` says None (leave this line out) or how many were left out before it."""
-
-    def __init__(self, clock: Callable[[], float], *, burst: int = 5, every_s: float = 30.0) -> None:
-        self._clock = clock
-        self._burst = burst
-        self._every_s = every_s
-        self._tokens = float(burst)
-        self._at = clock()
-        self._left_out = 0
-
-    def take(self) -> int | None:
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) / self._every_s)
-        self._at = now
-        if self._tokens < 1:
-            self._left_out += 1
-            return None
-        self._tokens -= 1
-        left_out, self._left_out = self._left_out, 0
-        return left_out
 
 
 class SupervisedDriver:

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.events import EventStream, SensorMessage
 from devices.health import DeviceError, State, SupervisedDriver, Supervisor
+from devices.log_limit import LogLimit
 from devices.protocols.sensor_payloads import PayloadError, SensorPayload, SensorType, age_s, decode, untimely
 from devices.transports.mqtt import (
     BrokerConfig,
@@ -100,22 +101,6 @@ class MqttSensorsConfig(BaseModel):
         return sensors
 
 
-@dataclass
-class _Burst:
-    """Log the first rejection, then at most one line per `every` seconds saying how many were hidden."""
-
-    every: float
-    last_logged: float | None = None
-    suppressed: int = 0
-
-    def should_log(self, now: float) -> tuple[bool, int]:
-        if self.last_logged is None or now - self.last_logged >= self.every:
-            hidden, self.suppressed, self.last_logged = self.suppressed, 0, now
-            return True, hidden
-        self.suppressed += 1
-        return False, 0
-
-
 MAX_KNOWN_TOPICS = 1024  # topics remembered; beyond it a wildcard sensor's oldest topic is dropped
 
 
@@ -158,9 +143,9 @@ class MqttSensorsDriver(SupervisedDriver):
         self._wildcard = {s.name: has_wildcard(s.topic) for s in config.sensors}
         self._untimely: set[str] = set()  # sensors whose latest live message was untimely
         self._malformed: set[str] = set()  # sensors whose latest message was refused
-        self._bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
-        self._stale_bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
-        self._order_bursts = {s.name: _Burst(config.log_every_s) for s in config.sensors}
+        self._bursts = {s.name: LogLimit(config.log_every_s) for s in config.sensors}
+        self._stale_bursts = {s.name: LogLimit(config.log_every_s) for s in config.sensors}
+        self._order_bursts = {s.name: LogLimit(config.log_every_s) for s in config.sensors}
         self._task: asyncio.Task[None] | None = None
         for spec in config.sensors:
             self.connection.subscribe(spec.topic, self._handler(spec), qos=spec.qos)
