@@ -53,7 +53,7 @@ def declarants(doc: AnyDocument) -> list[str]:
 
 def refusal(documents: Iterable[AnyDocument], codes: frozenset[str] | None) -> str | None:
     """Why a token acting for `codes` may not submit these documents (None: it may)."""
-    if codes is None:
+    if not codes:
         return "this enterprise token acts for no enterprise code; make one with its codes (enterprise_codes)"
     for i, doc in enumerate(documents, start=1):
         theirs = declarants(doc)

@@ -193,7 +193,10 @@ def submit(
 
     `acting_for`: the enterprise codes of the token (None: an admin's or the platform's own). A
     change, deletion, cancellation or return of a document another enterprise declared raises
-    `declarants.NotTheirs` and nothing of the batch is stored."""
+    `declarants.NotTheirs` and nothing of the batch is stored; so does a document none of whose
+    declarants the token acts for."""
+    if acting_for is not None and (why := declarants.refusal(documents, acting_for)) is not None:
+        raise declarants.NotTheirs(why)
     with platform.db.write() as conn:
         batch = _Batch(
             conn=conn, platform=platform, now=now, actor=actor, parks=park_index(conn), acting_for=acting_for

@@ -17,7 +17,7 @@ from central.ceb.documents import Document, Receipt
 from central.ceb.xml_in import CebError, parse_message
 from central.ceb.xml_out import receipts_xml
 from central.declarants import AnyDocument
-from central.intake import IntakeResult, as_receipt, submit
+from central.intake import IntakeResult, Platform, as_receipt, submit
 from central.metrics import DOCUMENTS
 from central.store import documents as dstore
 from central.store.parks import TokenRow
@@ -32,18 +32,20 @@ class DocumentBatch(BaseModel):
     documents: list[Document] = Field(min_length=1, max_length=1000)
 
 
-def _may_declare(token: TokenRow, documents: Sequence[AnyDocument]) -> None:
-    """An enterprise token declares only for the enterprise codes it acts for: 403 otherwise (an
-    admin token, which may do everything, is not bound to enterprises)."""
-    if token.role != Role.ENTERPRISE:
-        return
-    if (why := declarants.refusal(documents, token.enterprise_codes)) is not None:
+def _submit(token: TokenRow, platform: Platform, documents: Sequence[AnyDocument]) -> IntakeResult:
+    """Intake in the token's name. An enterprise token acts only for its enterprise codes: a
+    document, or a change of one stored, declared by another enterprise is 403 (an admin token,
+    which may do everything, is bound to no enterprise)."""
+    acting_for = (token.enterprise_codes or frozenset()) if token.role == Role.ENTERPRISE else None
+    try:
+        result = submit(
+            platform, list(documents), actor=f"token:{token.token_id}", now=utc_now(), acting_for=acting_for
+        )
+    except declarants.NotTheirs as exc:
         DOCUMENTS.labels(kind="message", result="forbidden").inc()
-        raise ApiError(403, "forbidden", why)
-
-
-def _acting_for(token: TokenRow) -> frozenset[str] | None:
-    return (token.enterprise_codes or frozenset()) if token.role == Role.ENTERPRISE else None
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    _count(result, len(documents))
+    return result
 
 
 def _count(result: IntakeResult, documents: int) -> None:
@@ -64,19 +66,7 @@ def post_documents(
     platform: PlatformDep, token: Enterprise, body: Annotated[DocumentBatch | Document, Body()]
 ) -> IntakeResult:
     docs = body.documents if isinstance(body, DocumentBatch) else [body]
-    _may_declare(token, docs)
-    try:
-        result = submit(
-            platform,
-            list(docs),
-            actor=f"token:{token.token_id}",
-            now=utc_now(),
-            acting_for=_acting_for(token),
-        )
-    except declarants.NotTheirs as exc:
-        raise ApiError(403, "forbidden", str(exc)) from exc
-    _count(result, len(docs))
-    return result
+    return _submit(token, platform, docs)
 
 
 async def read_xml(request: Request) -> bytes:
@@ -110,20 +100,7 @@ async def post_ceb_message(platform: PlatformDep, token: Enterprise, request: Re
         raise ApiError(400, exc.code, exc.reason) from exc
     if message.kind == "CEB622":
         raise ApiError(400, "unsupported_message", "CEB622 customs receipts go to /api/v1/customs/receipts")
-    _may_declare(token, message.documents)
-    try:
-        result = await run_in_threadpool(
-            submit,
-            platform,
-            list(message.documents),
-            actor=f"token:{token.token_id}",
-            now=utc_now(),
-            acting_for=_acting_for(token),
-        )
-    except declarants.NotTheirs as exc:
-        raise ApiError(403, "forbidden", str(exc)) from exc
-    _count(result, len(message.documents))
-    return result
+    return await run_in_threadpool(_submit, token, platform, message.documents)
 
 
 @router.get(
