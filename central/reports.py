@@ -18,7 +18,6 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from central.events import CLEARED_STATUSES
 from central.store import reports as store
 from central.store.db import Database
 from central.timefmt import iso
@@ -130,9 +129,7 @@ def park_report(
     """Build the report from one consistent snapshot of the database."""
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     with store.snapshot(db) as conn:
-        uncleared = store.released_without_clearance(
-            conn, park_id=park_id, cleared=CLEARED_STATUSES, limit=limit
-        )
+        uncleared = store.released_without_clearance(conn, park_id=park_id, limit=limit)
         return ParkReport(
             park_id=park_id,
             generated_at=moment,

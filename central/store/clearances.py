@@ -42,7 +42,7 @@ _COLUMNS = [f.name for f in fields(ClearanceRow)]
 
 
 def _row(row: sqlite3.Row) -> ClearanceRow:
-    data = dict(row)
+    data = {c: row[c] for c in _COLUMNS}  # not `released`: the triggers own it (schema 0011)
     data["cancelled"] = bool(data["cancelled"])
     data["comparison"] = json.loads(data["comparison"]) if data["comparison"] else None
     data["risk"] = json.loads(data["risk"]) if data["risk"] else None

@@ -1,7 +1,9 @@
 """SQL for a park's reconciliation report. Every query is bounded by park and index-driven.
 
-A park may hold a million clearances, so lists are fetched with LIMIT and counted separately; the
-"must be empty" lists are normally empty and cost one index range scan each. All queries run inside
+A park may hold a million clearances, so nothing here reads a park's whole tables: the counts come
+from the tallies and flags that schema 0011's triggers keep in the transactions that change the rows,
+lists are fetched with LIMIT through partial indexes that hold only their rows, and the "must be
+empty" lists are normally empty and cost one index range scan each. All queries run inside
 one read transaction (`snapshot`) so the figures agree with each other.
 
 Lookups of clearances by parcel key compare the park as `COALESCE(c.park_id, '') = ...`: with a
@@ -12,7 +14,7 @@ index over (logistics_code, logistics_no) and would walk the whole park once per
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,62 +43,63 @@ def _capped(
     return total, rows
 
 
-def _placeholders(values: Iterable[str]) -> tuple[str, list[str]]:
-    items = sorted(values)
-    return ", ".join("?" for _ in items), items
+def _tallies(conn: sqlite3.Connection, *, park_id: str, kind: str) -> dict[str, int]:
+    rows = conn.execute("SELECT key, n FROM tallies WHERE park_id = ? AND kind = ?", (park_id, kind))
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def clearance_counts(conn: sqlite3.Connection, *, park_id: str) -> list[sqlite3.Row]:
-    """(status, n, cancelled) per status; the (park_id, status) index groups them."""
+    """(status, n, cancelled) per status, from the maintained tallies (schema 0011)."""
     return conn.execute(
-        "SELECT status, COUNT(*) AS n, SUM(cancelled) AS cancelled FROM clearances"
-        " WHERE park_id = ? GROUP BY status ORDER BY status",
+        "SELECT s.key AS status, s.n AS n, COALESCE(c.n, 0) AS cancelled FROM tallies s"
+        " LEFT JOIN tallies c ON c.park_id = s.park_id AND c.kind = 'cancelled' AND c.key = s.key"
+        " WHERE s.park_id = ? AND s.kind = 'status' AND s.n > 0 ORDER BY s.key",
         (park_id,),
     ).fetchall()
 
 
 def releases_by_hour(conn: sqlite3.Connection, *, park_id: str, since: str, until: str) -> dict[str, int]:
-    """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix)."""
+    """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix);
+    `since` and `until` are whole hours."""
     rows = conn.execute(
-        "SELECT substr(occurred_at, 1, 13) AS hour, COUNT(*) FROM events"
-        " WHERE park_id = ? AND kind = 'release' AND occurred_at >= ? AND occurred_at < ?"
-        " GROUP BY hour",
-        (park_id, since, until),
+        "SELECT key, n FROM tallies WHERE park_id = ? AND kind = 'release_hour' AND key >= ? AND key < ?",
+        (park_id, since[:13], until[:13]),
     )
-    return {str(r[0]): int(r[1]) for r in rows}
+    return {str(r[0]): int(r[1]) for r in rows if r[1]}
 
 
 def discrepancy_codes(conn: sqlite3.Connection, *, park_id: str) -> dict[str, int]:
-    """How often each discrepancy code was reported. SQLite-specific: json_each (PostgreSQL: jsonb)."""
-    rows = conn.execute(
-        "SELECT j.value AS code, COUNT(*) AS n FROM events e, json_each(e.body, '$.codes') j"
-        " WHERE e.park_id = ? AND e.kind = 'discrepancy' GROUP BY j.value ORDER BY n DESC, code",
-        (park_id,),
-    )
-    return {str(r[0]): int(r[1]) for r in rows}
+    """How often each discrepancy code was reported, most frequent first."""
+    counts = _tallies(conn, park_id=park_id, kind="discrepancy")
+    return dict(sorted(((k, n) for k, n in counts.items() if n), key=lambda kv: (-kv[1], kv[0])))
 
 
 def cleared_not_out(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
-    """Clearances at 800, not cancelled, with no release event: oldest first, they waited longest."""
-    select = (
-        "SELECT c.logistics_code, c.logistics_no, c.invt_no, c.updated_at, c.clearance_id FROM clearances c"
-        " WHERE c.park_id = ? AND c.status = '800' AND c.cancelled = 0"
-        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.logistics_code = c.logistics_code"
-        " AND e.logistics_no = c.logistics_no AND e.kind = 'release' AND e.park_id = c.park_id)"
-    )
-    return _capped(conn, select, "c.updated_at, c.clearance_id", [park_id], limit)
+    """Clearances at 800, not cancelled, with no release event: oldest first, they waited longest.
+    Counted by the tallies, listed through the partial index that holds just them."""
+    total = _tallies(conn, park_id=park_id, kind="awaiting_exit").get("", 0)
+    if total <= 0 or limit <= 0:
+        return max(total, 0), []
+    rows = conn.execute(
+        "SELECT logistics_code, logistics_no, invt_no, updated_at, clearance_id FROM clearances"
+        " INDEXED BY clearances_awaiting_exit"
+        " WHERE park_id = ? AND status = '800' AND cancelled = 0 AND released = 0"
+        " ORDER BY updated_at, clearance_id LIMIT ?",
+        (park_id, limit),
+    ).fetchall()
+    return total, rows
 
 
 def released_without_clearance(
-    conn: sqlite3.Connection, *, park_id: str, cleared: Iterable[str], limit: int
+    conn: sqlite3.Connection, *, park_id: str, limit: int
 ) -> tuple[int, list[sqlite3.Row]]:
     """Release events whose parcel, at the moment of the release, had no cleared, uncancelled
     clearance in the park: judged on the status history at the event's time, so a later change (an
     inspection release after releases at 500, a cancellation after the parcel left) neither hides nor
     invents one. The release's time is the edge's `occurred_at`, but never later than central
     received it: an edge clock running ahead cannot move a release past a later change of status.
-    `status` and `cancelled` in the rows are as of the release."""
-    marks, statuses = _placeholders(cleared)
+    The triggers of schema 0011 keep the verdict on the event (`uncleared`); the status and
+    cancelled columns of the listed rows are worked out here, as of the release."""
     history = (
         "FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
         " WHERE c.logistics_code = e.logistics_code AND c.logistics_no = e.logistics_no"
@@ -109,21 +112,23 @@ def released_without_clearance(
         " CASE WHEN status IS NULL THEN NULL ELSE cancelled END AS cancelled"
         " FROM (SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
         f" {status_then} AS status, {cancelled_then} AS cancelled"
-        " FROM events e WHERE e.park_id = ? AND e.kind = 'release')"
-        f" WHERE status IS NULL OR status NOT IN ({marks}) OR cancelled"
+        " FROM events e INDEXED BY events_uncleared WHERE e.park_id = ? AND e.uncleared = 1)"
     )
-    return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id, *statuses], limit)
+    return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id], limit)
 
 
 def released_twice(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
-    """Parcels with more than one release event in the park, from any edge."""
+    """Parcels with more than one release event in the park, from any edge: the triggers mark each
+    release that had one before it (`repeat`), and only those parcels are grouped."""
     select = (
-        "SELECT logistics_code, logistics_no, COUNT(*) AS releases, MIN(occurred_at) AS first_at,"
-        " MAX(occurred_at) AS last_at FROM events"
-        " WHERE park_id = ? AND kind = 'release' AND logistics_code IS NOT NULL AND logistics_no IS NOT NULL"
-        " GROUP BY logistics_code, logistics_no HAVING COUNT(*) > 1"
+        "SELECT * FROM (SELECT e.logistics_code, e.logistics_no, COUNT(*) AS releases,"
+        " MIN(e.occurred_at) AS first_at, MAX(e.occurred_at) AS last_at"
+        " FROM (SELECT DISTINCT logistics_code, logistics_no FROM events"
+        " INDEXED BY events_repeat WHERE park_id = ? AND repeat = 1) r"
+        " JOIN events e ON e.logistics_code = r.logistics_code AND e.logistics_no = r.logistics_no"
+        " AND e.kind = 'release' WHERE e.park_id = ? GROUP BY e.logistics_code, e.logistics_no)"
     )
-    return _capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id], limit)
+    return _capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id, park_id], limit)
 
 
 _ACTUATED = (

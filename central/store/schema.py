@@ -338,6 +338,148 @@ def _v10_guid_case(db: sqlite_utils.Database) -> None:
     conn.execute("CREATE INDEX guids_folded ON guids (folded)")
 
 
+# The reconciliation report reads maintained figures, not whole tables (issue 11 J): a park of a
+# million clearances answers in milliseconds. SQLite triggers keep them in the transaction that changes
+# the rows they count, whichever code path writes (intake, officer, customs receipt, events):
+#   tallies           (park, kind, key) -> n: clearances per status and cancelled per status, the
+#                     cleared-but-not-out count, releases per hour, discrepancy codes
+#   clearances.released   1 once a release event for the parcel reached central (from any edge)
+#   events.uncleared      release events: 1 when, at the release's time (min of occurred_at and
+#                         received_at), the parcel had no cleared, uncancelled clearance; re-judged when
+#                         the parcel's status history grows (a history row dated at or before it counts)
+#   events.repeat         release events: 1 when another release of the parcel came before it
+# The cleared statuses are 800 and 899 (central.events.CLEARED_STATUSES); the "must be empty" lists
+# are read through partial indexes that hold only their rows.
+_PARCEL_CLEARANCES = (
+    "FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
+    " WHERE c.logistics_code = {e}.logistics_code AND c.logistics_no = {e}.logistics_no"
+    " AND COALESCE(c.park_id, '') = {e}.park_id AND h.at <= MIN({e}.occurred_at, {e}.received_at)"
+)
+
+
+def release_judgement(e: str) -> str:
+    """SQL: 1 when the release event `e` found its parcel uncleared or cancelled, else 0."""
+    history = _PARCEL_CLEARANCES.format(e=e)
+    status_then = f"(SELECT h.to_status {history} ORDER BY h.at DESC, h.id DESC LIMIT 1)"
+    cancelled_then = f"EXISTS (SELECT 1 {history} AND h.action IN ('cancellation', 'return'))"
+    return f"(CASE WHEN {status_then} IN ('800', '899') AND NOT {cancelled_then} THEN 0 ELSE 1 END)"
+
+
+def _clearance_tally(row: str, sign: str) -> list[str]:
+    """Statements adding `sign` (+1/-1) of clearance `row` (new/old) to its park's tallies."""
+    park = f"COALESCE({row}.park_id, '')"
+    upsert = " ON CONFLICT (park_id, kind, key) DO UPDATE SET n = n + excluded.n"
+    return [
+        f"INSERT INTO tallies (park_id, kind, key, n) VALUES ({park}, 'status', {row}.status, {sign})"
+        f"{upsert};",
+        f"INSERT INTO tallies (park_id, kind, key, n) SELECT {park}, 'cancelled', {row}.status, {sign}"
+        f" WHERE {row}.cancelled{upsert};",
+        f"INSERT INTO tallies (park_id, kind, key, n) SELECT {park}, 'awaiting_exit', '', {sign}"
+        f" WHERE {row}.status = '800' AND {row}.cancelled = 0 AND {row}.released = 0{upsert};",
+    ]
+
+
+_RELEASE_EXISTS = (
+    "EXISTS (SELECT 1 FROM events e WHERE e.logistics_code = new.logistics_code"
+    " AND e.logistics_no = new.logistics_no AND e.kind = 'release' AND e.park_id = COALESCE(new.park_id, ''))"
+)
+_HISTORY_PARCEL = "(SELECT {col} FROM clearances WHERE clearance_id = new.clearance_id)"
+_HISTORY_PARK = "(SELECT COALESCE(park_id, '') FROM clearances WHERE clearance_id = new.clearance_id)"
+
+
+def _v11_tallies_statements() -> list[str]:
+    upsert = " ON CONFLICT (park_id, kind, key) DO UPDATE SET n = n + excluded.n"
+    return [
+        """CREATE TABLE tallies (
+            park_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (park_id, kind, key)
+        ) WITHOUT ROWID""",
+        "ALTER TABLE clearances ADD COLUMN released INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE events ADD COLUMN uncleared INTEGER",
+        "ALTER TABLE events ADD COLUMN repeat INTEGER",
+        "CREATE INDEX clearances_awaiting_exit ON clearances (park_id, updated_at, clearance_id)"
+        " WHERE status = '800' AND cancelled = 0 AND released = 0",
+        "CREATE INDEX events_uncleared ON events (park_id, occurred_at) WHERE uncleared = 1",
+        "CREATE INDEX events_repeat ON events (park_id, logistics_code, logistics_no) WHERE repeat = 1",
+        # clearances: every insert, change of counted columns and delete moves the tallies
+        "CREATE TRIGGER clearances_tally_insert AFTER INSERT ON clearances BEGIN "
+        + " ".join(_clearance_tally("new", "1"))
+        + " END",
+        "CREATE TRIGGER clearances_tally_update AFTER UPDATE OF status, cancelled, released, park_id"
+        " ON clearances WHEN old.status IS NOT new.status OR old.cancelled IS NOT new.cancelled"
+        " OR old.released IS NOT new.released OR old.park_id IS NOT new.park_id BEGIN "
+        + " ".join(_clearance_tally("old", "-1") + _clearance_tally("new", "1"))
+        + " END",
+        "CREATE TRIGGER clearances_tally_delete AFTER DELETE ON clearances BEGIN "
+        + " ".join(_clearance_tally("old", "-1"))
+        + " END",
+        # a clearance made, or moved to another parcel key, after its parcel was released
+        f"CREATE TRIGGER clearances_released_insert AFTER INSERT ON clearances WHEN {_RELEASE_EXISTS}"
+        " BEGIN UPDATE clearances SET released = 1 WHERE clearance_id = new.clearance_id; END",
+        # (its history now speaks for other releases: those of the old key and of the new are judged again)
+        "CREATE TRIGGER clearances_released_rekey AFTER UPDATE OF logistics_code, logistics_no, park_id"
+        " ON clearances WHEN old.logistics_code IS NOT new.logistics_code"
+        " OR old.logistics_no IS NOT new.logistics_no OR old.park_id IS NOT new.park_id BEGIN"
+        f" UPDATE clearances SET released = {_RELEASE_EXISTS} WHERE clearance_id = new.clearance_id;"
+        f" UPDATE events SET uncleared = {release_judgement('events')} WHERE kind = 'release' AND ("
+        "(logistics_code = old.logistics_code AND logistics_no = old.logistics_no"
+        " AND park_id = COALESCE(old.park_id, '')) OR (logistics_code = new.logistics_code"
+        " AND logistics_no = new.logistics_no AND park_id = COALESCE(new.park_id, ''))); END",
+        # a release event: judged, marked when repeated, counted per hour; its parcel has left
+        "CREATE TRIGGER events_release AFTER INSERT ON events WHEN new.kind = 'release' BEGIN"
+        f" UPDATE events SET uncleared = {release_judgement('new')},"
+        " repeat = EXISTS (SELECT 1 FROM events o WHERE o.logistics_code = new.logistics_code"
+        " AND o.logistics_no = new.logistics_no AND o.kind = 'release' AND o.park_id = new.park_id"
+        " AND o.rowid != new.rowid) WHERE rowid = new.rowid;"
+        " UPDATE clearances SET released = 1 WHERE logistics_code = new.logistics_code"
+        " AND logistics_no = new.logistics_no AND COALESCE(park_id, '') = new.park_id AND released = 0;"
+        " INSERT INTO tallies (park_id, kind, key, n)"
+        f" VALUES (new.park_id, 'release_hour', substr(new.occurred_at, 1, 13), 1){upsert}; END",
+        "CREATE TRIGGER events_discrepancy AFTER INSERT ON events WHEN new.kind = 'discrepancy' BEGIN"
+        " INSERT INTO tallies (park_id, kind, key, n)"
+        " SELECT new.park_id, 'discrepancy', j.value, 1 FROM json_each(new.body, '$.codes') j"
+        f" WHERE j.type = 'text'{upsert}; END",
+        # the parcel's history grew: its releases are judged again (only rows dated at or before a
+        # release can change its verdict; the judgement reads them all)
+        "CREATE TRIGGER history_rejudge AFTER INSERT ON clearance_history BEGIN"
+        f" UPDATE events SET uncleared = {release_judgement('events')}"
+        f" WHERE logistics_code = {_HISTORY_PARCEL.format(col='logistics_code')}"
+        f" AND logistics_no = {_HISTORY_PARCEL.format(col='logistics_no')} AND kind = 'release'"
+        f" AND park_id = {_HISTORY_PARK}; END",
+        *TALLIES_REBUILD,
+    ]
+
+
+# Recomputes every maintained figure from the base tables: the migration's first fill, and
+# central/store/tallies.rebuild after rows were written around the triggers.
+TALLIES_REBUILD = [
+    "UPDATE clearances SET released = EXISTS (SELECT 1 FROM events e"
+    " WHERE e.logistics_code = clearances.logistics_code AND e.logistics_no = clearances.logistics_no"
+    " AND e.kind = 'release' AND e.park_id = COALESCE(clearances.park_id, ''))",
+    f"UPDATE events SET uncleared = {release_judgement('events')},"
+    " repeat = EXISTS (SELECT 1 FROM events o WHERE o.logistics_code = events.logistics_code"
+    " AND o.logistics_no = events.logistics_no AND o.kind = 'release' AND o.park_id = events.park_id"
+    " AND o.rowid < events.rowid) WHERE kind = 'release'",
+    "DELETE FROM tallies",  # after the flags: their updates move tallies through the triggers
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT COALESCE(park_id, ''), 'status', status, COUNT(*)"
+    " FROM clearances GROUP BY 1, 3",
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT COALESCE(park_id, ''), 'cancelled', status, COUNT(*)"
+    " FROM clearances WHERE cancelled GROUP BY 1, 3",
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT COALESCE(park_id, ''), 'awaiting_exit', '', COUNT(*)"
+    " FROM clearances WHERE status = '800' AND cancelled = 0 AND released = 0 GROUP BY 1",
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT park_id, 'release_hour', substr(occurred_at, 1, 13),"
+    " COUNT(*) FROM events WHERE kind = 'release' GROUP BY 1, 3",
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT e.park_id, 'discrepancy', j.value, COUNT(*)"
+    " FROM events e, json_each(e.body, '$.codes') j WHERE e.kind = 'discrepancy' AND j.type = 'text'"
+    " GROUP BY 1, 3",
+]
+
+
+def _v11_tallies(db: sqlite_utils.Database) -> None:
+    for statement in _v11_tallies_statements():
+        db.conn.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -349,4 +491,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0008_token_enterprise_codes", _v8_token_enterprise_codes),
     ("0009_lookup_indexes", _v9_lookup_indexes),
     ("0010_guid_case", _v10_guid_case),
+    ("0011_tallies", _v11_tallies),
 ]
