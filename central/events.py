@@ -32,6 +32,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventKind, canonical_json
+from central.store import clearances as cstore
 from central.store import events as store
 from central.store import parks as pstore
 from central.store.db import Database
@@ -64,6 +65,9 @@ class AlertKind(StrEnum):
     EPOCH_UNKNOWN = "epoch_unknown"
     EDGE_REPROVISIONED = "edge_reprovisioned"
     ACTUATION_FAILED = "actuation_failed"  # a release's outputs did not move as commanded
+    # a parcel released while cleared whose cancellation (CEB623) central approved before the release
+    # event reached it: a cancelled declaration for goods that have left (central/reports.py)
+    CANCELLED_AFTER_RELEASE = "cancelled_after_release"
 
 
 # what an officer should know when an edge's chain is refused: how it gets out of it
@@ -340,7 +344,8 @@ def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         backlog = event.body.backlog if event.body.backlog is not None else edge.backlog
         intake.edge = replace(intake.edge, last_heartbeat=iso(_utc(event.occurred_at)), backlog=backlog)
     elif event.kind == EventKind.RELEASE:
-        intake.alerts.extend(_release_alerts(conn, edge.park_id, event))
+        moment = min(row.occurred_at, intake.received_at)
+        intake.alerts.extend(_release_alerts(conn, edge.park_id, event, moment))
         if event.body.decision_id:  # its actuation is awaited (central/reports.py)
             store.insert_release(conn, row, event.body.decision_id)
     elif event.kind == EventKind.ACTUATION:
@@ -369,8 +374,13 @@ def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
 # --- effects -----------------------------------------------------------------------------------
 
 
-def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> list[_Alert]:
-    """A release must match a cleared record and be the parcel's only release; say so if not."""
+def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event, moment: str) -> list[_Alert]:
+    """A release must match a cleared record and be the parcel's only release; say so if not.
+
+    A cancellation approved after the release's `moment` (its time, never later than central got it)
+    does not make the release uncleared: the edge released a parcel that was releasable. But central
+    approved a cancellation for goods that had already left, because the release was still on its
+    way: that is its own alert, `cancelled_after_release`, and a list of the report."""
     code, number = event.body.logisticsCode, event.body.logisticsNo
     epoch = event.epoch or 1
     where = f"release seq {event.seq} from edge {event.edge_id}" + (f" epoch {epoch}" if epoch > 1 else "")
@@ -379,9 +389,25 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> lis
     parcel = f"parcel {code}/{number}"
     alerts: list[_Alert] = []
     states = store.clearance_states(conn, park_id=park_id, logistics_code=code, logistics_no=number)
-    problem = _clearance_problem(states)
+    late = {
+        s.clearance_id: at
+        for s in states
+        if s.cancelled and (at := cstore.cancelled_after(conn, clearance_id=s.clearance_id, moment=moment))
+    }
+    then = [replace(s, cancelled=False) if s.clearance_id in late else s for s in states]
+    problem = _clearance_problem(then)
     if problem is not None:
         alerts.append(_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where}: {parcel} {problem}"))
+    for s in states:
+        if s.clearance_id in late:
+            name = s.invt_no or s.clearance_id
+            detail = (
+                f"{where}: {parcel} left at {moment}, before the cancellation (CEB623) of inventory {name}"
+                f" was approved at {late[s.clearance_id]}; the release reached central only after it."
+                " A cancelled declaration for goods that have left the park: take it up with customs"
+                " (the goods must come back, or the cancellation be withdrawn)"
+            )
+            alerts.append(_Alert(AlertKind.CANCELLED_AFTER_RELEASE, detail))
     others = store.other_releases(
         conn,
         park_id=park_id,

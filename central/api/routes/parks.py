@@ -165,6 +165,7 @@ def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBat
     summary="Reconciliation of one park",
     description="Counts by status, releases per hour, discrepancies by code, parcels cleared "
     "but not out, and the lists that must stay empty: released without clearance, released twice, "
+    "cancelled after release (a CEB623 approved while the release was on its way to central), "
     "released but actuation failed, and released with no actuation report `actuation_grace_s` after "
     "central got the release.",
     responses=responses(*AUTH, 404),
