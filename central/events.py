@@ -163,8 +163,9 @@ def token_refusal(
     """An edge token reports for the one edge it was made for; None if this one may, else why not.
 
     A token made before tokens were bound (no edge id) is bound here to the edge it first reports
-    for. A refusal is an alert to the park the edge belongs to (the one targeted), or, for an edge
-    central does not know yet, to the park in the request."""
+    for. A refusal is an alert to the park the edge belongs to (the one targeted): the park it
+    reports in, or, before its first report, the park of the token bound to it; only for an edge id
+    nobody holds, to the park in the request."""
     if token_edge == edge_id:
         return None  # the common case: no write transaction for it, on every batch
     with db.write() as conn:
@@ -180,14 +181,38 @@ def token_refusal(
             return None
         if token_edge is None:  # made before binding, and the edge is another token's
             token_edge = "none yet"
-        owner = store.get_edge(conn, edge_id=edge_id)
-        target = owner.park_id if owner is not None else park_id
+        target = pstore.edge_park(conn, edge_id=edge_id) or park_id
         detail = (
             f"token {token_name!r} ({token_id}) of edge {token_edge} in park {park_id} reported for edge"
             f" {edge_id}; refused"
         )
         _raise_alerts(conn, target, edge_id, [_Alert(AlertKind.EDGE_MISMATCH, detail)], iso(_utc(now)))
     return f"this token reports for edge {token_edge}, not {edge_id}"
+
+
+def foreign_park_alert(
+    db: Database,
+    *,
+    token_id: str,
+    token_name: str,
+    token_park: str | None,
+    token_edge: str | None,
+    park_id: str,
+    edge_id: str | None,
+    what: str,
+    now: datetime,
+) -> None:
+    """An edge token of one park addressed another park (refused 403 by the caller): an alert to the
+    park targeted, if central knows it. The alert names the edge the request named (or the token's)."""
+    with db.write() as conn:
+        if not store.park_exists(conn, park_id=park_id):
+            return
+        detail = (
+            f"token {token_name!r} ({token_id}) of edge {token_edge or 'none yet'} in park {token_park}"
+            f" {what} in this park; refused"
+        )
+        alert = _Alert(AlertKind.EDGE_MISMATCH, detail)
+        _raise_alerts(conn, park_id, edge_id or token_edge or "", [alert], iso(_utc(now)))
 
 
 def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:

@@ -50,7 +50,7 @@ class ReprovisionIn(BaseModel):
 def get_edge_chain(
     platform: PlatformDep, token: EdgeOrOfficer, park_id: ParkId, edge_id: EdgeId
 ) -> ChainView:
-    check_park(token, park_id)
+    check_park(platform, token, park_id, what=f"read edge {edge_id}'s chain", edge_id=edge_id)
     check_own_edge(token, edge_id)
     try:
         return chain_view(platform.db, park_id=park_id, edge_id=edge_id)
@@ -75,7 +75,7 @@ def get_edge_events(
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[StoredEvent]:
-    check_park(token, park_id)
+    check_park(platform, token, park_id, what=f"read edge {edge_id}'s events", edge_id=edge_id)
     check_own_edge(token, edge_id)
     try:
         return chain_events(
