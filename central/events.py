@@ -31,7 +31,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventKind, canonical_json
+from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventBody, EventKind, canonical_json
 from central.store import clearances as cstore
 from central.store import events as store
 from central.store import parks as pstore
@@ -125,6 +125,7 @@ class _Intake:
     duplicates: int = 0
     refused: list[Refusal] = field(default_factory=list)
     alerts: list[_Alert] = field(default_factory=list)
+    earlier_form: bool | None = None  # the chain head is hashed in the earlier form (None: not read yet)
 
     @property
     def halt(self) -> Refusal | None:
@@ -326,7 +327,7 @@ def _take(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         reason = f"not stored: follows refused seq {halt.seq} ({halt.code})"
         intake.refused.append(Refusal(seq=event.seq, reason=reason, code=halt.code))
         return
-    refusal = _judge_next(event, intake.edge)
+    refusal = _judge_next(conn, event, intake)
     if refusal is not None:
         intake.refused.append(refusal)
         return
@@ -345,17 +346,58 @@ def _judge_resend(event: Event, held_hash: str | None) -> Refusal | None:
     return None
 
 
-def _judge_next(event: Event, edge: store.EdgeRow) -> Refusal | None:
-    """A new event must be the very next seq and link to the stored chain head."""
+def _judge_next(conn: sqlite3.Connection, event: Event, intake: _Intake) -> Refusal | None:
+    """A new event must be the very next seq, link to the stored chain head and be hashed in the
+    canonical form — or in the earlier form, only to continue a chain that is in it (an edge not yet
+    upgraded): a new chain, or one that has moved to the canonical form, takes no earlier-form hash."""
+    edge = intake.edge
     if event.seq != edge.last_seq + 1:
         reason = f"expected seq {edge.last_seq + 1}, got {event.seq}"
         return Refusal(seq=event.seq, reason=reason, code=RefusalCode.SEQ_GAP)
     if event.prev_hash != edge.last_hash:
         reason = f"prev_hash does not match the hash of stored seq {edge.last_seq}"
         return Refusal(seq=event.seq, reason=reason, code=RefusalCode.CHAIN_BREAK)
-    if not event.hash_matches():
+    form = event.hash_form()
+    if form is None:
         return Refusal(seq=event.seq, reason="content does not match its hash", code=RefusalCode.CHAIN_BREAK)
+    if form == "earlier" and not _chain_in_earlier_form(conn, intake):
+        reason = (
+            "hashed in the earlier form (until 2026-12-05), which only continues a chain already in it;"
+            " this chain is new or in the canonical form: hash the canonical form (docs/canonical-form.md)"
+        )
+        return Refusal(seq=event.seq, reason=reason, code=RefusalCode.CHAIN_BREAK)
+    intake.earlier_form = form == "earlier"  # the head once it is stored (`_store` follows at once)
     return None
+
+
+def _chain_in_earlier_form(conn: sqlite3.Connection, intake: _Intake) -> bool:
+    """Is the chain's last stored event hashed in the earlier form? Read once per batch, then
+    followed as events are stored."""
+    if intake.earlier_form is None:
+        edge = intake.edge
+        if edge.last_seq == 0:
+            intake.earlier_form = False
+        else:
+            [last] = store.chain_events(
+                conn, edge_id=edge.edge_id, epoch=edge.epoch, after=edge.last_seq - 1, limit=1
+            )
+            intake.earlier_form = _as_event(last).hash_form() != "canonical"
+    return intake.earlier_form
+
+
+def _as_event(row: store.EventRow) -> Event:
+    """A stored event as the edge sent it, for its hash (the stored body is its canonical form)."""
+    return Event(
+        edge_id=row.edge_id,
+        epoch=None if row.epoch == 1 else row.epoch,
+        seq=row.seq,
+        kind=EventKind(row.kind),
+        station=row.station,
+        occurred_at=datetime.fromisoformat(row.occurred_at),
+        body=EventBody.model_validate_json(row.body),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
 
 
 def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
