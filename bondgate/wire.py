@@ -402,7 +402,10 @@ class Event(BaseModel):
         " chains from before epochs hash the same",
     )
     seq: StrictInt = Field(
-        ge=1, lt=2**63, description="per-edge sequence number, contiguous from 1 within the epoch"
+        ge=1,
+        lt=2**63,
+        description="per-edge sequence number, contiguous from 1 within the epoch; a JSON integer"
+        " written without a fraction (5, not 5.0: it is hashed as an integer)",
     )
     kind: EventKind
     station: str | None = Field(None, max_length=64)
