@@ -50,10 +50,13 @@ NON_NEGATIVE_DECIMAL = r"^[ \t\r\n]*\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)[ \t\r\n]*$"
 def _standard_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """Say in the JSON schema what the standard's field rules (fields.FIELDS, field_check) refuse:
     a required text is at least its minimum length and not blank, a text at most its maximum, a
-    count or line number at least 1, an amount never negative. So a schema-valid document is not
-    refused for an empty string or a gnum of 0 (outside finding G)."""
+    count or line number at least 1, an amount never negative, a list of rows not empty. So a
+    schema-valid document is not refused for an empty string or a gnum of 0 (outside finding G)."""
     entity = getattr(cls, "ENTITY", None)
     properties = schema.get("properties", {})
+    for list_name in getattr(cls, "LISTS", {}):
+        if list_name in properties:
+            properties[list_name]["minItems"] = 1  # "needs at least one row"
     for name, rule in FIELDS.get(entity or "", {}).items():
         prop = properties.get(name)
         if prop is None:

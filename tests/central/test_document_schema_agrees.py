@@ -26,6 +26,7 @@ def test_the_schema_carries_the_standards_lengths_and_signs(central: RunningCent
     assert refund["guid"]["minLength"] == refund["guid"]["maxLength"] == 36
     assert refund["copNo"]["anyOf"][0].get("minLength") is None  # optional: empty means absent
     assert order_item["gnum"]["minimum"] == 1
+    assert defs["Order"]["properties"]["orderList"]["minItems"] == 1
     number, text = order_item["qty"]["anyOf"]
     assert number["exclusiveMinimum"] == 0 and "pattern" in text
     goods_value = defs["Order"]["properties"]["goodsValue"]["anyOf"][0]
