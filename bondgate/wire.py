@@ -28,16 +28,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator
 
 FEED_DOMAIN = b"bondgate-feed-v1\n"
 CHECKPOINT_DOMAIN = b"bondgate-checkpoint-v1\n"
@@ -311,6 +312,30 @@ class EventKind(StrEnum):
     ALARM = "alarm"  # the edge found its inputs or its own records tampered with: `reason` names which
 
 
+# The wire forms an event's values are taken in (docs/canonical-form.md): what is hashed is the
+# canonical form of the value, so a value must travel in a form whose canonical bytes are plain.
+WIRE_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+"""An RFC 3339 date-time with seconds, at most six fraction digits and a zone (`Z` or ±HH:MM)."""
+WIRE_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+"""A decimal quantity as its exact string: what it says is what is hashed (no exponent, no leading
+zeros, no sign but a minus)."""
+
+
+def _wire_datetime_input(value: Any, name: str) -> Any:
+    """A datetime (built in Python) as is; from JSON only a string in the wire form (`WIRE_DATETIME`):
+    a number, a date alone, no zone or a seventh fraction digit names no one moment the hash is over."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and WIRE_DATETIME.fullmatch(value):
+        return value
+    raise ValueError(
+        f"{name} must be a date-time string YYYY-MM-DDTHH:MM:SS[.ffffff] with a zone (Z or ±HH:MM)"
+        " (docs/canonical-form.md); the hash is over its canonical form"
+    )
+
+
 class EventBody(BaseModel):
     """What happened. Parcel fields are set for parcel events; others for faults/heartbeats."""
 
@@ -324,7 +349,9 @@ class EventBody(BaseModel):
     )
     verdict: str | None = Field(None, description="RELEASE, HOLD or INSPECT")
     codes: list[str] = Field(default_factory=list, description="discrepancy codes (DESIGN.md §5)")
-    weight_kg: Decimal | None = None
+    weight_kg: (
+        Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": f"^{WIRE_DECIMAL.pattern}$"})] | None
+    ) = Field(None, description='kg, as a JSON string holding the exact decimal ("0.815"): hashed as it is')
     device: str | None = None
     operator: str | None = None
     reason: str | None = Field(None, max_length=1000)
@@ -351,6 +378,17 @@ class EventBody(BaseModel):
         None, pattern=r"^[0-9a-f]{64}$", description="release: the ledger's hash after that entry"
     )
 
+    @field_validator("weight_kg", mode="before")
+    @classmethod
+    def _exact_decimal(cls, value: Any) -> Any:
+        """A JSON string holding the exact decimal ("0.815"), hashed as that string; a JSON number
+        (0.815) has no one canonical string and is refused (a Decimal built in Python is kept)."""
+        if value is None or isinstance(value, Decimal):
+            return value
+        if isinstance(value, str) and WIRE_DECIMAL.fullmatch(value):
+            return value
+        raise ValueError('weight_kg must be a JSON string holding the exact decimal, e.g. "0.815"')
+
 
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -364,14 +402,25 @@ class Event(BaseModel):
         " chains from before epochs hash the same",
     )
     seq: StrictInt = Field(
-        ge=1, lt=2**63, description="per-edge sequence number, contiguous from 1 within the epoch"
+        ge=1,
+        lt=2**63,
+        description="per-edge sequence number, contiguous from 1 within the epoch; a JSON integer"
+        " written without a fraction (5, not 5.0: it is hashed as an integer)",
     )
     kind: EventKind
     station: str | None = Field(None, max_length=64)
-    occurred_at: datetime
+    occurred_at: Annotated[
+        datetime,
+        WithJsonSchema({"type": "string", "format": "date-time", "pattern": f"^{WIRE_DATETIME.pattern}$"}),
+    ] = Field(description="YYYY-MM-DDTHH:MM:SS[.ffffff] with a zone (Z or ±HH:MM); hashed in UTC, `Z`")
     body: EventBody = Field(default_factory=EventBody)
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _wire_occurred_at(cls, value: Any) -> Any:
+        return _wire_datetime_input(value, "occurred_at")
 
     def hashed_bytes(self) -> bytes:
         return (
@@ -381,17 +430,21 @@ class Event(BaseModel):
     def expected_hash(self) -> str:
         return hashlib.sha256(self.hashed_bytes()).hexdigest()
 
-    def hash_matches(self) -> bool:
-        """`hash` is the hash of this content: in the canonical form, or in the earlier one for an
-        event hashed before the canonical form was written down whole (2026-12-05)."""
+    def hash_form(self) -> Literal["canonical", "earlier"] | None:
+        """Which form `hash` is the hash of this content in: the canonical form, the earlier one
+        (events hashed before the canonical form was written down whole, 2026-12-05), or neither."""
         if self.hash == self.expected_hash():
-            return True
+            return "canonical"
         earlier = (
             self.prev_hash.encode()
             + b"\n"
             + canonical_json_v1(self.model_dump(mode="python", exclude={"hash"}))
         )
-        return self.hash == hashlib.sha256(earlier).hexdigest()
+        return "earlier" if self.hash == hashlib.sha256(earlier).hexdigest() else None
+
+    def hash_matches(self) -> bool:
+        """`hash` is the hash of this content, in the canonical form or the earlier one."""
+        return self.hash_form() is not None
 
 
 def release_entry_hash(

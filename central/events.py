@@ -31,7 +31,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventKind, canonical_json
+from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventBody, EventKind, canonical_json
+from central.store import clearances as cstore
 from central.store import events as store
 from central.store import parks as pstore
 from central.store.db import Database
@@ -64,6 +65,9 @@ class AlertKind(StrEnum):
     EPOCH_UNKNOWN = "epoch_unknown"
     EDGE_REPROVISIONED = "edge_reprovisioned"
     ACTUATION_FAILED = "actuation_failed"  # a release's outputs did not move as commanded
+    # a parcel released while cleared whose cancellation (CEB623) central approved before the release
+    # event reached it: a cancelled declaration for goods that have left (central/reports.py)
+    CANCELLED_AFTER_RELEASE = "cancelled_after_release"
 
 
 # what an officer should know when an edge's chain is refused: how it gets out of it
@@ -121,6 +125,7 @@ class _Intake:
     duplicates: int = 0
     refused: list[Refusal] = field(default_factory=list)
     alerts: list[_Alert] = field(default_factory=list)
+    earlier_form: bool | None = None  # the chain head is hashed in the earlier form (None: not read yet)
 
     @property
     def halt(self) -> Refusal | None:
@@ -159,8 +164,9 @@ def token_refusal(
     """An edge token reports for the one edge it was made for; None if this one may, else why not.
 
     A token made before tokens were bound (no edge id) is bound here to the edge it first reports
-    for. A refusal is an alert to the park the edge belongs to (the one targeted), or, for an edge
-    central does not know yet, to the park in the request."""
+    for. A refusal is an alert to the park the edge belongs to (the one targeted): the park it
+    reports in, or, before its first report, the park of the token bound to it; only for an edge id
+    nobody holds, to the park in the request."""
     if token_edge == edge_id:
         return None  # the common case: no write transaction for it, on every batch
     with db.write() as conn:
@@ -176,14 +182,38 @@ def token_refusal(
             return None
         if token_edge is None:  # made before binding, and the edge is another token's
             token_edge = "none yet"
-        owner = store.get_edge(conn, edge_id=edge_id)
-        target = owner.park_id if owner is not None else park_id
+        target = pstore.edge_park(conn, edge_id=edge_id) or park_id
         detail = (
             f"token {token_name!r} ({token_id}) of edge {token_edge} in park {park_id} reported for edge"
             f" {edge_id}; refused"
         )
         _raise_alerts(conn, target, edge_id, [_Alert(AlertKind.EDGE_MISMATCH, detail)], iso(_utc(now)))
     return f"this token reports for edge {token_edge}, not {edge_id}"
+
+
+def foreign_park_alert(
+    db: Database,
+    *,
+    token_id: str,
+    token_name: str,
+    token_park: str | None,
+    token_edge: str | None,
+    park_id: str,
+    edge_id: str | None,
+    what: str,
+    now: datetime,
+) -> None:
+    """An edge token of one park addressed another park (refused 403 by the caller): an alert to the
+    park targeted, if central knows it. The alert names the edge the request named (or the token's)."""
+    with db.write() as conn:
+        if not store.park_exists(conn, park_id=park_id):
+            return
+        detail = (
+            f"token {token_name!r} ({token_id}) of edge {token_edge or 'none yet'} in park {token_park}"
+            f" {what} in this park; refused"
+        )
+        alert = _Alert(AlertKind.EDGE_MISMATCH, detail)
+        _raise_alerts(conn, park_id, edge_id or token_edge or "", [alert], iso(_utc(now)))
 
 
 def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:
@@ -297,7 +327,7 @@ def _take(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         reason = f"not stored: follows refused seq {halt.seq} ({halt.code})"
         intake.refused.append(Refusal(seq=event.seq, reason=reason, code=halt.code))
         return
-    refusal = _judge_next(event, intake.edge)
+    refusal = _judge_next(conn, event, intake)
     if refusal is not None:
         intake.refused.append(refusal)
         return
@@ -316,17 +346,58 @@ def _judge_resend(event: Event, held_hash: str | None) -> Refusal | None:
     return None
 
 
-def _judge_next(event: Event, edge: store.EdgeRow) -> Refusal | None:
-    """A new event must be the very next seq and link to the stored chain head."""
+def _judge_next(conn: sqlite3.Connection, event: Event, intake: _Intake) -> Refusal | None:
+    """A new event must be the very next seq, link to the stored chain head and be hashed in the
+    canonical form — or in the earlier form, only to continue a chain that is in it (an edge not yet
+    upgraded): a new chain, or one that has moved to the canonical form, takes no earlier-form hash."""
+    edge = intake.edge
     if event.seq != edge.last_seq + 1:
         reason = f"expected seq {edge.last_seq + 1}, got {event.seq}"
         return Refusal(seq=event.seq, reason=reason, code=RefusalCode.SEQ_GAP)
     if event.prev_hash != edge.last_hash:
         reason = f"prev_hash does not match the hash of stored seq {edge.last_seq}"
         return Refusal(seq=event.seq, reason=reason, code=RefusalCode.CHAIN_BREAK)
-    if not event.hash_matches():
+    form = event.hash_form()
+    if form is None:
         return Refusal(seq=event.seq, reason="content does not match its hash", code=RefusalCode.CHAIN_BREAK)
+    if form == "earlier" and not _chain_in_earlier_form(conn, intake):
+        reason = (
+            "hashed in the earlier form (until 2026-12-05), which only continues a chain already in it;"
+            " this chain is new or in the canonical form: hash the canonical form (docs/canonical-form.md)"
+        )
+        return Refusal(seq=event.seq, reason=reason, code=RefusalCode.CHAIN_BREAK)
+    intake.earlier_form = form == "earlier"  # the head once it is stored (`_store` follows at once)
     return None
+
+
+def _chain_in_earlier_form(conn: sqlite3.Connection, intake: _Intake) -> bool:
+    """Is the chain's last stored event hashed in the earlier form? Read once per batch, then
+    followed as events are stored."""
+    if intake.earlier_form is None:
+        edge = intake.edge
+        if edge.last_seq == 0:
+            intake.earlier_form = False
+        else:
+            [last] = store.chain_events(
+                conn, edge_id=edge.edge_id, epoch=edge.epoch, after=edge.last_seq - 1, limit=1
+            )
+            intake.earlier_form = _as_event(last).hash_form() != "canonical"
+    return intake.earlier_form
+
+
+def _as_event(row: store.EventRow) -> Event:
+    """A stored event as the edge sent it, for its hash (the stored body is its canonical form)."""
+    return Event(
+        edge_id=row.edge_id,
+        epoch=None if row.epoch == 1 else row.epoch,
+        seq=row.seq,
+        kind=EventKind(row.kind),
+        station=row.station,
+        occurred_at=datetime.fromisoformat(row.occurred_at),
+        body=EventBody.model_validate_json(row.body),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
 
 
 def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
@@ -340,7 +411,8 @@ def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         backlog = event.body.backlog if event.body.backlog is not None else edge.backlog
         intake.edge = replace(intake.edge, last_heartbeat=iso(_utc(event.occurred_at)), backlog=backlog)
     elif event.kind == EventKind.RELEASE:
-        intake.alerts.extend(_release_alerts(conn, edge.park_id, event))
+        moment = min(row.occurred_at, intake.received_at)
+        intake.alerts.extend(_release_alerts(conn, edge.park_id, event, moment))
         if event.body.decision_id:  # its actuation is awaited (central/reports.py)
             store.insert_release(conn, row, event.body.decision_id)
     elif event.kind == EventKind.ACTUATION:
@@ -369,8 +441,13 @@ def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
 # --- effects -----------------------------------------------------------------------------------
 
 
-def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> list[_Alert]:
-    """A release must match a cleared record and be the parcel's only release; say so if not."""
+def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event, moment: str) -> list[_Alert]:
+    """A release must match a cleared record and be the parcel's only release; say so if not.
+
+    A cancellation approved after the release's `moment` (its time, never later than central got it)
+    does not make the release uncleared: the edge released a parcel that was releasable. But central
+    approved a cancellation for goods that had already left, because the release was still on its
+    way: that is its own alert, `cancelled_after_release`, and a list of the report."""
     code, number = event.body.logisticsCode, event.body.logisticsNo
     epoch = event.epoch or 1
     where = f"release seq {event.seq} from edge {event.edge_id}" + (f" epoch {epoch}" if epoch > 1 else "")
@@ -379,9 +456,25 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event) -> lis
     parcel = f"parcel {code}/{number}"
     alerts: list[_Alert] = []
     states = store.clearance_states(conn, park_id=park_id, logistics_code=code, logistics_no=number)
-    problem = _clearance_problem(states)
+    late = {
+        s.clearance_id: at
+        for s in states
+        if s.cancelled and (at := cstore.cancelled_after(conn, clearance_id=s.clearance_id, moment=moment))
+    }
+    then = [replace(s, cancelled=False) if s.clearance_id in late else s for s in states]
+    problem = _clearance_problem(then)
     if problem is not None:
         alerts.append(_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where}: {parcel} {problem}"))
+    for s in states:
+        if s.clearance_id in late:
+            name = s.invt_no or s.clearance_id
+            detail = (
+                f"{where}: {parcel} left at {moment}, before the cancellation (CEB623) of inventory {name}"
+                f" was approved at {late[s.clearance_id]}; the release reached central only after it."
+                " A cancelled declaration for goods that have left the park: take it up with customs"
+                " (the goods must come back, or the cancellation be withdrawn)"
+            )
+            alerts.append(_Alert(AlertKind.CANCELLED_AFTER_RELEASE, detail))
     others = store.other_releases(
         conn,
         park_id=park_id,

@@ -714,14 +714,25 @@ def apply_customs_receipts(
     return [outcomes[i] for i in range(len(receipts))]
 
 
-def _identity_problem(r: CustomsReceipt, row: cstore.ClearanceRow) -> str | None:
+def _identity_problem(conn: sqlite3.Connection, r: CustomsReceipt, row: cstore.ClearanceRow) -> str | None:
     """A receipt moves the inventory it names whole: one carrying parcel A's invtNo and parcel B's
-    copNo moved A before."""
-    for field_name, theirs, ours in (
+    copNo moved A before. Every identifying field the receipt carries (the XSD makes most optional)
+    must be the inventory's: copNo, preNo, ebpCode, ebcCode, and agentCode and customsCode against
+    the inventory as declared."""
+    checks = [
         ("copNo", r.copNo, row.cop_no),
+        ("preNo", r.preNo, row.pre_no),
         ("ebpCode", r.ebpCode, row.ebp_code),
         ("ebcCode", r.ebcCode, row.ebc_code),
-    ):
+    ]
+    if r.agentCode or r.customsCode:
+        declared = dstore.get_document(conn, kind=DocKind.INVENTORY.value, doc_key=row.clearance_id)
+        body = declared.body if declared is not None else {}
+        checks += [
+            ("agentCode", r.agentCode, body.get("agentCode")),
+            ("customsCode", r.customsCode, body.get("customsCode")),
+        ]
+    for field_name, theirs, ours in checks:
         if theirs and ours and theirs != ours:
             return f"{field_name} {theirs!r} is not inventory {row.invt_no}'s ({ours!r}); not applied"
     return None
@@ -758,7 +769,7 @@ def _apply_receipt(batch: _Batch, r: CustomsReceipt) -> ReceiptOutcome:
             now=batch.stamp,
         )
 
-    if (problem := _identity_problem(r, current)) is not None:
+    if (problem := _identity_problem(batch.conn, r, current)) is not None:
         keep("refused", problem)
         return out(False, problem)
     if not lifecycle.is_status(r.returnStatus):

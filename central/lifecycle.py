@@ -210,12 +210,17 @@ def reachable(current: str | None, code: str) -> bool:
     return False
 
 
-def allowed_actions(current: str | None, *, cancelled: bool = False) -> list[str]:
-    """Actions (other than customs_receipt) legal from `current`, in table order: for UIs and 409s."""
+def allowed_actions(current: str | None, *, cancelled: bool = False, mode: str | None = None) -> list[str]:
+    """Actions (other than customs_receipt) legal from `current`, in table order: for UIs and 409s.
+    With `mode`, only those an officer may record in that clearance mode (`OFFICER_ACTIONS`): what
+    the clearance's detail offers is exactly what the actions route accepts."""
+    officer = None if mode is None else OFFICER_ACTIONS[mode]
     return [
         action
         for (frm, action), to in TRANSITIONS.items()
-        if frm == group(current) and not (cancelled and to in BLOCKED_WHEN_CANCELLED and to != current)
+        if frm == group(current)
+        and not (cancelled and to in BLOCKED_WHEN_CANCELLED and to != current)
+        and (officer is None or action in officer)
     ]
 
 

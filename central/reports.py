@@ -2,8 +2,15 @@
 
 Three lists matter most: cleared but not out (normal backlog, watched for age), released without
 clearance and released twice — both must be empty; anything in them is a parcel an officer has to
-chase. Actuation is part of the record: a release whose outputs the edge reported as failed, or
-has not reported on `ACTUATION_GRACE` after central got the release, is a parcel whose way out
+chase. So must "cancelled after release": a parcel the edge released while it was cleared, whose
+cancellation (CEB623) central approved because the release event had not reached it yet (central
+refuses a cancellation once it holds a release). The release was right and is not "without
+clearance"; the declaration was cancelled for goods that have left, which customs must resolve (the
+goods come back, or the cancellation is withdrawn). A return request (CEB625) after a release is what
+returns are for and is not listed.
+
+Actuation is part of the record: a release whose outputs the edge reported as failed, or has not
+reported on `ACTUATION_GRACE` after central got the release, is a parcel whose way out
 nobody saw confirmed; those two lists must be empty too. (Releases that name no decision — from
 edges older than actuation reports — are not judged.) Around them: clearance counts by status,
 releases per hour for the last day, discrepancy codes and the latest alerts. Lists are capped
@@ -58,6 +65,21 @@ class UnclearedRelease(BaseModel):
     cancelled: bool | None = Field(description="whether it was cancelled or returned by then")
 
 
+class CancelledAfterRelease(BaseModel):
+    """A parcel released while it was cleared, whose cancellation (CEB623) central approved before
+    the release event reached it: a cancelled declaration for goods that have left the park."""
+
+    edge_id: str
+    epoch: int
+    seq: int
+    logisticsCode: str
+    logisticsNo: str
+    invtNo: str | None
+    occurred_at: datetime = Field(description="when the edge released it")
+    received_at: datetime = Field(description="when central got the release event")
+    cancelled_at: datetime = Field(description="when central approved the cancellation")
+
+
 class DoubleRelease(BaseModel):
     logisticsCode: str
     logisticsNo: str
@@ -107,6 +129,10 @@ class ParkReport(BaseModel):
     cleared_not_out: Capped[ClearedNotOut]
     released_without_clearance: Capped[UnclearedRelease] = Field(description="must be empty")
     released_twice: Capped[DoubleRelease] = Field(description="must be empty")
+    cancelled_after_release: Capped[CancelledAfterRelease] = Field(
+        description="must be empty: a cancellation (CEB623) approved while the parcel's release was on"
+        " its way to central; the goods left, the declaration is cancelled"
+    )
     released_actuation_failed: Capped[ActuatedRelease] = Field(
         description="must be empty: the edge reported the release's outputs did not move as commanded"
     )
@@ -139,6 +165,9 @@ def park_report(
             cleared_not_out=_cleared_not_out(*store.cleared_not_out(conn, park_id=park_id, limit=limit)),
             released_without_clearance=_uncleared(*uncleared),
             released_twice=_twice(*store.released_twice(conn, park_id=park_id, limit=limit)),
+            cancelled_after_release=_cancelled_after_release(
+                *store.cancelled_after_release(conn, park_id=park_id, limit=limit)
+            ),
             released_actuation_failed=_actuated(*store.actuation_failed(conn, park_id=park_id, limit=limit)),
             released_actuation_unconfirmed=_actuated(
                 *store.actuation_unconfirmed(
@@ -207,6 +236,24 @@ def _twice(total: int, rows: list[sqlite3.Row]) -> Capped[DoubleRelease]:
         for r in rows
     ]
     return Capped[DoubleRelease](total=total, items=items)
+
+
+def _cancelled_after_release(total: int, rows: list[sqlite3.Row]) -> Capped[CancelledAfterRelease]:
+    items = [
+        CancelledAfterRelease(
+            edge_id=r["edge_id"],
+            epoch=r["epoch"],
+            seq=r["seq"],
+            logisticsCode=r["logistics_code"],
+            logisticsNo=r["logistics_no"],
+            invtNo=r["invt_no"],
+            occurred_at=r["occurred_at"],
+            received_at=r["received_at"],
+            cancelled_at=r["cancelled_at"],
+        )
+        for r in rows
+    ]
+    return Capped[CancelledAfterRelease](total=total, items=items)
 
 
 def _actuated(total: int, rows: list[sqlite3.Row]) -> Capped[ActuatedRelease]:

@@ -10,8 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from central.api.errors import ApiError
 from central.auth import Role, authenticate
+from central.events import foreign_park_alert
 from central.intake import Platform
 from central.store.parks import TokenRow
+from central.timefmt import utc_now
 
 _bearer = HTTPBearer(auto_error=False, description="Bondgate API token: `Authorization: Bearer bg_…`")
 
@@ -50,9 +52,23 @@ def require(*roles: Role) -> Callable[[TokenRow], TokenRow]:
     return check
 
 
-def check_park(token: TokenRow, park_id: str) -> None:
-    """An edge token reaches its own park only."""
+def check_park(
+    platform: Platform, token: TokenRow, park_id: str, *, what: str, edge_id: str | None = None
+) -> None:
+    """An edge token reaches its own park only. Addressing another is refused, and the park
+    targeted is alerted (`what` the token tried, `edge_id` the edge the request named)."""
     if token.role == Role.EDGE and token.park_id != park_id:
+        foreign_park_alert(
+            platform.db,
+            token_id=token.token_id,
+            token_name=token.name,
+            token_park=token.park_id,
+            token_edge=token.edge_id,
+            park_id=park_id,
+            edge_id=edge_id,
+            what=what,
+            now=utc_now(),
+        )
         raise ApiError(403, "forbidden", f"this edge token belongs to park {token.park_id}, not {park_id}")
 
 

@@ -16,7 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from central.ceb.field_check import check_fields
+from central.ceb.field_check import POSITIVE, check_fields
+from central.ceb.fields import FIELDS
 
 RETURN_TIME = re.compile(r"[0-9]{17}", re.ASCII)
 
@@ -42,10 +43,48 @@ class AppType(StrEnum):
     DELETE = "3"
 
 
+# a decimal as the XSD writes it, not negative (the sign rule of field_check), XML space around it
+NON_NEGATIVE_DECIMAL = r"^[ \t\r\n]*\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)[ \t\r\n]*$"
+
+
+def _standard_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Say in the JSON schema what the standard's field rules (fields.FIELDS, field_check) refuse:
+    a required text is at least its minimum length and not blank, a text at most its maximum, a
+    count or line number at least 1, an amount never negative, a list of rows not empty. So a
+    schema-valid document is not refused for an empty string or a gnum of 0 (outside finding G)."""
+    entity = getattr(cls, "ENTITY", None)
+    properties = schema.get("properties", {})
+    for list_name in getattr(cls, "LISTS", {}):
+        if list_name in properties:
+            properties[list_name]["minItems"] = 1  # "needs at least one row"
+    for name, rule in FIELDS.get(entity or "", {}).items():
+        prop = properties.get(name)
+        if prop is None:
+            continue
+        branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") not in (None, "null")]
+        for branch in branches:
+            if rule["kind"] == "str" and branch["type"] == "string":
+                most = rule.get("length", rule.get("maxLength"))
+                if most is not None:
+                    branch["maxLength"] = most
+                if rule["required"]:
+                    branch["minLength"] = rule.get("length", rule.get("minLength", 1))
+                    branch.setdefault("pattern", r"\S")
+            elif rule["kind"] == "int" and branch["type"] == "integer":
+                branch["minimum"] = 1 if name in POSITIVE else -(2**31)
+                branch["maximum"] = 2**31 - 1
+            elif rule["kind"] == "decimal" and branch["type"] == "number":
+                branch["exclusiveMinimum" if name in POSITIVE else "minimum"] = 0
+            elif rule["kind"] == "decimal" and branch["type"] == "string":
+                branch["pattern"] = NON_NEGATIVE_DECIMAL
+
+
 class _Entity(BaseModel):
     """A CEB entity (a head or a list row); `ENTITY` names its rules in fields.FIELDS."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, coerce_numbers_to_str=True, json_schema_extra=_standard_schema
+    )
     ENTITY: ClassVar[str]
     # child list fields and the entity their rows are checked as
     LISTS: ClassVar[dict[str, str]] = {}
@@ -87,9 +126,10 @@ class _Entity(BaseModel):
 Money = Annotated[Decimal, Field(max_digits=19, decimal_places=5)]
 
 
-def _doc_type_required(schema: dict[str, Any]) -> None:
+def _doc_type_required(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """`docType` picks the document kind (the union's discriminator): a sender must give it, though
-    the models default it for documents built in code."""
+    the models default it for documents built in code. And the standard's field rules."""
+    _standard_schema(schema, cls)
     required = schema.setdefault("required", [])
     if "docType" in schema.get("properties", {}) and "docType" not in required:
         required.insert(0, "docType")

@@ -129,7 +129,9 @@ def check_value(entity: str, name: str, value: Any) -> str | None:
 def check_fields(entity: str, data: Mapping[str, Any]) -> list[str]:
     """Every rule `data` breaks as entity `entity`: missing required fields, lengths, formats.
 
-    Empty strings count as absent (official messages carry `<preNo></preNo>` for "none").
+    An empty text counts as absent (official messages carry `<preNo></preNo>` for "none"); an
+    empty number does not: the XSD's decimal and int have no empty form, so an optional amount is
+    given or left out, and an empty one is refused rather than taken as absent.
     """
     problems: list[str] = []
     for name, rule in FIELDS[entity].items():
@@ -137,6 +139,9 @@ def check_fields(entity: str, data: Mapping[str, Any]) -> list[str]:
         if value is None or (isinstance(value, str) and value.strip() == ""):
             if rule["required"]:
                 problems.append(f"{entity}.{name}: required field is missing")
+            elif value is not None and rule["kind"] != "str":
+                number = "a decimal number" if rule["kind"] == "decimal" else "an integer"
+                problems.append(f"{entity}.{name}: empty; give {number} or leave the field out")
             continue
         if isinstance(value, (list, dict)):
             problems.append(f"{entity}.{name}: must be a single value")

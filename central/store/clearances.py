@@ -119,6 +119,15 @@ def add_history(
     )
 
 
+def cancelled_after(conn: sqlite3.Connection, *, clearance_id: str, moment: str) -> str | None:
+    """When the clearance's cancellation (CEB623) was approved, if that was after `moment`."""
+    row = conn.execute(
+        "SELECT MIN(at) FROM clearance_history WHERE clearance_id = ? AND action = 'cancellation' AND at > ?",
+        (clearance_id, moment),
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def history(db: Database, *, clearance_id: str) -> list[dict[str, Any]]:
     rows = db.reader().execute(
         "SELECT from_status, to_status, action, actor, info, at FROM clearance_history"

@@ -137,6 +137,18 @@ def token_edge(conn: sqlite3.Connection, *, token_id: str) -> str | None:
     return row[0] if row else None
 
 
+def edge_park(conn: sqlite3.Connection, *, edge_id: str) -> str | None:
+    """The park an edge id belongs to: the park it reports in, or, before its first report, the park
+    of the live token bound to it (None: no edge and no token of that id)."""
+    row = conn.execute("SELECT park_id FROM edges WHERE edge_id = ?", (edge_id,)).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT park_id FROM tokens WHERE edge_id = ? AND revoked_at IS NULL ORDER BY created_at LIMIT 1",
+            (edge_id,),
+        ).fetchone()
+    return None if row is None else row[0]
+
+
 def bind_token_edge(conn: sqlite3.Connection, *, token_id: str, edge_id: str) -> bool:
     """Bind a token made before tokens were bound to the edge it first reports for; False if it
     was bound meanwhile, or another token holds that edge (it is theirs, not for the taking)."""

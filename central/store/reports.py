@@ -155,3 +155,22 @@ def actuation_unconfirmed(
 def latest_alerts(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
     select = "SELECT id, edge_id, kind, detail, created_at FROM alerts WHERE park_id = ?"
     return _capped(conn, select, "created_at DESC, id DESC", [park_id], limit)
+
+
+def cancelled_after_release(
+    conn: sqlite3.Connection, *, park_id: str, limit: int
+) -> tuple[int, list[sqlite3.Row]]:
+    """Release events whose parcel's cancellation (CEB623) was approved after the release: central
+    approved it while the release was on its way (central refuses a cancellation once it holds a
+    release). The release's time is as in `released_without_clearance`. A return request (CEB625)
+    after a release is what returns are for, and is not listed."""
+    select = (
+        "SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at, e.received_at,"
+        " c.invt_no, h.at AS cancelled_at"
+        " FROM events e JOIN clearances c ON c.logistics_code = e.logistics_code"
+        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
+        " JOIN clearance_history h ON h.clearance_id = c.clearance_id AND h.action = 'cancellation'"
+        " AND h.at > MIN(e.occurred_at, e.received_at)"
+        " WHERE e.park_id = ? AND e.kind = 'release'"
+    )
+    return _capped(conn, select, "cancelled_at, edge_id, epoch, seq", [park_id], limit)

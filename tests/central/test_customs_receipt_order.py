@@ -119,11 +119,19 @@ def test_a_receipt_that_can_never_apply_is_refused(customs: Any) -> None:
     assert (after["applied"], after["state"]) == (False, "refused")
 
 
-@pytest.mark.parametrize("field", ["copNo", "ebpCode", "ebcCode"])
+@pytest.mark.parametrize("field", ["copNo", "preNo", "ebpCode", "ebcCode", "agentCode", "customsCode"])
 def test_a_receipt_naming_another_parcel_is_refused(customs: Any, field: str) -> None:
+    """agentCode and preNo mismatches were applied (outside finding, LOW)."""
     s, detail = _declare(customs, 640)
     other, _ = _declare(customs, 641)
-    theirs = {"copNo": other.inventory.copNo, "ebpCode": "1234567890", "ebcCode": "1234567891"}[field]
+    theirs = {
+        "copNo": other.inventory.copNo,
+        "preNo": "B20991231999999999",
+        "ebpCode": "1234567890",
+        "ebcCode": "1234567891",
+        "agentCode": "1234567892",
+        "customsCode": "2249",
+    }[field]
     [out] = _send(customs, _receipt(s, detail, "399", T1, **{field: theirs}))
     assert (out["applied"], out["state"]) == (False, "refused")
     assert f"{field} {theirs!r} is not inventory" in out["info"]
@@ -141,3 +149,18 @@ def test_a_return_time_that_is_no_real_moment_is_refused(customs: Any, at: str) 
     answer = customs.client("officer").post("/api/v1/customs/receipts", content=body.encode(), headers=XML)
     assert answer.status_code == 400, answer.text
     assert _send(customs, _receipt(s, detail, "399", T1))[0]["applied"] is True
+
+
+def test_a_receipt_carrying_only_some_identifying_fields_is_checked_on_those(customs: Any) -> None:
+    """The XSD makes ebpCode, ebcCode and agentCode optional: a receipt without them is judged on
+    what it carries (copNo, preNo, invtNo), and applied when those are the inventory's."""
+    s, detail = _declare(customs, 660)
+    bare = _receipt(s, detail, "399", T1)
+    bare = bare.model_copy(
+        update={"key": {k: v for k, v in bare.key.items() if k not in ("ebpCode", "ebcCode", "agentCode")}}
+    )
+    wrong = bare.model_copy(update={"key": bare.key | {"preNo": "B20991231999999999"}})
+    [out] = _send(customs, wrong)
+    assert (out["applied"], out["state"]) == (False, "refused") and "preNo" in out["info"]
+    [out] = _send(customs, bare)
+    assert out["applied"] is True, out

@@ -114,3 +114,30 @@ def test_a_token_made_before_binding_cannot_take_an_edge_another_token_holds(cen
     assert answer.status_code == 403
     with central.client("edge") as real:
         assert real.post("/api/v1/parks/P1/events", json=heartbeats("edge-p1")).json()["stored"] == 1
+
+
+def test_the_alert_goes_to_the_park_of_the_token_holding_an_edge_id_not_yet_reported(
+    central: RunningCentral,
+) -> None:
+    """edge-p2 is bound to P2's token but has not reported: a P1 token claiming it in P1 alerts P2,
+    the park targeted, not P1 (outside finding C)."""
+    with central.client("edge") as p1:
+        answer = p1.post("/api/v1/parks/P1/events", json=heartbeats("edge-p2"))
+    assert answer.status_code == 403
+    assert [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"] == []
+    [alert] = [a for a in alerts(central, "P2") if a["kind"] == "edge_mismatch"]
+    assert alert["edge_id"] == "edge-p2" and "edge edge-p1 in park P1" in alert["detail"]
+
+
+def test_a_token_addressing_another_park_is_refused_and_that_park_alerted(central: RunningCentral) -> None:
+    with central.client("edge") as p1:
+        posted = p1.post("/api/v1/parks/P2/events", json=heartbeats("edge-p2"))
+        read = p1.get("/api/v1/parks/P2/feed")
+    assert posted.status_code == 403 and read.status_code == 403
+    found = [(a["edge_id"], a["detail"]) for a in alerts(central, "P2") if a["kind"] == "edge_mismatch"]
+    assert len(found) == 2, found
+    assert all("park P1" in detail and "refused" in detail for _, detail in found)
+    assert {edge for edge, _ in found} == {"edge-p2", "edge-p1"}  # the edge named, or the token's
+    assert [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"] == []
+    with central.client("edge") as p1:  # an unknown park: refused, nobody to alert
+        assert p1.post("/api/v1/parks/NOPE/events", json=heartbeats("edge-p1")).status_code == 403

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from central.ceb.documents import DocKind, Receipt
+from central.ceb.xml_out import receipts_xml
 from central.lifecycle import OFFICER_ACTIONS, Action
 from tests import factories
 from tests.support.central_server import run_central
@@ -88,3 +90,60 @@ def test_in_simulate_mode_an_officer_records_the_inspection_outcome(tmp_path: Pa
         assert answer.status_code == 200 and answer.json()["to_status"] == "800"
         answer = officer.post(f"/api/v1/clearances/{invt_no}/actions", json={"action": "close"})
         assert answer.status_code == 200 and answer.json()["to_status"] == "899"
+
+
+def _allowed(central: Any, invt_no: str) -> list[str]:
+    [detail] = central.client("officer").get("/api/v1/clearances", params={"invtNo": invt_no}).json()
+    return detail["clearance"]["allowed_actions"]
+
+
+def test_allowed_actions_lists_only_what_the_actions_route_takes_in_customs_mode(tmp_path: Path) -> None:
+    """The detail listed review_complete and release at 120 in customs mode, both refused there
+    (outside finding E)."""
+    with run_central(tmp_path, mode="customs") as central:
+        invt_no = _declared(central, 530)
+        assert _status(central, invt_no) == "120"
+        assert _allowed(central, invt_no) == []
+
+
+def test_allowed_actions_in_simulate_mode_are_each_taken(tmp_path: Path) -> None:
+    with run_central(tmp_path, risk={"sampling_rate": 1}) as central:
+        invt_no = _declared(central, 540)
+        allowed = _allowed(central, invt_no)
+        assert allowed == ["inspection_release", "inspection_detain", "inspection_return"]
+        assert set(allowed) <= OFFICER_SIMULATE
+        answer = central.client("officer").post(
+            f"/api/v1/clearances/{invt_no}/actions", json=_body(Action(allowed[0]))
+        )
+        assert answer.status_code == 200
+        assert _allowed(central, invt_no) == ["close"]  # at 800: release/review are never offered
+
+
+def test_a_customs_receipt_is_refused_in_simulate_mode(tmp_path: Path) -> None:
+    """In simulate mode central plays customs: a CEB622 moved a record 501 → 800 (outside finding E)."""
+    with run_central(tmp_path, risk={"sampling_rate": 1}) as central:
+        s = factories.document_set(1, start=550)[0]
+        invt_no = _declared(central, 550)
+        receipt = Receipt(
+            kind=DocKind.INVENTORY,
+            guid=s.inventory.guid,
+            returnStatus="800",
+            returnTime="20261205120000000",
+            returnInfo="released",
+            key={
+                "ebpCode": factories.EBP_CODE,
+                "ebcCode": factories.EBC_CODE,
+                "copNo": s.inventory.copNo,
+                "preNo": factories.pre_no(550),
+                "invtNo": invt_no,
+            },
+        )
+        answer = central.client("officer").post(
+            "/api/v1/customs/receipts",
+            content=receipts_xml(DocKind.INVENTORY, [receipt]),
+            headers={"content-type": "application/xml"},
+        )
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"] == "not_customs_mode"
+        assert "simulate mode" in answer.json()["detail"] and "CEB622" in answer.json()["detail"]
+        assert _status(central, invt_no) == "500"

@@ -60,3 +60,26 @@ def test_a_405_names_every_method_of_the_path(central: Any) -> None:
         assert {m.strip() for m in answer.headers["allow"].split(",")} >= {"GET", "POST"}
         answer = admin.delete("/api/v1/parks/P1/feed")
         assert answer.status_code == 405 and "GET" in answer.headers["allow"]
+
+
+def test_reprovision_documents_a_body_it_cannot_parse_and_bounds_expect_epoch_exactly(central: Any) -> None:
+    """A non-JSON body answered 400, undocumented; expect_epoch 2^63 + 190 passed the schema's
+    bound as a double (outside finding G)."""
+    operation = spec(central)["paths"]["/api/v1/parks/{park_id}/edges/{edge_id}/reprovision"]["post"]
+    assert "400" in operation["responses"]
+    epoch = spec(central)["components"]["schemas"]["ReprovisionIn"]["properties"]["expect_epoch"]["anyOf"][0]
+    assert epoch["maximum"] == 2**53 and float(epoch["maximum"]) == 2**53
+    with central.client("officer") as officer:
+        answer = officer.post(
+            "/api/v1/parks/P1/edges/edge-p1/reprovision",
+            content=b"\xff",
+            headers={"content-type": "application/json"},
+        )
+    assert answer.status_code == 400, answer.text
+
+
+def test_an_event_occurred_at_and_weight_have_their_wire_form_in_the_schema(central: Any) -> None:
+    schemas = spec(central)["components"]["schemas"]
+    assert "pattern" in schemas["Event"]["properties"]["occurred_at"]
+    weight = schemas["EventBody"]["properties"]["weight_kg"]["anyOf"][0]
+    assert weight["type"] == "string" and "pattern" in weight

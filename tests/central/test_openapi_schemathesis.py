@@ -168,26 +168,16 @@ def test_success_answers_match_the_schema(live_central: RunningCentral, live_sch
     conforms(live_schema, "GET", "/api/v1/parks/{park_id}/edges", officer.get("/api/v1/parks/P1/edges"))
     conforms(live_schema, "GET", "/api/v1/parks/{park_id}/report", officer.get("/api/v1/parks/P1/report"))
 
-    customs = Receipt(
-        kind=DocKind.INVENTORY,
-        guid=xml_set.inventory.guid,
-        returnStatus="800",
-        returnTime="20240601120000000",
-        returnInfo="customs 800",
-        key={
-            "customsCode": factories.CUSTOMS_CODE,
-            "ebpCode": factories.EBP_CODE,
-            "ebcCode": factories.EBC_CODE,
-            "agentCode": factories.AGENT_CODE,
-            "copNo": xml_set.inventory.copNo,
-            "preNo": factories.pre_no(7002),
-            "invtNo": factories.invt_no(7002),
-        },
+    # simulate mode plays customs: a CEB622 is refused (409); customs mode takes it (below)
+    body = customs_receipt(
+        xml_set.inventory.guid,
+        xml_set.inventory.copNo,
+        factories.pre_no(7002),
+        factories.invt_no(7002),
+        "800",
     )
-    applied = officer.post(
-        "/api/v1/customs/receipts", content=receipts_xml(DocKind.INVENTORY, [customs]), headers=XML
-    )
-    conforms(live_schema, "POST", "/api/v1/customs/receipts", applied)
+    refused = officer.post("/api/v1/customs/receipts", content=body, headers=XML)
+    conforms(live_schema, "POST", "/api/v1/customs/receipts", refused, ok=409)
     with live_central.client("admin") as admin:
         made = admin.post(
             "/api/v1/tokens", json={"role": "edge", "name": "st-edge", "park_id": "P2", "edge_id": "st-edge"}
@@ -223,3 +213,43 @@ def test_the_run_left_the_central_healthy(live_central: RunningCentral) -> None:
         assert anonymous.get("/healthz").json()["status"] == "ok"
     with live_central.client("admin") as admin:
         assert admin.get("/api/v1/tokens").status_code == 200  # the admin token survived the run
+
+
+def customs_receipt(guid: str, cop_no: str, pre_no: str, invt_no: str, status: str) -> bytes:
+    receipt = Receipt(
+        kind=DocKind.INVENTORY,
+        guid=guid,
+        returnStatus=status,
+        returnTime="20240601120000000",
+        returnInfo=f"customs {status}",
+        key={
+            "customsCode": factories.CUSTOMS_CODE,
+            "ebpCode": factories.EBP_CODE,
+            "ebcCode": factories.EBC_CODE,
+            "agentCode": factories.AGENT_CODE,
+            "copNo": cop_no,
+            "preNo": pre_no,
+            "invtNo": invt_no,
+        },
+    )
+    return receipts_xml(DocKind.INVENTORY, [receipt])
+
+
+def test_a_customs_receipt_answer_in_customs_mode_matches_the_schema(tmp_path: Path) -> None:
+    with run_central(tmp_path, mode="customs") as central:
+        schema_of = schemathesis.openapi.from_url(
+            f"{central.url}/openapi.json", config=SchemathesisConfig(seed=SEED), timeout=30
+        )
+        [sent] = factories.document_set(1, start=7101)
+        with central.client("enterprise") as shop:
+            for doc in sent.documents:
+                shop.post("/api/v1/documents", json=doc.model_dump(mode="json")).raise_for_status()
+        with central.client("officer") as officer:
+            [found] = officer.get(
+                "/api/v1/clearances", params={"logisticsNo": sent.waybill.logisticsNo}
+            ).json()
+            pre_no, invt_no = found["documents"]["inventory"]["preNo"], found["clearance"]["invtNo"]
+            body = customs_receipt(sent.inventory.guid, sent.inventory.copNo, pre_no, invt_no, "399")
+            applied = officer.post("/api/v1/customs/receipts", content=body, headers=XML)
+        conforms(schema_of, "POST", "/api/v1/customs/receipts", applied)
+        assert applied.json()[0]["applied"] is True, applied.json()

@@ -121,3 +121,55 @@ def test_an_edge_clock_running_ahead_cannot_move_a_release_past_a_later_change(t
                 f"/api/v1/clearances/{invt_no}/actions", json={"action": "inspection_release"}
             ).raise_for_status()
         assert [u[:2] for u in uncleared(central)] == [(s.waybill.logisticsNo, "500")]
+
+
+def report(central: RunningCentral) -> dict[str, Any]:
+    with central.client("officer") as officer:
+        return officer.get("/api/v1/parks/P1/report").raise_for_status().json()
+
+
+def test_a_cancellation_approved_while_the_release_was_on_its_way_is_listed_and_alerted(
+    tmp_path: Path,
+) -> None:
+    """The edge released the parcel at 800; central approved a CEB623 before the release event
+    reached it. The release was cleared (not "without clearance"), but the declaration is cancelled
+    for goods that left: an alert to the park and a list that must be empty (outside finding D)."""
+    with run_central(tmp_path) as central:
+        s, invt_no = declare(central, 750)
+        with central.client("officer") as officer:
+            [detail] = officer.get("/api/v1/clearances", params={"invtNo": invt_no}).json()
+        [cleared_at] = [h["at"] for h in detail["history"] if h["to_status"] == "800"]
+        left_at = datetime.fromisoformat(cleared_at)  # released the moment it was cleared
+        cancel = factories.cancellation(750, invtNo=invt_no)
+        with central.client("enterprise") as shop:
+            receipts = shop.post("/api/v1/documents", json=cancel.model_dump(mode="json")).json()["receipts"]
+        assert receipts[-1]["returnStatus"] == "399"  # approved: central held no release yet
+        Edge(central).release(s, at=left_at)
+        got = report(central)
+        assert got["released_without_clearance"]["total"] == 0
+        [item] = got["cancelled_after_release"]["items"]
+        assert got["cancelled_after_release"]["total"] == 1
+        assert (item["logisticsNo"], item["invtNo"], item["edge_id"], item["seq"]) == (
+            s.waybill.logisticsNo,
+            invt_no,
+            "edge-p1",
+            1,
+        )
+        assert item["occurred_at"] < item["cancelled_at"] < item["received_at"]
+        kinds = [a["kind"] for a in got["alerts"]["items"]]
+        assert kinds == ["cancelled_after_release"], got["alerts"]
+        [alert] = got["alerts"]["items"]
+        assert invt_no in alert["detail"] and "CEB623" in alert["detail"]
+
+
+def test_a_release_after_the_cancellation_is_not_listed_as_cancelled_after_release(tmp_path: Path) -> None:
+    with run_central(tmp_path) as central:
+        s, invt_no = declare(central, 760)
+        cancel = factories.cancellation(760, invtNo=invt_no)
+        with central.client("enterprise") as shop:
+            shop.post("/api/v1/documents", json=cancel.model_dump(mode="json")).raise_for_status()
+        Edge(central).release(s)
+        got = report(central)
+        assert got["cancelled_after_release"]["total"] == 0
+        assert got["released_without_clearance"]["total"] == 1
+        assert [a["kind"] for a in got["alerts"]["items"]] == ["release_not_cleared"]

@@ -13,6 +13,7 @@ from central.api.errors import AUTH, ApiError, responses
 from central.api.routes.documents import XML_BODY, read_xml
 from central.auth import Role, create_token
 from central.ceb.xml_in import CebError, parse_message
+from central.config import ClearanceMode
 from central.intake import ReceiptOutcome, apply_customs_receipts
 from central.store import parks as pstore
 from central.timefmt import iso_now, utc_now
@@ -114,13 +115,21 @@ def delete_token(platform: PlatformDep, token: Admin, token_id: str) -> None:
     response_model=list[ReceiptOutcome],
     summary="Apply customs receipts (CEB622 XML) in production mode",
     description="Each InventoryReturn sets the status of the inventory it names when the lifecycle "
-    "allows that step; every receipt is answered with whether it was applied and why not.",
-    responses=responses(400, *AUTH, 413, 415),
+    "allows that step; every receipt is answered with whether it was applied and why not. Customs "
+    "mode only: in simulate mode central decides every status itself and answers 409.",
+    responses=responses(400, *AUTH, 409, 413, 415),
     openapi_extra=XML_BODY,
 )
 async def post_customs_receipts(
     platform: PlatformDep, token: Officer, request: Request
 ) -> list[ReceiptOutcome]:
+    if platform.settings.mode != ClearanceMode.CUSTOMS:
+        raise ApiError(
+            409,
+            "not_customs_mode",
+            f"central runs in {platform.settings.mode.value} mode: it plays customs and decides every"
+            " status itself, so customs receipts (CEB622) are not taken; they apply in customs mode only",
+        )
     data = await read_xml(request)
     try:
         message = parse_message(data)

@@ -34,7 +34,10 @@ class Clearance(BaseModel):
     cancelled: bool
     version: int
     updated_at: str
-    allowed_actions: list[str] = Field(description="officer actions legal from this status")
+    allowed_actions: list[str] = Field(
+        description="what an officer may record from this status, in this clearance mode"
+        " (POST …/actions): none in customs mode, where every status comes from customs receipts"
+    )
 
 
 class ClearanceDetail(BaseModel):
@@ -57,7 +60,7 @@ class ClearanceDetail(BaseModel):
     )
 
 
-def _clearance(row: cstore.ClearanceRow) -> Clearance:
+def _clearance(row: cstore.ClearanceRow, mode: str) -> Clearance:
     return Clearance(
         invtNo=row.invt_no,
         park_id=row.park_id,
@@ -74,7 +77,7 @@ def _clearance(row: cstore.ClearanceRow) -> Clearance:
         cancelled=row.cancelled,
         version=row.version,
         updated_at=row.updated_at,
-        allowed_actions=allowed_actions(row.status, cancelled=row.cancelled),
+        allowed_actions=allowed_actions(row.status, cancelled=row.cancelled, mode=mode),
     )
 
 
@@ -113,7 +116,7 @@ def _detail(platform: PlatformDep, row: cstore.ClearanceRow) -> ClearanceDetail:
         logistics_no=row.logistics_no,
     )
     return ClearanceDetail(
-        clearance=_clearance(row),
+        clearance=_clearance(row, platform.settings.mode.value),
         documents=docs,
         comparison=row.comparison,
         risk=row.risk,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
 from starlette.concurrency import run_in_threadpool
 
 from central import declarants
@@ -30,6 +30,20 @@ XML_TYPES = ("application/xml", "text/xml")
 
 class DocumentBatch(BaseModel):
     documents: list[Document] = Field(min_length=1, max_length=1000)
+
+
+def _body_kind(value: Any) -> str:
+    """A body with `documents` is a batch, anything else one document: so a refused single document
+    is answered with its own problems, not led by the batch's "documents: Field required"."""
+    if isinstance(value, dict):
+        return "batch" if "documents" in value else "document"
+    return "batch" if isinstance(value, DocumentBatch) else "document"
+
+
+DocumentsBody = Annotated[
+    Annotated[DocumentBatch, Tag("batch")] | Annotated[Document, Tag("document")],
+    Discriminator(_body_kind),
+]
 
 
 def _submit(token: TokenRow, platform: Platform, documents: Sequence[AnyDocument]) -> IntakeResult:
@@ -63,7 +77,7 @@ def _count(result: IntakeResult, documents: int) -> None:
     responses=responses(400, *AUTH, 413),
 )
 def post_documents(
-    platform: PlatformDep, token: Enterprise, body: Annotated[DocumentBatch | Document, Body()]
+    platform: PlatformDep, token: Enterprise, body: Annotated[DocumentsBody, Body()]
 ) -> IntakeResult:
     docs = body.documents if isinstance(body, DocumentBatch) else [body]
     return _submit(token, platform, docs)

@@ -33,7 +33,7 @@ class ReprovisionIn(BaseModel):
     expect_epoch: StrictInt | None = Field(
         None,
         ge=1,
-        lt=2**63,
+        le=2**53,  # far past any epoch, and exact in every JSON reader (2^63 - 1 is not, as a double)
         description="refuse (409) unless this epoch is the open one: guards against doing it twice",
     )
 
@@ -50,7 +50,7 @@ class ReprovisionIn(BaseModel):
 def get_edge_chain(
     platform: PlatformDep, token: EdgeOrOfficer, park_id: ParkId, edge_id: EdgeId
 ) -> ChainView:
-    check_park(token, park_id)
+    check_park(platform, token, park_id, what=f"read edge {edge_id}'s chain", edge_id=edge_id)
     check_own_edge(token, edge_id)
     try:
         return chain_view(platform.db, park_id=park_id, edge_id=edge_id)
@@ -75,7 +75,7 @@ def get_edge_events(
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[StoredEvent]:
-    check_park(token, park_id)
+    check_park(platform, token, park_id, what=f"read edge {edge_id}'s events", edge_id=edge_id)
     check_own_edge(token, edge_id)
     try:
         return chain_events(
@@ -93,7 +93,7 @@ def get_edge_events(
     "or a broken chain): the open chain is closed where central holds it, with who and why, and the "
     "next epoch opens empty; an alert row records it. Then run `bondgate edge reprovision` on the "
     "edge, which carries the events central never got into the new epoch.",
-    responses=responses(*AUTH, 404, 409),
+    responses=responses(400, *AUTH, 404, 409),
 )
 def post_reprovision(
     platform: PlatformDep, token: Officer, park_id: ParkId, edge_id: EdgeId, body: ReprovisionIn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -79,7 +80,7 @@ def list_parks(platform: PlatformDep, token: Officer) -> list[Park]:
 
 @router.get("/{park_id}", response_model=Park, summary="One park", responses=responses(*AUTH, 404))
 def get_park(platform: PlatformDep, token: EdgeOrOfficer, park_id: str) -> Park:
-    check_park(token, park_id)
+    check_park(platform, token, park_id, what="read the park")
     return _park(_known(platform, park_id))
 
 
@@ -103,7 +104,7 @@ async def get_feed(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     wait: Annotated[float, Query(ge=0, le=60)] = 0,
 ) -> Response:
-    check_park(token, park_id)
+    await run_in_threadpool(partial(check_park, platform, token, park_id, what="read the feed"))
     await run_in_threadpool(_known, platform, park_id)
     limit = min(limit, platform.settings.feed_page_max)
     deadline = asyncio.get_running_loop().time() + wait
@@ -133,7 +134,9 @@ class EventBatch(BaseModel):
     responses=responses(400, *AUTH, 404, 413),
 )
 def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBatch) -> IngestResult:
-    check_park(token, park_id)
+    check_park(
+        platform, token, park_id, what=f"reported events for edge {body.edge_id}", edge_id=body.edge_id
+    )
     _known(platform, park_id)
     refusal = (
         None
@@ -165,6 +168,7 @@ def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBat
     summary="Reconciliation of one park",
     description="Counts by status, releases per hour, discrepancies by code, parcels cleared "
     "but not out, and the lists that must stay empty: released without clearance, released twice, "
+    "cancelled after release (a CEB623 approved while the release was on its way to central), "
     "released but actuation failed, and released with no actuation report `actuation_grace_s` after "
     "central got the release.",
     responses=responses(*AUTH, 404),
