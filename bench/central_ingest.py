@@ -9,7 +9,8 @@ intake
   http      POST /api/v1/documents, batches of --batch documents (250 parcels × order, payment, waybill,
             inventory), one client, keep-alive, against a real `bondgate central serve` subprocess over a
             fresh SQLite file. Every parcel is compared and goes 120 → 399 → 800 (simulate mode, sampling
-            rate 0): three status changes, history rows, signed feed records and receipts per parcel.
+            rate 0): three status changes with history rows and receipts per parcel, and one signed feed
+            record of the state the message commits.
             The client reads each response body; the result is checked afterwards from the database.
   service   `central.intake.submit()` called directly on pre-validated models, fresh database: the same work
             without HTTP, JSON parsing or response encoding. Next to it, in-process and per batch, the
@@ -179,7 +180,7 @@ def _check_intake(db_path: Path, parcels: int) -> None:
         "documents": parcels * 4,
         "released": parcels,
         "history": parcels * 3,
-        "feed": parcels * 3,
+        "feed": parcels,  # one record per parcel: the state its message committed
         "receipts": parcels * 7,
     }
     if got != want:

@@ -1,5 +1,9 @@
 """The clearance feed: every change of a park's clearance records, signed, in commit order.
 
+A change is what a transaction commits: a clearance that one message moves 120 → 399 → 800 gets one
+record, of 800 (its version counts all three steps, which its history keeps); a reader never sees a
+state in between, so there is nothing to miss (central/intake.py `_Batch.publish`).
+
 Records are signed once, when written, and stored as the JSON an edge receives (minus `seq`), so
 paging a million records is string assembly, not a million re-serialisations.
 

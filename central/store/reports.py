@@ -164,13 +164,19 @@ def cancelled_after_release(
     approved it while the release was on its way (central refuses a cancellation once it holds a
     release). The release's time is as in `released_without_clearance`. A return request (CEB625)
     after a release is what returns are for, and is not listed."""
+    cancelled_at = (
+        "(SELECT MIN(h.at) FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
+        " WHERE c.logistics_code = e.logistics_code AND c.logistics_no = e.logistics_no"
+        " AND COALESCE(c.park_id, '') = e.park_id AND h.action = 'cancellation'"
+        " AND h.at > MIN(e.occurred_at, e.received_at))"
+    )
+    invt_no = (
+        "(SELECT c.invt_no FROM clearances c WHERE c.logistics_code = e.logistics_code"
+        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id LIMIT 1)"
+    )
     select = (
         "SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at, e.received_at,"
-        " c.invt_no, h.at AS cancelled_at"
-        " FROM events e JOIN clearances c ON c.logistics_code = e.logistics_code"
-        " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
-        " JOIN clearance_history h ON h.clearance_id = c.clearance_id AND h.action = 'cancellation'"
-        " AND h.at > MIN(e.occurred_at, e.received_at)"
-        " WHERE e.park_id = ? AND e.kind = 'release'"
+        f" {invt_no} AS invt_no, {cancelled_at} AS cancelled_at"
+        " FROM events e INDEXED BY events_cancelled_late WHERE e.park_id = ? AND e.cancelled_late = 1"
     )
     return _capped(conn, select, "cancelled_at, edge_id, epoch, seq", [park_id], limit)

@@ -347,6 +347,8 @@ def _v10_guid_case(db: sqlite_utils.Database) -> None:
 #   events.uncleared      release events: 1 when, at the release's time (min of occurred_at and
 #                         received_at), the parcel had no cleared, uncancelled clearance; re-judged when
 #                         the parcel's status history grows (a history row dated at or before it counts)
+#   events.cancelled_late release events: 1 when the parcel's cancellation was approved after the
+#                         release (while the release was on its way to central)
 #   events.repeat         release events: 1 when another release of the parcel came before it
 # The cleared statuses are 800 and 899 (central.events.CLEARED_STATUSES); the "must be empty" lists
 # are read through partial indexes that hold only their rows.
@@ -355,6 +357,19 @@ _PARCEL_CLEARANCES = (
     " WHERE c.logistics_code = {e}.logistics_code AND c.logistics_no = {e}.logistics_no"
     " AND COALESCE(c.park_id, '') = {e}.park_id AND h.at <= MIN({e}.occurred_at, {e}.received_at)"
 )
+
+
+def _late_cancellation(e: str) -> str:
+    """SQL: 1 when the parcel of release event `e` had its cancellation (CEB623) approved after the
+    release: approved while the release was on its way to central (see central/store/reports.py)."""
+    parcel = _PARCEL_CLEARANCES.format(e=e).split(" AND h.at <= ")[0]
+    moment = f"MIN({e}.occurred_at, {e}.received_at)"
+    return f"EXISTS (SELECT 1 {parcel} AND h.action = 'cancellation' AND h.at > {moment})"
+
+
+def _verdicts(e: str) -> str:
+    """SQL SET list of a release event's two verdicts."""
+    return f"uncleared = {release_judgement(e)}, cancelled_late = {_late_cancellation(e)}"
 
 
 def release_judgement(e: str) -> str:
@@ -396,10 +411,12 @@ def _v11_tallies_statements() -> list[str]:
         ) WITHOUT ROWID""",
         "ALTER TABLE clearances ADD COLUMN released INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE events ADD COLUMN uncleared INTEGER",
+        "ALTER TABLE events ADD COLUMN cancelled_late INTEGER",
         "ALTER TABLE events ADD COLUMN repeat INTEGER",
         "CREATE INDEX clearances_awaiting_exit ON clearances (park_id, updated_at, clearance_id)"
         " WHERE status = '800' AND cancelled = 0 AND released = 0",
         "CREATE INDEX events_uncleared ON events (park_id, occurred_at) WHERE uncleared = 1",
+        "CREATE INDEX events_cancelled_late ON events (park_id, occurred_at) WHERE cancelled_late = 1",
         "CREATE INDEX events_repeat ON events (park_id, logistics_code, logistics_no) WHERE repeat = 1",
         # clearances: every insert, change of counted columns and delete moves the tallies
         "CREATE TRIGGER clearances_tally_insert AFTER INSERT ON clearances BEGIN "
@@ -421,13 +438,13 @@ def _v11_tallies_statements() -> list[str]:
         " ON clearances WHEN old.logistics_code IS NOT new.logistics_code"
         " OR old.logistics_no IS NOT new.logistics_no OR old.park_id IS NOT new.park_id BEGIN"
         f" UPDATE clearances SET released = {_RELEASE_EXISTS} WHERE clearance_id = new.clearance_id;"
-        f" UPDATE events SET uncleared = {release_judgement('events')} WHERE kind = 'release' AND ("
+        f" UPDATE events SET {_verdicts('events')} WHERE kind = 'release' AND ("
         "(logistics_code = old.logistics_code AND logistics_no = old.logistics_no"
         " AND park_id = COALESCE(old.park_id, '')) OR (logistics_code = new.logistics_code"
         " AND logistics_no = new.logistics_no AND park_id = COALESCE(new.park_id, ''))); END",
         # a release event: judged, marked when repeated, counted per hour; its parcel has left
         "CREATE TRIGGER events_release AFTER INSERT ON events WHEN new.kind = 'release' BEGIN"
-        f" UPDATE events SET uncleared = {release_judgement('new')},"
+        f" UPDATE events SET {_verdicts('new')},"
         " repeat = EXISTS (SELECT 1 FROM events o WHERE o.logistics_code = new.logistics_code"
         " AND o.logistics_no = new.logistics_no AND o.kind = 'release' AND o.park_id = new.park_id"
         " AND o.rowid != new.rowid) WHERE rowid = new.rowid;"
@@ -442,7 +459,7 @@ def _v11_tallies_statements() -> list[str]:
         # the parcel's history grew: its releases are judged again (only rows dated at or before a
         # release can change its verdict; the judgement reads them all)
         "CREATE TRIGGER history_rejudge AFTER INSERT ON clearance_history BEGIN"
-        f" UPDATE events SET uncleared = {release_judgement('events')}"
+        f" UPDATE events SET {_verdicts('events')}"
         f" WHERE logistics_code = {_HISTORY_PARCEL.format(col='logistics_code')}"
         f" AND logistics_no = {_HISTORY_PARCEL.format(col='logistics_no')} AND kind = 'release'"
         f" AND park_id = {_HISTORY_PARK}; END",
@@ -456,7 +473,7 @@ TALLIES_REBUILD = [
     "UPDATE clearances SET released = EXISTS (SELECT 1 FROM events e"
     " WHERE e.logistics_code = clearances.logistics_code AND e.logistics_no = clearances.logistics_no"
     " AND e.kind = 'release' AND e.park_id = COALESCE(clearances.park_id, ''))",
-    f"UPDATE events SET uncleared = {release_judgement('events')},"
+    f"UPDATE events SET {_verdicts('events')},"
     " repeat = EXISTS (SELECT 1 FROM events o WHERE o.logistics_code = events.logistics_code"
     " AND o.logistics_no = events.logistics_no AND o.kind = 'release' AND o.park_id = events.park_id"
     " AND o.rowid < events.rowid) WHERE kind = 'release'",

@@ -28,7 +28,7 @@ def snapshot(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], ...]:
         [
             tuple(r)
             for r in conn.execute(
-                "SELECT edge_id, epoch, seq, uncleared, repeat FROM events"
+                "SELECT edge_id, epoch, seq, uncleared, cancelled_late, repeat FROM events"
                 " WHERE kind = 'release' ORDER BY 1, 2, 3"
             )
         ],

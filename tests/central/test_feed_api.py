@@ -39,10 +39,12 @@ def test_feed_pages_every_change_in_order_and_verifies(central) -> None:
         after = page["next_after"]
         if not page["has_more"]:
             break
-    # each parcel: 120, 399, 800 → three changes, all in the park's feed, seq strictly increasing
-    assert len(records) == 90
+    # each parcel went 120, 399, 800 in the one message: the feed holds the state that message
+    # committed (no reader could see the two before), its version counting all three steps
+    assert len(records) == 30
+    assert {(r["status"], r["version"]) for r in records} == {("800", 3)}
     seqs = [r["seq"] for r in records]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 90
+    assert seqs == sorted(seqs) and len(set(seqs)) == 30
     for raw in records:
         assert not PERSONAL & raw.keys()
         record = FeedRecord.model_validate(raw)
@@ -56,7 +58,7 @@ def test_feed_pages_every_change_in_order_and_verifies(central) -> None:
     tail = edge.get("/api/v1/parks/P1/feed", params={"after": after}).json()
     checkpoint = tail.pop("checkpoint")
     assert tail == {"records": [], "next_after": after, "has_more": False, "head": after}
-    assert (checkpoint["cursor"], checkpoint["count"]) == (after, 90)
+    assert (checkpoint["cursor"], checkpoint["count"]) == (after, 30)
 
 
 def test_each_park_sees_only_its_own_records(central) -> None:

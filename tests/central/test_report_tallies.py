@@ -74,6 +74,20 @@ def scan_uncleared(conn: sqlite3.Connection, park: str) -> list[tuple[Any, ...]]
     ]
 
 
+def scan_cancelled_late(conn: sqlite3.Connection, park: str) -> list[tuple[Any, ...]]:
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT DISTINCT e.edge_id, e.seq FROM events e JOIN clearances c ON c.logistics_code ="
+            " e.logistics_code AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
+            " JOIN clearance_history h ON h.clearance_id = c.clearance_id AND h.action = 'cancellation'"
+            " AND h.at > MIN(e.occurred_at, e.received_at) WHERE e.park_id = ? AND e.kind = 'release'"
+            " ORDER BY 1, 2",
+            (park,),
+        )
+    ]
+
+
 def scan_twice(conn: sqlite3.Connection, park: str) -> list[tuple[Any, ...]]:
     return [
         tuple(r)
@@ -237,6 +251,8 @@ def check(db: Database) -> None:
         uncleared = [(i.edge_id, i.seq) for i in report.released_without_clearance.items]
         assert sorted(uncleared) == scan_uncleared(conn, park)
         assert report.released_without_clearance.total == len(uncleared)
+        late = sorted((i.edge_id, i.seq) for i in report.cancelled_after_release.items)
+        assert late == scan_cancelled_late(conn, park) and report.cancelled_after_release.total == len(late)
         twice = sorted((i.logisticsNo, i.releases) for i in report.released_twice.items)
         assert twice == scan_twice(conn, park) and report.released_twice.total == len(twice)
         assert report.discrepancies == scan_discrepancies(conn, park)

@@ -30,13 +30,12 @@ from edge.uplink import Uplink, new_event
 from edge.verified import VerifiedTexts
 from tests import factories
 from tests.support.central_server import run_central
+from tests.support.customs import declare_and_clear
 
 
 def declare(central, n: int, start: int = 1) -> list[factories.DocumentSet]:  # type: ignore[no-untyped-def]
-    sets = factories.document_set(n, start=start)
-    batch = {"documents": [d.model_dump(mode="json") for s in sets for d in s.documents]}
-    central.client("enterprise").post("/api/v1/documents", json=batch).raise_for_status()
-    return sets
+    """Three versions of each parcel in the feed: 120, then customs' 399 and 800, one message each."""
+    return declare_and_clear(central, n, start)
 
 
 def edge_client(central) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
@@ -46,7 +45,7 @@ def edge_client(central) -> httpx.AsyncClient:  # type: ignore[no-untyped-def]
 
 
 def test_sync_fills_the_cache_and_resumes_from_the_cursor(tmp_path: Path) -> None:
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         sets = declare(central, 20)
         key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
         store = Store(tmp_path / "edge.db")
@@ -82,7 +81,7 @@ def test_sync_fills_the_cache_and_resumes_from_the_cursor(tmp_path: Path) -> Non
 
 
 def test_a_record_altered_in_the_local_database_fails_its_signature(tmp_path: Path) -> None:
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         sets = declare(central, 1)
         key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
         store = Store(tmp_path / "edge.db")
@@ -189,7 +188,7 @@ MORE_PARCELS = pytest.mark.parametrize("more", [0, 70])
 def test_newest_version_with_a_bad_signature_leaves_the_previous_valid_one(
     tmp_path: Path, more: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         [target, *_] = declare(central, 1 + more)
         code = target.waybill.logisticsNo
         tamper(central, code, 3, *FORGED_WEIGHT)  # the 800 release, weight changed after signing
@@ -211,7 +210,7 @@ def test_newest_version_with_a_bad_signature_leaves_the_previous_valid_one(
 
 @MORE_PARCELS
 def test_older_version_with_a_bad_signature_is_superseded_unchecked(tmp_path: Path, more: int) -> None:
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         [target, *_] = declare(central, 1 + more)
         code = target.waybill.logisticsNo
         tamper(central, code, 2, *FORGED_WEIGHT)
@@ -230,7 +229,7 @@ def test_older_version_with_a_bad_signature_is_superseded_unchecked(tmp_path: Pa
 
 @pytest.mark.parametrize("page_size", [2, 7, 5000])
 def test_the_newest_valid_version_is_stored_whatever_the_paging(tmp_path: Path, page_size: int) -> None:
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         sets = declare(central, 80)
         no = [s.waybill.logisticsNo for s in sets]
         tamper(central, no[0], 3, *FORGED_WEIGHT)
@@ -261,7 +260,7 @@ def test_a_record_altered_where_central_keeps_it_refuses_its_whole_page(
     """Someone who can write central's database but not read its key alters a record: the feed no
     longer hashes to the checkpoints central signed when it wrote it, so no page from there on is
     applied — not only the altered record — and the sync says why and keeps trying."""
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         sets = declare(central, 10)
         tamper(central, sets[4].waybill.logisticsNo, 3, *FORGED_WEIGHT, rechain=False)
         key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
@@ -279,7 +278,9 @@ def test_a_record_altered_where_central_keeps_it_refuses_its_whole_page(
                 return sync
 
         sync = asyncio.run(run())
-        altered_seq = 3 * 4 + 3  # the 5th parcel's third change
+        altered_seq = (
+            2 * 10 + 5
+        )  # the 5th parcel's third version (all 10 parcels are at 120, then 399, then 800)
         applied_up_to = store.sync_state()["cursor"]
         assert applied_up_to < altered_seq and applied_up_to % page_size == 0
         assert sync.status.refusals == {"fork": 1} and sync.status.refused_pages == 1
@@ -299,7 +300,7 @@ def test_without_a_usable_stored_checkpoint_the_feed_is_verified_again_from_its_
     """Every record is checked and applied again from the start (the cursor stored beside the
     checkpoint is not signed: a record it says was applied could be a revocation never applied); the
     older versions met on the way are no rollback alarm; the sync then goes on as before."""
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         declare(central, 12)
         store = Store(tmp_path / "edge.db")
         first_sync(central, store, page_size=7)
@@ -318,7 +319,7 @@ def test_without_a_usable_stored_checkpoint_the_feed_is_verified_again_from_its_
 
 
 def test_the_records_counter_counts_records_stored(tmp_path: Path) -> None:
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         sets = declare(central, 5)
         store = Store(tmp_path / "edge.db")
         status = first_sync(central, store, page_size=5000)
@@ -419,7 +420,7 @@ def test_an_outbox_row_that_is_no_longer_json_is_refused_by_central_and_kept(
     store = Store(tmp_path / "edge.db")
     _events(store, 3)
     store.write_sync(lambda c: c.execute("UPDATE outbox SET event = '{\"seq\": 2, trunc' WHERE seq = 2"))
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
 
         async def send() -> httpx.Response:
             async with httpx.AsyncClient(
@@ -445,7 +446,7 @@ def test_a_backlog_drains_without_the_pause_between_uploads(tmp_path: Path) -> N
     outage) go one after another. With an hour's pause, 20 events in batches of 8 still all leave."""
     store = Store(tmp_path / "edge.db")
     _events(store, 20)
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
 
         async def run_uplink() -> None:
             async with edge_client(central) as client:
@@ -511,7 +512,7 @@ def test_a_cursor_moved_on_by_hand_drops_no_revocation(tmp_path: Path) -> None:
     """Found by an outside tester: sync_state.cursor set to 4e18 (it is not signed) made every new
     record look applied already, so a cancellation never reached the cache. The sync goes on from
     the verified checkpoint and applies what comes."""
-    with run_central(tmp_path / "c") as central:
+    with run_central(tmp_path / "c", mode="customs") as central:
         [cancelled] = declare(central, 1)
         store = Store(tmp_path / "edge.db")
         first_sync(central, store, page_size=50)
