@@ -344,6 +344,8 @@ def _take_document(batch: _Batch, doc: Order | Payment | Waybill | Inventory) ->
         batch.receipt(doc, REFUSED, f"no park handles emsNo {doc.emsNo!r} / areaCode {doc.areaCode!r}")
         return
     deleted = doc.appType == AppType.DELETE
+    if isinstance(doc, Inventory) and not doc.preNo and existing and existing.body.get("preNo"):
+        doc = doc.model_copy(update={"preNo": existing.body["preNo"]})  # a change keeps its number
     rowid = dstore.save_document(
         batch.conn,
         kind=kind,
@@ -353,23 +355,13 @@ def _take_document(batch: _Batch, doc: Order | Payment | Waybill | Inventory) ->
         body=doc.model_dump(mode="json", exclude_none=True),
         deleted=deleted,
         now=batch.stamp,
+        new=existing is None,
     )
     if isinstance(doc, Inventory) and not doc.preNo:
-        # the platform's own number for a declaration (电子口岸标识编号), 18 characters
-        pre_no = (existing.body.get("preNo") if existing else None) or (
-            f"B{batch.now.strftime('%Y%m%d')}{rowid:09d}"
-        )
-        doc = doc.model_copy(update={"preNo": pre_no})
-        dstore.save_document(
-            batch.conn,
-            kind=kind,
-            doc_key=key,
-            guid=doc.guid,
-            links=_links(doc),
-            body=doc.model_dump(mode="json", exclude_none=True),
-            deleted=deleted,
-            now=batch.stamp,
-        )
+        # the platform's own number for a declaration (电子口岸标识编号), 18 characters, from the
+        # document's row number
+        doc = doc.model_copy(update={"preNo": f"B{batch.now.strftime('%Y%m%d')}{rowid:09d}"})
+        dstore.set_document_body(batch.conn, rowid=rowid, body=doc.model_dump(mode="json", exclude_none=True))
     batch.fresh[(kind, key)] = None if deleted else doc
     for inventory_key in affected:
         batch.touched[inventory_key] = None
@@ -522,7 +514,7 @@ def _write(
 ) -> cstore.ClearanceRow:
     conn = batch.conn
     row = row.changed(version=row.version + 1, updated_at=batch.stamp)
-    rowid = cstore.save(conn, row)
+    rowid = cstore.save(conn, row, new=row.version == 1)  # a new clearance's version is 0 until now
     if row.invt_no is None or row.pre_no is None:  # customs numbers, assigned on first acceptance
         year = batch.now.strftime("%Y")
         cc = inv.customsCode if inv else "0000"
@@ -530,7 +522,7 @@ def _write(
             invt_no=row.invt_no or f"{cc}{year}I{rowid:09d}",
             pre_no=row.pre_no or f"B{batch.now.strftime('%Y%m%d')}{rowid:09d}",
         )
-        cstore.save(conn, row)
+        cstore.set_numbers(conn, rowid=rowid, invt_no=row.invt_no, pre_no=row.pre_no)
     cstore.add_history(
         conn,
         clearance_id=row.clearance_id,

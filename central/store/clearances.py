@@ -39,6 +39,8 @@ class ClearanceRow:
 
 
 _COLUMNS = [f.name for f in fields(ClearanceRow)]
+_MARKS = ", ".join("?" for _ in _COLUMNS)
+_UPDATES = ", ".join(f"{c} = ?" for c in _COLUMNS[1:])
 
 
 def _row(row: sqlite3.Row) -> ClearanceRow:
@@ -54,22 +56,28 @@ def get(conn: sqlite3.Connection, *, clearance_id: str) -> ClearanceRow | None:
     return _row(row) if row else None
 
 
-def save(conn: sqlite3.Connection, row: ClearanceRow) -> int:
-    """Insert or replace; returns the SQLite rowid (used to number new inventories)."""
+def save(conn: sqlite3.Connection, row: ClearanceRow, *, new: bool = False) -> int:
+    """Insert or replace; returns the SQLite rowid (used to number new inventories). `new`: the
+    caller knows no row has this id (a plain insert); otherwise an update, inserting if none was
+    there (either costs about half of SQLite's upsert)."""
     values = [getattr(row, c) for c in _COLUMNS]
     values[_COLUMNS.index("cancelled")] = int(row.cancelled)
     values[_COLUMNS.index("comparison")] = (
         json.dumps(row.comparison, ensure_ascii=False) if row.comparison is not None else None
     )
     values[_COLUMNS.index("risk")] = json.dumps(row.risk) if row.risk is not None else None
-    placeholders = ", ".join("?" for _ in _COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "clearance_id")
-    cur = conn.execute(
-        f"INSERT INTO clearances ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
-        f" ON CONFLICT (clearance_id) DO UPDATE SET {updates} RETURNING rowid",
-        values,
-    )
-    return int(cur.fetchone()[0])
+    insert = f"INSERT INTO clearances ({', '.join(_COLUMNS)}) VALUES ({_MARKS})"
+    if new:
+        return int(conn.execute(insert, values).lastrowid or 0)
+    found = conn.execute(
+        f"UPDATE clearances SET {_UPDATES} WHERE clearance_id = ? RETURNING rowid", [*values[1:], values[0]]
+    ).fetchone()
+    return int(found[0]) if found else int(conn.execute(insert, values).lastrowid or 0)
+
+
+def set_numbers(conn: sqlite3.Connection, *, rowid: int, invt_no: str | None, pre_no: str | None) -> None:
+    """The customs numbers of the row just inserted (made from its rowid)."""
+    conn.execute("UPDATE clearances SET invt_no = ?, pre_no = ? WHERE rowid = ?", (invt_no, pre_no, rowid))
 
 
 def find(

@@ -497,6 +497,19 @@ def _v11_tallies(db: sqlite_utils.Database) -> None:
         db.conn.execute(statement)
 
 
+def _v12_document_kind_indexes(db: sqlite_utils.Database) -> None:
+    """Intake finds a set's other documents by order or by waybill number and kind, newest first: with
+    the kind and the time in the index that is one index probe per document, not a read of every
+    document of the order (its order, payment and inventory bodies) and a sort."""
+    for statement in (
+        "DROP INDEX documents_order",
+        "DROP INDEX documents_logistics",
+        "CREATE INDEX documents_order ON documents (ebp_code, order_no, kind, received_at)",
+        "CREATE INDEX documents_logistics ON documents (logistics_code, logistics_no, kind, received_at)",
+    ):
+        db.conn.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -509,4 +522,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0009_lookup_indexes", _v9_lookup_indexes),
     ("0010_guid_case", _v10_guid_case),
     ("0011_tallies", _v11_tallies),
+    ("0012_document_kind_indexes", _v12_document_kind_indexes),
 ]
