@@ -9,10 +9,12 @@ reason, as customs does.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -161,6 +163,7 @@ class _Batch:
     # receipts answered but not stored: a resend's original receipts, a refused reuse of a guid
     unstored: set[int] = field(default_factory=set)
     echoed: list[Receipt] = field(default_factory=list)  # a resend's later (status) receipts
+    bodies: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)  # id(doc) -> stored JSON
     # clearances changed in this transaction, in the order of their last change: each gets one feed
     # record, of the state the transaction commits. No reader can see a state in between (120 and
     # 399 of a parcel the same message releases), so signing and chaining those was work for nobody;
@@ -180,9 +183,13 @@ class _Batch:
                 )
         self.feed.clear()
 
-    @property
+    @cached_property
     def stamp(self) -> str:
         return iso(self.now)
+
+    @cached_property
+    def return_time(self) -> str:
+        return return_time(self.now)
 
     def receipt(
         self, doc: AnyDocument, status: str, info: str, clearance: cstore.ClearanceRow | None = None
@@ -193,7 +200,7 @@ class _Batch:
                 guid=doc.guid,
                 key=receipt_keys(doc, clearance),
                 returnStatus=status,
-                returnTime=return_time(self.now),
+                returnTime=self.return_time,
                 returnInfo=info[:1000],
             )
         )
@@ -254,13 +261,24 @@ def as_receipt(row: dstore.ReceiptRow) -> Receipt:
     )
 
 
+# A guid's digest: of the document's stored JSON text (the model's fields in their order, nulls left
+# out), which intake makes anyway; guids taken before were digested over the canonical form, and a
+# resend of one of those is compared in that form.
+BODY_DIGEST = "b:"
+
+
 def _guid_taken(batch: _Batch, doc: AnyDocument) -> bool:
     """A guid names one document for good. The same document sent again (a sender retrying after a
     lost answer) gets its original receipts and changes nothing; a different document under a taken
     guid is refused, and that refusal is not stored under the guid, whose receipts stay the
     original's. True when the document was answered here."""
-    digest = hashlib.sha256(canonical_json(doc.model_dump(mode="json"))).hexdigest()
+    body = doc.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(body, ensure_ascii=False)
+    batch.bodies[id(doc)] = (body, text)  # the text intake stores: dumped once
+    digest = BODY_DIGEST + hashlib.sha256(text.encode()).hexdigest()
     use = dstore.take_guid(batch.conn, guid=doc.guid, kind=doc.KIND.value, digest=digest, now=batch.stamp)
+    if use is not None and use.digest is not None and not use.digest.startswith(BODY_DIGEST):
+        digest = hashlib.sha256(canonical_json(doc.model_dump(mode="json"))).hexdigest()  # taken before 0.12
     if use is None:
         return False
     originals = dstore.receipts_of_guid(batch.conn, guid=doc.guid) if use.digest == digest else []
@@ -344,15 +362,19 @@ def _take_document(batch: _Batch, doc: Order | Payment | Waybill | Inventory) ->
         batch.receipt(doc, REFUSED, f"no park handles emsNo {doc.emsNo!r} / areaCode {doc.areaCode!r}")
         return
     deleted = doc.appType == AppType.DELETE
+    dumped = batch.bodies.pop(id(doc), None)
     if isinstance(doc, Inventory) and not doc.preNo and existing and existing.body.get("preNo"):
         doc = doc.model_copy(update={"preNo": existing.body["preNo"]})  # a change keeps its number
+        dumped = None
+    body, text = dumped or (doc.model_dump(mode="json", exclude_none=True), None)
     rowid = dstore.save_document(
         batch.conn,
         kind=kind,
         doc_key=key,
         guid=doc.guid,
         links=_links(doc),
-        body=doc.model_dump(mode="json", exclude_none=True),
+        body=body,
+        text=text,
         deleted=deleted,
         now=batch.stamp,
         new=existing is None,
@@ -552,7 +574,7 @@ def _write(
             guid=inv.guid if inv else _inventory_guid(conn, row.clearance_id),
             key=_clearance_keys(row, inv),
             returnStatus=row.status,
-            returnTime=return_time(batch.now),
+            returnTime=batch.return_time,
             returnInfo=info[:1000],
         )
     )

@@ -62,9 +62,11 @@ def save_document(
     deleted: bool,
     now: str,
     new: bool = False,
+    text: str | None = None,
 ) -> int:
     """Insert or replace the current version of a document; returns its row number (stable per key).
-    `new`: the caller knows no row has this key (a plain insert, half the cost of the upsert)."""
+    `new`: the caller knows no row has this key (a plain insert, half the cost of the upsert);
+    `text`: `body` as JSON, when the caller has made it already."""
     values = (
         kind,
         doc_key,
@@ -73,7 +75,7 @@ def save_document(
         links.get("order_no"),
         links.get("logistics_code"),
         links.get("logistics_no"),
-        json.dumps(body, ensure_ascii=False),
+        text if text is not None else json.dumps(body, ensure_ascii=False),
         int(deleted),
         now,
     )

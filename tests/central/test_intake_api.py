@@ -231,3 +231,25 @@ def test_a_guid_in_other_letters_is_the_same_guid(central) -> None:
         assert refusal["returnStatus"] == "100" and "already used" in refusal["returnInfo"]
     assert shop.get(f"/api/v1/documents/{first.order.guid.lower()}/receipts").status_code == 404
     assert shop.get(f"/api/v1/documents/{first.order.guid}/receipts").json() == taken
+
+
+def test_a_resend_of_a_document_taken_before_body_digests_gets_its_receipts(central) -> None:  # type: ignore[no-untyped-def]
+    """Guids taken by an earlier version carry a digest of the canonical form, not of the stored
+    text: an exact resend of such a document still gets its original receipts, a different one is
+    still refused."""
+    import hashlib
+    import sqlite3
+
+    from bondgate.wire import canonical_json
+
+    shop = central.client("enterprise")
+    first, second = factories.document_set(2, start=280)
+    taken = shop.post("/api/v1/documents", json=first.order.model_dump(mode="json")).json()["receipts"]
+    legacy = hashlib.sha256(canonical_json(first.order.model_dump(mode="json"))).hexdigest()
+    with sqlite3.connect(central.settings.database) as conn:
+        conn.execute("UPDATE guids SET digest = ? WHERE guid = ?", (legacy, first.order.guid))
+    again = shop.post("/api/v1/documents", json=first.order.model_dump(mode="json")).json()["receipts"]
+    assert again == taken
+    reuse = second.order.model_copy(update={"guid": first.order.guid})
+    [refusal] = shop.post("/api/v1/documents", json=reuse.model_dump(mode="json")).json()["receipts"]
+    assert refusal["returnStatus"] == "100"
