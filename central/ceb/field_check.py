@@ -96,25 +96,35 @@ def check_value(entity: str, name: str, value: Any) -> str | None:
     rule = FIELDS[entity].get(name)
     if rule is None:
         return None
-    raw = _text(value)
-    where = f"{entity}.{name}"
+    raw = value if isinstance(value, str) else _text(value)
     if rule["kind"] in ("decimal", "int"):
+        where = f"{entity}.{name}"
         number = raw.strip(XML_SPACE)
         check = _decimal_problem if rule["kind"] == "decimal" else _int_problem
         return check(where, rule, number) or _sign_problem(where, name, number)
     text = raw.strip()
-    shown = _clip(text)  # values come from outside: a reason quotes at most the start of one
     length = len(text)
+    # the common case, a value that passes, builds no message (a document has some 50 fields)
     if "length" in rule and length != rule["length"]:
-        return f"{where}: length {length}, the standard requires exactly {rule['length']}"
+        return f"{entity}.{name}: length {length}, the standard requires exactly {rule['length']}"
     if "maxLength" in rule and length > rule["maxLength"]:
-        return f"{where}: length {length} exceeds the maximum {rule['maxLength']}"
+        return f"{entity}.{name}: length {length} exceeds the maximum {rule['maxLength']}"
     if "minLength" in rule and length < rule["minLength"]:
-        return f"{where}: length {length} is below the minimum {rule['minLength']}"
+        return f"{entity}.{name}: length {length} is below the minimum {rule['minLength']}"
     if "enum" in rule and text not in rule["enum"]:
-        return f"{where}: {shown!r} is not one of {', '.join(rule['enum'])}"
+        return f"{entity}.{name}: {_clip(text)!r} is not one of {', '.join(rule['enum'])}"
     if "pattern" in rule and not _pattern(rule["pattern"]).match(text):
-        return f"{where}: {shown!r} does not match {rule['pattern']}"
+        return f"{entity}.{name}: {_clip(text)!r} does not match {rule['pattern']}"
+    if name in _SPECIAL:
+        return _special_problem(f"{entity}.{name}", name, text)
+    return None
+
+
+_SPECIAL = frozenset({"appType", "appStatus", "appTime", "payTime", "declTime", "ieDate"})
+
+
+def _special_problem(where: str, name: str, text: str) -> str | None:
+    shown = _clip(text)  # values come from outside: a reason quotes at most the start of one
     if name == "appType" and text not in APP_TYPES:
         return f"{where}: {shown!r} is not 1 (new), 2 (change) or 3 (delete)"
     if name == "appStatus" and text not in APP_STATUSES:
