@@ -455,22 +455,28 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event, moment
         return [_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where} names no parcel (logisticsCode/No)")]
     parcel = f"parcel {code}/{number}"
     alerts: list[_Alert] = []
+    # the verdicts the report lists it by, set on the stored row by schema 0011's triggers: judged on
+    # the parcel's history at the release's moment
+    uncleared, late_cancellation = store.release_verdicts(
+        conn, edge_id=event.edge_id, epoch=epoch, seq=event.seq
+    )
     states = store.clearance_states(conn, park_id=park_id, logistics_code=code, logistics_no=number)
-    late = {
-        s.clearance_id: at
-        for s in states
-        if s.cancelled and (at := cstore.cancelled_after(conn, clearance_id=s.clearance_id, moment=moment))
-    }
-    then = [replace(s, cancelled=False) if s.clearance_id in late else s for s in states]
-    problem = _clearance_problem(then)
-    if problem is not None:
+    if uncleared:
+        problem = _clearance_problem(states) or f"was not cleared at {moment}, the time of the release"
         alerts.append(_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where}: {parcel} {problem}"))
-    for s in states:
-        if s.clearance_id in late:
+    elif late_cancellation:
+        for s in states:
+            at = (
+                cstore.cancelled_after(conn, clearance_id=s.clearance_id, moment=moment)
+                if s.cancelled
+                else None
+            )
+            if at is None:
+                continue
             name = s.invt_no or s.clearance_id
             detail = (
                 f"{where}: {parcel} left at {moment}, before the cancellation (CEB623) of inventory {name}"
-                f" was approved at {late[s.clearance_id]}; the release reached central only after it."
+                f" was approved at {at}; the release reached central only after it."
                 " A cancelled declaration for goods that have left the park: take it up with customs"
                 " (the goods must come back, or the cancellation be withdrawn)"
             )

@@ -191,7 +191,12 @@ def _hours(conn: sqlite3.Connection, park_id: str, now: datetime) -> list[HourCo
     start = end - timedelta(hours=HOURS)
     counts = store.releases_by_hour(conn, park_id=park_id, since=iso(start), until=iso(end))
     starts = [start + timedelta(hours=i) for i in range(HOURS)]
-    return [HourCount(hour=h.isoformat(), count=counts.get(iso(h)[:13], 0)) for h in starts]
+    return [HourCount(hour=iso_hour(h), count=counts.get(iso(h)[:13], 0)) for h in starts]
+
+
+def iso_hour(moment: datetime) -> str:
+    """The start of an hour in the wire form, `YYYY-MM-DDTHH:00:00Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
 def _cleared_not_out(total: int, rows: list[sqlite3.Row]) -> Capped[ClearedNotOut]:

@@ -168,6 +168,16 @@ def clearance_states(
     ]
 
 
+def release_verdicts(conn: sqlite3.Connection, *, edge_id: str, epoch: int, seq: int) -> tuple[bool, bool]:
+    """(released without clearance, cancelled after release) of a stored release event, as schema
+    0011's triggers judged it at the release's time."""
+    row = conn.execute(
+        "SELECT uncleared, cancelled_late FROM events WHERE edge_id = ? AND epoch = ? AND seq = ?",
+        (edge_id, epoch, seq),
+    ).fetchone()
+    return (bool(row[0]), bool(row[1])) if row else (True, False)
+
+
 def other_releases(
     conn: sqlite3.Connection,
     *,

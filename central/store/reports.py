@@ -59,8 +59,10 @@ def clearance_counts(conn: sqlite3.Connection, *, park_id: str) -> list[sqlite3.
 
 
 def releases_by_hour(conn: sqlite3.Connection, *, park_id: str, since: str, until: str) -> dict[str, int]:
-    """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix);
-    `since` and `until` are whole hours."""
+    """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix)
+    of each release's time, the earlier of the edge's occurred_at and central's received_at (an edge
+    clock running ahead does not put a release in an hour yet to come); `since` and `until` are
+    whole hours."""
     rows = conn.execute(
         "SELECT key, n FROM tallies WHERE park_id = ? AND kind = 'release_hour' AND key >= ? AND key < ?",
         (park_id, since[:13], until[:13]),

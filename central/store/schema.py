@@ -342,13 +342,14 @@ def _v10_guid_case(db: sqlite_utils.Database) -> None:
 # million clearances answers in milliseconds. SQLite triggers keep them in the transaction that changes
 # the rows they count, whichever code path writes (intake, officer, customs receipt, events):
 #   tallies           (park, kind, key) -> n: clearances per status and cancelled per status, the
-#                     cleared-but-not-out count, releases per hour, discrepancy codes
+#                     cleared-but-not-out count, releases per hour (of the release's time: the
+#                     earlier of occurred_at and received_at), discrepancy codes
 #   clearances.released   1 once a release event for the parcel reached central (from any edge)
 #   events.uncleared      release events: 1 when, at the release's time (min of occurred_at and
 #                         received_at), the parcel had no cleared, uncancelled clearance; re-judged when
 #                         the parcel's status history grows (a history row dated at or before it counts)
-#   events.cancelled_late release events: 1 when the parcel's cancellation was approved after the
-#                         release (while the release was on its way to central)
+#   events.cancelled_late release events: 1 when the parcel was cleared at the release's time and its
+#                         cancellation was approved after (while the release was on its way)
 #   events.repeat         release events: 1 when another release of the parcel came before it
 # The cleared statuses are 800 and 899 (central.events.CLEARED_STATUSES); the "must be empty" lists
 # are read through partial indexes that hold only their rows.
@@ -368,8 +369,12 @@ def _late_cancellation(e: str) -> str:
 
 
 def _verdicts(e: str) -> str:
-    """SQL SET list of a release event's two verdicts."""
-    return f"uncleared = {release_judgement(e)}, cancelled_late = {_late_cancellation(e)}"
+    """SQL SET list of a release event's two verdicts: a cancellation approved after the release
+    counts only against a release the parcel was cleared for (one it was not cleared for is
+    "without clearance", whatever came after)."""
+    judgement = release_judgement(e)
+    late = f"CASE WHEN {judgement} = 0 THEN {_late_cancellation(e)} ELSE 0 END"
+    return f"uncleared = {judgement}, cancelled_late = {late}"
 
 
 def release_judgement(e: str) -> str:
@@ -451,7 +456,8 @@ def _v11_tallies_statements() -> list[str]:
         " UPDATE clearances SET released = 1 WHERE logistics_code = new.logistics_code"
         " AND logistics_no = new.logistics_no AND COALESCE(park_id, '') = new.park_id AND released = 0;"
         " INSERT INTO tallies (park_id, kind, key, n)"
-        f" VALUES (new.park_id, 'release_hour', substr(new.occurred_at, 1, 13), 1){upsert}; END",
+        " VALUES (new.park_id, 'release_hour', substr(MIN(new.occurred_at, new.received_at), 1, 13), 1)"
+        f"{upsert}; END",
         "CREATE TRIGGER events_discrepancy AFTER INSERT ON events WHEN new.kind = 'discrepancy' BEGIN"
         " INSERT INTO tallies (park_id, kind, key, n)"
         " SELECT new.park_id, 'discrepancy', j.value, 1 FROM json_each(new.body, '$.codes') j"
@@ -484,8 +490,9 @@ TALLIES_REBUILD = [
     " FROM clearances WHERE cancelled GROUP BY 1, 3",
     "INSERT INTO tallies (park_id, kind, key, n) SELECT COALESCE(park_id, ''), 'awaiting_exit', '', COUNT(*)"
     " FROM clearances WHERE status = '800' AND cancelled = 0 AND released = 0 GROUP BY 1",
-    "INSERT INTO tallies (park_id, kind, key, n) SELECT park_id, 'release_hour', substr(occurred_at, 1, 13),"
-    " COUNT(*) FROM events WHERE kind = 'release' GROUP BY 1, 3",
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT park_id, 'release_hour',"
+    " substr(MIN(occurred_at, received_at), 1, 13), COUNT(*) FROM events WHERE kind = 'release'"
+    " GROUP BY 1, 3",
     "INSERT INTO tallies (park_id, kind, key, n) SELECT e.park_id, 'discrepancy', j.value, COUNT(*)"
     " FROM events e, json_each(e.body, '$.codes') j WHERE e.kind = 'discrepancy' AND j.type = 'text'"
     " GROUP BY 1, 3",

@@ -90,8 +90,9 @@ def test_a_second_token_of_the_park_cannot_append_to_another_edges_chain(central
     with central.client("officer") as officer:
         chain = officer.get("/api/v1/parks/P1/edges/edge-p1").json()
     assert chain["last_seq"] == 1  # nothing appended
-    [alert] = [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"]
-    assert alert["edge_id"] == "edge-p1" and other["token_id"] in alert["detail"]
+    found = [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"]
+    assert len(found) == 2  # the report and the read, each refused and alerted
+    assert all(a["edge_id"] == "edge-p1" and other["token_id"] in a["detail"] for a in found)
 
 
 def test_a_token_made_before_binding_is_bound_to_the_edge_it_first_reports_for(
@@ -141,3 +142,20 @@ def test_a_token_addressing_another_park_is_refused_and_that_park_alerted(centra
     assert [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"] == []
     with central.client("edge") as p1:  # an unknown park: refused, nobody to alert
         assert p1.post("/api/v1/parks/NOPE/events", json=heartbeats("edge-p1")).status_code == 403
+
+
+def test_reading_another_edge_or_probing_another_park_raises_an_alert(central: RunningCentral) -> None:
+    """Refused reads are probes too: another edge's chain or events in the token's own park alert
+    that park; an officer-only route of another park alerts the park targeted (outside round 2,
+    MEDIUM-3)."""
+    with central.client("edge") as p1:
+        chain = p1.get("/api/v1/parks/P1/edges/edge-other")
+        events = p1.get("/api/v1/parks/P1/edges/edge-other/events")
+        edges = p1.get("/api/v1/parks/P2/edges")
+        own = p1.get("/api/v1/parks/P1/edges")  # its own park's officer route: refused, no probe
+    assert [r.status_code for r in (chain, events, edges, own)] == [403, 403, 403, 403]
+    mine = [a for a in alerts(central, "P1") if a["kind"] == "edge_mismatch"]
+    assert sorted(a["edge_id"] for a in mine) == ["edge-other", "edge-other"]
+    assert all("refused" in a["detail"] for a in mine)
+    theirs = [a for a in alerts(central, "P2") if a["kind"] == "edge_mismatch"]
+    assert len(theirs) == 1 and "GET /api/v1/parks/P2/edges" in theirs[0]["detail"]

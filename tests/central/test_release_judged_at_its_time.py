@@ -173,3 +173,35 @@ def test_a_release_after_the_cancellation_is_not_listed_as_cancelled_after_relea
         assert got["cancelled_after_release"]["total"] == 0
         assert got["released_without_clearance"]["total"] == 1
         assert [a["kind"] for a in got["alerts"]["items"]] == ["release_not_cleared"]
+
+
+def test_a_release_before_clearance_then_a_cancellation_is_only_without_clearance(tmp_path: Path) -> None:
+    """A release dated before the parcel was cleared, reaching central after a cancellation was
+    approved, is a release without clearance, and only that: "cancelled after release" is for
+    releases the parcel was cleared for (outside round 2, HIGH-1)."""
+    with run_central(tmp_path) as central:
+        s, invt_no = declare(central, 770)
+        with central.client("officer") as officer:
+            [detail] = officer.get("/api/v1/clearances", params={"invtNo": invt_no}).json()
+        first = min(datetime.fromisoformat(h["at"]) for h in detail["history"])
+        cancel = factories.cancellation(770, invtNo=invt_no)
+        with central.client("enterprise") as shop:
+            shop.post("/api/v1/documents", json=cancel.model_dump(mode="json")).raise_for_status()
+        Edge(central).release(s, at=first - timedelta(hours=1))  # the edge's clock an hour behind
+        got = report(central)
+        assert got["released_without_clearance"]["total"] == 1
+        assert got["cancelled_after_release"]["total"] == 0
+        assert [a["kind"] for a in got["alerts"]["items"]] == ["release_not_cleared"]
+
+
+def test_a_release_from_an_edge_clock_ahead_counts_in_the_hour_central_got_it(tmp_path: Path) -> None:
+    """Releases per hour bin each release at its time, the earlier of the edge's occurred_at and
+    central's received_at: one dated an hour ahead is counted now, not in an hour yet to come
+    (outside round 2, MEDIUM-2); the hours are written with Z."""
+    with run_central(tmp_path) as central:
+        s, _ = declare(central, 780)
+        Edge(central).release(s, at=datetime.now(UTC) + timedelta(hours=1))
+        hours = report(central)["releases_per_hour"]
+        assert sum(h["count"] for h in hours) == 1
+        assert hours[-1]["count"] == 1 or hours[-2]["count"] == 1  # this hour (or the last, at :59:59)
+        assert all(h["hour"].endswith(":00:00Z") for h in hours)

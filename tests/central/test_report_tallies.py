@@ -75,15 +75,26 @@ def scan_uncleared(conn: sqlite3.Connection, park: str) -> list[tuple[Any, ...]]
 
 
 def scan_cancelled_late(conn: sqlite3.Connection, park: str) -> list[tuple[Any, ...]]:
-    return [
+    """Releases the parcel was cleared for at their time, whose cancellation came after."""
+    cleared = {tuple(r) for r in scan_all_releases(conn, park)} - set(scan_uncleared(conn, park))
+    late = {
         tuple(r)
         for r in conn.execute(
             "SELECT DISTINCT e.edge_id, e.seq FROM events e JOIN clearances c ON c.logistics_code ="
             " e.logistics_code AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id"
             " JOIN clearance_history h ON h.clearance_id = c.clearance_id AND h.action = 'cancellation'"
-            " AND h.at > MIN(e.occurred_at, e.received_at) WHERE e.park_id = ? AND e.kind = 'release'"
-            " ORDER BY 1, 2",
+            " AND h.at > MIN(e.occurred_at, e.received_at) WHERE e.park_id = ? AND e.kind = 'release'",
             (park,),
+        )
+    }
+    return sorted(cleared & late)
+
+
+def scan_all_releases(conn: sqlite3.Connection, park: str) -> list[tuple[Any, ...]]:
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT edge_id, seq FROM events WHERE park_id = ? AND kind = 'release'", (park,)
         )
     ]
 
@@ -110,7 +121,8 @@ def scan_discrepancies(conn: sqlite3.Connection, park: str) -> dict[str, int]:
 
 def scan_hours(conn: sqlite3.Connection, park: str) -> dict[str, int]:
     rows = conn.execute(
-        "SELECT substr(occurred_at, 1, 13), COUNT(*) FROM events WHERE park_id = ? AND kind = 'release'"
+        "SELECT substr(MIN(occurred_at, received_at), 1, 13), COUNT(*) FROM events"
+        " WHERE park_id = ? AND kind = 'release'"
         " GROUP BY 1",
         (park,),
     )

@@ -151,7 +151,7 @@ def test_clearance_counts(seeded: Database) -> None:
 def test_releases_per_hour_cover_the_last_24_hours(seeded: Database) -> None:
     hours = park_report(seeded, park_id="P1", now=NOW).releases_per_hour
     assert len(hours) == 24
-    assert hours[0].hour == "2025-03-01T13:00:00+00:00" and hours[-1].hour == "2025-03-02T12:00:00+00:00"
+    assert hours[0].hour == "2025-03-01T13:00:00Z" and hours[-1].hour == "2025-03-02T12:00:00Z"
     nonzero = {h.hour[:13]: h.count for h in hours if h.count}
     assert nonzero == {
         "2025-03-01T13": 1,

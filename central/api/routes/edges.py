@@ -51,7 +51,7 @@ def get_edge_chain(
     platform: PlatformDep, token: EdgeOrOfficer, park_id: ParkId, edge_id: EdgeId
 ) -> ChainView:
     check_park(platform, token, park_id, what=f"read edge {edge_id}'s chain", edge_id=edge_id)
-    check_own_edge(token, edge_id)
+    check_own_edge(platform, token, edge_id, what=f"read edge {edge_id}'s chain")
     try:
         return chain_view(platform.db, park_id=park_id, edge_id=edge_id)
     except UnknownEdge as exc:
@@ -76,7 +76,7 @@ def get_edge_events(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[StoredEvent]:
     check_park(platform, token, park_id, what=f"read edge {edge_id}'s events", edge_id=edge_id)
-    check_own_edge(token, edge_id)
+    check_own_edge(platform, token, edge_id, what=f"read edge {edge_id}'s events")
     try:
         return chain_events(
             platform.db, park_id=park_id, edge_id=edge_id, epoch=epoch, after=after, limit=limit
