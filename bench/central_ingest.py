@@ -39,15 +39,12 @@ import os
 import platform
 import random
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from bench.central_process import serve  # noqa: E402
 from bondgate.wire import FeedRecord, load_public_key, verify_record  # noqa: E402
 from central.config import CentralSettings  # noqa: E402
 from central.feed import append_many, page_json, signed_json  # noqa: E402
@@ -111,12 +109,6 @@ class Workload:
 # --- a real server ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _settings(directory: Path) -> tuple[CentralSettings, Path]:
     config = directory / "central.toml"
     config.write_text(
@@ -128,39 +120,6 @@ def _settings(directory: Path) -> tuple[CentralSettings, Path]:
         database=directory / "central.db", signing_key=directory / "feed.key", risk={"sampling_rate": 0}
     )  # type: ignore[arg-type]
     return settings, config
-
-
-@contextmanager
-def serve(config: Path, log: Path) -> Iterator[str]:
-    """`bondgate central serve` in its own process (its own GIL, as in production)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("bondgate")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(exe), "central", "serve", "--config", str(config), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"central did not start; see {log}:\n{log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- intake -------------------------------------------------------------------------------------

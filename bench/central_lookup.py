@@ -50,15 +50,13 @@ import os
 import platform
 import random
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -69,6 +67,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench.central_process import serve  # noqa: E402
 from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event  # noqa: E402
 from central.api.routes import clearances as clearance_routes  # noqa: E402
 from central.api.routes import documents as document_routes  # noqa: E402
@@ -191,45 +190,6 @@ def seed(db: Database) -> dict[str, str]:
         )[0],
         "edge": create_token(db, role=Role.EDGE, name=EDGE, park_id="P1", edge_id=EDGE)[0],
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve(config: Path, log: Path) -> Iterator[str]:
-    """`bondgate central serve` in its own process (its own GIL, as in production)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("bondgate")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(exe), "central", "serve", "--config", str(config), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"central did not start; see {log}:\n{log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- the template: real intake, real customs receipts, real events ---------------------------------
