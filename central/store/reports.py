@@ -149,9 +149,24 @@ def actuation_failed(conn: sqlite3.Connection, *, park_id: str, limit: int) -> t
 def actuation_unconfirmed(
     conn: sqlite3.Connection, *, park_id: str, received_before: str, limit: int
 ) -> tuple[int, list[sqlite3.Row]]:
-    """Releases central has known of since before `received_before` with no actuation report yet."""
-    select = f"{_ACTUATED} WHERE park_id = ? AND actuation IS NULL AND received_at < ?"
-    return _capped(conn, select, "received_at, edge_id, epoch, seq", [park_id, received_before], limit)
+    """Releases central has known of since before `received_before` with no actuation report yet.
+    Counted as the tally of unreported releases less the recent ones (a range of the index), so a
+    park with many never reported costs no more than one with none."""
+    unreported = _tallies(conn, park_id=park_id, kind="actuation_unreported").get("", 0)
+    recent = conn.execute(
+        "SELECT COUNT(*) FROM release_actuations"
+        " WHERE park_id = ? AND actuation IS NULL AND received_at >= ?",
+        (park_id, received_before),
+    ).fetchone()[0]
+    total = max(unreported - int(recent), 0)
+    if total == 0 or limit <= 0:
+        return total, []
+    rows = conn.execute(
+        f"{_ACTUATED} WHERE park_id = ? AND actuation IS NULL AND received_at < ?"
+        " ORDER BY received_at, edge_id, epoch, seq LIMIT ?",
+        (park_id, received_before, limit),
+    ).fetchall()
+    return total, rows
 
 
 def latest_alerts(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:

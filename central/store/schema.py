@@ -343,7 +343,8 @@ def _v10_guid_case(db: sqlite_utils.Database) -> None:
 # the rows they count, whichever code path writes (intake, officer, customs receipt, events):
 #   tallies           (park, kind, key) -> n: clearances per status and cancelled per status, the
 #                     cleared-but-not-out count, releases per hour (of the release's time: the
-#                     earlier of occurred_at and received_at), discrepancy codes
+#                     earlier of occurred_at and received_at), discrepancy codes, releases whose
+#                     actuation is not reported yet
 #   clearances.released   1 once a release event for the parcel reached central (from any edge)
 #   events.uncleared      release events: 1 when, at the release's time (min of occurred_at and
 #                         received_at), the parcel had no cleared, uncancelled clearance; re-judged when
@@ -458,6 +459,19 @@ def _v11_tallies_statements() -> list[str]:
         " INSERT INTO tallies (park_id, kind, key, n)"
         " VALUES (new.park_id, 'release_hour', substr(MIN(new.occurred_at, new.received_at), 1, 13), 1)"
         f"{upsert}; END",
+        # releases whose actuation is not reported yet (the report subtracts the recent ones)
+        "CREATE TRIGGER actuations_unreported_insert AFTER INSERT ON release_actuations"
+        " WHEN new.actuation IS NULL BEGIN INSERT INTO tallies (park_id, kind, key, n)"
+        f" VALUES (new.park_id, 'actuation_unreported', '', 1){upsert}; END",
+        "CREATE TRIGGER actuations_unreported_update AFTER UPDATE OF actuation, park_id ON release_actuations"
+        " WHEN (old.actuation IS NULL) != (new.actuation IS NULL) OR old.park_id IS NOT new.park_id BEGIN"
+        " INSERT INTO tallies (park_id, kind, key, n) SELECT old.park_id, 'actuation_unreported', '', -1"
+        f" WHERE old.actuation IS NULL{upsert};"
+        " INSERT INTO tallies (park_id, kind, key, n) SELECT new.park_id, 'actuation_unreported', '', 1"
+        f" WHERE new.actuation IS NULL{upsert}; END",
+        "CREATE TRIGGER actuations_unreported_delete AFTER DELETE ON release_actuations"
+        " WHEN old.actuation IS NULL BEGIN INSERT INTO tallies (park_id, kind, key, n)"
+        f" VALUES (old.park_id, 'actuation_unreported', '', -1){upsert}; END",
         "CREATE TRIGGER events_discrepancy AFTER INSERT ON events WHEN new.kind = 'discrepancy' BEGIN"
         " INSERT INTO tallies (park_id, kind, key, n)"
         " SELECT new.park_id, 'discrepancy', j.value, 1 FROM json_each(new.body, '$.codes') j"
@@ -493,6 +507,8 @@ TALLIES_REBUILD = [
     "INSERT INTO tallies (park_id, kind, key, n) SELECT park_id, 'release_hour',"
     " substr(MIN(occurred_at, received_at), 1, 13), COUNT(*) FROM events WHERE kind = 'release'"
     " GROUP BY 1, 3",
+    "INSERT INTO tallies (park_id, kind, key, n) SELECT park_id, 'actuation_unreported', '', COUNT(*)"
+    " FROM release_actuations WHERE actuation IS NULL GROUP BY 1",
     "INSERT INTO tallies (park_id, kind, key, n) SELECT e.park_id, 'discrepancy', j.value, COUNT(*)"
     " FROM events e, json_each(e.body, '$.codes') j WHERE e.kind = 'discrepancy' AND j.type = 'text'"
     " GROUP BY 1, 3",

@@ -147,6 +147,9 @@ ops = st.lists(
         st.tuples(st.just("move"), st.sampled_from(NOS), st.sampled_from(PARKS)),
         st.tuples(st.just("release"), st.sampled_from(NOS), st.sampled_from(MOSTLY_P1), st.integers(0, 150)),
         st.tuples(
+            st.just("actuate"), st.integers(0, 20), st.sampled_from(["confirmed", "failed", "withheld"])
+        ),
+        st.tuples(
             st.just("discrepancy"),
             st.sampled_from(PARKS),
             st.lists(st.sampled_from(["WEIGHT", "NOT_FOUND", "AMBIGUOUS_READ"]), max_size=3),
@@ -163,6 +166,7 @@ class Park:
         self.db = db
         self.chains: dict[str, tuple[int, str]] = {}
         self.clock = 0  # central's received_at, in minutes: only moves forward
+        self.decisions: list[tuple[str, str]] = []  # (park, decision_id) of each release sent
         with db.write() as conn:
             for park in PARKS:
                 conn.execute(
@@ -242,7 +246,17 @@ class Park:
         self.chains[edge] = (seq + 1, event.hash)
 
     def _release(self, no: str, park: str, occurred: int) -> None:
-        self._send(park, EventKind.RELEASE, EventBody(logisticsCode="SF", logisticsNo=no), occurred)
+        decision = f"d{len(self.decisions)}"
+        self.decisions.append((park, decision))
+        body = EventBody(logisticsCode="SF", logisticsNo=no, decision_id=decision)
+        self._send(park, EventKind.RELEASE, body, occurred)
+
+    def _actuate(self, which: int, outcome: str) -> None:
+        if which >= len(self.decisions):
+            return
+        park, decision = self.decisions[which]
+        body = EventBody(decision_id=decision, actuation=outcome, output="gate")  # type: ignore[arg-type]
+        self._send(park, EventKind.ACTUATION, body, self.clock)
 
     def _discrepancy(self, park: str, codes: list[str]) -> None:
         body = EventBody(logisticsCode="SF", logisticsNo="X", codes=codes)
@@ -268,6 +282,15 @@ def check(db: Database) -> None:
         twice = sorted((i.logisticsNo, i.releases) for i in report.released_twice.items)
         assert twice == scan_twice(conn, park) and report.released_twice.total == len(twice)
         assert report.discrepancies == scan_discrepancies(conn, park)
+        for grace in (timedelta(minutes=5), timedelta(hours=20) - timedelta(minutes=100)):
+            graced = park_report(db, park_id=park, now=now, limit=100, actuation_grace=grace)
+            cutoff = (now - grace).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            unreported = conn.execute(
+                "SELECT COUNT(*) FROM release_actuations WHERE park_id = ? AND actuation IS NULL"
+                " AND received_at < ?",
+                (park, cutoff),
+            ).fetchone()[0]
+            assert graced.released_actuation_unconfirmed.total == unreported
         hours = scan_hours(conn, park)
         assert {h.hour[:13]: h.count for h in report.releases_per_hour if h.count} == {
             k: n for k, n in hours.items() if _iso(-4 * 60)[:13] <= k <= _iso(20 * 60)[:13]
