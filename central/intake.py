@@ -276,7 +276,9 @@ def _guid_taken(batch: _Batch, doc: AnyDocument) -> bool:
     text = json.dumps(body, ensure_ascii=False)
     batch.bodies[id(doc)] = (body, text)  # the text intake stores: dumped once
     digest = BODY_DIGEST + hashlib.sha256(text.encode()).hexdigest()
-    use = dstore.take_guid(batch.conn, guid=doc.guid, kind=doc.KIND.value, digest=digest, now=batch.stamp)
+    use = dstore.take_guid(
+        batch.conn, guid=doc.guid, kind=doc.KIND.value, doc_key=doc_key(doc), digest=digest, now=batch.stamp
+    )
     if use is not None and use.digest is not None and not use.digest.startswith(BODY_DIGEST):
         digest = hashlib.sha256(canonical_json(doc.model_dump(mode="json"))).hexdigest()  # taken before 0.12
     if use is None:

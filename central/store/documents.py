@@ -182,29 +182,43 @@ class GuidUse:
     digest: str | None  # None: taken before guids were recorded with their document's digest
 
 
-def take_guid(conn: sqlite3.Connection, *, guid: str, kind: str, digest: str, now: str) -> GuidUse | None:
+def take_guid(
+    conn: sqlite3.Connection, *, guid: str, kind: str, doc_key: str, digest: str, now: str
+) -> GuidUse | None:
     """Record `guid` as this document's; if it was taken already (in any letter case), what it was
     taken for. The same guid in other letters is a reuse, never the same document sent again."""
     row = conn.execute("SELECT kind, digest, guid FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
     if row is not None:
         return GuidUse(row[0], row[1] if row[2] == guid else None)
     conn.execute(
-        "INSERT INTO guids (guid, kind, digest, taken_at, folded) VALUES (?, ?, ?, ?, ?)",
-        (guid, kind, digest, now, guid.upper()),
+        "INSERT INTO guids (guid, kind, digest, taken_at, folded, doc_key) VALUES (?, ?, ?, ?, ?, ?)",
+        (guid, kind, digest, now, guid.upper(), doc_key),
     )
     return None
 
 
+def _receipts_of(conn: sqlite3.Connection, guid: str) -> list[ReceiptRow]:
+    """Receipts stored under `guid` (exactly as given), found through the document the guid names:
+    its receipts are indexed by (kind, doc_key), and a document changed under another guid has
+    receipts of both, so the guid is checked on each."""
+    taken = conn.execute("SELECT kind, doc_key FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
+    if taken is None or taken[1] is None:
+        return []
+    rows = conn.execute(
+        "SELECT * FROM receipts WHERE kind = ? AND doc_key = ? AND guid = ? ORDER BY id",
+        (taken[0], taken[1], guid),
+    )
+    return [_receipt(r) for r in rows]
+
+
 def receipts_of_guid(conn: sqlite3.Connection, *, guid: str) -> list[ReceiptRow]:
     """As receipts_for_guid, inside the write transaction."""
-    rows = conn.execute("SELECT * FROM receipts WHERE guid = ? ORDER BY id", (guid,))
-    return [_receipt(r) for r in rows]
+    return _receipts_of(conn, guid)
 
 
 def receipts_for_guid(db: Database, *, guid: str) -> list[ReceiptRow]:
-    """Receipts of every document submitted with this guid (a document's or a message's)."""
-    rows = db.reader().execute("SELECT * FROM receipts WHERE guid = ? ORDER BY id", (guid,))
-    return [_receipt(r) for r in rows]
+    """Receipts of the document submitted with this guid."""
+    return _receipts_of(db.reader(), guid)
 
 
 def receipts_for_document(db: Database, *, kind: str, doc_key: str) -> list[ReceiptRow]:

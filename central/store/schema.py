@@ -559,6 +559,21 @@ def _v13_guid_keys(db: sqlite_utils.Database) -> None:
     conn.execute("ALTER TABLE guids_folded_key RENAME TO guids")
 
 
+def _v14_receipts_by_document(db: sqlite_utils.Database) -> None:
+    """A guid's receipts are found through the document it names (guids gets the doc_key; receipts
+    are indexed by (kind, doc_key) already), and `receipts_guid` goes: every receipt written landed
+    on a random leaf of it, which with millions stored made each intake commit write thousands of
+    pages more than on an empty database (issue 11 J). Guids taken before get the doc_key of their
+    receipts."""
+    conn = db.conn
+    conn.execute("ALTER TABLE guids ADD COLUMN doc_key TEXT")
+    conn.execute(
+        "UPDATE guids SET doc_key = (SELECT r.doc_key FROM receipts r WHERE r.guid = guids.guid"
+        " ORDER BY r.id LIMIT 1)"
+    )
+    conn.execute("DROP INDEX IF EXISTS receipts_guid")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -573,4 +588,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0011_tallies", _v11_tallies),
     ("0012_document_kind_indexes", _v12_document_kind_indexes),
     ("0013_guid_keys", _v13_guid_keys),
+    ("0014_receipts_by_document", _v14_receipts_by_document),
 ]

@@ -42,3 +42,37 @@ def test_guids_are_keyed_by_their_folded_form_after_0013(tmp_path: Path, monkeyp
     indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "documents_guid" not in indexes
     db.close()
+
+
+def test_receipts_of_guids_taken_before_0014_are_found_through_their_document(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from central.store import db as central_db
+    from central.store import documents as dstore
+    from central.store import schema
+
+    path = tmp_path / "c.db"
+    with monkeypatch.context() as old:
+        old.setattr(central_db, "MIGRATIONS", schema.MIGRATIONS[:13])
+        db = Database(path)
+        with db.write() as conn:
+            conn.execute(
+                "INSERT INTO guids (folded, guid, kind, digest, taken_at)"
+                " VALUES ('AB-1', 'ab-1', 'CEB311', 'd', 't')"
+            )
+            conn.executemany(
+                "INSERT INTO receipts (kind, doc_key, guid, key_fields, return_status, return_time,"
+                " return_info) VALUES (?, ?, ?, '{}', ?, 't', 'i')",
+                [
+                    ("CEB311", "E|O1", "ab-1", "120"),
+                    ("CEB311", "E|O1", "other", "120"),
+                    ("CEB311", "E|O1", "ab-1", "100"),
+                ],
+            )
+        db.close()
+    db = Database(path)
+    assert [r.return_status for r in dstore.receipts_for_guid(db, guid="ab-1")] == ["120", "100"]
+    assert dstore.receipts_for_guid(db, guid="AB-1") == []  # receipts are under the guid as given
+    indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "receipts_guid" not in indexes
+    db.close()
