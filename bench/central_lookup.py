@@ -400,7 +400,7 @@ _TABLES: dict[str, dict[str, Any]] = {
     },
     "guids": {
         "join": "JOIN tpl_guid g ON g.guid = x.guid JOIN tpl_map m ON m.s = g.s",
-        "rewrite": {"guid", "folded"},
+        "rewrite": {"guid", "folded", "doc_key"},
         "times": {"taken_at"},
     },
     "clearances": {
