@@ -36,12 +36,10 @@ import gc
 import json
 import multiprocessing
 import os
-import platform
 import random
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +53,7 @@ import httpx  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from bench.central_process import serve  # noqa: E402
+from bench.machine import machine  # noqa: E402
 from bondgate.wire import FeedRecord, load_public_key, verify_record  # noqa: E402
 from central.config import CentralSettings  # noqa: E402
 from central.feed import append_many, page_json, signed_json  # noqa: E402
@@ -394,19 +393,6 @@ def feed_baseline(db_path: Path, records: int) -> float:
 
 
 # --- report -------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(x.split(":", 1)[1].strip() for x in out.splitlines() if x.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    return (
-        f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}"
-    )
 
 
 def table(rows: list[tuple[str, str, list[float]]], runs: int) -> str:

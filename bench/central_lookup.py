@@ -46,13 +46,10 @@ import gc
 import hashlib
 import json
 import math
-import os
-import platform
 import random
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.central_process import serve  # noqa: E402
+from bench.machine import machine  # noqa: E402
 from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event  # noqa: E402
 from central.api.routes import clearances as clearance_routes  # noqa: E402
 from central.api.routes import documents as document_routes  # noqa: E402
@@ -1106,19 +1104,6 @@ def plans(built: Built) -> dict[str, list[tuple[str, list[str]]]]:
 
 
 # --- report ---------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(x.split(":", 1)[1].strip() for x in out.splitlines() if x.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    return (
-        f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}"
-    )
 
 
 def _median(runs: list[dict[str, dict]], kind: str, field: str) -> float | None:
