@@ -68,6 +68,7 @@ class AlertKind(StrEnum):
     # a parcel released while cleared whose cancellation (CEB623) central approved before the release
     # event reached it: a cancelled declaration for goods that have left (central/reports.py)
     CANCELLED_AFTER_RELEASE = "cancelled_after_release"
+    DECISION_REUSED = "decision_reused"
 
 
 # what an officer should know when an edge's chain is refused: how it gets out of it
@@ -414,7 +415,9 @@ def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
         moment = min(row.occurred_at, intake.received_at)
         intake.alerts.extend(_release_alerts(conn, edge.park_id, event, moment))
         if event.body.decision_id:  # its actuation is awaited (central/reports.py)
-            store.insert_release(conn, row, event.body.decision_id)
+            held = store.insert_release(conn, row, event.body.decision_id)
+            if held is not None:
+                intake.alerts.append(_decision_reused(event, *held))
     elif event.kind == EventKind.ACTUATION:
         intake.alerts.extend(_actuation_alerts(conn, row, event))
 
@@ -494,6 +497,18 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event, moment
         before = ", ".join(f"{e} seq {s}" + (f" epoch {n}" if n > 1 else "") for e, n, s in others)
         alerts.append(_Alert(AlertKind.RELEASED_TWICE, f"{where}: {parcel} was already released ({before})"))
     return alerts
+
+
+def _decision_reused(event: Event, epoch: int, seq: int) -> _Alert:
+    """A release naming a decision id the edge used for an earlier release: the actuation reports
+    of the two could not be told apart, so this one is not judged on actuation. The edge's ids are
+    UUIDs; a reuse is an edge (or a restored database) that must be looked at."""
+    detail = (
+        f"release seq {event.seq} epoch {event.epoch or 1} from edge {event.edge_id} names decision"
+        f" {event.body.decision_id}, already used by its release epoch {epoch} seq {seq}: not judged on"
+        " actuation"
+    )
+    return _Alert(AlertKind.DECISION_REUSED, detail)
 
 
 def _actuation_alerts(conn: sqlite3.Connection, row: store.EventRow, event: Event) -> list[_Alert]:

@@ -297,8 +297,15 @@ class ReleaseActuation:
     actuation_seq: int | None
 
 
-def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) -> None:
-    """A release event that names its decision: its actuation is awaited (a repeat keeps the first)."""
+def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) -> tuple[int, int] | None:
+    """A release event that names its decision: its actuation is awaited. A decision id the edge
+    used before for another release keeps the first: returns that release's (epoch, seq)."""
+    held = conn.execute(
+        "SELECT epoch, seq FROM release_actuations WHERE edge_id = ? AND decision_id = ?",
+        (event.edge_id, decision_id),
+    ).fetchone()
+    if held is not None:
+        return int(held[0]), int(held[1])
     conn.execute(
         "INSERT OR IGNORE INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
         " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -314,6 +321,7 @@ def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) 
             event.received_at,
         ),
     )
+    return None
 
 
 def record_actuation(
@@ -326,10 +334,13 @@ def record_actuation(
     detail: str | None,
 ) -> ReleaseActuation | None:
     """What the outputs of a release did (the latest report wins); None when the decision was no
-    release central knows of (a hold's or an inspection's outputs, or a release without decision_id)."""
+    release central knows of (a hold's or an inspection's outputs, or a release without decision_id).
+    A report binds to a release of its own chain (epoch) only: after a re-provisioning a decision id
+    could come again, and a report of the new chain must not speak for the old one's release."""
     row = conn.execute(
         "UPDATE release_actuations SET actuation = ?, output = ?, detail = ?, actuated_at = ?,"
-        " actuation_epoch = ?, actuation_seq = ? WHERE edge_id = ? AND decision_id = ? RETURNING *",
+        " actuation_epoch = ?, actuation_seq = ? WHERE edge_id = ? AND decision_id = ? AND epoch = ?"
+        " RETURNING *",
         (
             actuation,
             output,
@@ -339,6 +350,7 @@ def record_actuation(
             event.seq,
             event.edge_id,
             decision_id,
+            event.epoch,
         ),
     ).fetchone()
     return ReleaseActuation(**dict(row)) if row is not None else None

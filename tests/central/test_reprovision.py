@@ -97,3 +97,40 @@ def test_reprovisioning_names_the_edge_and_guards_against_doing_it_twice(db: Dat
     with pytest.raises(EpochMoved):
         reprovision(db, park_id="P1", edge_id="E1", actor="b", reason="second", now=T0, expect_epoch=1)
     assert chain_view(db, park_id="P1", edge_id="E1").epoch == 2
+
+
+def _events(epoch: int | None, specs: list[tuple[EventKind, EventBody]]) -> list[Event]:
+    events, prev = [], GENESIS_HASH
+    for seq, (kind, body) in enumerate(specs, start=1):
+        event = chain_event(
+            prev,
+            edge_id="E1",
+            epoch=epoch,
+            seq=seq,
+            kind=kind,
+            occurred_at=T0 + timedelta(seconds=seq),
+            body=body,
+        )
+        events.append(event)
+        prev = event.hash
+    return events
+
+
+def test_a_decision_id_used_again_in_a_new_epoch_binds_nothing_of_the_old_chain(db: Database) -> None:
+    """Actuation reports bind to a release of their own chain only; a release naming a decision id
+    the edge used before is alerted and not judged on actuation, and the earlier release keeps its
+    own report (outside round 3, HIGH-1: the new chain's `failed` was pinned on the old release)."""
+    release = EventBody(logisticsCode="SF", logisticsNo="A", verdict="RELEASE", decision_id="Z-1")
+    confirmed = EventBody(decision_id="Z-1", actuation="confirmed", output="gate")
+    assert (
+        send(db, _events(None, [(EventKind.RELEASE, release), (EventKind.ACTUATION, confirmed)])).stored == 2
+    )
+    reprovision(db, park_id="P1", edge_id="E1", actor="officer:olga", reason="disk replaced", now=T0)
+    again = release.model_copy(update={"logisticsNo": "B"})
+    failed = EventBody(decision_id="Z-1", actuation="failed", output="gate")
+    assert send(db, _events(2, [(EventKind.RELEASE, again), (EventKind.ACTUATION, failed)])).stored == 2
+    rows = (
+        db.reader().execute("SELECT epoch, seq, logistics_no, actuation FROM release_actuations").fetchall()
+    )
+    assert [tuple(r) for r in rows] == [(1, 1, "A", "confirmed")]
+    assert any(kind == "decision_reused" and "Z-1" in detail for kind, detail in alerts(db))
