@@ -77,7 +77,8 @@ def discrepancy_codes(conn: sqlite3.Connection, *, park_id: str) -> dict[str, in
 
 
 def cleared_not_out(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
-    """Clearances at 800, not cancelled, with no release event: oldest first, they waited longest.
+    """Clearances at 800, not cancelled, with no release carried out (none, or every one reported
+    withheld: the edge sent the parcel to hold): oldest first, they waited longest.
     Counted by the tallies, listed through the partial index that holds just them."""
     total = _tallies(conn, park_id=park_id, kind="awaiting_exit").get("", 0)
     if total <= 0 or limit <= 0:

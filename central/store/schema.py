@@ -345,7 +345,8 @@ def _v10_guid_case(db: sqlite_utils.Database) -> None:
 #                     cleared-but-not-out count, releases per hour (of the release's time: the
 #                     earlier of occurred_at and received_at), discrepancy codes, releases whose
 #                     actuation is not reported yet
-#   clearances.released   1 once a release event for the parcel reached central (from any edge)
+#   clearances.released   1 once a release event for the parcel reached central (from any edge), unless
+#                         every such release was reported withheld (the parcel went to hold)
 #   events.uncleared      release events: 1 when, at the release's time (min of occurred_at and
 #                         received_at), the parcel had no cleared, uncancelled clearance; re-judged when
 #                         the parcel's status history grows (a history row dated at or before it counts)
@@ -400,10 +401,23 @@ def _clearance_tally(row: str, sign: str) -> list[str]:
     ]
 
 
-_RELEASE_EXISTS = (
-    "EXISTS (SELECT 1 FROM events e WHERE e.logistics_code = new.logistics_code"
-    " AND e.logistics_no = new.logistics_no AND e.kind = 'release' AND e.park_id = COALESCE(new.park_id, ''))"
+# a release carried out: its actuation was not reported `withheld` (the edge sent the parcel to hold)
+_CARRIED_OUT = (
+    "NOT EXISTS (SELECT 1 FROM release_actuations ra WHERE ra.edge_id = e.edge_id AND ra.epoch = e.epoch"
+    " AND ra.seq = e.seq AND ra.actuation = 'withheld')"
 )
+
+
+def _left(c: str) -> str:
+    """SQL: 1 when the parcel of clearance row `c` has a release carried out in its park."""
+    return (
+        f"EXISTS (SELECT 1 FROM events e WHERE e.logistics_code = {c}.logistics_code"
+        f" AND e.logistics_no = {c}.logistics_no AND e.kind = 'release'"
+        f" AND e.park_id = COALESCE({c}.park_id, '') AND {_CARRIED_OUT})"
+    )
+
+
+_RELEASE_EXISTS = _left("new")
 _HISTORY_PARCEL = "(SELECT {col} FROM clearances WHERE clearance_id = new.clearance_id)"
 _HISTORY_PARK = "(SELECT COALESCE(park_id, '') FROM clearances WHERE clearance_id = new.clearance_id)"
 
@@ -459,6 +473,12 @@ def _v11_tallies_statements() -> list[str]:
         " INSERT INTO tallies (park_id, kind, key, n)"
         " VALUES (new.park_id, 'release_hour', substr(MIN(new.occurred_at, new.received_at), 1, 13), 1)"
         f"{upsert}; END",
+        # a release reported withheld was not carried out: its parcel is still in the park
+        "CREATE INDEX release_actuations_event ON release_actuations (edge_id, epoch, seq)",
+        "CREATE TRIGGER actuations_withheld AFTER UPDATE OF actuation ON release_actuations"
+        " WHEN (COALESCE(old.actuation, '') = 'withheld') != (COALESCE(new.actuation, '') = 'withheld') BEGIN"
+        f" UPDATE clearances SET released = {_left('clearances')} WHERE logistics_code = new.logistics_code"
+        " AND logistics_no = new.logistics_no AND COALESCE(park_id, '') = new.park_id; END",
         # releases whose actuation is not reported yet (the report subtracts the recent ones)
         "CREATE TRIGGER actuations_unreported_insert AFTER INSERT ON release_actuations"
         " WHEN new.actuation IS NULL BEGIN INSERT INTO tallies (park_id, kind, key, n)"
@@ -490,9 +510,7 @@ def _v11_tallies_statements() -> list[str]:
 # Recomputes every maintained figure from the base tables: the migration's first fill, and
 # central/store/tallies.rebuild after rows were written around the triggers.
 TALLIES_REBUILD = [
-    "UPDATE clearances SET released = EXISTS (SELECT 1 FROM events e"
-    " WHERE e.logistics_code = clearances.logistics_code AND e.logistics_no = clearances.logistics_no"
-    " AND e.kind = 'release' AND e.park_id = COALESCE(clearances.park_id, ''))",
+    f"UPDATE clearances SET released = {_left('clearances')}",
     f"UPDATE events SET {_verdicts('events')},"
     " repeat = EXISTS (SELECT 1 FROM events o WHERE o.logistics_code = events.logistics_code"
     " AND o.logistics_no = events.logistics_no AND o.kind = 'release' AND o.park_id = events.park_id"

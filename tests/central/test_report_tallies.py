@@ -49,7 +49,9 @@ def scan_cleared_not_out(conn: sqlite3.Connection, park: str) -> list[str]:
             "SELECT c.logistics_no FROM clearances c WHERE c.park_id = ? AND c.status = '800'"
             " AND c.cancelled = 0 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.logistics_code ="
             " c.logistics_code AND e.logistics_no = c.logistics_no AND e.kind = 'release'"
-            " AND e.park_id = c.park_id) ORDER BY c.updated_at, c.clearance_id",
+            " AND e.park_id = c.park_id AND NOT EXISTS (SELECT 1 FROM release_actuations ra"
+            " WHERE ra.edge_id = e.edge_id AND ra.epoch = e.epoch AND ra.seq = e.seq"
+            " AND ra.actuation = 'withheld')) ORDER BY c.updated_at, c.clearance_id",
             (park,),
         )
     ]
@@ -310,6 +312,16 @@ def check(db: Database) -> None:
 # the clearance arrives after its parcel's release; a re-keyed clearance and a park move
 @example([("release", "B", "P1", 3), ("clearance", "B", "P1", "800"), ("rekey", "B", "A")])
 @example([("clearance", "C", "P1", "800"), ("release", "C", "P2", 100), ("move", "C", "P2")])
+# a release reported withheld was not carried out: the parcel is cleared and still in the park
+@example([("clearance", "A", "P1", "800"), ("release", "A", "P1", 100), ("actuate", 0, "withheld")])
+@example(
+    [
+        ("clearance", "A", "P1", "800"),
+        ("release", "A", "P1", 100),
+        ("actuate", 0, "withheld"),
+        ("actuate", 0, "confirmed"),
+    ]
+)
 def test_tallied_report_equals_the_scan(operations: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = Database(Path(folder) / "c.db")
