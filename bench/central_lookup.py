@@ -602,8 +602,11 @@ def _stored_order(conn: sqlite3.Connection, table: str) -> str:
 
 
 def schema_tag() -> str:
+    """Names the cached databases: the migrations, and the schema module's text (a migration not yet
+    shipped may still change, its triggers with it), the generator and the template."""
     names = ",".join(name for name, _ in MIGRATIONS)
-    text = f"{names}|{GENERATOR}|{TEMPLATE}|tallies={tallies is not None}"
+    schema = hashlib.sha256((ROOT / "central" / "store" / "schema.py").read_bytes()).hexdigest()
+    text = f"{names}|{schema}|{GENERATOR}|{TEMPLATE}|tallies={tallies is not None}"
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
