@@ -463,7 +463,8 @@ def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event, moment
     uncleared, late_cancellation = store.release_verdicts(
         conn, edge_id=event.edge_id, epoch=epoch, seq=event.seq
     )
-    states = store.clearance_states(conn, park_id=park_id, logistics_code=code, logistics_no=number)
+    if uncleared or late_cancellation:  # the parcel's clearances, only to say what is wrong
+        states = store.clearance_states(conn, park_id=park_id, logistics_code=code, logistics_no=number)
     if uncleared:
         problem = _clearance_problem(states) or f"was not cleared at {moment}, the time of the release"
         alerts.append(_Alert(AlertKind.RELEASE_NOT_CLEARED, f"{where}: {parcel} {problem}"))

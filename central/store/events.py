@@ -300,13 +300,7 @@ class ReleaseActuation:
 def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) -> tuple[int, int] | None:
     """A release event that names its decision: its actuation is awaited. A decision id the edge
     used before for another release keeps the first: returns that release's (epoch, seq)."""
-    held = conn.execute(
-        "SELECT epoch, seq FROM release_actuations WHERE edge_id = ? AND decision_id = ?",
-        (event.edge_id, decision_id),
-    ).fetchone()
-    if held is not None:
-        return int(held[0]), int(held[1])
-    conn.execute(
+    cur = conn.execute(
         "INSERT OR IGNORE INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
         " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -321,7 +315,13 @@ def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) 
             event.received_at,
         ),
     )
-    return None
+    if cur.rowcount:
+        return None
+    held = conn.execute(
+        "SELECT epoch, seq FROM release_actuations WHERE edge_id = ? AND decision_id = ?",
+        (event.edge_id, decision_id),
+    ).fetchone()
+    return int(held[0]), int(held[1])
 
 
 def record_actuation(
