@@ -340,8 +340,11 @@ def test_central_down_decisions_go_on_and_the_backlog_drains_in_order(tmp_path: 
                 await wait_until(
                     lambda: agent.uplink.status.consecutive_failures > 0, what="the uplink noticing"
                 )
+                # kept, none lost: each decision and what its outputs did (the screen, at a bench);
+                # the last actuation event is written once its output is read back, which may come
+                # after the uplink noticed central is gone
+                await wait_until(lambda: agent.store.backlog()["size"] >= 16, what="the last actuation")
                 backlog = agent.store.backlog()
-                # kept, none lost: each decision and what its outputs did (the screen, at a bench)
                 assert backlog["acked_seq"] == acked and backlog["size"] == 16
 
                 # central is back: same port, same database; the uplink's backoff finds it by itself
