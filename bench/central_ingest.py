@@ -54,14 +54,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from bench.central_process import serve  # noqa: E402
 from bench.machine import machine  # noqa: E402
-from bondgate.wire import FeedRecord, load_public_key, verify_record  # noqa: E402
 from central.config import CentralSettings  # noqa: E402
 from central.feed import append_many, page_json, signed_json  # noqa: E402
 from central.intake import Platform, submit  # noqa: E402
 from central.keys import load_or_create_key  # noqa: E402
 from central.store.clearances import ClearanceRow  # noqa: E402
 from central.store.db import Database  # noqa: E402
-from central.timefmt import iso, utc_now  # noqa: E402
+from kernel.timefmt import iso, utc_now  # noqa: E402
+from kernel.wire import FeedRecord, load_public_key, verify_record  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.support.central_server import seed  # noqa: E402
 

@@ -66,12 +66,12 @@ import httpx  # noqa: E402
 
 from bench.central_process import serve  # noqa: E402
 from bench.machine import machine  # noqa: E402
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event  # noqa: E402
 from central.api.routes import clearances as clearance_routes  # noqa: E402
 from central.api.routes import documents as document_routes  # noqa: E402
 from central.api.routes import parks as park_routes  # noqa: E402
 from central.auth import Role, authenticate, create_token  # noqa: E402
 from central.ceb.documents import CustomsReceipt, DocKind  # noqa: E402
+from central.ceb.stamps import return_time  # noqa: E402
 from central.config import CentralSettings, ClearanceMode  # noqa: E402
 from central.events import ingest_events  # noqa: E402
 from central.intake import Platform, apply_customs_receipts, submit  # noqa: E402
@@ -81,8 +81,9 @@ from central.store import documents as dstore  # noqa: E402
 from central.store.db import Database  # noqa: E402
 from central.store.parks import upsert_park  # noqa: E402
 from central.store.schema import MIGRATIONS  # noqa: E402
-from central.timefmt import iso, return_time, utc_now  # noqa: E402
 from firmware_sim import declarations as decl  # noqa: E402
+from kernel.timefmt import iso, utc_now  # noqa: E402
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event  # noqa: E402
 
 try:  # maintained counters for the report (migration 0011); absent before that lands
     from central.store import tallies  # type: ignore[attr-defined]

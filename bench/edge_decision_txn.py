@@ -34,7 +34,7 @@ from bench.central_ingest import machine  # noqa: E402
 from edge import rules  # noqa: E402
 from edge.checker import Checker  # noqa: E402
 from edge.store import Store  # noqa: E402
-from edge.timefmt import utc_now  # noqa: E402
+from kernel.timefmt import utc_now  # noqa: E402
 from tests import factories  # noqa: E402
 
 STEPS = ["lookup + verify + released? + sync age", "rules", "rows + chained event", "durable COMMIT"]

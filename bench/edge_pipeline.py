@@ -87,7 +87,6 @@ import httpx  # noqa: E402
 from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 
 from bench import central_ingest as ci  # noqa: E402
-from bondgate.wire import load_public_key  # noqa: E402
 from devices.protocols.io_profiles import IOMap  # noqa: E402
 from devices.transports.serial_port import SerialPort  # noqa: E402
 from edge.agent import Agent  # noqa: E402
@@ -97,6 +96,7 @@ from edge.sync import FeedSync  # noqa: E402
 from firmware_sim.gateio import GateIOSim  # noqa: E402
 from firmware_sim.scale import ScaleSim  # noqa: E402
 from firmware_sim.scanner import ScannerSim  # noqa: E402
+from kernel.wire import load_public_key  # noqa: E402
 from tests import factories as f  # noqa: E402
 
 GROSS = Decimal("0.800")  # the factories' parcel: goods 0.6 kg + packaging 0.2 kg
@@ -1087,10 +1087,10 @@ def sync_stages(feed: tuple[Path, Path, str]) -> list[tuple[str, float]]:
     """Single-threaded cost per record of each step of verifying and storing one 5000-record page."""
     import base64
 
-    from bondgate.wire import GENESIS_HASH, FeedRecord, feed_chain, verify_record
     from central.feed import page_json
     from central.keys import load_or_create_key
     from central.store.db import Database
+    from kernel.wire import GENESIS_HASH, FeedRecord, feed_chain, verify_record
 
     directory, _, _ = feed
     private = load_or_create_key(directory / "feed.key")

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))  # before bench/ (the script's own directory): ben
 import httpx  # noqa: E402
 
 from bench.central_ingest import machine  # noqa: E402
-from bondgate.toml_out import toml_dumps  # noqa: E402
 from edge.auth import SCRYPT  # noqa: E402
+from kernel.config import toml_dumps  # noqa: E402
 from tests.support.standalone_edge import offline_central, standalone_config  # noqa: E402
 
 KINDS = ["unknown name", "known name, wrong password", "known name, right password", "GET /healthz"]

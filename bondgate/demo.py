@@ -35,7 +35,6 @@ from rich.live import Live
 from rich.table import Table
 
 from bondgate.processes import child, free_port, http_ready, tcp_ready
-from bondgate.toml_out import toml_dumps
 from central.auth import Role, create_token
 from central.ceb.xml_out import message_xml
 from central.store.db import Database
@@ -43,6 +42,7 @@ from edge.auth import hash_password
 from firmware_sim import declarations as d
 from firmware_sim.park import SimulatedPark
 from firmware_sim.scenario import Parcel, Scenario, parse_faults
+from kernel.config import toml_dumps
 
 PARK = "HK-FTZ-1"
 EDGE_ID = "edge-demo"

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from central.store import parks as store
 from central.store.db import Database
-from central.timefmt import iso_now
+from kernel.timefmt import iso_now
 
 
 class Role(StrEnum):

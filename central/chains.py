@@ -27,11 +27,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bondgate.wire import GENESIS_HASH
 from central.events import AlertKind
 from central.store import events as store
 from central.store.db import Database
-from central.timefmt import iso
+from kernel.timefmt import iso
+from kernel.wire import GENESIS_HASH
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ from typing import Annotated
 
 import typer
 
-from bondgate.config import ConfigError, load_settings
-from bondgate.logs import setup_logging
-from bondgate.wire import public_key_pem
 from central.auth import Role, create_token
 from central.config import CentralSettings
 from central.keys import load_or_create_key
 from central.store.db import Database
 from central.store.parks import upsert_park
-from central.timefmt import iso_now
+from kernel.config import ConfigError, load_settings
+from kernel.logs import setup_logging
+from kernel.timefmt import iso_now
+from kernel.wire import public_key_pem
 
 app = typer.Typer(
     help="The central platform: CEB intake, comparison, clearance feed, event intake.", no_args_is_help=True
@@ -157,7 +157,7 @@ def edge_reprovision(
     import getpass
 
     from central.chains import EpochMoved, UnknownEdge, reprovision
-    from central.timefmt import utc_now
+    from kernel.timefmt import utc_now
 
     settings = settings_from(config)
     if len(reason.strip()) < 5:

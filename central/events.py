@@ -31,12 +31,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bondgate.wire import GENESIS_HASH, ClearanceStatus, Event, EventBody, EventKind, canonical_json
 from central.store import clearances as cstore
 from central.store import events as store
 from central.store import parks as pstore
 from central.store.db import Database
-from central.timefmt import iso
+from kernel.timefmt import iso
+from kernel.wire import GENESIS_HASH, ClearanceStatus, Event, EventBody, EventKind, canonical_json
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ state in between, so there is nothing to miss (central/intake.py `_Batch.publish
 Records are signed once, when written, and stored as the JSON an edge receives (minus `seq`), so
 paging a million records is string assembly, not a million re-serialisations.
 
-Each park's feed is also a hash chain (bondgate/wire.py `feed_chain`): the transaction that appends a
+Each park's feed is also a hash chain (kernel/wire.py `feed_chain`): the transaction that appends a
 row extends the park's running hash under the park's head row lock and signs the checkpoint at that
 row (park, cursor = the row's seq, count, hash). Every page carries the signed checkpoint at its
 `next_after`, so an edge can tell that the page extends what it already holds: a record left out,
@@ -27,7 +27,9 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import (
+from central.store import clearances as store
+from central.store.db import Database
+from kernel.wire import (
     FeedCheckpoint,
     FeedRecord,
     checkpoint_signed_bytes,
@@ -35,8 +37,6 @@ from bondgate.wire import (
     sign_checkpoint,
     sign_record,
 )
-from central.store import clearances as store
-from central.store.db import Database
 
 
 def feed_record(row: store.ClearanceRow) -> FeedRecord:

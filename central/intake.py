@@ -20,7 +20,6 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, Field
 
-from bondgate.wire import canonical_json
 from central import comparison, declarants, lifecycle
 from central.ceb.documents import (
     AppType,
@@ -34,6 +33,7 @@ from central.ceb.documents import (
     Refund,
     Waybill,
 )
+from central.ceb.stamps import return_time
 from central.config import CentralSettings, ClearanceMode
 from central.feed import append as append_feed
 from central.feed import signed_json
@@ -44,7 +44,8 @@ from central.store import documents as dstore
 from central.store import events as estore
 from central.store.db import Database
 from central.store.parks import park_index
-from central.timefmt import iso, return_time
+from kernel.timefmt import iso
+from kernel.wire import canonical_json
 
 log = logging.getLogger(__name__)
 

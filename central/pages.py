@@ -34,7 +34,7 @@ from central.lifecycle import DETAINED_CODES, Status
 from central.reports import HourCount, park_report
 from central.store import parks as pstore
 from central.store.parks import TokenRow
-from central.timefmt import utc_now
+from kernel.timefmt import utc_now
 
 COOKIE = "bondgate_ui"
 SESSION_SECONDS = 8 * 3600

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from central.store import reports as store
 from central.store.db import Database
-from central.timefmt import iso
+from kernel.timefmt import iso
 
 HOURS = 24
 ACTUATION_GRACE = timedelta(minutes=5)  # an edge reports the read-back within seconds of a release

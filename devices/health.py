@@ -24,15 +24,15 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Self
 
-from bondgate.tasks import cancel_and_wait
 from devices.log_limit import LogLimit
+from kernel.backoff import Backoff
+from kernel.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class Supervisor:
             self._cancel_recovery()  # a stopped driver is not brought back UP by a timer
 
     async def _run(self) -> None:
-        delay = self._backoff_initial
+        backoff = Backoff(self._backoff_initial, self._backoff_max, jitter=(0.5, 1.0))
         task = asyncio.current_task()
         while True:
             started = time.monotonic()
@@ -278,9 +278,8 @@ class Supervisor:
                 raise asyncio.CancelledError
             self.down(reason)
             if time.monotonic() - started > 5:
-                delay = self._backoff_initial  # it had been working: retry quickly
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, self._backoff_max)
+                backoff.reset()  # it had been working: retry quickly
+            await asyncio.sleep(backoff.next_delay())
 
 
 class SupervisedDriver:

@@ -20,9 +20,6 @@ from typing import Any
 
 import httpx
 
-from bondgate.config import ConfigError
-from bondgate.tasks import SupervisedTasks, cancel_and_wait
-from bondgate.wire import EventBody, EventKind
 from edge import rules, startup
 from edge.central_client import build_client, describe
 from edge.checker import Checker, DecisionRecord
@@ -35,9 +32,12 @@ from edge.stations.gate import Gate
 from edge.stations.manual import Manual
 from edge.store import Store
 from edge.sync import FeedSync
-from edge.timefmt import utc_now
 from edge.uplink import Uplink, new_event
 from edge.verified import VerifiedTexts
+from kernel.config import ConfigError
+from kernel.tasks import SupervisedTasks, cancel_and_wait
+from kernel.timefmt import utc_now
+from kernel.wire import EventBody, EventKind
 
 log = logging.getLogger(__name__)
 NO_RECORD_AT_CENTRAL = "central has no record of edge"  # edge/chain.py judge(): central lost its own

@@ -30,12 +30,12 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bondgate.wire import EventBody, EventKind, FeedRecord, verify_record
 from edge import release_ledger, rules
 from edge.store import Store, dumps
-from edge.timefmt import iso_now, utc_now
 from edge.uplink import new_event
 from edge.verified import VerifiedTexts
+from kernel.timefmt import iso_now, utc_now
+from kernel.wire import EventBody, EventKind, FeedRecord, verify_record
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from bondgate.config import ConfigError, load_settings
-from bondgate.logs import setup_logging
+from kernel.config import ConfigError, load_settings
+from kernel.logs import setup_logging
 
 app = typer.Typer(help="The park's edge agent.", no_args_is_help=True)
 db_app = typer.Typer(help="The agent's local database.", no_args_is_help=True)

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bondgate.config import KeyedProblems
 from devices.drivers.camera import CameraConfig
 from devices.drivers.gateio import GateIOConfig
 from devices.drivers.modbus_scale import ModbusScaleConfig
@@ -29,6 +28,7 @@ from devices.drivers.scanner import ScannerConfig
 from devices.transports.mqtt import BrokerConfig, check_topic_name, has_wildcard
 from edge.auth import is_password_hash
 from edge.tracking import Layout, Zone
+from kernel.config import KeyedProblems
 
 
 class ScannerDevice(ScannerConfig):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bondgate.wire import Event
 from edge import release_ledger
+from kernel.wire import Event
 
 
 def check(path: Path) -> list[str]:

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bondgate.tasks import cancel_and_wait
 from devices.drivers.camera import CameraDriver
 from devices.drivers.gateio import GateIODriver
 from devices.drivers.modbus_scale import ModbusScaleDriver
@@ -30,6 +29,7 @@ from edge.config import (
     ScaleDevice,
     ScannerDevice,
 )
+from kernel.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

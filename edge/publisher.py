@@ -30,13 +30,13 @@ import logging
 import time
 from typing import Any
 
-from bondgate.tasks import cancel_and_wait
 from devices.health import DeviceError, Health
 from devices.transports.mqtt import MqttConnection, Outgoing, clip
 from edge.checker import DecisionRecord
 from edge.config import LocalMqtt
 from edge.stations.base import StationView
-from edge.timefmt import iso_now
+from kernel.tasks import cancel_and_wait
+from kernel.timefmt import iso_now
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The edge's release ledger: every release it made, append-only and hash-chained.
 
 The `releases` marker is one row a decision checks; delete it and the parcel would be released again.
-So each release also appends an entry here, chained to the one before (bondgate/wire.py
+So each release also appends an entry here, chained to the one before (kernel/wire.py
 `release_entry_hash`), in the decision's own transaction, and its release event carries the entry's
 number and hash (`ledger_n`, `ledger_hash`): central's copy of the event chain holds every release
 and the ledger head after it, so the ledger can be recomputed from the release events alone.
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from bondgate.wire import GENESIS_HASH, Event, EventKind, release_entry_hash
 from edge.store import Store
+from kernel.wire import GENESIS_HASH, Event, EventKind, release_entry_hash
 
 MAX_PROBLEMS = 20
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from bondgate.wire import Event
 from edge.chain import LocalChain, fetch
 from edge.store import Store
-from edge.timefmt import iso_now
 from edge.uplink import new_event
+from kernel.timefmt import iso_now
+from kernel.wire import Event
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bondgate.wire import ClearanceStatus, FeedRecord
+from kernel.wire import ClearanceStatus, FeedRecord
 
 __all__ = [
     "RULES",

@@ -22,9 +22,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bondgate.config import ConfigError
 from devices.transports.mqtt import TlsConfig
 from edge.config import CameraDevice, EdgeSettings, LocalApi, MqttSensorsDevice
+from kernel.config import ConfigError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 MAX_PEM_BYTES = 1 << 20  # a key or certificate file larger than this is not one

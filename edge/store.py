@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from bondgate.wire import GENESIS_HASH, Event, FeedRecord, release_entry_hash
+from kernel.wire import GENESIS_HASH, Event, FeedRecord, release_entry_hash
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

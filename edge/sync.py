@@ -17,7 +17,7 @@ record in the same page replaces goes unnoticed and unlogged. That record would 
 used; the decision path verifies the stored record again before every release.
 
 A page counts only if it is central's feed and continues what this edge already holds. It carries
-central's signed checkpoint at its `next_after` (park, cursor, count, running hash: bondgate/wire.py
+central's signed checkpoint at its `next_after` (park, cursor, count, running hash: kernel/wire.py
 `FeedCheckpoint`); the edge hashes every record of the page in order (checked or not) onto the
 checkpoint it stored last and must arrive at exactly that one. A page that does not — records left
 out, added, changed or reordered, a copy of the feed behind what the edge already verified, a fork —
@@ -45,7 +45,12 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bondgate.wire import (
+from edge.link_state import LinkBackoff, LinkState
+from edge.store import Store
+from edge.uplink import new_event
+from edge.verified import VerifiedTexts, digest
+from kernel.timefmt import iso_now, utc_now
+from kernel.wire import (
     EventBody,
     EventKind,
     FeedCheckpoint,
@@ -55,11 +60,6 @@ from bondgate.wire import (
     verify_checkpoint,
     verify_record,
 )
-from edge.backoff import Backoff, LinkState
-from edge.store import Store
-from edge.timefmt import iso_now, utc_now
-from edge.uplink import new_event
-from edge.verified import VerifiedTexts, digest
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class FeedSync:
             self._replaying_to = max(self._replaying_to, self.status.cursor)
             self.status.cursor = self._checkpoint.cursor
         self._reported: tuple[str, str] | None = None  # the last alarm sent upstream
-        self._backoff = Backoff(self.backoff_initial, self.backoff_max)
+        self._backoff = LinkBackoff(self.backoff_initial, self.backoff_max)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="feed-verify")
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-hash")
 

@@ -20,12 +20,12 @@ from datetime import datetime
 
 import httpx
 
-from bondgate.wire import Event, EventBody, EventKind, chain_event
 from edge import acks, chain
 from edge.acks import RefusedEvent
-from edge.backoff import Backoff, LinkState
+from edge.link_state import LinkBackoff, LinkState
 from edge.store import Store
-from edge.timefmt import iso_now
+from kernel.timefmt import iso_now
+from kernel.wire import Event, EventBody, EventKind, chain_event
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,8 @@ class Uplink:
     async def run(self) -> None:
         """Send for ever. Link failures (central away, an HTTP error, an answer refused, events
         refused) back off and retry; anything else — a local fault such as a full disk — ends the
-        task, for the agent's supervisor to report and restart (bondgate/tasks.py)."""
-        backoff = Backoff(self.backoff_initial, self.backoff_max)
+        task, for the agent's supervisor to report and restart (kernel/tasks.py)."""
+        backoff = LinkBackoff(self.backoff_initial, self.backoff_max)
         self.status.chain_checked = False
         while True:
             if not self.status.chain_checked:

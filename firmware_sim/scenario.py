@@ -124,7 +124,7 @@ def command(
 ) -> None:
     """Start a simulated park's devices, write the [devices]/[[stations]] for an edge.toml, then play
     parcels through them at a rate — any running edge configured with that file is driven."""
-    from bondgate.toml_out import toml_dumps
+    from kernel.config import toml_dumps
 
     parcels = [_line(line) for line in codes.read_text().splitlines() if line.strip()] if codes else []
 

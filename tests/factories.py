@@ -11,9 +11,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import FeedRecord, sign_record
 from firmware_sim.declarations import *  # noqa: F403
 from firmware_sim.declarations import _parcel_keys, _request_fields  # noqa: F401
+from kernel.wire import FeedRecord, sign_record
 
 
 def feed_record(key: Ed25519PrivateKey | None = None, **overrides: Any) -> FeedRecord:

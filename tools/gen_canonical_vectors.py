@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import (
+from kernel.wire import (
     GENESIS_HASH,
     ClearanceStatus,
     EventBody,

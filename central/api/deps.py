@@ -13,7 +13,7 @@ from central.auth import Role, authenticate
 from central.events import foreign_park_alert
 from central.intake import Platform
 from central.store.parks import TokenRow
-from central.timefmt import utc_now
+from kernel.timefmt import utc_now
 
 _bearer = HTTPBearer(auto_error=False, description="Bondgate API token: `Authorization: Bearer bg_…`")
 

@@ -7,8 +7,8 @@ import sqlite3
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from bondgate.wire import GENESIS_HASH
 from central.store.db import Database
+from kernel.wire import GENESIS_HASH
 
 
 @dataclass(frozen=True)

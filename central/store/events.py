@@ -1,6 +1,6 @@
 """SQL for edge events, edges and alerts. Writers run inside the caller's write transaction.
 
-Timestamps are stored as `central.timefmt.iso` strings (fixed-width UTC), so comparing and slicing
+Timestamps are stored as `kernel.timefmt.iso` strings (fixed-width UTC), so comparing and slicing
 them as text orders them in time; the reports rely on that.
 """
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from bondgate.wire import GENESIS_HASH, feed_chain
+from kernel.wire import GENESIS_HASH, feed_chain
 
 V1 = [
     # parks and who may call the API
@@ -218,7 +218,7 @@ def _v3_release_actuations(db: sqlite_utils.Database) -> None:
 
 
 def _v4_feed_chain(db: sqlite_utils.Database) -> None:
-    """Each park's feed as a hash chain with signed checkpoints (bondgate/wire.py `feed_chain`).
+    """Each park's feed as a hash chain with signed checkpoints (kernel/wire.py `feed_chain`).
 
     Every feed row gets `n` (its place in its park's feed, from 1) and `chain` (the running hash up to
     and including it), and `feed_heads` the last of each per park, all written in the transaction that

@@ -14,12 +14,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from bondgate.tasks import cancel_and_wait
 from devices.events import BarcodeRead, CameraFrame, DeviceEvent, NoRead, WeightReading
 from devices.health import DeviceError, State
 from edge import rules
 from edge.checker import Checker, DecisionRecord
 from edge.devices import DeviceHub
+from kernel.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

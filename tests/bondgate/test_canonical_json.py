@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bondgate.wire import (
+from kernel.wire import (
     GENESIS_HASH,
     ClearanceStatus,
     EventBody,
@@ -55,7 +55,7 @@ def reference_canonical_json(payload: dict[str, Any]) -> bytes:
 
 
 def reference_canonical_json_v1(payload: dict[str, Any]) -> bytes:
-    """bondgate.wire's canonical form until 2026-12-05, still accepted when verifying."""
+    """kernel.wire's canonical form until 2026-12-05, still accepted when verifying."""
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):

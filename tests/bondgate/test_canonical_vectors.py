@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from bondgate.wire import Event, FeedRecord, load_public_key, verify_record
+from kernel.wire import Event, FeedRecord, load_public_key, verify_record
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))

@@ -16,9 +16,9 @@ import typer.main
 import yaml
 
 from bondgate.cli import app
-from bondgate.config import load_settings
 from central.config import CentralSettings
 from edge.config import EdgeSettings
+from kernel.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"

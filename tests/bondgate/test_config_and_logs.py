@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bondgate.config import ConfigError, load_settings
-from bondgate.logs import JsonFormatter
 from central.config import CentralSettings
+from kernel.config import ConfigError, load_settings
+from kernel.logs import JsonFormatter
 
 
 def test_bad_keys_are_named(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The feed's running hash and signed checkpoints (bondgate/wire.py), and the published test vector.
+"""The feed's running hash and signed checkpoints (kernel/wire.py), and the published test vector.
 
 Properties: hashing a feed page by page gives what hashing it whole gives, whatever the split; any
 record left out, added, changed, reordered or duplicated changes the hash; a checkpoint verifies only
@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bondgate.wire import (
+from kernel.wire import (
     GENESIS_HASH,
     FeedCheckpoint,
     FeedRecord,

@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
-from bondgate.tasks import SupervisedTasks, TaskHealth, TaskState, cancel_and_wait
 from devices.health import State, SupervisedDriver, Supervisor
+from kernel.tasks import SupervisedTasks, TaskHealth, TaskState, cancel_and_wait
 
 
 async def _swallows_first_cancel(ended: list[str]) -> None:
@@ -43,7 +43,7 @@ def test_a_task_that_failed_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
         await asyncio.sleep(0)
         await cancel_and_wait([failed, None])
 
-    with caplog.at_level(logging.ERROR, logger="bondgate.tasks"):
+    with caplog.at_level(logging.ERROR, logger="kernel.tasks"):
         asyncio.run(scenario())
     assert [r.getMessage() for r in caplog.records] == ["task failed while stopping"]
 
@@ -65,7 +65,7 @@ def test_a_task_that_will_not_stop_is_named_and_given_up_on(caplog: pytest.LogCa
         release.set()
         await task
 
-    with caplog.at_level(logging.ERROR, logger="bondgate.tasks"):
+    with caplog.at_level(logging.ERROR, logger="kernel.tasks"):
         asyncio.run(scenario())
     assert [(r.getMessage(), r.tasks) for r in caplog.records] == [("tasks did not stop", ["immortal"])]
 
@@ -155,7 +155,7 @@ def test_a_failing_task_is_restarted_shown_down_and_logged_once_each_way(
         await tasks.stop()
         return seen
 
-    with caplog.at_level(logging.INFO, logger="bondgate.tasks"):
+    with caplog.at_level(logging.INFO, logger="kernel.tasks"):
         down, up = asyncio.run(scenario())
     assert down.state is TaskState.DOWN and down.last_error == "OSError: database or disk is full"
     assert (up.state, up.failures, up.restarts) == (TaskState.UP, 3, 3)

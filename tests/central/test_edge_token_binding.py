@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bondgate.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from central.auth import hash_token
 from central.store import parks as pstore
 from central.store.db import Database
+from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from tests.support.central_server import RunningCentral
 
 

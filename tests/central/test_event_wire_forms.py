@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, canonical_json, canonical_json_v1
 from central.events import ingest_events
 from central.store import events as store
 from central.store.db import Database
 from central.store.parks import upsert_park
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, canonical_json, canonical_json_v1
 from tests.support.central_server import RunningCentral
 
 

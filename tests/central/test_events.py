@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from central import events as intake
 from central.events import IngestResult, RefusalCode, UnknownPark, edge_status, ingest_events
 from central.store.db import Database
-from central.timefmt import iso
+from kernel.timefmt import iso
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)

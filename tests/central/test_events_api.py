@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from tests import factories
 
 

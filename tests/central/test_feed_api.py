@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from bondgate.wire import FeedRecord, load_public_key, verify_record
+from kernel.wire import FeedRecord, load_public_key, verify_record
 from tests import factories
 
 PERSONAL = {

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import (
+from central import feed
+from central.store import db as central_db
+from central.store import schema
+from central.store.db import Database
+from kernel.wire import (
     GENESIS_HASH,
     FeedCheckpoint,
     feed_chain,
     load_public_key,
     verify_checkpoint,
 )
-from central import feed
-from central.store import db as central_db
-from central.store import schema
-from central.store.db import Database
 from tests import factories
 
 

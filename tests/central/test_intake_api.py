@@ -240,7 +240,7 @@ def test_a_resend_of_a_document_taken_before_body_digests_gets_its_receipts(cent
     import hashlib
     import sqlite3
 
-    from bondgate.wire import canonical_json
+    from kernel.wire import canonical_json
 
     shop = central.client("enterprise")
     first, second = factories.document_set(2, start=280)

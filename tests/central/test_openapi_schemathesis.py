@@ -24,9 +24,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bondgate.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import message_xml, receipts_xml
+from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from tests import factories
 from tests.support.central_server import RunningCentral, run_central
 

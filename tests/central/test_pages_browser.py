@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from tests import factories
 from tests.support.central_server import RunningCentral, run_central
 

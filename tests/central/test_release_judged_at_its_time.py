@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bondgate.wire import GENESIS_HASH, EventBody, EventKind, chain_event
+from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from tests import factories
 from tests.support.central_server import RunningCentral, run_central
 

@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from central.events import CLEARED_STATUSES, ingest_events
 from central.reports import park_report
 from central.store import tallies
 from central.store.db import Database
 from central.store.schema import release_judgement
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 
 T0 = datetime(2025, 3, 2, 0, 0, tzinfo=UTC)
 NOS = ["A", "B", "C"]

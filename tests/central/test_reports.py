@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from central.events import ingest_events
 from central.reports import ParkReport, park_report
 from central.store.db import Database
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 
 NOW = datetime(2025, 3, 2, 12, 30, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bondgate.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 from central.chains import EpochMoved, UnknownEdge, chain_events, chain_view, reprovision
 from central.events import ingest_events
 from central.store.db import Database
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from bondgate.config import ConfigError, load_settings
 from devices.drivers.mqtt_sensors import MqttSensorsConfig, MqttSensorsDriver
 from devices.events import SensorMessage
 from devices.health import DeviceError, State
@@ -33,6 +32,7 @@ from devices.protocols.sensor_payloads import GateSensor, LoopDetector, PlateRes
 from devices.transports.mqtt import BrokerConfig, MqttConnection, MqttMessage, MqttSetupError, TlsConfig
 from edge.config import EdgeSettings
 from firmware_sim.mqtt_sensor import MALFORMED, MqttSensorSim
+from kernel.config import ConfigError, load_settings
 from tests.support.mosquitto import MOSQUITTO, Broker, start_broker
 
 WAIT = 10.0

@@ -23,13 +23,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bondgate.config import ConfigError, load_settings
-from bondgate.toml_out import toml_dumps
-from bondgate.wire import load_public_key
 from edge.central_client import build_client
 from edge.config import CentralLink, EdgeSettings
 from edge.store import Store
 from edge.sync import FeedSync
+from kernel.config import ConfigError, load_settings, toml_dumps
+from kernel.wire import load_public_key
 from tests import factories
 from tests.support.central_server import run_central
 

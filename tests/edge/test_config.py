@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bondgate.config import ConfigError, load_settings
 from edge.config import EdgeSettings
+from kernel.config import ConfigError, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "edge.toml"
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import public_key_pem
 from firmware_sim.scanner import ScannerSim
+from kernel.wire import public_key_pem
 from tests.support.fake_feed_central import FakeCentral, Feed, fake_central
 from tests.support.park import wait_until
 from tests.support.processes import AgentProcess, agent_process, edge_cli, edge_config, write_edge_config

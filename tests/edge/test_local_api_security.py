@@ -29,12 +29,12 @@ import httpx
 import pytest
 import uvicorn
 
-from bondgate.toml_out import toml_dumps
 from edge.agent import Agent
 from edge.api import create_app
 from edge.auth import SCRYPT, LoginGuard, Logins, check_password, hash_password
 from edge.config import EdgeSettings
 from edge.pages import COOKIE
+from kernel.config import toml_dumps
 from tests.support.park import wait_until
 from tests.support.processes import AgentProcess, agent_process
 from tests.support.standalone_edge import api_url, offline_central, self_signed, standalone_config

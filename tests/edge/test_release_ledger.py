@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import GENESIS_HASH, Event, release_entry_hash
 from edge import release_ledger, rules
 from edge import store as edge_store
 from edge.checker import Checker
 from edge.dbcheck import check
 from edge.store import Store
+from kernel.wire import GENESIS_HASH, Event, release_entry_hash
 from tests import factories
 
 KEY = Ed25519PrivateKey.generate()

@@ -23,14 +23,14 @@ import httpx
 import pytest
 
 from bondgate.processes import free_port
-from bondgate.wire import EventBody, EventKind
 from edge import chain
 from edge.auth import hash_password
 from edge.reprovision import ReprovisionRefused, reprovision
 from edge.store import Store
-from edge.timefmt import utc_now
 from edge.uplink import Uplink, new_event
 from firmware_sim.scanner import ScannerSim
+from kernel.timefmt import utc_now
+from kernel.wire import EventBody, EventKind
 from tests.edge.test_faults import declare, query
 from tests.support.central_server import RunningCentral
 from tests.support.park import wait_until

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bondgate.wire import FeedRecord
 from edge import rules
 from edge.rules import (
     RULES,
@@ -36,6 +35,7 @@ from edge.rules import (
     decide,
     explain,
 )
+from kernel.wire import FeedRecord
 
 CODE = "SF1234567890"
 OTHER = "YT9876543210"

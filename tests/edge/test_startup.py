@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bondgate.toml_out import toml_dumps
+from kernel.config import toml_dumps
 from tests.support.processes import edge_cli
 from tests.support.standalone_edge import offline_central, self_signed, standalone_config
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bondgate.wire import EventBody, EventKind
 from edge import store as store_module
 from edge.store import CHECKPOINT_AFTER_COMMITS, Store
-from edge.timefmt import utc_now
 from edge.uplink import new_event
+from kernel.timefmt import utc_now
+from kernel.wire import EventBody, EventKind
 
 
 def _event(conn: sqlite3.Connection) -> None:

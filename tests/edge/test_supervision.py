@@ -23,12 +23,12 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bondgate.processes import free_port
-from bondgate.toml_out import toml_dumps
-from bondgate.wire import public_key_pem
 from edge.agent import Agent
 from edge.api import create_app
 from edge.auth import hash_password
 from edge.config import EdgeSettings
+from kernel.config import toml_dumps
+from kernel.wire import public_key_pem
 from tests.support.central_server import RunningCentral
 from tests.support.fake_central import Answer, Request, fake_central
 from tests.support.park import wait_until

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bondgate.wire import FeedCheckpoint, genesis_checkpoint
 from edge.sync import FeedRefused, check_checkpoint, check_extends
+from kernel.wire import FeedCheckpoint, genesis_checkpoint
 from tests.support.fake_feed_central import Feed
 
 KEY = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)

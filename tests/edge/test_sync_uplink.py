@@ -12,7 +12,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import (
+from central.keys import load_or_create_key
+from edge.store import Store
+from edge.sync import FeedRefused, FeedSync, SyncStatus
+from edge.uplink import Uplink, new_event
+from edge.verified import VerifiedTexts
+from kernel.wire import (
     GENESIS_HASH,
     EventBody,
     EventKind,
@@ -23,11 +28,6 @@ from bondgate.wire import (
     sign_checkpoint,
     verify_record,
 )
-from central.keys import load_or_create_key
-from edge.store import Store
-from edge.sync import FeedRefused, FeedSync, SyncStatus
-from edge.uplink import Uplink, new_event
-from edge.verified import VerifiedTexts
 from tests import factories
 from tests.support.central_server import run_central
 from tests.support.customs import declare_and_clear

@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from bondgate.processes import free_port
-from bondgate.wire import EventBody, EventKind
 from edge import acks
 from edge.auth import hash_password
 from edge.store import Store
 from edge.uplink import AckRefused, EventsRefused, Uplink, new_event
+from kernel.wire import EventBody, EventKind
 from tests.support.central_server import RunningCentral, run_central
 from tests.support.fake_central import Answer, Request, fake_central
 from tests.support.processes import AgentProcess, agent_process, edge_config, write_edge_config

@@ -18,8 +18,8 @@ from central.auth import Role, create_token
 from central.config import CentralSettings
 from central.store.db import Database
 from central.store.parks import upsert_park
-from central.timefmt import iso_now
 from firmware_sim import declarations
+from kernel.timefmt import iso_now
 
 
 @dataclass

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bondgate.wire import (
+from kernel.wire import (
     GENESIS_HASH,
     FeedCheckpoint,
     feed_chain,

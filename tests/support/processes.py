@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from bondgate.toml_out import toml_dumps
+from kernel.config import toml_dumps
 from tests.support.central_server import RunningCentral
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +73,8 @@ def edge_config(
 
 def write_edge_config(path: Path, data: Mapping[str, Any]) -> Path:
     """Write `data` as TOML and check that the agent's own loader accepts it."""
-    from bondgate.config import load_settings
     from edge.config import EdgeSettings
+    from kernel.config import load_settings
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(toml_dumps(data), encoding="utf-8")

@@ -16,7 +16,7 @@ from central.ceb.xml_in import CebError, parse_message
 from central.config import ClearanceMode
 from central.intake import ReceiptOutcome, apply_customs_receipts
 from central.store import parks as pstore
-from central.timefmt import iso_now, utc_now
+from kernel.timefmt import iso_now, utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["administration"])
 

@@ -13,7 +13,7 @@ from central.intake import StatusChange, officer_action
 from central.lifecycle import Action, allowed_actions
 from central.store import clearances as cstore
 from central.store import documents as dstore
-from central.timefmt import utc_now
+from kernel.timefmt import utc_now
 
 router = APIRouter(prefix="/api/v1/clearances", tags=["clearances"])
 

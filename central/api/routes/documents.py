@@ -21,7 +21,7 @@ from central.intake import IntakeResult, Platform, as_receipt, submit
 from central.metrics import DOCUMENTS
 from central.store import documents as dstore
 from central.store.parks import TokenRow
-from central.timefmt import utc_now
+from kernel.timefmt import utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 

@@ -19,7 +19,7 @@ from central.chains import (
     chain_view,
     reprovision,
 )
-from central.timefmt import utc_now
+from kernel.timefmt import utc_now
 
 router = APIRouter(prefix="/api/v1/parks/{park_id}/edges/{edge_id}", tags=["edges"])
 

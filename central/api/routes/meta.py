@@ -7,10 +7,10 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from bondgate.wire import public_key_pem
 from central.api.deps import Admin, PlatformDep
 from central.api.errors import AUTH, responses
 from central.metrics import REGISTRY
+from kernel.wire import public_key_pem
 
 router = APIRouter(tags=["operations"])
 

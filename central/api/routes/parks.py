@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from bondgate.wire import Event, FeedPage
 from central.api.deps import Admin, Edge, EdgeOrOfficer, Officer, PlatformDep, check_park
 from central.api.errors import AUTH, ApiError, responses
 from central.auth import Role
@@ -20,7 +19,8 @@ from central.feed import page_json
 from central.metrics import EVENTS, FEED_RECORDS
 from central.reports import ACTUATION_GRACE, ParkReport, park_report
 from central.store import parks as pstore
-from central.timefmt import iso_now, utc_now
+from kernel.timefmt import iso_now, utc_now
+from kernel.wire import Event, FeedPage
 
 router = APIRouter(prefix="/api/v1/parks", tags=["parks"])
 

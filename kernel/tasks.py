@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from kernel.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class SupervisedTasks:
     async def _supervise(self, name: str, factory: Callable[[], Coroutine[Any, Any, object]]) -> None:
         loop = asyncio.get_running_loop()
         current = asyncio.current_task()
-        delay = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while True:
             # a restart counts as recovered once it has run settle_s without failing
             timer = loop.call_later(self.settle_s, self._settled, name) if self._is_down(name) else None
@@ -143,10 +144,9 @@ class SupervisedTasks:
             if current is not None and current.cancelling():
                 raise asyncio.CancelledError  # stop() cancelled us and a library swallowed it (gh-86296)
             if not self._is_down(name):
-                delay = self.backoff_initial  # it had been working: restart quickly
+                backoff.reset()  # it had been working: restart quickly
             self._failed(name, reason, failure)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, self.backoff_max)
+            await asyncio.sleep(backoff.next_delay())
             self._health[name] = replace(self._health[name], restarts=self._health[name].restarts + 1)
 
     def _is_down(self, name: str) -> bool:

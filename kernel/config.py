@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tomli_w
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
@@ -91,3 +93,20 @@ def _key(loc: tuple[int | str, ...], data: Any) -> str:
         else:
             data = None
     return ".".join(parts) or "(top level)"
+
+
+def toml_dumps(data: Mapping[str, Any]) -> str:
+    """`data` as a TOML configuration file (tomli-w), for the demo, the simulators and the tests that
+    write one: `None` values are left out (TOML has no null) and paths and decimals become strings,
+    which the settings models parse again."""
+    return tomli_w.dumps(_tomlable(data))
+
+
+def _tomlable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _tomlable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_tomlable(v) for v in value if v is not None]
+    if isinstance(value, (Path, Decimal)):
+        return str(value)
+    return value

@@ -1,12 +1,13 @@
-"""Exponential backoff with jitter for the agent's links to central (feed sync and uplink)."""
+"""How the agent's links to central (feed sync and uplink) are doing, and how they wait after a failure."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import dataclass
+
+from kernel.backoff import Backoff
 
 
 @dataclass
@@ -23,21 +24,16 @@ class LinkState:
         return (now or time.monotonic()) - self.last_success_monotonic
 
 
-class Backoff:
-    """Sleep after a failure: doubling from `initial` to `maximum`, each sleep jittered to
-    50–150 % so many edges that lost central together do not return in step."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum = initial, maximum
-        self.delay = initial
+class LinkBackoff(Backoff):
+    """The kernel's backoff, recording each failure and success in a `LinkState` and logging only the
+    first failure of a run and the recovery, not every retry."""
 
     async def failed(self, state: LinkState, exc: BaseException, log: logging.Logger, message: str) -> None:
         state.consecutive_failures += 1
         state.last_error = f"{type(exc).__name__}: {exc}"
         if state.consecutive_failures == 1:  # say it once, not on every retry
             log.warning(message, extra={"error": state.last_error})
-        await asyncio.sleep(self.delay * (0.5 + random.random()))
-        self.delay = min(self.delay * 2, self.maximum)
+        await asyncio.sleep(self.next_delay())
 
     def succeeded(self, state: LinkState, log: logging.Logger, message: str, **extra: object) -> None:
         if state.consecutive_failures:
@@ -45,4 +41,4 @@ class Backoff:
         state.consecutive_failures = 0
         state.last_error = None
         state.last_success_monotonic = time.monotonic()
-        self.delay = self.initial
+        self.reset()
