@@ -5,6 +5,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY kernel ./kernel
 COPY bondgate ./bondgate
 COPY central ./central
 COPY edge ./edge
