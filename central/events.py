@@ -35,14 +35,14 @@ from central.store import clearances as cstore
 from central.store import events as store
 from central.store import parks as pstore
 from central.store.db import Database
+from kernel.status import CLEARED_STATUSES
 from kernel.timefmt import iso
-from kernel.wire import GENESIS_HASH, ClearanceStatus, Event, EventBody, EventKind, canonical_json
+from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, canonical_json
 
 log = logging.getLogger(__name__)
 
 # A parcel may leave while at 800; 899 (closed) only ever follows 800, so a release seen after the
 # record was closed is still a cleared release (events can reach central hours late).
-CLEARED_STATUSES = frozenset({ClearanceStatus.RELEASED.value, ClearanceStatus.CLOSED.value})
 
 
 class RefusalCode(StrEnum):

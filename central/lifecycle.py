@@ -18,18 +18,10 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Final
 
+from kernel.status import DETAINED_CODES as DETAINED_CODES  # re-exported until central/pages moves
+from kernel.status import ClearanceStatus, is_detained, is_known
 
-class Status(StrEnum):
-    """Clearance statuses (returnStatus codes) central tracks; detained codes are `DETAINED_CODES`."""
-
-    REJECTED = "100"
-    ACCEPTED = "120"
-    MANUAL_REVIEW = "300"
-    REVIEW_COMPLETE = "399"
-    INSPECTION = "500"
-    RETURN_SHIPMENT = "700"
-    RELEASED = "800"
-    CLOSED = "899"
+Status = ClearanceStatus  # the name central used; goes once its importers use ClearanceStatus
 
 
 class Action(StrEnum):
@@ -52,12 +44,19 @@ class Action(StrEnum):
 DETAINED: Final = "501..599"
 """Pseudo-status standing for every detained code in `TRANSITIONS`."""
 
-DETAINED_CODES: Final = frozenset(str(code) for code in range(501, 600))
-STATUS_CODES: Final = frozenset(s.value for s in Status) | DETAINED_CODES
-FINAL_STATUSES: Final = frozenset({Status.CLOSED.value, Status.RETURN_SHIPMENT.value})
 
-_R, _A, _M, _V = Status.REJECTED, Status.ACCEPTED, Status.MANUAL_REVIEW, Status.REVIEW_COMPLETE
-_I, _X, _S, _C = Status.INSPECTION, Status.RETURN_SHIPMENT, Status.RELEASED, Status.CLOSED
+_R, _A, _M, _V = (
+    ClearanceStatus.REJECTED,
+    ClearanceStatus.ACCEPTED,
+    ClearanceStatus.MANUAL_REVIEW,
+    ClearanceStatus.REVIEW_COMPLETE,
+)
+_I, _X, _S, _C = (
+    ClearanceStatus.INSPECTION,
+    ClearanceStatus.RETURN_SHIPMENT,
+    ClearanceStatus.RELEASED,
+    ClearanceStatus.CLOSED,
+)
 
 TRANSITIONS: Final[dict[tuple[str | None, str], str]] = {
     # intake of a complete set: None means "no clearance record yet"
@@ -144,12 +143,12 @@ class InvalidCode(ValueError):
 
 def group(status: str | None) -> str | None:
     """The table row name for a status: detained codes collapse to `DETAINED`."""
-    return DETAINED if status in DETAINED_CODES else status
+    return DETAINED if is_detained(status) else status
 
 
 def is_status(code: str) -> bool:
     """True for every code central tracks as a clearance status (100..899 including 501..599)."""
-    return code in STATUS_CODES
+    return is_known(code)
 
 
 def transition(current: str | None, action: str, *, code: str | None = None, cancelled: bool = False) -> str:
@@ -179,7 +178,7 @@ def _check_code(action: str, code: str | None) -> None:
         return
     if code is None:
         raise InvalidCode(f"{action} needs a status code")
-    if action == Action.INSPECTION_DETAIN and code not in DETAINED_CODES:
+    if action == Action.INSPECTION_DETAIN and not is_detained(code):
         raise InvalidCode(f"detention code must be 501..599, got {code!r}")
     if not is_status(code):
         raise InvalidCode(f"{code!r} is not a clearance status")
@@ -226,7 +225,7 @@ def allowed_actions(current: str | None, *, cancelled: bool = False, mode: str |
 
 def releasable(status: str, cancelled: bool) -> bool:
     """May the goods physically leave? Only at 800, and never once cancelled or returned."""
-    return status == Status.RELEASED and not cancelled
+    return status == ClearanceStatus.RELEASED and not cancelled
 
 
 def cancellable(status: str) -> bool:

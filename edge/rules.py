@@ -22,7 +22,6 @@ staleness, devices, the edge's own release marker) still report.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from decimal import Context, Decimal
 from enum import StrEnum
@@ -30,7 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel.wire import ClearanceStatus, FeedRecord
+from kernel.status import ClearanceStatus, is_detained
+from kernel.wire import FeedRecord
 
 __all__ = [
     "RULES",
@@ -276,7 +276,6 @@ def _finding(code: Code, detail: str, /, **facts: object) -> Finding:
 # rounding the calling thread happens to have set. 60 digits is exact for any real weight.
 _CTX = Context(prec=60)
 _HUNDRED = Decimal(100)
-_THREE_DIGITS = re.compile(r"[0-9]{3}")
 
 
 def _scanned(obs: Observation) -> str | None:
@@ -431,7 +430,7 @@ def _status_code(status: str) -> Code | None:
     fixed = {
         ClearanceStatus.ACCEPTED: Code.NOT_CLEARED,
         ClearanceStatus.MANUAL_REVIEW: Code.NOT_CLEARED,
-        ClearanceStatus.REVIEWED: Code.NOT_CLEARED,
+        ClearanceStatus.REVIEW_COMPLETE: Code.NOT_CLEARED,
         ClearanceStatus.INSPECTION: Code.INSPECTION,
         ClearanceStatus.RETURN_SHIPMENT: Code.CUSTOMS_HOLD,
         ClearanceStatus.REJECTED: Code.REJECTED,
@@ -439,7 +438,7 @@ def _status_code(status: str) -> Code | None:
     }
     if status in fixed:
         return fixed[ClearanceStatus(status)]
-    if _THREE_DIGITS.fullmatch(status) and 501 <= int(status) <= 599:
+    if is_detained(status):
         return Code.CUSTOMS_HOLD
     return Code.NOT_CLEARED
 

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator
 
+from kernel.status import ClearanceStatus
+
 FEED_DOMAIN = b"bondgate-feed-v1\n"
 CHECKPOINT_DOMAIN = b"bondgate-checkpoint-v1\n"
 RELEASE_DOMAIN = b"bondgate-release-v1\n"
@@ -133,20 +135,6 @@ def canonical_json_v1(payload: dict[str, Any]) -> bytes:
 
 
 # --- clearance feed ---------------------------------------------------------------------------
-
-
-class ClearanceStatus(StrEnum):
-    """returnStatus codes of an inventory (DESIGN.md §3.3); only RELEASED lets a parcel out."""
-
-    ACCEPTED = "120"
-    MANUAL_REVIEW = "300"
-    REVIEWED = "399"
-    RELEASED = "800"
-    CLOSED = "899"
-    REJECTED = "100"
-    INSPECTION = "500"
-    RETURN_SHIPMENT = "700"
-    # 501–599 detained: any of them may appear; they are not enumerated here
 
 
 class FeedRecord(BaseModel):

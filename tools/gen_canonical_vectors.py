@@ -18,9 +18,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kernel.status import ClearanceStatus
 from kernel.wire import (
     GENESIS_HASH,
-    ClearanceStatus,
     EventBody,
     EventKind,
     FeedCheckpoint,

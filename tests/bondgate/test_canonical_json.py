@@ -13,9 +13,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kernel.status import ClearanceStatus
 from kernel.wire import (
     GENESIS_HASH,
-    ClearanceStatus,
     EventBody,
     EventKind,
     FeedRecord,

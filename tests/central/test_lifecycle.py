@@ -9,9 +9,6 @@ from hypothesis import strategies as st
 from central.lifecycle import (
     CANCELLABLE,
     DETAINED,
-    DETAINED_CODES,
-    FINAL_STATUSES,
-    STATUS_CODES,
     TRANSITIONS,
     Action,
     IllegalTransition,
@@ -25,6 +22,7 @@ from central.lifecycle import (
     table_rows,
     transition,
 )
+from kernel.status import DETAINED_CODES, FINAL_STATUSES, STATUS_CODES
 
 HAPPY_PATHS = [
     # (start, [(action, code)], end)

@@ -695,7 +695,7 @@ def test_models_are_frozen_and_validated() -> None:
 
 def test_rules_module_is_pure() -> None:
     """No I/O and no clock: the rules may import only the standard library's value types and the
-    wire models, so a decision depends on its arguments alone."""
+    kernel's wire models and status vocabulary, so a decision depends on its arguments alone."""
     tree = ast.parse(Path(rules.__file__).read_text())
     imported = {
         (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
@@ -712,5 +712,5 @@ def test_rules_module_is_pure() -> None:
         "enum",
         "typing",
         "pydantic",
-        "bondgate",
+        "kernel",
     }
