@@ -4,7 +4,7 @@ bands of its bars, and bars searched at any angle when nothing is left). Run by 
 
     .venv/bin/python bench/camera_skew.py [--runs 3] [--labels 4] [--budget-ms 40]
 
-Frames are drawn by tests/support/code128_label.py — labels written from the Code 128 standard, not by
+Frames are drawn by testkit/code128_label.py — labels written from the Code 128 standard, not by
 zxing-cpp's writer — on a parcel on a belt with printed clutter, sensor noise, a little perspective,
 mild blur and JPEG q90. Per angle: `--labels` waybill numbers × two label geometries (the simulator's:
 3 px per module, bars 27 % of the symbol's length; small and short: 2.2 px, 15 %) × two placements.
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import zxingcpp  # noqa: E402
 
 from devices.drivers.camera import CameraConfig, decode  # noqa: E402
-from tests.support import code128_label as c128  # noqa: E402
+from testkit import code128_label as c128  # noqa: E402
 
 CODE128 = zxingcpp.barcode_formats_from_str("Code128")
 GEOMETRIES = ((3.0, 0.27), (2.2, 0.15))  # px per module, bar height as a share of the symbol's length

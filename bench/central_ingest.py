@@ -62,8 +62,8 @@ from central.store.clearances import ClearanceRow  # noqa: E402
 from central.store.db import Database  # noqa: E402
 from kernel.timefmt import iso, utc_now  # noqa: E402
 from kernel.wire import FeedRecord, load_public_key, verify_record  # noqa: E402
-from tests import factories as f  # noqa: E402
-from tests.support.central_server import seed  # noqa: E402
+from testkit import factories as f  # noqa: E402
+from testkit.central_server import seed  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 PAGE = 5000  # the largest feed page an edge may ask for (feed_page_max)

@@ -81,9 +81,9 @@ from central.store import documents as dstore  # noqa: E402
 from central.store.db import Database  # noqa: E402
 from central.store.parks import upsert_park  # noqa: E402
 from central.store.schema import MIGRATIONS  # noqa: E402
-from firmware_sim import declarations as decl  # noqa: E402
 from kernel.timefmt import iso, utc_now  # noqa: E402
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event  # noqa: E402
+from testkit import factories as decl  # noqa: E402
 
 try:  # maintained counters for the report (migration 0011); absent before that lands
     from central.store import tallies  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from edge import rules  # noqa: E402
 from edge.checker import Checker  # noqa: E402
 from edge.store import Store  # noqa: E402
 from kernel.timefmt import utc_now  # noqa: E402
-from tests import factories  # noqa: E402
+from testkit import factories  # noqa: E402
 
 STEPS = ["lookup + verify + released? + sync age", "rules", "rows + chained event", "durable COMMIT"]
 

@@ -97,7 +97,7 @@ from firmware_sim.gateio import GateIOSim  # noqa: E402
 from firmware_sim.scale import ScaleSim  # noqa: E402
 from firmware_sim.scanner import ScannerSim  # noqa: E402
 from kernel.wire import load_public_key  # noqa: E402
-from tests import factories as f  # noqa: E402
+from testkit import factories as f  # noqa: E402
 
 GROSS = Decimal("0.800")  # the factories' parcel: goods 0.6 kg + packaging 0.2 kg
 PAGE = 5000

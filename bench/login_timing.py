@@ -41,7 +41,7 @@ import httpx  # noqa: E402
 from bench.central_ingest import machine  # noqa: E402
 from edge.auth import SCRYPT  # noqa: E402
 from kernel.config import toml_dumps  # noqa: E402
-from tests.support.standalone_edge import offline_central, standalone_config  # noqa: E402
+from testkit.standalone_edge import offline_central, standalone_config  # noqa: E402
 
 KINDS = ["unknown name", "known name, wrong password", "known name, right password", "GET /healthz"]
 

@@ -5,7 +5,7 @@
     .venv/bin/python bench/modbus_noisy_line.py --code /tmp/old  # another checkout's devices/, e.g.
                                            # from `git archive <commit> | tar -x -C /tmp/old`
 
-An ADAM-6050 written from Advantech's Modbus table (tests/support/vendor_modbus.py, not firmware_sim)
+An ADAM-6050 written from Advantech's Modbus table (testkit/vendor_modbus.py, not firmware_sim)
 answers Modbus RTU on a pty pair; the line corrupts the CRC of 1 answer in 100 (`--corrupt`) and can
 lose answers outright (`--drop`), decided by a seeded generator in request order. The driver polls
 the DIs at 50 Hz with its default 0.25 s timeout, as in a park; meanwhile a parcel reaches the
@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.vendor_modbus import LineNoise, RtuModule, adam6050  # noqa: E402
+from testkit.vendor_modbus import LineNoise, RtuModule, adam6050  # noqa: E402
 
 POINTS = {
     "inputs": {"photo_eye": 0, "barrier_open": 1},

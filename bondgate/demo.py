@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from bondgate.processes import child, free_port, http_ready, tcp_ready
 from central.auth import Role, create_token
+from central.ceb.documents import Document
 from central.ceb.xml_out import message_xml
 from central.store.db import Database
 from edge.auth import hash_password
@@ -44,6 +46,7 @@ from firmware_sim.park import SimulatedPark
 from firmware_sim.scenario import Parcel, Scenario, parse_faults
 from kernel.config import toml_dumps
 
+DOCUMENT: TypeAdapter[Document] = TypeAdapter(Document)
 PARK = "HK-FTZ-1"
 EDGE_ID = "edge-demo"
 SENSOR_PREFIX = "bondgate/sim"  # where `bondgate sim mqtt-sensor` publishes
@@ -61,39 +64,39 @@ class Kind:
 
     name: str
     expect: str  # the status a reader should expect
-    build: Callable[[int], list]  # parcel number -> documents to submit, in order
+    build: Callable[[int], list[d.Document]]  # parcel number -> documents (HTTP form), in order
 
 
-def _clean(seq: int) -> list:
+def _clean(seq: int) -> list[d.Document]:
     return list(d.document_set(1, start=seq)[0].documents)
 
 
-def _amount(seq: int) -> list:
+def _amount(seq: int) -> list[d.Document]:
     docs = _clean(seq)
-    docs[1] = d.payment(seq, amountPaid=docs[1].amountPaid + Decimal("5.00"))
+    docs[1] = d.payment(seq, amountPaid=Decimal(docs[1]["amountPaid"]) + Decimal("5.00"))
     return docs
 
 
-def _lines(seq: int) -> list:
+def _lines(seq: int) -> list[d.Document]:
     docs = _clean(seq)
-    rows = [r.model_dump(mode="json") for r in docs[3].inventoryList]
+    rows = [dict(r) for r in docs[3]["inventoryList"]]
     rows[0]["qty"] = "3"
     docs[3] = d.inventory(seq, inventoryList=rows)
     return docs
 
 
-def _bonded(seq: int) -> list:
+def _bonded(seq: int) -> list[d.Document]:
     docs = _clean(seq)
-    rows = [r.model_dump(mode="json", exclude={"itemRecordNo"}) for r in docs[3].inventoryList]
+    rows = [{k: v for k, v in r.items() if k != "itemRecordNo"} for r in docs[3]["inventoryList"]]
     docs[3] = d.inventory(seq, inventoryList=rows)
     return docs
 
 
-def _inspection(seq: int) -> list:
+def _inspection(seq: int) -> list[d.Document]:
     return list(d.document_set(1, start=seq, items=(PHONE,))[0].documents)
 
 
-def _incomplete(seq: int) -> list:
+def _incomplete(seq: int) -> list[d.Document]:
     docs = _clean(seq)
     return [docs[0], docs[2], docs[3]]
 
@@ -125,7 +128,7 @@ KINDS = [
 def _declare(shop: httpx.Client, officer: httpx.Client, parcels: int) -> dict[int, Kind]:
     """Declare `parcels` parcels through central's intake; returns each parcel's kind."""
     kinds: dict[int, Kind] = {}
-    batch: list[dict] = []
+    batch: list[d.Document] = []
     cancel_later: list[int] = []
     for seq in range(1, parcels + 1):
         kind = KINDS[(seq - 1) % len(KINDS)]
@@ -133,13 +136,14 @@ def _declare(shop: httpx.Client, officer: httpx.Client, parcels: int) -> dict[in
         docs = kind.build(seq)
         if "XML" in kind.name:
             for doc in docs:
+                model = DOCUMENT.validate_python(doc)  # the enterprise's own XML writer, here central's
                 shop.post(
                     "/api/v1/ceb/messages",
-                    content=message_xml(doc.KIND, [doc], d.BASE_TRANSFER),
+                    content=message_xml(model.KIND, [model], d.BASE_TRANSFER),
                     headers={"content-type": "application/xml"},
                 ).raise_for_status()
         else:
-            batch += [doc.model_dump(mode="json") for doc in docs]
+            batch += docs
         if kind.name.startswith("cancelled"):
             cancel_later.append(seq)
         if len(batch) >= 800:
@@ -150,7 +154,7 @@ def _declare(shop: httpx.Client, officer: httpx.Client, parcels: int) -> dict[in
     for seq in cancel_later:
         [detail] = officer.get("/api/v1/clearances", params={"logisticsNo": d.logistics_no(seq)}).json()
         cancel = d.cancellation(seq, invtNo=detail["clearance"]["invtNo"])
-        shop.post("/api/v1/documents", json=cancel.model_dump(mode="json")).raise_for_status()
+        shop.post("/api/v1/documents", json=cancel).raise_for_status()
     return kinds
 
 

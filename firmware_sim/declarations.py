@@ -1,10 +1,15 @@
 """Simulated enterprises: valid, mutually consistent CEB documents for one parcel's order, payment,
-waybill and inventory — what the demo declares and what the tests build on (tests/factories.py).
+waybill and inventory — what the demo declares and what the tests build on (testkit/factories.py).
+
+Documents are built in their HTTP form, as an enterprise sends them to `POST /api/v1/documents`: a
+JSON object per document with its `docType` (CEB311 order, CEB411 payment, CEB511 waybill, CEB621
+inventory, CEB623 cancellation, CEB625 return request) and decimals as strings. This module knows
+nothing of central's models: a sender reads the standard, not the receiver's code.
 
 Every factory takes `seq`, the parcel number: documents built with the same `seq` pass the
 three-document comparison (DESIGN.md §3.2) as they stand, documents with different `seq` share no
-business key. Keyword overrides replace fields before validation (so they may set extras such as
-`note`, or break a rule on purpose); the result is always a real model, validated as intake would.
+business key. Keyword overrides replace fields (so they may set extras such as `note`, or break a
+rule on purpose); nothing is validated here — that is central's job.
 
     s = document_set(1)[0]                  # order, payment, waybill, inventory of parcel 1
     bad = order(1, acturalPaid="1.00")      # same parcel, amount no longer adds up
@@ -19,18 +24,23 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
-from central.ceb.documents import (
-    Cancellation,
-    DocKind,
-    Inventory,
-    Order,
-    Payment,
-    Receipt,
-    Refund,
-    Waybill,
-)
+Document = dict[str, Any]
+"""One document in its HTTP (JSON) form."""
+
+
+class DocType(StrEnum):
+    """The CEB message numbers of what enterprises declare (and receipts answer)."""
+
+    ORDER = "CEB311"
+    PAYMENT = "CEB411"
+    WAYBILL = "CEB511"
+    INVENTORY = "CEB621"
+    CANCEL = "CEB623"
+    REFUND = "CEB625"
+
 
 # parties (codes are up to 18 characters, as the standard allows)
 EBP_CODE, EBP_NAME = "4601660001", "海南跨境优选平台有限公司"
@@ -110,9 +120,9 @@ def invt_no(seq: int) -> str:
     return f"{CUSTOMS_CODE}2024I{seq:09d}"
 
 
-def guid(kind: DocKind, seq: int) -> str:
+def guid(kind: str, seq: int) -> str:
     """Parcel `seq`'s document guid: stable (reruns give the same XML), 36 characters, upper case."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bondgate-test/{kind.value}/{seq}")).upper()
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bondgate-test/{kind}/{seq}")).upper()
 
 
 def amounts(items: Sequence[Item] = DEFAULT_ITEMS) -> dict[str, Decimal]:
@@ -138,7 +148,7 @@ def weights(items: Sequence[Item] = DEFAULT_ITEMS) -> tuple[Decimal, Decimal]:
 # --- documents ----------------------------------------------------------------------------------
 
 
-def order(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Order:
+def order(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Document:
     rows = [
         {
             "gnum": gnum,
@@ -155,7 +165,7 @@ def order(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: A
         for gnum, item in enumerate(items, start=1)
     ]
     data: dict[str, Any] = {
-        "guid": guid(DocKind.ORDER, seq),
+        "guid": guid(DocType.ORDER, seq),
         "appTime": APP_TIME,
         "orderType": "I",
         "orderNo": order_no(seq),
@@ -178,12 +188,12 @@ def order(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: A
         "consigneeAddress": CONSIGNEE_ADDRESS,
         "orderList": rows,
     }
-    return Order.model_validate({**data, **overrides})
+    return _document(DocType.ORDER, data, overrides)
 
 
-def payment(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Payment:
+def payment(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Document:
     data: dict[str, Any] = {
-        "guid": guid(DocKind.PAYMENT, seq),
+        "guid": guid(DocType.PAYMENT, seq),
         "appTime": APP_TIME,
         "payCode": PAY_CODE,
         "payName": PAY_NAME,
@@ -198,13 +208,13 @@ def payment(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides:
         "currency": "142",
         "payTime": PAY_TIME,
     }
-    return Payment.model_validate({**data, **overrides})
+    return _document(DocType.PAYMENT, data, overrides)
 
 
-def waybill(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Waybill:
+def waybill(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Document:
     gross, _net = weights(items)
     data: dict[str, Any] = {
-        "guid": guid(DocKind.WAYBILL, seq),
+        "guid": guid(DocType.WAYBILL, seq),
         "appTime": APP_TIME,
         "logisticsCode": LOGISTICS_CODE,
         "logisticsName": LOGISTICS_NAME,
@@ -220,7 +230,7 @@ def waybill(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides:
         "consigneeAddress": CONSIGNEE_ADDRESS,
         "consigneeTelephone": CONSIGNEE_TELEPHONE,
     }
-    return Waybill.model_validate({**data, **overrides})
+    return _document(DocType.WAYBILL, data, overrides)
 
 
 def inventory(
@@ -230,7 +240,7 @@ def inventory(
     area_code: str = DEFAULT_AREA_CODE,
     items: Sequence[Item] = DEFAULT_ITEMS,
     **overrides: Any,
-) -> Inventory:
+) -> Document:
     """The parcel's 1210 (bonded import) inventory, in the park whose account book is `ems_no`."""
     gross, net = weights(items)
     rows = [
@@ -254,7 +264,7 @@ def inventory(
         for gnum, item in enumerate(items, start=1)
     ]
     data: dict[str, Any] = {
-        "guid": guid(DocKind.INVENTORY, seq),
+        "guid": guid(DocType.INVENTORY, seq),
         "appTime": APP_TIME,
         **_parcel_keys(seq),
         "copNo": cop_no(seq),
@@ -283,41 +293,41 @@ def inventory(
         "netWeight": net,
         "inventoryList": rows,
     }
-    return Inventory.model_validate({**data, **overrides})
+    return _document(DocType.INVENTORY, data, overrides)
 
 
-def cancellation(seq: int = 1, **overrides: Any) -> Cancellation:
+def cancellation(seq: int = 1, **overrides: Any) -> Document:
     """A CEB623 asking customs to cancel parcel `seq`'s inventory (after it got its invtNo)."""
-    data = {"guid": guid(DocKind.CANCEL, seq), **_request_fields(seq), "reason": "买家取消订单"}
-    return Cancellation.model_validate({**data, **overrides})
+    data = {"guid": guid(DocType.CANCEL, seq), **_request_fields(seq), "reason": "买家取消订单"}
+    return _document(DocType.CANCEL, data, overrides)
 
 
-def refund(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Refund:
+def refund(seq: int = 1, *, items: Sequence[Item] = DEFAULT_ITEMS, **overrides: Any) -> Document:
     """A CEB625 return request for every line of parcel `seq`."""
     rows = [
         {"gnum": gnum, "gcode": item.gcode, "gname": item.name, "qty": item.qty, "unit": item.unit}
         for gnum, item in enumerate(items, start=1)
     ]
     data = {
-        "guid": guid(DocKind.REFUND, seq),
+        "guid": guid(DocType.REFUND, seq),
         **_request_fields(seq),
         "reason": "七天无理由退货",
         "invtRefundList": rows,
     }
-    return Refund.model_validate({**data, **overrides})
+    return _document(DocType.REFUND, data, overrides)
 
 
 @dataclass(frozen=True)
 class DocumentSet:
     """One parcel's four documents, consistent with each other."""
 
-    order: Order
-    payment: Payment
-    waybill: Waybill
-    inventory: Inventory
+    order: Document
+    payment: Document
+    waybill: Document
+    inventory: Document
 
     @property
-    def documents(self) -> tuple[Order, Payment, Waybill, Inventory]:
+    def documents(self) -> tuple[Document, Document, Document, Document]:
         return (self.order, self.payment, self.waybill, self.inventory)
 
 
@@ -341,12 +351,12 @@ def document_set(
     ]
 
 
-def receipt(kind: DocKind, seq: int = 1, **overrides: Any) -> Receipt:
+def receipt(kind: str, seq: int = 1, **overrides: Any) -> Document:
     """A receipt answering parcel `seq`'s document of `kind` (status 120, accepted, by default)."""
-    keys: dict[DocKind, dict[str, str]] = {
-        DocKind.ORDER: {"ebpCode": EBP_CODE, "ebcCode": EBC_CODE, "orderNo": order_no(seq)},
-        DocKind.PAYMENT: {"payCode": PAY_CODE, "payTransactionId": pay_transaction_id(seq)},
-        DocKind.WAYBILL: {"logisticsCode": LOGISTICS_CODE, "logisticsNo": logistics_no(seq)},
+    keys: dict[str, dict[str, str]] = {
+        DocType.ORDER.value: {"ebpCode": EBP_CODE, "ebcCode": EBC_CODE, "orderNo": order_no(seq)},
+        DocType.PAYMENT.value: {"payCode": PAY_CODE, "payTransactionId": pay_transaction_id(seq)},
+        DocType.WAYBILL.value: {"logisticsCode": LOGISTICS_CODE, "logisticsNo": logistics_no(seq)},
     }
     customs_keys = {
         "customsCode": CUSTOMS_CODE,
@@ -358,14 +368,14 @@ def receipt(kind: DocKind, seq: int = 1, **overrides: Any) -> Receipt:
         "invtNo": invt_no(seq),
     }
     data: dict[str, Any] = {
-        "kind": kind,
+        "kind": str(kind),
         "guid": guid(kind, seq),  # the answered document's guid
-        "key": keys.get(kind, customs_keys),
+        "key": keys.get(str(kind), customs_keys),
         "returnStatus": "120",
         "returnTime": APP_TIME + "000",
         "returnInfo": "新增申报成功",
     }
-    return Receipt.model_validate({**data, **overrides})
+    return _json_form({**data, **overrides})
 
 
 def _parcel_keys(seq: int) -> dict[str, str]:
@@ -396,3 +406,19 @@ def _request_fields(seq: int) -> dict[str, Any]:
         "agentCode": AGENT_CODE,
         "agentName": AGENT_NAME,
     }
+
+
+def _document(doc_type: DocType, data: Document, overrides: dict[str, Any]) -> Document:
+    return _json_form({"docType": doc_type.value, **data, **overrides})
+
+
+def _json_form(value: Any) -> Any:
+    """`value` as JSON carries it: decimals as strings in plain notation (exact), lists and objects
+    copied."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {str(k): _json_form(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_form(v) for v in value]
+    return value

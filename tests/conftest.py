@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests/factories.py and tests/support as modules
+sys.path.insert(0, str(ROOT))  # testkit/ as a package
 
 
 def shared_dir() -> Path | None:
@@ -35,7 +35,7 @@ def _heap_of_earlier_tests_frozen() -> Iterator[None]:
 
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[object]:
-    from tests.support.central_server import run_central
+    from testkit.central_server import run_central
 
     with run_central(tmp_path) as running:
         yield running
@@ -44,7 +44,7 @@ def central(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[object]:
     """A real Mosquitto broker on a free port (anonymous); `.stop()` simulates a broker outage."""
-    from tests.support.mosquitto import running_broker
+    from testkit.mosquitto import running_broker
 
     with running_broker(tmp_path) as broker:
         yield broker

@@ -28,7 +28,7 @@ import yaml
 
 from bondgate import demo
 from bondgate.processes import child, free_port, tcp_ready
-from tests.support.mosquitto import MOSQUITTO, start_broker
+from testkit.mosquitto import MOSQUITTO, start_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

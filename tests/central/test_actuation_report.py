@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
-from tests.support.central_server import RunningCentral
+from testkit.central_server import RunningCentral
 
 T0 = datetime.now(UTC) - timedelta(minutes=1)
 

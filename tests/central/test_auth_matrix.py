@@ -27,8 +27,8 @@ from central.auth import Role
 from central.ceb.documents import DocKind
 from central.ceb.xml_out import message_xml, receipts_xml
 from central.config import CentralSettings
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
 
 XML = {"content-type": "application/xml"}
 BASE = {"copCode": factories.EBC_CODE, "copName": "shop", "dxpMode": "DXP", "dxpId": "DXPENT0000000001"}
@@ -36,7 +36,7 @@ PARK, OTHER_PARK = "P1", "P2"  # the seeded edge token "edge" belongs to P1, "ed
 SEQ = 8001  # factory parcel used by the document routes
 
 ADMIN, ENTERPRISE, OFFICER, EDGE = Role.ADMIN, Role.ENTERPRISE, Role.OFFICER, Role.EDGE
-TOKEN_ROLES: dict[str, Role] = {  # seeded token name -> role (tests/support/central_server.py)
+TOKEN_ROLES: dict[str, Role] = {  # seeded token name -> role (testkit/central_server.py)
     "admin": ADMIN,
     "enterprise": ENTERPRISE,
     "officer": OFFICER,

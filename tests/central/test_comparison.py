@@ -30,7 +30,7 @@ from central.comparison import (
     rule_weights,
 )
 
-# --- private builders (tests/factories.py was not there when this was written) ---------------------
+# --- private builders (testkit/factories.py was not there when this was written) ---------------------
 
 COMMON = {"appTime": "20240501120000", "currency": "142"}
 ITEMS = [("Face cream 50ml", "1", "100.00"), ("Vitamin C 60 tablets", "2", "125.25")]
@@ -740,8 +740,8 @@ def test_lines_gnum_failure_iff_not_one_to_one(
 
 
 def test_shared_factory_sets_pass_and_break_as_documented() -> None:
-    """tests/factories.py promises consistent sets per parcel number; the comparison must agree."""
-    from tests import factories
+    """testkit/factories.py promises consistent sets per parcel number; the comparison must agree."""
+    from testkit import factories
 
     sets = factories.document_set(3)
     for docs in sets:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import receipts_xml
-from tests import factories
-from tests.support.central_server import run_central
+from testkit import factories
+from testkit.central_server import run_central
 
 XML = {"content-type": "application/xml"}
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from tests import factories
-from tests.support.central_server import RunningCentral
+from testkit import factories
+from testkit.central_server import RunningCentral
 
 
 def openapi(central: RunningCentral) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from central.auth import hash_token
 from central.store import parks as pstore
 from central.store.db import Database
 from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
-from tests.support.central_server import RunningCentral
+from testkit.central_server import RunningCentral
 
 
 def heartbeats(edge_id: str, n: int = 1) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from central.ceb.documents import DocKind
 from central.ceb.xml_out import message_xml
-from tests import factories
-from tests.support.central_server import RunningCentral
+from testkit import factories
+from testkit.central_server import RunningCentral
 
 XML = {"content-type": "application/xml"}
 BASE = {"copCode": factories.EBC_CODE, "copName": "shop", "dxpMode": "DXP", "dxpId": "DXPENT0000000001"}

@@ -22,7 +22,7 @@ from central.store import events as store
 from central.store.db import Database
 from central.store.parks import upsert_park
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, canonical_json, canonical_json_v1
-from tests.support.central_server import RunningCentral
+from testkit.central_server import RunningCentral
 
 
 def event_json(edge_id: str, *, occurred_at: Any = "2026-12-05T08:01:01Z", **body: Any) -> dict[str, Any]:

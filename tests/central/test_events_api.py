@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
-from tests import factories
+from testkit import factories
 
 
 def chain(n: int, bodies: dict[int, tuple[EventKind, EventBody]], edge_id: str = "edge-p1") -> list[Event]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from kernel.wire import FeedRecord, load_public_key, verify_record
-from tests import factories
+from testkit import factories
 
 PERSONAL = {
     "buyerName",

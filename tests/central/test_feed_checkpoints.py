@@ -20,7 +20,7 @@ from kernel.wire import (
     load_public_key,
     verify_checkpoint,
 )
-from tests import factories
+from testkit import factories
 
 
 def declare(central, n: int, start: int, **kw) -> None:  # type: ignore[no-untyped-def]

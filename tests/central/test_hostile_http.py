@@ -6,7 +6,7 @@ import pytest
 
 from central.ceb.documents import DocKind
 from central.ceb.xml_out import message_xml
-from tests import factories
+from testkit import factories
 
 BASE = {"copCode": factories.EBC_CODE, "copName": "shop", "dxpMode": "DXP", "dxpId": "DXPENT0000000001"}
 XML = {"content-type": "application/xml"}
@@ -44,7 +44,7 @@ def test_bad_xml_is_refused_with_its_reason(central, body: bytes, error: str) ->
 
 
 def test_oversize_body_is_413_before_parsing(tmp_path) -> None:
-    from tests.support.central_server import run_central
+    from testkit.central_server import run_central
 
     with run_central(tmp_path, max_body_bytes=4096) as central:
         big = good_message() + b" " * 5000

@@ -11,9 +11,9 @@ from lxml import etree
 
 from central.ceb.documents import AppType, DocKind
 from central.ceb.xml_out import message_xml
-from tests import factories
+from testkit import factories
+from testkit.central_server import run_central
 from tests.conftest import shared_dir
-from tests.support.central_server import run_central
 
 ORDERS = list(itertools.permutations(["order", "payment", "waybill", "inventory"]))
 BASE = {"copCode": factories.EBC_CODE, "copName": "test shop", "dxpMode": "DXP", "dxpId": "DXPENT0000000001"}

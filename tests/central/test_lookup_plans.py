@@ -20,7 +20,7 @@ from central.keys import load_or_create_key
 from central.store import clearances as cstore
 from central.store import documents as dstore
 from central.store.db import Database
-from tests import factories
+from testkit import factories
 
 BIG_TABLES = {
     "documents",

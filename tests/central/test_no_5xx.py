@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import factories
+from testkit import factories
 
 NAN_BODIES = [
     ("enterprise", "/api/v1/documents", b'{"documents": [{"docType": "CEB311", "goodsValue": NaN}]}'),

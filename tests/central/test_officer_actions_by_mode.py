@@ -14,8 +14,8 @@ import pytest
 from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import receipts_xml
 from central.lifecycle import OFFICER_ACTIONS, Action
-from tests import factories
-from tests.support.central_server import run_central
+from testkit import factories
+from testkit.central_server import run_central
 
 OFFICER_SIMULATE = {
     "manual_review",

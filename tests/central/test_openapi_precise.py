@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests import factories
+from testkit import factories
 
 
 def spec(central: Any) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
 from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import message_xml, receipts_xml
 from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
 
 MAX_EXAMPLES = 25  # per operation and fuzzing phase; coverage/examples phases add their own few
 SEED = 20240601

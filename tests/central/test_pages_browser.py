@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
 

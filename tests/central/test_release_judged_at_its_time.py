@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
 
 
 class Edge:

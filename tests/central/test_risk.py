@@ -34,7 +34,7 @@ def _row(gnum: int, gcode: str, total: str) -> dict[str, Any]:
 
 
 def _inventory(**overrides: Any) -> Inventory:
-    """A minimal valid 1210 inventory (tests/factories.py was not there when this was written)."""
+    """A minimal valid 1210 inventory (testkit/factories.py was not there when this was written)."""
     data: dict[str, Any] = {
         "guid": "4CDE1CFD-EDED-46B1-946C-B8022E42FC94",
         "appTime": "20240501120000",

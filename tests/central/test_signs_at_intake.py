@@ -15,7 +15,7 @@ from central.ceb.documents import DocKind
 from central.ceb.field_check import check_value
 from central.ceb.fields import FIELDS
 from central.ceb.xml_out import message_xml
-from tests import factories
+from testkit import factories
 
 BASE = {"copCode": factories.EBC_CODE, "copName": "shop", "dxpMode": "DXP", "dxpId": "DXPENT0000000001"}
 XML = {"content-type": "application/xml"}

@@ -1,5 +1,5 @@
 """Skewed Code 128 labels (issue 10): read at every angle, nothing where there is no label, and never a
-wrong code — against labels drawn from the standard (tests/support/code128_label.py), not by the
+wrong code — against labels drawn from the standard (testkit/code128_label.py), not by the
 decoder's own writer, on a noisy parcel with blur, a little perspective and JPEG.
 
 Before the fix zxing-cpp's pass alone read labels within about ±10–15° of 0° and 90°, 20–70° never,
@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from devices.drivers.camera import CameraConfig, CameraDriver, Roi, decode
 from devices.health import State
 from devices.vision import bars, code128
-from tests.support import code128_label as c128
+from testkit import code128_label as c128
 
 CODE128 = zxingcpp.barcode_formats_from_str("Code128")
 SEARCH_MS = 1000.0  # a budget no test frame needs: what is read must not depend on the machine's load

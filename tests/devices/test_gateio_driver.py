@@ -26,8 +26,8 @@ from devices.health import DeviceError, State
 from devices.protocols.io_profiles import IOMap, adam6050
 from devices.transports.modbus import BusPool, ModbusExceptionResponse, RtuEndpoint, TcpEndpoint
 from firmware_sim.gateio import GateIOSim, gate_map
-from tests.support.single_connection import Policy, SingleConnectionFront
-from tests.support.waiting import eventually, states_of
+from testkit.single_connection import Policy, SingleConnectionFront
+from testkit.waiting import eventually, states_of
 
 WAIT = 5.0
 

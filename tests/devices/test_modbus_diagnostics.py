@@ -1,7 +1,7 @@
 """What a gate I/O module that will not work says about itself: nothing listening (connection
 refused), connected but nothing answers on the configured unit id (and which unit does), a gateway
 that gets no answer from the unit, and a module that answers but has no such address (a wrong
-profile or address map). Modules from tests/support/vendor_modbus.py, written from the vendors'
+profile or address map). Modules from testkit/vendor_modbus.py, written from the vendors'
 documents.
 """
 
@@ -18,7 +18,7 @@ from devices.drivers.gateio import GateIOConfig, GateIODriver
 from devices.health import State
 from devices.protocols.io_profiles import IOMap
 from devices.transports.modbus import RtuEndpoint, TcpEndpoint
-from tests.support.vendor_modbus import RtuModule, TcpModule, UnitPolicy, adam6050, e1212
+from testkit.vendor_modbus import RtuModule, TcpModule, UnitPolicy, adam6050, e1212
 
 WAIT = 10.0
 POINTS = {"inputs": {"photo_eye": 0}, "outputs": {"diverter": {"channel": 0}}}

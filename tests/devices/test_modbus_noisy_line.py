@@ -1,5 +1,5 @@
 """Gate I/O on a noisy line, against modules written from the vendors' documents
-(tests/support/vendor_modbus.py, not firmware_sim): a corrupt or lost answer is asked again within a
+(testkit/vendor_modbus.py, not firmware_sim): a corrupt or lost answer is asked again within a
 bounded budget, never taken as the module being gone; a write asked again is an absolute value, so a
 pulse fires once; a module that is really gone is still DOWN, and back in its safe state.
 
@@ -26,8 +26,8 @@ from devices.transports.modbus import (
     RtuEndpoint,
     TcpEndpoint,
 )
-from tests.support.vendor_modbus import LineNoise, RtuModule, TcpModule, adam6050, e1212
-from tests.support.waiting import eventually, states_of
+from testkit.vendor_modbus import LineNoise, RtuModule, TcpModule, adam6050, e1212
+from testkit.waiting import eventually, states_of
 
 WAIT = 10.0
 POINTS = {

@@ -1,5 +1,5 @@
 """The Modbus weight indicator driver against the simulator over real Modbus TCP on loopback, and
-against an indicator written from the Modbus specifications (tests/support/vendor_modbus.py) on a
+against an indicator written from the Modbus specifications (testkit/vendor_modbus.py) on a
 line that answers late or garbles an answer, over RTU (a pty pair) and TCP."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from devices.health import DeviceError, Health, State
 from devices.protocols.modbus_weight import GENERIC_INT32, WeightMap, encode
 from devices.transports.modbus import RtuEndpoint, TcpEndpoint
 from firmware_sim.modbus_scale import ModbusScaleSim
-from tests.support.vendor_modbus import LineNoise, RtuModule, TcpModule, indicator
+from testkit.vendor_modbus import LineNoise, RtuModule, TcpModule, indicator
 
 WAIT = 5.0
 

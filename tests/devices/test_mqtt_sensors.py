@@ -33,7 +33,7 @@ from devices.transports.mqtt import BrokerConfig, MqttConnection, MqttMessage, M
 from edge.config import EdgeSettings
 from firmware_sim.mqtt_sensor import MALFORMED, MqttSensorSim
 from kernel.config import ConfigError, load_settings
-from tests.support.mosquitto import MOSQUITTO, Broker, start_broker
+from testkit.mosquitto import MOSQUITTO, Broker, start_broker
 
 WAIT = 10.0
 PREFIX = "bondgate/sim"

@@ -1,6 +1,6 @@
 """Say what is wrong: an MT-SICS balance set to a unit the driver cannot convert is named as such
 (never "silent", never a weight in the wrong unit), and a port that is not a serial port is named.
-The balance is written from the MT-SICS reference manual (tests/support/vendor_scales.py)."""
+The balance is written from the MT-SICS reference manual (testkit/vendor_scales.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from devices.drivers.scale import ScaleCommandError, ScaleConfig, ScaleDriver
 from devices.health import State
-from tests.support.vendor_scales import BOUND, TIMEOUT, MtSicsBalance, aio, driving, stable_since
+from testkit.vendor_scales import BOUND, TIMEOUT, MtSicsBalance, aio, driving, stable_since
 
 
 @pytest.mark.parametrize("unit", ["ct", "PCS", "N", "ozt"])

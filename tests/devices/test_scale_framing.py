@@ -1,5 +1,5 @@
 """7-bit devices (7E1) read by 8-bit ports (8N1): the parity bit arrives as bit 7 of every byte. The
-scales here are written from the vendors' formats (tests/support/vendor_scales.py) behind a model of
+scales here are written from the vendors' formats (testkit/vendor_scales.py) behind a model of
 the line that computes each character's parity, not from firmware_sim. A misconfigured port must
 still weigh right, and the health reason must say what to set."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from devices.health import State
 from devices.protocols import parity
-from tests.support.vendor_scales import (
+from testkit.vendor_scales import (
     BOUND,
     Line,
     MtSicsBalance,

@@ -1,5 +1,5 @@
 """MT-SICS: a reply that arrives after its timeout never answers a later command. Against a balance
-written from the MT-SICS reference manual (tests/support/vendor_scales.py), not firmware_sim: it
+written from the MT-SICS reference manual (testkit/vendor_scales.py), not firmware_sim: it
 answers in the order it was asked, and holds chosen replies back until a time, the driver's next
 command, or a manual release — so the late lines come in every pattern without depending on timing.
 Every wait is bounded by BOUND; nothing asserts a duration."""
@@ -14,7 +14,7 @@ import pytest
 
 from devices.drivers.scale import ScaleCommandError
 from devices.health import State
-from tests.support.vendor_scales import BOUND, TIMEOUT, MtSicsBalance, aio, driving, stable_since
+from testkit.vendor_scales import BOUND, TIMEOUT, MtSicsBalance, aio, driving, stable_since
 
 LATE = {
     "just after its timeout": {"count": 1, "release": 1.5 * TIMEOUT},

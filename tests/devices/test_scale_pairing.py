@@ -1,6 +1,6 @@
 """A reply is the answer to the request it is paired with, or no reading at all: lines and frames
 nobody asked for (a print key, a scale set to send on its own) and replies much later than their
-timeout, against scales written from the vendors' documents (tests/support/vendor_scales.py). Each
+timeout, against scales written from the vendors' documents (testkit/vendor_scales.py). Each
 case is an outside finding. Every wait is bounded by BOUND; nothing asserts a duration."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from devices.drivers.scale import ScaleDriver
 from devices.health import State
-from tests.support.vendor_scales import BOUND, MtSicsBalance, Toledo8217, aio, driving, stable_since
+from testkit.vendor_scales import BOUND, MtSicsBalance, Toledo8217, aio, driving, stable_since
 
 
 def _health_reasons(driver: ScaleDriver) -> list[str]:

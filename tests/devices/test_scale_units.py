@@ -1,5 +1,5 @@
 """A scale set to a unit the edge does not weigh in, or in a state where its number is not a weight:
-against scales written from the vendors' documents (tests/support/vendor_scales.py). Each case is an
+against scales written from the vendors' documents (testkit/vendor_scales.py). Each case is an
 outside finding: the scale must say why it cannot weigh, and give no weight. Every wait is bounded
 by BOUND; nothing asserts a duration."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from devices.events import WeightReading
 from devices.health import State
-from tests.support.vendor_scales import BOUND, MtSicsBalance, ToledoContinuous, aio, driving, stable_since
+from testkit.vendor_scales import BOUND, MtSicsBalance, ToledoContinuous, aio, driving, stable_since
 
 
 def _readings(driver: object) -> list[WeightReading]:

@@ -29,8 +29,8 @@ from edge.store import Store
 from edge.sync import FeedSync
 from kernel.config import ConfigError, load_settings, toml_dumps
 from kernel.wire import load_public_key
-from tests import factories
-from tests.support.central_server import run_central
+from testkit import factories
+from testkit.central_server import run_central
 
 
 def _name(common: str) -> x509.Name:

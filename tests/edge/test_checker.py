@@ -18,7 +18,7 @@ from edge import rules
 from edge.checker import Checker, DecisionRecord
 from edge.store import Store
 from edge.verified import VerifiedTexts
-from tests import factories
+from testkit import factories
 
 CODE = "SF1234567890"
 

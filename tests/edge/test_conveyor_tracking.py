@@ -16,9 +16,9 @@ from typing import Any
 from pymodbus.constants import ExcCodes
 
 from edge.rules import Verdict
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
-from tests.support.park import LINE_TRACKING, Park, running_park, wait_until
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
+from testkit.park import LINE_TRACKING, Park, running_park, wait_until
 
 GROSS = Decimal("0.800")
 

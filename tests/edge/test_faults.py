@@ -3,7 +3,7 @@ under the edge, a tampered cache, an I/O module that stops answering.
 
 Real central (uvicorn thread, SQLite file), real simulators on ptys and Modbus TCP. The crash test
 runs the agent as a real process (`bondgate edge run --config edge.toml`) and SIGKILLs it; the
-others run it in-process (tests/support/park.py), where the test can look at station state.
+others run it in-process (testkit/park.py), where the test can look at station state.
 Every wait is an upper bound on a condition, never a measured duration.
 """
 
@@ -27,11 +27,11 @@ import pytest
 from edge.rules import Verdict
 from edge.stations.base import StationState
 from firmware_sim.scanner import ScannerSim
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
-from tests.support.park import LINE_TRACKING, Park, put_on_bench, running_park, wait_until
-from tests.support.park import through_line as park_through_line
-from tests.support.processes import agent_process, edge_cli, edge_config, write_edge_config
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
+from testkit.park import LINE_TRACKING, Park, put_on_bench, running_park, wait_until
+from testkit.park import through_line as park_through_line
+from testkit.processes import agent_process, edge_cli, edge_config, write_edge_config
 
 GROSS = Decimal("0.800")  # the factories' parcel: goods 0.6 kg + packaging 0.2 kg
 DECISION_KINDS = ("release", "discrepancy", "inspection_diverted")

@@ -1,4 +1,4 @@
-"""Issue 9 B from outside: the real agent process, a fake central (tests/support/fake_feed_central.py) and
+"""Issue 9 B from outside: the real agent process, a fake central (testkit/fake_feed_central.py) and
 direct access to the edge's database — a record of another park, an older version put back or
 served again, a deleted release marker, a page that leaves a record out, a stale copy of the feed
 and a forked one. Each must end in HOLD, never in a second or unwarranted RELEASE, and be refused
@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_sim.scanner import ScannerSim
 from kernel.wire import public_key_pem
-from tests.support.fake_feed_central import FakeCentral, Feed, fake_central
-from tests.support.park import wait_until
-from tests.support.processes import AgentProcess, agent_process, edge_cli, edge_config, write_edge_config
+from testkit.fake_feed_central import FakeCentral, Feed, fake_central
+from testkit.park import wait_until
+from testkit.processes import AgentProcess, agent_process, edge_cli, edge_config, write_edge_config
 
 A, B, C, D, E = (f"SF00000000{i:02d}" for i in range(1, 6))
 

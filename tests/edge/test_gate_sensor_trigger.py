@@ -19,10 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.api import create_app
 from firmware_sim.mqtt_sensor import MqttSensorSim
+from testkit.central_server import run_central
+from testkit.mosquitto import Broker
+from testkit.park import running_park, wait_until
 from tests.edge.test_reads_and_weights_belong import declare
-from tests.support.central_server import run_central
-from tests.support.mosquitto import Broker
-from tests.support.park import running_park, wait_until
 
 
 def _loop_triggered(port: int) -> Any:

@@ -20,11 +20,11 @@ from devices.transports.mqtt import BrokerConfig
 from edge.api import create_app
 from edge.config import LocalMqtt
 from edge.publisher import Publisher
-from tests import factories
-from tests.support.central_server import run_central
-from tests.support.mosquitto import Broker
-from tests.support.park import put_on_bench, running_park, wait_until
-from tests.support.processes import agent_process, edge_config, write_edge_config
+from testkit import factories
+from testkit.central_server import run_central
+from testkit.mosquitto import Broker
+from testkit.park import put_on_bench, running_park, wait_until
+from testkit.processes import agent_process, edge_config, write_edge_config
 
 
 def declare(central, n: int) -> list[factories.DocumentSet]:  # type: ignore[no-untyped-def]

@@ -35,9 +35,9 @@ from edge.auth import SCRYPT, LoginGuard, Logins, check_password, hash_password
 from edge.config import EdgeSettings
 from edge.pages import COOKIE
 from kernel.config import toml_dumps
-from tests.support.park import wait_until
-from tests.support.processes import AgentProcess, agent_process
-from tests.support.standalone_edge import api_url, offline_central, self_signed, standalone_config
+from testkit.park import wait_until
+from testkit.processes import AgentProcess, agent_process
+from testkit.standalone_edge import api_url, offline_central, self_signed, standalone_config
 
 
 def client(base: str, address: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:

@@ -27,9 +27,9 @@ from devices.drivers.camera import save_evidence
 from edge.api import create_app
 from edge.auth import Sessions
 from edge.pages import COOKIE, StationFeeds, pages_router
-from tests import factories
-from tests.support.central_server import run_central
-from tests.support.park import put_on_bench, running_park, wait_until
+from testkit import factories
+from testkit.central_server import run_central
+from testkit.park import put_on_bench, running_park, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

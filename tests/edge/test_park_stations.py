@@ -8,10 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from edge.rules import Verdict
-from tests import factories
-from tests.support.central_server import run_central
-from tests.support.park import put_on_bench, running_park, wait_until
-from tests.support.park import through_line as park_through_line
+from testkit import factories
+from testkit.central_server import run_central
+from testkit.park import put_on_bench, running_park, wait_until
+from testkit.park import through_line as park_through_line
 
 GROSS = Decimal("0.800")  # the factories' parcel: goods 0.6 kg + packaging 0.2 kg
 

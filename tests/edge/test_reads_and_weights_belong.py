@@ -16,10 +16,10 @@ from typing import Any
 from edge.rules import Verdict
 from firmware_sim.gateio import GateIOSim
 from firmware_sim.scanner import ScannerSim
-from tests import factories
-from tests.support.central_server import RunningCentral, run_central
-from tests.support.park import LINE_TRACKING, put_on_bench, running_park, wait_until
-from tests.support.processes import agent_process, edge_config, write_edge_config
+from testkit import factories
+from testkit.central_server import RunningCentral, run_central
+from testkit.park import LINE_TRACKING, put_on_bench, running_park, wait_until
+from testkit.processes import agent_process, edge_config, write_edge_config
 
 GROSS = Decimal("0.800")
 # from the photo-eye read again until what it may have missed has passed the diverter (lanes held)

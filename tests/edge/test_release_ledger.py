@@ -22,7 +22,7 @@ from edge.checker import Checker
 from edge.dbcheck import check
 from edge.store import Store
 from kernel.wire import GENESIS_HASH, Event, release_entry_hash
-from tests import factories
+from testkit import factories
 
 KEY = Ed25519PrivateKey.generate()
 WEIGHT = Decimal("0.800")

@@ -31,16 +31,16 @@ from edge.uplink import Uplink, new_event
 from firmware_sim.scanner import ScannerSim
 from kernel.timefmt import utc_now
 from kernel.wire import EventBody, EventKind
-from tests.edge.test_faults import declare, query
-from tests.support.central_server import RunningCentral
-from tests.support.park import wait_until
-from tests.support.processes import (
+from testkit.central_server import RunningCentral
+from testkit.park import wait_until
+from testkit.processes import (
     ROOT,
     agent_process,
     edge_cli,
     edge_config,
     write_edge_config,
 )
+from tests.edge.test_faults import declare, query
 
 CONFLICT_LOG = "this database's event chain conflicts with central's"
 

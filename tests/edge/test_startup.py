@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kernel.config import toml_dumps
-from tests.support.processes import edge_cli
-from tests.support.standalone_edge import offline_central, self_signed, standalone_config
+from testkit.processes import edge_cli
+from testkit.standalone_edge import offline_central, self_signed, standalone_config
 
 ROOT = os.geteuid() == 0
 

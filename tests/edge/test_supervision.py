@@ -1,7 +1,7 @@
 """Every long-lived task of the agent runs supervised (issue 9 C.2).
 
 The agent runs as a real process with its database on a tiny filesystem of its own
-(tests/support/tiny_disk.py). A fake central in front of the real one fills that filesystem at the
+(testkit/tiny_disk.py). A fake central in front of the real one fills that filesystem at the
 moment the real central has acknowledged an upload, so the edge's acknowledging commit fails with
 SQLITE_FULL — for real, no mock. The uplink task must not die silently: it is DOWN in /api/status,
 /healthz answers 503 naming it, one log line says so; once space is back it is restarted, the outbox
@@ -29,11 +29,11 @@ from edge.auth import hash_password
 from edge.config import EdgeSettings
 from kernel.config import toml_dumps
 from kernel.wire import public_key_pem
-from tests.support.central_server import RunningCentral
-from tests.support.fake_central import Answer, Request, fake_central
-from tests.support.park import wait_until
-from tests.support.processes import AgentProcess, agent_process, edge_config, write_edge_config
-from tests.support.tiny_disk import TinyDisk, WalPin, unavailable
+from testkit.central_server import RunningCentral
+from testkit.fake_central import Answer, Request, fake_central
+from testkit.park import wait_until
+from testkit.processes import AgentProcess, agent_process, edge_config, write_edge_config
+from testkit.tiny_disk import TinyDisk, WalPin, unavailable
 
 FAILED, RECOVERED = "task failed; restarting it with backoff", "task recovered"
 
@@ -215,7 +215,7 @@ def test_healthz_says_so_when_nothing_is_delivered_or_pulled_for_too_long(tmp_pa
     """Central unreachable (or refusing, lying, a wrong token): the agent decides on, but /healthz —
     200 all along before — answers 503 once events have waited, and the feed gone unpulled, longer
     than [central] alarm_after_s."""
-    from tests.support.standalone_edge import api_url, offline_central, standalone_config
+    from testkit.standalone_edge import api_url, offline_central, standalone_config
 
     with offline_central() as url:
         data = standalone_config(tmp_path, url, heartbeat_s=0.2, central={"alarm_after_s": 1.0})

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from edge.sync import FeedRefused, check_checkpoint, check_extends
 from kernel.wire import FeedCheckpoint, genesis_checkpoint
-from tests.support.fake_feed_central import Feed
+from testkit.fake_feed_central import Feed
 
 KEY = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
 PUBLIC = KEY.public_key()

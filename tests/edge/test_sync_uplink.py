@@ -28,9 +28,9 @@ from kernel.wire import (
     sign_checkpoint,
     verify_record,
 )
-from tests import factories
-from tests.support.central_server import run_central
-from tests.support.customs import declare_and_clear
+from testkit import factories
+from testkit.central_server import run_central
+from testkit.customs import declare_and_clear
 
 
 def declare(central, n: int, start: int = 1) -> list[factories.DocumentSet]:  # type: ignore[no-untyped-def]

@@ -1,6 +1,6 @@
 """The uplink trusts nothing it did not send (issue 9 C.1).
 
-A fake central (a real HTTP server written here, tests/support/fake_central.py) answers uploads the
+A fake central (a real HTTP server written here, testkit/fake_central.py) answers uploads the
 way an impostor, a broken proxy or a restored central would; the real edge code must delete nothing
 it cannot prove central holds, count and log the refusal, show it in its status, and still deliver
 everything to the real central afterwards.
@@ -25,9 +25,9 @@ from edge.auth import hash_password
 from edge.store import Store
 from edge.uplink import AckRefused, EventsRefused, Uplink, new_event
 from kernel.wire import EventBody, EventKind
-from tests.support.central_server import RunningCentral, run_central
-from tests.support.fake_central import Answer, Request, fake_central
-from tests.support.processes import AgentProcess, agent_process, edge_config, write_edge_config
+from testkit.central_server import RunningCentral, run_central
+from testkit.fake_central import Answer, Request, fake_central
+from testkit.processes import AgentProcess, agent_process, edge_config, write_edge_config
 
 EDGE = "edge-p1"  # the edge id the test token is bound to
 

@@ -63,7 +63,7 @@ def test_a_tampered_record_or_event_does_not_verify() -> None:
 
 def test_a_live_central_feed_verifies_from_the_document_alone(central: Any) -> None:
     """Records central signs now, fetched over HTTP, verify with the outsider's code."""
-    from tests import factories
+    from testkit import factories
 
     with central.client("enterprise") as shop:
         for s in factories.document_set(3, start=950):

@@ -1,12 +1,12 @@
-"""tests/factories.py keeps its promise: each parcel's documents agree on every comparison rule."""
+"""testkit/factories.py keeps its promise: each parcel's documents agree on every comparison rule."""
 
 from __future__ import annotations
 
 import pytest
 
 from central.ceb.documents import DocKind
-from tests import factories
-from tests.factories import DocumentSet
+from testkit import factories
+from testkit.factories import DocumentSet
 
 
 @pytest.fixture(params=[1, 7, 99_999])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from central.ceb.field_check import check_fields, check_value
 from central.ceb.fields import FIELDS
-from tests import factories
+from testkit import factories
 
 
 def order_head(**changes: object) -> dict[str, object]:

@@ -16,7 +16,7 @@ from central.ceb import xml_in
 from central.ceb.documents import DocKind
 from central.ceb.xml_in import MAX_MESSAGE_BYTES, CebError, ParsedMessage, parse_message
 from central.ceb.xml_out import message_xml
-from tests import factories
+from testkit import factories
 
 CEB = "http://www.chinaport.gov.cn/ceb"
 

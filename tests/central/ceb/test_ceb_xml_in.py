@@ -13,7 +13,7 @@ from central.ceb.errors import MAX_LISTED
 from central.ceb.messages import DS_NS
 from central.ceb.xml_in import CebError, ErrorCode, parse_message
 from central.ceb.xml_out import message_xml, receipts_xml
-from tests import factories
+from testkit import factories
 from tests.central.ceb.xmledit import ceb, edit, find, remove, set_text
 
 

@@ -18,7 +18,7 @@ from central.ceb.fields import FIELDS
 from central.ceb.messages import DOCUMENT_LAYOUTS, NS, RECEIPT_LAYOUTS
 from central.ceb.xml_in import parse_message
 from central.ceb.xml_out import message_xml, receipts_xml
-from tests import factories
+from testkit import factories
 
 BUILDERS: dict[DocKind, Callable[..., BaseModel]] = {
     DocKind.ORDER: factories.order,

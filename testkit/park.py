@@ -17,7 +17,7 @@ from edge.config import EdgeSettings
 from firmware_sim.gateio import GateIOSim
 from firmware_sim.scale import ScaleSim
 from firmware_sim.scanner import ScannerSim
-from tests.support.central_server import RunningCentral
+from testkit.central_server import RunningCentral
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import receipts_xml
-from tests import factories
+from testkit import factories
 
 XML = {"content-type": "application/xml"}
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kernel.config import toml_dumps
-from tests.support.central_server import RunningCentral
+from testkit.central_server import RunningCentral
 
 ROOT = Path(__file__).resolve().parents[2]
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -115,7 +115,7 @@ class AgentProcess:
     def __init__(self, config: Path, log: Path, *, wrap: Sequence[str] = ()) -> None:
         self.config = config
         self.log = log
-        self.wrap = list(wrap)  # a command the agent runs under (e.g. tests/support/tiny_disk.py)
+        self.wrap = list(wrap)  # a command the agent runs under (e.g. testkit/tiny_disk.py)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.kills = 0

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from edge.auth import hash_password
-from tests.support.processes import AgentProcess
+from testkit.processes import AgentProcess
 
 PASSWORDS = {"olga": "olga-pass", "sam": "sam-pass"}
 _HASHES: dict[str, str] = {}

@@ -28,7 +28,7 @@ from kernel.wire import (
     public_key_pem,
     sign_checkpoint,
 )
-from tests import factories
+from testkit import factories
 
 EDGE_TOKEN = "fake-central-edge-token"
 
