@@ -143,7 +143,7 @@ class InvalidCode(ValueError):
 
 def group(status: str | None) -> str | None:
     """The table row name for a status: detained codes collapse to `DETAINED`."""
-    return DETAINED if is_detained(status) else status
+    return DETAINED if status is not None and is_detained(status) else status
 
 
 def is_status(code: str) -> bool:

@@ -138,7 +138,7 @@ class CameraSim:
     # --- as a file -----------------------------------------------------------------------------------
     def write_video(self, path: Path, *, frames: int = 25) -> Path:
         """An MJPG .avi of `frames` frames of the current scene, at `fps`."""
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (WIDTH, HEIGHT))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), self.fps, (WIDTH, HEIGHT))
         if not writer.isOpened():
             raise OSError(f"cannot write video {path}")
         try:

@@ -22,6 +22,7 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
@@ -323,7 +324,7 @@ def command(
     """Run a simulated barcode scanner and print the path (or socket:// URL) to give the driver."""
     if codes is not None:
         lines = [line.strip() for line in codes.read_text(encoding="utf-8").splitlines()]
-        source = itertools.cycle([line for line in lines if line] or ["EMPTY"])
+        source: Iterator[str] = itertools.cycle([line for line in lines if line] or ["EMPTY"])
     else:  # JD-style waybills: JD + 18 digits, counting up
         source = (f"JD{14600006000000000 + i:018d}" for i in itertools.count(1))
 
