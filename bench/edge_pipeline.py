@@ -4,50 +4,15 @@
     .venv/bin/python bench/edge_pipeline.py --wait-quiet    # each measurement waits for an idle machine
     .venv/bin/python bench/edge_pipeline.py --shared-io --feed-records 0    # the 4 lines on one I/O module
 
-Each run measures, on the same machine:
-
-pipeline  A park of --lines conveyor lines, each with its own scanner (ScannerSim on a pty), its own MT-SICS
-          scale (ScaleSim on a pty, the load on it and stable, polled every 20 ms) and by default its own
-          I/O module (GateIOSim, Modbus TCP, an ioLogik E1212: DI0 photo-eye polled at 100 Hz, DO0 release
-          lane, DO1 inspection lane). The simulators, and the conveyor that feeds them parcels, run in a
-          child process of their own, as hardware would be (their side of every Modbus request and SI
-          poll is not on the loop being measured). The real `edge.agent.Agent` runs the pipeline on one
-          event loop, in this process, as `bondgate edge run` does. Central is a real `bondgate central
-          serve` subprocess (its own process and GIL, as a remote central would be) over a fresh database
-          with the declared parcels; the agent's sync of them is done before the clock starts, and its
-          uplink sends every event. Both ends of a latency are CLOCK_MONOTONIC, one clock machine-wide.
-          Each line gets --rate parcels/s on a fixed, open-loop schedule (a conveyor does not wait for
-          the edge), the lines spread over the period: photo-eye on, off after half the period, the scan
-          at 0.8 of the period, when the agent already has the eye and a stable weight, so the scan is
-          the last input. Each decision commits durably (WAL, synchronous=FULL) before the diverter coil
-          is written and read back; the record is looked up and its signature checked inside that
-          transaction, on the store's writer thread. A parcel's latency ends when the station appends to
-          `Conveyor.latencies`, right after the read-back confirmed the coil, and starts at
-            from the write   the simulator's write of the frame's last byte to the pty;
-            station's own    `BarcodeRead.at`, when the chunk with the last byte reached the event loop:
-                             what `Conveyor.latencies` records (checked per parcel), without the pty hop.
-          A parcel counts if its photo-eye and weight reached the agent before its scan, it was decided
-          once, on its own code, and released (every declared parcel is cleared, of the declared weight).
-          The rest are reported. The first --warmup seconds are not counted. Probes (a context variable
-          through the parcel task) time each step of the station's path without changing it.
-floor     In the same run, half before the agent starts and half after it stopped: the same simulators
-          at the same rate and phases with no logic. A bare `devices.transports.serial_port.SerialPort`
-          reads the frame from the same pty and, at its terminator, a bare pymodbus client writes the
-          same coil on the same GateIOSim and reads it back. The "loaded floor" is that bare path again,
-          on a spare scanner and module the agent does not know, at one line's rate and random phases,
-          while the pipeline runs: the difference between the two floors is what the busy loop costs
-          any I/O, logic aside.
-          Also shown: a bare durable SQLite commit (one row, WAL, synchronous=FULL) on the same disk.
-sync      A central subprocess over the cached feed database of bench/central_ingest.py (333,334 parcels
-          × 120/399/800 = 1,000,000 signed records, chained with signed checkpoints, built once under
-          bench/.cache/). A fresh edge `Store` and `FeedSync.catch_up()` with page_size 5000 pull it all,
-          hashing every record onto the last checkpoint and checking the page's, and verifying the
-          Ed25519 signature of every record it stores (a version that a newer valid one in the same page
-          replaces is skipped).
-  baseline  the same client GETs every page and finds `next_after`: no parsing, verifying or storing.
-
-Other processes skew both figures, so each run reports the CPU cores that everything outside this
-process and its children used meanwhile ("others"); --wait-quiet waits for < 0.15 before each.
+Each run measures, on the same machine, three things: `pipeline` (decision latency of the real agent on
+a park of conveyor lines, each with a ScannerSim and an MT-SICS ScaleSim on ptys and a GateIOSim on
+Modbus TCP, the simulators in a child process, central a real subprocess), `floor` (the same
+simulators and rate with a bare serial read and a bare coil write-and-read-back, half before the agent
+starts and half after it stopped, plus a "loaded floor" on the agent's loop) and `sync` (a fresh edge
+store's first sync of the cached 1M-record feed of bench/central_ingest.py, against a client that only
+pages through it). What each figure includes, where its clock starts and stops, and the results are in
+BENCHMARKS.md, sections "edge_pipeline" and "The first sync". Each run reports the CPU cores other
+processes used meanwhile ("others"); --wait-quiet waits for < 0.15 before each measurement.
 """
 
 from __future__ import annotations
