@@ -113,6 +113,11 @@ class Agent:
         self._stopping = asyncio.Event()
 
     # --- state for the API -----------------------------------------------------------------------
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set once the agent is asked to stop (SIGINT/SIGTERM in `serve`): open page streams end."""
+        return self._stopping
+
     def sync_age(self) -> float | None:
         """Seconds since the last successful pull, from the database (survives restarts)."""
         return Store.sync_age_s(self.store.reader())

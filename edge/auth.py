@@ -3,7 +3,9 @@
 - Passwords: scrypt hashes in edge.toml (`bondgate edge passwd`). A name that is no user is checked
   against a decoy hash made at start, so a wrong name costs the same scrypt work as a wrong password
   and the answer's timing does not say which names exist (bench/login_timing.py measures it).
-- Sessions: short-lived HMAC-signed bearer tokens, the same for the API (`Authorization: Bearer`)
+- Roles (`Role`): an operator reads and types codes; a supervisor may do that and override.
+- Sessions: short-lived bearer tokens signed with itsdangerous (HMAC-SHA256 over the claims and the
+  time they were issued, compared in constant time), the same for the API (`Authorization: Bearer`)
   and the pages (the session cookie). The key is made at start, so a restart signs everyone out;
   logging out revokes the token itself, which is then refused everywhere until it would have expired.
 - Failed logins (`LoginGuard`): counted per user name and per client address. After `free` failures
@@ -22,13 +24,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -65,53 +69,76 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, digest)
 
 
-# --- sessions ------------------------------------------------------------------------------------------
+# --- roles and sessions --------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """What a user of the local API and pages may do; each role may do what the ones before it may."""
+
+    OPERATOR = "operator"  # reads the stations, the queue and the status; types codes
+    SUPERVISOR = "supervisor"  # …and overrides a manual station's decision
+
+    def covers(self, needed: Role) -> bool:
+        """This role may do what `needed` may."""
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
+class SignedIn(NamedTuple):
+    """Who a valid session token belongs to."""
+
+    name: str
+    role: Role
 
 
 class Sessions:
-    """Bearer tokens `<body>.<hmac>`; the body carries the user, the role, the expiry and an id by
-    which a logged-out token stays refused until it expires."""
+    """Bearer tokens signed by itsdangerous: the claims (user, role, and an id by which a logged-out
+    token stays refused until it expires) and the time of issue, under a key made at start.
 
-    def __init__(self, ttl_s: float = 12 * 3600) -> None:
-        self._key = secrets.token_bytes(32)
+    A token is refused when its signature does not match (tampered with, or from an earlier run of
+    the agent), when it is older than `ttl_s`, and once it has been revoked."""
+
+    SALT = "bondgate.edge.session"
+
+    def __init__(self, ttl_s: int = 12 * 3600) -> None:
         self.ttl_s = ttl_s
-        self._revoked: dict[str, float] = {}  # token id → its expiry
+        self._serializer = URLSafeTimedSerializer(
+            secrets.token_bytes(32), salt=self.SALT, signer_kwargs={"digest_method": hashlib.sha256}
+        )
+        self._revoked: dict[str, float] = {}  # token id → when the token expires (epoch seconds)
 
-    def issue(self, user: str, role: str) -> str:
-        claims = {"u": user, "r": role, "exp": int(time.time() + self.ttl_s), "id": secrets.token_urlsafe(12)}
-        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
-        sig = hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
-        return f"{body}.{sig}"
+    def issue(self, user: str, role: Role) -> str:
+        return self._serializer.dumps({"u": user, "r": str(role), "id": secrets.token_urlsafe(12)})
 
-    def _claims(self, token: str) -> dict[str, object] | None:
-        body, _, sig = token.partition(".")
-        expected = hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
-        if not sig or not hmac.compare_digest(sig, expected):
-            return None
+    def _claims(self, token: str) -> tuple[SignedIn, str, float] | None:
+        """The token's user, id and expiry (epoch seconds); None unless it is signed and current."""
         try:
-            data = json.loads(base64.urlsafe_b64decode(body))
-        except ValueError:
+            data, issued = self._serializer.loads(token, max_age=self.ttl_s, return_timestamp=True)
+        except BadData:  # a bad signature, an expired one, or a payload that is not ours
             return None
-        if not isinstance(data, dict) or not isinstance(data.get("exp"), int) or data["exp"] < time.time():
+        if not isinstance(data, dict):
             return None
-        return data
+        user, role, token_id = data.get("u"), data.get("r"), data.get("id")
+        if not isinstance(user, str) or not isinstance(token_id, str) or role not in list(Role):
+            return None
+        return SignedIn(user, Role(role)), token_id, issued.timestamp() + self.ttl_s
 
-    def verify(self, token: str) -> tuple[str, str] | None:
-        data = self._claims(token)
-        if data is None or str(data.get("id")) in self._revoked:
+    def verify(self, token: str) -> SignedIn | None:
+        claims = self._claims(token)
+        if claims is None or claims[1] in self._revoked:
             return None
-        return str(data["u"]), str(data["r"])
+        return claims[0]
 
     def revoke(self, token: str) -> bool:
         """Log `token` out for good; False if it was no valid token (nothing to do)."""
-        data = self._claims(token)
-        if data is None or str(data.get("id")) in self._revoked:
+        claims = self._claims(token)
+        if claims is None or claims[1] in self._revoked:
             return False
         now = time.time()
-        for token_id, exp in list(self._revoked.items()):  # forget the ones that expired anyway
-            if exp < now:
+        for token_id, expires in list(self._revoked.items()):  # forget the ones that expired anyway
+            if expires < now:
                 del self._revoked[token_id]
-        self._revoked[str(data.get("id"))] = float(data["exp"])  # type: ignore[arg-type]
+        self._revoked[claims[1]] = claims[2]
         return True
 
 
@@ -190,14 +217,14 @@ class UserEntry(Protocol):
     @property
     def name(self) -> str: ...
     @property
-    def role(self) -> str: ...
+    def role(self) -> Role: ...
     @property
     def password_hash(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class LoginResult:
-    user: tuple[str, str] | None = None  # (name, role) when the password was right
+    user: SignedIn | None = None  # who, when the password was right
     retry_after_s: float = 0.0  # > 0: refused unchecked, too many failures for the name or address
 
     @property
@@ -240,4 +267,4 @@ class Logins:
             self.guard.failed(name, address)
             return LoginResult()
         self.guard.succeeded(name, address)
-        return LoginResult(user=(found.name, found.role))
+        return LoginResult(user=SignedIn(found.name, found.role))

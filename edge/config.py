@@ -26,7 +26,7 @@ from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
 from devices.drivers.scanner import ScannerConfig
 from devices.transports.mqtt import BrokerConfig, check_topic_name, has_wildcard
-from edge.auth import is_password_hash
+from edge.auth import Role, is_password_hash
 from edge.tracking import Layout, Zone
 from kernel.config import KeyedProblems
 
@@ -406,7 +406,7 @@ class LocalMqtt(BaseModel):
 class User(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
-    role: Literal["operator", "supervisor"]
+    role: Role
     password_hash: str = Field(description="from `bondgate edge passwd` (scrypt)")
 
     @field_validator("password_hash")

@@ -31,9 +31,9 @@ import uvicorn
 
 from edge.agent import Agent
 from edge.api import create_app
+from edge.api.deps import COOKIE
 from edge.auth import SCRYPT, LoginGuard, Logins, check_password, hash_password
 from edge.config import EdgeSettings
-from edge.pages import COOKIE
 from kernel.config import toml_dumps
 from testkit.park import wait_until
 from testkit.processes import AgentProcess, agent_process

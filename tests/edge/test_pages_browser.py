@@ -25,8 +25,9 @@ from fastapi import FastAPI
 
 from devices.drivers.camera import save_evidence
 from edge.api import create_app
-from edge.auth import Sessions
-from edge.pages import COOKIE, StationFeeds, pages_router
+from edge.api.deps import COOKIE
+from edge.api.feeds import StationFeeds
+from edge.auth import Role, Sessions
 from testkit import factories
 from testkit.central_server import run_central
 from testkit.park import put_on_bench, running_park, wait_until
@@ -276,9 +277,8 @@ def test_station_events_heartbeat_updates_and_clean_up(tmp_path: Path) -> None:
         async def scenario() -> None:
             async with running_park(tmp_path, central) as park:
                 sessions, feeds = Sessions(), StationFeeds(park.agent.stations)
-                app = FastAPI()
-                app.include_router(pages_router(park.agent, sessions, feeds=feeds, heartbeat_s=0.2))
-                cookies = {COOKIE: sessions.issue("olga", "operator")}
+                app = create_app(park.agent, sessions=sessions, feeds=feeds, heartbeat_s=0.2)
+                cookies = {COOKIE: sessions.issue("olga", Role.OPERATOR)}
                 async with serving(app) as base, httpx.AsyncClient(base_url=base, cookies=cookies) as http:
                     async with http.stream("GET", "/events/stations/bench-1") as events:
                         assert events.headers["content-type"].startswith("text/event-stream")
