@@ -642,7 +642,7 @@ def _take_request(batch: _Batch, doc: Cancellation | Refund) -> None:
         batch.receipt(
             doc,
             REFUSED,
-            f"parcel {current.logistics_no} left the park at {left['occurred_at']} (edge {left['edge_id']}):"
+            f"parcel {current.logistics_no} left the park at {left.occurred_at} (edge {left.edge_id}):"
             " a cancellation is no longer possible; a return request (CEB625) brings goods back",
             current,
         )

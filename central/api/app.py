@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central import pages
-from central.api import errors
+from central.api import errors, pages
 from central.api.routes import admin, clearances, documents, edges, meta, parks
 from central.config import CentralSettings
 from central.intake import Platform

@@ -221,13 +221,6 @@ def receipts_for_guid(db: Database, *, guid: str) -> list[ReceiptRow]:
     return _receipts_of(db.reader(), guid)
 
 
-def receipts_for_document(db: Database, *, kind: str, doc_key: str) -> list[ReceiptRow]:
-    rows = db.reader().execute(
-        "SELECT * FROM receipts WHERE kind = ? AND doc_key = ? ORDER BY id", (kind, doc_key)
-    )
-    return [_receipt(r) for r in rows]
-
-
 def documents_of_set(
     db: Database, *, ebp_code: str, order_no: str, logistics_code: str, logistics_no: str
 ) -> list[DocumentRow]:
