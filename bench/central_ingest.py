@@ -55,9 +55,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from bench.central_process import serve  # noqa: E402
 from bench.machine import machine  # noqa: E402
 from central.config import CentralSettings  # noqa: E402
+from central.doc_keys import doc_key  # noqa: E402
 from central.feed import append, page_json, signed_json  # noqa: E402
-from central.intake import Platform, submit  # noqa: E402
+from central.intake import submit  # noqa: E402
 from central.keys import load_or_create_key  # noqa: E402
+from central.platform import Platform  # noqa: E402
 from central.store.clearances import ClearanceRow  # noqa: E402
 from central.store.db import Database  # noqa: E402
 from kernel.timefmt import iso, utc_now  # noqa: E402
@@ -90,7 +92,7 @@ class Workload:
             [
                 (
                     d.KIND.value,
-                    "|".join(d.key()),
+                    doc_key(d),
                     d.guid,
                     getattr(d, "ebpCode", None),
                     getattr(d, "orderNo", None),

@@ -2,7 +2,7 @@
 
 A change is what a transaction commits: a clearance that one message moves 120 → 399 → 800 gets one
 record, of 800 (its version counts all three steps, which its history keeps); a reader never sees a
-state in between, so there is nothing to miss (central/intake.py `_Batch.publish`).
+state in between, so there is nothing to miss (central/clearing.py `Batch.finish`).
 
 Records are signed once, when written, and stored as the JSON an edge receives (minus `seq`), so
 paging a million records is string assembly, not a million re-serialisations.

@@ -27,8 +27,8 @@ from central.api.errors import ApiError
 from central.api.routes.clearances import ClearanceDetail, lookup
 from central.auth import Role, authenticate
 from central.events import edge_status
-from central.intake import Platform
 from central.lifecycle import DETAINED_CODES, Status
+from central.platform import Platform
 from central.reports import HourCount, park_report
 from central.store import events as estore
 from central.store import parks as pstore

@@ -63,11 +63,14 @@ def save_document(
     now: str,
     new: bool = False,
     text: str | None = None,
-) -> int:
-    """Insert or replace the current version of a document; returns its row number (stable per key).
+    number: int | None = None,
+) -> None:
+    """Insert or replace the current version of a document (its row number stays that of its key).
     `new`: the caller knows no row has this key (a plain insert, half the cost of the upsert);
-    `text`: `body` as JSON, when the caller has made it already."""
+    `text`: `body` as JSON, when the caller has made it already; `number`: with `new`, the row
+    number `next_number` gave (the caller made a number of the document from it)."""
     values = (
+        number,
         kind,
         doc_key,
         guid,
@@ -79,28 +82,34 @@ def save_document(
         int(deleted),
         now,
     )
-    insert = """INSERT INTO documents (kind, doc_key, guid, ebp_code, order_no, logistics_code, logistics_no,
-                                  body, version, deleted, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"""
+    insert = """INSERT INTO documents (rowid, kind, doc_key, guid, ebp_code, order_no, logistics_code,
+                                  logistics_no, body, version, deleted, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"""
     if new:
-        return int(conn.execute(insert, values).lastrowid or 0)
-    cur = conn.execute(
+        conn.execute(insert, values)
+        return
+    conn.execute(
         f"""{insert}
            ON CONFLICT (kind, doc_key) DO UPDATE SET guid = excluded.guid, ebp_code = excluded.ebp_code,
                order_no = excluded.order_no, logistics_code = excluded.logistics_code,
                logistics_no = excluded.logistics_no, body = excluded.body, version = version + 1,
-               deleted = excluded.deleted, received_at = excluded.received_at
-           RETURNING rowid""",
-        values,
+               deleted = excluded.deleted, received_at = excluded.received_at""",
+        (None, *values[1:]),
     )
-    return int(cur.fetchone()[0])
 
 
-def set_document_body(conn: sqlite3.Connection, *, rowid: int, body: dict[str, Any]) -> None:
-    """Replace the body of the row just saved (a number the platform gives it, from its row number)."""
-    conn.execute(
-        "UPDATE documents SET body = ? WHERE rowid = ?", (json.dumps(body, ensure_ascii=False), rowid)
-    )
+def next_number(conn: sqlite3.Connection) -> int:
+    """The row number the next new document gets: inside the write transaction nobody else inserts,
+    so the caller can make a number of the document from it before writing it (`save_document`)."""
+    return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM documents").fetchone()[0])
+
+
+def number_of(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> int | None:
+    """The row number of a stored document (it keeps it across versions)."""
+    row = conn.execute(
+        f"SELECT rowid FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
+    ).fetchone()
+    return int(row[0]) if row else None
 
 
 def find_by_order(conn: sqlite3.Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
