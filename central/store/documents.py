@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from central.store.db import Database
@@ -32,21 +32,17 @@ class DocumentRow:
     received_at: str
 
 
+_DOC = ", ".join(f.name for f in fields(DocumentRow))  # the columns a DocumentRow is made of
+_D_DOC = ", ".join(f"d.{f.name}" for f in fields(DocumentRow))  # the same, of `documents d`
+
+
 def _doc(row: sqlite3.Row) -> DocumentRow:
-    return DocumentRow(
-        kind=row["kind"],
-        doc_key=row["doc_key"],
-        guid=row["guid"],
-        body=json.loads(row["body"]),
-        version=row["version"],
-        deleted=bool(row["deleted"]),
-        received_at=row["received_at"],
-    )
+    return DocumentRow(**{**dict(row), "body": json.loads(row["body"]), "deleted": bool(row["deleted"])})
 
 
 def get_document(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> DocumentRow | None:
     row = conn.execute(
-        f"SELECT * FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
+        f"SELECT {_DOC} FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
     ).fetchone()
     return _doc(row) if row else None
 
@@ -114,7 +110,7 @@ def number_of(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> int | Non
 
 def find_by_order(conn: sqlite3.Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
     rows = conn.execute(
-        f"SELECT * FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {_kind(kind)}"
+        f"SELECT {_DOC} FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {_kind(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
         (ebp_code, order_no),
     )
@@ -125,7 +121,8 @@ def find_by_logistics(
     conn: sqlite3.Connection, *, kind: str, logistics_code: str, logistics_no: str
 ) -> list[DocumentRow]:
     rows = conn.execute(
-        f"SELECT * FROM documents WHERE logistics_code = ? AND logistics_no = ? AND kind = {_kind(kind)}"
+        f"SELECT {_DOC} FROM documents WHERE logistics_code = ? AND logistics_no = ?"
+        f" AND kind = {_kind(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
         (logistics_code, logistics_no),
     )
@@ -173,16 +170,11 @@ def add_receipts(conn: sqlite3.Connection, receipts: Iterable[ReceiptRow]) -> No
     )
 
 
+_RECEIPT = ", ".join(f.name for f in fields(ReceiptRow))  # the columns a ReceiptRow is made of
+
+
 def _receipt(row: sqlite3.Row) -> ReceiptRow:
-    return ReceiptRow(
-        kind=row["kind"],
-        doc_key=row["doc_key"],
-        guid=row["guid"],
-        key_fields=json.loads(row["key_fields"]),
-        return_status=row["return_status"],
-        return_time=row["return_time"],
-        return_info=row["return_info"],
-    )
+    return ReceiptRow(**{**dict(row), "key_fields": json.loads(row["key_fields"])})
 
 
 @dataclass(frozen=True)
@@ -214,7 +206,7 @@ def _receipts_of(conn: sqlite3.Connection, guid: str) -> list[ReceiptRow]:
     if taken is None or taken[1] is None:
         return []
     rows = conn.execute(
-        "SELECT * FROM receipts WHERE kind = ? AND doc_key = ? AND guid = ? ORDER BY id",
+        f"SELECT {_RECEIPT} FROM receipts WHERE kind = ? AND doc_key = ? AND guid = ? ORDER BY id",
         (taken[0], taken[1], guid),
     )
     return [_receipt(r) for r in rows]
@@ -235,7 +227,7 @@ def documents_of_set(
 ) -> list[DocumentRow]:
     """All current documents (deleted ones too) that belong to one parcel's set."""
     rows = db.reader().execute(
-        "SELECT * FROM documents WHERE (ebp_code = ? AND order_no = ?) OR"
+        f"SELECT {_DOC} FROM documents WHERE (ebp_code = ? AND order_no = ?) OR"
         " (logistics_code = ? AND logistics_no = ?) ORDER BY kind",
         (ebp_code, order_no, logistics_code, logistics_no),
     )
@@ -262,7 +254,7 @@ def pending_inventories(
     if not where:
         return []
     rows = db.reader().execute(
-        "SELECT d.* FROM documents d LEFT JOIN clearances c ON c.clearance_id = d.doc_key"
+        f"SELECT {_D_DOC} FROM documents d LEFT JOIN clearances c ON c.clearance_id = d.doc_key"
         f" WHERE d.kind = 'CEB621' AND d.deleted = 0 AND c.clearance_id IS NULL AND {' AND '.join(where)}"
         " LIMIT ?",
         [*args, limit],
