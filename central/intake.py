@@ -143,7 +143,8 @@ def _guid_taken(batch: _Intake, doc: AnyDocument) -> bool:
         batch.conn, guid=doc.guid, kind=doc.KIND.value, doc_key=doc_key(doc), digest=digest, now=batch.stamp
     )
     if use is not None and use.digest is not None and not use.digest.startswith(BODY_DIGEST):
-        digest = hashlib.sha256(canonical_json(doc.model_dump(mode="json"))).hexdigest()  # taken before 0.12
+        # digested in the earlier, canonical form: compared in that form
+        digest = hashlib.sha256(canonical_json(doc.model_dump(mode="json"))).hexdigest()
     if use is None:
         return False
     originals = dstore.receipts_of_guid(batch.conn, guid=doc.guid) if use.digest == digest else []

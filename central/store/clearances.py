@@ -60,7 +60,7 @@ def save(
     conn: sqlite3.Connection, row: ClearanceRow, *, new: bool = False, number: int | None = None
 ) -> None:
     """Insert or replace. `new`: the caller knows no row has this id (a plain insert); otherwise an
-    update, inserting if none was there (either costs about half of SQLite's upsert). `number`: the
+    update, inserting if none was there (neither is SQLite's upsert, which costs more). `number`: the
     row number to insert it at, as `next_number` gave it (the caller made the customs numbers from it)."""
     values = [getattr(row, c) for c in _COLUMNS]
     values[_COLUMNS.index("cancelled")] = int(row.cancelled)
@@ -80,8 +80,9 @@ def save(
 
 
 def next_number(conn: sqlite3.Connection) -> int:
-    """The row number the next new clearance gets: inside the write transaction nobody else inserts,
-    so the caller can make its customs numbers from it before writing it (`save`)."""
+    """The row number the next new clearance gets (SQLite's rowid, which it assigns as the largest
+    plus one): inside the write transaction nobody else inserts, so the caller can make its customs
+    numbers from it before writing it (`save`)."""
     return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM clearances").fetchone()[0])
 
 

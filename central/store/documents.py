@@ -14,8 +14,8 @@ from central.store.db import Database
 def _kind(kind: str) -> str:
     """The kind as an SQL literal. Documents has partial indexes on one kind (schema 0009): with the
     kind as a bound parameter SQLite prepares the statement again at every execution (the plan could
-    depend on the value), which tripled the cost of intake's lookups; a literal is planned once per
-    kind. Kinds are the standard's message types, so the literal is checked, never quoted data."""
+    depend on the value); a literal is planned once per kind. Kinds are the standard's message
+    types, so the literal is checked, never quoted data."""
     if not (len(kind) == 6 and kind.startswith("CEB") and kind[3:].isdigit()):
         raise ValueError(f"not a document kind: {kind!r}")
     return f"'{kind}'"
@@ -62,7 +62,7 @@ def save_document(
     number: int | None = None,
 ) -> None:
     """Insert or replace the current version of a document (its row number stays that of its key).
-    `new`: the caller knows no row has this key (a plain insert, half the cost of the upsert);
+    `new`: the caller knows no row has this key (a plain insert, not the upsert);
     `text`: `body` as JSON, when the caller has made it already; `number`: with `new`, the row
     number `next_number` gave (the caller made a number of the document from it)."""
     values = (
@@ -95,8 +95,9 @@ def save_document(
 
 
 def next_number(conn: sqlite3.Connection) -> int:
-    """The row number the next new document gets: inside the write transaction nobody else inserts,
-    so the caller can make a number of the document from it before writing it (`save_document`)."""
+    """The row number the next new document gets (SQLite's rowid, which it assigns as the largest
+    plus one): inside the write transaction nobody else inserts, so the caller can make a number of
+    the document from it before writing it (`save_document`)."""
     return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM documents").fetchone()[0])
 
 
