@@ -55,9 +55,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from bench.central_process import serve  # noqa: E402
 from bench.machine import machine  # noqa: E402
 from central.config import CentralSettings  # noqa: E402
-from central.feed import append_many, page_json, signed_json  # noqa: E402
-from central.intake import Platform, submit  # noqa: E402
+from central.doc_keys import doc_key  # noqa: E402
+from central.feed import append, page_json, signed_json  # noqa: E402
+from central.intake import submit  # noqa: E402
 from central.keys import load_or_create_key  # noqa: E402
+from central.platform import Platform  # noqa: E402
 from central.store.clearances import ClearanceRow  # noqa: E402
 from central.store.db import Database  # noqa: E402
 from kernel.timefmt import iso, utc_now  # noqa: E402
@@ -90,7 +92,7 @@ class Workload:
             [
                 (
                     d.KIND.value,
-                    "|".join(d.key()),
+                    doc_key(d),
                     d.guid,
                     getattr(d, "ebpCode", None),
                     getattr(d, "orderNo", None),
@@ -312,7 +314,8 @@ def feed_cache(records: int) -> tuple[Path, Path, str]:
     with ctx.Pool(os.cpu_count() or 2, _init_worker, (str(settings.signing_key),)) as pool:
         for rows in pool.imap(_sign_range, spans):
             with db.write() as conn:
-                append_many(conn, key, rows)  # chained, each checkpoint signed, as intake does
+                for park_id, clearance_id, record_json in rows:  # chained and signed as intake does
+                    append(conn, key, park_id=park_id, clearance_id=clearance_id, record_json=record_json)
     db.close()
     took = time.perf_counter() - started
     done.write_text(json.dumps({"records": records, "edge_token": tokens["edge"], "build_s": round(took, 1)}))

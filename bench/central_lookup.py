@@ -73,9 +73,11 @@ from central.auth import Role, authenticate, create_token  # noqa: E402
 from central.ceb.documents import CustomsReceipt, DocKind  # noqa: E402
 from central.ceb.stamps import return_time  # noqa: E402
 from central.config import CentralSettings, ClearanceMode  # noqa: E402
+from central.customs_receipts import apply_customs_receipts  # noqa: E402
 from central.events import ingest_events  # noqa: E402
-from central.intake import Platform, apply_customs_receipts, submit  # noqa: E402
+from central.intake import submit  # noqa: E402
 from central.keys import load_or_create_key  # noqa: E402
+from central.platform import Platform  # noqa: E402
 from central.reports import park_report  # noqa: E402
 from central.store import documents as dstore  # noqa: E402
 from central.store.db import Database  # noqa: E402

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from central.events import AlertKind
 from central.store import events as store
+from central.store.connection import Connection
 from central.store.db import Database
 from kernel.timefmt import iso
 from kernel.wire import GENESIS_HASH
@@ -101,7 +101,7 @@ def _closed(row: store.ClosedChainRow) -> ClosedChain:
     )
 
 
-def _edge(conn: sqlite3.Connection, park_id: str, edge_id: str) -> store.EdgeRow:
+def _edge(conn: Connection, park_id: str, edge_id: str) -> store.EdgeRow:
     edge = store.get_edge(conn, edge_id=edge_id)
     if edge is None or edge.park_id != park_id:
         raise UnknownEdge(f"no edge {edge_id} in park {park_id}")

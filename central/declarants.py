@@ -15,7 +15,7 @@ from central.ceb.documents import Cancellation, Inventory, Order, Payment, Refun
 
 AnyDocument = Order | Payment | Waybill | Inventory | Cancellation | Refund
 
-DECLARANT_FIELDS: dict[type, tuple[str, ...]] = {
+DECLARANT_FIELDS: dict[type[AnyDocument], tuple[str, ...]] = {
     Order: ("ebpCode", "ebcCode"),
     Payment: ("payCode",),
     Waybill: ("logisticsCode",),

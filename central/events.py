@@ -24,7 +24,6 @@ break in an edge's chain become alert rows, because an officer has to look at ea
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +33,7 @@ from pydantic import BaseModel, Field
 from central.store import clearances as cstore
 from central.store import events as store
 from central.store import parks as pstore
+from central.store.connection import Connection
 from central.store.db import Database
 from kernel.status import CLEARED_STATUSES
 from kernel.timefmt import iso
@@ -235,7 +235,7 @@ def edge_status(db: Database, park_id: str) -> list[EdgeStatus]:
 # --- the batch ---------------------------------------------------------------------------------
 
 
-def _first_contact(conn: sqlite3.Connection, edge_id: str, park_id: str, now: str) -> store.EdgeRow:
+def _first_contact(conn: Connection, edge_id: str, park_id: str, now: str) -> store.EdgeRow:
     """An edge is bound to the park of the token that first brought it; it stays there."""
     if not store.park_exists(conn, park_id=park_id):
         raise UnknownPark(park_id)
@@ -244,7 +244,7 @@ def _first_contact(conn: sqlite3.Connection, edge_id: str, park_id: str, now: st
 
 
 def _foreign_edge(
-    conn: sqlite3.Connection, edge: store.EdgeRow, park_id: str, batch: list[Event], now: str
+    conn: Connection, edge: store.EdgeRow, park_id: str, batch: list[Event], now: str
 ) -> IngestResult:
     """An edge id already bound to another park: refuse it all and tell the owning park."""
     reason = f"edge {edge.edge_id} is bound to another park"
@@ -255,7 +255,7 @@ def _foreign_edge(
 
 
 def _other_epoch(
-    conn: sqlite3.Connection, edge: store.EdgeRow, epoch: int, batch: list[Event], now: str
+    conn: Connection, edge: store.EdgeRow, epoch: int, batch: list[Event], now: str
 ) -> IngestResult:
     """A batch for a chain that is not the edge's open one: refuse it all, saying what to do.
 
@@ -279,7 +279,7 @@ def _other_epoch(
     return IngestResult(acked_seq=acked, epoch=epoch, refused=refused)
 
 
-def _ingest(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Event], now: str) -> IngestResult:
+def _ingest(conn: Connection, edge: store.EdgeRow, batch: list[Event], now: str) -> IngestResult:
     intake = _Intake(edge=edge, held=_held_hashes(conn, edge, batch), received_at=now)
     for event in batch:
         _take(conn, intake, event)
@@ -297,7 +297,7 @@ def _ingest(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Event], n
     )
 
 
-def _held_hashes(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Event]) -> dict[int, str]:
+def _held_hashes(conn: Connection, edge: store.EdgeRow, batch: list[Event]) -> dict[int, str]:
     """Stored hashes for the batch's already-acknowledged seqs, read once, to judge resends."""
     if not batch or batch[0].seq > edge.last_seq:
         return {}
@@ -305,7 +305,7 @@ def _held_hashes(conn: sqlite3.Connection, edge: store.EdgeRow, batch: list[Even
     return store.stored_hashes(conn, edge_id=edge.edge_id, epoch=edge.epoch, first=batch[0].seq, last=last)
 
 
-def _take(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
+def _take(conn: Connection, intake: _Intake, event: Event) -> None:
     """Judge one event of the batch and store it if it extends the chain."""
     if event.edge_id != intake.edge.edge_id:
         reason = f"event names edge {event.edge_id}, the batch is from {intake.edge.edge_id}"
@@ -347,7 +347,7 @@ def _judge_resend(event: Event, held_hash: str | None) -> Refusal | None:
     return None
 
 
-def _judge_next(conn: sqlite3.Connection, event: Event, intake: _Intake) -> Refusal | None:
+def _judge_next(conn: Connection, event: Event, intake: _Intake) -> Refusal | None:
     """A new event must be the very next seq, link to the stored chain head and be hashed in the
     canonical form — or in the earlier form, only to continue a chain that is in it (an edge not yet
     upgraded): a new chain, or one that has moved to the canonical form, takes no earlier-form hash."""
@@ -371,7 +371,7 @@ def _judge_next(conn: sqlite3.Connection, event: Event, intake: _Intake) -> Refu
     return None
 
 
-def _chain_in_earlier_form(conn: sqlite3.Connection, intake: _Intake) -> bool:
+def _chain_in_earlier_form(conn: Connection, intake: _Intake) -> bool:
     """Is the chain's last stored event hashed in the earlier form? Read once per batch, then
     followed as events are stored."""
     if intake.earlier_form is None:
@@ -401,7 +401,7 @@ def _as_event(row: store.EventRow) -> Event:
     )
 
 
-def _store(conn: sqlite3.Connection, intake: _Intake, event: Event) -> None:
+def _store(conn: Connection, intake: _Intake, event: Event) -> None:
     edge = intake.edge
     row = _event_row(event, edge.park_id, intake.received_at)
     store.insert_event(conn, row)
@@ -444,7 +444,7 @@ def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:
 # --- effects -----------------------------------------------------------------------------------
 
 
-def _release_alerts(conn: sqlite3.Connection, park_id: str, event: Event, moment: str) -> list[_Alert]:
+def _release_alerts(conn: Connection, park_id: str, event: Event, moment: str) -> list[_Alert]:
     """A release must match a cleared record and be the parcel's only release; say so if not.
 
     A cancellation approved after the release's `moment` (its time, never later than central got it)
@@ -512,7 +512,7 @@ def _decision_reused(event: Event, epoch: int, seq: int) -> _Alert:
     return _Alert(AlertKind.DECISION_REUSED, detail)
 
 
-def _actuation_alerts(conn: sqlite3.Connection, row: store.EventRow, event: Event) -> list[_Alert]:
+def _actuation_alerts(conn: Connection, row: store.EventRow, event: Event) -> list[_Alert]:
     """Bind an actuation report to its release; a release whose outputs failed is an alert."""
     body = event.body
     if not body.decision_id or not body.actuation:
@@ -586,9 +586,7 @@ def _chain_alert(intake: _Intake) -> _Alert | None:
     return _Alert(AlertKind(halt.code.value), detail)
 
 
-def _raise_alerts(
-    conn: sqlite3.Connection, park_id: str, edge_id: str, alerts: list[_Alert], now: str
-) -> None:
+def _raise_alerts(conn: Connection, park_id: str, edge_id: str, alerts: list[_Alert], now: str) -> None:
     """Insert the alerts, except one identical to the edge's newest alert (a resent bad batch)."""
     previous = store.latest_alert(conn, park_id=park_id, edge_id=edge_id)
     for alert in alerts:

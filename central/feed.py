@@ -2,7 +2,7 @@
 
 A change is what a transaction commits: a clearance that one message moves 120 → 399 → 800 gets one
 record, of 800 (its version counts all three steps, which its history keeps); a reader never sees a
-state in between, so there is nothing to miss (central/intake.py `_Batch.publish`).
+state in between, so there is nothing to miss (central/clearing.py `Batch.finish`).
 
 Records are signed once, when written, and stored as the JSON an edge receives (minus `seq`), so
 paging a million records is string assembly, not a million re-serialisations.
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.store import clearances as store
+from central.store.connection import Connection
 from central.store.db import Database
 from kernel.wire import (
     FeedCheckpoint,
@@ -67,7 +67,7 @@ def signed_json(row: store.ClearanceRow, key: Ed25519PrivateKey) -> str:
 
 
 def append(
-    conn: sqlite3.Connection, key: Ed25519PrivateKey, *, park_id: str, clearance_id: str, record_json: str
+    conn: Connection, key: Ed25519PrivateKey, *, park_id: str, clearance_id: str, record_json: str
 ) -> int:
     """Append one signed record to the park's feed and extend its chain, in the caller's transaction;
     returns the record's seq."""
@@ -80,12 +80,6 @@ def append(
     )
     store.chain_feed(conn, park_id=park_id, point=point)
     return seq
-
-
-def append_many(conn: sqlite3.Connection, key: Ed25519PrivateKey, rows: list[tuple[str, str, str]]) -> None:
-    """`append` for each (park_id, clearance_id, record JSON), in order (bench/central_ingest.py)."""
-    for park_id, clearance_id, record_json in rows:
-        append(conn, key, park_id=park_id, clearance_id=clearance_id, record_json=record_json)
 
 
 def checkpoint_at(db: Database, key: Ed25519PrivateKey, *, park_id: str, at: int) -> FeedCheckpoint:

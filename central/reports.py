@@ -19,13 +19,13 @@ releases per hour for the last day, discrepancy codes and the latest alerts. Lis
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
 from central.store import reports as store
+from central.store.connection import Connection
 from central.store.db import Database
 from kernel.timefmt import iso
 
@@ -162,30 +162,30 @@ def park_report(
             clearances=_counts(store.clearance_counts(conn, park_id=park_id)),
             releases_per_hour=_hours(conn, park_id, moment),
             discrepancies=store.discrepancy_codes(conn, park_id=park_id),
-            cleared_not_out=_cleared_not_out(*store.cleared_not_out(conn, park_id=park_id, limit=limit)),
-            released_without_clearance=_uncleared(*uncleared),
-            released_twice=_twice(*store.released_twice(conn, park_id=park_id, limit=limit)),
-            cancelled_after_release=_cancelled_after_release(
-                *store.cancelled_after_release(conn, park_id=park_id, limit=limit)
+            cleared_not_out=_capped(store.cleared_not_out(conn, park_id=park_id, limit=limit)),
+            released_without_clearance=_capped(uncleared),
+            released_twice=_capped(store.released_twice(conn, park_id=park_id, limit=limit)),
+            cancelled_after_release=_capped(
+                store.cancelled_after_release(conn, park_id=park_id, limit=limit)
             ),
-            released_actuation_failed=_actuated(*store.actuation_failed(conn, park_id=park_id, limit=limit)),
-            released_actuation_unconfirmed=_actuated(
-                *store.actuation_unconfirmed(
+            released_actuation_failed=_capped(store.actuation_failed(conn, park_id=park_id, limit=limit)),
+            released_actuation_unconfirmed=_capped(
+                store.actuation_unconfirmed(
                     conn, park_id=park_id, received_before=iso(moment - actuation_grace), limit=limit
-                )
+                ),
             ),
             actuation_grace_s=int(actuation_grace.total_seconds()),
-            alerts=_alerts(*store.latest_alerts(conn, park_id=park_id, limit=limit)),
+            alerts=_capped(store.latest_alerts(conn, park_id=park_id, limit=limit)),
         )
 
 
-def _counts(rows: list[sqlite3.Row]) -> ClearanceCounts:
+def _counts(rows: list[dict[str, Any]]) -> ClearanceCounts:
     by_status = {r["status"]: int(r["n"]) for r in rows}
     cancelled = sum(int(r["cancelled"] or 0) for r in rows)
     return ClearanceCounts(total=sum(by_status.values()), cancelled=cancelled, by_status=by_status)
 
 
-def _hours(conn: sqlite3.Connection, park_id: str, now: datetime) -> list[HourCount]:
+def _hours(conn: Connection, park_id: str, now: datetime) -> list[HourCount]:
     """Every hour of the last day including the current one, so a silent hour shows as zero."""
     end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(hours=HOURS)
@@ -199,88 +199,8 @@ def iso_hour(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
-def _cleared_not_out(total: int, rows: list[sqlite3.Row]) -> Capped[ClearedNotOut]:
-    items = [
-        ClearedNotOut(
-            logisticsCode=r["logistics_code"],
-            logisticsNo=r["logistics_no"],
-            invtNo=r["invt_no"],
-            updated_at=r["updated_at"],
-        )
-        for r in rows
-    ]
-    return Capped[ClearedNotOut](total=total, items=items)
-
-
-def _uncleared(total: int, rows: list[sqlite3.Row]) -> Capped[UnclearedRelease]:
-    items = [
-        UnclearedRelease(
-            edge_id=r["edge_id"],
-            epoch=r["epoch"],
-            seq=r["seq"],
-            logisticsCode=r["logistics_code"],
-            logisticsNo=r["logistics_no"],
-            occurred_at=r["occurred_at"],
-            status=r["status"],
-            cancelled=None if r["cancelled"] is None else bool(r["cancelled"]),
-        )
-        for r in rows
-    ]
-    return Capped[UnclearedRelease](total=total, items=items)
-
-
-def _twice(total: int, rows: list[sqlite3.Row]) -> Capped[DoubleRelease]:
-    items = [
-        DoubleRelease(
-            logisticsCode=r["logistics_code"],
-            logisticsNo=r["logistics_no"],
-            releases=r["releases"],
-            first_at=r["first_at"],
-            last_at=r["last_at"],
-        )
-        for r in rows
-    ]
-    return Capped[DoubleRelease](total=total, items=items)
-
-
-def _cancelled_after_release(total: int, rows: list[sqlite3.Row]) -> Capped[CancelledAfterRelease]:
-    items = [
-        CancelledAfterRelease(
-            edge_id=r["edge_id"],
-            epoch=r["epoch"],
-            seq=r["seq"],
-            logisticsCode=r["logistics_code"],
-            logisticsNo=r["logistics_no"],
-            invtNo=r["invt_no"],
-            occurred_at=r["occurred_at"],
-            received_at=r["received_at"],
-            cancelled_at=r["cancelled_at"],
-        )
-        for r in rows
-    ]
-    return Capped[CancelledAfterRelease](total=total, items=items)
-
-
-def _actuated(total: int, rows: list[sqlite3.Row]) -> Capped[ActuatedRelease]:
-    items = [
-        ActuatedRelease(
-            edge_id=r["edge_id"],
-            epoch=r["epoch"],
-            seq=r["seq"],
-            decision_id=r["decision_id"],
-            logisticsCode=r["logistics_code"],
-            logisticsNo=r["logistics_no"],
-            occurred_at=r["occurred_at"],
-            received_at=r["received_at"],
-            actuation=r["actuation"],
-            output=r["output"],
-            detail=r["detail"],
-            actuated_at=r["actuated_at"],
-        )
-        for r in rows
-    ]
-    return Capped[ActuatedRelease](total=total, items=items)
-
-
-def _alerts(total: int, rows: list[sqlite3.Row]) -> Capped[AlertItem]:
-    return Capped[AlertItem](total=total, items=[AlertItem.model_validate(dict(r)) for r in rows])
+def _capped(page: tuple[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A (total, rows) page of the store as a `Capped` list's fields: the report validates each row,
+    named for its item's fields (central/store/reports.py), as that item."""
+    total, rows = page
+    return {"total": total, "items": rows}

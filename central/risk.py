@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from central.ceb.documents import Inventory
 
 _DRAW_BYTES = 8
-_DRAW_RANGE = 2 ** (8 * _DRAW_BYTES)
+_DRAW_RANGE = 1 << (8 * _DRAW_BYTES)
 
 
 class RiskRules(BaseModel):

@@ -13,13 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central import pages
-from central.api import errors
+from central.api import errors, pages
 from central.api.routes import admin, clearances, documents, edges, meta, parks
 from central.config import CentralSettings
-from central.intake import Platform
 from central.keys import load_or_create_key
 from central.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from central.platform import Platform
 from central.store.db import Database
 
 log = logging.getLogger("central.http")

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from central.api.errors import ApiError
 from central.auth import Role, authenticate
 from central.events import foreign_park_alert
-from central.intake import Platform
+from central.platform import Platform
 from central.store.parks import TokenRow
 from kernel.timefmt import utc_now
 
@@ -19,7 +19,8 @@ _bearer = HTTPBearer(auto_error=False, description="Bondgate API token: `Authori
 
 
 def get_platform(request: Request) -> Platform:
-    return request.app.state.platform
+    platform: Platform = request.app.state.platform
+    return platform
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
@@ -38,7 +39,7 @@ def current_token(
     return row
 
 
-def require(*roles: Role) -> Callable[[TokenRow], TokenRow]:
+def require(*roles: Role) -> Callable[..., TokenRow]:
     """A dependency admitting the given roles (admin is always admitted)."""
     allowed = {r.value for r in roles} | {Role.ADMIN.value}
 

@@ -32,7 +32,7 @@ class ApiError(Exception):
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
-def responses(*codes: int) -> dict[int | str, dict]:
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for the error codes a route can answer."""
     words = {
         400: "Bad request",

@@ -147,10 +147,6 @@ class _Document(_Entity):
     KIND: ClassVar[DocKind]
     DEFAULTS: ClassVar[dict[str, str]] = {"appType": "1", "appStatus": "2"}
 
-    def key(self) -> tuple[str, ...]:
-        """The business key that identifies this document across changes."""
-        raise NotImplementedError
-
 
 class OrderItem(_Entity):
     ENTITY = "OrderList"
@@ -200,9 +196,6 @@ class Order(_Document):
     consigneeAddress: str
     orderList: list[OrderItem]
 
-    def key(self) -> tuple[str, ...]:
-        return (self.ebpCode, self.orderNo)
-
 
 class Payment(_Document):
     """CEB411 payment record."""
@@ -222,9 +215,6 @@ class Payment(_Document):
     amountPaid: Money
     currency: str
     payTime: str
-
-    def key(self) -> tuple[str, ...]:
-        return (self.payCode, self.payTransactionId)
 
 
 class Waybill(_Document):
@@ -247,9 +237,6 @@ class Waybill(_Document):
     consignee: str
     consigneeAddress: str
     consigneeTelephone: str
-
-    def key(self) -> tuple[str, ...]:
-        return (self.logisticsCode, self.logisticsNo)
 
 
 class InventoryItem(_Entity):
@@ -315,9 +302,6 @@ class Inventory(_Document):
     netWeight: Money
     inventoryList: list[InventoryItem]
 
-    def key(self) -> tuple[str, ...]:
-        return (self.ebpCode, self.orderNo)
-
 
 class _InventoryRequest(_Document):
     customsCode: str
@@ -339,9 +323,6 @@ class _InventoryRequest(_Document):
     agentCode: str
     agentName: str
     reason: str
-
-    def key(self) -> tuple[str, ...]:
-        return (self.ebpCode, self.orderNo)
 
 
 class Cancellation(_InventoryRequest):

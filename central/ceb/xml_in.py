@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from pydantic import BaseModel, ValidationError
 
 from central.ceb.documents import (
@@ -96,8 +96,8 @@ def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> ParsedM
         kind=layout.kind,
         guid=guid,
         version=version,
-        documents=[] if is_receipts else models,  # type: ignore[arg-type]
-        receipts=models if is_receipts else [],  # type: ignore[arg-type]
+        documents=[] if is_receipts else models,
+        receipts=models if is_receipts else [],
         base_transfer=base_transfer,
         signed=bool(parts.get("Signature")),
     )

@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
 from pydantic import BaseModel
 
 from central.ceb.documents import DocKind, Receipt
@@ -201,4 +201,4 @@ def _root(layout: Layout, guid: str | None, nsmap: dict[str | None, str]) -> etr
 
 def _serialise(root: etree._Element) -> bytes:
     # the declaration written by hand: lxml's uses single quotes, the official samples double ones
-    return _DECLARATION + etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return _DECLARATION + bytes(etree.tostring(root, encoding="UTF-8", pretty_print=True))

@@ -56,28 +56,40 @@ def get(conn: sqlite3.Connection, *, clearance_id: str) -> ClearanceRow | None:
     return _row(row) if row else None
 
 
-def save(conn: sqlite3.Connection, row: ClearanceRow, *, new: bool = False) -> int:
-    """Insert or replace; returns the SQLite rowid (used to number new inventories). `new`: the
-    caller knows no row has this id (a plain insert); otherwise an update, inserting if none was
-    there (either costs about half of SQLite's upsert)."""
+def save(
+    conn: sqlite3.Connection, row: ClearanceRow, *, new: bool = False, number: int | None = None
+) -> None:
+    """Insert or replace. `new`: the caller knows no row has this id (a plain insert); otherwise an
+    update, inserting if none was there (neither is SQLite's upsert, which costs more). `number`: the
+    row number to insert it at, as `next_number` gave it (the caller made the customs numbers from it)."""
     values = [getattr(row, c) for c in _COLUMNS]
     values[_COLUMNS.index("cancelled")] = int(row.cancelled)
     values[_COLUMNS.index("comparison")] = (
         json.dumps(row.comparison, ensure_ascii=False) if row.comparison is not None else None
     )
     values[_COLUMNS.index("risk")] = json.dumps(row.risk) if row.risk is not None else None
-    insert = f"INSERT INTO clearances ({', '.join(_COLUMNS)}) VALUES ({_MARKS})"
+    insert = f"INSERT INTO clearances (rowid, {', '.join(_COLUMNS)}) VALUES (?, {_MARKS})"
     if new:
-        return int(conn.execute(insert, values).lastrowid or 0)
+        conn.execute(insert, [number, *values])
+        return
     found = conn.execute(
         f"UPDATE clearances SET {_UPDATES} WHERE clearance_id = ? RETURNING rowid", [*values[1:], values[0]]
     ).fetchone()
-    return int(found[0]) if found else int(conn.execute(insert, values).lastrowid or 0)
+    if found is None:
+        conn.execute(insert, [number, *values])
 
 
-def set_numbers(conn: sqlite3.Connection, *, rowid: int, invt_no: str | None, pre_no: str | None) -> None:
-    """The customs numbers of the row just inserted (made from its rowid)."""
-    conn.execute("UPDATE clearances SET invt_no = ?, pre_no = ? WHERE rowid = ?", (invt_no, pre_no, rowid))
+def next_number(conn: sqlite3.Connection) -> int:
+    """The row number the next new clearance gets (SQLite's rowid, which it assigns as the largest
+    plus one): inside the write transaction nobody else inserts, so the caller can make its customs
+    numbers from it before writing it (`save`)."""
+    return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM clearances").fetchone()[0])
+
+
+def number_of(conn: sqlite3.Connection, *, clearance_id: str) -> int | None:
+    """The row number of a stored clearance."""
+    row = conn.execute("SELECT rowid FROM clearances WHERE clearance_id = ?", (clearance_id,)).fetchone()
+    return int(row[0]) if row else None
 
 
 def find(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from central.store.db import Database
@@ -14,8 +14,8 @@ from central.store.db import Database
 def _kind(kind: str) -> str:
     """The kind as an SQL literal. Documents has partial indexes on one kind (schema 0009): with the
     kind as a bound parameter SQLite prepares the statement again at every execution (the plan could
-    depend on the value), which tripled the cost of intake's lookups; a literal is planned once per
-    kind. Kinds are the standard's message types, so the literal is checked, never quoted data."""
+    depend on the value); a literal is planned once per kind. Kinds are the standard's message
+    types, so the literal is checked, never quoted data."""
     if not (len(kind) == 6 and kind.startswith("CEB") and kind[3:].isdigit()):
         raise ValueError(f"not a document kind: {kind!r}")
     return f"'{kind}'"
@@ -32,21 +32,17 @@ class DocumentRow:
     received_at: str
 
 
+_DOC = ", ".join(f.name for f in fields(DocumentRow))  # the columns a DocumentRow is made of
+_D_DOC = ", ".join(f"d.{f.name}" for f in fields(DocumentRow))  # the same, of `documents d`
+
+
 def _doc(row: sqlite3.Row) -> DocumentRow:
-    return DocumentRow(
-        kind=row["kind"],
-        doc_key=row["doc_key"],
-        guid=row["guid"],
-        body=json.loads(row["body"]),
-        version=row["version"],
-        deleted=bool(row["deleted"]),
-        received_at=row["received_at"],
-    )
+    return DocumentRow(**{**dict(row), "body": json.loads(row["body"]), "deleted": bool(row["deleted"])})
 
 
 def get_document(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> DocumentRow | None:
     row = conn.execute(
-        f"SELECT * FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
+        f"SELECT {_DOC} FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
     ).fetchone()
     return _doc(row) if row else None
 
@@ -63,11 +59,14 @@ def save_document(
     now: str,
     new: bool = False,
     text: str | None = None,
-) -> int:
-    """Insert or replace the current version of a document; returns its row number (stable per key).
-    `new`: the caller knows no row has this key (a plain insert, half the cost of the upsert);
-    `text`: `body` as JSON, when the caller has made it already."""
+    number: int | None = None,
+) -> None:
+    """Insert or replace the current version of a document (its row number stays that of its key).
+    `new`: the caller knows no row has this key (a plain insert, not the upsert);
+    `text`: `body` as JSON, when the caller has made it already; `number`: with `new`, the row
+    number `next_number` gave (the caller made a number of the document from it)."""
     values = (
+        number,
         kind,
         doc_key,
         guid,
@@ -79,33 +78,40 @@ def save_document(
         int(deleted),
         now,
     )
-    insert = """INSERT INTO documents (kind, doc_key, guid, ebp_code, order_no, logistics_code, logistics_no,
-                                  body, version, deleted, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"""
+    insert = """INSERT INTO documents (rowid, kind, doc_key, guid, ebp_code, order_no, logistics_code,
+                                  logistics_no, body, version, deleted, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"""
     if new:
-        return int(conn.execute(insert, values).lastrowid or 0)
-    cur = conn.execute(
+        conn.execute(insert, values)
+        return
+    conn.execute(
         f"""{insert}
            ON CONFLICT (kind, doc_key) DO UPDATE SET guid = excluded.guid, ebp_code = excluded.ebp_code,
                order_no = excluded.order_no, logistics_code = excluded.logistics_code,
                logistics_no = excluded.logistics_no, body = excluded.body, version = version + 1,
-               deleted = excluded.deleted, received_at = excluded.received_at
-           RETURNING rowid""",
-        values,
+               deleted = excluded.deleted, received_at = excluded.received_at""",
+        (None, *values[1:]),
     )
-    return int(cur.fetchone()[0])
 
 
-def set_document_body(conn: sqlite3.Connection, *, rowid: int, body: dict[str, Any]) -> None:
-    """Replace the body of the row just saved (a number the platform gives it, from its row number)."""
-    conn.execute(
-        "UPDATE documents SET body = ? WHERE rowid = ?", (json.dumps(body, ensure_ascii=False), rowid)
-    )
+def next_number(conn: sqlite3.Connection) -> int:
+    """The row number the next new document gets (SQLite's rowid, which it assigns as the largest
+    plus one): inside the write transaction nobody else inserts, so the caller can make a number of
+    the document from it before writing it (`save_document`)."""
+    return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM documents").fetchone()[0])
+
+
+def number_of(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> int | None:
+    """The row number of a stored document (it keeps it across versions)."""
+    row = conn.execute(
+        f"SELECT rowid FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
+    ).fetchone()
+    return int(row[0]) if row else None
 
 
 def find_by_order(conn: sqlite3.Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
     rows = conn.execute(
-        f"SELECT * FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {_kind(kind)}"
+        f"SELECT {_DOC} FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {_kind(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
         (ebp_code, order_no),
     )
@@ -116,7 +122,8 @@ def find_by_logistics(
     conn: sqlite3.Connection, *, kind: str, logistics_code: str, logistics_no: str
 ) -> list[DocumentRow]:
     rows = conn.execute(
-        f"SELECT * FROM documents WHERE logistics_code = ? AND logistics_no = ? AND kind = {_kind(kind)}"
+        f"SELECT {_DOC} FROM documents WHERE logistics_code = ? AND logistics_no = ?"
+        f" AND kind = {_kind(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
         (logistics_code, logistics_no),
     )
@@ -164,16 +171,11 @@ def add_receipts(conn: sqlite3.Connection, receipts: Iterable[ReceiptRow]) -> No
     )
 
 
+_RECEIPT = ", ".join(f.name for f in fields(ReceiptRow))  # the columns a ReceiptRow is made of
+
+
 def _receipt(row: sqlite3.Row) -> ReceiptRow:
-    return ReceiptRow(
-        kind=row["kind"],
-        doc_key=row["doc_key"],
-        guid=row["guid"],
-        key_fields=json.loads(row["key_fields"]),
-        return_status=row["return_status"],
-        return_time=row["return_time"],
-        return_info=row["return_info"],
-    )
+    return ReceiptRow(**{**dict(row), "key_fields": json.loads(row["key_fields"])})
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def _receipts_of(conn: sqlite3.Connection, guid: str) -> list[ReceiptRow]:
     if taken is None or taken[1] is None:
         return []
     rows = conn.execute(
-        "SELECT * FROM receipts WHERE kind = ? AND doc_key = ? AND guid = ? ORDER BY id",
+        f"SELECT {_RECEIPT} FROM receipts WHERE kind = ? AND doc_key = ? AND guid = ? ORDER BY id",
         (taken[0], taken[1], guid),
     )
     return [_receipt(r) for r in rows]
@@ -221,19 +223,12 @@ def receipts_for_guid(db: Database, *, guid: str) -> list[ReceiptRow]:
     return _receipts_of(db.reader(), guid)
 
 
-def receipts_for_document(db: Database, *, kind: str, doc_key: str) -> list[ReceiptRow]:
-    rows = db.reader().execute(
-        "SELECT * FROM receipts WHERE kind = ? AND doc_key = ? ORDER BY id", (kind, doc_key)
-    )
-    return [_receipt(r) for r in rows]
-
-
 def documents_of_set(
     db: Database, *, ebp_code: str, order_no: str, logistics_code: str, logistics_no: str
 ) -> list[DocumentRow]:
     """All current documents (deleted ones too) that belong to one parcel's set."""
     rows = db.reader().execute(
-        "SELECT * FROM documents WHERE (ebp_code = ? AND order_no = ?) OR"
+        f"SELECT {_DOC} FROM documents WHERE (ebp_code = ? AND order_no = ?) OR"
         " (logistics_code = ? AND logistics_no = ?) ORDER BY kind",
         (ebp_code, order_no, logistics_code, logistics_no),
     )
@@ -260,7 +255,7 @@ def pending_inventories(
     if not where:
         return []
     rows = db.reader().execute(
-        "SELECT d.* FROM documents d LEFT JOIN clearances c ON c.clearance_id = d.doc_key"
+        f"SELECT {_D_DOC} FROM documents d LEFT JOIN clearances c ON c.clearance_id = d.doc_key"
         f" WHERE d.kind = 'CEB621' AND d.deleted = 0 AND c.clearance_id IS NULL AND {' AND '.join(where)}"
         " LIMIT ?",
         [*args, limit],

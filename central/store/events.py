@@ -6,8 +6,13 @@ them as text orders them in time; the reports rely on that.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+from central.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,52 @@ def latest_alert(conn: sqlite3.Connection, *, park_id: str, edge_id: str) -> tup
     return (str(row[0]), str(row[1])) if row else None
 
 
+# --- for the officer pages ----------------------------------------------------------------------
+
+
+def count_events(db: Database, *, park_id: str, kinds: Iterable[str]) -> int:
+    """How many events of these kinds the park's edges reported, all time."""
+    wanted = list(kinds)
+    marks = ", ".join("?" for _ in wanted)
+    row = (
+        db.reader()
+        .execute(f"SELECT COUNT(*) FROM events WHERE park_id = ? AND kind IN ({marks})", (park_id, *wanted))
+        .fetchone()
+    )
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class DiscrepancyEvent:
+    edge_id: str
+    seq: int
+    station: str | None
+    occurred_at: str
+    logistics_code: str | None
+    logistics_no: str | None
+    body: dict[str, Any]
+
+
+def discrepancy_events(
+    db: Database, *, park_id: str, code: str | None, limit: int
+) -> tuple[int, list[DiscrepancyEvent]]:
+    """(how many, the newest `limit`) of the park's discrepancy events, those reporting `code` only
+    when one is given."""
+    conn = db.reader()
+    where = "WHERE park_id = ? AND kind = 'discrepancy'"
+    params: list[Any] = [park_id]
+    if code:  # SQLite's json_each: the codes are a list in the event's body
+        where += " AND EXISTS (SELECT 1 FROM json_each(events.body, '$.codes') j WHERE j.value = ?)"
+        params.append(code)
+    total = int(conn.execute(f"SELECT COUNT(*) FROM events {where}", params).fetchone()[0])
+    rows = conn.execute(
+        "SELECT edge_id, seq, station, occurred_at, logistics_code, logistics_no, body FROM events"
+        f" {where} ORDER BY occurred_at DESC, edge_id, seq DESC LIMIT ?",
+        [*params, limit],
+    )
+    return total, [DiscrepancyEvent(**{**dict(r), "body": json.loads(r["body"])}) for r in rows]
+
+
 # --- chains: re-provisioning ------------------------------------------------------------------
 
 
@@ -356,12 +407,23 @@ def record_actuation(
     return ReleaseActuation(**dict(row)) if row is not None else None
 
 
+@dataclass(frozen=True)
+class ReleaseSeen:
+    """Which edge released a parcel, and when."""
+
+    edge_id: str
+    epoch: int
+    seq: int
+    occurred_at: str
+
+
 def first_release(
     conn: sqlite3.Connection, *, park_id: str | None, logistics_code: str, logistics_no: str
-) -> sqlite3.Row | None:
+) -> ReleaseSeen | None:
     """The first release event any edge reported for this parcel in its park: it has left."""
-    return conn.execute(
+    row = conn.execute(
         "SELECT edge_id, epoch, seq, occurred_at FROM events WHERE park_id = ? AND kind = 'release'"
         " AND logistics_code = ? AND logistics_no = ? ORDER BY occurred_at LIMIT 1",
         (park_id or "", logistics_code, logistics_no),
     ).fetchone()
+    return ReleaseSeen(**dict(row)) if row is not None else None

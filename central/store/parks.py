@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from central.store.db import Database
 
@@ -19,13 +19,12 @@ class ParkRow:
     created_at: str
 
 
+_PARK = ", ".join(f.name for f in fields(ParkRow))  # the columns a ParkRow is made of
+
+
 def _park(row: sqlite3.Row) -> ParkRow:
     return ParkRow(
-        park_id=row["park_id"],
-        name=row["name"],
-        ems_nos=json.loads(row["ems_nos"]),
-        area_codes=json.loads(row["area_codes"]),
-        created_at=row["created_at"],
+        **{**dict(row), "ems_nos": json.loads(row["ems_nos"]), "area_codes": json.loads(row["area_codes"])}
     )
 
 
@@ -45,12 +44,12 @@ def upsert_park(
 
 
 def get_park(db: Database, *, park_id: str) -> ParkRow | None:
-    row = db.reader().execute("SELECT * FROM parks WHERE park_id = ?", (park_id,)).fetchone()
+    row = db.reader().execute(f"SELECT {_PARK} FROM parks WHERE park_id = ?", (park_id,)).fetchone()
     return _park(row) if row else None
 
 
 def list_parks(db: Database) -> list[ParkRow]:
-    return [_park(r) for r in db.reader().execute("SELECT * FROM parks ORDER BY park_id")]
+    return [_park(r) for r in db.reader().execute(f"SELECT {_PARK} FROM parks ORDER BY park_id")]
 
 
 def park_index(conn: sqlite3.Connection) -> dict[str, str]:
@@ -76,18 +75,13 @@ class TokenRow:
     enterprise_codes: frozenset[str] | None = None  # an enterprise token's codes; None: made before
 
 
+_TOKEN = ", ".join(f.name for f in fields(TokenRow))  # the columns a TokenRow is made of (not the hash)
+
+
 def _token(row: sqlite3.Row) -> TokenRow:
+    codes = row["enterprise_codes"]
     return TokenRow(
-        token_id=row["token_id"],
-        role=row["role"],
-        park_id=row["park_id"],
-        name=row["name"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-        edge_id=row["edge_id"],
-        enterprise_codes=(
-            frozenset(json.loads(row["enterprise_codes"])) if row["enterprise_codes"] is not None else None
-        ),
+        **{**dict(row), "enterprise_codes": None if codes is None else frozenset(json.loads(codes))}
     )
 
 
@@ -163,7 +157,7 @@ def bind_token_edge(conn: sqlite3.Connection, *, token_id: str, edge_id: str) ->
 def find_token(db: Database, *, token_hash: str) -> TokenRow | None:
     row = (
         db.reader()
-        .execute("SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,))
+        .execute(f"SELECT {_TOKEN} FROM tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,))
         .fetchone()
     )
     return _token(row) if row else None
@@ -178,4 +172,4 @@ def revoke_token(db: Database, *, token_id: str, now: str) -> bool:
 
 
 def list_tokens(db: Database) -> list[TokenRow]:
-    return [_token(r) for r in db.reader().execute("SELECT * FROM tokens ORDER BY created_at")]
+    return [_token(r) for r in db.reader().execute(f"SELECT {_TOKEN} FROM tokens ORDER BY created_at")]

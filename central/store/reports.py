@@ -1,5 +1,8 @@
 """SQL for a park's reconciliation report. Every query is bounded by park and index-driven.
 
+Listed rows come back as dicts named for the report's fields (`central/reports.py`), so each
+validates as its model whole.
+
 A park may hold a million clearances, so nothing here reads a park's whole tables: the counts come
 from the tallies and flags that schema 0011's triggers keep in the transactions that change the rows,
 lists are fetched with LIMIT through partial indexes that hold only their rows, and the "must be
@@ -13,16 +16,18 @@ index over (logistics_code, logistics_no) and would walk the whole park once per
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from central.store.connection import Connection
 from central.store.db import Database
+
+Rows = list[dict[str, Any]]
 
 
 @contextmanager
-def snapshot(db: Database) -> Iterator[sqlite3.Connection]:
+def snapshot(db: Database) -> Iterator[Connection]:
     """One read transaction: in WAL mode every query sees the same committed state."""
     conn = db.reader()
     conn.execute("BEGIN")
@@ -32,33 +37,32 @@ def snapshot(db: Database) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
-def _capped(
-    conn: sqlite3.Connection, select: str, order_by: str, params: list[Any], limit: int
-) -> tuple[int, list[sqlite3.Row]]:
+def _capped(conn: Connection, select: str, order_by: str, params: list[Any], limit: int) -> tuple[int, Rows]:
     """(total, first `limit` rows) of a query: the total is counted, never materialised."""
     total = int(conn.execute(f"SELECT COUNT(*) FROM ({select})", params).fetchone()[0])
     if total == 0 or limit <= 0:
         return total, []
-    rows = conn.execute(f"{select} ORDER BY {order_by} LIMIT ?", [*params, limit]).fetchall()
-    return total, rows
+    rows = conn.execute(f"{select} ORDER BY {order_by} LIMIT ?", [*params, limit])
+    return total, [dict(r) for r in rows]
 
 
-def _tallies(conn: sqlite3.Connection, *, park_id: str, kind: str) -> dict[str, int]:
+def _tallies(conn: Connection, *, park_id: str, kind: str) -> dict[str, int]:
     rows = conn.execute("SELECT key, n FROM tallies WHERE park_id = ? AND kind = ?", (park_id, kind))
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-def clearance_counts(conn: sqlite3.Connection, *, park_id: str) -> list[sqlite3.Row]:
+def clearance_counts(conn: Connection, *, park_id: str) -> Rows:
     """(status, n, cancelled) per status, from the maintained tallies (schema 0011)."""
-    return conn.execute(
+    rows = conn.execute(
         "SELECT s.key AS status, s.n AS n, COALESCE(c.n, 0) AS cancelled FROM tallies s"
         " LEFT JOIN tallies c ON c.park_id = s.park_id AND c.kind = 'cancelled' AND c.key = s.key"
         " WHERE s.park_id = ? AND s.kind = 'status' AND s.n > 0 ORDER BY s.key",
         (park_id,),
-    ).fetchall()
+    )
+    return [dict(r) for r in rows]
 
 
-def releases_by_hour(conn: sqlite3.Connection, *, park_id: str, since: str, until: str) -> dict[str, int]:
+def releases_by_hour(conn: Connection, *, park_id: str, since: str, until: str) -> dict[str, int]:
     """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix)
     of each release's time, the earlier of the edge's occurred_at and central's received_at (an edge
     clock running ahead does not put a release in an hour yet to come); `since` and `until` are
@@ -70,13 +74,13 @@ def releases_by_hour(conn: sqlite3.Connection, *, park_id: str, since: str, unti
     return {str(r[0]): int(r[1]) for r in rows if r[1]}
 
 
-def discrepancy_codes(conn: sqlite3.Connection, *, park_id: str) -> dict[str, int]:
+def discrepancy_codes(conn: Connection, *, park_id: str) -> dict[str, int]:
     """How often each discrepancy code was reported, most frequent first."""
     counts = _tallies(conn, park_id=park_id, kind="discrepancy")
     return dict(sorted(((k, n) for k, n in counts.items() if n), key=lambda kv: (-kv[1], kv[0])))
 
 
-def cleared_not_out(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+def cleared_not_out(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     """Clearances at 800, not cancelled, with no release carried out (none, or every one reported
     withheld: the edge sent the parcel to hold): oldest first, they waited longest.
     Counted by the tallies, listed through the partial index that holds just them."""
@@ -84,18 +88,17 @@ def cleared_not_out(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tu
     if total <= 0 or limit <= 0:
         return max(total, 0), []
     rows = conn.execute(
-        "SELECT logistics_code, logistics_no, invt_no, updated_at, clearance_id FROM clearances"
+        'SELECT logistics_code AS "logisticsCode", logistics_no AS "logisticsNo", invt_no AS "invtNo",'
+        " updated_at, clearance_id FROM clearances"
         " INDEXED BY clearances_awaiting_exit"
         " WHERE park_id = ? AND status = '800' AND cancelled = 0 AND released = 0"
         " ORDER BY updated_at, clearance_id LIMIT ?",
         (park_id, limit),
-    ).fetchall()
-    return total, rows
+    )
+    return total, [dict(r) for r in rows]
 
 
-def released_without_clearance(
-    conn: sqlite3.Connection, *, park_id: str, limit: int
-) -> tuple[int, list[sqlite3.Row]]:
+def released_without_clearance(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     """Release events whose parcel, at the moment of the release, had no cleared, uncancelled
     clearance in the park: judged on the status history at the event's time, so a later change (an
     inspection release after releases at 500, a cancellation after the parcel left) neither hides nor
@@ -111,7 +114,8 @@ def released_without_clearance(
     status_then = f"(SELECT h.to_status {history} ORDER BY h.at DESC, h.id DESC LIMIT 1)"
     cancelled_then = f"EXISTS (SELECT 1 {history} AND h.action IN ('cancellation', 'return'))"
     select = (
-        "SELECT edge_id, epoch, seq, logistics_code, logistics_no, occurred_at, status,"
+        'SELECT edge_id, epoch, seq, logistics_code AS "logisticsCode", logistics_no AS "logisticsNo",'
+        " occurred_at, status,"
         " CASE WHEN status IS NULL THEN NULL ELSE cancelled END AS cancelled"
         " FROM (SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
         f" {status_then} AS status, {cancelled_then} AS cancelled"
@@ -120,11 +124,12 @@ def released_without_clearance(
     return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id], limit)
 
 
-def released_twice(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+def released_twice(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     """Parcels with more than one release event in the park, from any edge: the triggers mark each
     release that had one before it (`repeat`), and only those parcels are grouped."""
     select = (
-        "SELECT * FROM (SELECT e.logistics_code, e.logistics_no, COUNT(*) AS releases,"
+        'SELECT logistics_code AS "logisticsCode", logistics_no AS "logisticsNo", releases, first_at,'
+        " last_at FROM (SELECT e.logistics_code, e.logistics_no, COUNT(*) AS releases,"
         " MIN(e.occurred_at) AS first_at, MAX(e.occurred_at) AS last_at"
         " FROM (SELECT DISTINCT logistics_code, logistics_no FROM events"
         " INDEXED BY events_repeat WHERE park_id = ? AND repeat = 1) r"
@@ -135,12 +140,13 @@ def released_twice(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tup
 
 
 _ACTUATED = (
-    "SELECT edge_id, epoch, seq, decision_id, logistics_code, logistics_no, occurred_at, received_at,"
-    " actuation, output, detail, actuated_at FROM release_actuations"
+    'SELECT edge_id, epoch, seq, decision_id, logistics_code AS "logisticsCode",'
+    ' logistics_no AS "logisticsNo", occurred_at, received_at, actuation, output, detail, actuated_at'
+    " FROM release_actuations"
 )
 
 
-def actuation_failed(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+def actuation_failed(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     """Releases whose latest actuation report says the output did not move as commanded, or that the
     release was not carried out (withheld: the parcel went to the hold lane)."""
     select = f"{_ACTUATED} WHERE park_id = ? AND actuation IN ('failed', 'withheld')"
@@ -148,8 +154,8 @@ def actuation_failed(conn: sqlite3.Connection, *, park_id: str, limit: int) -> t
 
 
 def actuation_unconfirmed(
-    conn: sqlite3.Connection, *, park_id: str, received_before: str, limit: int
-) -> tuple[int, list[sqlite3.Row]]:
+    conn: Connection, *, park_id: str, received_before: str, limit: int
+) -> tuple[int, Rows]:
     """Releases central has known of since before `received_before` with no actuation report yet.
     Counted as the tally of unreported releases less the recent ones (a range of the index), so a
     park with many never reported costs no more than one with none."""
@@ -166,18 +172,16 @@ def actuation_unconfirmed(
         f"{_ACTUATED} WHERE park_id = ? AND actuation IS NULL AND received_at < ?"
         " ORDER BY received_at, edge_id, epoch, seq LIMIT ?",
         (park_id, received_before, limit),
-    ).fetchall()
-    return total, rows
+    )
+    return total, [dict(r) for r in rows]
 
 
-def latest_alerts(conn: sqlite3.Connection, *, park_id: str, limit: int) -> tuple[int, list[sqlite3.Row]]:
+def latest_alerts(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     select = "SELECT id, edge_id, kind, detail, created_at FROM alerts WHERE park_id = ?"
     return _capped(conn, select, "created_at DESC, id DESC", [park_id], limit)
 
 
-def cancelled_after_release(
-    conn: sqlite3.Connection, *, park_id: str, limit: int
-) -> tuple[int, list[sqlite3.Row]]:
+def cancelled_after_release(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     """Release events whose parcel's cancellation (CEB623) was approved after the release: central
     approved it while the release was on its way (central refuses a cancellation once it holds a
     release). The release's time is as in `released_without_clearance`. A return request (CEB625)
@@ -193,8 +197,9 @@ def cancelled_after_release(
         " AND c.logistics_no = e.logistics_no AND COALESCE(c.park_id, '') = e.park_id LIMIT 1)"
     )
     select = (
-        "SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at, e.received_at,"
-        f" {invt_no} AS invt_no, {cancelled_at} AS cancelled_at"
+        'SELECT e.edge_id, e.epoch, e.seq, e.logistics_code AS "logisticsCode",'
+        ' e.logistics_no AS "logisticsNo", e.occurred_at, e.received_at,'
+        f' {invt_no} AS "invtNo", {cancelled_at} AS cancelled_at'
         " FROM events e INDEXED BY events_cancelled_late WHERE e.park_id = ? AND e.cancelled_late = 1"
     )
     return _capped(conn, select, "cancelled_at, edge_id, epoch, seq", [park_id], limit)

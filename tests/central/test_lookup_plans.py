@@ -15,8 +15,10 @@ from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_in import parse_message
 from central.ceb.xml_out import receipts_xml
 from central.config import CentralSettings
-from central.intake import Platform, apply_customs_receipts, submit
+from central.customs_receipts import apply_customs_receipts
+from central.intake import submit
 from central.keys import load_or_create_key
+from central.platform import Platform
 from central.store import clearances as cstore
 from central.store import documents as dstore
 from central.store.db import Database

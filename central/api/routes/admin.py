@@ -14,7 +14,7 @@ from central.api.routes.documents import XML_BODY, read_xml
 from central.auth import Role, create_token
 from central.ceb.xml_in import CebError, parse_message
 from central.config import ClearanceMode
-from central.intake import ReceiptOutcome, apply_customs_receipts
+from central.customs_receipts import ReceiptOutcome, apply_customs_receipts
 from central.store import parks as pstore
 from kernel.timefmt import iso_now, utc_now
 

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from central.api.deps import Officer, PlatformDep
 from central.api.errors import AUTH, ApiError, responses
-from central.intake import StatusChange, officer_action
+from central.clearing import StatusChange
 from central.lifecycle import Action, allowed_actions
+from central.officer_actions import officer_action
 from central.store import clearances as cstore
 from central.store import documents as dstore
 from kernel.timefmt import utc_now

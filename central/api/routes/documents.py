@@ -17,8 +17,10 @@ from central.ceb.documents import Document, Receipt
 from central.ceb.xml_in import CebError, parse_message
 from central.ceb.xml_out import receipts_xml
 from central.declarants import AnyDocument
-from central.intake import IntakeResult, Platform, as_receipt, submit
+from central.intake import IntakeResult, submit
 from central.metrics import DOCUMENTS
+from central.platform import Platform
+from central.receipts import as_receipt
 from central.store import documents as dstore
 from central.store.parks import TokenRow
 from kernel.timefmt import utc_now

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from central.api.deps import Admin, PlatformDep
 from central.api.errors import AUTH, responses
 from central.metrics import REGISTRY
+from central.store import health
 from kernel.wire import public_key_pem
 
 router = APIRouter(tags=["operations"])
@@ -23,7 +24,7 @@ class Health(BaseModel):
 
 @router.get("/healthz", response_model=Health, summary="Liveness and database reachability (no token)")
 def healthz(platform: PlatformDep) -> Health:
-    platform.db.reader().execute("SELECT 1").fetchone()
+    health.check(platform.db)
     return Health(status="ok", database="ok", mode=platform.settings.mode.value)
 
 

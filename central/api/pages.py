@@ -9,8 +9,6 @@ untouched (the cookie is never accepted under /api).
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,9 +27,10 @@ from central.api.errors import ApiError
 from central.api.routes.clearances import ClearanceDetail, lookup
 from central.auth import Role, authenticate
 from central.events import edge_status
-from central.intake import Platform
 from central.lifecycle import DETAINED_CODES, Status
+from central.platform import Platform
 from central.reports import HourCount, park_report
+from central.store import events as estore
 from central.store import parks as pstore
 from central.store.parks import TokenRow
 from kernel.timefmt import utc_now
@@ -42,8 +41,8 @@ PAGE_ROLES = frozenset({Role.OFFICER.value, Role.ADMIN.value})
 DECISION_KINDS = ("release", "discrepancy", "inspection_diverted")  # one per checker decision
 STALE_HEARTBEAT = timedelta(minutes=2)  # edges beat every 30 s by default
 LIST_LIMIT = 200
-HERE = Path(__file__).parent
-STATIC = {"pages.css": ("text/css", HERE / "static" / "pages.css")}
+PACKAGE = Path(__file__).resolve().parents[1]  # templates and static files are central's package data
+STATIC = {"pages.css": ("text/css", PACKAGE / "static" / "pages.css")}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -75,7 +74,7 @@ def _status_name(code: str | None) -> str:
 
 
 _env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
+    loader=FileSystemLoader(PACKAGE / "templates"),
     autoescape=True,
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -249,12 +248,6 @@ class CodeRate:
     rate: float | None  # share of the park's decisions that reported this code
 
 
-def _decisions(conn: sqlite3.Connection, park_id: str) -> int:
-    marks = ", ".join("?" for _ in DECISION_KINDS)
-    sql = f"SELECT COUNT(*) FROM events WHERE park_id = ? AND kind IN ({marks})"
-    return int(conn.execute(sql, (park_id, *DECISION_KINDS)).fetchone()[0])
-
-
 def _park(platform: Platform, park_id: str) -> pstore.ParkRow:
     row = pstore.get_park(platform.db, park_id=park_id)
     if row is None:
@@ -272,7 +265,7 @@ def park(platform: PlatformDep, user: User, park_id: str) -> HTMLResponse:
     row = _park(platform, park_id)
     now = utc_now()
     report = park_report(platform.db, park_id=park_id, now=now, limit=LIST_LIMIT)
-    decisions = _decisions(platform.db.reader(), park_id)
+    decisions = estore.count_events(platform.db, park_id=park_id, kinds=DECISION_KINDS)
     rates = [CodeRate(c, n, n / decisions if decisions else None) for c, n in report.discrepancies.items()]
     edges = edge_status(platform.db, park_id)
     stale = {e.edge_id for e in edges if e.last_heartbeat is None or now - e.last_heartbeat > STALE_HEARTBEAT}
@@ -291,46 +284,6 @@ def park(platform: PlatformDep, user: User, park_id: str) -> HTMLResponse:
     )
 
 
-@dataclass(frozen=True)
-class DiscrepancyEvent:
-    edge_id: str
-    seq: int
-    station: str | None
-    occurred_at: str
-    logistics_code: str | None
-    logistics_no: str | None
-    body: dict[str, Any]
-
-
-def _discrepancy_events(
-    conn: sqlite3.Connection, park_id: str, code: str | None, limit: int
-) -> tuple[int, list[DiscrepancyEvent]]:
-    where = "WHERE park_id = ? AND kind = 'discrepancy'"
-    params: list[Any] = [park_id]
-    if code:  # SQLite-specific json_each, as in central/store/reports.py
-        where += " AND EXISTS (SELECT 1 FROM json_each(events.body, '$.codes') j WHERE j.value = ?)"
-        params.append(code)
-    total = int(conn.execute(f"SELECT COUNT(*) FROM events {where}", params).fetchone()[0])
-    rows = conn.execute(
-        "SELECT edge_id, seq, station, occurred_at, logistics_code, logistics_no, body FROM events"
-        f" {where} ORDER BY occurred_at DESC, edge_id, seq DESC LIMIT ?",
-        [*params, limit],
-    )
-    events = [
-        DiscrepancyEvent(
-            edge_id=r["edge_id"],
-            seq=r["seq"],
-            station=r["station"],
-            occurred_at=r["occurred_at"],
-            logistics_code=r["logistics_code"],
-            logistics_no=r["logistics_no"],
-            body=json.loads(r["body"]),
-        )
-        for r in rows
-    ]
-    return total, events
-
-
 @router.get("/discrepancies/{park_id}")
 def discrepancies(
     platform: PlatformDep,
@@ -339,7 +292,9 @@ def discrepancies(
     code: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
     row = _park(platform, park_id)
-    total, events = _discrepancy_events(platform.db.reader(), park_id, code or None, LIST_LIMIT)
+    total, events = estore.discrepancy_events(
+        platform.db, park_id=park_id, code=code or None, limit=LIST_LIMIT
+    )
     return render("discrepancies.html", user=user, park=row, code=code or None, total=total, events=events)
 
 
