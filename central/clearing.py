@@ -25,22 +25,23 @@ from central.declarants import AnyDocument
 from central.doc_keys import doc_key
 from central.feed import append as append_feed
 from central.feed import signed_json
-from central.lifecycle import Action, Status
+from central.lifecycle import Action
 from central.platform import Platform
 from central.receipts import as_row, clearance_keys
 from central.risk import declared_value, select_for_inspection
 from central.store import clearances as cstore
 from central.store import documents as dstore
 from central.store.connection import Connection
+from kernel.status import ClearanceStatus
 from kernel.timefmt import iso
 
 # statuses at which a parcel's documents may still change (and its comparison re-run); from
 # inspection on, or once cancelled, intake refuses changes to them
 EDITABLE = {
-    Status.ACCEPTED.value,
-    Status.REJECTED.value,
-    Status.MANUAL_REVIEW.value,
-    Status.REVIEW_COMPLETE.value,
+    ClearanceStatus.ACCEPTED.value,
+    ClearanceStatus.REJECTED.value,
+    ClearanceStatus.MANUAL_REVIEW.value,
+    ClearanceStatus.REVIEW_COMPLETE.value,
 }
 
 

@@ -18,10 +18,7 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Final
 
-from kernel.status import DETAINED_CODES as DETAINED_CODES  # re-exported until central/pages moves
 from kernel.status import ClearanceStatus, is_detained, is_known
-
-Status = ClearanceStatus  # the name central used; goes once its importers use ClearanceStatus
 
 
 class Action(StrEnum):

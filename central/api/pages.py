@@ -27,12 +27,12 @@ from central.api.errors import ApiError
 from central.api.routes.clearances import ClearanceDetail, lookup
 from central.auth import Role, authenticate
 from central.events import edge_status
-from central.lifecycle import DETAINED_CODES, Status
 from central.platform import Platform
 from central.reports import HourCount, park_report
 from central.store import events as estore
 from central.store import parks as pstore
 from central.store.parks import TokenRow
+from kernel.status import ClearanceStatus, is_detained
 from kernel.timefmt import utc_now
 
 COOKIE = "bondgate_ui"
@@ -65,10 +65,10 @@ def _when(value: datetime | str | None) -> str:
 def _status_name(code: str | None) -> str:
     if code is None:
         return "—"
-    if code in DETAINED_CODES:
+    if is_detained(code):
         return "detained"
     try:
-        return Status(code).name.lower().replace("_", " ")
+        return ClearanceStatus(code).name.lower().replace("_", " ")
     except ValueError:
         return "unknown"
 
