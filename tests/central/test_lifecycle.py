@@ -13,7 +13,6 @@ from central.lifecycle import (
     Action,
     IllegalTransition,
     InvalidCode,
-    Status,
     allowed_actions,
     cancellable,
     markdown_table,
@@ -22,7 +21,7 @@ from central.lifecycle import (
     table_rows,
     transition,
 )
-from kernel.status import DETAINED_CODES, FINAL_STATUSES, STATUS_CODES
+from kernel.status import DETAINED_CODES, FINAL_STATUSES, STATUS_CODES, ClearanceStatus
 
 HAPPY_PATHS = [
     # (start, [(action, code)], end)
@@ -152,7 +151,7 @@ def test_cancellable_and_returnable() -> None:
 
 
 def test_table_only_names_known_statuses() -> None:
-    known = {s.value for s in Status} | {DETAINED}
+    known = {s.value for s in ClearanceStatus} | {DETAINED}
     for (frm, action), to in TRANSITIONS.items():
         assert frm is None or frm in known
         assert to in known
