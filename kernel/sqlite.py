@@ -75,14 +75,21 @@ def read_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("ROLLBACK")
 
 
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row is not None
+
+
+def integrity_check(conn: sqlite3.Connection) -> list[str]:
+    """SQLite's own check of the file: ["ok"], or what it found damaged."""
+    return [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+
+
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
     """Apply every migration not recorded yet, in list order; returns the names applied."""
     with transaction(conn):
         counted = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        named = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        ).fetchone()
-        if named is None:
+        if not has_table(conn, "schema_migrations"):
             conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
             conn.executemany(  # counted before migrations had names: applied, when unknown
                 "INSERT INTO schema_migrations (name, applied_at) VALUES (?, NULL)",
