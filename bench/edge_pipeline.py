@@ -393,7 +393,7 @@ def edge_settings(
         )
     return EdgeSettings(
         park_id="P1",
-        edge_id="edge-bench",
+        edge_id="edge-p1",  # the seeded edge token is bound to it
         database=directory / "edge.db",
         evidence_dir=directory / "evidence",
         central={"url": url, "token": token, "public_key": key, "long_poll_s": 10},  # type: ignore[arg-type]
@@ -484,11 +484,11 @@ def instrument(agent: Agent, parcels: list[dict[str, Any]]) -> None:
                 probe["end"] = station.decision_latencies.stamps[-1]
             return record
 
-        async def set_lane_probe(target: Any, set_lane=set_lane) -> Any:  # type: ignore[no-untyped-def]
+        async def set_lane_probe(target: Any, set_lane=set_lane, **kwargs: Any) -> Any:  # type: ignore[no-untyped-def]
             probe = PROBE.get()
             if probe is not None and "divert_from" not in probe:
                 probe["divert_from"] = time.monotonic()
-            return await set_lane(target)
+            return await set_lane(target, **kwargs)
 
         station.parcel = parcel_probe  # type: ignore[method-assign]
         station._set_lane = set_lane_probe  # type: ignore[method-assign]

@@ -30,9 +30,9 @@ from edge.stations.base import Station
 from edge.stations.conveyor import Conveyor
 from edge.stations.gate import Gate
 from edge.stations.manual import Manual
-from edge.store import Store
+from edge.store import Store, new_event
 from edge.sync import FeedSync
-from edge.uplink import Uplink, new_event
+from edge.uplink import Uplink
 from edge.verified import VerifiedTexts
 from kernel.config import ConfigError
 from kernel.tasks import SupervisedTasks, cancel_and_wait

@@ -31,8 +31,7 @@ from decimal import Decimal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import release_ledger, rules
-from edge.store import Store, dumps
-from edge.uplink import new_event
+from edge.store import Store, new_event
 from edge.verified import VerifiedTexts
 from kernel.timefmt import iso_now, utc_now
 from kernel.wire import EventBody, EventKind, FeedRecord, verify_record
@@ -114,7 +113,7 @@ class Checker:
             already_released=bool(evidence),
             last_sync_age_s=age,
             staleness_limit_s=self.staleness_limit_s,
-            stale_policy=self.stale_policy,  # type: ignore[arg-type]
+            stale_policy=self.stale_policy,
             park_id=self.park_id,
             highest_version_seen=seen,
             release_evidence=evidence,
@@ -237,26 +236,21 @@ class Checker:
         operator: str | None,
     ) -> int:
         verdict = decision.verdict
-        cur = conn.execute(
-            """INSERT INTO decisions (decision_id, station, code, logistics_code, verdict, codes, reason,
-                                      checked, weight_kg, evidence, operator, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            (
-                decision_id,
-                station,
-                obs.scanned_code,
-                record.logisticsCode if record else None,
-                verdict.value,
-                dumps([str(c) for c in decision.codes]),
-                decision.reason,
-                dumps(decision.checked),
-                format(obs.weight_kg, "f") if obs.weight_kg is not None else None,
-                evidence,
-                operator,
-                iso_now(),
-            ),
+        row_id = Store.insert_decision(
+            conn,
+            decision_id=decision_id,
+            station=station,
+            code=obs.scanned_code,
+            logistics_code=record.logisticsCode if record else None,
+            verdict=verdict.value,
+            codes=[str(c) for c in decision.codes],
+            reason=decision.reason,
+            checked=decision.checked,
+            weight_kg=obs.weight_kg,
+            evidence=evidence,
+            operator=operator,
+            created_at=iso_now(),
         )
-        row_id = int(cur.fetchone()[0])
         body = EventBody(
             logisticsCode=record.logisticsCode if record else None,
             logisticsNo=record.logisticsNo if record else (obs.scanned_code or None),
@@ -271,10 +265,7 @@ class Checker:
         )
         if verdict == rules.Verdict.RELEASE:
             assert record is not None  # rules.decide releases only with a verified record
-            conn.execute(
-                "INSERT INTO releases (logistics_no, logistics_code, decision) VALUES (?, ?, ?)",
-                (record.logisticsNo, record.logisticsCode, row_id),
-            )
+            Store.mark_released(conn, record.logisticsNo, record.logisticsCode, row_id)
             entry = release_ledger.append(
                 conn,
                 logistics_no=record.logisticsNo,
@@ -308,7 +299,7 @@ class Checker:
         )
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE decisions SET overrides = ? WHERE id = ?", (original.id, new.id))
+            Store.set_overrides(conn, new.id, original.id)
             self._event(conn, EventKind.OVERRIDE, body, station=station)
 
         await self.store.write(work)

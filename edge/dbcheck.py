@@ -12,6 +12,8 @@ import sqlite3
 from pathlib import Path
 
 from edge import release_ledger
+from edge.store import Store
+from kernel import sqlite
 from kernel.wire import Event
 
 
@@ -26,10 +28,10 @@ def check(path: Path) -> list[str]:
 
 def _check(path: Path) -> list[str]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    problems = [f"integrity_check: {r[0]}" for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-    last_seq, last_hash, acked = conn.execute("SELECT last_seq, last_hash, acked_seq FROM chain").fetchone()
+    problems = [f"integrity_check: {found}" for found in sqlite.integrity_check(conn) if found != "ok"]
+    last_seq, last_hash, acked = Store.chain_state(conn)
     prev: Event | None = None
-    for seq, raw in conn.execute("SELECT seq, event FROM outbox ORDER BY seq"):
+    for seq, raw in Store.outbox_rows(conn):
         try:
             event = Event.model_validate_json(raw)
         except ValueError as exc:  # not JSON, not an event: named, and the chain checked around it
@@ -48,13 +50,10 @@ def _check(path: Path) -> list[str]:
         prev = event
     if prev is not None and (prev.seq, prev.hash) != (last_seq, last_hash):
         problems.append(f"chain head ({last_seq}) is not the last event in the outbox ({prev.seq})")
-    orphans = conn.execute(
-        "SELECT COUNT(*) FROM releases r LEFT JOIN decisions d ON d.id = r.decision"
-        " WHERE d.verdict IS NOT 'RELEASE'"
-    ).fetchone()[0]
+    orphans = Store.markers_without_release_decision(conn)
     if orphans:
         problems.append(f"{orphans} release markers without a RELEASE decision")
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'release_ledger'").fetchone():
+    if sqlite.has_table(conn, "release_ledger"):
         try:
             problems += release_ledger.verify(conn).problems()
         except Exception as exc:  # a row of the wrong type (a BLOB hash): damaged, said so

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from edge.checker import DecisionRecord
@@ -12,14 +11,7 @@ from edge.store import Store
 
 def discrepancy_queue(store: Store, limit: int = 100) -> list[dict[str, Any]]:
     """Decisions that stopped a parcel and have not been overridden, newest first."""
-    rows = store.reader().execute(
-        "SELECT decision_id, station, code, verdict, codes, reason, operator, created_at"
-        " FROM decisions d WHERE verdict != 'RELEASE'"
-        " AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.overrides = d.id)"
-        " ORDER BY id DESC LIMIT ?",
-        (limit,),
-    )
-    return [{**dict(r), "codes": json.loads(r["codes"] or "[]")} for r in rows]
+    return store.discrepancy_queue(limit)
 
 
 class NoSuchDecision(LookupError):

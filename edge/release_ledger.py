@@ -21,6 +21,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edge.store import Store
+from kernel.sqlite import read_transaction
 from kernel.wire import GENESIS_HASH, Event, EventKind, release_entry_hash
 
 MAX_PROBLEMS = 20
@@ -60,11 +61,8 @@ def verify(conn: sqlite3.Connection) -> Verification:
     from 1 with no gap; every marker and RELEASE decision has an entry; every release event still in
     the outbox names an entry the ledger holds (its head may not have gone back). One read
     transaction, so releases committed meanwhile are either wholly in it or not at all."""
-    conn.execute("BEGIN")
-    try:
+    with read_transaction(conn):
         return _verify(conn)
-    finally:
-        conn.execute("ROLLBACK")
 
 
 def _verify(conn: sqlite3.Connection) -> Verification:

@@ -25,8 +25,7 @@ from typing import Any
 import httpx
 
 from edge.chain import LocalChain, fetch
-from edge.store import Store
-from edge.uplink import new_event
+from edge.store import Store, new_event
 from kernel.timefmt import iso_now
 from kernel.wire import Event
 

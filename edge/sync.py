@@ -28,7 +28,7 @@ one transaction. An edge with no checkpoint stored yet (a database from before c
 verifies the feed from its start once: records up to its cursor are hashed, not applied again.
 
 Records of another park are refused (`rejected_park`), and so is a record older than a version of
-its clearance the edge stored before (`rejected_rollback`, edge/store.py `versions_seen`).
+its clearance the edge stored before (`rejected_rollback`, edge/store/cache.py `versions_seen`).
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.link_state import LinkBackoff, LinkState
-from edge.store import Store
-from edge.uplink import new_event
+from edge.store import Store, new_event
 from edge.verified import VerifiedTexts, digest
 from kernel.timefmt import iso_now, utc_now
 from kernel.wire import (

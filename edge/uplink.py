@@ -1,11 +1,11 @@
 """Store-and-forward to central: events leave the outbox only when central acknowledged them.
 
-Events are created inside the decision's transaction (`new_event`), hash-chained and numbered
-contiguously; the uplink sends the oldest first, in order, and deletes what central's `acked_seq`
-covers of what that request carried — never more, never a refused event, and nothing at all when
-the answer claims what the request could not prove (edge/acks.py). Central applies each
-(edge_id, seq) once, so resending after a crash or a lost answer is harmless. While central is
-unreachable, or refuses, it backs off exponentially with jitter.
+Events are created inside the decision's transaction (edge/store/outbox.py `new_event`),
+hash-chained and numbered contiguously; the uplink sends the oldest first, in order, and deletes
+what central's `acked_seq` covers of what that request carried — never more, never a refused event,
+and nothing at all when the answer claims what the request could not prove (edge/acks.py). Central
+applies each (edge_id, seq) once, so resending after a crash or a lost answer is harmless. While
+central is unreachable, or refuses, it backs off exponentially with jitter.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import httpx
 
@@ -24,35 +22,9 @@ from edge import acks, chain
 from edge.acks import RefusedEvent
 from edge.link_state import LinkBackoff, LinkState
 from edge.store import Store
-from kernel.timefmt import iso_now
-from kernel.wire import Event, EventBody, EventKind, chain_event
+from kernel.wire import Event
 
 log = logging.getLogger(__name__)
-
-
-def new_event(
-    conn: sqlite3.Connection,
-    *,
-    edge_id: str,
-    kind: EventKind,
-    station: str | None,
-    body: EventBody,
-    occurred_at: datetime,
-) -> Event:
-    """Append the next event of the chain to the outbox, in the caller's transaction."""
-    last_seq, last_hash, epoch = Store.chain_position(conn)
-    event = chain_event(
-        last_hash,
-        edge_id=edge_id,
-        epoch=epoch if epoch > 1 else None,  # the first chain carries none (wire.Event.epoch)
-        seq=last_seq + 1,
-        kind=kind,
-        station=station,
-        occurred_at=occurred_at,
-        body=body,
-    )
-    Store.append_event(conn, event, iso_now())
-    return event
 
 
 class AckRefused(ValueError):

@@ -4,6 +4,8 @@ Every write goes through `Database.write()`, a `BEGIN IMMEDIATE` transaction tha
 back as a whole, so a message is never partially stored. Commits are durable (synchronous=FULL)
 before they are answered: an edge deletes the events central acknowledged and an enterprise trusts
 a receipt, so a power cut after the answer must not lose what it said was stored (NORMAL could).
+Callers run on FastAPI's threadpool: each thread reads through a connection of its own, and writers
+wait for the lock. The migrations (central/store/schema.py) run when the database is opened.
 This is the one place that knows the database is SQLite; the rest of central/store speaks plain SQL
 that PostgreSQL also understands except where marked.
 """
@@ -16,23 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlite_utils
-
 from central.store.schema import MIGRATIONS
+from kernel import sqlite
 
-
-def _connect(path: Path | str) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    # SQLite's default page cache is 2 MB: at a million clearances the upper levels of the indexes a
-    # lookup or an insert walks no longer stay in it, and every miss is a read from the OS. 64 MB per
-    # connection (taken as used) keeps them (issue 11 J).
-    conn.execute("PRAGMA cache_size=-65536")
-    return conn
+# A page cache of 64 MB per connection (taken as used, not reserved): the upper levels of the indexes
+# a lookup or an insert walks stay in it at a million clearances, where SQLite's 2 MB default misses.
+PRAGMAS = sqlite.Pragmas(synchronous="FULL", foreign_keys=True, cache_kib=65536)
 
 
 class Database:
@@ -40,31 +31,24 @@ class Database:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = _connect(path)
+        self._writer = sqlite.connect(path, PRAGMAS)
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self.migrate()
 
     # --- connections ---
     def reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
+            conn = sqlite.connect(self.path, PRAGMAS)
             self._local.conn = conn
         return conn
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One serialised write transaction; commits on success, rolls back on any exception."""
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._write_lock, sqlite.transaction(self._writer) as conn:
+            yield conn
 
     def close(self) -> None:
         self._writer.close()
@@ -75,20 +59,5 @@ class Database:
     # --- schema ---
     def migrate(self) -> list[str]:
         """Apply every migration not yet applied, in order; returns the names applied."""
-        applied: list[str] = []
-        with self.write() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
-            )
-            done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-            db = sqlite_utils.Database(conn)
-            for name, migration in MIGRATIONS:
-                if name in done:
-                    continue
-                migration(db)
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
-                    (name,),
-                )
-                applied.append(name)
-        return applied
+        with self._write_lock:
+            return sqlite.migrate(self._writer, MIGRATIONS)

@@ -1,4 +1,5 @@
-"""Schema migrations, applied in order at start (central/store/db.py records which ran).
+"""Schema migrations, applied in order when the database is opened (kernel/sqlite.py `migrate`
+records which ran, by name, in `schema_migrations`).
 
 Append new migrations; never edit one that has shipped.
 """
@@ -6,10 +7,9 @@ Append new migrations; never edit one that has shipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sqlite3
 
-import sqlite_utils
-
+from kernel.sqlite import Migration
 from kernel.wire import GENESIS_HASH, feed_chain
 
 V1 = [
@@ -134,9 +134,9 @@ V1 = [
 ]
 
 
-def _v1(db: sqlite_utils.Database) -> None:
+def _v1(conn: sqlite3.Connection) -> None:
     for statement in V1:
-        db.execute(statement)
+        conn.execute(statement)
 
 
 # Re-provisioning (README "Re-provisioning an edge"): an edge's events form one chain per epoch.
@@ -184,9 +184,9 @@ V2_EDGE_EPOCHS = [
 ]
 
 
-def _v2_edge_epochs(db: sqlite_utils.Database) -> None:
+def _v2_edge_epochs(conn: sqlite3.Connection) -> None:
     for statement in V2_EDGE_EPOCHS:
-        db.execute(statement)
+        conn.execute(statement)
 
 
 # "Actuation is part of the record": one row per release event that names its decision, and what its
@@ -212,19 +212,18 @@ V3_RELEASE_ACTUATIONS = [
 ]
 
 
-def _v3_release_actuations(db: sqlite_utils.Database) -> None:
+def _v3_release_actuations(conn: sqlite3.Connection) -> None:
     for statement in V3_RELEASE_ACTUATIONS:
-        db.execute(statement)
+        conn.execute(statement)
 
 
-def _v4_feed_chain(db: sqlite_utils.Database) -> None:
+def _v4_feed_chain(conn: sqlite3.Connection) -> None:
     """Each park's feed as a hash chain with signed checkpoints (kernel/wire.py `feed_chain`).
 
     Every feed row gets `n` (its place in its park's feed, from 1) and `chain` (the running hash up to
     and including it), and `feed_heads` the last of each per park, all written in the transaction that
     appends the row (central/feed.py). Rows already there are chained here; their `checkpoint`
     signature stays NULL (migrations have no key) and is made when a page ending there is served."""
-    conn = db.conn
     conn.execute("ALTER TABLE feed ADD COLUMN n INTEGER")
     conn.execute("ALTER TABLE feed ADD COLUMN chain TEXT")
     conn.execute("ALTER TABLE feed ADD COLUMN checkpoint TEXT")  # Ed25519 over the checkpoint at this row
@@ -258,12 +257,11 @@ def _v4_feed_chain(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v5_guids(db: sqlite_utils.Database) -> None:
+def _v5_guids(conn: sqlite3.Connection) -> None:
     """Every document guid taken, with a digest of the document it came with: a guid names one
     document for good (a different document under it is refused; the same one sent again gets its
     original receipts). Guids from before this migration are known by their receipts only: their
     digest is NULL, so a resend of one is refused as a reuse rather than guessed identical."""
-    conn = db.conn
     conn.execute(
         """CREATE TABLE guids (
             guid TEXT PRIMARY KEY,
@@ -278,11 +276,10 @@ def _v5_guids(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v6_customs_receipts(db: sqlite_utils.Database) -> None:
+def _v6_customs_receipts(conn: sqlite3.Connection) -> None:
     """Each customs receipt (CEB622) taken, and what became of it: applied, waiting for the receipt
     before it (it arrived first; applied when that one comes), stale (older than one applied) or
     refused (with the reason). Receipts apply in returnTime order, whatever order they arrive in."""
-    conn = db.conn
     conn.execute(
         """CREATE TABLE customs_receipts (
             id INTEGER PRIMARY KEY,
@@ -301,19 +298,19 @@ def _v6_customs_receipts(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v7_token_edge(db: sqlite_utils.Database) -> None:
+def _v7_token_edge(conn: sqlite3.Connection) -> None:
     """An edge token is bound to one edge id: set when the token is made. Tokens made before carry
     none and are bound to the edge id they first report for (central/events.py)."""
-    db.conn.execute("ALTER TABLE tokens ADD COLUMN edge_id TEXT")
+    conn.execute("ALTER TABLE tokens ADD COLUMN edge_id TEXT")
 
 
-def _v8_token_enterprise_codes(db: sqlite_utils.Database) -> None:
+def _v8_token_enterprise_codes(conn: sqlite3.Connection) -> None:
     """An enterprise token acts for the enterprise codes it is made for (JSON list). Tokens made
     before carry none and submit nothing until replaced."""
-    db.conn.execute("ALTER TABLE tokens ADD COLUMN enterprise_codes TEXT")
+    conn.execute("ALTER TABLE tokens ADD COLUMN enterprise_codes TEXT")
 
 
-def _v9_lookup_indexes(db: sqlite_utils.Database) -> None:
+def _v9_lookup_indexes(conn: sqlite3.Connection) -> None:
     """Every lookup an officer or a receipt makes goes through an index (issue 11 J): a parcel by
     logisticsNo alone (the (code, no) index needs its code first), a pending inventory by orderNo,
     logisticsNo or a sender-given invtNo (was json_extract over every body), a receipt's inventory
@@ -326,13 +323,12 @@ def _v9_lookup_indexes(db: sqlite_utils.Database) -> None:
         "CREATE INDEX documents_inventory_invt_no ON documents (json_extract(body, '$.invtNo'))"
         " WHERE kind = 'CEB621'",
     ):
-        db.conn.execute(statement)
+        conn.execute(statement)
 
 
-def _v10_guid_case(db: sqlite_utils.Database) -> None:
+def _v10_guid_case(conn: sqlite3.Connection) -> None:
     """A guid is a UUID, and a UUID's hex digits have no case: a guid in other letters is the same
     guid (a different order under the lower-case form of a taken guid was taken)."""
-    conn = db.conn
     conn.execute("ALTER TABLE guids ADD COLUMN folded TEXT")
     conn.execute("UPDATE guids SET folded = upper(guid)")
     conn.execute("CREATE INDEX guids_folded ON guids (folded)")
@@ -533,12 +529,12 @@ TALLIES_REBUILD = [
 ]
 
 
-def _v11_tallies(db: sqlite_utils.Database) -> None:
+def _v11_tallies(conn: sqlite3.Connection) -> None:
     for statement in _v11_tallies_statements():
-        db.conn.execute(statement)
+        conn.execute(statement)
 
 
-def _v12_document_kind_indexes(db: sqlite_utils.Database) -> None:
+def _v12_document_kind_indexes(conn: sqlite3.Connection) -> None:
     """Intake finds a set's other documents by order or by waybill number and kind, newest first: with
     the kind and the time in the index that is one index probe per document, not a read of every
     document of the order (its order, payment and inventory bodies) and a sort."""
@@ -548,17 +544,16 @@ def _v12_document_kind_indexes(db: sqlite_utils.Database) -> None:
         "CREATE INDEX documents_order ON documents (ebp_code, order_no, kind, received_at)",
         "CREATE INDEX documents_logistics ON documents (logistics_code, logistics_no, kind, received_at)",
     ):
-        db.conn.execute(statement)
+        conn.execute(statement)
 
 
-def _v13_guid_keys(db: sqlite_utils.Database) -> None:
+def _v13_guid_keys(conn: sqlite3.Connection) -> None:
     """Fewer random-key index writes per document (issue 11 J: with a million documents stored, each
     new one dirtied a random leaf of four guid-keyed indexes, and intake ran at 0.6 of its rate on an
     empty database). `guids` is keyed by the case-folded guid it is looked up by (it had a second
     index on the guid as given, which nothing reads), and `documents_guid` goes: no query reads
     documents by guid (a guid's receipts are read from `receipts`). Guids taken twice in different
     letters before 0010 keep the first."""
-    conn = db.conn
     conn.execute("DROP INDEX IF EXISTS documents_guid")
     conn.execute(
         """CREATE TABLE guids_folded_key (
@@ -577,13 +572,12 @@ def _v13_guid_keys(db: sqlite_utils.Database) -> None:
     conn.execute("ALTER TABLE guids_folded_key RENAME TO guids")
 
 
-def _v14_receipts_by_document(db: sqlite_utils.Database) -> None:
+def _v14_receipts_by_document(conn: sqlite3.Connection) -> None:
     """A guid's receipts are found through the document it names (guids gets the doc_key; receipts
     are indexed by (kind, doc_key) already), and `receipts_guid` goes: every receipt written landed
     on a random leaf of it, which with millions stored made each intake commit write thousands of
     pages more than on an empty database (issue 11 J). Guids taken before get the doc_key of their
     receipts."""
-    conn = db.conn
     conn.execute("ALTER TABLE guids ADD COLUMN doc_key TEXT")
     conn.execute(
         "UPDATE guids SET doc_key = (SELECT r.doc_key FROM receipts r WHERE r.guid = guids.guid"
@@ -592,7 +586,7 @@ def _v14_receipts_by_document(db: sqlite_utils.Database) -> None:
     conn.execute("DROP INDEX IF EXISTS receipts_guid")
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+MIGRATIONS: list[Migration] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
     ("0003_release_actuations", _v3_release_actuations),

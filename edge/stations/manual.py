@@ -102,11 +102,7 @@ class Manual(Station):
             return await self._override(decision, operator=operator, reason=reason)
 
     async def _override(self, decision: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
-        already = (
-            self.checker.store.reader()
-            .execute("SELECT 1 FROM decisions WHERE overrides = ?", (decision.id,))
-            .fetchone()
-        )
+        already = self.checker.store.override_of(decision.id)
         if already is not None:
             raise OverrideRefused("that decision is already overridden")
         blocking = [c for c in decision.codes if c not in WAIVABLE]

@@ -26,6 +26,7 @@ import pytest
 
 from edge.rules import Verdict
 from edge.stations.base import StationState
+from edge.store import Store
 from firmware_sim.scanner import ScannerSim
 from testkit import factories
 from testkit.central_server import RunningCentral, run_central
@@ -357,7 +358,9 @@ def test_central_down_decisions_go_on_and_the_backlog_drains_in_order(tmp_path: 
                 # and the feed flows again: a parcel declared now reaches the edge and leaves
                 [late] = await asyncio.to_thread(declare, central, 1, 11)
                 code = late.waybill.logisticsNo
-                await wait_until(lambda: agent.store.lookup(code), timeout=30, what="new clearance")
+                await wait_until(
+                    lambda: Store.find(agent.store.reader(), code), timeout=30, what="new clearance"
+                )
                 assert (await at_bench(park, code)).verdict == Verdict.RELEASE
                 scanned.append((code, "RELEASE"))
                 await wait_until(lambda: agent.store.backlog()["size"] == 0, what="outbox drained")
@@ -386,7 +389,7 @@ def test_cancelled_clearance_reaches_the_edge_and_the_parcel_is_held(tmp_path: P
             async with running_park(tmp_path, central) as park:
                 store = park.agent.store
                 await wait_until(lambda: store.count_clearances() == 2, what="first sync")
-                [cached] = store.lookup(codes[1])
+                [cached] = Store.find(store.reader(), codes[1])
                 assert cached.record.releasable
 
                 # the shop cancels parcel 2 (CEB623) while it sits at 800, not yet out
@@ -400,7 +403,9 @@ def test_cancelled_clearance_reaches_the_edge_and_the_parcel_is_held(tmp_path: P
 
                 # the feed brings the change; the next scan of that parcel is held
                 await wait_until(
-                    lambda: store.lookup(codes[1])[0].record.cancelled, timeout=10, what="cancellation synced"
+                    lambda: Store.find(store.reader(), codes[1])[0].record.cancelled,
+                    timeout=10,
+                    what="cancellation synced",
                 )
                 held = await through_line(park, codes[1])
                 assert (held.verdict, held.codes) == (Verdict.HOLD, ("CANCELLED",))
@@ -424,7 +429,7 @@ def test_parcel_selected_for_inspection_goes_to_the_inspection_lane(tmp_path: Pa
             async with running_park(tmp_path, central) as park:
                 store = park.agent.store
                 await wait_until(lambda: store.count_clearances() == 1, what="first sync")
-                assert store.lookup(code)[0].record.status == "500"
+                assert Store.find(store.reader(), code)[0].record.status == "500"
                 decision = await through_line(park, code)
                 assert (decision.verdict, decision.codes) == (Verdict.INSPECT, ("INSPECTION",))
                 assert lanes(park) == {"diverter_left": False, "diverter_right": True}
@@ -459,7 +464,7 @@ def test_record_altered_in_the_local_database_is_refused(tmp_path: Path) -> None
                     ).rowcount
                 conn.close()
                 assert changed == 1
-                assert store.lookup(codes[0])[0].record.grossWeight == Decimal("1.500")
+                assert Store.find(store.reader(), codes[0])[0].record.grossWeight == Decimal("1.500")
 
                 refused = await through_line(park, codes[0], Decimal("1.5"))
                 assert (refused.verdict, refused.codes) == (Verdict.HOLD, ("SIGNATURE_INVALID",))

@@ -355,7 +355,7 @@ def fill(directory: Path) -> Path:
     """Write a file until the filesystem is full; the file, to delete for space again."""
     filler = directory / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as f:
+    with filler.open("wb", buffering=0) as f:  # unbuffered: nothing left to write at close
         try:
             while True:
                 f.write(chunk)

@@ -17,10 +17,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge import release_ledger, rules
-from edge import store as edge_store
 from edge.checker import Checker
 from edge.dbcheck import check
 from edge.store import Store
+from edge.store import schema as edge_store
 from kernel.wire import GENESIS_HASH, Event, release_entry_hash
 from testkit import factories
 
@@ -185,7 +185,7 @@ def test_a_database_from_before_the_ledger_is_migrated_from_its_markers(
     store = Store(path)  # migration 2
     conn = store.reader()
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(edge_store.MIGRATIONS)
-    assert Store.version_seen(conn, record.logisticsNo, record.logisticsCode) == 3
+    assert Store.record_facts(conn, record.logisticsNo, record.logisticsCode).version_seen == 3
     assert store.sync_state()["checkpoint"] is None and store.sync_state()["cursor"] == 7
     [entry] = list(Store.ledger_entries(conn))
     assert entry[:5] == (1, record.logisticsNo, record.logisticsCode, "d-1", 3)

@@ -26,8 +26,8 @@ from bondgate.processes import free_port
 from edge import chain
 from edge.auth import hash_password
 from edge.reprovision import ReprovisionRefused, reprovision
-from edge.store import Store
-from edge.uplink import Uplink, new_event
+from edge.store import Store, new_event
+from edge.uplink import Uplink
 from firmware_sim.scanner import ScannerSim
 from kernel.timefmt import utc_now
 from kernel.wire import EventBody, EventKind

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import store as store_module
-from edge.store import CHECKPOINT_AFTER_COMMITS, Store
-from edge.uplink import new_event
+from edge.store import CHECKPOINT_AFTER_COMMITS, Store, new_event
+from edge.store import writer as store_module
 from kernel.timefmt import utc_now
 from kernel.wire import EventBody, EventKind
 

@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central.keys import load_or_create_key
-from edge.store import Store
+from edge.store import Store, new_event
 from edge.sync import FeedRefused, FeedSync, SyncStatus
-from edge.uplink import Uplink, new_event
+from edge.uplink import Uplink
 from edge.verified import VerifiedTexts
 from kernel.wire import (
     GENESIS_HASH,
@@ -64,7 +64,7 @@ def test_sync_fills_the_cache_and_resumes_from_the_cursor(tmp_path: Path) -> Non
         assert sync.status.rejected_signatures == 0
         stored = [row[0] for row in store.reader().execute("SELECT record FROM clearances")]
         assert all(text in verified for text in stored)  # a decision need not verify them again
-        [cached] = store.lookup(sets[0].waybill.logisticsNo)
+        [cached] = Store.find(store.reader(), sets[0].waybill.logisticsNo)
         assert cached.record.status == "800" and verify_record(cached.record, key)
         cursor = store.sync_state()["cursor"]
         declare(central, 3, start=100)
@@ -98,7 +98,7 @@ def test_a_record_altered_in_the_local_database_fails_its_signature(tmp_path: Pa
                 ('"grossWeight":"0.8', '"grossWeight":"9.8', code),
             )
         )
-        [cached] = store.lookup(code)
+        [cached] = Store.find(store.reader(), code)
         assert str(cached.record.grossWeight).startswith("9.8")
         assert not verify_record(cached.record, key)
         store.close()
@@ -194,7 +194,7 @@ def test_newest_version_with_a_bad_signature_leaves_the_previous_valid_one(
         tamper(central, code, 3, *FORGED_WEIGHT)  # the 800 release, weight changed after signing
         store = Store(tmp_path / "edge.db")
         status = first_sync(central, store, page_size=5000)
-        [stored] = store.lookup(code)
+        [stored] = Store.find(store.reader(), code)
         assert stored.record.version == 2 and stored.record.status == "399"
         assert str(stored.record.grossWeight) == "0.800"
         assert status.rejected_signatures == 1  # the forged 800, checked and refused
@@ -217,7 +217,7 @@ def test_older_version_with_a_bad_signature_is_superseded_unchecked(tmp_path: Pa
         tamper(central, code, 1, *BAD_SHAPE)
         store = Store(tmp_path / "edge.db")
         status = first_sync(central, store, page_size=5000)
-        [stored] = store.lookup(code)
+        [stored] = Store.find(store.reader(), code)
         assert stored.record.version == 3 and stored.record.status == "800"
         assert status.rejected_signatures == 0  # the bad ones were never looked at
         assert status.superseded_unchecked == 2 + 2 * more
@@ -342,7 +342,7 @@ def test_the_records_counter_counts_records_stored(tmp_path: Path) -> None:
         assert apply(older) == (0, [older])  # older than the version stored: refused, not counted
         assert apply(newest) == (1, [])  # the same version again is written again
         assert store.sync_state()["records"] == 6
-        [cached_record] = store.lookup(sets[0].waybill.logisticsNo)
+        [cached_record] = Store.find(store.reader(), sets[0].waybill.logisticsNo)
         assert cached_record.record == newest
         store.close()
 
@@ -525,6 +525,6 @@ def test_a_cursor_moved_on_by_hand_drops_no_revocation(tmp_path: Path) -> None:
         with central.client("enterprise") as shop:
             shop.post("/api/v1/documents", json=cancel).raise_for_status()
         first_sync(central, store, page_size=50)
-        [cached] = store.lookup(cancelled.waybill.logisticsNo)
+        [cached] = Store.find(store.reader(), cancelled.waybill.logisticsNo)
         assert cached.record.cancelled
         store.close()

@@ -22,8 +22,8 @@ import pytest
 from bondgate.processes import free_port
 from edge import acks
 from edge.auth import hash_password
-from edge.store import Store
-from edge.uplink import AckRefused, EventsRefused, Uplink, new_event
+from edge.store import Store, new_event
+from edge.uplink import AckRefused, EventsRefused, Uplink
 from kernel.wire import EventBody, EventKind
 from testkit.central_server import RunningCentral, run_central
 from testkit.fake_central import Answer, Request, fake_central
