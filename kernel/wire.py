@@ -40,8 +40,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator
 
-from kernel.status import ClearanceStatus
-
 FEED_DOMAIN = b"bondgate-feed-v1\n"
 CHECKPOINT_DOMAIN = b"bondgate-checkpoint-v1\n"
 RELEASE_DOMAIN = b"bondgate-release-v1\n"
@@ -166,10 +164,6 @@ class FeedRecord(BaseModel):
     def signed_bytes_v1(self) -> bytes:
         """The bytes as signed before 2026-12-05 (`canonical_json_v1`): still accepted."""
         return FEED_DOMAIN + canonical_json_v1(self.model_dump(mode="python", exclude={"seq", "signature"}))
-
-    @property
-    def releasable(self) -> bool:
-        return self.status == ClearanceStatus.RELEASED and not self.cancelled
 
 
 class FeedCheckpoint(BaseModel):

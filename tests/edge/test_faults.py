@@ -28,6 +28,7 @@ from edge.rules import Verdict
 from edge.stations.base import StationState
 from edge.store import Store
 from firmware_sim.scanner import ScannerSim
+from kernel.status import ClearanceStatus
 from testkit import factories
 from testkit.central_server import RunningCentral, run_central
 from testkit.park import LINE_TRACKING, Park, put_on_bench, running_park, wait_until
@@ -390,7 +391,7 @@ def test_cancelled_clearance_reaches_the_edge_and_the_parcel_is_held(tmp_path: P
                 store = park.agent.store
                 await wait_until(lambda: store.count_clearances() == 2, what="first sync")
                 [cached] = Store.find(store.reader(), codes[1])
-                assert cached.record.releasable
+                assert cached.record.status == ClearanceStatus.RELEASED and not cached.record.cancelled
 
                 # the shop cancels parcel 2 (CEB623) while it sits at 800, not yet out
                 with central.client("officer") as officer:
