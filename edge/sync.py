@@ -11,10 +11,12 @@ that has a valid shape and signature is stored, and the older ones of that page 
 at all (counted in `SyncStatus.superseded_unchecked`, neither applied nor rejected). An older one
 is checked only when every newer one failed. What is stored is exactly what checking every record
 and upserting them all (newer versions win) stored: the newest valid version per clearance. A
-first sync carries every version of every clearance, so this saves most of the Ed25519 work (2/3
-on a feed of three versions per parcel). The price: a bad signature on a record that a newer, valid
-record in the same page replaces goes unnoticed and unlogged. That record would never have been
-used; the decision path verifies the stored record again before every release.
+first sync carries every version of every clearance, so most of the Ed25519 work is saved. The
+price: a bad signature on a record that a newer, valid record in the same page replaces goes
+unnoticed and unlogged. That record would never have been used. Before a release the decision path
+checks that the stored record's text is one this process saw pass its signature check (its digest
+in `edge.verified.VerifiedTexts`, recorded here) and verifies it in full otherwise, so a record
+altered on disk is refused either way.
 
 A page counts only if it is central's feed and continues what this edge already holds. It carries
 central's signed checkpoint at its `next_after` (park, cursor, count, running hash: kernel/wire.py
