@@ -49,6 +49,7 @@ from devices.health import DeviceError, Health, State, SupervisedDriver, Supervi
 from devices.protocols import mt_sics as sics
 from devices.protocols import parity as seven_bit
 from devices.protocols import toledo
+from devices.protocols.need_data import NEED_DATA
 from devices.transports.serial_port import Parity, SerialPort
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ class ScaleDriver(SupervisedDriver):
             data = await port.read(timeout)
             if data:
                 parser.receive_data(data)
-                while (event := parser.next_event()) is not toledo.NEED_DATA:
+                while (event := parser.next_event()) is not NEED_DATA:
                     if isinstance(event, toledo.ContinuousFrame):
                         last_good, bad = loop.time(), 0
                         self._bit7(parser.parity)
@@ -381,7 +382,7 @@ class ScaleDriver(SupervisedDriver):
             return
         client = self._client
         client.receive_data(data)
-        while (event := client.next_event()) is not sics.NEED_DATA:
+        while (event := client.next_event()) is not NEED_DATA:
             if isinstance(event, sics.Late):
                 self._late(event.reply)
             elif isinstance(event, sics.Unsolicited):
@@ -402,7 +403,7 @@ class ScaleDriver(SupervisedDriver):
         deadline = loop.time() + self.config.reply_timeout_s
         while True:
             event = client.next_event()
-            if event is sics.NEED_DATA:
+            if event is NEED_DATA:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     client.abandon()
@@ -564,7 +565,7 @@ class ScaleDriver(SupervisedDriver):
         deadline = loop.time() + self.config.reply_timeout_s
         while True:
             event = parser.next_event()
-            if event is toledo.NEED_DATA:
+            if event is NEED_DATA:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     parser.clear()
@@ -602,7 +603,7 @@ class ScaleDriver(SupervisedDriver):
         parser = self._parser_8217
         parser.receive_data(port.read_pending())
         frames = 0
-        while (event := parser.next_event()) is not toledo.NEED_DATA:
+        while (event := parser.next_event()) is not NEED_DATA:
             if isinstance(event, toledo.Garbage):
                 self._noise("noise", "noise on the line")
                 continue

@@ -30,10 +30,12 @@ import re
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from devices.protocols.errors import ProtocolError
+from devices.protocols.need_data import NEED_DATA, NeedData
 
 CR: Final = b"\r"
 LF: Final = b"\n"
@@ -57,16 +59,8 @@ _ASCII_ALNUM: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 _ASCII_LETTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
-class ScannerProtocolError(Exception):
+class ScannerProtocolError(ProtocolError):
     """Local misuse (encoding a frame the wire cannot carry); received bytes never raise."""
-
-
-class _Need(Enum):
-    NEED_DATA = "NEED_DATA"
-
-
-NEED_DATA: Final = _Need.NEED_DATA
-NeedData = Literal[_Need.NEED_DATA]
 
 
 class ScannerProtocolConfig(BaseModel):

@@ -27,6 +27,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from devices.protocols.errors import ProtocolError
+
 MAX_PAYLOAD = 16 * 1024  # bytes; a sensor message is well under 1 KiB, a plate result with a URL ~ 2 KiB
 
 Timestamp = Annotated[AwareDatetime, Field(strict=False)]  # ISO 8601 with zone, or Unix s / ms
@@ -73,7 +75,7 @@ ErrorKind = Literal[
 ]
 
 
-class PayloadError(ValueError):
+class PayloadError(ProtocolError, ValueError):
     """A payload that is not a valid message of its sensor type; `kind` is stable, `reason` is for logs."""
 
     def __init__(self, kind: ErrorKind, reason: str, *, sensor_type: str, topic: str) -> None:
