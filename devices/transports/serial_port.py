@@ -23,13 +23,34 @@ import os
 import stat
 import termios
 import threading
-from typing import Literal
+from typing import Annotated, Final, Literal, TypedDict
 
 import serial
+from pydantic import AfterValidator
 
 from devices.health import DeviceError
 
 Parity = Literal["N", "E", "O", "S", "M"]
+STOP_BITS: Final = (1, 1.5, 2)  # pyserial's values
+
+
+def _stop_bits(value: float) -> float:
+    if value not in STOP_BITS:
+        raise ValueError(f"stop bits must be 1, 1.5 or 2, not {value:g}")
+    return value
+
+
+StopBits = Annotated[float, AfterValidator(_stop_bits)]
+"""A configured number of stop bits: a float (1.5 is one), validated to be 1, 1.5 or 2."""
+
+
+class SerialSettings(TypedDict):
+    """What a device's configuration asks of its port: `SerialPort(url, **settings)`."""
+
+    baudrate: int
+    bytesize: int
+    parity: Parity
+    stopbits: float
 
 
 def _nonblocking_fd(port: serial.SerialBase) -> int | None:
