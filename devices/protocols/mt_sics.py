@@ -222,7 +222,7 @@ Reply = (
 )
 ParserEvent = Reply | Unparsed
 
-_ERRORS: Final[dict[str, type[ErrorReply]]] = {
+_ERRORS: Final[dict[str, type[SyntaxErrorReply | TransmissionErrorReply | LogicalErrorReply]]] = {
     "ES": SyntaxErrorReply,
     "ET": TransmissionErrorReply,
     "EL": LogicalErrorReply,
@@ -230,6 +230,13 @@ _ERRORS: Final[dict[str, type[ErrorReply]]] = {
 _WEIGHT_IDS: Final = frozenset({"S", "SI", "SIR"})  # some firmwares echo SI/SIR as the reply id
 _KNOWN_IDS: Final = frozenset({"S", "SI", "SIR", "Z", "ZI", "T", "TA", "TAC", "I4"})
 _TARE_DONE: Final[dict[str, Literal["S", "A"]]] = {"T": "S", "TA": "A", "TAC": "A"}  # status when done
+# the status tokens each reply id may carry alone, as the literal the reply holds
+_ZERO_STATUS: Final[dict[str, dict[str, ZeroStatus]]] = {
+    "Z": {"A": "A", "I": "I", "+": "+", "-": "-"},
+    "ZI": {"S": "S", "D": "D", "I": "I", "+": "+", "-": "-"},
+}
+_TARE_REFUSED: Final[dict[str, TareStatus]] = {"I": "I", "+": "+", "-": "-"}
+_TAC_STATUS: Final[dict[str, TareStatus]] = {**_TARE_REFUSED, "A": "A"}
 _S_STATUS: Final[dict[str, type[Busy | Overload | Underload]]] = {"I": Busy, "+": Overload, "-": Underload}
 
 
@@ -350,10 +357,10 @@ def parse_line(line: bytes) -> ParserEvent | None:
                 return WeightReply(head, "S" if status == "S" else "D", *weight)
         elif status in _S_STATUS and len(rest) == 1:
             return _S_STATUS[status](head)
-    elif head in ("Z", "ZI"):
-        allowed = ("A", "I", "+", "-") if head == "Z" else ("S", "D", "I", "+", "-")
-        if len(rest) == 1 and status in allowed:
-            return ZeroReply(head, status)  # type: ignore[arg-type]
+    elif head in _ZERO_STATUS:
+        zero = _ZERO_STATUS[head].get(status)
+        if len(rest) == 1 and zero is not None:
+            return ZeroReply(head, zero)
     elif head in _TARE_DONE:
         done = _TARE_DONE[head]
         if head != "TAC" and status == done:
@@ -362,8 +369,8 @@ def parse_line(line: bytes) -> ParserEvent | None:
                 return UnsupportedUnit(head, done, *weight)
             if weight is not None:
                 return TareReply(head, done, *weight)
-        elif len(rest) == 1 and (status in ("I", "+", "-") or (head == "TAC" and status == "A")):
-            return TareReply(head, status)  # type: ignore[arg-type]
+        elif len(rest) == 1 and (alone := (_TAC_STATUS if head == "TAC" else _TARE_REFUSED).get(status)):
+            return TareReply(head, alone)
     elif head == "I4" and status == "I" and len(rest) == 1:
         return Busy("I4")  # understood, not executable now (the balance is busy)
     elif head == "I4" and status == "A" and len(rest) >= 2:

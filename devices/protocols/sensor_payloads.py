@@ -64,7 +64,7 @@ class PlateResult(_Payload):
 
 SensorPayload = GateSensor | LoopDetector | PlateResult
 
-MODELS: dict[SensorType, type[_Payload]] = {
+MODELS: dict[SensorType, type[GateSensor] | type[LoopDetector] | type[PlateResult]] = {
     SensorType.GATE: GateSensor,
     SensorType.LOOP: LoopDetector,
     SensorType.PLATE: PlateResult,
@@ -118,7 +118,7 @@ def decode(sensor_type: SensorType | str, topic: str, payload: bytes) -> SensorP
             "too_large", f"{len(payload)} bytes > {MAX_PAYLOAD}", sensor_type=kind.value, topic=topic
         )
     try:
-        return MODELS[kind].model_validate_json(payload)  # type: ignore[return-value]
+        return MODELS[kind].model_validate_json(payload)
     except ValidationError as exc:
         error_kind, reason = _describe(exc)
         raise PayloadError(error_kind, reason, sensor_type=kind.value, topic=topic) from None

@@ -63,6 +63,7 @@ MIN_AREA_HALF_PX = 150  # a region of bars smaller than this at half scale is no
 EDGE_KEEP = 0.4  # the bars end where the edge density falls below this share of the read rows'
 
 CODE128 = zxingcpp.BarcodeFormat.Code128
+CODE128_ONLY = zxingcpp.BarcodeFormats(CODE128)
 
 _local = threading.local()
 
@@ -207,8 +208,12 @@ def lean(upright: np.ndarray) -> float:
 # --- reading -----------------------------------------------------------------------------------------
 def includes_code128(formats: zxingcpp.BarcodeFormat | zxingcpp.BarcodeFormats) -> bool:
     """Whether zxing-cpp reads Code 128 with `formats` (an empty set means every format)."""
-    listed = list(zxingcpp.BarcodeFormats(formats))
-    return not listed or any(CODE128 in list(zxingcpp.barcode_formats_list(f)) for f in listed)
+    if isinstance(formats, zxingcpp.BarcodeFormat):
+        formats = zxingcpp.BarcodeFormats(formats)
+    listed = list(formats)
+    return not listed or any(
+        CODE128 in list(zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormats(f))) for f in listed
+    )
 
 
 def _zxing(image: np.ndarray, formats: zxingcpp.BarcodeFormats, rotate: bool) -> list[zxingcpp.Barcode]:
@@ -232,7 +237,7 @@ def read(gray: np.ndarray, box: Box) -> Read | None:
     seen: set[str] = set()
     for scale in SCALES:
         views = [view(gray, box, scale=scale, rows=band) for band in BANDS]
-        upper, lower = ({r.text: r for r in _zxing(_sharpened(v, scale), CODE128, False)} for v in views)
+        upper, lower = ({r.text: r for r in _zxing(_sharpened(v, scale), CODE128_ONLY, False)} for v in views)
         seen |= upper.keys() | lower.keys()
         if len(seen) > 1:
             return None
@@ -305,16 +310,16 @@ def located(gx: np.ndarray, gy: np.ndarray, degrees: float) -> list[Box]:
     if peak <= 0:
         return []
     mask = (barness > max(BARNESS_KEEP * peak, BARNESS_MIN)).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     found = []
     for i in range(1, count):
         if stats[i, cv2.CC_STAT_AREA] < MIN_AREA_HALF_PX:
             continue
         x0, y0, w, h = (int(v) for v in stats[i, :4])
-        ys, xs = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == i)
-        xs = xs + x0 + 0.5
-        ys = ys + y0 + 0.5
+        rows, cols = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == i)
+        xs = cols + x0 + 0.5  # pixel centres, in the half-scale frame
+        ys = rows + y0 + 0.5
         pu, pv = xs * ux + ys * uy, ys * ux - xs * uy
         lo, hi = np.percentile(pu, (1, 99))
         vlo, vhi = np.percentile(pv, (1, 99))
