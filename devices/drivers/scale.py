@@ -94,7 +94,7 @@ class ScaleConfig(BaseModel):
     mt_sics_command: Literal["SI", "S"] = Field(
         "SI", description="SI reports motion as it happens; S makes the balance wait for stability"
     )
-    unit: Literal["kg", "lb"] = Field("kg", description="toledo-8217 only: its replies carry no unit")
+    unit: toledo.Unit8217 = Field("kg", description="toledo-8217 only: its replies carry no unit")
     resync_quiet_s: float | None = Field(
         None,
         gt=0,

@@ -5,11 +5,11 @@ garbage, and share the 7-bit conventions. Both formats are 7-bit ASCII, and Tole
 talk 7E1: read by a port opened 8N1, every byte — STX, digits, CR, not only the status bytes —
 carries the parity bit in bit 7. Frames are found and decoded with bit 7 masked off, and taken when
 bit 7 is clear throughout or consistently one parity (`parity.bit7`); `parser.parity` then says
-which, so the driver can tell the operator. (Bit 7 set on status bytes alone is masked, as it always
-was.) Neither parser raises on input: garbage becomes a
-`Garbage` event and is counted; `ToledoProtocolError` is raised only for local misuse (encoding a
-weight the format cannot carry). Results never depend on how the stream was split into chunks: a
-run of garbage is reported when the next STX ends it (or in pieces of MAX_GARBAGE bytes).
+which, so the driver can tell the operator; bit 7 set on the status bytes alone is masked too.
+Neither parser raises on input: garbage becomes a `Garbage` event and is counted;
+`ToledoProtocolError` is raised only for local misuse (encoding a weight the format cannot carry).
+Results never depend on how the stream was split into chunks: a run of garbage is reported when the
+next STX ends it (or in pieces of MAX_GARBAGE bytes).
 
 8217 (as Odoo's IoT box drives it): the host sends `W`; the scale answers `STX weight CR`, an `N`
 after the digits marking a net weight, or `STX ? status CR` when it cannot weigh (motion, over
@@ -55,7 +55,7 @@ CONTINUOUS_LEN: Final = 17  # STX + 3 status + 6 + 6 + CR, without the checksum
 _WHITESPACE: Final = frozenset(b" \r\n")
 _8217_WEIGHT = re.compile(rb" *(-?) *(\d+(?:\.\d*)?|\.\d+)(N?) *\Z")
 
-Unit = Literal["kg", "lb"]  # what an 8217 may be configured to send (its replies carry no unit)
+Unit8217 = Literal["kg", "lb"]  # what an 8217 may be configured to send (its replies carry no unit)
 # What SWC bits 0–2 (and SWB bit 4, for code 000) can say. The last four have no kg value here: a
 # scale showing them is set wrong for a parcel station, and says so rather than being converted.
 ContinuousUnit = Literal["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]
@@ -105,8 +105,8 @@ class _Framer:
         self._rx.clear()
 
     def _bit7(self, start: int, end: int, status: tuple[int, ...]) -> parity.Seen:
-        """How bit 7 is used in the frame at [start, end); False if it follows no rule. Bit 7 set on
-        the `status` positions alone (relative to start) is masked, as it always was."""
+        """How bit 7 is used in the frame at [start, end) (`parity.bit7`); False if it follows no
+        rule. Bit 7 set on the `status` positions (relative to start) alone counts as clear: None."""
         raw = bytes(self._rx.raw[start:end])
         seen = parity.bit7(raw)
         if seen is False:
@@ -295,10 +295,6 @@ class ContinuousFrame:
     @property
     def kg(self) -> Decimal | None:
         return kg(self.weight, self.unit) if self.unit_known else None
-
-    @property
-    def tare_kg(self) -> Decimal | None:
-        return kg(self.tare, self.unit) if self.unit_known else None
 
     @property
     def stable(self) -> bool:

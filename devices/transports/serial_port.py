@@ -235,15 +235,6 @@ class SerialPort:
                 # TypeError/AttributeError: pyserial's fd went away under a concurrent close
                 raise DeviceError(f"{self.url}: write failed: {exc}") from exc
 
-    def discard_input(self) -> None:
-        """Forget every byte received and not read yet: the OS's input buffer (tcflush on a local
-        port) and what is queued here. For a new session, so nothing sent before it is read as new."""
-        port = self._port
-        if port is not None:
-            with contextlib.suppress(Exception):  # a port that cannot flush still gets the settle drop
-                port.reset_input_buffer()
-        self.drain_pending()
-
     def read_pending(self) -> bytes:
         """Bytes received and not read yet, without waiting (b"" if none): for a polled device, what
         arrived while no request was outstanding. A lost port's error stays queued for the next read."""

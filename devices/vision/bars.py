@@ -9,18 +9,18 @@ Why, for the camera driver's waybills:
 - **Wrong codes.** Code 128's mod-103 check catches every single wrong symbol, not every pair. Rows
   that cross the ends of slightly skewed bars see some bars and miss others; a damaged bar is taken
   for the nearest valid symbol by zxing-cpp's tolerant matching; and now and then a second symbol
-  goes wrong with it so that the check passes. On synthetic frames zxing-cpp's pass returned a
-  wrong waybill for about 1 skewed label in 1,000 frames and 1 damaged label in 30.
+  goes wrong with it so that the check passes: zxing-cpp alone returns a wrong waybill, rarely for
+  a skewed label and more often for a damaged one.
 
 How:
 
 1. **Where the bars are**, as a rotated `Box` (centre, reading direction, length, bar height):
    around a read zxing-cpp's pass made (`around`: its scan line's ends give the direction and
    length; the bars' height is where the edge density along that direction stays high); else from
-   OpenCV's `cv2.barcode.BarcodeDetector.detectMulti` (≈5 ms per 1280×720 frame, but it misses a
-   few large, clear labels); else `located` along the frame's strongest edge orientations (a
-   label's bars dominate the gradient-weighted histogram of edge directions): where the gradient
-   along that direction outweighs the one across it.
+   OpenCV's `cv2.barcode.BarcodeDetector.detectMulti` (it misses a few large, clear labels); else
+   `located` along the frame's strongest edge orientations (a label's bars dominate the
+   gradient-weighted histogram of edge directions): where the gradient along that direction
+   outweighs the one across it.
 2. **Upright**: the box is sampled with `warpAffine` along its reading direction, with room for the
    quiet zones, after its angle is refined from the structure tensor of the bars (boxes are a few
    degrees off).
@@ -33,8 +33,9 @@ How:
    both bands, measuring every bar and space within 0.3 module of the standard's patterns, so a
    damaged symbol is not taken for a valid one.
 
-`confirm` and `search` never start a step once `deadline` (time.perf_counter()) has passed. A step
-is one detection (≈5 ms), the orientation histogram with its regions (≈5 ms) or one box (≈1–2 ms).
+`confirm` and `search` never start a step once `deadline` (time.perf_counter()) has passed, so they
+overrun it by one step at most: a step is one detection, the orientation histogram with its regions,
+or one box (BENCHMARKS.md, camera_skew, has what they cost).
 """
 
 from __future__ import annotations
