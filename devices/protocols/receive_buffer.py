@@ -14,7 +14,9 @@ from devices.protocols import parity
 
 
 class ReceiveBuffer:
-    """Received bytes (masked and raw, same length) with a read position `pos` into both."""
+    """Received bytes (masked and raw, same length) with a read position `pos` into both.
+
+    `masked` and `raw` are changed in place, never replaced: a parser may keep them in locals."""
 
     __slots__ = ("masked", "pos", "raw")
 
@@ -37,6 +39,3 @@ class ReceiveBuffer:
         self.masked.clear()
         self.raw.clear()
         self.pos = 0
-
-    def __len__(self) -> int:
-        return len(self.masked)
