@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devices.protocols import mt_sics, toledo  # noqa: E402
+from devices.protocols.need_data import NEED_DATA  # noqa: E402
 
 FRAMES = 100_000
 CHUNK = 4096
@@ -60,10 +61,9 @@ def _continuous_stream(n: int, *, with_checksum: bool) -> bytes:
 
 def _drain(parser: Any, data: bytes) -> int:
     events = 0
-    sentinel = mt_sics.NEED_DATA if isinstance(parser, mt_sics.MtSicsParser) else toledo.NEED_DATA
     for start in range(0, len(data), CHUNK):
         parser.receive_data(data[start : start + CHUNK])
-        while parser.next_event() is not sentinel:
+        while parser.next_event() is not NEED_DATA:
             events += 1
     return events
 
@@ -108,7 +108,7 @@ def measure() -> list[tuple[str, float, str]]:
         parser, count = mt_sics.MtSicsParser(), 0
         for start in range(0, len(sics), CHUNK):
             parser.receive_data(sics[start : start + CHUNK])
-            while (event := parser.next_event()) is not mt_sics.NEED_DATA:
+            while (event := parser.next_event()) is not NEED_DATA:
                 if isinstance(event, mt_sics.WeightReply):
                     event.kg  # noqa: B018  (the conversion the driver does)
                 count += 1

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devices.protocols.need_data import NEED_DATA  # noqa: E402
 from devices.protocols.scanner import (  # noqa: E402
-    NEED_DATA,
     ScannerParser,
     ScannerProtocolConfig,
     encode_frame,

@@ -13,7 +13,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+
+from devices.protocols.sensor_payloads import SensorPayload
 
 
 def _now() -> float:
@@ -71,7 +72,7 @@ class SensorMessage:
     device: str
     sensor_type: str
     topic: str
-    payload: Any  # the validated pydantic model
+    payload: SensorPayload  # the validated model of its sensor type
     at: float = field(default_factory=_now)
     live: bool = True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import signal
@@ -185,11 +186,9 @@ class Agent:
         if self.publisher:
             await self.publisher.start()
             for name, driver in self.hub.drivers.items():
-                driver.supervisor.subscribe(
-                    lambda h, n=name: self.publisher and self.publisher.device_health(n, h)
-                )
+                driver.supervisor.subscribe(functools.partial(self.publisher.device_health, name))
         for name, driver in self.hub.drivers.items():
-            driver.supervisor.subscribe(lambda h, n=name: self._device_changed(n, h))
+            driver.supervisor.subscribe(functools.partial(self._device_changed, name))
         await self.hub.start()
         for station in self.stations.values():
             await station.start()

@@ -5,10 +5,11 @@ monotonic time), decodes barcodes in it with zxing-cpp (Code 128 at any skew, se
 frame as `evidence_dir/<sha256 of the JPEG>.jpg`, emits a `CameraFrame` into `driver.events` and
 returns it.
 
-Decoding choices, from measurements in PROTOCOLS.md and bench/dev_camera.py:
-- only the configured formats (default Code 128: parcel waybills), about 10× faster than all formats;
-- an optional region of interest where the label passes (a crop costs well under a millisecond and
-  keeps a neighbouring parcel's label out of the read);
+Decoding choices (bench/dev_camera.py and bench/camera_skew.py measure them, BENCHMARKS.md has the
+figures):
+- only the configured formats (default Code 128: parcel waybills), several times faster than all;
+- an optional region of interest where the label passes (a crop is cheap and keeps a neighbouring
+  parcel's label out of the read);
 - `TextMode.Plain`, so a GS1-128 code reads as the raw element string a serial scanner sends after
   `]C1`, not the parenthesised human-readable form: the two readings must compare equal;
 - `skew_search_ms` (default 40; 0 turns it off): zxing-cpp reads along pixel rows and columns, so a

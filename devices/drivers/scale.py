@@ -39,8 +39,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,9 +50,22 @@ from devices.health import DeviceError, Health, State, SupervisedDriver, Supervi
 from devices.protocols import mt_sics as sics
 from devices.protocols import parity as seven_bit
 from devices.protocols import toledo
-from devices.transports.serial_port import Parity, SerialPort
+from devices.protocols.need_data import NEED_DATA, NeedData
+from devices.transports.serial_port import Parity, SerialPort, SerialSettings, StopBits
 
 log = logging.getLogger(__name__)
+
+_E = TypeVar("_E", covariant=True)
+_A = TypeVar("_A")
+
+
+class _Receiver(Protocol[_E]):
+    """A sans-I/O parser (or client) the driver feeds: bytes in, events out until NEED_DATA."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def next_event(self) -> _E | NeedData: ...
+
 
 ScaleProtocol = Literal["mt-sics", "toledo-8217", "toledo-continuous"]
 
@@ -73,14 +87,14 @@ class ScaleConfig(BaseModel):
     baudrate: int = Field(9600, gt=0)
     bytesize: Literal[7, 8] | None = Field(None, description="None: the protocol's usual framing")
     parity: Parity | None = None
-    stopbits: Literal[1, 1.5, 2] = 1
+    stopbits: StopBits = 1
     poll_interval_s: float = Field(0.2, gt=0, description="between requests (MT-SICS, 8217)")
     reply_timeout_s: float = Field(1.0, gt=0, description="per request; per frame for continuous output")
     silent_after: int = Field(3, ge=1, description="missed replies in a row before the scale is DOWN")
     mt_sics_command: Literal["SI", "S"] = Field(
         "SI", description="SI reports motion as it happens; S makes the balance wait for stability"
     )
-    unit: Literal["kg", "lb"] = Field("kg", description="toledo-8217 only: its replies carry no unit")
+    unit: toledo.Unit8217 = Field("kg", description="toledo-8217 only: its replies carry no unit")
     resync_quiet_s: float | None = Field(
         None,
         gt=0,
@@ -94,7 +108,7 @@ class ScaleConfig(BaseModel):
     )
     backoff_max_s: float = Field(1.0, gt=0, description="longest wait between reconnect attempts")
 
-    def serial_settings(self) -> dict[str, Any]:
+    def serial_settings(self) -> SerialSettings:
         bytesize, parity = _FRAMING[self.protocol]
         return {
             "baudrate": self.baudrate,
@@ -261,6 +275,29 @@ class ScaleDriver(SupervisedDriver):
             reason += f"; the port is {_framing(settings)}, {name} usually talks {usual[0]}{usual[1]}1"
         return reason
 
+    async def _request(
+        self,
+        port: SerialPort,
+        data: bytes,
+        receiver: _Receiver[_E],
+        answer: Callable[[_E], _A],
+    ) -> _A | None:
+        """Send `data`, then feed `receiver` from the port until `answer(event)` is not None — the
+        reply — or reply_timeout_s has passed since the send (None; what to forget then is the
+        caller's). `answer` returns None for the events that do not answer (counting them)."""
+        await self._write(port, data)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.reply_timeout_s
+        while True:
+            event = receiver.next_event()
+            if event is NEED_DATA:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                receiver.receive_data(await port.read(remaining))
+            elif (reply := answer(event)) is not None:
+                return reply
+
     # --- the session ----------------------------------------------------------------------------
     async def _session(self, supervisor: Supervisor) -> None:
         self._framing_fault = self._tx_parity = None  # found out again on each connection
@@ -309,7 +346,7 @@ class ScaleDriver(SupervisedDriver):
             data = await port.read(timeout)
             if data:
                 parser.receive_data(data)
-                while (event := parser.next_event()) is not toledo.NEED_DATA:
+                while (event := parser.next_event()) is not NEED_DATA:
                     if isinstance(event, toledo.ContinuousFrame):
                         last_good, bad = loop.time(), 0
                         self._bit7(parser.parity)
@@ -359,14 +396,11 @@ class ScaleDriver(SupervisedDriver):
         client = self._client
         try:
             self._sics_unasked(port)
-            if not client.in_step:
-                await self._write(port, client.resync())
-                if await self._sics_reply(port) is None:
-                    return None
+            if not client.in_step and await self._sics_request(port, client.resync()) is None:
+                return None
             data = client.send(command)
             self._asked = time.monotonic()
-            await self._write(port, data)
-            reply = await self._sics_reply(port)
+            reply = await self._sics_request(port, data)
             return None if isinstance(reply, sics.InStep) else reply
         except BaseException:
             client.abandon()  # cancelled or port lost mid-command: out of step, a reply may still come
@@ -381,7 +415,7 @@ class ScaleDriver(SupervisedDriver):
             return
         client = self._client
         client.receive_data(data)
-        while (event := client.next_event()) is not sics.NEED_DATA:
+        while (event := client.next_event()) is not NEED_DATA:
             if isinstance(event, sics.Late):
                 self._late(event.reply)
             elif isinstance(event, sics.Unsolicited):
@@ -390,25 +424,16 @@ class ScaleDriver(SupervisedDriver):
                 self._noise("noise", "unexpected line")
             # InStep: the answer to an I4 given up on; the client is in step again
 
-    async def _sics_reply(
-        self, port: SerialPort, extra: list[sics.Reply] | None = None
+    async def _sics_request(
+        self, port: SerialPort, data: bytes, extra: list[sics.Reply] | None = None
     ) -> sics.Reply | sics.InStep | None:
-        """The reply to what the client has outstanding; None (and the client out of step) if it did
-        not come within reply_timeout_s. Late lines are dropped and counted; noise is noise. With
-        `extra` (proving a reply, `_prove`), a late line that is not a marker's answer is a line
-        nobody asked for: collected there."""
+        """Send `data` (what the client returned for its outstanding command) and return the reply;
+        None (and the client out of step) if it did not come within reply_timeout_s. Late lines are
+        dropped and counted; noise is noise. With `extra` (proving a reply, `_prove`), a late line
+        that is not a marker's answer is a line nobody asked for: collected there."""
         client = self._client
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.reply_timeout_s
-        while True:
-            event = client.next_event()
-            if event is sics.NEED_DATA:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    client.abandon()
-                    return None
-                client.receive_data(await port.read(remaining))
-                continue
+
+        def answer(event: sics.ClientEvent) -> sics.Reply | sics.InStep | None:
             if not isinstance(event, sics.Unparsed):
                 self._bit7(client.parser.parity)
             if isinstance(event, sics.Late):
@@ -422,6 +447,13 @@ class ScaleDriver(SupervisedDriver):
                 self._noise("noise", "unexpected line")
             else:
                 return event
+            return None
+
+        receiver: _Receiver[sics.ClientEvent] = client  # named: mypy cannot infer it through NeedData
+        reply = await self._request(port, data, receiver, answer)
+        if reply is None:
+            client.abandon()
+        return reply
 
     async def _prove(self, port: SerialPort) -> bool | None:
         """Prove that the reply just taken answered the request: send I4 and read to its answer.
@@ -436,8 +468,7 @@ class ScaleDriver(SupervisedDriver):
         client = self._client
         extra: list[sics.Reply] = []
         try:
-            await self._write(port, client.resync())
-            marker = await self._sics_reply(port, extra)
+            marker = await self._sics_request(port, client.resync(), extra)
         except BaseException:
             client.abandon()
             raise
@@ -559,22 +590,12 @@ class ScaleDriver(SupervisedDriver):
             await self._wait_for_quiet(port)
             self._quiet_first = False
         asked = self._asked = time.monotonic()
-        await self._write(port, toledo.encode_8217("W"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.reply_timeout_s
-        while True:
-            event = parser.next_event()
-            if event is toledo.NEED_DATA:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    parser.clear()
-                    self._disturbed()
-                    return False
-                parser.receive_data(await port.read(remaining))
-            elif isinstance(event, toledo.Garbage):
-                self._noise("noise", "noise on the line")
-            else:
-                break
+        receiver: _Receiver[toledo.Event8217] = parser  # named: mypy cannot infer it through NeedData
+        event = await self._request(port, toledo.encode_8217("W"), receiver, self._8217_answer)
+        if event is None:
+            parser.clear()
+            self._disturbed()
+            return False
         seen = parser.parity
         if self._8217_unasked(port, with_reply=True):
             return True  # answered, but which frame answered is not known: no reading
@@ -595,6 +616,13 @@ class ScaleDriver(SupervisedDriver):
         self._emit(toledo.kg(event.value, self.config.unit), stable=True, net=event.net, since=since)
         return True
 
+    def _8217_answer(self, event: toledo.Event8217) -> toledo.Weight8217 | toledo.Status8217 | None:
+        """A weight or status answers the W; garbage is noise, and the reply may still come."""
+        if isinstance(event, toledo.Garbage):
+            self._noise("noise", "noise on the line")
+            return None
+        return event
+
     def _8217_unasked(self, port: SerialPort, *, with_reply: bool = False) -> int:
         """Frames that no W is waiting for — whatever the parser still holds and the port has queued
         — taken and dropped (counted, DEGRADED, a disturbance). `with_reply`: those that came right
@@ -602,7 +630,7 @@ class ScaleDriver(SupervisedDriver):
         parser = self._parser_8217
         parser.receive_data(port.read_pending())
         frames = 0
-        while (event := parser.next_event()) is not toledo.NEED_DATA:
+        while (event := parser.next_event()) is not NEED_DATA:
             if isinstance(event, toledo.Garbage):
                 self._noise("noise", "noise on the line")
                 continue
@@ -684,7 +712,7 @@ def _cannot_weigh(frame: toledo.ContinuousFrame) -> tuple[str, str] | None:
     return None
 
 
-def _framing(settings: dict[str, Any]) -> str:
+def _framing(settings: SerialSettings) -> str:
     """`{"bytesize": 8, "parity": "N", "stopbits": 1}` → "8N1"."""
     return f"{settings['bytesize']}{settings['parity']}{settings['stopbits']:g}"
 

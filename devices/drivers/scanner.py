@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -38,7 +38,7 @@ from devices.protocols.scanner import (
     ScannerParser,
     ScannerProtocolConfig,
 )
-from devices.transports.serial_port import Parity, SerialPort
+from devices.transports.serial_port import Parity, SerialPort, SerialSettings, StopBits
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ScannerConfig(ScannerProtocolConfig):
     baudrate: int = Field(9600, gt=0)
     bytesize: Literal[7, 8] = Field(8, description="older engines default to 7 data bits")
     parity: Parity = Field("N", description="N, E, O, S (space: older engines with 7 bits) or M")
-    stopbits: Literal[1, 1.5, 2] = 1
+    stopbits: StopBits = 1
     dedupe_window_s: float = Field(
         1.0, ge=0, description="the same code again within this long of its last sighting is one read"
     )
@@ -63,7 +63,7 @@ class ScannerConfig(ScannerProtocolConfig):
         description="after the port opens, bytes arriving this soon were sent before it: dropped",
     )
 
-    def serial_settings(self) -> dict[str, Any]:
+    def serial_settings(self) -> SerialSettings:
         return {
             "baudrate": self.baudrate,
             "bytesize": self.bytesize,

@@ -30,13 +30,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from devices.protocols.errors import ProtocolError
+
 WeightType = Literal["int16", "uint16", "int32", "uint32", "float32"]
 
 _STRUCT: dict[str, str] = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f"}
 MAX_SPAN = 32  # weight and status within this many registers: one request (Modbus allows 125)
 
 
-class WeightDecodeError(ValueError):
+class WeightDecodeError(ProtocolError, ValueError):
     """The registers do not hold a weight under this map (missing, out of range, NaN)."""
 
 

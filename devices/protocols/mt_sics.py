@@ -18,10 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal, Inexact, localcontext
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import ClassVar, Final, Literal
 
 from devices.protocols import parity
+from devices.protocols.errors import ProtocolError
+from devices.protocols.need_data import NEED_DATA, NeedData
+from devices.protocols.receive_buffer import ReceiveBuffer
 
 CRLF: Final = b"\r\n"
 MAX_LINE: Final = 256  # a longer line is garbage: reported once (truncated), its rest skipped
@@ -52,7 +55,7 @@ OTHER_UNITS: Final = frozenset(
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 
 
-class MtSicsProtocolError(Exception):
+class MtSicsProtocolError(ProtocolError):
     """Local misuse of the protocol objects; received bytes never raise."""
 
 
@@ -67,14 +70,6 @@ class Command(StrEnum):
     TAC = "TAC"  # clear tare
     I4 = "I4"  # serial number: no side effect; the client's marker to find its place after a timeout
     RESET = "@"  # reset; answers with the serial number; also stops SIR
-
-
-class _Need(Enum):
-    NEED_DATA = "NEED_DATA"
-
-
-NEED_DATA: Final = _Need.NEED_DATA
-NeedData = Literal[_Need.NEED_DATA]
 
 
 def to_kg(value: Decimal, unit: str) -> Decimal:
@@ -227,7 +222,7 @@ Reply = (
 )
 ParserEvent = Reply | Unparsed
 
-_ERRORS: Final[dict[str, type[ErrorReply]]] = {
+_ERRORS: Final[dict[str, type[SyntaxErrorReply | TransmissionErrorReply | LogicalErrorReply]]] = {
     "ES": SyntaxErrorReply,
     "ET": TransmissionErrorReply,
     "EL": LogicalErrorReply,
@@ -235,6 +230,13 @@ _ERRORS: Final[dict[str, type[ErrorReply]]] = {
 _WEIGHT_IDS: Final = frozenset({"S", "SI", "SIR"})  # some firmwares echo SI/SIR as the reply id
 _KNOWN_IDS: Final = frozenset({"S", "SI", "SIR", "Z", "ZI", "T", "TA", "TAC", "I4"})
 _TARE_DONE: Final[dict[str, Literal["S", "A"]]] = {"T": "S", "TA": "A", "TAC": "A"}  # status when done
+# the status tokens each reply id may carry alone, as the literal the reply holds
+_ZERO_STATUS: Final[dict[str, dict[str, ZeroStatus]]] = {
+    "Z": {"A": "A", "I": "I", "+": "+", "-": "-"},
+    "ZI": {"S": "S", "D": "D", "I": "I", "+": "+", "-": "-"},
+}
+_TARE_REFUSED: Final[dict[str, TareStatus]] = {"I": "I", "+": "+", "-": "-"}
+_TAC_STATUS: Final[dict[str, TareStatus]] = {**_TARE_REFUSED, "A": "A"}
 _S_STATUS: Final[dict[str, type[Busy | Overload | Underload]]] = {"I": Busy, "+": Overload, "-": Underload}
 
 
@@ -355,10 +357,10 @@ def parse_line(line: bytes) -> ParserEvent | None:
                 return WeightReply(head, "S" if status == "S" else "D", *weight)
         elif status in _S_STATUS and len(rest) == 1:
             return _S_STATUS[status](head)
-    elif head in ("Z", "ZI"):
-        allowed = ("A", "I", "+", "-") if head == "Z" else ("S", "D", "I", "+", "-")
-        if len(rest) == 1 and status in allowed:
-            return ZeroReply(head, status)  # type: ignore[arg-type]
+    elif head in _ZERO_STATUS:
+        zero = _ZERO_STATUS[head].get(status)
+        if len(rest) == 1 and zero is not None:
+            return ZeroReply(head, zero)
     elif head in _TARE_DONE:
         done = _TARE_DONE[head]
         if head != "TAC" and status == done:
@@ -367,8 +369,8 @@ def parse_line(line: bytes) -> ParserEvent | None:
                 return UnsupportedUnit(head, done, *weight)
             if weight is not None:
                 return TareReply(head, done, *weight)
-        elif len(rest) == 1 and (status in ("I", "+", "-") or (head == "TAC" and status == "A")):
-            return TareReply(head, status)  # type: ignore[arg-type]
+        elif len(rest) == 1 and (alone := (_TAC_STATUS if head == "TAC" else _TARE_REFUSED).get(status)):
+            return TareReply(head, alone)
     elif head == "I4" and status == "I" and len(rest) == 1:
         return Busy("I4")  # understood, not executable now (the balance is busy)
     elif head == "I4" and status == "A" and len(rest) >= 2:
@@ -392,51 +394,43 @@ class MtSicsParser:
     """
 
     def __init__(self) -> None:
-        self._buf = bytearray()  # received bytes, bit 7 masked off: lines are found and parsed here
-        self._raw = bytearray()  # the same bytes as received: bit 7 is judged, and garbage shown, here
-        self._pos = 0  # start of unconsumed bytes (compacted on receive, not per line)
+        self._rx = ReceiveBuffer()
         self._skipping = False  # inside an over-long line already reported
         self.unparsed = 0  # lines that were not replies
         self.lines = 0  # lines seen (blank ones excluded)
         self.parity: parity.BitParity | None = None  # in bit 7 of the last event's line
 
     def receive_data(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
-            del self._raw[: self._pos]
-            self._pos = 0
-        self._buf += data.translate(parity.MASK7)
-        self._raw += data
+        self._rx.receive(data)
 
     def clear(self) -> None:
         """Forget buffered bytes (after a timeout, so a late half-reply cannot pair with the next)."""
-        self._buf.clear()
-        self._raw.clear()
-        self._pos = 0
+        self._rx.clear()
         self._skipping = False
 
     def next_event(self) -> ParserEvent | NeedData:
-        buf = self._buf
+        rx = self._rx
+        buf, raw = rx.masked, rx.raw
         while True:
-            start = self._pos
+            start = rx.pos
             end = buf.find(b"\n", start)
             if end == -1:
                 if len(buf) - start > MAX_LINE:
-                    self._pos = len(buf)
+                    rx.pos = len(buf)
                     if not self._skipping:
                         self._skipping = True
-                        return self._unparsed(bytes(self._raw[start : start + MAX_LINE]))
+                        return self._unparsed(bytes(raw[start : start + MAX_LINE]))
                 elif self._skipping:
-                    self._pos = len(buf)
+                    rx.pos = len(buf)
                 return NEED_DATA
-            self._pos = end + 1
+            rx.pos = end + 1
             if self._skipping:
                 self._skipping = False
                 continue
             if end - start > MAX_LINE:
-                return self._unparsed(bytes(self._raw[start : start + MAX_LINE]))
+                return self._unparsed(bytes(raw[start : start + MAX_LINE]))
             stop = end - 1 if end > start and buf[end - 1] == 0x0D else end
-            seen = parity.bit7(bytes(self._raw[start : end + 1]))  # with its CR LF: more evidence
+            seen = parity.bit7(bytes(raw[start : end + 1]))  # with its CR LF: more evidence
             event = parse_line(bytes(buf[start:stop])) if seen is not False else Unparsed(b"")
             if event is None:
                 continue
@@ -444,7 +438,7 @@ class MtSicsParser:
             self.parity = seen or None
             if isinstance(event, Unparsed):
                 self.unparsed += 1
-                return Unparsed(bytes(self._raw[start:stop]))
+                return Unparsed(bytes(raw[start:stop]))
             return event
 
     def _unparsed(self, line: bytes) -> Unparsed:

@@ -1,6 +1,6 @@
 """Serial barcode scanners, sans-I/O: bytes in, frames out, time passed in by the caller.
 
-Frame on the wire: `[prefix][AIM id]data[suffix]<CR | LF | CR LF>` (PROTOCOLS.md). Any of CR, LF
+Frame on the wire: `[prefix][AIM id]data[suffix]<CR | LF | CR LF>`. Any of CR, LF
 or CR LF ends a line, so a scanner set to any of them works unconfigured; an empty line (the LF of
 a CR LF that arrived in the next chunk, or blank lines) is not a frame. Other end markers (ETX,
 TAB) are configured as `suffix`; a scanner that sends no CR/LF at all is framed by the partial
@@ -30,10 +30,12 @@ import re
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from devices.protocols.errors import ProtocolError
+from devices.protocols.need_data import NEED_DATA, NeedData
 
 CR: Final = b"\r"
 LF: Final = b"\n"
@@ -41,7 +43,7 @@ CRLF: Final = b"\r\n"
 TERMINATORS: Final = (CR, LF, CRLF)
 SAMPLE: Final = 32  # bytes of a discarded line kept in its event, for logs
 
-# ISO/IEC 15424 symbology identifiers a parcel park meets (PROTOCOLS.md); others are "unknown"
+# ISO/IEC 15424 symbology identifiers a parcel park meets; others are "unknown"
 SYMBOLOGIES: Final[dict[str, str]] = {
     "]C0": "Code 128",
     "]C1": "GS1-128",
@@ -57,16 +59,8 @@ _ASCII_ALNUM: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 _ASCII_LETTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
-class ScannerProtocolError(Exception):
+class ScannerProtocolError(ProtocolError):
     """Local misuse (encoding a frame the wire cannot carry); received bytes never raise."""
-
-
-class _Need(Enum):
-    NEED_DATA = "NEED_DATA"
-
-
-NEED_DATA: Final = _Need.NEED_DATA
-NeedData = Literal[_Need.NEED_DATA]
 
 
 class ScannerProtocolConfig(BaseModel):
@@ -180,10 +174,6 @@ class ScannerStats:
     overlong: int = 0  # lines discarded for length (each counted once)
     unmatched: int = 0  # frames that matched no carrier pattern (only when patterns are set)
     partial: int = 0  # lines closed by the timeout (emitted or discarded)
-
-
-def symbology_name(aim: str) -> str:
-    return SYMBOLOGIES.get(aim, UNKNOWN_SYMBOLOGY)
 
 
 def split_aim(text: str) -> tuple[str | None, str]:

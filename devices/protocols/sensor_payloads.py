@@ -27,6 +27,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from devices.protocols.errors import ProtocolError
+
 MAX_PAYLOAD = 16 * 1024  # bytes; a sensor message is well under 1 KiB, a plate result with a URL ~ 2 KiB
 
 Timestamp = Annotated[AwareDatetime, Field(strict=False)]  # ISO 8601 with zone, or Unix s / ms
@@ -62,7 +64,7 @@ class PlateResult(_Payload):
 
 SensorPayload = GateSensor | LoopDetector | PlateResult
 
-MODELS: dict[SensorType, type[_Payload]] = {
+MODELS: dict[SensorType, type[GateSensor] | type[LoopDetector] | type[PlateResult]] = {
     SensorType.GATE: GateSensor,
     SensorType.LOOP: LoopDetector,
     SensorType.PLATE: PlateResult,
@@ -73,7 +75,7 @@ ErrorKind = Literal[
 ]
 
 
-class PayloadError(ValueError):
+class PayloadError(ProtocolError, ValueError):
     """A payload that is not a valid message of its sensor type; `kind` is stable, `reason` is for logs."""
 
     def __init__(self, kind: ErrorKind, reason: str, *, sensor_type: str, topic: str) -> None:
@@ -116,7 +118,7 @@ def decode(sensor_type: SensorType | str, topic: str, payload: bytes) -> SensorP
             "too_large", f"{len(payload)} bytes > {MAX_PAYLOAD}", sensor_type=kind.value, topic=topic
         )
     try:
-        return MODELS[kind].model_validate_json(payload)  # type: ignore[return-value]
+        return MODELS[kind].model_validate_json(payload)
     except ValidationError as exc:
         error_kind, reason = _describe(exc)
         raise PayloadError(error_kind, reason, sensor_type=kind.value, topic=topic) from None

@@ -5,11 +5,11 @@ garbage, and share the 7-bit conventions. Both formats are 7-bit ASCII, and Tole
 talk 7E1: read by a port opened 8N1, every byte — STX, digits, CR, not only the status bytes —
 carries the parity bit in bit 7. Frames are found and decoded with bit 7 masked off, and taken when
 bit 7 is clear throughout or consistently one parity (`parity.bit7`); `parser.parity` then says
-which, so the driver can tell the operator. (Bit 7 set on status bytes alone is masked, as it always
-was.) Neither parser raises on input: garbage becomes a
-`Garbage` event and is counted; `ToledoProtocolError` is raised only for local misuse (encoding a
-weight the format cannot carry). Results never depend on how the stream was split into chunks: a
-run of garbage is reported when the next STX ends it (or in pieces of MAX_GARBAGE bytes).
+which, so the driver can tell the operator; bit 7 set on the status bytes alone is masked too.
+Neither parser raises on input: garbage becomes a `Garbage` event and is counted;
+`ToledoProtocolError` is raised only for local misuse (encoding a weight the format cannot carry).
+Results never depend on how the stream was split into chunks: a run of garbage is reported when the
+next STX ends it (or in pieces of MAX_GARBAGE bytes).
 
 8217 (as Odoo's IoT box drives it): the host sends `W`; the scale answers `STX weight CR`, an `N`
 after the digits marking a net weight, or `STX ? status CR` when it cannot weigh (motion, over
@@ -31,10 +31,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from enum import Enum
 from typing import Final, Literal
 
 from devices.protocols import parity
+from devices.protocols.errors import ProtocolError
+from devices.protocols.need_data import NEED_DATA, NeedData
+from devices.protocols.receive_buffer import ReceiveBuffer
 
 STX: Final = 0x02
 CR: Final = 0x0D
@@ -53,7 +55,7 @@ CONTINUOUS_LEN: Final = 17  # STX + 3 status + 6 + 6 + CR, without the checksum
 _WHITESPACE: Final = frozenset(b" \r\n")
 _8217_WEIGHT = re.compile(rb" *(-?) *(\d+(?:\.\d*)?|\.\d+)(N?) *\Z")
 
-Unit = Literal["kg", "lb"]  # what an 8217 may be configured to send (its replies carry no unit)
+Unit8217 = Literal["kg", "lb"]  # what an 8217 may be configured to send (its replies carry no unit)
 # What SWC bits 0–2 (and SWB bit 4, for code 000) can say. The last four have no kg value here: a
 # scale showing them is set wrong for a parcel station, and says so rather than being converted.
 ContinuousUnit = Literal["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]
@@ -68,16 +70,8 @@ _SWC_UNITS: Final[dict[int, ContinuousUnit]] = {
 }
 
 
-class ToledoProtocolError(Exception):
+class ToledoProtocolError(ProtocolError):
     """Local misuse of the encoders; received bytes never raise."""
-
-
-class _Need(Enum):
-    NEED_DATA = "NEED_DATA"
-
-
-NEED_DATA: Final = _Need.NEED_DATA
-NeedData = Literal[_Need.NEED_DATA]
 
 
 def kg(value: Decimal, unit: str) -> Decimal:
@@ -94,37 +88,26 @@ class Garbage:
 
 
 class _Framer:
-    """A byte buffer with a read position: compacted on receive, never per frame (cheap streams).
-
-    `_buf` holds the received bytes with bit 7 masked off (frames are found and decoded there),
-    `_raw` the same bytes as received (bit 7 is judged, and garbage reported, there)."""
+    """What both parsers share: the receive buffer (`_rx`: bytes masked and raw, and the read
+    position), the counters, and finding the next STX."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._raw = bytearray()
-        self._pos = 0
+        self._rx = ReceiveBuffer()
         self.garbage = 0  # Garbage events reported
         self.frames = 0  # good frames
         self.parity: parity.BitParity | None = None  # in bit 7 of the last frame returned
 
     def receive_data(self, data: bytes) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
-            del self._raw[: self._pos]
-            self._pos = 0
-        self._buf += data.translate(parity.MASK7)
-        self._raw += data
+        self._rx.receive(data)
 
     def clear(self) -> None:
         """Forget buffered bytes (after a timeout, so a late half-reply cannot pair with the next)."""
-        self._buf.clear()
-        self._raw.clear()
-        self._pos = 0
+        self._rx.clear()
 
     def _bit7(self, start: int, end: int, status: tuple[int, ...]) -> parity.Seen:
-        """How bit 7 is used in the frame at [start, end); False if it follows no rule. Bit 7 set on
-        the `status` positions alone (relative to start) is masked, as it always was."""
-        raw = bytes(self._raw[start:end])
+        """How bit 7 is used in the frame at [start, end) (`parity.bit7`); False if it follows no
+        rule. Bit 7 set on the `status` positions (relative to start) alone counts as clear: None."""
+        raw = bytes(self._rx.raw[start:end])
         seen = parity.bit7(raw)
         if seen is False:
             rest = bytes(b for i, b in enumerate(raw) if i not in status)
@@ -134,27 +117,28 @@ class _Framer:
 
     def _garbage(self, start: int, end: int) -> Garbage:
         self.garbage += 1
-        return Garbage(bytes(self._raw[start:end]))
+        return Garbage(bytes(self._rx.raw[start:end]))
 
     def _garbage_before_stx(self) -> Garbage | NeedData | None:
         """Skip to the next STX. Returns Garbage for a reportable run, None when positioned on an
         STX, NEED_DATA when no STX is buffered yet. Whitespace-only runs are dropped silently (CR LF
         between frames is common)."""
-        buf, pos = self._buf, self._pos
+        rx = self._rx
+        buf, pos = rx.masked, rx.pos
         while True:
             stx = buf.find(b"\x02", pos)
             if stx == pos:
-                self._pos = pos
+                rx.pos = pos
                 return None
             end = len(buf) if stx == -1 else stx
             if end - pos >= MAX_GARBAGE:
                 end = pos + MAX_GARBAGE
             elif stx == -1:
-                self._pos = pos
+                rx.pos = pos
                 return NEED_DATA
             start, pos = pos, end
             if not _WHITESPACE.issuperset(buf[start:end]):
-                self._pos = pos
+                rx.pos = pos
                 return self._garbage(start, end)
 
 
@@ -259,24 +243,25 @@ class Toledo8217Parser(_Framer):
             skipped = self._garbage_before_stx()
             if skipped is not None:
                 return skipped
-            buf, pos = self._buf, self._pos
-            window = buf[pos + 1 : pos + 2 + MAX_8217_BODY]
+            rx = self._rx
+            pos = rx.pos
+            window = rx.masked[pos + 1 : pos + 2 + MAX_8217_BODY]
             cr, stx = window.find(b"\r"), window.find(b"\x02")
             if cr != -1 and (stx == -1 or cr < stx):
-                self._pos = pos + 2 + cr
+                end = rx.pos = pos + 2 + cr
                 body = bytes(window[:cr])
-                seen = self._bit7(pos, self._pos, (2,) if body[:1] == b"?" else ())
+                seen = self._bit7(pos, end, (2,) if body[:1] == b"?" else ())
                 reply = parse_8217_body(body) if seen is not False else None
                 if reply is not None:
                     self.frames += 1
                     self.parity = seen or None
                     return reply
-                return self._garbage(pos, self._pos)
+                return self._garbage(pos, end)
             if stx == -1 and len(window) <= MAX_8217_BODY:
                 return NEED_DATA  # a frame still arriving
             # a new STX before the CR, or no CR where one must be: the frame is broken
             end = pos + 1 + (stx if stx != -1 else len(window))
-            self._pos = end
+            rx.pos = end
             return self._garbage(pos, end)
 
 
@@ -310,10 +295,6 @@ class ContinuousFrame:
     @property
     def kg(self) -> Decimal | None:
         return kg(self.weight, self.unit) if self.unit_known else None
-
-    @property
-    def tare_kg(self) -> Decimal | None:
-        return kg(self.tare, self.unit) if self.unit_known else None
 
     @property
     def stable(self) -> bool:
@@ -464,7 +445,7 @@ class ToledoContinuousParser(_Framer):
     def _frame_at_stx(self) -> ContinuousEvent | NeedData | None:
         """Positioned on an STX: a frame, a checksum error, garbage from a false STX up to the next
         one, NEED_DATA, or None for a frame held back (detecting)."""
-        buf, pos = self._buf, self._pos
+        buf, pos = self._rx.masked, self._rx.pos
         need = CONTINUOUS_LEN + (0 if self.checksum is False else 1)  # the byte after the CR decides
         if len(buf) - pos < need:
             # wait for a whole frame — unless a CR or STX inside shows it can't be one
@@ -509,38 +490,40 @@ class ToledoContinuousParser(_Framer):
         seen = self._bit7(pos, pos + size, (1, 2, 3, CONTINUOUS_LEN))
         if seen is False:
             return self._false_stx(pos)
-        self._pos = pos + size
+        self._rx.pos = pos + size
         self.frames += 1
         self.parity = seen or None
         return replace(decoded, checksum_ok=verified) if verified else decoded
 
     def _bad(self, pos: int, size: int) -> ChecksumError:
-        self._pos = pos + size
+        self._rx.pos = pos + size
         self.checksum_errors += 1
-        return ChecksumError(bytes(self._raw[pos : pos + size]))
+        return ChecksumError(bytes(self._rx.raw[pos : pos + size]))
 
     def _hold(self, pos: int) -> Garbage | NeedData | None:
         if self._bit7(pos, pos + CONTINUOUS_LEN, (1, 2, 3)) is False:
             return self._false_stx(pos)
-        self._pos = pos + CONTINUOUS_LEN
+        self._rx.pos = pos + CONTINUOUS_LEN
         self.held += 1
         return None
 
     def _may_be_frame(self, pos: int) -> bool:
         """An incomplete frame can be ruled out early: STX or CR may only appear at its ends."""
-        inner = self._buf[pos + 1 : pos + CONTINUOUS_LEN - 1]
+        buf = self._rx.masked
+        inner = buf[pos + 1 : pos + CONTINUOUS_LEN - 1]
         if b"\x02" in inner or b"\r" in inner:
             return False
         end = pos + CONTINUOUS_LEN - 1
-        return end >= len(self._buf) or self._buf[end] == CR
+        return end >= len(buf) or buf[end] == CR
 
     def _false_stx(self, pos: int) -> Garbage | NeedData:
         """Not a frame here: report from this STX up to the next STX as garbage."""
-        nxt = self._buf.find(b"\x02", pos + 1)
+        buf = self._rx.masked
+        nxt = buf.find(b"\x02", pos + 1)
         if nxt == -1:
-            if len(self._buf) - pos < MAX_GARBAGE:
+            if len(buf) - pos < MAX_GARBAGE:
                 return NEED_DATA
             nxt = pos + MAX_GARBAGE
         end = min(nxt, pos + MAX_GARBAGE)
-        self._pos = end
+        self._rx.pos = end
         return self._garbage(pos, end)

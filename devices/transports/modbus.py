@@ -58,7 +58,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -114,6 +114,17 @@ FUNCTION_NAMES = {
 }
 
 
+class _ClientOptions(TypedDict):
+    """What every pymodbus client of ours is built with, TCP or RTU."""
+
+    timeout: float
+    retries: int
+    reconnect_delay: float
+    name: str
+    trace_packet: Callable[[bool, bytes], bytes]
+    trace_connect: Callable[[bool], None]
+
+
 class ModbusRequestError(DeviceError):
     """A request failed; says which one, so a log line is enough to find the wiring or map error.
     `retryable`: no answer, or a broken one — asking again is sound and may well succeed."""
@@ -133,7 +144,7 @@ class ModbusRequestError(DeviceError):
 
 
 # what an exception code most likely means when it comes back at once (the device is alive)
-_EXCEPTION_HINTS = {
+_EXCEPTION_HINTS: dict[int, str] = {
     ExcCodes.ILLEGAL_FUNCTION: "the device has no such function: wrong profile or register table?",
     ExcCodes.ILLEGAL_ADDRESS: "the device has no such address: wrong profile or address map?",
 }
@@ -270,7 +281,7 @@ class ModbusBus:
 
     def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         e = self.endpoint
-        common = {
+        common: _ClientOptions = {
             "timeout": self.timeout,
             "retries": 0,
             "reconnect_delay": 0,

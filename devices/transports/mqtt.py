@@ -249,6 +249,7 @@ class MqttConnection:
             client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
         if cfg.tls is not None:
             _setup_tls(client, cfg.tls)
+        # paho annotates these int, but takes (and sleeps) float seconds: 0.1 s is the default here
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         if self._will is not None:
             will = self._will

@@ -23,13 +23,34 @@ import os
 import stat
 import termios
 import threading
-from typing import Literal
+from typing import Annotated, Final, Literal, TypedDict
 
 import serial
+from pydantic import AfterValidator
 
 from devices.health import DeviceError
 
 Parity = Literal["N", "E", "O", "S", "M"]
+STOP_BITS: Final = (1, 1.5, 2)  # pyserial's values
+
+
+def _stop_bits(value: float) -> float:
+    if value not in STOP_BITS:
+        raise ValueError(f"stop bits must be 1, 1.5 or 2, not {value:g}")
+    return value
+
+
+StopBits = Annotated[float, AfterValidator(_stop_bits)]
+"""A configured number of stop bits: a float (1.5 is one), validated to be 1, 1.5 or 2."""
+
+
+class SerialSettings(TypedDict):
+    """What a device's configuration asks of its port: `SerialPort(url, **settings)`."""
+
+    baudrate: int
+    bytesize: int
+    parity: Parity
+    stopbits: float
 
 
 def _nonblocking_fd(port: serial.SerialBase) -> int | None:
@@ -213,15 +234,6 @@ class SerialPort:
                 # termios.error: flush() is tcdrain, which pyserial does not wrap either
                 # TypeError/AttributeError: pyserial's fd went away under a concurrent close
                 raise DeviceError(f"{self.url}: write failed: {exc}") from exc
-
-    def discard_input(self) -> None:
-        """Forget every byte received and not read yet: the OS's input buffer (tcflush on a local
-        port) and what is queued here. For a new session, so nothing sent before it is read as new."""
-        port = self._port
-        if port is not None:
-            with contextlib.suppress(Exception):  # a port that cannot flush still gets the settle drop
-                port.reset_input_buffer()
-        self.drain_pending()
 
     def read_pending(self) -> bytes:
         """Bytes received and not read yet, without waiting (b"" if none): for a polled device, what

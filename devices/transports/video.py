@@ -160,7 +160,7 @@ class VideoSource:
             cap.release()
 
     def _open(self) -> cv2.VideoCapture:
-        if self.kind == "file" and not os.path.isfile(self.source):  # type: ignore[arg-type]
+        if self.kind == "file" and not os.path.isfile(self.source):
             raise DeviceError(f"{self.label}: no such file")
         if self.kind == "device":
             cap = cv2.VideoCapture(self.source)

@@ -9,18 +9,18 @@ Why, for the camera driver's waybills:
 - **Wrong codes.** Code 128's mod-103 check catches every single wrong symbol, not every pair. Rows
   that cross the ends of slightly skewed bars see some bars and miss others; a damaged bar is taken
   for the nearest valid symbol by zxing-cpp's tolerant matching; and now and then a second symbol
-  goes wrong with it so that the check passes. On synthetic frames zxing-cpp's pass returned a
-  wrong waybill for about 1 skewed label in 1,000 frames and 1 damaged label in 30.
+  goes wrong with it so that the check passes: zxing-cpp alone returns a wrong waybill, rarely for
+  a skewed label and more often for a damaged one.
 
 How:
 
 1. **Where the bars are**, as a rotated `Box` (centre, reading direction, length, bar height):
    around a read zxing-cpp's pass made (`around`: its scan line's ends give the direction and
    length; the bars' height is where the edge density along that direction stays high); else from
-   OpenCV's `cv2.barcode.BarcodeDetector.detectMulti` (≈5 ms per 1280×720 frame, but it misses a
-   few large, clear labels); else `located` along the frame's strongest edge orientations (a
-   label's bars dominate the gradient-weighted histogram of edge directions): where the gradient
-   along that direction outweighs the one across it.
+   OpenCV's `cv2.barcode.BarcodeDetector.detectMulti` (it misses a few large, clear labels); else
+   `located` along the frame's strongest edge orientations (a label's bars dominate the
+   gradient-weighted histogram of edge directions): where the gradient along that direction
+   outweighs the one across it.
 2. **Upright**: the box is sampled with `warpAffine` along its reading direction, with room for the
    quiet zones, after its angle is refined from the structure tensor of the bars (boxes are a few
    degrees off).
@@ -33,8 +33,9 @@ How:
    both bands, measuring every bar and space within 0.3 module of the standard's patterns, so a
    damaged symbol is not taken for a valid one.
 
-`confirm` and `search` never start a step once `deadline` (time.perf_counter()) has passed. A step
-is one detection (≈5 ms), the orientation histogram with its regions (≈5 ms) or one box (≈1–2 ms).
+`confirm` and `search` never start a step once `deadline` (time.perf_counter()) has passed, so they
+overrun it by one step at most: a step is one detection, the orientation histogram with its regions,
+or one box (BENCHMARKS.md, camera_skew, has what they cost).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ MIN_AREA_HALF_PX = 150  # a region of bars smaller than this at half scale is no
 EDGE_KEEP = 0.4  # the bars end where the edge density falls below this share of the read rows'
 
 CODE128 = zxingcpp.BarcodeFormat.Code128
+CODE128_ONLY = zxingcpp.BarcodeFormats(CODE128)
 
 _local = threading.local()
 
@@ -207,8 +209,12 @@ def lean(upright: np.ndarray) -> float:
 # --- reading -----------------------------------------------------------------------------------------
 def includes_code128(formats: zxingcpp.BarcodeFormat | zxingcpp.BarcodeFormats) -> bool:
     """Whether zxing-cpp reads Code 128 with `formats` (an empty set means every format)."""
-    listed = list(zxingcpp.BarcodeFormats(formats))
-    return not listed or any(CODE128 in list(zxingcpp.barcode_formats_list(f)) for f in listed)
+    if isinstance(formats, zxingcpp.BarcodeFormat):
+        formats = zxingcpp.BarcodeFormats(formats)
+    listed = list(formats)
+    return not listed or any(
+        CODE128 in list(zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormats(f))) for f in listed
+    )
 
 
 def _zxing(image: np.ndarray, formats: zxingcpp.BarcodeFormats, rotate: bool) -> list[zxingcpp.Barcode]:
@@ -232,7 +238,7 @@ def read(gray: np.ndarray, box: Box) -> Read | None:
     seen: set[str] = set()
     for scale in SCALES:
         views = [view(gray, box, scale=scale, rows=band) for band in BANDS]
-        upper, lower = ({r.text: r for r in _zxing(_sharpened(v, scale), CODE128, False)} for v in views)
+        upper, lower = ({r.text: r for r in _zxing(_sharpened(v, scale), CODE128_ONLY, False)} for v in views)
         seen |= upper.keys() | lower.keys()
         if len(seen) > 1:
             return None
@@ -305,16 +311,16 @@ def located(gx: np.ndarray, gy: np.ndarray, degrees: float) -> list[Box]:
     if peak <= 0:
         return []
     mask = (barness > max(BARNESS_KEEP * peak, BARNESS_MIN)).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
     found = []
     for i in range(1, count):
         if stats[i, cv2.CC_STAT_AREA] < MIN_AREA_HALF_PX:
             continue
         x0, y0, w, h = (int(v) for v in stats[i, :4])
-        ys, xs = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == i)
-        xs = xs + x0 + 0.5
-        ys = ys + y0 + 0.5
+        rows, cols = np.nonzero(labels[y0 : y0 + h, x0 : x0 + w] == i)
+        xs = cols + x0 + 0.5  # pixel centres, in the half-scale frame
+        ys = rows + y0 + 0.5
         pu, pv = xs * ux + ys * uy, ys * ux - xs * uy
         lo, hi = np.percentile(pu, (1, 99))
         vlo, vhi = np.percentile(pv, (1, 99))

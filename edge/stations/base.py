@@ -14,10 +14,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from devices.events import BarcodeRead, CameraFrame, DeviceEvent, NoRead, WeightReading
-from devices.health import DeviceError, State
+from devices.events import BarcodeRead, DeviceEvent, NoRead, WeightReading
+from devices.health import DeviceError, Health, State
+from devices.ports import FrameSource, WeightSource
 from edge import rules
 from edge.checker import Checker, DecisionRecord
+from edge.config import ConveyorStation, GateStation, ManualStation
 from edge.devices import DeviceHub
 from kernel.tasks import cancel_and_wait
 
@@ -49,16 +51,24 @@ class StationView:
 
 
 Listener = Callable[[StationView], None]
+StationConfig = ConveyorStation | ManualStation | GateStation
 
 
 class Station:
-    kind = "station"
+    """One station's devices, state and decisions. Its devices come from the hub by the names its
+    configuration gives them, as the port each role needs: a scanner it listens to, a scale it asks
+    for a weight (`weigh`), a camera it asks for a frame (`look`); stations with outputs add theirs."""
 
-    def __init__(self, config: Any, hub: DeviceHub, checker: Checker) -> None:
+    kind = "station"
+    config: StationConfig
+
+    def __init__(self, config: StationConfig, hub: DeviceHub, checker: Checker) -> None:
         self.config = config
         self.name: str = config.name
         self.hub = hub
         self.checker = checker
+        self.scale: WeightSource | None = None if config.scale is None else hub.weight_source(config.scale)
+        self.camera: FrameSource | None = None if config.camera is None else hub.frame_source(config.camera)
         self.view = StationView(name=self.name, kind=self.kind)
         self._listeners: list[Listener] = []
         self._reads: deque[BarcodeRead | NoRead] = deque(maxlen=64)
@@ -69,10 +79,14 @@ class Station:
         self.decisions = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._watching = False  # weighs one parcel at a time on one platform (`watch_platform`)
+        self._taken: tuple[Decimal, float] | None = None  # watching: the last weight taken, when measured
+        self._changed_at: float | None = None  # watching: when the platform was first seen changed since
         for _role, device in config.device_refs().items():
             if device is not None:
-                hub.drivers[device].supervisor.subscribe(lambda _h, d=device: self._health_changed(d))
-        if getattr(config, "scanner", None):
+                hub.drivers[device].supervisor.subscribe(self._health_listener(device))
+        if config.scanner:
+            hub.code_source(config.scanner)  # a scanner, or the configuration let a wrong device through
             hub.subscribe(config.scanner, self._on_scanner)
 
     # --- listeners and state ---------------------------------------------------------------------
@@ -127,6 +141,9 @@ class Station:
         elif not faults and self.view.state == StationState.FAULT:
             self._set(StationState.IDLE)
 
+    def _health_listener(self, device: str) -> Callable[[Health], None]:
+        return lambda _health: self._health_changed(device)
+
     def session_began(self, device: str, at: float) -> None:
         """`device` (re)connected at `at`: nothing it reported before then belongs to a parcel now."""
 
@@ -169,11 +186,9 @@ class Station:
         scale's readings, so a weight is taken only once the platform has changed since the one
         taken before (the parcel before lifted off, or another weight) — a scan made while the
         parcel before still lies on the scale must not take its weight."""
-        self._taken: tuple[Decimal, float] | None = None  # the last weight taken, and when measured
-        self._changed_at: float | None = None  # when the platform was first seen changed since
-        scale = getattr(self.config, "scale", None)
-        if scale is not None:
-            self.hub.subscribe(scale, self._on_platform)
+        self._watching = True
+        if self.config.scale is not None:
+            self.hub.subscribe(self.config.scale, self._on_platform)
 
     def _on_platform(self, event: DeviceEvent) -> None:
         if not isinstance(event, WeightReading) or self._taken is None or self._changed_at is not None:
@@ -204,16 +219,16 @@ class Station:
 
         A stable zero (the empty platform, or a reply that was on the wire before the parcel
         landed) is not the parcel's weight: keep waiting for the load to arrive and settle."""
-        scale = getattr(self.config, "scale", None)
-        if scale is None:
+        scale, device = self.scale, self.config.scale
+        if scale is None or device is None:
             return None
-        watching = hasattr(self, "_taken")
+        watching = self._watching
         until = time.monotonic() + deadline_s
         while (remaining := until - time.monotonic()) > 0:
             try:
-                reading = await self.hub.drivers[scale].wait_stable(remaining, since=since)
+                reading = await scale.wait_stable(remaining, since=since)
             except DeviceError as exc:
-                faults[scale] = str(exc)
+                faults[device] = str(exc)
                 return None
             if reading is None:
                 return None
@@ -231,13 +246,15 @@ class Station:
         return None
 
     async def look(self, trigger_at: float, faults: dict[str, str]) -> tuple[tuple[str, ...], str | None]:
-        camera = getattr(self.config, "camera", None)
-        if camera is None:
+        """The codes the camera read in its first frame at or after `trigger_at`, and the frame's
+        evidence file; ((), None) without a camera, or with the camera's failure in `faults`."""
+        camera, device = self.camera, self.config.camera
+        if camera is None or device is None:
             return (), None
         try:
-            frame: CameraFrame = await self.hub.drivers[camera].capture(trigger_at)
+            frame = await camera.capture(trigger_at)
         except (DeviceError, TimeoutError) as exc:
-            faults[camera] = str(exc) or "no frame"
+            faults[device] = str(exc) or "no frame"
             return (), None
         return tuple(c.code for c in frame.codes), frame.evidence
 
@@ -261,10 +278,10 @@ class Station:
         obs = rules.Observation(
             scanned_code=code,
             weight_kg=weight,
-            weight_required=getattr(self.config, "scale", None) is not None and "weight" not in waive,
+            weight_required=self.config.scale is not None and "weight" not in waive,
             camera_code=camera_codes[0] if camera_codes else None,
             camera_codes=camera_codes,
-            camera_configured=getattr(self.config, "camera", None) is not None and "label" not in waive,
+            camera_configured=self.config.camera is not None and "label" not in waive,
             device_faults=() if "devices" in waive else tuple(f"{d}: {why}" for d, why in all_faults.items()),
             read_ambiguities=read_ambiguities,
             weight_ambiguities=weight_ambiguities,

@@ -29,9 +29,11 @@ from decimal import Decimal
 
 from devices.events import BarcodeRead, DeviceEvent, InputChanged, NoRead, WeightReading
 from devices.health import DeviceError, State
+from devices.ports import OutputModule
 from edge import loopwatch, rules
-from edge.checker import DecisionRecord
+from edge.checker import Checker, DecisionRecord
 from edge.config import ConveyorStation
+from edge.devices import DeviceHub
 from edge.stations.base import Station, StationState
 from edge.tracking import Outcome, Parcel, Tracker
 
@@ -57,8 +59,9 @@ class Conveyor(Station):
     kind = "conveyor"
     config: ConveyorStation
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: ConveyorStation, hub: DeviceHub, checker: Checker) -> None:
+        super().__init__(config, hub, checker)
+        self.io: OutputModule = hub.output_module(config.io)  # the photo-eye in, the diverter's lanes out
         self.layout = self.config.tracking.layout()
         self.tracker = Tracker(self.layout, started_at=time.monotonic())
         self.hub.subscribe(self.config.io, self._on_io)
@@ -75,10 +78,6 @@ class Conveyor(Station):
         self._blocked: tuple[float, str] | None = None  # a jam's hold (from, why), open until the eye clears
         self._eye_lost_at: float | None = None  # the I/O module (so the photo-eye) went away then
         self._started_at = time.monotonic()
-
-    @property
-    def io(self):  # type: ignore[no-untyped-def]
-        return self.hub.drivers[self.config.io]
 
     def tracking(self) -> dict[str, object]:
         """The tracking counters, for the API and the overview."""
@@ -214,22 +213,23 @@ class Conveyor(Station):
         return start, trailing + layout.diverter.end_s + layout.margin_s
 
     def session_began(self, device: str, at: float) -> None:
-        for role in ("scanner", "scale"):
-            if getattr(self.config, role) == device:
-                self.tracker.session(role, at)
+        if device == self.config.scanner:
+            self.tracker.session("scanner", at)
+        if device == self.config.scale:
+            self.tracker.session("scale", at)
 
     def _health_changed(self, device: str) -> None:
         previous = self._device_states.get(device)
         super()._health_changed(device)
         if device != self.config.io:
             return
-        state, now = self.hub.health(device).state.value, time.monotonic()
-        if state in ("DOWN", "STARTING"):
+        state, now = self.hub.health(device).state, time.monotonic()
+        if state in (State.DOWN, State.STARTING):
             if self._eye_lost_at is None:
                 self._eye_lost_at = now
             if self.tracker.lost_eye(now):
                 self._reschedule()
-        elif state in ("UP", "DEGRADED") and previous in (None, State.DOWN, State.STARTING):
+        elif state in (State.UP, State.DEGRADED) and previous in (None, State.DOWN, State.STARTING):
             # the photo-eye is read again: whatever passed it meanwhile (or, at start, was already
             # on the belt between it and the diverter) is not tracked and must not ride an open lane
             layout = self.layout
@@ -262,7 +262,7 @@ class Conveyor(Station):
         if outcome is Outcome.LATE:
             log.warning(
                 "read arrived after its parcel was decided",
-                extra={"station": self.name, "code": getattr(event, "code", None)},
+                extra={"station": self.name, "code": event.code if isinstance(event, BarcodeRead) else None},
             )
         self._reschedule()
 

@@ -29,11 +29,14 @@ import logging
 import time
 from datetime import datetime
 
-from devices.events import BarcodeRead, DeviceEvent, InputChanged, SensorMessage
+from devices.events import BarcodeRead, DeviceEvent, InputChanged, NoRead, SensorMessage
 from devices.health import DeviceError, State
+from devices.ports import OutputModule
+from devices.protocols.sensor_payloads import GateSensor, LoopDetector
 from edge import rules
-from edge.checker import DecisionRecord
+from edge.checker import Checker, DecisionRecord
 from edge.config import GateStation
+from edge.devices import DeviceHub
 from edge.stations.base import Station, StationState
 
 log = logging.getLogger(__name__)
@@ -43,8 +46,9 @@ class Gate(Station):
     kind = "gate"
     config: GateStation
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: GateStation, hub: DeviceHub, checker: Checker) -> None:
+        super().__init__(config, hub, checker)
+        self.io: OutputModule = hub.output_module(config.io)  # the barrier out, its open switch in
         self.hub.subscribe(self.config.trigger.device, self._on_trigger)
         self.hub.subscribe(self.config.io, self._on_io)
         self._busy = False  # a vehicle is being checked, or the barrier is open for it
@@ -58,10 +62,6 @@ class Gate(Station):
         self._cut_short: str | None = None  # why the barrier was closed before the pulse ended
         self.flickers = 0  # occupied again within free_debounce_s: the same vehicle
         self.watch_platform()
-
-    @property
-    def io(self):  # type: ignore[no-untyped-def]
-        return self.hub.drivers[self.config.io]
 
     def _on_io(self, event: DeviceEvent) -> None:
         if isinstance(event, InputChanged) and event.point == self.config.barrier_open and event.value:
@@ -128,11 +128,13 @@ class Gate(Station):
         while the agent was away is free), but only a live one fires, and only after the loop has
         been free for `free_debounce_s` by the sensor's own clock."""
         payload = event.payload
-        ts: datetime = payload.ts
+        ts = payload.ts
         if self._sensor_ts is not None and ts <= self._sensor_ts:
             return False  # no newer than what the gate knows (the driver drops these already)
         self._sensor_ts = ts
-        level = bool(getattr(payload, "occupied", False)) or getattr(payload, "state", None) == "closed"
+        level = (isinstance(payload, LoopDetector) and payload.occupied) or (
+            isinstance(payload, GateSensor) and payload.state == "closed"
+        )
         was, self._sensor_level = self._sensor_level, level
         if not level:
             if was or self._free_since is None:
@@ -230,7 +232,7 @@ class Gate(Station):
         await self.actuation_failed(self.config.io, "barrier output read back open")
         return "failed", "barrier output read back open (commanded closed again)"
 
-    async def _first_read(self, since: float, t0: float, previous: str | None) -> object:
+    async def _first_read(self, since: float, t0: float, previous: str | None) -> BarcodeRead | NoRead | None:
         """The first read of this vehicle's window; a read of the previous vehicle's label taken
         before this trigger is that vehicle leaving, not this one arriving."""
         until = t0 + self.config.window_s

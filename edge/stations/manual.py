@@ -9,8 +9,9 @@ import time
 
 from devices.events import BarcodeRead, DeviceEvent, NoRead
 from edge import rules
-from edge.checker import DecisionRecord
+from edge.checker import Checker, DecisionRecord
 from edge.config import ManualStation
+from edge.devices import DeviceHub
 from edge.stations.base import Station, StationState
 
 # findings a supervisor may take responsibility for, and what the re-check then waives
@@ -30,8 +31,8 @@ class Manual(Station):
     kind = "manual"
     config: ManualStation
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: ManualStation, hub: DeviceHub, checker: Checker) -> None:
+        super().__init__(config, hub, checker)
         self._lock = asyncio.Lock()
         self._overriding = asyncio.Lock()  # one override at a time: two at once both passed the check
         self.watch_platform()

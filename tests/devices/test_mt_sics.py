@@ -16,7 +16,6 @@ from devices.protocols.mt_sics import (
     KG_PER_UNIT,
     MAX_LINE,
     MAX_UNIT,
-    NEED_DATA,
     OTHER_UNITS,
     Busy,
     Command,
@@ -43,6 +42,7 @@ from devices.protocols.mt_sics import (
     encode_reply,
     parse_line,
 )
+from devices.protocols.need_data import NEED_DATA
 
 # Every example reply in PROTOCOLS.md, written out by hand (independent of encode_reply).
 EXAMPLES: list[tuple[bytes, ParserEvent]] = [

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from devices.protocols.need_data import NEED_DATA
 from devices.protocols.scanner import (
-    NEED_DATA,
     SAMPLE,
     SYMBOLOGIES,
     Deduper,

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devices.protocols import parity
+from devices.protocols.need_data import NEED_DATA
 from devices.protocols.toledo import (
     LB_KG,
-    NEED_DATA,
     ChecksumError,
     ContinuousFrame,
     Garbage,
