@@ -17,16 +17,17 @@ $(STAMP): pyproject.toml
 system-packages:
 	@./scripts/system-packages.sh
 
-test: setup
-	$(PY) -m ruff check .
+test: setup lint
 	$(PY) -m pytest -q
 
 demo: setup
 	$(VENV)/bin/bondgate demo
 
+# lint: ruff (rules and format) and mypy (strict for kernel/, devices/ and edge/rules.py: pyproject.toml)
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) bench/central_ingest.py

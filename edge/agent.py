@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from edge import rules, startup
+from edge import release_ledger, rules, startup
 from edge.central_client import build_client, describe
 from edge.checker import Checker, DecisionRecord
 from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation
@@ -38,7 +38,7 @@ from edge.verified import VerifiedTexts
 from kernel.config import ConfigError
 from kernel.tasks import SupervisedTasks, cancel_and_wait
 from kernel.timefmt import utc_now
-from kernel.wire import EventBody, EventKind
+from kernel.wire import Event, EventBody, EventKind
 
 log = logging.getLogger(__name__)
 NO_RECORD_AT_CENTRAL = "central has no record of edge"  # edge/chain.py judge(): central lost its own
@@ -108,7 +108,8 @@ class Agent:
                 station.subscribe(self.publisher.station_state)
         self.tasks = SupervisedTasks(logger=log)  # sync, uplink, heartbeat: restarted when they fail
         self._reports: set[asyncio.Task[None]] = set()  # device faults being written upstream
-        self._ledger_check: asyncio.Task[None] | None = None  # the release ledger walked once at start
+        # the release ledger, walked once at start
+        self._ledger_check: asyncio.Task[release_ledger.Verification] | None = None
         self.checker.history_doubt = self._history_doubt
         self._started_at: float | None = None
         self._stopping = asyncio.Event()
@@ -233,16 +234,18 @@ class Agent:
         while True:
             backlog = self.store.backlog()["size"]
             body = EventBody(backlog=backlog, detail=f"sync cursor {self.sync.status.cursor}")
-            await self.store.write(
-                lambda conn, b=body: new_event(
+
+            def heartbeat(conn: sqlite3.Connection, body: EventBody = body) -> Event:
+                return new_event(
                     conn,
                     edge_id=self.settings.edge_id,
                     kind=EventKind.HEARTBEAT,
                     station=None,
-                    body=b,
+                    body=body,
                     occurred_at=utc_now(),
                 )
-            )
+
+            await self.store.write(heartbeat)
             self.uplink.poke()
             await asyncio.sleep(self.settings.heartbeat_s)
 

@@ -6,13 +6,19 @@ import asyncio
 import contextlib
 import getpass
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kernel.config import ConfigError, load_settings
 from kernel.logs import setup_logging
+
+if TYPE_CHECKING:  # imported where used, so `bondgate --help` stays quick
+    from edge.agent import Agent
+    from edge.config import EdgeSettings
+    from edge.sync import SyncStatus
 
 app = typer.Typer(help="The park's edge agent.", no_args_is_help=True)
 db_app = typer.Typer(help="The agent's local database.", no_args_is_help=True)
@@ -21,7 +27,7 @@ app.add_typer(db_app, name="db")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="edge TOML file")]
 
 
-def _settings(config: Path):  # type: ignore[no-untyped-def]
+def _settings(config: Path) -> EdgeSettings:
     from edge.config import EdgeSettings
 
     try:
@@ -57,7 +63,7 @@ def run(config: ConfigOpt) -> None:
 
 
 @contextlib.contextmanager
-def _first_sync_progress(agent):  # type: ignore[no-untyped-def]
+def _first_sync_progress(agent: Agent) -> Iterator[None]:
     """A progress bar while a large first sync runs, when a person is watching a terminal."""
     if not sys.stderr.isatty() or agent.store.count_clearances() > 0:
         yield
@@ -67,7 +73,7 @@ def _first_sync_progress(agent):  # type: ignore[no-untyped-def]
     with Progress(transient=True) as progress:
         task = progress.add_task("first sync of the clearance feed", total=None)
 
-        def update(status) -> None:  # type: ignore[no-untyped-def]
+        def update(status: SyncStatus) -> None:
             progress.update(task, completed=status.cursor, total=max(status.head, status.cursor) or None)
             if status.caught_up:
                 agent.sync.on_progress = None

@@ -4,7 +4,8 @@ A decision must rely only on a record whose signature the edge checked (invarian
 altered in the local database must be refused (SIGNATURE_INVALID). The sync checks every record it
 stores; the decision then reads the same text back. If the text's BLAKE2b digest is one the sync
 (or an earlier decision) recorded here, these are exactly the bytes that were verified, and the
-Ed25519 check, the largest single step of a decision's transaction, need not run again. A text changed on disk, by one byte, has another digest: it is verified in full, and fails.
+Ed25519 check, the largest single step of a decision's transaction, need not run again. A text
+changed on disk, by one byte, has another digest: it is verified in full, and fails.
 
 Only this process's memory vouches for a text, never the database: after a restart every record is
 verified in full the first time a decision needs it. The set is bounded, dropping the oldest first

@@ -100,7 +100,7 @@ class GateIOSim:
             self._server = ModbusTcpServer(device, address=(self.host, self.port), trace_packet=self._trace)
         await self._server.serve_forever(background=True)
         if self.rtu_port is None:
-            self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # pymodbus types transport as BaseTransport
         log.info("gate I/O simulator serving", extra={"profile": self.profile.name, "port": self.port})
 
     async def stop(self) -> None:

@@ -68,7 +68,7 @@ class ModbusScaleSim:
         device = SimDevice(id=self.device_id, simdata=[block], action=self._action)
         self._server = ModbusTcpServer(device, address=(self.host, self.port), trace_packet=self._trace)
         await self._server.serve_forever(background=True)
-        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # pymodbus types transport as BaseTransport
         log.info("weight indicator simulator serving", extra={"port": self.port})
 
     async def stop(self) -> None:

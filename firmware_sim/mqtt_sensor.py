@@ -27,7 +27,14 @@ import paho.mqtt.client as mqtt
 import typer
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.protocols.sensor_payloads import MAX_PAYLOAD, GateSensor, LoopDetector, PlateResult, encode
+from devices.protocols.sensor_payloads import (
+    MAX_PAYLOAD,
+    GateSensor,
+    GateState,
+    LoopDetector,
+    PlateResult,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +124,9 @@ class MqttSensorSim:
         self.sent += 1
 
     async def gate(
-        self, state: str, *, name: str = "gate1", ts: datetime | None = None, retain: bool = False
+        self, state: GateState, *, name: str = "gate1", ts: datetime | None = None, retain: bool = False
     ) -> None:
-        message = GateSensor(state=state, ts=ts or _now())  # type: ignore[arg-type]
+        message = GateSensor(state=state, ts=ts or _now())
         await self.publish_raw(self.gate_topic(name), encode(message), retain=retain)
 
     async def loop(self, occupied: bool, *, name: str = "loop1", epoch: bool = True) -> None:

@@ -264,11 +264,11 @@ class ScaleSim:
         self.received.append(line)
         self._stop_stream()  # any command ends SIR
         if self._fault in ("ES", "ET", "EL"):
-            self._reply(
-                {"ES": sics.SyntaxErrorReply(), "ET": sics.TransmissionErrorReply()}.get(
-                    self._fault, sics.LogicalErrorReply()
-                )
-            )
+            errors: dict[str, sics.Reply] = {
+                "ES": sics.SyntaxErrorReply(),
+                "ET": sics.TransmissionErrorReply(),
+            }
+            self._reply(errors.get(self._fault, sics.LogicalErrorReply()))
             return
         word, _, arg = line.partition(" ")
         handler = {
@@ -325,7 +325,7 @@ class ScaleSim:
 
         self._stream = asyncio.get_running_loop().create_task(repeat())
 
-    def _refusal(self) -> str | None:
+    def _refusal(self) -> Literal["I", "+", "-"] | None:
         out = self._range()
         if out is not None:
             return "+" if out == "over" else "-"
@@ -335,7 +335,7 @@ class ScaleSim:
         refused = self._refusal()
         if refused is None:
             self._zero, self._tare = self._physical(), Decimal(0)
-        self._reply(sics.ZeroReply("Z", refused or "A"))  # type: ignore[arg-type]
+        self._reply(sics.ZeroReply("Z", refused or "A"))
 
     def _sics_zi(self) -> None:
         out = self._range()
@@ -348,7 +348,7 @@ class ScaleSim:
     def _sics_t(self) -> None:
         refused = self._refusal()
         if refused is not None:
-            self._reply(sics.TareReply("T", refused))  # type: ignore[arg-type]
+            self._reply(sics.TareReply("T", refused))
             return
         self._tare = self._physical() - self._zero
         self._reply(sics.TareReply("T", "S", self._in_unit(self._tare), self.unit))
@@ -446,7 +446,7 @@ def command(
 
     async def serve() -> None:
         sim = ScaleSim(
-            protocol.value,  # type: ignore[arg-type]
+            protocol.value,
             link=link,
             unit=unit,
             decimals=decimals,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
+from lxml import etree
 from pydantic import BaseModel, ValidationError
 
 from central.ceb.documents import (

@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
+from lxml import etree
 from pydantic import BaseModel
 
 from central.ceb.documents import DocKind, Receipt

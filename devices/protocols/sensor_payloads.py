@@ -44,8 +44,11 @@ class _Payload(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
 
+GateState = Literal["open", "closed", "opening", "closing", "stopped", "fault"]
+
+
 class GateSensor(_Payload):
-    state: Literal["open", "closed", "opening", "closing", "stopped", "fault"]
+    state: GateState
     ts: Timestamp
 
 

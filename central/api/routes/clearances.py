@@ -197,7 +197,7 @@ class DetainIn(BaseModel):
 
 
 class OtherActionIn(BaseModel):
-    action: Literal[tuple(a for a in Action if a is not Action.INSPECTION_DETAIN)] = Field(  # type: ignore[valid-type]
+    action: Literal[tuple(a for a in Action if a is not Action.INSPECTION_DETAIN)] = Field(  # type: ignore[valid-type]  # a Literal built from the enum: pydantic reads it, mypy cannot
         description=_ACTION_HELP
     )
     code: str | None = Field(None, pattern=r"^\d{3}$", description="no other action takes a code (400)")
