@@ -106,7 +106,7 @@ def canonical_json(payload: dict[str, Any]) -> bytes:
 
     The top level of a flat record is converted in one loop on exact types, and anything else
     (nested dicts and lists, enums, subclasses) goes through `_clean`, so the bytes are exactly
-    those of `json.dumps(_clean(payload), ...)`; tests/bondgate/test_canonical_json.py holds that."""
+    those of `json.dumps(_clean(payload), ...)`; tests/kernel/test_canonical_json.py holds that."""
     if type(payload) is not dict:
         return _ENCODER.encode(_clean(payload)).encode()
     out = {}

@@ -1,6 +1,6 @@
 """Write docs/test-vectors/canonical-v2.json: records, events and checkpoints with the exact bytes
 that are signed or hashed and the result, under the published test key (bytes 0..31 as the Ed25519
-seed; for tests only). Deterministic: Ed25519 signatures are. tests/bondgate/test_canonical_vectors.py
+seed; for tests only). Deterministic: Ed25519 signatures are. tests/kernel/test_canonical_vectors.py
 checks that the file is what this writes; tests/outsider/ verifies it without the project's code.
 
     .venv/bin/python tools/gen_canonical_vectors.py

@@ -40,7 +40,7 @@ from testkit.processes import (
     edge_config,
     write_edge_config,
 )
-from tests.edge.test_faults import declare, query
+from tests.integration.test_faults import declare, query
 
 CONFLICT_LOG = "this database's event chain conflicts with central's"
 

@@ -506,7 +506,7 @@ def test_config_is_checked() -> None:
 
 def test_the_age_limits_are_edge_config_keys(tmp_path: Path) -> None:
     """`[devices.<name>]` of driver mqtt-sensors takes max_age_s / max_ahead_s, checked with the key named."""
-    deploy = Path(__file__).resolve().parents[2] / "deploy" / "edge.toml"
+    deploy = Path(__file__).resolve().parents[3] / "deploy" / "edge.toml"
     settings = load_settings(EdgeSettings, deploy)
     sensors = settings.devices["sensors"]
     assert isinstance(sensors, MqttSensorsConfig) and (sensors.max_age_s, sensors.max_ahead_s) == (5.0, 2.0)

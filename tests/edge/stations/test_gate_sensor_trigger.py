@@ -22,7 +22,7 @@ from firmware_sim.mqtt_sensor import MqttSensorSim
 from testkit.central_server import run_central
 from testkit.mosquitto import Broker
 from testkit.park import running_park, wait_until
-from tests.edge.test_reads_and_weights_belong import declare
+from tests.edge.stations.test_reads_and_weights_belong import declare
 
 
 def _loop_triggered(port: int) -> Any:

@@ -36,7 +36,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 MISMATCHED = 4
 
 pytestmark = pytest.mark.skipif(

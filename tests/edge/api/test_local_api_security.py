@@ -294,7 +294,7 @@ def test_api_over_tls(tmp_path: Path) -> None:
 
 
 def test_pages_over_tls_in_a_browser(tmp_path: Path) -> None:
-    from tests.edge.test_pages_browser import CHROMIUM, CHROMIUM_ARGS, browser_missing, log_in
+    from tests.edge.api.test_pages_browser import CHROMIUM, CHROMIUM_ARGS, browser_missing, log_in
 
     missing = browser_missing()
     if missing:
