@@ -16,6 +16,7 @@ has its first `user_version` migrations recorded as applied, once, when it is fi
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,28 @@ def connect(path: Path | str, pragmas: Pragmas = Pragmas()) -> sqlite3.Connectio
     if pragmas.cache_kib is not None:
         conn.execute(f"PRAGMA cache_size=-{int(pragmas.cache_kib)}")
     return conn
+
+
+class Readers:
+    """One reading connection per thread, opened on a thread's first read and kept for the next."""
+
+    def __init__(self, path: Path | str, pragmas: Pragmas) -> None:
+        self.path, self.pragmas = path, pragmas
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self.pragmas)
+            self._local.conn = conn
+        return conn
+
+    def close_mine(self) -> None:
+        """Close the calling thread's connection, if it opened one."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
 
 @contextmanager

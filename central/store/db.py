@@ -33,16 +33,12 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = sqlite.connect(path, PRAGMAS)
         self._write_lock = threading.Lock()
-        self._local = threading.local()
+        self._readers = sqlite.Readers(path, PRAGMAS)
         self.migrate()
 
     # --- connections ---
     def reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite.connect(self.path, PRAGMAS)
-            self._local.conn = conn
-        return conn
+        return self._readers.get()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -52,9 +48,7 @@ class Database:
 
     def close(self) -> None:
         self._writer.close()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        self._readers.close_mine()
 
     # --- schema ---
     def migrate(self) -> list[str]:

@@ -65,15 +65,11 @@ class Writer:
         self._commits_since = 0
         self._changes_mark = 0
         self.checkpoints = CheckpointStats()
-        self._local = threading.local()
+        self._readers = sqlite.Readers(self.path, PRAGMAS)
         sqlite.migrate(self._writer, migrations)  # before the writer thread takes any work
 
     def reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite.connect(self.path, PRAGMAS)
-            self._local.conn = conn
-        return conn
+        return self._readers.get()
 
     async def write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `work(conn)` as one transaction on the writer thread, on disk when this returns.
