@@ -17,10 +17,10 @@ import signal
 import sqlite3
 import time
 from datetime import datetime
-from typing import Any
 
 import httpx
 
+from devices.health import Health, State
 from edge import release_ledger, rules, startup
 from edge.central_client import build_client, describe
 from edge.checker import Checker, DecisionRecord
@@ -216,9 +216,9 @@ class Agent:
                 extra={"url": self.settings.central.url},
             )
 
-    def _device_changed(self, device: str, health: Any) -> None:
+    def _device_changed(self, device: str, health: Health) -> None:
         """A device that goes DOWN is reported upstream as a device_fault event (once per outage)."""
-        if health.state.value == "DOWN":
+        if health.state is State.DOWN:
             task = asyncio.create_task(
                 self.checker.report_fault(None, device, health.reason or "down"), name=f"fault:{device}"
             )

@@ -27,7 +27,7 @@ import httpx
 from edge.chain import LocalChain, fetch
 from edge.store import Store, new_event
 from kernel.timefmt import iso_now
-from kernel.wire import Event
+from kernel.wire import Event, EventKind
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,11 @@ async def _central_releases(
         for epoch in epochs:
             async for seq, item in _stored_events(client, park, edge, epoch):
                 body = item.get("body") or {}
-                if item.get("kind") == "release" and item.get("logisticsNo") and item.get("logisticsCode"):
+                if (
+                    item.get("kind") == EventKind.RELEASE
+                    and item.get("logisticsNo")
+                    and item.get("logisticsCode")
+                ):
                     out.append(
                         (
                             str(item["logisticsNo"]),
