@@ -96,12 +96,16 @@ class Sessions:
     token stays refused until it expires) and the time of issue, under a key made at start.
 
     A token is refused when its signature does not match (tampered with, or from an earlier run of
-    the agent), when it is older than `ttl_s`, and once it has been revoked."""
+    the agent), when `ttl_s` has passed since it was issued (by the wall clock, `clock`), and once it
+    has been revoked. A wall clock stepped back (an NTP correction at boot) signs nobody out: a token
+    issued "in the future" by this process's own key is its own, and it expires `ttl_s` after its
+    issue time all the same."""
 
     SALT = "bondgate.edge.session"
 
-    def __init__(self, ttl_s: int = 12 * 3600) -> None:
+    def __init__(self, ttl_s: int = 12 * 3600, clock: Callable[[], float] = time.time) -> None:
         self.ttl_s = ttl_s
+        self.clock = clock
         self._serializer = URLSafeTimedSerializer(
             secrets.token_bytes(32), salt=self.SALT, signer_kwargs={"digest_method": hashlib.sha256}
         )
@@ -112,16 +116,19 @@ class Sessions:
 
     def _claims(self, token: str) -> tuple[SignedIn, str, float] | None:
         """The token's user, id and expiry (epoch seconds); None unless it is signed and current."""
-        try:
-            data, issued = self._serializer.loads(token, max_age=self.ttl_s, return_timestamp=True)
-        except BadData:  # a bad signature, an expired one, or a payload that is not ours
+        try:  # no max_age: itsdangerous also refuses a negative age, which a clock step back makes
+            data, issued = self._serializer.loads(token, return_timestamp=True)
+        except BadData:  # a bad signature, or a payload that is not ours
+            return None
+        expires = issued.timestamp() + self.ttl_s
+        if self.clock() > expires:
             return None
         if not isinstance(data, dict):
             return None
         user, role, token_id = data.get("u"), data.get("r"), data.get("id")
         if not isinstance(user, str) or not isinstance(token_id, str) or role not in list(Role):
             return None
-        return SignedIn(user, Role(role)), token_id, issued.timestamp() + self.ttl_s
+        return SignedIn(user, Role(role)), token_id, expires
 
     def verify(self, token: str) -> SignedIn | None:
         claims = self._claims(token)
@@ -134,7 +141,7 @@ class Sessions:
         claims = self._claims(token)
         if claims is None or claims[1] in self._revoked:
             return False
-        now = time.time()
+        now = self.clock()
         for token_id, expires in list(self._revoked.items()):  # forget the ones that expired anyway
             if expires < now:
                 del self._revoked[token_id]
