@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from central.lifecycle import IllegalTransition, InvalidCode
+from kernel.json_safe import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +49,11 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 AUTH = (401, 403)
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity; Python's parser takes them, and echoing one back in a 422 made
-    the response itself fail (a 500 and a reset connection). They are quoted as text instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's own 422 body, with every echoed input made valid JSON."""
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

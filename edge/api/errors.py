@@ -1,4 +1,5 @@
-"""What the local API and pages answer when the edge's database fails: 503 with the reason."""
+"""What the local API and pages answer when the edge's database fails (503 with the reason) and when a
+request does not validate (422)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import logging
 import sqlite3
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from kernel.json_safe import json_safe
 
 log = logging.getLogger("edge.api")
 
@@ -28,6 +33,14 @@ def store_failed(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "30"})
 
 
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """FastAPI's own 422 body, with every echoed input made valid JSON (a lone surrogate or a NaN in
+    the input made the 422 itself fail as a 500)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": json_safe(jsonable_encoder(errors))}, status_code=422)
+
+
 def install(app: FastAPI) -> None:
-    """Store failures in the API's routes and the pages' alike."""
+    """Store failures in the API's routes and the pages' alike; request validation made safe to echo."""
     app.add_exception_handler(sqlite3.DatabaseError, store_failed)
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -13,6 +13,9 @@ NAN_BODIES = [
     ("enterprise", "/api/v1/documents", b'{"documents": [{"docType": "CEB311", "goodsValue": NaN}]}'),
     ("admin", "/api/v1/tokens", b'{"role": "officer", "name": Infinity}'),
     ("edge", "/api/v1/parks/P1/events", b'{"edge_id": "E1", "events": [{"seq": -Infinity}]}'),
+    # a lone surrogate parses too and cannot be written back as UTF-8 (issue 12, outside attack)
+    ("admin", "/api/v1/tokens", b'{"role": "nobody \\ud800", "name": "x"}'),
+    ("edge", "/api/v1/parks/P1/events", b'{"edge_id": "E1", "events": [{"seq": 1, "kind": "\\udfff"}]}'),
 ]
 
 

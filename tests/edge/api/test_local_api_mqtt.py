@@ -97,6 +97,15 @@ def test_api_logins_roles_typed_codes_and_overrides(tmp_path: Path, mosquitto) -
                         content=b'{"code": "SF\\ud800"}',
                     )
                     assert surrogate.status_code == 422
+                    # a reason that cannot be stored is refused, and the refusal itself can be written
+                    # (the 422 echoed the lone surrogate and failed as a 500: outside attack, issue 12)
+                    bad_reason = await api.post(
+                        "/api/stations/bench-1/override",
+                        headers={**as_sam, "content-type": "application/json"},
+                        content=b'{"decision_id": "d-1", "reason": "reweighed \\ud800 by hand"}',
+                    )
+                    assert bad_reason.status_code == 422, bad_reason.text
+                    assert "\ufffd" in bad_reason.text or "\\ufffd" in bad_reason.text
                     queue = (await api.get("/api/discrepancies", headers=as_olga)).json()
                     assert all(q["decision_id"] != held["decision_id"] for q in queue)
                     # a customs finding cannot be overridden
