@@ -8,7 +8,7 @@ read it from the session cookie (`PageUser`: None when there is none, and the pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -22,23 +22,26 @@ COOKIE = "bondgate_session"  # the pages' session: the same token as the API's b
 
 _bearer = HTTPBearer(auto_error=False)
 
+# The dependencies are `async def`: FastAPI runs a plain `def` dependency on its threadpool, a thread
+# hop on every request for what only reads app.state or checks a signature.
 
-def get_agent(request: Request) -> Agent:
+
+async def get_agent(request: Request) -> Agent:
     agent: Agent = request.app.state.agent
     return agent
 
 
-def get_sessions(request: Request) -> Sessions:
+async def get_sessions(request: Request) -> Sessions:
     sessions: Sessions = request.app.state.sessions
     return sessions
 
 
-def get_logins(request: Request) -> Logins:
+async def get_logins(request: Request) -> Logins:
     logins: Logins = request.app.state.logins
     return logins
 
 
-def get_feeds(request: Request) -> StationFeeds:
+async def get_feeds(request: Request) -> StationFeeds:
     feeds: StationFeeds = request.app.state.feeds
     return feeds
 
@@ -50,10 +53,10 @@ FeedsDep = Annotated[StationFeeds, Depends(get_feeds)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require(role: Role) -> Callable[[Sessions, HTTPAuthorizationCredentials | None], SignedIn]:
+def require(role: Role) -> Callable[[Sessions, HTTPAuthorizationCredentials | None], Awaitable[SignedIn]]:
     """A dependency admitting a bearer token whose role covers `role`."""
 
-    def check(sessions: SessionsDep, creds: BearerDep) -> SignedIn:
+    async def check(sessions: SessionsDep, creds: BearerDep) -> SignedIn:
         if creds is None:
             raise HTTPException(401, "log in first", headers={"WWW-Authenticate": "Bearer"})
         who = sessions.verify(creds.credentials)
@@ -70,7 +73,7 @@ Operator = Annotated[SignedIn, Depends(require(Role.OPERATOR))]
 Supervisor = Annotated[SignedIn, Depends(require(Role.SUPERVISOR))]
 
 
-def page_user(request: Request, sessions: SessionsDep) -> SignedIn | None:
+async def page_user(request: Request, sessions: SessionsDep) -> SignedIn | None:
     """Who the session cookie belongs to; None without a valid one."""
     token = request.cookies.get(COOKIE)
     return sessions.verify(token) if token else None

@@ -47,7 +47,7 @@ class AgentGauges:
         return generate_latest(self.registry)
 
 
-def get_gauges(request: Request) -> AgentGauges:
+async def get_gauges(request: Request) -> AgentGauges:
     gauges: AgentGauges = request.app.state.gauges
     return gauges
 

@@ -26,7 +26,7 @@ from edge.stations.base import Station
 router = APIRouter(include_in_schema=False)
 
 
-def get_heartbeat_s(request: Request) -> float:
+async def get_heartbeat_s(request: Request) -> float:
     heartbeat_s: float = request.app.state.heartbeat_s
     return heartbeat_s
 
