@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kernel.config import ConfigError, load_settings
+from edge.auth import Role
+from kernel.config import ConfigError, load_settings, toml_dumps
 from kernel.logs import setup_logging
 
 if TYPE_CHECKING:  # imported where used, so `bondgate --help` stays quick
@@ -86,15 +87,15 @@ def _first_sync_progress(agent: Agent) -> Iterator[None]:
 @app.command()
 def passwd(
     name: Annotated[str, typer.Option(help="user name")],
-    role: Annotated[str, typer.Option(help="operator or supervisor")] = "operator",
+    role: Annotated[Role, typer.Option(help="what the user may do")] = Role.OPERATOR,
 ) -> None:
-    """Print an api.users entry for edge.toml, with a scrypt hash of a password typed at the prompt."""
+    """Print an api.users entry for edge.toml, with a scrypt hash of a password typed at the prompt
+    (or, from a script, the first line of standard input)."""
     from edge.auth import hash_password
 
-    password = getpass.getpass("password: ")
-    typer.echo(
-        f'[[api.users]]\nname = "{name}"\nrole = "{role}"\npassword_hash = "{hash_password(password)}"'
-    )
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    entry = {"name": name, "role": role.value, "password_hash": hash_password(password)}
+    typer.echo(toml_dumps({"api": {"users": [entry]}}).strip())
 
 
 @db_app.command("check")

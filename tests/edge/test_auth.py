@@ -3,9 +3,12 @@ stop working, and that a wall clock stepped back signs nobody out."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+import tomllib
 
-from edge.auth import Role, Sessions, SignedIn
+from edge.auth import Role, Sessions, SignedIn, check_password
 
 TTL = 12 * 3600
 
@@ -66,3 +69,29 @@ def test_a_revoked_token_stays_refused_and_revoking_twice_says_so() -> None:
     assert sessions.verify(token) is None
     assert sessions.revoke(token) is False
     assert sessions.verify(other) is not None  # logging one session out leaves the others
+
+
+def test_passwd_prints_an_entry_the_config_reads_back_whatever_the_name() -> None:
+    """`bondgate edge passwd` writes TOML through a TOML writer (a name with a quote stays one string)
+    and takes only a role that exists."""
+    made = subprocess.run(
+        [sys.executable, "-m", "bondgate.cli", "edge", "passwd", "--name", 'o"lga', "--role", "supervisor"],
+        input='se"cret\n',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    [user] = tomllib.loads(made.stdout)["api"]["users"]
+    assert (user["name"], user["role"]) == ('o"lga', "supervisor")
+    assert check_password('se"cret', user["password_hash"])
+    refused = subprocess.run(
+        [sys.executable, "-m", "bondgate.cli", "edge", "passwd", "--name", "x", "--role", "boss"],
+        input="secret\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0 and "boss" in refused.stderr
