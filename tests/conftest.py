@@ -48,3 +48,13 @@ def mosquitto(tmp_path: Path) -> Iterator[object]:
 
     with running_broker(tmp_path) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL server of its own for the test session (a new cluster in a temporary folder,
+    on a free port, run as the `postgres` user when the tests run as root); removed after."""
+    from testkit.postgres import running_postgres
+
+    with running_postgres() as server:
+        yield server

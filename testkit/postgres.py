@@ -1,0 +1,154 @@
+"""A real PostgreSQL server for one test session: a new cluster in a temporary folder, on a free
+loopback port, removed after.
+
+PostgreSQL refuses to run as root, and CI runs as root: then the cluster's folder is given to the
+`postgres` system user and `initdb` and the server run as that user (`runuser`); as any other user
+they run as that user. Authentication is `trust` on loopback and the folder's socket only — a test
+server, never a deployment. `fsync` is off: these servers test what several processes do to one
+database, not what a power cut does to it (SQLite's durability tests stay on SQLite's files).
+
+    with running_postgres() as pg:
+        pg.dsn            # postgresql://postgres@127.0.0.1:<port>/postgres
+        pg.create_database("t1")  # a fresh database, its DSN returned
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL's programs (Debian keeps them under /usr/lib/postgresql/N/bin)."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("postgres")
+    return Path(found).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Postgres:
+    port: int
+    folder: Path
+    bin: Path
+    as_user: list[str]
+
+    @property
+    def dsn(self) -> str:
+        return self.dsn_for("postgres")
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run `sql` with psql (no driver needed) and return its unaligned output."""
+        done = subprocess.run(
+            [
+                *self.as_user,
+                *(str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"),
+                *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def create_database(self, name: str) -> str:
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.dsn_for(name)
+
+
+@contextmanager
+def running_postgres(*, start_s: float = 60) -> Iterator[Postgres]:
+    """A new PostgreSQL cluster, running until the block ends; then stopped and its folder removed."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL is not installed (scripts/system-packages.sh installs it)")
+    folder = Path(tempfile.mkdtemp(prefix="bondgate-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL will not run as root
+        shutil.chown(folder, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = folder / "data"
+    log = folder / "server.log"
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run(
+            [
+                *as_user,
+                *(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
+                *("-E", "UTF8", "--locale=C.UTF-8", "--no-sync"),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        port = _free_port()
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(port),
+            "unix_socket_directories": str(folder),
+            "fsync": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            "logging_collector": "off",
+        }
+        args = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*as_user, str(bin_dir / "postgres"), "-D", str(data), *args], stdout=out, stderr=out
+            )
+        pg = Postgres(port=port, folder=folder, bin=bin_dir, as_user=as_user)
+        deadline = time.monotonic() + start_s
+        while True:
+            ready = subprocess.run(
+                [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
+                timeout=10,
+                check=False,
+            )
+            if ready.returncode == 0:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        yield pg
+    finally:
+        if proc is not None and proc.poll() is None:
+            _signal_postmaster(data, proc)  # SIGINT: fast shutdown (backends end, clients not awaited)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _signal_postmaster(data: Path, proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT to the postmaster itself (its pid is the first line of postmaster.pid): `proc` may be
+    `runuser`, which need not pass a signal on."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        pid = proc.pid
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
