@@ -71,27 +71,25 @@ def test_a_revoked_token_stays_refused_and_revoking_twice_says_so() -> None:
     assert sessions.verify(other) is not None  # logging one session out leaves the others
 
 
-def test_passwd_prints_an_entry_the_config_reads_back_whatever_the_name() -> None:
-    """`bondgate edge passwd` writes TOML through a TOML writer (a name with a quote stays one string)
-    and takes only a role that exists."""
-    made = subprocess.run(
-        [sys.executable, "-m", "bondgate.cli", "edge", "passwd", "--name", 'o"lga', "--role", "supervisor"],
-        input='se"cret\n',
+def passwd(*args: str, password: str) -> subprocess.CompletedProcess[str]:
+    """`bondgate edge passwd <args>`, the password on standard input (not a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bondgate.cli", "edge", "passwd", *args],
+        input=password + "\n",
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_passwd_prints_an_entry_the_config_reads_back_whatever_the_name() -> None:
+    """`bondgate edge passwd` writes TOML through a TOML writer (a name with a quote stays one string)
+    and takes only a role that exists."""
+    made = passwd("--name", 'o"lga', "--role", "supervisor", password='se"cret')
     assert made.returncode == 0, made.stderr
     [user] = tomllib.loads(made.stdout)["api"]["users"]
     assert (user["name"], user["role"]) == ('o"lga', "supervisor")
     assert check_password('se"cret', user["password_hash"])
-    refused = subprocess.run(
-        [sys.executable, "-m", "bondgate.cli", "edge", "passwd", "--name", "x", "--role", "boss"],
-        input="secret\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = passwd("--name", "x", "--role", "boss", password="secret")
     assert refused.returncode != 0 and "boss" in refused.stderr
