@@ -1,0 +1,66 @@
+"""The store's SQL on a real PostgreSQL (central/store/postgres.py): `?` placeholders, `%` and quotes
+pass through as SQLite reads them, and rows are read by name and by position (issue 13, first step)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from central.store.postgres import PgConnection, translate
+from testkit.postgres import Postgres
+
+
+@pytest.fixture(scope="module")
+def pg(postgres: Postgres) -> Iterator[PgConnection]:
+    dsn = postgres.create_database("store_connection")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield PgConnection(conn)
+
+
+# one selected expression: a placeholder with its value, or a quoted literal with its text
+literal_text = st.text(alphabet=st.sampled_from(list("ab ?%'\"海;")), max_size=8)
+expression = st.one_of(
+    st.tuples(st.just("param"), st.text(alphabet=st.sampled_from(list("xy?%'海")), max_size=6)),
+    st.tuples(st.just("literal"), literal_text),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(expression, min_size=1, max_size=6))
+def test_placeholders_percents_and_quotes_mean_what_sqlite_reads(
+    pg: PgConnection, parts: list[tuple[str, str]]
+) -> None:
+    selected, params, expected = [], [], []
+    for kind, value in parts:
+        if kind == "param":
+            selected.append("CAST(? AS text)")
+            params.append(value)
+        else:
+            selected.append("'" + value.replace("'", "''") + "'")
+        expected.append(value)
+    row = pg.execute("SELECT " + ", ".join(selected), params).fetchone()
+    assert row is not None and list(row) == expected
+
+
+def test_translation_leaves_quoted_text_alone() -> None:
+    assert translate("SELECT ? WHERE a = '?%' AND \"b?\" = ? AND c LIKE 'x%'") == (
+        "SELECT %s WHERE a = '?%%' AND \"b?\" = %s AND c LIKE 'x%%'"
+    )
+    assert translate("SELECT 'it''s ?', ?") == "SELECT 'it''s ?', %s"
+    assert translate("SELECT 10 % 3") == "SELECT 10 %% 3"
+
+
+def test_rows_are_read_by_name_by_position_and_as_a_dict(pg: PgConnection) -> None:
+    pg.execute("CREATE TABLE parks (park_id text PRIMARY KEY, name text NOT NULL, n integer)")
+    pg.executemany("INSERT INTO parks VALUES (?, ?, ?)", [("P1", "Park One", 1), ("P2", "海口综保区", 2)])
+    rows = pg.execute("SELECT park_id, name, n FROM parks WHERE n >= ? ORDER BY n", (1,)).fetchall()
+    assert [r["park_id"] for r in rows] == ["P1", "P2"]
+    assert rows[1][1] == "海口综保区" and rows[1]["n"] == 2
+    assert dict(rows[0]) == {"park_id": "P1", "name": "Park One", "n": 1}
+    assert list(rows[0].keys()) == ["park_id", "name", "n"]
+    [count] = pg.execute("SELECT COUNT(*) FROM parks").fetchone() or [None]
+    assert count == 2
