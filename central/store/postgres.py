@@ -15,7 +15,7 @@ placeholders (`LEAST`, `jsonb`, identity columns) are the schema's and the queri
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -85,3 +85,38 @@ class PgConnection:
     def executemany(self, sql: str, rows: Iterator[Sequence[Any]] | Sequence[Sequence[Any]]) -> None:
         with self.raw.cursor() as cursor:
             cursor.executemany(translate(sql), rows)
+
+
+PgMigration = tuple[str, Callable[[PgConnection], None]]  # (name, step): append; never edit or reorder
+MIGRATION_LOCK = 0x626F6E64  # pg_advisory_lock key ("bond") held while a process migrates
+
+
+def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration]) -> list[str]:
+    """Apply every migration not recorded yet, in list order, each in its own transaction with its
+    record in `schema_migrations`; returns the names this call applied.
+
+    Several central processes start together: each takes the same session-level advisory lock
+    first, so one migrates while the others wait, and then find everything recorded. `conn` must be
+    in autocommit mode (the steps' transactions are this function's)."""
+    if not conn.autocommit:
+        raise ValueError("migrate needs an autocommit connection: it runs one transaction per step")
+    store = PgConnection(conn)
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        with conn.transaction():
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {str(r[0]) for r in conn.execute("SELECT name FROM schema_migrations")}
+        applied: list[str] = []
+        for name, step in migrations:
+            if name in done:
+                continue
+            with conn.transaction():
+                step(store)
+                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+            applied.append(name)
+        return applied
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

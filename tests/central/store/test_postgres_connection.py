@@ -3,7 +3,12 @@ pass through as SQLite reads them, and rows are read by name and by position (is
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +17,8 @@ from hypothesis import strategies as st
 
 from central.store.postgres import PgConnection, translate
 from testkit.postgres import Postgres
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +71,42 @@ def test_rows_are_read_by_name_by_position_and_as_a_dict(pg: PgConnection) -> No
     assert list(rows[0].keys()) == ["park_id", "name", "n"]
     [count] = pg.execute("SELECT COUNT(*) FROM parks").fetchone() or [None]
     assert count == 2
+
+
+MIGRATING = """
+import json, sys
+import psycopg
+from central.store.postgres import migrate
+
+def first(c):
+    c.execute("SELECT pg_sleep(0.3)")  # long enough for the other processes to arrive meanwhile
+    c.execute("CREATE TABLE a (x integer)")  # not IF NOT EXISTS: a second run would fail
+
+def second(c):
+    c.execute("CREATE TABLE b (y integer)")
+    c.execute("INSERT INTO a VALUES (1)")
+
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    print(json.dumps(migrate(conn, [("0001_a", first), ("0002_b", second)])))
+"""
+
+
+def test_three_processes_starting_together_apply_each_migration_once(postgres: Postgres) -> None:
+    dsn = postgres.create_database("migrate_race")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATING, dsn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        for _ in range(3)
+    ]
+    outcomes = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err.decode() for _, err in outcomes]
+    applied = [name for out, _ in outcomes for name in json.loads(out)]
+    assert sorted(applied) == ["0001_a", "0002_b"]  # each by one process, none twice
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall() == [
+            ("0001_a",),
+            ("0002_b",),
+        ]
+        assert conn.execute("SELECT COUNT(*) FROM a").fetchone() == (1,)
