@@ -25,7 +25,6 @@ import hashlib
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,17 +38,12 @@ sys.path.insert(0, str(ROOT))  # before bench/ (the script's own directory): ben
 import httpx  # noqa: E402
 
 from bench.central_ingest import machine  # noqa: E402
+from bondgate.processes import free_port  # noqa: E402
 from edge.auth import SCRYPT  # noqa: E402
 from kernel.config import toml_dumps  # noqa: E402
 from testkit.standalone_edge import offline_central, standalone_config  # noqa: E402
 
 KINDS = ["unknown name", "known name, wrong password", "known name, right password", "GET /healthz"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:

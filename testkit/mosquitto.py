@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bondgate.processes import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
@@ -39,12 +41,6 @@ class Broker:
                 self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_broker(
     tmp: Path,
     *,
@@ -55,7 +51,7 @@ def start_broker(
     password_file: Path | None = None,
     acl: Path | str | None = None,
 ) -> Broker:
-    port = port or _free_port()
+    port = port or free_port()
     lines = [
         f"listener {port} 127.0.0.1",
         "user root",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from bondgate.processes import free_port
 
 
 def postgres_bin() -> Path | None:
@@ -34,12 +35,6 @@ def postgres_bin() -> Path | None:
         return versions[-1].parent
     found = shutil.which("postgres")
     return Path(found).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -103,7 +98,7 @@ def running_postgres(*, start_s: float = 60) -> Iterator[Postgres]:
             timeout=120,
             check=True,
         )
-        port = _free_port()
+        port = free_port()
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": str(port),

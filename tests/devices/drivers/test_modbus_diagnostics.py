@@ -8,12 +8,12 @@ documents.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Coroutine
 from typing import Any
 
 import pytest
 
+from bondgate.processes import free_port
 from devices.drivers.gateio import GateIOConfig, GateIODriver
 from devices.health import State
 from devices.protocols.io_profiles import IOMap
@@ -40,12 +40,6 @@ def tcp(port: int, unit: int = 1, profile: str = "e1212") -> GateIOConfig:
 async def down_reason(config: GateIOConfig) -> str:
     async with GateIODriver("io", config) as driver:
         return (await driver.supervisor.wait_for(State.DOWN, WAIT)).reason
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_nothing_listening_is_connection_refused() -> None:
