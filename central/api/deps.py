@@ -18,7 +18,8 @@ from kernel.timefmt import utc_now
 _bearer = HTTPBearer(auto_error=False, description="Bondgate API token: `Authorization: Bearer bg_…`")
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
+    # async: FastAPI runs a plain `def` dependency on its threadpool, a hop per request for a lookup
     platform: Platform = request.app.state.platform
     return platform
 
