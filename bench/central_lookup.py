@@ -37,6 +37,15 @@ during the copy and recreated from their own stored SQL. Then `central.store.tal
 when that module exists, and the counts are checked (tables and the park report's totals).
 Copied feed records keep their template's signature and chain, so they do not verify; this bench
 does not read the feed.
+
+--backend postgresql (or both: SQLite's tables, then PostgreSQL's, size by size in the same run) runs
+the same lookups and intake with central on PostgreSQL 15, in a cluster of the benches' own
+(bench/pg_server.py) with durable commits by default (--pg-fsync off for testkit's settings,
+--pg-set NAME=VALUE for any other server setting). Its database of each size is loaded once from
+the SQLite one (the same rows, by COPY, in the partitions of the months they span; the report's
+tallies recomputed by `tallies.rebuild`; then VACUUM ANALYZE, as autovacuum would leave a table in
+service) and kept in the cluster; each invocation works on a copy (CREATE DATABASE … TEMPLATE).
+The same checks run against it before timing.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import gc
 import hashlib
 import json
 import math
+import os
 import random
 import shutil
 import sqlite3
@@ -54,6 +64,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -64,6 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench import pg_server  # noqa: E402
 from bench.central_process import serve  # noqa: E402
 from bench.machine import machine  # noqa: E402
 from central.api.routes import clearances as clearance_routes  # noqa: E402
@@ -80,7 +92,7 @@ from central.keys import load_or_create_key  # noqa: E402
 from central.platform import Platform  # noqa: E402
 from central.reports import park_report  # noqa: E402
 from central.store import documents as dstore  # noqa: E402
-from central.store.db import Database  # noqa: E402
+from central.store.db import Database, open_database  # noqa: E402
 from central.store.parks import upsert_park  # noqa: E402
 from central.store.schema import MIGRATIONS  # noqa: E402
 from kernel.timefmt import iso, utc_now  # noqa: E402
@@ -166,7 +178,7 @@ def copy_guid(kind: DocKind, n: int) -> str:
 # --- settings, tokens, the server ------------------------------------------------------------------
 
 
-def _settings(directory: Path, database: Path, mode: ClearanceMode = ClearanceMode.SIMULATE) -> Path:
+def _settings(directory: Path, database: Path | str, mode: ClearanceMode = ClearanceMode.SIMULATE) -> Path:
     config = directory / "central.toml"
     config.write_text(
         f'database = "{database}"\nsigning_key = "{directory / "feed.key"}"\nlog_level = "WARNING"\n'
@@ -176,7 +188,9 @@ def _settings(directory: Path, database: Path, mode: ClearanceMode = ClearanceMo
     return config
 
 
-def settings_for(database: Path, key: Path, mode: ClearanceMode = ClearanceMode.SIMULATE) -> CentralSettings:
+def settings_for(
+    database: Path | str, key: Path, mode: ClearanceMode = ClearanceMode.SIMULATE
+) -> CentralSettings:
     return CentralSettings(database=database, signing_key=key, mode=mode, risk={"sampling_rate": 0})  # type: ignore[arg-type]
 
 
@@ -615,8 +629,8 @@ def schema_tag() -> str:
 
 @dataclass
 class Built:
-    directory: Path
-    database: Path
+    directory: Path  # the SQLite cache's folder (its feed.key, on PostgreSQL too)
+    database: Path | str  # the SQLite file, or a PostgreSQL URL
     meta: dict[str, Any]
 
     @property
@@ -642,7 +656,7 @@ def database_for(size: int) -> Built:
     print(f"building {size:,} clearances into {directory} (once) …", flush=True)
     started = time.perf_counter()
     base = (utc_now() - timedelta(seconds=shape.copies * shape.stride * DT + 3600)).replace(microsecond=0)
-    db = Database(database)
+    db = open_database(database)
     tokens = seed(db)
     parcel_of = build_template(db, directory / "feed.key", shape, base)
     db.close()
@@ -656,7 +670,7 @@ def database_for(size: int) -> Built:
     for step, seconds in timings.items():
         print(f"  {step}: {seconds:.1f} s", flush=True)
     t1 = time.perf_counter()
-    db = Database(database)
+    db = open_database(database)
     rebuilt = False
     if tallies is not None and hasattr(tallies, "rebuild"):
         with db.write() as conn:
@@ -719,11 +733,12 @@ def expected_counts(shape: Shape) -> dict[str, int]:
     }
 
 
-def check_database(database: Path, shape: Shape, meta: dict[str, Any]) -> dict[str, int]:
+def check_database(database: Path | str, shape: Shape, meta: dict[str, Any]) -> dict[str, int]:
     """Counts from the database against the generator's own arithmetic, and the park report's totals
     against the same (so maintained counters, if any, agree with the base tables)."""
     want = expected_counts(shape)
-    conn = sqlite3.connect(database)
+    db = open_database(database)
+    conn = db.reader()
     one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
     got = {t: one(f"SELECT COUNT(*) FROM {t}") for t in BIG_TABLES}
     got["released_800"] = one("SELECT COUNT(*) FROM clearances WHERE status = '800' AND park_id = 'P1'")
@@ -739,7 +754,6 @@ def check_database(database: Path, shape: Shape, meta: dict[str, Any]) -> dict[s
         "logistics_no": one("SELECT COUNT(DISTINCT logistics_no) FROM clearances"),
         "guid": one("SELECT COUNT(DISTINCT guid) FROM documents"),
     }
-    conn.close()
     got = {k: got[k] for k in want}
     if got != want:
         diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
@@ -748,7 +762,6 @@ def check_database(database: Path, shape: Shape, meta: dict[str, Any]) -> dict[s
         raise SystemExit(f"keys are not unique: {distinct}")
     if distinct["guid"] != want["documents"]:
         raise SystemExit(f"guids are not unique: {distinct}")
-    db = Database(database)
     report = park_report(db, park_id="P1", now=utc_now(), limit=10, actuation_grace=timedelta(minutes=5))
     db.close()
     K, T = shape.copies, shape.template
@@ -980,8 +993,8 @@ class Batches:
         ]
 
 
-def intake_in_process(database: Path, key: Path, work: Batches) -> float:
-    db = Database(database)
+def intake_in_process(database: Path | str, key: Path, work: Batches) -> float:
+    db = open_database(database)
     platform_ = Platform(db=db, key=load_or_create_key(key), settings=settings_for(database, key))
     started = time.perf_counter()
     for docs in work.models:
@@ -1009,16 +1022,38 @@ def intake_http(url: str, token: str, work: Batches) -> float:
 # --- one size --------------------------------------------------------------------------------------
 
 
-def run_size(built: Built, args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
-    """Every run of one size on one copy of its cached database."""
+def run_size(
+    built: Built, args: argparse.Namespace, work_dir: Path, pg: pg_server.PgServer | None = None
+) -> dict[str, Any]:
+    """Every run of one size on one copy of its cached database (in `pg`'s cluster, if given)."""
     size = built.meta["size"]
-    copy_dir = work_dir / f"size-{size}"
+    copy_dir = work_dir / f"size-{size}{'-pg' if pg else ''}"
     copy_dir.mkdir()
     t0 = time.perf_counter()
-    database = copy_dir / "central.db"
-    shutil.copyfile(built.database, database)
+    database: Path | str
+    if pg is None:
+        database = copy_dir / "central.db"
+        shutil.copyfile(built.database, database)
+    else:
+        pg.drop_database(_work_name(size))
+        database = pg.create_database(_work_name(size), template=built.meta["pg_name"])
     shutil.copyfile(built.directory / "feed.key", copy_dir / "feed.key")
     print(f"  copied the cached database in {time.perf_counter() - t0:.1f} s", flush=True)
+    try:
+        return _run_size(built, args, copy_dir, database, pg)
+    finally:
+        if pg is not None:
+            pg.drop_database(_work_name(size))
+
+
+def _work_name(size: int) -> str:
+    return f"lookup_work_{size}_{os.getpid()}"
+
+
+def _run_size(
+    built: Built, args: argparse.Namespace, copy_dir: Path, database: Path | str, pg: pg_server.PgServer | None
+) -> dict[str, Any]:
+    size = built.meta["size"]
     local = Built(copy_dir, database, built.meta)
     config = _settings(copy_dir, database)
     tokens = built.meta["tokens"]
@@ -1026,7 +1061,7 @@ def run_size(built: Built, args: argparse.Namespace, work_dir: Path) -> dict[str
     results: dict[str, Any] = {"in": [], "http": [], "intake": []}
     next_parcel = built.shape.copies * built.shape.stride + 1_000_000
     for run in range(args.runs):
-        db = Database(database)
+        db = open_database(database)
         keys = Keys(local, rng)
         results["in"].append(measure(in_process_calls(db, local, keys), args.lookups, args.report_budget))
         db.close()
@@ -1039,7 +1074,7 @@ def run_size(built: Built, args: argparse.Namespace, work_dir: Path) -> dict[str
                         measure(http_calls(client, keys), args.lookups, args.report_budget)
                     )
         if args.intake_parcels:
-            results["intake"].append(intake_run(database, copy_dir, config, tokens, next_parcel, args))
+            results["intake"].append(intake_run(database, copy_dir, config, tokens, next_parcel, args, pg))
             next_parcel += 2 * args.intake_parcels
         summary = ", ".join(f"{k} p99 {v['p99']:.2f}" for k, v in results["in"][-1].items())
         print(f"  run {run + 1} in-process (ms): {summary}", flush=True)
@@ -1054,13 +1089,19 @@ def run_size(built: Built, args: argparse.Namespace, work_dir: Path) -> dict[str
                 flush=True,
             )
     if args.plans:
-        results["plans"] = plans(local)
+        results["plans"] = plans(local) if pg is None else pg_plans(local)
     shutil.rmtree(copy_dir)
     return results
 
 
 def intake_run(
-    database: Path, copy_dir: Path, config: Path, tokens: dict[str, str], start: int, args: argparse.Namespace
+    database: Path | str,
+    copy_dir: Path,
+    config: Path,
+    tokens: dict[str, str],
+    start: int,
+    args: argparse.Namespace,
+    pg: pg_server.PgServer | None = None,
 ) -> dict[str, float]:
     """The same new parcels on the large database and on an empty one (seeded alike), in-process
     and via HTTP (different parcels for the two, the same on both databases)."""
@@ -1068,11 +1109,16 @@ def intake_run(
     a, b = Batches(start, n), Batches(start + n, n)
     gc.collect()
     out = {}
-    with tempfile.TemporaryDirectory(prefix="bench-lookup-empty-", dir=copy_dir) as tmp:
+    empty_name = f"lookup_empty_{os.getpid()}"
+    with tempfile.TemporaryDirectory(prefix="bench-lookup-empty-", dir=copy_dir) as tmp, ExitStack() as stack:
         empty_dir = Path(tmp)
-        empty = empty_dir / "central.db"
+        empty: Path | str = empty_dir / "central.db"
+        if pg is not None:
+            pg.drop_database(empty_name)
+            empty = pg.create_database(empty_name)
+            stack.callback(pg.drop_database, empty_name)
         shutil.copyfile(copy_dir / "feed.key", empty_dir / "feed.key")
-        edb = Database(empty)
+        edb = open_database(empty)
         empty_tokens = seed(edb)
         edb.close()
         out["in_empty"] = intake_in_process(empty, empty_dir / "feed.key", a)
@@ -1087,7 +1133,7 @@ def intake_run(
 
 def plans(built: Built) -> dict[str, list[tuple[str, list[str]]]]:
     """EXPLAIN QUERY PLAN of every SELECT one in-process lookup of each kind runs."""
-    db = Database(built.database)
+    db = open_database(built.database)
     keys = Keys(built, random.Random(1))
     calls = in_process_calls(db, built, keys)
     out: dict[str, list[tuple[str, list[str]]]] = {}

@@ -1054,13 +1054,13 @@ def sync_stages(feed: tuple[Path, Path, str]) -> list[tuple[str, float]]:
 
     from central.feed import page_json
     from central.keys import load_or_create_key
-    from central.store.db import Database
+    from central.store.db import open_database
     from kernel.wire import GENESIS_HASH, FeedRecord, feed_chain, verify_record
 
     directory, _, _ = feed
     private = load_or_create_key(directory / "feed.key")
     key = private.public_key()
-    db = Database(directory / "central.db")
+    db = open_database(directory / "central.db")
     raw = page_json(db, private, park_id="P1", after=0, limit=PAGE)[0].encode()
     db.close()
 

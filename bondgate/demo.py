@@ -39,7 +39,7 @@ from bondgate.processes import child, free_port, http_ready, tcp_ready
 from central.auth import Role, create_token
 from central.ceb.documents import Document
 from central.ceb.xml_out import message_xml
-from central.store.db import Database
+from central.store.db import open_database
 from edge.auth import hash_password
 from firmware_sim import declarations as d
 from firmware_sim.park import SimulatedPark
@@ -258,7 +258,7 @@ def run_demo(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bondgate-demo-"))
     fault_map = parse_faults(faults)
     c_port, m_port, e_port = free_port(), free_port(), free_port()
-    db = Database(workdir / "central.db")
+    db = open_database(workdir / "central.db")
     admin_token, _ = create_token(db, role=Role.ADMIN, name="demo admin")
     db.close()
     (workdir / "central.toml").write_text(

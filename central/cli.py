@@ -10,7 +10,7 @@ import typer
 from central.auth import Role, create_token
 from central.config import CentralSettings
 from central.keys import load_or_create_key
-from central.store.db import Database
+from central.store.db import open_database
 from central.store.parks import upsert_park
 from kernel.config import ConfigError, load_settings
 from kernel.logs import setup_logging
@@ -78,7 +78,7 @@ def park_add(
     """Register a park (or update it) with the account books and area codes it handles."""
     settings = settings_from(config)
     row = upsert_park(
-        Database(settings.database),
+        open_database(settings.database),
         park_id=park_id,
         name=name,
         ems_nos=ems_no or [],
@@ -106,7 +106,7 @@ def token_create(
     settings = settings_from(config)
     try:
         secret, _ = create_token(
-            Database(settings.database),
+            open_database(settings.database),
             role=role,
             name=name,
             park_id=park,
@@ -126,7 +126,7 @@ def edge_show(park: str, edge: str, config: ConfigOpt = None) -> None:
 
     settings = settings_from(config)
     try:
-        view = chain_view(Database(settings.database), park_id=park, edge_id=edge)
+        view = chain_view(open_database(settings.database), park_id=park, edge_id=edge)
     except UnknownEdge as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -166,7 +166,7 @@ def edge_reprovision(
     actor = f"cli:{by or getpass.getuser()}"
     try:
         done = reprovision(
-            Database(settings.database),
+            open_database(settings.database),
             park_id=park,
             edge_id=edge,
             actor=actor,

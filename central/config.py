@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from os import PathLike
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,12 +30,29 @@ class RiskSettings(BaseModel):
     seed: int = Field(0, description="makes the random sample reproducible")
 
 
+def _database_target(value: object) -> object:
+    """A path as given (str or Path) or a URL, as text; an empty value is refused."""
+    text = str(value) if isinstance(value, PathLike) else value
+    if isinstance(text, str) and not text.strip():
+        raise ValueError("empty: give a SQLite file path or a postgresql:// URL")
+    if isinstance(text, str) and "://" in text and not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"unsupported database URL scheme {text.split('://')[0]!r}: use postgresql://")
+    return text
+
+
+DatabaseTarget = Annotated[str, BeforeValidator(_database_target)]
+
+
 class CentralSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BONDGATE_CENTRAL_", env_nested_delimiter="__", extra="forbid"
     )
 
-    database: Path = Field(Path("var/central.db"), description="SQLite database file")
+    database: DatabaseTarget = Field(
+        "var/central.db",
+        description="SQLite database file, or a PostgreSQL URL (postgresql://user:password@host:port/db)"
+        " shared by several central processes",
+    )
     signing_key: Path = Field(
         Path("var/central-feed.key"), description="Ed25519 private key (PEM); created if missing"
     )
@@ -45,4 +64,11 @@ class CentralSettings(BaseSettings):
     weight_tolerance_percent: Decimal = Field(Decimal("5"), ge=0)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")
     feed_page_max: int = Field(5000, gt=0, description="largest feed page an edge may ask for")
+    feed_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="a long poll is woken by every commit to its park's feed (in any central process);"
+        " it also re-reads the feed this often, in case a wake-up was lost",
+    )
     log_level: str = "INFO"

@@ -79,6 +79,7 @@ def append(
         seq=seq, n=head.n + 1, chain=chain, signature=base64.b64encode(signature).decode()
     )
     store.chain_feed(conn, park_id=park_id, point=point)
+    store.announce_feed(conn, park_id=park_id)
     return seq
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from central import comparison
 from central.config import CentralSettings
+from central.feed_wakeups import FeedBell
 from central.risk import RiskRules
 from central.store.db import Database
 
@@ -19,6 +20,7 @@ class Platform:
     db: Database
     key: Ed25519PrivateKey
     settings: CentralSettings
+    bell: FeedBell = field(default_factory=FeedBell)  # wakes the feed's long polls
 
     @property
     def risk_rules(self) -> RiskRules:

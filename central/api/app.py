@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,7 +21,7 @@ from central.config import CentralSettings
 from central.keys import load_or_create_key
 from central.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from central.platform import Platform
-from central.store.db import Database
+from central.store.db import Database, open_database
 
 log = logging.getLogger("central.http")
 
@@ -94,14 +96,38 @@ def _allow_every_method(app: FastAPI, request: Request, response: Response) -> N
         response.headers["Allow"] = ", ".join(sorted(methods))
 
 
+UPKEEP_EVERY_S = 6 * 3600
+
+
+async def _upkeep(db: Database) -> None:
+    """The database's periodic upkeep while the service runs (PostgreSQL: next months' partitions)."""
+    while True:
+        await asyncio.sleep(UPKEEP_EVERY_S)
+        try:
+            done = await run_in_threadpool(db.upkeep)
+            if done:
+                log.info("database upkeep", extra={"done": done})
+        except Exception:
+            log.exception("database upkeep failed; retried at the next round")
+
+
 def create_app(settings: CentralSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database)
-        app.state.platform = Platform(db=db, key=load_or_create_key(settings.signing_key), settings=settings)
-        log.info("central started", extra={"database": str(settings.database), "mode": settings.mode.value})
-        yield
-        db.close()
+        db = await run_in_threadpool(open_database, settings.database)  # migrates: off the loop
+        platform = Platform(db=db, key=load_or_create_key(settings.signing_key), settings=settings)
+        platform.bell.bind(asyncio.get_running_loop())
+        db.listen(platform.bell.ring)
+        app.state.platform = platform
+        upkeep = asyncio.create_task(_upkeep(db), name="database-upkeep")
+        log.info("central started", extra={"database": db.target, "mode": settings.mode.value})
+        try:
+            yield
+        finally:
+            upkeep.cancel()
+            with suppress(asyncio.CancelledError):
+                await upkeep
+            db.close()
 
     app = FastAPI(
         title="Bondgate central platform",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from central.lifecycle import IllegalTransition, InvalidCode
+from central.store.db import DatabaseUnavailable
 from kernel.json_safe import json_safe
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             ErrorBody(error=code, detail=str(exc.detail)).model_dump(), exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.warning("database unavailable", extra={"path": request.url.path, "error": str(exc)})
+        body = ErrorBody(
+            error="database_unavailable", detail="the database is not reachable; nothing was stored, retry"
+        )
+        return JSONResponse(body.model_dump(), 503, headers={"Retry-After": "1"})
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from central.store.db import Database
+from central.store.connection import Connection, is_postgres
+from central.store.db import FEED_CHANNEL, FEED_NOTIFY_FUNCTION, Database
 from kernel.wire import GENESIS_HASH
 
 
@@ -43,7 +43,7 @@ _MARKS = ", ".join("?" for _ in _COLUMNS)
 _UPDATES = ", ".join(f"{c} = ?" for c in _COLUMNS[1:])
 
 
-def _row(row: sqlite3.Row) -> ClearanceRow:
+def _row(row: Any) -> ClearanceRow:
     data = {c: row[c] for c in _COLUMNS}  # not `released`: the triggers own it (schema 0011)
     data["cancelled"] = bool(data["cancelled"])
     data["comparison"] = json.loads(data["comparison"]) if data["comparison"] else None
@@ -51,14 +51,12 @@ def _row(row: sqlite3.Row) -> ClearanceRow:
     return ClearanceRow(**data)
 
 
-def get(conn: sqlite3.Connection, *, clearance_id: str) -> ClearanceRow | None:
+def get(conn: Connection, *, clearance_id: str) -> ClearanceRow | None:
     row = conn.execute("SELECT * FROM clearances WHERE clearance_id = ?", (clearance_id,)).fetchone()
     return _row(row) if row else None
 
 
-def save(
-    conn: sqlite3.Connection, row: ClearanceRow, *, new: bool = False, number: int | None = None
-) -> None:
+def save(conn: Connection, row: ClearanceRow, *, new: bool = False, number: int | None = None) -> None:
     """Insert or replace. `new`: the caller knows no row has this id (a plain insert); otherwise an
     update, inserting if none was there (neither is SQLite's upsert, which costs more). `number`: the
     row number to insert it at, as `next_number` gave it (the caller made the customs numbers from it)."""
@@ -69,31 +67,31 @@ def save(
     )
     values[_COLUMNS.index("risk")] = json.dumps(row.risk) if row.risk is not None else None
     insert = f"INSERT INTO clearances (rowid, {', '.join(_COLUMNS)}) VALUES (?, {_MARKS})"
-    if new:
-        conn.execute(insert, [number, *values])
-        return
-    found = conn.execute(
-        f"UPDATE clearances SET {_UPDATES} WHERE clearance_id = ? RETURNING rowid", [*values[1:], values[0]]
-    ).fetchone()
-    if found is None:
-        conn.execute(insert, [number, *values])
+    if not new:
+        found = conn.execute(
+            f"UPDATE clearances SET {_UPDATES} WHERE clearance_id = ? RETURNING rowid",
+            [*values[1:], values[0]],
+        ).fetchone()
+        if found is not None:
+            return
+    conn.execute(insert, [number, *values])
 
 
-def next_number(conn: sqlite3.Connection) -> int:
+def next_number(conn: Connection) -> int:
     """The row number the next new clearance gets (SQLite's rowid, which it assigns as the largest
     plus one): inside the write transaction nobody else inserts, so the caller can make its customs
     numbers from it before writing it (`save`)."""
     return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM clearances").fetchone()[0])
 
 
-def number_of(conn: sqlite3.Connection, *, clearance_id: str) -> int | None:
+def number_of(conn: Connection, *, clearance_id: str) -> int | None:
     """The row number of a stored clearance."""
     row = conn.execute("SELECT rowid FROM clearances WHERE clearance_id = ?", (clearance_id,)).fetchone()
     return int(row[0]) if row else None
 
 
 def find(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     ebp_code: str | None = None,
     order_no: str | None = None,
@@ -122,7 +120,7 @@ def find(
 
 
 def add_history(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     clearance_id: str,
     from_status: str | None,
@@ -139,7 +137,7 @@ def add_history(
     )
 
 
-def cancelled_after(conn: sqlite3.Connection, *, clearance_id: str, moment: str) -> str | None:
+def cancelled_after(conn: Connection, *, clearance_id: str, moment: str) -> str | None:
     """When the clearance's cancellation (CEB623) was approved, if that was after `moment`."""
     row = conn.execute(
         "SELECT MIN(at) FROM clearance_history WHERE clearance_id = ? AND action = 'cancellation' AND at > ?",
@@ -168,7 +166,7 @@ class FeedPoint:
     signature: str | None = None
 
 
-def lock_feed_head(conn: sqlite3.Connection, *, park_id: str) -> FeedPoint:
+def lock_feed_head(conn: Connection, *, park_id: str) -> FeedPoint:
     """The park's feed head, locked until the transaction ends: appends to one park's feed are
     serialised from here to the commit, so their seqs and chain follow commit order. (SQLite's
     BEGIN IMMEDIATE already serialises every writer; on PostgreSQL the UPDATE takes the row lock.)"""
@@ -184,7 +182,7 @@ def lock_feed_head(conn: sqlite3.Connection, *, park_id: str) -> FeedPoint:
     return FeedPoint(seq=int(row[0]), n=int(row[1]), chain=str(row[2]))
 
 
-def append_feed(conn: sqlite3.Connection, *, park_id: str, clearance_id: str, record_json: str) -> int:
+def append_feed(conn: Connection, *, park_id: str, clearance_id: str, record_json: str) -> int:
     """Insert a feed row; its place in the chain is set by `chain_feed` in the same transaction."""
     cur = conn.execute(
         "INSERT INTO feed (park_id, clearance_id, record) VALUES (?, ?, ?) RETURNING seq",
@@ -193,7 +191,16 @@ def append_feed(conn: sqlite3.Connection, *, park_id: str, clearance_id: str, re
     return int(cur.fetchone()[0])
 
 
-def chain_feed(conn: sqlite3.Connection, *, park_id: str, point: FeedPoint) -> None:
+def announce_feed(conn: Connection, *, park_id: str) -> None:
+    """Have the park's waiting long polls woken when this transaction commits, in every central
+    process (`Database.listen`): PostgreSQL's NOTIFY, or on SQLite the writer's own function."""
+    if is_postgres(conn):
+        conn.execute("SELECT pg_notify(?, ?)", (FEED_CHANNEL, park_id))
+    else:
+        conn.execute(f"SELECT {FEED_NOTIFY_FUNCTION}(?)", (park_id,))
+
+
+def chain_feed(conn: Connection, *, park_id: str, point: FeedPoint) -> None:
     """Record the row at `point.seq` as the park's new head, with its chain and checkpoint signature."""
     conn.execute(
         "UPDATE feed SET n = ?, chain = ?, checkpoint = ? WHERE seq = ?",
@@ -255,7 +262,7 @@ class CustomsReceiptRow:
 
 
 def add_customs_receipt(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     clearance_id: str,
     guid: str,
@@ -268,19 +275,19 @@ def add_customs_receipt(
 ) -> int:
     cur = conn.execute(
         "INSERT INTO customs_receipts (clearance_id, guid, return_status, return_time, return_info, state,"
-        " reason, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " reason, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (clearance_id, guid, return_status, return_time, return_info, state, reason, now),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
-def set_customs_receipt_state(conn: sqlite3.Connection, receipt_id: int, *, state: str, reason: str) -> None:
+def set_customs_receipt_state(conn: Connection, receipt_id: int, *, state: str, reason: str) -> None:
     conn.execute(
         "UPDATE customs_receipts SET state = ?, reason = ? WHERE id = ?", (state, reason, receipt_id)
     )
 
 
-def last_applied_receipt_time(conn: sqlite3.Connection, *, clearance_id: str) -> str | None:
+def last_applied_receipt_time(conn: Connection, *, clearance_id: str) -> str | None:
     row = conn.execute(
         "SELECT MAX(return_time) FROM customs_receipts WHERE clearance_id = ? AND state = 'applied'",
         (clearance_id,),
@@ -288,7 +295,7 @@ def last_applied_receipt_time(conn: sqlite3.Connection, *, clearance_id: str) ->
     return row[0] if row else None
 
 
-def waiting_receipts(conn: sqlite3.Connection, *, clearance_id: str) -> list[CustomsReceiptRow]:
+def waiting_receipts(conn: Connection, *, clearance_id: str) -> list[CustomsReceiptRow]:
     rows = conn.execute(
         "SELECT * FROM customs_receipts WHERE clearance_id = ? AND state = 'waiting'"
         " ORDER BY return_time, id",

@@ -1,12 +1,34 @@
 """The connection the store's functions take: what `Database.write()` and `Database.reader()` give.
 
-Code outside `central/store` holds one only to pass it back to the store's functions inside the same
-transaction; it never runs a statement itself, so it does not depend on which database this is.
+Both backends give one: a `sqlite3.Connection`, or on PostgreSQL a `PgConnection` that takes the
+same `?` SQL and gives rows read by name and by position. Code outside `central/store` holds one only
+to pass it back to the store's functions inside the same transaction; it never runs a statement
+itself, so it does not depend on which database this is. Inside the store, `is_postgres(conn)` picks
+the few statements that differ (docs/postgres-port.md lists them).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from typing import TypeAlias
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-Connection: TypeAlias = sqlite3.Connection
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Any, /) -> Any: ...
+
+
+def is_postgres(conn: Connection) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"

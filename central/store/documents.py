@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from central.store.connection import Connection, is_postgres
 from central.store.db import Database
 
 
@@ -36,11 +36,11 @@ _DOC = ", ".join(f.name for f in fields(DocumentRow))  # the columns a DocumentR
 _D_DOC = ", ".join(f"d.{f.name}" for f in fields(DocumentRow))  # the same, of `documents d`
 
 
-def _doc(row: sqlite3.Row) -> DocumentRow:
+def _doc(row: Any) -> DocumentRow:
     return DocumentRow(**{**dict(row), "body": json.loads(row["body"]), "deleted": bool(row["deleted"])})
 
 
-def get_document(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> DocumentRow | None:
+def get_document(conn: Connection, *, kind: str, doc_key: str) -> DocumentRow | None:
     row = conn.execute(
         f"SELECT {_DOC} FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
     ).fetchone()
@@ -48,7 +48,7 @@ def get_document(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> Docume
 
 
 def save_document(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     kind: str,
     doc_key: str,
@@ -81,6 +81,9 @@ def save_document(
     insert = """INSERT INTO documents (rowid, kind, doc_key, guid, ebp_code, order_no, logistics_code,
                                   logistics_no, body, version, deleted, received_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"""
+    if is_postgres(conn):  # documents are partitioned by month there: no upsert on (kind, doc_key)
+        _save_document_pg(conn, insert, values, new=new)
+        return
     if new:
         conn.execute(insert, values)
         return
@@ -94,14 +97,29 @@ def save_document(
     )
 
 
-def next_number(conn: sqlite3.Connection) -> int:
+def _save_document_pg(conn: Connection, insert: str, values: tuple[Any, ...], *, new: bool) -> None:
+    """PostgreSQL's save: the row is updated where it is (in whichever month's partition), or
+    inserted at the next number. The write lock every transaction holds keeps (kind, doc_key) one row."""
+    if not new:
+        found = conn.execute(
+            "UPDATE documents SET guid = ?, ebp_code = ?, order_no = ?, logistics_code = ?, logistics_no = ?,"
+            " body = ?, version = version + 1, deleted = ?, received_at = ? WHERE kind = ? AND doc_key = ?"
+            " RETURNING rowid",
+            (*values[3:], values[1], values[2]),
+        ).fetchone()
+        if found is not None:
+            return
+    conn.execute(insert, values)
+
+
+def next_number(conn: Connection) -> int:
     """The row number the next new document gets (SQLite's rowid, which it assigns as the largest
     plus one): inside the write transaction nobody else inserts, so the caller can make a number of
     the document from it before writing it (`save_document`)."""
     return int(conn.execute("SELECT COALESCE(MAX(rowid), 0) + 1 FROM documents").fetchone()[0])
 
 
-def number_of(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> int | None:
+def number_of(conn: Connection, *, kind: str, doc_key: str) -> int | None:
     """The row number of a stored document (it keeps it across versions)."""
     row = conn.execute(
         f"SELECT rowid FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
@@ -109,7 +127,7 @@ def number_of(conn: sqlite3.Connection, *, kind: str, doc_key: str) -> int | Non
     return int(row[0]) if row else None
 
 
-def find_by_order(conn: sqlite3.Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
+def find_by_order(conn: Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
     rows = conn.execute(
         f"SELECT {_DOC} FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {_kind(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
@@ -119,7 +137,7 @@ def find_by_order(conn: sqlite3.Connection, *, kind: str, ebp_code: str, order_n
 
 
 def find_by_logistics(
-    conn: sqlite3.Connection, *, kind: str, logistics_code: str, logistics_no: str
+    conn: Connection, *, kind: str, logistics_code: str, logistics_no: str
 ) -> list[DocumentRow]:
     rows = conn.execute(
         f"SELECT {_DOC} FROM documents WHERE logistics_code = ? AND logistics_no = ?"
@@ -131,7 +149,7 @@ def find_by_logistics(
 
 
 def count_inventories_for_logistics(
-    conn: sqlite3.Connection, *, logistics_code: str, logistics_no: str, except_key: str
+    conn: Connection, *, logistics_code: str, logistics_no: str, except_key: str
 ) -> int:
     row = conn.execute(
         "SELECT COUNT(*) FROM documents WHERE kind = 'CEB621' AND logistics_code = ? AND logistics_no = ?"
@@ -152,7 +170,7 @@ class ReceiptRow:
     return_info: str
 
 
-def add_receipts(conn: sqlite3.Connection, receipts: Iterable[ReceiptRow]) -> None:
+def add_receipts(conn: Connection, receipts: Iterable[ReceiptRow]) -> None:
     conn.executemany(
         "INSERT INTO receipts (kind, doc_key, guid, key_fields, return_status, return_time, return_info)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -174,7 +192,7 @@ def add_receipts(conn: sqlite3.Connection, receipts: Iterable[ReceiptRow]) -> No
 _RECEIPT = ", ".join(f.name for f in fields(ReceiptRow))  # the columns a ReceiptRow is made of
 
 
-def _receipt(row: sqlite3.Row) -> ReceiptRow:
+def _receipt(row: Any) -> ReceiptRow:
     return ReceiptRow(**{**dict(row), "key_fields": json.loads(row["key_fields"])})
 
 
@@ -185,7 +203,7 @@ class GuidUse:
 
 
 def take_guid(
-    conn: sqlite3.Connection, *, guid: str, kind: str, doc_key: str, digest: str, now: str
+    conn: Connection, *, guid: str, kind: str, doc_key: str, digest: str, now: str
 ) -> GuidUse | None:
     """Record `guid` as this document's; if it was taken already (in any letter case), what it was
     taken for. The same guid in other letters is a reuse, never the same document sent again."""
@@ -199,7 +217,7 @@ def take_guid(
     return None
 
 
-def _receipts_of(conn: sqlite3.Connection, guid: str) -> list[ReceiptRow]:
+def _receipts_of(conn: Connection, guid: str) -> list[ReceiptRow]:
     """Receipts stored under `guid` (exactly as given), found through the document the guid names:
     its receipts are indexed by (kind, doc_key), and a document changed under another guid has
     receipts of both, so the guid is checked on each."""
@@ -213,7 +231,7 @@ def _receipts_of(conn: sqlite3.Connection, guid: str) -> list[ReceiptRow]:
     return [_receipt(r) for r in rows]
 
 
-def receipts_of_guid(conn: sqlite3.Connection, *, guid: str) -> list[ReceiptRow]:
+def receipts_of_guid(conn: Connection, *, guid: str) -> list[ReceiptRow]:
     """As receipts_for_guid, inside the write transaction."""
     return _receipts_of(conn, guid)
 
@@ -235,6 +253,15 @@ def documents_of_set(
     return [_doc(r) for r in rows]
 
 
+def _invt_no_field(db: Database, body: str) -> str:
+    """SQL: the invtNo of an inventory's stored JSON, as the partial index on it is written."""
+    return (
+        f"(({body}::jsonb) ->> 'invtNo')"
+        if db.dialect == "postgresql"
+        else f"json_extract({body}, '$.invtNo')"
+    )
+
+
 def pending_inventories(
     db: Database,
     *,
@@ -250,7 +277,7 @@ def pending_inventories(
             where.append(f"{column} = ?")
             args.append(value)
     if invt_no is not None:
-        where.append("json_extract(d.body, '$.invtNo') = ?")
+        where.append(_invt_no_field(db, "d.body") + " = ?")
         args.append(invt_no)
     if not where:
         return []

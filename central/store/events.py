@@ -7,11 +7,11 @@ them as text orders them in time; the reports rely on that.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from central.store.connection import Connection
 from central.store.db import Database
 
 
@@ -74,22 +74,20 @@ class ClearanceState:
     cancelled: bool
 
 
-def _edge(row: sqlite3.Row) -> EdgeRow:
+def _edge(row: Any) -> EdgeRow:
     return EdgeRow(**dict(row))
 
 
-def get_edge(conn: sqlite3.Connection, *, edge_id: str) -> EdgeRow | None:
+def get_edge(conn: Connection, *, edge_id: str) -> EdgeRow | None:
     row = conn.execute("SELECT * FROM edges WHERE edge_id = ?", (edge_id,)).fetchone()
     return _edge(row) if row else None
 
 
-def park_exists(conn: sqlite3.Connection, *, park_id: str) -> bool:
+def park_exists(conn: Connection, *, park_id: str) -> bool:
     return conn.execute("SELECT 1 FROM parks WHERE park_id = ?", (park_id,)).fetchone() is not None
 
 
-def create_edge(
-    conn: sqlite3.Connection, *, edge_id: str, park_id: str, genesis_hash: str, now: str
-) -> EdgeRow:
+def create_edge(conn: Connection, *, edge_id: str, park_id: str, genesis_hash: str, now: str) -> EdgeRow:
     """Bind a new edge to its park; its chain (epoch 1) starts empty at the genesis hash."""
     conn.execute(
         "INSERT INTO edges (edge_id, park_id, last_seq, last_hash, epoch, epoch_opened_at)"
@@ -101,7 +99,7 @@ def create_edge(
     return edge
 
 
-def update_edge(conn: sqlite3.Connection, edge: EdgeRow) -> None:
+def update_edge(conn: Connection, edge: EdgeRow) -> None:
     conn.execute(
         "UPDATE edges SET last_seq = ?, last_hash = ?, last_seen = ?, last_heartbeat = ?, backlog = ?"
         " WHERE edge_id = ?",
@@ -109,14 +107,12 @@ def update_edge(conn: sqlite3.Connection, edge: EdgeRow) -> None:
     )
 
 
-def list_edges(conn: sqlite3.Connection, *, park_id: str) -> list[EdgeRow]:
+def list_edges(conn: Connection, *, park_id: str) -> list[EdgeRow]:
     rows = conn.execute("SELECT * FROM edges WHERE park_id = ? ORDER BY edge_id", (park_id,))
     return [_edge(r) for r in rows]
 
 
-def stored_hashes(
-    conn: sqlite3.Connection, *, edge_id: str, epoch: int, first: int, last: int
-) -> dict[int, str]:
+def stored_hashes(conn: Connection, *, edge_id: str, epoch: int, first: int, last: int) -> dict[int, str]:
     """Hashes of the edge's stored events of `epoch` with seq in [first, last]: one range read."""
     rows = conn.execute(
         "SELECT seq, hash FROM events WHERE edge_id = ? AND epoch = ? AND seq BETWEEN ? AND ?",
@@ -125,7 +121,7 @@ def stored_hashes(
     return {int(r[0]): str(r[1]) for r in rows}
 
 
-def insert_event(conn: sqlite3.Connection, event: EventRow) -> None:
+def insert_event(conn: Connection, event: EventRow) -> None:
     """Plain INSERT: the primary key (edge_id, epoch, seq) makes a second copy fail loudly."""
     conn.execute(
         "INSERT INTO events (edge_id, epoch, seq, park_id, kind, station, occurred_at, logistics_code,"
@@ -149,7 +145,7 @@ def insert_event(conn: sqlite3.Connection, event: EventRow) -> None:
 
 
 def clearance_states(
-    conn: sqlite3.Connection, *, park_id: str, logistics_code: str, logistics_no: str
+    conn: Connection, *, park_id: str, logistics_code: str, logistics_no: str
 ) -> list[ClearanceState]:
     """Every clearance of the park for this parcel key (a logisticsNo may in time be reused), newest first.
 
@@ -173,7 +169,7 @@ def clearance_states(
     ]
 
 
-def release_verdicts(conn: sqlite3.Connection, *, edge_id: str, epoch: int, seq: int) -> tuple[bool, bool]:
+def release_verdicts(conn: Connection, *, edge_id: str, epoch: int, seq: int) -> tuple[bool, bool]:
     """(released without clearance, cancelled after release) of a stored release event, as schema
     0011's triggers judged it at the release's time."""
     row = conn.execute(
@@ -184,7 +180,7 @@ def release_verdicts(conn: sqlite3.Connection, *, edge_id: str, epoch: int, seq:
 
 
 def other_releases(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     park_id: str,
     logistics_code: str,
@@ -204,7 +200,7 @@ def other_releases(
 
 
 def insert_alert(
-    conn: sqlite3.Connection, *, park_id: str, edge_id: str | None, kind: str, detail: str, now: str
+    conn: Connection, *, park_id: str, edge_id: str | None, kind: str, detail: str, now: str
 ) -> int:
     cur = conn.execute(
         "INSERT INTO alerts (park_id, edge_id, kind, detail, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -213,7 +209,7 @@ def insert_alert(
     return int(cur.fetchone()[0])
 
 
-def latest_alert(conn: sqlite3.Connection, *, park_id: str, edge_id: str) -> tuple[str, str] | None:
+def latest_alert(conn: Connection, *, park_id: str, edge_id: str) -> tuple[str, str] | None:
     """(kind, detail) of the newest alert about this edge, to avoid repeating it on every resend."""
     row = conn.execute(
         "SELECT kind, detail FROM alerts WHERE park_id = ? AND edge_id = ? ORDER BY created_at DESC, id DESC"
@@ -257,7 +253,10 @@ def discrepancy_events(
     conn = db.reader()
     where = "WHERE park_id = ? AND kind = 'discrepancy'"
     params: list[Any] = [park_id]
-    if code:  # SQLite's json_each: the codes are a list in the event's body
+    if code and db.dialect == "postgresql":  # the codes are a list in the event's body
+        where += " AND (events.body::jsonb -> 'codes') @> jsonb_build_array(?::text)"
+        params.append(code)
+    elif code:
         where += " AND EXISTS (SELECT 1 FROM json_each(events.body, '$.codes') j WHERE j.value = ?)"
         params.append(code)
     total = int(conn.execute(f"SELECT COUNT(*) FROM events {where}", params).fetchone()[0])
@@ -272,13 +271,13 @@ def discrepancy_events(
 # --- chains: re-provisioning ------------------------------------------------------------------
 
 
-def closed_chains(conn: sqlite3.Connection, *, edge_id: str) -> list[ClosedChainRow]:
+def closed_chains(conn: Connection, *, edge_id: str) -> list[ClosedChainRow]:
     rows = conn.execute("SELECT * FROM edge_chains WHERE edge_id = ? ORDER BY epoch", (edge_id,))
     return [ClosedChainRow(**dict(r)) for r in rows]
 
 
 def close_chain(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     edge: EdgeRow,
     closed_at: str,
@@ -311,9 +310,7 @@ def close_chain(
     return opened
 
 
-def chain_events(
-    conn: sqlite3.Connection, *, edge_id: str, epoch: int, after: int, limit: int
-) -> list[EventRow]:
+def chain_events(conn: Connection, *, edge_id: str, epoch: int, after: int, limit: int) -> list[EventRow]:
     """The stored events of one chain with seq > `after`, in seq order (the primary key's range)."""
     rows = conn.execute(
         "SELECT edge_id, epoch, seq, park_id, kind, station, occurred_at, logistics_code, logistics_no,"
@@ -348,12 +345,12 @@ class ReleaseActuation:
     actuation_seq: int | None
 
 
-def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) -> tuple[int, int] | None:
+def insert_release(conn: Connection, event: EventRow, decision_id: str) -> tuple[int, int] | None:
     """A release event that names its decision: its actuation is awaited. A decision id the edge
     used before for another release keeps the first: returns that release's (epoch, seq)."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
-        " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
+        " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             event.edge_id,
             decision_id,
@@ -376,7 +373,7 @@ def insert_release(conn: sqlite3.Connection, event: EventRow, decision_id: str) 
 
 
 def record_actuation(
-    conn: sqlite3.Connection,
+    conn: Connection,
     event: EventRow,
     *,
     decision_id: str,
@@ -418,7 +415,7 @@ class ReleaseSeen:
 
 
 def first_release(
-    conn: sqlite3.Connection, *, park_id: str | None, logistics_code: str, logistics_no: str
+    conn: Connection, *, park_id: str | None, logistics_code: str, logistics_no: str
 ) -> ReleaseSeen | None:
     """The first release event any edge reported for this parcel in its park: it has left."""
     row = conn.execute(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any
 
+from central.store.connection import Connection
 from central.store.db import Database
 
 
@@ -22,7 +23,7 @@ class ParkRow:
 _PARK = ", ".join(f.name for f in fields(ParkRow))  # the columns a ParkRow is made of
 
 
-def _park(row: sqlite3.Row) -> ParkRow:
+def _park(row: Any) -> ParkRow:
     return ParkRow(
         **{**dict(row), "ems_nos": json.loads(row["ems_nos"]), "area_codes": json.loads(row["area_codes"])}
     )
@@ -52,7 +53,7 @@ def list_parks(db: Database) -> list[ParkRow]:
     return [_park(r) for r in db.reader().execute(f"SELECT {_PARK} FROM parks ORDER BY park_id")]
 
 
-def park_index(conn: sqlite3.Connection) -> dict[str, str]:
+def park_index(conn: Connection) -> dict[str, str]:
     """Map every emsNo and areaCode to the park that owns it (read inside a write transaction)."""
     index: dict[str, str] = {}
     for row in conn.execute("SELECT park_id, ems_nos, area_codes FROM parks"):
@@ -78,7 +79,7 @@ class TokenRow:
 _TOKEN = ", ".join(f.name for f in fields(TokenRow))  # the columns a TokenRow is made of (not the hash)
 
 
-def _token(row: sqlite3.Row) -> TokenRow:
+def _token(row: Any) -> TokenRow:
     codes = row["enterprise_codes"]
     return TokenRow(
         **{**dict(row), "enterprise_codes": None if codes is None else frozenset(json.loads(codes))}
@@ -126,12 +127,12 @@ def insert_token(
     )
 
 
-def token_edge(conn: sqlite3.Connection, *, token_id: str) -> str | None:
+def token_edge(conn: Connection, *, token_id: str) -> str | None:
     row = conn.execute("SELECT edge_id FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
     return row[0] if row else None
 
 
-def edge_park(conn: sqlite3.Connection, *, edge_id: str) -> str | None:
+def edge_park(conn: Connection, *, edge_id: str) -> str | None:
     """The park an edge id belongs to: the park it reports in, or, before its first report, the park
     of the live token bound to it (None: no edge and no token of that id)."""
     row = conn.execute("SELECT park_id FROM edges WHERE edge_id = ?", (edge_id,)).fetchone()
@@ -143,7 +144,7 @@ def edge_park(conn: sqlite3.Connection, *, edge_id: str) -> str | None:
     return None if row is None else row[0]
 
 
-def bind_token_edge(conn: sqlite3.Connection, *, token_id: str, edge_id: str) -> bool:
+def bind_token_edge(conn: Connection, *, token_id: str, edge_id: str) -> bool:
     """Bind a token made before tokens were bound to the edge it first reports for; False if it
     was bound meanwhile, or another token holds that edge (it is theirs, not for the taking)."""
     cur = conn.execute(

@@ -9,19 +9,38 @@ strings and the same row access work there:
   inside `'…'` or `"…"` is left as it is written.
 - `Row` is a tuple whose values are also found by column name, with `keys()`, so `dict(row)` works.
 
-This is the first step of issue 13 (docs/postgres-port.md): the dialect differences that are not
-placeholders (`LEAST`, `jsonb`, identity columns) are the schema's and the queries' own business.
+`PostgresDatabase` is central's `Database` on PostgreSQL. Several central processes share one
+server, and each write transaction first takes one advisory transaction lock (`WRITE_LOCK`), held
+to its commit: writes are serialised across every process exactly as SQLite's `BEGIN IMMEDIATE`
+serialises them in one, so what one process guarantees (a set compared once, a feed seq never
+passed by a reader, an event stored once, one winner of two status changes) holds for many. What
+runs outside the write transaction (HTTP, parsing and validating documents, reads, pages) runs in
+parallel. docs/scaling.md says what that carries and what comes after it.
+
+A feed append runs `pg_notify('bondgate_feed', park)`, delivered to every process's listening
+connection when the transaction commits: a long poll in one process wakes on a commit in another.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import RowMaker
 
+from central.store.db import FEED_CHANNEL, Database, DatabaseUnavailable, FeedListener
+from kernel.backoff import Backoff
 
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4096)  # the store's statements are a few hundred fixed strings
 def translate(sql: str) -> str:
     """`sql` with `?` placeholders as psycopg's `%s` (and literal `%` doubled), quotes respected."""
     out: list[str] = []
@@ -75,6 +94,8 @@ def row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[Row]:
 class PgConnection:
     """A psycopg connection that takes the store's SQL and returns `Row`s."""
 
+    dialect = "postgresql"
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
 
@@ -120,3 +141,136 @@ def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration]) ->
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+WRITE_LOCK = 0x62677772  # pg_advisory_xact_lock key ("bgwr") every write transaction takes first
+SESSION_SETTINGS = (
+    # a writer stuck inside its transaction must not hold every other process's writes for ever
+    "SET idle_in_transaction_session_timeout = '60s'",
+    "SET lock_timeout = '30s'",  # waiting for the write lock longer than this is an error (a 503)
+)
+
+
+def redacted(dsn: str) -> str:
+    """`dsn` without its password, for logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresDatabase(Database):
+    """Central's database on a PostgreSQL server; see the module's docstring."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str) -> None:
+        from central.store.pg_schema import PG_MIGRATIONS, ensure_partitions
+
+        self.dsn = dsn
+        self._migrations = PG_MIGRATIONS
+        self._ensure_partitions = ensure_partitions
+        self._write_lock = threading.Lock()
+        self._writer: psycopg.Connection[Any] | None = None
+        self._local = threading.local()
+        self._listeners: list[FeedListener] = []
+        self._listener_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.migrate()
+
+    @property
+    def target(self) -> str:
+        return redacted(self.dsn)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        for statement in SESSION_SETTINGS:
+            conn.execute(statement)
+        return conn
+
+    def reader(self) -> PgConnection:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.broken or conn.closed:
+            try:
+                conn = self._connect()
+            except psycopg.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
+            self._local.conn = conn
+        return PgConnection(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[PgConnection]:
+        """One transaction under the write lock. A lost connection or a lock not granted in time
+        rolls it back and raises `DatabaseUnavailable`; the next write connects again."""
+        with self._write_lock:
+            try:
+                if self._writer is None or self._writer.broken or self._writer.closed:
+                    self._writer = self._connect()
+                with self._writer.transaction():
+                    self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    yield PgConnection(self._writer)
+            except psycopg.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[PgConnection]:
+        conn = self.reader()
+        conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            yield conn
+        finally:
+            if not conn.raw.broken:
+                conn.raw.execute("ROLLBACK")
+
+    def migrate(self) -> list[str]:
+        with self._write_lock, psycopg.connect(self.dsn, autocommit=True) as conn:
+            applied = migrate(conn, self._migrations)
+            self._ensure_partitions(PgConnection(conn))
+            return applied
+
+    def upkeep(self) -> list[str]:
+        """Create the coming months' partitions (at start, and every few hours while running)."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return self._ensure_partitions(PgConnection(conn))
+
+    def listen(self, callback: FeedListener) -> None:
+        self._listeners.append(callback)
+        if self._listener_thread is None:
+            self._listener_thread = threading.Thread(
+                target=self._listen_forever, name="feed-listener", daemon=True
+            )
+            self._listener_thread.start()
+
+    def _listen_forever(self) -> None:
+        """One LISTEN connection, reconnected after a failure. Notifications sent while it was away
+        are lost, so every reconnection wakes every waiting poll (park "*"): they read again."""
+        backoff = Backoff(initial=0.2, maximum=5.0)
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {FEED_CHANNEL}")
+                    backoff.reset()
+                    self._tell("*")
+                    while not self._closing.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._tell(note.payload)
+            except psycopg.Error as exc:
+                log.warning("feed listener lost its connection", extra={"error": str(exc)})
+                self._closing.wait(backoff.next_delay())
+
+    def _tell(self, park_id: str) -> None:
+        for callback in self._listeners:
+            try:
+                callback(park_id)
+            except Exception:  # a listener's failure must not end the listening thread
+                log.exception("feed listener callback failed")
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()

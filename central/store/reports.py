@@ -16,30 +16,31 @@ index over (logistics_code, logistics_no) and would walk the whole park once per
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from central.store.connection import Connection
+from central.store.connection import Connection, is_postgres
 from central.store.db import Database
 
 Rows = list[dict[str, Any]]
+# a release's time: the earlier of the edge's occurred_at and central's received_at (SQLite's scalar
+# MIN is LEAST on PostgreSQL; CASE is both's)
+_RELEASE_TIME = "(CASE WHEN e.occurred_at < e.received_at THEN e.occurred_at ELSE e.received_at END)"
 
 
-@contextmanager
-def snapshot(db: Database) -> Iterator[Connection]:
-    """One read transaction: in WAL mode every query sees the same committed state."""
-    conn = db.reader()
-    conn.execute("BEGIN")
-    try:
-        yield conn
-    finally:
-        conn.execute("COMMIT")
+def snapshot(db: Database) -> AbstractContextManager[Connection]:
+    """One read transaction: every query sees the same committed state."""
+    return db.snapshot()
+
+
+def _indexed(conn: Connection, index: str) -> str:
+    """SQLite's INDEXED BY (its planner has no statistics to choose by); PostgreSQL's planner has."""
+    return "" if is_postgres(conn) else f" INDEXED BY {index}"
 
 
 def _capped(conn: Connection, select: str, order_by: str, params: list[Any], limit: int) -> tuple[int, Rows]:
     """(total, first `limit` rows) of a query: the total is counted, never materialised."""
-    total = int(conn.execute(f"SELECT COUNT(*) FROM ({select})", params).fetchone()[0])
+    total = int(conn.execute(f"SELECT COUNT(*) FROM ({select}) AS listed", params).fetchone()[0])
     if total == 0 or limit <= 0:
         return total, []
     rows = conn.execute(f"{select} ORDER BY {order_by} LIMIT ?", [*params, limit])
@@ -90,7 +91,7 @@ def cleared_not_out(conn: Connection, *, park_id: str, limit: int) -> tuple[int,
     rows = conn.execute(
         'SELECT logistics_code AS "logisticsCode", logistics_no AS "logisticsNo", invt_no AS "invtNo",'
         " updated_at, clearance_id FROM clearances"
-        " INDEXED BY clearances_awaiting_exit"
+        f"{_indexed(conn, 'clearances_awaiting_exit')}"
         " WHERE park_id = ? AND status = '800' AND cancelled = 0 AND released = 0"
         " ORDER BY updated_at, clearance_id LIMIT ?",
         (park_id, limit),
@@ -109,7 +110,7 @@ def released_without_clearance(conn: Connection, *, park_id: str, limit: int) ->
     history = (
         "FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
         " WHERE c.logistics_code = e.logistics_code AND c.logistics_no = e.logistics_no"
-        " AND COALESCE(c.park_id, '') = e.park_id AND h.at <= MIN(e.occurred_at, e.received_at)"
+        " AND COALESCE(c.park_id, '') = e.park_id AND h.at <= " + _RELEASE_TIME + ""
     )
     status_then = f"(SELECT h.to_status {history} ORDER BY h.at DESC, h.id DESC LIMIT 1)"
     cancelled_then = f"EXISTS (SELECT 1 {history} AND h.action IN ('cancellation', 'return'))"
@@ -119,7 +120,8 @@ def released_without_clearance(conn: Connection, *, park_id: str, limit: int) ->
         " CASE WHEN status IS NULL THEN NULL ELSE cancelled END AS cancelled"
         " FROM (SELECT e.edge_id, e.epoch, e.seq, e.logistics_code, e.logistics_no, e.occurred_at,"
         f" {status_then} AS status, {cancelled_then} AS cancelled"
-        " FROM events e INDEXED BY events_uncleared WHERE e.park_id = ? AND e.uncleared = 1)"
+        f" FROM events e{_indexed(conn, 'events_uncleared')}"
+        " WHERE e.park_id = ? AND e.uncleared = 1) AS judged"
     )
     return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id], limit)
 
@@ -132,9 +134,9 @@ def released_twice(conn: Connection, *, park_id: str, limit: int) -> tuple[int, 
         " last_at FROM (SELECT e.logistics_code, e.logistics_no, COUNT(*) AS releases,"
         " MIN(e.occurred_at) AS first_at, MAX(e.occurred_at) AS last_at"
         " FROM (SELECT DISTINCT logistics_code, logistics_no FROM events"
-        " INDEXED BY events_repeat WHERE park_id = ? AND repeat = 1) r"
+        f"{_indexed(conn, 'events_repeat')} WHERE park_id = ? AND repeat = 1) r"
         " JOIN events e ON e.logistics_code = r.logistics_code AND e.logistics_no = r.logistics_no"
-        " AND e.kind = 'release' WHERE e.park_id = ? GROUP BY e.logistics_code, e.logistics_no)"
+        " AND e.kind = 'release' WHERE e.park_id = ? GROUP BY e.logistics_code, e.logistics_no) AS repeated"
     )
     return _capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id, park_id], limit)
 
@@ -190,7 +192,7 @@ def cancelled_after_release(conn: Connection, *, park_id: str, limit: int) -> tu
         "(SELECT MIN(h.at) FROM clearance_history h JOIN clearances c ON c.clearance_id = h.clearance_id"
         " WHERE c.logistics_code = e.logistics_code AND c.logistics_no = e.logistics_no"
         " AND COALESCE(c.park_id, '') = e.park_id AND h.action = 'cancellation'"
-        " AND h.at > MIN(e.occurred_at, e.received_at))"
+        " AND h.at > " + _RELEASE_TIME + ")"
     )
     invt_no = (
         "(SELECT c.invt_no FROM clearances c WHERE c.logistics_code = e.logistics_code"
@@ -200,6 +202,7 @@ def cancelled_after_release(conn: Connection, *, park_id: str, limit: int) -> tu
         'SELECT e.edge_id, e.epoch, e.seq, e.logistics_code AS "logisticsCode",'
         ' e.logistics_no AS "logisticsNo", e.occurred_at, e.received_at,'
         f' {invt_no} AS "invtNo", {cancelled_at} AS cancelled_at'
-        " FROM events e INDEXED BY events_cancelled_late WHERE e.park_id = ? AND e.cancelled_late = 1"
+        f" FROM events e{_indexed(conn, 'events_cancelled_late')}"
+        " WHERE e.park_id = ? AND e.cancelled_late = 1"
     )
     return _capped(conn, select, "cancelled_at, edge_id, epoch, seq", [park_id], limit)

@@ -4,19 +4,19 @@ of some tables) and as the check that the triggers and the base tables agree."""
 
 from __future__ import annotations
 
-import sqlite3
+from central.store import pg_schema, schema
+from central.store.connection import Connection, is_postgres
 
-from central.store.schema import TALLIES_REBUILD
 
-
-def rebuild(conn: sqlite3.Connection) -> None:
+def rebuild(conn: Connection) -> None:
     """Recompute tallies, `clearances.released` and the release events' verdicts; call it inside a
     write transaction."""
-    for statement in TALLIES_REBUILD:
+    statements = pg_schema.TALLIES_REBUILD if is_postgres(conn) else schema.TALLIES_REBUILD
+    for statement in statements:
         conn.execute(statement)
 
 
-def snapshot(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], ...]:
+def snapshot(conn: Connection) -> tuple[list[tuple[object, ...]], ...]:
     """Everything `rebuild` writes, in a comparable form: tallies (zeros dropped), released flags,
     release verdicts."""
     return (

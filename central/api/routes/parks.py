@@ -107,14 +107,18 @@ async def get_feed(
     await run_in_threadpool(partial(check_park, platform, token, park_id, what="read the feed"))
     await run_in_threadpool(_known, platform, park_id)
     limit = min(limit, platform.settings.feed_page_max)
-    deadline = asyncio.get_running_loop().time() + wait
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
     while True:
+        bell = platform.bell.bell(park_id)  # before the read: a commit after it still rings
         body, count = await run_in_threadpool(
             page_json, platform.db, platform.key, park_id=park_id, after=after, limit=limit
         )
-        if count or asyncio.get_running_loop().time() >= deadline:
+        left = deadline - loop.time()
+        if count or left <= 0:
             break
-        await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
+        # woken by a commit for the park in any central process; the re-read bounds a lost wake-up
+        await platform.bell.wait(bell, min(left, platform.settings.feed_recheck_seconds))
     FEED_RECORDS.inc(count)
     return Response(body, media_type="application/json")
 
