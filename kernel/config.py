@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -56,11 +56,32 @@ def load_settings(cls: type[S], path: Path | None) -> S:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return cls(**data)
+        return _env_first(cls)(**data)
     except ValidationError as exc:
         raise ConfigError.of(_problems(exc, data), path or "configuration") from exc
     except SettingsError as exc:  # an environment variable that is not the JSON its key needs
         raise ConfigError(f"{path or 'configuration'}: environment: {exc}") from exc
+
+
+def _env_first(cls: type[S]) -> type[S]:
+    """`cls` with its environment variables ranked above the values it is given (pydantic-settings
+    ranks given values first): the TOML file is passed in as given values, and an operator's
+    `BONDGATE_…` variable must override the file, as the configuration tables say."""
+
+    class EnvFirst(cls):  # type: ignore[valid-type, misc]
+        @classmethod
+        def settings_customise_sources(
+            cls_,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return env_settings, init_settings, dotenv_settings, file_secret_settings
+
+    EnvFirst.__name__ = EnvFirst.__qualname__ = cls.__name__
+    return EnvFirst
 
 
 def _problems(exc: ValidationError, data: Mapping[str, Any]) -> list[tuple[str, str]]:
