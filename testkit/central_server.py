@@ -1,11 +1,16 @@
-"""A real central: uvicorn on a free loopback port in a background thread, over a real SQLite file."""
+"""A real central: uvicorn on a free loopback port in a background thread, over a real SQLite file
+or a real PostgreSQL database.
+
+`default_database(folder)` is where a central started over `folder` keeps its data: `folder`/central.db,
+unless a test suite points it at PostgreSQL (tests/central/conftest.py runs the central suite over
+both); the same folder gives the same database, so a restart finds its data."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +21,7 @@ import uvicorn
 from central.api.app import create_app
 from central.auth import Role, create_token
 from central.config import CentralSettings
-from central.store.db import Database
+from central.store.db import open_database
 from central.store.parks import upsert_park
 from firmware_sim import declarations
 from kernel.timefmt import iso_now
@@ -31,6 +36,16 @@ class RunningCentral:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def write(self, sql: str, params: tuple[object, ...] = ()) -> None:
+        """Run one statement in a write transaction on central's database, around the API (a test
+        making the state an older version or an outage would have left)."""
+        db = open_database(self.settings.database)
+        try:
+            with db.write() as conn:
+                conn.execute(sql, params)
+        finally:
+            db.close()
 
 
 PARKS = {
@@ -47,7 +62,7 @@ SAMPLE_ENTERPRISES = ["1105910158", "1105910159", "1101110323", "1101110325", "1
 
 def seed(settings: CentralSettings) -> dict[str, str]:
     """Two parks and a token of every role (edge tokens for both parks)."""
-    db = Database(settings.database)
+    db = open_database(settings.database)
     for park_id, (name, ems, areas) in PARKS.items():
         upsert_park(db, park_id=park_id, name=name, ems_nos=ems, area_codes=areas, now=iso_now())
     tokens = {
@@ -66,6 +81,13 @@ def seed(settings: CentralSettings) -> dict[str, str]:
     return tokens
 
 
+def sqlite_database(folder: Path) -> str:
+    return str(folder / "central.db")
+
+
+default_database: Callable[[Path], str] = sqlite_database
+
+
 @contextmanager
 def run_central(
     tmp: Path,
@@ -81,7 +103,8 @@ def run_central(
     that use it build their own client)."""
     overrides.setdefault("risk", {"sampling_rate": 0})  # deterministic unless a test asks otherwise
     tmp.mkdir(parents=True, exist_ok=True)
-    settings = CentralSettings(database=tmp / "central.db", signing_key=tmp / "feed.key", port=0, **overrides)  # type: ignore[arg-type]
+    overrides.setdefault("database", default_database(tmp))
+    settings = CentralSettings(signing_key=tmp / "feed.key", port=0, **overrides)  # type: ignore[arg-type]
     saved = tmp / "tokens.json"
     if reseed or not saved.exists():
         tokens = seed(settings)

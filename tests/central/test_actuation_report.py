@@ -5,7 +5,6 @@ whose actuation failed or was never confirmed, each linking its parcel, and a fa
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,8 +112,7 @@ def test_the_park_page_shows_both_lists_linking_the_parcels(central: RunningCent
     post(central, chain())
     # as if central had received the releases ten minutes ago: the silent one is overdue now
     earlier = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    with sqlite3.connect(central.settings.database) as conn:
-        conn.execute("UPDATE release_actuations SET received_at = ?", (earlier,))
+    central.write("UPDATE release_actuations SET received_at = ?", (earlier,))
     with httpx.Client(base_url=central.url, timeout=30) as browser:
         login = browser.post(
             "/ui/login",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import receipts_xml
 from testkit import factories
 from testkit.central_server import run_central
+
+pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
 
 XML = {"content-type": "application/xml"}
 

@@ -18,6 +18,8 @@ from central.ceb.xml_out import receipts_xml
 from testkit import factories
 from testkit.central_server import run_central
 
+pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
+
 XML = {"content-type": "application/xml"}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from central.auth import hash_token
 from central.store import parks as pstore
-from central.store.db import Database
+from central.store.db import open_database
 from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from testkit.central_server import RunningCentral
 
@@ -39,7 +39,7 @@ def make_token(central: RunningCentral, **body: Any) -> Any:
 
 def legacy_token(central: RunningCentral, token_id: str) -> None:
     """A P1 edge token as made before tokens were bound (no edge id); its secret is bg_<id>_x."""
-    db = Database(central.settings.database)
+    db = open_database(central.settings.database)
     pstore.insert_token(
         db,
         token_id=token_id,

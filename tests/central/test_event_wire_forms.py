@@ -12,14 +12,13 @@ import hashlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from central.events import ingest_events
 from central.store import events as store
-from central.store.db import Database
+from central.store.db import Database, open_database
 from central.store.parks import upsert_park
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, canonical_json, canonical_json_v1
 from testkit.central_server import RunningCentral
@@ -135,8 +134,8 @@ def ingest(db: Database, event: Event) -> Any:
     return ingest_events(db, park_id="P1", edge_id="old-edge", events=[event], now=datetime.now(UTC))
 
 
-def test_the_earlier_form_continues_a_chain_in_it_and_nothing_else(tmp_path: Path) -> None:
-    db = Database(tmp_path / "central.db")
+def test_the_earlier_form_continues_a_chain_in_it_and_nothing_else(central_database: str) -> None:
+    db = open_database(central_database)
     upsert_park(db, park_id="P1", name="p", ems_nos=[], area_codes=[], now="2026-12-01T00:00:00Z")
 
     first = earlier(heartbeat(1, GENESIS_HASH))

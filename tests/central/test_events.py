@@ -6,7 +6,6 @@ import itertools
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 from central import events as intake
 from central.events import IngestResult, RefusalCode, UnknownPark, edge_status, ingest_events
-from central.store.db import Database
+from central.store.db import Database, open_database
 from kernel.timefmt import iso
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 
@@ -127,8 +126,8 @@ def codes(result: IngestResult) -> list[tuple[int, str]]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "c.db")
+def db(central_database: str) -> Iterator[Database]:
+    database = open_database(central_database)
     add_park(database, "P1")
     add_park(database, "P2")
     yield database
@@ -252,7 +251,7 @@ def test_any_delivery_pattern_stores_each_event_exactly_once(
 @pytest.fixture(scope="module")
 def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """One database for every hypothesis example; each example uses a fresh edge id."""
-    database = Database(tmp_path_factory.mktemp("hyp") / "c.db")
+    database = open_database(tmp_path_factory.mktemp("hyp") / "c.db")
     add_park(database, "P1")
     yield database
     database.close()
@@ -455,9 +454,8 @@ def test_resent_release_is_not_a_second_release(db: Database) -> None:
 def test_central_commits_are_durable_before_they_are_answered(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An edge deletes what central acknowledged: central's commits must survive a power cut, so its
     connections run SQLite at synchronous=FULL (NORMAL acknowledged events it had not yet synced)."""
-    from central.store.db import Database
 
-    db = Database(tmp_path / "central.db")
+    db = open_database(tmp_path / "central.db")
     try:
         with db.write() as conn:
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

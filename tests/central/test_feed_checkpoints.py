@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from central import feed
 from central.store import db as central_db
 from central.store import schema
-from central.store.db import Database
+from central.store.db import open_database
 from kernel.wire import (
     GENESIS_HASH,
     FeedCheckpoint,
@@ -80,7 +80,7 @@ def test_a_database_from_before_checkpoints_is_chained_by_its_migration(
     path = tmp_path / "central.db"
     with monkeypatch.context() as old:
         old.setattr(central_db, "MIGRATIONS", schema.MIGRATIONS[:1])
-        db = Database(path)
+        db = open_database(path)
         with db.write() as conn:
             conn.execute("INSERT INTO parks VALUES ('P1', 'one', '[]', '[]', 'now')")
             conn.execute("INSERT INTO parks VALUES ('P2', 'two', '[]', '[]', 'now')")
@@ -92,7 +92,7 @@ def test_a_database_from_before_checkpoints_is_chained_by_its_migration(
                     (park, f"c{i}", record.model_dump_json(exclude={"seq"})),
                 )
         db.close()
-    db = Database(path)  # runs 0004_feed_chain over the 12 rows
+    db = open_database(path)  # runs 0004_feed_chain over the 12 rows
     try:
         body, count = feed.page_json(db, key, park_id="P1", after=0, limit=5)
         page = json.loads(body)

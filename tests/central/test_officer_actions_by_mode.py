@@ -17,6 +17,8 @@ from central.lifecycle import OFFICER_ACTIONS, Action
 from testkit import factories
 from testkit.central_server import run_central
 
+pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
+
 OFFICER_SIMULATE = {
     "manual_review",
     "select_inspection",

@@ -10,9 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kernel.wire import GENESIS_HASH, EventBody, EventKind, chain_event
 from testkit import factories
 from testkit.central_server import RunningCentral, run_central
+
+pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
 
 
 class Edge:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from central.chains import EpochMoved, UnknownEdge, chain_events, chain_view, reprovision
 from central.events import ingest_events
-from central.store.db import Database
+from central.store.db import Database, open_database
 from kernel.wire import GENESIS_HASH, Event, EventBody, EventKind, chain_event
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -35,8 +34,8 @@ def make_chain(n: int, *, epoch: int | None = None, backlog: int = 0) -> list[Ev
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "c.db")
+def db(central_database: str) -> Iterator[Database]:
+    database = open_database(central_database)
     with database.write() as conn:
         conn.execute(
             "INSERT INTO parks (park_id, name, created_at) VALUES ('P1', 'one', ?)", (T0.isoformat(),)

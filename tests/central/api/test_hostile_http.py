@@ -8,6 +8,8 @@ from central.ceb.documents import DocKind
 from central.ceb.xml_out import message_xml
 from testkit import factories
 
+pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
+
 BASE = {"copCode": factories.EBC_CODE, "copName": "shop", "dxpMode": "DXP", "dxpId": "DXPENT0000000001"}
 XML = {"content-type": "application/xml"}
 

@@ -39,9 +39,10 @@ ARGS = [
 SHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 MISMATCHED = 4
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(str(CHROMIUM)) is None, reason=f"no Debian chromium at {CHROMIUM}"
-)
+pytestmark = [
+    pytest.mark.skipif(shutil.which(str(CHROMIUM)) is None, reason=f"no Debian chromium at {CHROMIUM}"),
+    pytest.mark.both_backends,
+]
 
 
 def _events() -> list[Event]:

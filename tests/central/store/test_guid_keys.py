@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from central.store.db import Database
+from central.store.db import open_database
 
 
 def test_guids_are_keyed_by_their_folded_form_after_0013(tmp_path: Path, monkeypatch: Any) -> None:
@@ -18,7 +18,7 @@ def test_guids_are_keyed_by_their_folded_form_after_0013(tmp_path: Path, monkeyp
     path = tmp_path / "c.db"
     with monkeypatch.context() as old:
         old.setattr(central_db, "MIGRATIONS", schema.MIGRATIONS[:9])  # up to 0009: no folded column yet
-        db = Database(path)
+        db = open_database(path)
         with db.write() as conn:
             conn.executemany(
                 "INSERT INTO guids (guid, kind, digest, taken_at) VALUES (?, ?, ?, ?)",
@@ -29,7 +29,7 @@ def test_guids_are_keyed_by_their_folded_form_after_0013(tmp_path: Path, monkeyp
                 ],
             )
         db.close()
-    db = Database(path)
+    db = open_database(path)
     rows = (
         db.reader()
         .execute("SELECT folded, guid, kind, digest, taken_at FROM guids ORDER BY folded")
@@ -54,7 +54,7 @@ def test_receipts_of_guids_taken_before_0014_are_found_through_their_document(
     path = tmp_path / "c.db"
     with monkeypatch.context() as old:
         old.setattr(central_db, "MIGRATIONS", schema.MIGRATIONS[:13])
-        db = Database(path)
+        db = open_database(path)
         with db.write() as conn:
             conn.execute(
                 "INSERT INTO guids (folded, guid, kind, digest, taken_at)"
@@ -70,7 +70,7 @@ def test_receipts_of_guids_taken_before_0014_are_found_through_their_document(
                 ],
             )
         db.close()
-    db = Database(path)
+    db = open_database(path)
     assert [r.return_status for r in dstore.receipts_for_guid(db, guid="ab-1")] == ["120", "100"]
     assert dstore.receipts_for_guid(db, guid="AB-1") == []  # receipts are under the guid as given
     indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

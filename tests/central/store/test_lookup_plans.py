@@ -21,7 +21,7 @@ from central.keys import load_or_create_key
 from central.platform import Platform
 from central.store import clearances as cstore
 from central.store import documents as dstore
-from central.store.db import Database
+from central.store.db import open_database
 from testkit import factories
 
 BIG_TABLES = {
@@ -50,7 +50,7 @@ def _plans(conn: sqlite3.Connection, statements: list[str]) -> list[tuple[str, s
 
 def test_every_lookup_on_a_request_path_uses_an_index(tmp_path: Path) -> None:
     settings = CentralSettings(database=tmp_path / "c.db", signing_key=tmp_path / "k", port=0, mode="customs")  # type: ignore[arg-type]
-    db = Database(settings.database)
+    db = open_database(settings.database)
     with db.write() as conn:
         conn.execute(
             "INSERT INTO parks (park_id, name, ems_nos, area_codes, created_at)"
