@@ -8,6 +8,7 @@ command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)          # browser tests (headless)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # validates compose.yaml
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)  # central on PostgreSQL
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)  # `haproxy -c` checks compose's balancer config
 dpkg-query -W -f='${Status}' fonts-wqy-zenhei 2>/dev/null | grep -q "ok installed" \
     || need+=(fonts-wqy-zenhei)  # Chinese names and addresses in page screenshots
 [ ${#need[@]} -eq 0 ] && exit 0
