@@ -195,7 +195,10 @@ def announce_feed(conn: Connection, *, park_id: str) -> None:
     """Have the park's waiting long polls woken when this transaction commits, in every central
     process (`Database.listen`): PostgreSQL's NOTIFY, or on SQLite the writer's own function."""
     if is_postgres(conn):
-        conn.execute("SELECT pg_notify(?, ?)", (FEED_CHANNEL, park_id))
+        announced: set[str] = conn.announced  # type: ignore[attr-defined]
+        if park_id not in announced:  # one NOTIFY per park and transaction is enough
+            announced.add(park_id)
+            conn.execute("SELECT pg_notify(?, ?)", (FEED_CHANNEL, park_id))
     else:
         conn.execute(f"SELECT {FEED_NOTIFY_FUNCTION}(?)", (park_id,))
 

@@ -207,6 +207,15 @@ def take_guid(
 ) -> GuidUse | None:
     """Record `guid` as this document's; if it was taken already (in any letter case), what it was
     taken for. The same guid in other letters is a reuse, never the same document sent again."""
+    if is_postgres(conn):  # one round trip: the lookup, and the insert when there was nothing
+        row = conn.execute(
+            "WITH taken AS (SELECT kind, digest, guid FROM guids WHERE folded = ?),"
+            " added AS (INSERT INTO guids (guid, kind, digest, taken_at, folded, doc_key)"
+            " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM taken))"
+            " SELECT kind, digest, guid FROM taken",
+            (guid.upper(), guid, kind, digest, now, guid.upper(), doc_key),
+        ).fetchone()
+        return None if row is None else GuidUse(row[0], row[1] if row[2] == guid else None)
     row = conn.execute("SELECT kind, digest, guid FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
     if row is not None:
         return GuidUse(row[0], row[1] if row[2] == guid else None)

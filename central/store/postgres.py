@@ -98,6 +98,7 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
+        self.announced: set[str] = set()  # parks whose feed this transaction NOTIFYed already
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
         cursor = self.raw.cursor(row_factory=row_factory)
