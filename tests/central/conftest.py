@@ -21,11 +21,6 @@ BACKENDS = ("sqlite", "postgresql")
 TEMPLATE = "central_template"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "both_backends: run the test over SQLite and over PostgreSQL")
-    config.addinivalue_line("markers", "postgresql: the test's PostgreSQL run")
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     uses = {"central", "central_database"} & set(metafunc.fixturenames)
     if uses or metafunc.definition.get_closest_marker("both_backends"):
