@@ -175,6 +175,8 @@ class PostgresDatabase(Database):
         self._write_lock = threading.Lock()
         self._writer: psycopg.Connection[Any] | None = None
         self._local = threading.local()
+        self._readers: list[psycopg.Connection[Any]] = []  # every thread's, closed by close()
+        self._readers_lock = threading.Lock()
         self._listeners: list[FeedListener] = []
         self._listener_thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -198,6 +200,9 @@ class PostgresDatabase(Database):
             except psycopg.OperationalError as exc:
                 raise DatabaseUnavailable(str(exc)) from exc
             self._local.conn = conn
+            with self._readers_lock:
+                self._readers = [c for c in self._readers if not c.closed]
+                self._readers.append(conn)
         return PgConnection(conn)
 
     @contextmanager
@@ -268,10 +273,12 @@ class PostgresDatabase(Database):
                 log.exception("feed listener callback failed")
 
     def close(self) -> None:
+        """Close the writer and every thread's reader (a server's worker threads outlive it)."""
         self._closing.set()
         with self._write_lock:
             if self._writer is not None:
                 self._writer.close()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
             conn.close()
