@@ -232,13 +232,22 @@ class PostgresDatabase(Database):
     def migrate(self) -> list[str]:
         with self._write_lock, psycopg.connect(self.dsn, autocommit=True) as conn:
             applied = migrate(conn, self._migrations)
-            self._ensure_partitions(PgConnection(conn))
+            self._partitions(conn)
             return applied
 
     def upkeep(self) -> list[str]:
         """Create the coming months' partitions (at start, and every few hours while running)."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            return self._ensure_partitions(PgConnection(conn))
+            return self._partitions(conn)
+
+    def _partitions(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """Under the migration lock: processes starting together would race to create a month."""
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            with conn.transaction():
+                return self._ensure_partitions(PgConnection(conn))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def listen(self, callback: FeedListener) -> None:
         self._listeners.append(callback)
