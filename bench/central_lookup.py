@@ -1051,7 +1051,11 @@ def _work_name(size: int) -> str:
 
 
 def _run_size(
-    built: Built, args: argparse.Namespace, copy_dir: Path, database: Path | str, pg: pg_server.PgServer | None
+    built: Built,
+    args: argparse.Namespace,
+    copy_dir: Path,
+    database: Path | str,
+    pg: pg_server.PgServer | None,
 ) -> dict[str, Any]:
     size = built.meta["size"]
     local = Built(copy_dir, database, built.meta)
@@ -1155,6 +1159,74 @@ def plans(built: Built) -> dict[str, list[tuple[str, list[str]]]]:
     return out
 
 
+def pg_plans(built: Built) -> dict[str, list[tuple[str, list[str]]]]:
+    """EXPLAIN of every SELECT one in-process lookup of each kind runs on PostgreSQL, with its own
+    parameters (the statements are caught on their way through the store's PgConnection)."""
+    from central.store.postgres import PgConnection
+
+    db = open_database(built.database)
+    keys = Keys(built, random.Random(1))
+    calls = in_process_calls(db, built, keys)
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    original = PgConnection.execute
+    for kind, make in calls.items():
+        call = make()
+        statements: list[tuple[str, Any]] = []
+
+        def spy(self: PgConnection, sql: str, params: Any = (), _caught: list = statements) -> Any:
+            _caught.append((sql, params))
+            return original(self, sql, params)
+
+        setattr(PgConnection, "execute", spy)  # noqa: B010 - a method replaced for one call
+        try:
+            call()
+        finally:
+            setattr(PgConnection, "execute", original)  # noqa: B010
+        seen: list[tuple[str, list[str]]] = []
+        reader = db.reader()
+        assert isinstance(reader, PgConnection)
+        for sql, params in statements:
+            if sql.lstrip().upper().startswith("SELECT") and sql not in [x for x, _ in seen]:
+                seen.append((sql, [r[0] for r in original(reader, f"EXPLAIN {sql}", params)]))
+        out[kind] = seen
+    db.close()
+    return out
+
+
+# --- PostgreSQL: the same databases, loaded from SQLite's ------------------------------------------
+
+
+def pg_database_for(server: pg_server.PgServer, built: Built) -> dict[str, Any]:
+    """The PostgreSQL twin of a cached SQLite database, loaded once into the benches' cluster and
+    checked as the SQLite one was; returns its meta (database name, build time, size)."""
+    size = built.meta["size"]
+    source = (built.directory / "done.json").read_bytes() + built.directory.name.encode()
+    schema = (ROOT / "central" / "store" / "pg_schema.py").read_bytes()
+    tag = hashlib.sha256(source + schema + str(pg_server.LOADER).encode()).hexdigest()[:10]
+    name = f"lookup_{size}_{tag}"
+    meta = server.built(name)
+    if meta is not None:
+        return meta
+    server.forget(f"lookup_{size}_")
+    print(f"loading {size:,} clearances into PostgreSQL database {name} (once) …", flush=True)
+    started = time.perf_counter()
+    steps = pg_server.load_from_sqlite(server, name, Path(built.database))
+    for step, seconds in steps.items():
+        print(f"  {step}: {seconds:.1f} s", flush=True)
+    took = time.perf_counter() - started
+    meta = {
+        "pg_name": name,
+        "build_s": round(took, 1),
+        "steps_s": {k: round(v, 1) for k, v in steps.items()},
+        "tallies_rebuilt": True,
+        "counts": check_database(server.dsn_for(name), built.shape, built.meta),
+        "bytes": server.database_bytes(name),
+    }
+    server.mark_built(name, meta)
+    print(f"  loaded in {took:.1f} s, {meta['bytes'] / 1e9:.2f} GB; counts checked", flush=True)
+    return meta
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -1255,7 +1327,12 @@ def print_report(sizes: list[int], results: dict[int, dict[str, Any]], built: di
             for sql, plan in statements:
                 print(f"  {' '.join(sql.split())[:400]}")
                 for step in plan:
-                    flag = "  <-- scan" if step.startswith("SCAN") and "json_each" not in step else ""
+                    # PostgreSQL: a month's partition with no rows yet is read by a scan of nothing
+                    empty = "(cost=0.00..0.00 " in step
+                    scan = (step.startswith("SCAN") and "json_each" not in step) or (
+                        "Seq Scan" in step and not empty
+                    )
+                    flag = "  <-- scan" if scan else ""
                     print(f"      {step}{flag}")
 
 
@@ -1281,11 +1358,34 @@ def main() -> None:
     ap.add_argument("--report-budget", type=float, default=30.0, help="seconds per pass for the report")
     ap.add_argument("--intake-parcels", type=int, default=2500, help="new parcels per intake run (0: skip)")
     ap.add_argument("--no-http", action="store_true", help="in-process only")
-    ap.add_argument("--plans", action="store_true", help="print EXPLAIN QUERY PLAN of each lookup's SELECTs")
+    ap.add_argument(
+        "--plans", action="store_true", help="print the plan of each lookup's SELECTs (EXPLAIN [QUERY PLAN])"
+    )
     ap.add_argument(
         "--build-only", action="store_true", help="build (or check) the cached databases, then stop"
     )
+    ap.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="central's database: SQLite (as before), PostgreSQL, or both in the same run",
+    )
+    ap.add_argument(
+        "--pg-fsync",
+        choices=("on", "off"),
+        default="on",
+        help="PostgreSQL with durable commits (fsync, synchronous_commit, full_page_writes on), or not",
+    )
+    ap.add_argument(
+        "--pg-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another PostgreSQL server setting",
+    )
     args = ap.parse_args()
+    on_sqlite = args.backend in ("sqlite", "both")
+    on_pg = args.backend in ("postgresql", "both")
     sizes = sorted(int(x.replace("_", "")) for x in args.sizes.split(","))
     if args.intake_parcels % 250:
         ap.error("--intake-parcels must be a multiple of 250 (one POST of 1,000 documents)")
@@ -1298,18 +1398,46 @@ def main() -> None:
         flush=True,
     )
     built = {n: database_for(n) for n in sizes}
+    pg_meta: dict[int, dict[str, Any]] = {}
+    if on_pg:
+        with pg_server.running(pg_server.BULK) as bulk:
+            pg_meta = {n: pg_database_for(bulk, built[n]) for n in sizes}
     if args.build_only:
         return
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-lookup-", dir=CACHE) as tmp:
+    results: dict[str, dict[int, dict[str, Any]]] = {"sqlite": {}, "postgresql": {}}
+    pg_built: dict[int, Built] = {}
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-lookup-", dir=CACHE))
+        pg = None
+        if on_pg:
+            pg = stack.enter_context(
+                pg_server.running(pg_server.settings_for(args.pg_fsync == "on", args.pg_set))
+            )
+            print(pg.describe(), flush=True)
+            for n in sizes:
+                pg_built[n] = Built(
+                    built[n].directory, pg.dsn_for(pg_meta[n]["pg_name"]), {**built[n].meta, **pg_meta[n]}
+                )
         for n in sizes:
-            print(f"\n{n:,} clearances:", flush=True)
-            gc.collect()
-            gc.freeze()
-            results[n] = run_size(built[n], args, Path(tmp))
-            gc.unfreeze()
-    print()
-    print_report(sizes, results, built)
+            for backend, on, server, source in (
+                ("sqlite", on_sqlite, None, built),
+                ("postgresql", on_pg, pg, pg_built),
+            ):
+                if not on:
+                    continue
+                print(f"\n{n:,} clearances{', PostgreSQL' if server else ''}:", flush=True)
+                gc.collect()
+                gc.freeze()
+                results[backend][n] = run_size(source[n], args, Path(tmp), server)
+                gc.unfreeze()
+    if on_sqlite:
+        print()
+        if on_pg:
+            print("SQLite:\n")
+        print_report(sizes, results["sqlite"], built)
+    if on_pg:
+        print("\nPostgreSQL:\n")
+        print_report(sizes, results["postgresql"], pg_built)
 
 
 if __name__ == "__main__":
