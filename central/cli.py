@@ -10,7 +10,7 @@ import typer
 from central.auth import Role, create_token
 from central.config import CentralSettings
 from central.keys import load_or_create_key
-from central.store.db import open_database
+from central.store.db import Database, DatabaseUnavailable, open_database
 from central.store.parks import upsert_park
 from kernel.config import ConfigError, load_settings
 from kernel.logs import setup_logging
@@ -38,6 +38,15 @@ def settings_from(config: Path | None) -> CentralSettings:
         raise typer.Exit(2) from exc
 
 
+def database_of(settings: CentralSettings) -> Database:
+    """The configured database, opened (and migrated); one line naming the key if it cannot be."""
+    try:
+        return open_database(settings.database)
+    except DatabaseUnavailable as exc:
+        typer.echo(f"database: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -51,6 +60,7 @@ def serve(
 
     settings = settings_from(config)
     setup_logging(settings.log_level)
+    database_of(settings).close()  # reachable and migrated, or one line naming the key, before serving
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -78,7 +88,7 @@ def park_add(
     """Register a park (or update it) with the account books and area codes it handles."""
     settings = settings_from(config)
     row = upsert_park(
-        open_database(settings.database),
+        database_of(settings),
         park_id=park_id,
         name=name,
         ems_nos=ems_no or [],
@@ -106,7 +116,7 @@ def token_create(
     settings = settings_from(config)
     try:
         secret, _ = create_token(
-            open_database(settings.database),
+            database_of(settings),
             role=role,
             name=name,
             park_id=park,
@@ -126,7 +136,7 @@ def edge_show(park: str, edge: str, config: ConfigOpt = None) -> None:
 
     settings = settings_from(config)
     try:
-        view = chain_view(open_database(settings.database), park_id=park, edge_id=edge)
+        view = chain_view(database_of(settings), park_id=park, edge_id=edge)
     except UnknownEdge as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -166,7 +176,7 @@ def edge_reprovision(
     actor = f"cli:{by or getpass.getuser()}"
     try:
         done = reprovision(
-            open_database(settings.database),
+            database_of(settings),
             park_id=park,
             edge_id=edge,
             actor=actor,

@@ -5,6 +5,7 @@ Every key can also come from the environment as BONDGATE_CENTRAL_<KEY> (nested: 
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 from os import PathLike
@@ -30,6 +31,9 @@ class RiskSettings(BaseModel):
     seed: int = Field(0, description="makes the random sample reproducible")
 
 
+LIBPQ_KEYWORDS = re.compile(r"(^|\s)(host|hostaddr|dbname|user|password|port|sslmode)\s*=")
+
+
 def _database_target(value: object) -> object:
     """A path as given (str or Path) or a URL, as text; an empty value is refused."""
     text = str(value) if isinstance(value, PathLike) else value
@@ -37,6 +41,12 @@ def _database_target(value: object) -> object:
         raise ValueError("empty: give a SQLite file path or a postgresql:// URL")
     if isinstance(text, str) and "://" in text and not text.startswith(("postgresql://", "postgres://")):
         raise ValueError(f"unsupported database URL scheme {text.split('://')[0]!r}: use postgresql://")
+    if isinstance(text, str) and re.search(
+        r"(^|\s)(host|hostaddr|dbname|user|password|port|sslmode)\s*=", text
+    ):
+        raise ValueError(
+            "a libpq keyword string is not taken: give a postgresql:// URL (a path is a SQLite file)"
+        )
     return text
 
 

@@ -265,7 +265,7 @@ def documents_of_set(
 def _invt_no_field(db: Database, body: str) -> str:
     """SQL: the invtNo of an inventory's stored JSON, as the partial index on it is written."""
     return (
-        f"(({body}::jsonb) ->> 'invtNo')"
+        f"(bondgate_jsonb({body}) ->> 'invtNo')"
         if db.dialect == "postgresql"
         else f"json_extract({body}, '$.invtNo')"
     )

@@ -254,7 +254,7 @@ def discrepancy_events(
     where = "WHERE park_id = ? AND kind = 'discrepancy'"
     params: list[Any] = [park_id]
     if code and db.dialect == "postgresql":  # the codes are a list in the event's body
-        where += " AND (events.body::jsonb -> 'codes') @> jsonb_build_array(?::text)"
+        where += " AND (bondgate_jsonb(events.body) -> 'codes') @> jsonb_build_array(?::text)"
         params.append(code)
     elif code:
         where += " AND EXISTS (SELECT 1 FROM json_each(events.body, '$.codes') j WHERE j.value = ?)"

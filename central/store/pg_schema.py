@@ -39,6 +39,10 @@ PgStep = Callable[[Connection], None]
 _C = 'COLLATE "C"'
 
 TABLES = [
+    # jsonb refuses the escape \u0000 that JSON allows (PostgreSQL text holds no NUL): stored JSON is
+    # read as jsonb with it made U+FFFD, as PgConnection stores a NUL in a text column
+    """CREATE FUNCTION bondgate_jsonb(body text) RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT replace(body, '\\u0000', '\\ufffd')::jsonb $$""",
     """CREATE TABLE parks (
         park_id text PRIMARY KEY,
         name text NOT NULL,
@@ -64,7 +68,7 @@ TABLES = [
         guid text NOT NULL,
         ebp_code text, order_no text, logistics_code text, logistics_no text,
         body text NOT NULL,
-        version integer NOT NULL,
+        version bigint NOT NULL,
         deleted integer NOT NULL DEFAULT 0,
         received_at text {_C} NOT NULL,
         PRIMARY KEY (kind, doc_key, received_at)
@@ -74,7 +78,7 @@ TABLES = [
     "CREATE INDEX documents_logistics ON documents (logistics_code, logistics_no, kind, received_at)",
     "CREATE INDEX documents_inventory_order ON documents (order_no) WHERE kind = 'CEB621'",
     "CREATE INDEX documents_inventory_logistics ON documents (logistics_no) WHERE kind = 'CEB621'",
-    "CREATE INDEX documents_inventory_invt_no ON documents (((body::jsonb) ->> 'invtNo'))"
+    "CREATE INDEX documents_inventory_invt_no ON documents ((bondgate_jsonb(body) ->> 'invtNo'))"
     " WHERE kind = 'CEB621'",
     f"""CREATE TABLE receipts (
         id bigint GENERATED ALWAYS AS IDENTITY,
@@ -103,7 +107,7 @@ TABLES = [
         cancelled integer NOT NULL DEFAULT 0,
         comparison text,
         risk text,
-        version integer NOT NULL,
+        version bigint NOT NULL,
         updated_at text NOT NULL,
         released integer NOT NULL DEFAULT 0
     )""",
@@ -145,14 +149,14 @@ TABLES = [
         last_hash text NOT NULL,
         last_seen text,
         last_heartbeat text,
-        backlog integer,
-        epoch integer NOT NULL DEFAULT 1,
+        backlog bigint,
+        epoch bigint NOT NULL DEFAULT 1,
         epoch_opened_at text
     )""",
     """CREATE TABLE edge_chains (
         park_id text NOT NULL,
         edge_id text NOT NULL,
-        epoch integer NOT NULL,
+        epoch bigint NOT NULL,
         last_seq bigint NOT NULL,
         last_hash text NOT NULL,
         opened_at text,
@@ -165,7 +169,7 @@ TABLES = [
         rowid bigint GENERATED ALWAYS AS IDENTITY,
         park_id text NOT NULL,
         edge_id text NOT NULL,
-        epoch integer NOT NULL DEFAULT 1,
+        epoch bigint NOT NULL DEFAULT 1,
         seq bigint NOT NULL,
         kind text NOT NULL,
         station text,
@@ -200,7 +204,7 @@ TABLES = [
         edge_id text NOT NULL,
         decision_id text NOT NULL,
         park_id text NOT NULL,
-        epoch integer NOT NULL, seq bigint NOT NULL,
+        epoch bigint NOT NULL, seq bigint NOT NULL,
         logistics_code text, logistics_no text,
         occurred_at text NOT NULL,
         received_at text NOT NULL,
@@ -208,7 +212,7 @@ TABLES = [
         output text,
         detail text,
         actuated_at text,
-        actuation_epoch integer, actuation_seq bigint,
+        actuation_epoch bigint, actuation_seq bigint,
         PRIMARY KEY (edge_id, decision_id)
     )""",
     "CREATE INDEX release_actuations_state ON release_actuations (park_id, actuation, received_at)",
@@ -269,7 +273,7 @@ def _released(c: str) -> str:
 
 
 _UPSERT = " ON CONFLICT (park_id, kind, key) DO UPDATE SET n = tallies.n + excluded.n"
-_CODES = "jsonb_path_query({body}::jsonb, '$.codes[*] ? (@.type() == \"string\")', '{{}}', true)"
+_CODES = "jsonb_path_query(bondgate_jsonb({body}), '$.codes[*] ? (@.type() == \"string\")', '{{}}', true)"
 
 
 def _clearance_tally(row: str, sign: str) -> str:

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import RowMaker
@@ -102,11 +102,26 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
         cursor = self.raw.cursor(row_factory=row_factory)
-        return cursor.execute(translate(sql), params)
+        try:
+            return cursor.execute(translate(sql), _storable(params))
+        except psycopg.OperationalError as exc:  # the server went away, or a lock was not granted
+            raise DatabaseUnavailable(str(exc)) from exc
 
     def executemany(self, sql: str, rows: Iterator[Sequence[Any]] | Sequence[Sequence[Any]]) -> None:
         with self.raw.cursor() as cursor:
-            cursor.executemany(translate(sql), rows)
+            try:
+                cursor.executemany(translate(sql), (_storable(row) for row in rows))
+            except psycopg.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
+
+
+def _storable(params: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a value is stored, and looked up, as
+    U+FFFD, the replacement character, so a scanner's stray 0x00 is kept rather than refused (an
+    edge's event chain must not stop at it)."""
+    if not any(isinstance(p, str) and "\x00" in p for p in params):
+        return params
+    return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
 
 
 PgMigration = tuple[str, Callable[[PgConnection], None]]  # (name, step): append; never edit or reorder
@@ -146,19 +161,19 @@ def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration]) ->
 
 WRITE_LOCK = 0x62677772  # pg_advisory_xact_lock key ("bgwr") every write transaction takes first
 SESSION_SETTINGS = (
-    # a writer stuck inside its transaction must not hold every other process's writes for ever
-    "SET idle_in_transaction_session_timeout = '60s'",
-    "SET lock_timeout = '30s'",  # waiting for the write lock longer than this is an error (a 503)
+    # a process frozen inside its write transaction (stopped, swapped out, cut off) holds every other
+    # process's writes: the server ends its transaction after this long idle (a live writer never
+    # idles between its statements for more than milliseconds)
+    "SET idle_in_transaction_session_timeout = '5s'",
+    "SET lock_timeout = '15s'",  # waiting for the write lock longer than this is a 503
 )
 
 
-def redacted(dsn: str) -> str:
-    """`dsn` without its password, for logs."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+def redacted(text: str) -> str:
+    """`text` (a URL, or a message quoting one) without passwords, for logs and errors: the
+    password of `user:password@` and a `password=` parameter, however malformed the URL is."""
+    text = re.sub(r"(postgres(?:ql)?://[^/@\s]*?:)[^@\s]*@", r"\1***@", text, flags=re.IGNORECASE)
+    return re.sub(r"(password\s*=\s*)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 class PostgresDatabase(Database):
@@ -230,10 +245,25 @@ class PostgresDatabase(Database):
                 conn.raw.execute("ROLLBACK")
 
     def migrate(self) -> list[str]:
-        with self._write_lock, psycopg.connect(self.dsn, autocommit=True) as conn:
-            applied = migrate(conn, self._migrations)
-            self._partitions(conn)
-            return applied
+        try:
+            with self._write_lock, psycopg.connect(self.dsn, autocommit=True) as conn:
+                applied = migrate(conn, self._migrations)
+                self._partitions(conn)
+                self._check_collation(conn)
+                return applied
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, refused, bad URL
+            detail = redacted(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise DatabaseUnavailable(f"cannot open {self.target}: {detail}") from exc
+
+    def _check_collation(self, conn: psycopg.Connection[Any]) -> None:
+        """Times are ISO text: ordered byte-wise everywhere only in a C-collated database."""
+        row = conn.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()").fetchone()
+        if row is not None and str(row[0]).split(".")[0] not in ("C", "POSIX"):
+            log.warning(
+                "the database is not C-collated: lists order text as its locale does, not as SQLite"
+                " (create it with --locale=C)",
+                extra={"collation": row[0]},
+            )
 
     def upkeep(self) -> list[str]:
         """Create the coming months' partitions (at start, and every few hours while running)."""
