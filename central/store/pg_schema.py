@@ -9,8 +9,8 @@ The same columns with the same meaning, so the store's SQL runs on both; what di
 - Documents, receipts and events are partitioned by month (declarative range partitioning on the
   ISO-text time, `COLLATE "C"`, so ranges compare byte-wise). A `DEFAULT` partition takes any row
   whose month has no partition yet, so an insert never fails; `ensure_partitions` creates the
-  current month's and the next ones' at every start and daily. PostgreSQL requires the partition
-  key in every unique key, so (kind, doc_key) and (edge_id, epoch, seq) are unique per month by
+  current month's and the next one's at every start and every six hours. PostgreSQL requires the
+  partition key in every unique key, so (kind, doc_key) and (edge_id, epoch, seq) are unique per month by
   their keys and across months by the write lock every transaction holds (central/store/postgres.py)
   and the store's read-before-insert; docs/scaling.md says what that means past one server.
 - The park is in the keys of the tables a park's data lives in (feed, events, actuations, alerts,
@@ -454,7 +454,7 @@ PARTITIONED = [
     Partitioned("events", "%Y-%m"),  # received_at: ISO 8601
     Partitioned("receipts", "%Y%m"),  # return_time: yyyyMMddHHmmssfff
 ]
-MONTHS_AHEAD = 3
+MONTHS_AHEAD = 1
 
 
 def _month(year: int, month: int) -> datetime:
@@ -463,14 +463,15 @@ def _month(year: int, month: int) -> datetime:
 
 
 def ensure_partitions(conn: Connection, now: datetime | None = None) -> list[str]:
-    """Create each partitioned table's partitions from last month to `MONTHS_AHEAD` months ahead
-    where missing; returns the partitions created. A month whose rows went to the DEFAULT
-    partition already (it had no partition of its own then) is left there and logged: PostgreSQL
-    cannot attach a range the default partition holds rows of."""
+    """Create each partitioned table's partitions for this month and `MONTHS_AHEAD` months ahead
+    where missing; returns the partitions created. Few: a statement that cannot prune (intake's
+    lookups by key cannot) plans every partition; the upkeep every six hours keeps a month ahead.
+    A month whose rows went to the DEFAULT partition already (it had no partition of its own then)
+    is left there and logged: PostgreSQL cannot attach a range the default partition holds rows of."""
     now = now or datetime.now(UTC)
     created: list[str] = []
     for spec in PARTITIONED:
-        for offset in range(-1, MONTHS_AHEAD + 1):
+        for offset in range(0, MONTHS_AHEAD + 1):
             start = _month(now.year, now.month + offset)
             end = _month(start.year, start.month + 1)
             name = f"{spec.table}_{start:%Y_%m}"

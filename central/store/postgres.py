@@ -81,9 +81,17 @@ class Row(tuple[Any, ...]):
         return list(self._index)
 
 
+@functools.lru_cache(maxsize=4096)
+def _index(names: tuple[bytes, ...]) -> dict[str, int]:
+    return {name.decode(): i for i, name in enumerate(names)}
+
+
 def row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[Row]:
-    names = [column.name for column in cursor.description or ()]
-    index = {name: i for i, name in enumerate(names)}
+    # the column names straight from the result: `cursor.description` builds a Column (with its
+    # type's info) per column per statement, a fifth of intake's client time
+    result = cursor.pgresult
+    names = tuple(result.fname(i) or b"" for i in range(result.nfields)) if result is not None else ()
+    index = _index(names)
 
     def make(values: Sequence[Any]) -> Row:
         return Row(values, index)
@@ -119,9 +127,10 @@ def _storable(params: Sequence[Any]) -> Sequence[Any]:
     """PostgreSQL text cannot hold NUL (SQLite's can): a NUL in a value is stored, and looked up, as
     U+FFFD, the replacement character, so a scanner's stray 0x00 is kept rather than refused (an
     edge's event chain must not stop at it)."""
-    if not any(isinstance(p, str) and "\x00" in p for p in params):
-        return params
-    return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+    for p in params:
+        if type(p) is str and "\x00" in p:
+            return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+    return params
 
 
 PgMigration = tuple[str, Callable[[PgConnection], None]]  # (name, step): append; never edit or reorder

@@ -140,4 +140,4 @@ def test_central_processes_opening_a_new_database_together_all_start(postgres: P
             "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent"
             " WHERE c.relname = 'documents'"
         ).fetchone()
-        assert months is not None and months[0] >= 3  # last, this and the coming months, and the default
+        assert months is not None and months[0] >= 3  # this month, the next, and the default
