@@ -628,25 +628,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs; the table gives each and the median")
     ap.add_argument("--feed-records", type=int, default=1_000_000, help="feed records to page (0: skip)")
     ap.add_argument("--batch", type=int, default=1000, help="documents per POST (a multiple of 4, ≤ 1000)")
-    ap.add_argument(
-        "--backend",
-        choices=("sqlite", "postgresql", "both"),
-        default="sqlite",
-        help="central's database: SQLite (as before), PostgreSQL, or both in the same run",
-    )
-    ap.add_argument(
-        "--pg-fsync",
-        choices=("on", "off"),
-        default="on",
-        help="PostgreSQL with durable commits (fsync, synchronous_commit, full_page_writes on), or not",
-    )
-    ap.add_argument(
-        "--pg-set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="another PostgreSQL server setting",
-    )
+    pg_server.add_arguments(ap)
     args = ap.parse_args()
     if args.batch % 4 or not 4 <= args.batch <= 1000:
         ap.error("--batch must be a multiple of 4 between 4 and 1000")

@@ -1364,25 +1364,7 @@ def main() -> None:
     ap.add_argument(
         "--build-only", action="store_true", help="build (or check) the cached databases, then stop"
     )
-    ap.add_argument(
-        "--backend",
-        choices=("sqlite", "postgresql", "both"),
-        default="sqlite",
-        help="central's database: SQLite (as before), PostgreSQL, or both in the same run",
-    )
-    ap.add_argument(
-        "--pg-fsync",
-        choices=("on", "off"),
-        default="on",
-        help="PostgreSQL with durable commits (fsync, synchronous_commit, full_page_writes on), or not",
-    )
-    ap.add_argument(
-        "--pg-set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="another PostgreSQL server setting",
-    )
+    pg_server.add_arguments(ap)
     args = ap.parse_args()
     on_sqlite = args.backend in ("sqlite", "both")
     on_pg = args.backend in ("postgresql", "both")

@@ -20,16 +20,16 @@ PostgreSQL refuses to run as root: then, as in testkit, the cluster's folder bel
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +38,7 @@ from typing import Any
 import psycopg
 
 from bench.central_process import tree_cpu_seconds
-from bondgate.processes import free_port
-from testkit.postgres import postgres_bin
+from testkit.postgres import postgres_bin, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
@@ -154,6 +153,29 @@ class PgServer:
         return tree_cpu_seconds(self.postmaster_pid())
 
 
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The benches' options for the database: which, and the PostgreSQL server's settings."""
+    ap.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="central's database: SQLite (as before), PostgreSQL, or both in the same run",
+    )
+    ap.add_argument(
+        "--pg-fsync",
+        choices=("on", "off"),
+        default="on",
+        help="PostgreSQL with durable commits (fsync, synchronous_commit, full_page_writes on), or not",
+    )
+    ap.add_argument(
+        "--pg-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another PostgreSQL server setting",
+    )
+
+
 def settings_for(durable: bool, extra: list[str] | None = None) -> dict[str, str]:
     """The measurement settings: `DURABLE` or `NOT_DURABLE`, then NAME=VALUE pairs from the command line."""
     settings = dict(DURABLE if durable else NOT_DURABLE)
@@ -205,58 +227,22 @@ def running(
                 f"the benches' PostgreSQL in {data} is running already (pid {pid}): another bench uses it,"
                 f" or one was killed; stop it with `kill -INT {pid}`"
             )
-    port = free_port()
-    base = {
-        "listen_addresses": "127.0.0.1",
-        "port": str(port),
-        "unix_socket_directories": str(socket_dir),
-        "max_connections": "200",
-        "logging_collector": "off",
-    }
-    args = [arg for key, value in {**base, **settings}.items() for arg in ("-c", f"{key}={value}")]
     log = folder / "server.log"  # the last session's, kept for a look after a failure
     proc: subprocess.Popen[bytes] | None = None
     try:
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*as_user, str(bin_dir / "postgres"), "-D", str(data), *args], stdout=out, stderr=out
-            )
+        try:
+            sockets = {"unix_socket_directories": str(socket_dir), **settings}
+            proc, port = start_server(bin_dir, data, as_user, sockets, log, start_s)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from exc
         server = PgServer(port=port, folder=folder, bin=bin_dir, settings=dict(settings), as_user=as_user)
-        deadline = time.monotonic() + start_s
-        while True:
-            ready = subprocess.run(
-                [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
-                timeout=10,
-                check=False,
-            )
-            if ready.returncode == 0:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"PostgreSQL did not start:\n{log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
         yield server
     finally:
         if proc is not None and proc.poll() is None:
-            _stop(data, proc)
+            stop_server(data, proc, timeout=600)  # the shutdown checkpoint of a big load takes a while
         if settings.get("fsync") == "off":
             os.sync()  # what the session wrote is in the page cache only; the cluster is kept
         shutil.rmtree(socket_dir, ignore_errors=True)
-
-
-def _stop(data: Path, proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT to the postmaster (its pid is the first line of postmaster.pid; `proc` may be runuser):
-    a fast shutdown, which ends the sessions and writes a checkpoint."""
-    try:
-        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        pid = proc.pid
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=600)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # --- a SQLite database of central's, loaded into PostgreSQL ----------------------------------------

@@ -45,3 +45,28 @@ def declare_and_clear(central: Any, n: int, start: int = 1, **kw: Any) -> list[f
         sent.raise_for_status()
         assert all(o["applied"] for o in sent.json()), sent.text
     return sets
+
+
+def inventory_receipt(
+    s: factories.DocumentSet, detail: dict[str, Any], status: str, at: str, **key: str
+) -> Receipt:
+    """Customs' CEB622 for the set's inventory at `status`, returnTime `at`, keyed as central's
+    clearance `detail` (GET /api/v1/clearances) names it; `key` overrides fields of the key."""
+    clearance = detail["clearance"]
+    return Receipt(
+        kind=DocKind.INVENTORY,
+        guid=s.inventory.guid,
+        returnStatus=status,
+        returnTime=at,
+        returnInfo=f"customs {status}",
+        key={
+            "customsCode": factories.CUSTOMS_CODE,
+            "ebpCode": clearance["ebpCode"],
+            "ebcCode": clearance["ebcCode"],
+            "agentCode": factories.AGENT_CODE,
+            "copNo": s.inventory.copNo,
+            "preNo": detail["documents"]["inventory"]["preNo"],
+            "invtNo": clearance["invtNo"],
+        }
+        | key,
+    )

@@ -104,44 +104,56 @@ def running_postgres(*, start_s: float = 60) -> Iterator[Postgres]:
             timeout=120,
             check=True,
         )
-        port = free_port()
-        settings = {
-            "listen_addresses": "127.0.0.1",
-            "port": str(port),
-            "unix_socket_directories": str(folder),
-            "fsync": "off",
-            "full_page_writes": "off",
-            "max_connections": "200",
-            "logging_collector": "off",
-        }
-        args = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [*as_user, str(bin_dir / "postgres"), "-D", str(data), *args], stdout=out, stderr=out
-            )
+        settings = {"unix_socket_directories": str(folder), "fsync": "off", "full_page_writes": "off"}
+        proc, port = start_server(bin_dir, data, as_user, settings, log, start_s)
         pg = Postgres(port=port, folder=folder, bin=bin_dir, as_user=as_user)
-        deadline = time.monotonic() + start_s
-        while True:
-            ready = subprocess.run(
-                [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
-                timeout=10,
-                check=False,
-            )
-            if ready.returncode == 0:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
         yield pg
     finally:
         if proc is not None and proc.poll() is None:
-            _signal_postmaster(data, proc)  # SIGINT: fast shutdown (backends end, clients not awaited)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(data, proc)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def start_server(
+    bin_dir: Path, data: Path, as_user: list[str], settings: dict[str, str], log: Path, start_s: float
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the cluster in `data` on a free loopback port with `settings` over the defaults, and
+    wait until it answers; (the process, its port). Raises RuntimeError with the log's end if it
+    does not start."""
+    port = free_port()
+    base = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "max_connections": "200",
+        "logging_collector": "off",
+    }
+    args = [arg for key, value in {**base, **settings}.items() for arg in ("-c", f"{key}={value}")]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*as_user, str(bin_dir / "postgres"), "-D", str(data), *args], stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + start_s
+    while True:
+        ready = subprocess.run(
+            [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], timeout=10, check=False
+        )
+        if ready.returncode == 0:
+            return proc, port
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                stop_server(data, proc)
+            raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+
+
+def stop_server(data: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """A fast shutdown (SIGINT: sessions end, a checkpoint is written), killed after `timeout` s."""
+    _signal_postmaster(data, proc)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _signal_postmaster(data: Path, proc: subprocess.Popen[bytes]) -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from central.ceb.documents import DocKind, Receipt
+from central.ceb.documents import DocKind
 from central.ceb.xml_out import receipts_xml
 from testkit import factories
 from testkit.central_server import run_central
+from testkit.customs import inventory_receipt
 
 pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
 
@@ -27,23 +28,9 @@ def test_customs_receipts_drive_the_status(tmp_path: Path) -> None:
         assert clearance["status"] == "120"  # compared and accepted; customs decides the rest
 
         def receipt(status: str) -> bytes:
-            r = Receipt(
-                kind=DocKind.INVENTORY,
-                guid=s.inventory.guid,
-                returnStatus=status,
-                returnTime="20240601120000000",
-                returnInfo=f"customs {status}",
-                key={
-                    "customsCode": "6409",
-                    "ebpCode": clearance["ebpCode"],
-                    "ebcCode": clearance["ebcCode"],
-                    "agentCode": factories.AGENT_CODE,
-                    "copNo": s.inventory.copNo,
-                    "preNo": detail["documents"]["inventory"]["preNo"],
-                    "invtNo": clearance["invtNo"],
-                },
+            return receipts_xml(
+                DocKind.INVENTORY, [inventory_receipt(s, detail, status, "20240601120000000")]
             )
-            return receipts_xml(DocKind.INVENTORY, [r])
 
         steps = [("399", True), ("399", True), ("800", True), ("100", False), ("500", False), ("899", True)]
         for status, applied in steps:

@@ -17,6 +17,7 @@ from central.ceb.documents import DocKind, Receipt
 from central.ceb.xml_out import receipts_xml
 from testkit import factories
 from testkit.central_server import run_central
+from testkit.customs import inventory_receipt
 
 pytestmark = pytest.mark.both_backends  # each test starts its own central: over both databases
 
@@ -31,27 +32,6 @@ def _declare(central: Any, start: int) -> tuple[Any, dict[str, Any]]:
     [detail] = officer.get("/api/v1/clearances", params={"logisticsNo": s.waybill.logisticsNo}).json()
     assert detail["clearance"]["status"] == "120"
     return s, detail
-
-
-def _receipt(s: Any, detail: dict[str, Any], status: str, at: str, **key: str) -> Receipt:
-    clearance = detail["clearance"]
-    return Receipt(
-        kind=DocKind.INVENTORY,
-        guid=s.inventory.guid,
-        returnStatus=status,
-        returnTime=at,
-        returnInfo=f"customs {status}",
-        key={
-            "customsCode": "6409",
-            "ebpCode": clearance["ebpCode"],
-            "ebcCode": clearance["ebcCode"],
-            "agentCode": factories.AGENT_CODE,
-            "copNo": s.inventory.copNo,
-            "preNo": detail["documents"]["inventory"]["preNo"],
-            "invtNo": clearance["invtNo"],
-        }
-        | key,
-    )
 
 
 def _send(central: Any, *receipts: Receipt) -> list[dict[str, Any]]:
@@ -78,7 +58,7 @@ def customs(tmp_path: Path) -> Any:
 
 def test_one_message_out_of_order_applies_in_return_time_order(customs: Any) -> None:
     s, detail = _declare(customs, 600)
-    out = _send(customs, _receipt(s, detail, "800", T2), _receipt(s, detail, "399", T1))
+    out = _send(customs, inventory_receipt(s, detail, "800", T2), inventory_receipt(s, detail, "399", T1))
     assert [(o["returnStatus"], o["applied"], o["state"]) for o in out] == [
         ("800", True, "applied"),
         ("399", True, "applied"),
@@ -89,13 +69,13 @@ def test_one_message_out_of_order_applies_in_return_time_order(customs: Any) -> 
 def test_a_receipt_ahead_of_its_predecessor_waits_for_it(customs: Any) -> None:
     s, detail = _declare(customs, 610)
     invt_no = detail["clearance"]["invtNo"]
-    [early] = _send(customs, _receipt(s, detail, "800", T2))
+    [early] = _send(customs, inventory_receipt(s, detail, "800", T2))
     assert (early["applied"], early["state"]) == (False, "waiting")
     assert "waits for the receipt it follows" in early["info"]
     assert _history(customs, invt_no) == ["120"]
     [shown] = customs.client("officer").get("/api/v1/clearances", params={"invtNo": invt_no}).json()
     assert [(r["returnStatus"], r["state"]) for r in shown["customs_receipts"]] == [("800", "waiting")]
-    [late] = _send(customs, _receipt(s, detail, "399", T1))
+    [late] = _send(customs, inventory_receipt(s, detail, "399", T1))
     assert late["applied"] is True
     assert _history(customs, invt_no) == ["120", "399", "800"]  # the waiting 800 applied after it
     [shown] = customs.client("officer").get("/api/v1/clearances", params={"invtNo": invt_no}).json()
@@ -108,16 +88,16 @@ def test_a_receipt_ahead_of_its_predecessor_waits_for_it(customs: Any) -> None:
 def test_a_receipt_older_than_one_applied_is_kept_not_applied(customs: Any) -> None:
     s, detail = _declare(customs, 620)
     invt_no = detail["clearance"]["invtNo"]
-    _send(customs, _receipt(s, detail, "399", T1), _receipt(s, detail, "500", T3))
-    [stale] = _send(customs, _receipt(s, detail, "399", T2))
+    _send(customs, inventory_receipt(s, detail, "399", T1), inventory_receipt(s, detail, "500", T3))
+    [stale] = _send(customs, inventory_receipt(s, detail, "399", T2))
     assert (stale["applied"], stale["state"]) == (False, "stale")
     assert _history(customs, invt_no) == ["120", "399", "500"]
 
 
 def test_a_receipt_that_can_never_apply_is_refused(customs: Any) -> None:
     s, detail = _declare(customs, 630)
-    _send(customs, _receipt(s, detail, "399", T1), _receipt(s, detail, "800", T2))
-    [after] = _send(customs, _receipt(s, detail, "100", T3))  # rejected after release: no way there
+    _send(customs, inventory_receipt(s, detail, "399", T1), inventory_receipt(s, detail, "800", T2))
+    [after] = _send(customs, inventory_receipt(s, detail, "100", T3))  # rejected after release: no way there
     assert (after["applied"], after["state"]) == (False, "refused")
 
 
@@ -134,7 +114,7 @@ def test_a_receipt_naming_another_parcel_is_refused(customs: Any, field: str) ->
         "agentCode": "1234567892",
         "customsCode": "2249",
     }[field]
-    [out] = _send(customs, _receipt(s, detail, "399", T1, **{field: theirs}))
+    [out] = _send(customs, inventory_receipt(s, detail, "399", T1, **{field: theirs}))
     assert (out["applied"], out["state"]) == (False, "refused")
     assert f"{field} {theirs!r} is not inventory" in out["info"]
     assert _history(customs, detail["clearance"]["invtNo"]) == ["120"]
@@ -147,17 +127,17 @@ def test_a_return_time_that_is_no_real_moment_is_refused(customs: Any, at: str) 
     """A month 13 or full-width digits were applied, and the genuine receipt after them was stale
     for good (outside finding)."""
     s, detail = _declare(customs, 650)
-    body = receipts_xml(DocKind.INVENTORY, [_receipt(s, detail, "399", T1)]).decode().replace(T1, at)
+    body = receipts_xml(DocKind.INVENTORY, [inventory_receipt(s, detail, "399", T1)]).decode().replace(T1, at)
     answer = customs.client("officer").post("/api/v1/customs/receipts", content=body.encode(), headers=XML)
     assert answer.status_code == 400, answer.text
-    assert _send(customs, _receipt(s, detail, "399", T1))[0]["applied"] is True
+    assert _send(customs, inventory_receipt(s, detail, "399", T1))[0]["applied"] is True
 
 
 def test_a_receipt_carrying_only_some_identifying_fields_is_checked_on_those(customs: Any) -> None:
     """The XSD makes ebpCode, ebcCode and agentCode optional: a receipt without them is judged on
     what it carries (copNo, preNo, invtNo), and applied when those are the inventory's."""
     s, detail = _declare(customs, 660)
-    bare = _receipt(s, detail, "399", T1)
+    bare = inventory_receipt(s, detail, "399", T1)
     bare = bare.model_copy(
         update={"key": {k: v for k, v in bare.key.items() if k not in ("ebpCode", "ebcCode", "agentCode")}}
     )

@@ -73,6 +73,7 @@ from kernel.wire import (
 )
 from testkit import factories
 from testkit.central_cluster import CentralCluster, run_central_cluster
+from testkit.customs import inventory_receipt
 from testkit.postgres import Postgres
 
 pytestmark = pytest.mark.postgresql
@@ -811,26 +812,6 @@ T1, T2, T3 = "20260601120000000", "20260601120500000", "20260601121000000"
 XML = {"content-type": "application/xml"}
 
 
-def customs_receipt(s: factories.DocumentSet, detail: dict[str, Any], status: str, at: str) -> Receipt:
-    clearance = detail["clearance"]
-    return Receipt(
-        kind=DocKind.INVENTORY,
-        guid=s.inventory.guid,
-        returnStatus=status,
-        returnTime=at,
-        returnInfo=f"customs {status}",
-        key={
-            "customsCode": factories.CUSTOMS_CODE,
-            "ebpCode": clearance["ebpCode"],
-            "ebcCode": clearance["ebcCode"],
-            "agentCode": factories.AGENT_CODE,
-            "copNo": s.inventory.copNo,
-            "preNo": detail["documents"]["inventory"]["preNo"],
-            "invtNo": clearance["invtNo"],
-        },
-    )
-
-
 @pytest.mark.timeout(SCALE.timeout_s)
 def test_customs_receipts_racing_on_one_clearance_end_where_one_process_would(
     tmp_path: Path, database: str
@@ -869,7 +850,7 @@ def test_customs_receipts_racing_on_one_clearance_end_where_one_process_would(
             assert detail["clearance"]["status"] == "120", detail
             p, q = i % PROCESSES, (i + 1) % PROCESSES
             if i % 2 == 0:
-                r399, r800 = customs_receipt(s, detail, "399", T1), customs_receipt(s, detail, "800", T2)
+                r399, r800 = inventory_receipt(s, detail, "399", T1), inventory_receipt(s, detail, "800", T2)
                 at_once(pool, [partial(send, p, r399), partial(send, q, r800)])
                 after = lookup(clients(2 - p, "officer"), s.waybill.logisticsNo)
                 assert [h["to_status"] for h in after["history"]] == ["120", "399", "800"], after["history"]
@@ -878,9 +859,9 @@ def test_customs_receipts_racing_on_one_clearance_end_where_one_process_would(
                     ("800", "applied"),
                 ], after["customs_receipts"]
             else:
-                [applied] = send(p, customs_receipt(s, detail, "399", T1))
+                [applied] = send(p, inventory_receipt(s, detail, "399", T1))
                 assert applied["applied"], applied
-                r800, r500 = customs_receipt(s, detail, "800", T2), customs_receipt(s, detail, "500", T3)
+                r800, r500 = inventory_receipt(s, detail, "800", T2), inventory_receipt(s, detail, "500", T3)
                 at_once(pool, [partial(send, p, r800), partial(send, q, r500)])
                 after = lookup(clients(2 - p, "officer"), s.waybill.logisticsNo)
                 status = after["clearance"]["status"]
