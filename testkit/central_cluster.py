@@ -13,19 +13,22 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from subprocess import Popen
+from subprocess import STDOUT, Popen
 
 import httpx
 
-from bondgate.processes import child, free_port, http_ready
+from bondgate.processes import free_port, http_ready, stop
 from central.config import CentralSettings
 from central.keys import load_or_create_key
 from kernel.config import toml_dumps
 from testkit.central_server import seed
+
+START_S = 60  # for every process to answer /healthz
 
 
 @dataclass
@@ -61,22 +64,30 @@ def run_central_cluster(
     load_or_create_key(settings.signing_key)  # the one key every process signs the feed with
     cluster = CentralCluster(urls=[], settings=settings, tokens=tokens)
     with ExitStack() as stack:
-        for index in range(processes):
+        starting = []
+        for index in range(processes):  # all started at once, then each waited for
             port = free_port()
             config = tmp / f"central-{index}.toml"
             values = settings.model_dump(mode="json", exclude_none=True)
             values.update(host="127.0.0.1", port=port, log_level="INFO")
             config.write_text(toml_dumps(values))
             log = tmp / f"central-{index}.log"
-            url = f"http://127.0.0.1:{port}"
-            proc = stack.enter_context(
-                child(
-                    f"central-{index}",
-                    [sys.executable, "-m", "bondgate.cli", "central", "serve", "--config", str(config)],
-                    log,
-                    http_ready(f"{url}/healthz"),
-                )
+            out = stack.enter_context(log.open("wb"))
+            proc = Popen(
+                [sys.executable, "-m", "bondgate.cli", "central", "serve", "--config", str(config)],
+                stdout=out,
+                stderr=STDOUT,
+                start_new_session=True,
             )
+            stack.callback(stop, proc)
+            starting.append((f"http://127.0.0.1:{port}", proc, log))
+        deadline = time.monotonic() + START_S
+        for url, proc, log in starting:
+            ready = http_ready(f"{url}/healthz")
+            while not ready():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"a central process did not start; see {log}")
+                time.sleep(0.05)
             cluster.urls.append(url)
             cluster.procs.append(proc)
             cluster.logs.append(log)

@@ -2,7 +2,8 @@
 
 A test that uses central's database — the `central` or `central_database` fixture, or marked
 `both_backends` (it starts centrals itself with `run_central`) — runs once per backend, with ids
-`[sqlite]` and `[postgresql]`; the PostgreSQL runs are also marked `postgresql` (`-m "not postgresql"`
+`[sqlite]` and `[postgresql]` (unless marked `one_backend`: a refusal at the HTTP boundary, before
+anything reaches the store); the PostgreSQL runs are also marked `postgresql` (`-m "not postgresql"`
 leaves them out). Each PostgreSQL run gets a database of its own, copied from a template migrated
 once per session on the session's own server (tests/conftest.py `postgres`), dropped after the test.
 """
@@ -22,6 +23,8 @@ TEMPLATE = "central_template"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("one_backend"):
+        return
     uses = {"central", "central_database"} & set(metafunc.fixturenames)
     if uses or metafunc.definition.get_closest_marker("both_backends"):
         metafunc.parametrize("central_backend", BACKENDS, indirect=True)

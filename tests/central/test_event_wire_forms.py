@@ -64,6 +64,7 @@ def chain(central: RunningCentral) -> int:
         "2026-12-05T08:01Z",
     ],
 )
+@pytest.mark.one_backend  # refused before anything reaches the store
 def test_an_occurred_at_not_in_the_wire_form_is_refused_naming_it(
     central: RunningCentral, occurred_at: Any
 ) -> None:
@@ -74,6 +75,7 @@ def test_an_occurred_at_not_in_the_wire_form_is_refused_naming_it(
     assert chain(central) == 0
 
 
+@pytest.mark.one_backend  # refused before anything reaches the store
 @pytest.mark.parametrize("weight", [0.815, 1, "1e3", "007.5", " 0.8", "0,8", "NaN", "٣"])
 def test_a_weight_not_an_exact_decimal_string_is_refused_naming_it(
     central: RunningCentral, weight: Any

@@ -101,16 +101,16 @@ class Scale:
 
 SCALES = {
     "ci": Scale(
-        feed_sets=600,
+        feed_sets=300,
         feed_batch=20,
         feed_runs=2,
-        race_sets=200,
-        events=240,
+        race_sets=100,
+        events=120,
         event_batch=10,
-        releases=40,
-        status_races=40,
-        customs_races=30,
-        fault_sets=180,
+        releases=20,
+        status_races=20,
+        customs_races=16,
+        fault_sets=90,
         timeout_s=240,
     ),
     "full": Scale(

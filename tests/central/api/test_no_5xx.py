@@ -19,6 +19,7 @@ NAN_BODIES = [
 ]
 
 
+@pytest.mark.one_backend  # refused before anything reaches the store
 @pytest.mark.parametrize(("who", "path", "body"), NAN_BODIES, ids=[p for _, p, _ in NAN_BODIES])
 def test_nan_and_infinity_in_a_json_body_are_a_422_in_valid_json(
     central, who: str, path: str, body: bytes
@@ -40,6 +41,7 @@ def test_nan_and_infinity_in_a_json_body_are_a_422_in_valid_json(
         "/api/v1/parks/P1/edges/E1/events?epoch=9223372036854775808",
     ],
 )
+@pytest.mark.one_backend  # refused before anything reaches the store
 def test_a_cursor_past_64_bits_is_a_422(central, path: str) -> None:
     answer = central.client("officer" if "edges" in path else "edge").get(path)
     assert answer.status_code == 422, answer.text
