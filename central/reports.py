@@ -154,7 +154,7 @@ def park_report(
 ) -> ParkReport:
     """Build the report from one consistent snapshot of the database."""
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    with store.snapshot(db) as conn:
+    with db.snapshot() as conn:
         uncleared = store.released_without_clearance(conn, park_id=park_id, limit=limit)
         return ParkReport(
             park_id=park_id,

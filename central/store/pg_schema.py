@@ -446,13 +446,14 @@ TALLIES_REBUILD = [
 @dataclass(frozen=True)
 class Partitioned:
     table: str
-    month_format: str  # how the partition key's text begins for a month (strftime)
+    column: str  # the partition key
+    month_format: str  # how the key's text begins for a month (strftime)
 
 
 PARTITIONED = [
-    Partitioned("documents", "%Y-%m"),  # received_at: ISO 8601
-    Partitioned("events", "%Y-%m"),  # received_at: ISO 8601
-    Partitioned("receipts", "%Y%m"),  # return_time: yyyyMMddHHmmssfff
+    Partitioned("documents", "received_at", "%Y-%m"),  # ISO 8601
+    Partitioned("events", "received_at", "%Y-%m"),  # ISO 8601
+    Partitioned("receipts", "return_time", "%Y%m"),  # yyyyMMddHHmmssfff
 ]
 MONTHS_AHEAD = 1
 
@@ -480,8 +481,7 @@ def ensure_partitions(conn: Connection, now: datetime | None = None) -> list[str
                 continue
             low, high = start.strftime(spec.month_format), end.strftime(spec.month_format)
             stray = conn.execute(
-                f"SELECT 1 FROM {spec.table}_default WHERE {_key(spec.table)} >= ? AND {_key(spec.table)} < ?"
-                " LIMIT 1",
+                f"SELECT 1 FROM {spec.table}_default WHERE {spec.column} >= ? AND {spec.column} < ? LIMIT 1",
                 (low, high),
             ).fetchone()
             if stray is not None:
@@ -492,10 +492,6 @@ def ensure_partitions(conn: Connection, now: datetime | None = None) -> list[str
             )
             created.append(name)
     return created
-
-
-def _key(table: str) -> str:
-    return "return_time" if table == "receipts" else "received_at"
 
 
 def _v1(conn: Connection) -> None:

@@ -137,6 +137,17 @@ PgMigration = tuple[str, Callable[[PgConnection], None]]  # (name, step): append
 MIGRATION_LOCK = 0x626F6E64  # pg_advisory_lock key ("bond") held while a process migrates
 
 
+@contextmanager
+def migration_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """The session-level advisory lock a process holds while it changes the schema (migrations, the
+    months' partitions), so that processes starting together take turns. Re-entrant in a session."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
 def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration]) -> list[str]:
     """Apply every migration not recorded yet, in list order, each in its own transaction with its
     record in `schema_migrations`; returns the names this call applied.
@@ -147,8 +158,7 @@ def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration]) ->
     if not conn.autocommit:
         raise ValueError("migrate needs an autocommit connection: it runs one transaction per step")
     store = PgConnection(conn)
-    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-    try:
+    with migration_lock(conn):
         with conn.transaction():
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
@@ -164,8 +174,6 @@ def migrate(conn: psycopg.Connection[Any], migrations: Sequence[PgMigration]) ->
                 conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
             applied.append(name)
         return applied
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 WRITE_LOCK = 0x62677772  # pg_advisory_xact_lock key ("bgwr") every write transaction takes first
@@ -256,8 +264,9 @@ class PostgresDatabase(Database):
     def migrate(self) -> list[str]:
         try:
             with self._write_lock, psycopg.connect(self.dsn, autocommit=True) as conn:
-                applied = migrate(conn, self._migrations)
-                self._partitions(conn)
+                with migration_lock(conn):  # the months' partitions in the same turn as the migrations
+                    applied = migrate(conn, self._migrations)
+                    self._partitions(conn)
                 self._check_collation(conn)
                 return applied
         except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, refused, bad URL
@@ -281,12 +290,8 @@ class PostgresDatabase(Database):
 
     def _partitions(self, conn: psycopg.Connection[Any]) -> list[str]:
         """Under the migration lock: processes starting together would race to create a month."""
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-        try:
-            with conn.transaction():
-                return self._ensure_partitions(PgConnection(conn))
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        with migration_lock(conn), conn.transaction():
+            return self._ensure_partitions(PgConnection(conn))
 
     def listen(self, callback: FeedListener) -> None:
         self._listeners.append(callback)

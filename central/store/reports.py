@@ -7,7 +7,7 @@ A park may hold a million clearances, so nothing here reads a park's whole table
 from the tallies and flags that schema 0011's triggers keep in the transactions that change the rows,
 lists are fetched with LIMIT through partial indexes that hold only their rows, and the "must be
 empty" lists are normally empty and cost one index range scan each. All queries run inside
-one read transaction (`snapshot`) so the figures agree with each other.
+one read transaction (`Database.snapshot`) so the figures agree with each other.
 
 Lookups of clearances by parcel key compare the park as `COALESCE(c.park_id, '') = ...`: with a
 plain `c.park_id = ...` SQLite's planner (no ANALYZE statistics) prefers the (park_id, status)
@@ -16,21 +16,14 @@ index over (logistics_code, logistics_no) and would walk the whole park once per
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
 from central.store.connection import Connection, is_postgres
-from central.store.db import Database
 
 Rows = list[dict[str, Any]]
 # a release's time: the earlier of the edge's occurred_at and central's received_at (SQLite's scalar
 # MIN is LEAST on PostgreSQL; CASE is both's)
 _RELEASE_TIME = "(CASE WHEN e.occurred_at < e.received_at THEN e.occurred_at ELSE e.received_at END)"
-
-
-def snapshot(db: Database) -> AbstractContextManager[Connection]:
-    """One read transaction: every query sees the same committed state."""
-    return db.snapshot()
 
 
 def _indexed(conn: Connection, index: str) -> str:
