@@ -350,7 +350,8 @@ def insert_release(conn: Connection, event: EventRow, decision_id: str) -> tuple
     used before for another release keeps the first: returns that release's (epoch, seq)."""
     cur = conn.execute(
         "INSERT INTO release_actuations (edge_id, decision_id, park_id, epoch, seq, logistics_code,"
-        " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        " logistics_no, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        " RETURNING seq",
         (
             event.edge_id,
             decision_id,
@@ -363,7 +364,7 @@ def insert_release(conn: Connection, event: EventRow, decision_id: str) -> tuple
             event.received_at,
         ),
     )
-    if cur.rowcount:
+    if cur.fetchone() is not None:  # inserted (rows returned, not rowcount: PostgreSQL pipelines writes)
         return None
     held = conn.execute(
         "SELECT epoch, seq FROM release_actuations WHERE edge_id = ? AND decision_id = ?",

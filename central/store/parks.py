@@ -149,10 +149,10 @@ def bind_token_edge(conn: Connection, *, token_id: str, edge_id: str) -> bool:
     was bound meanwhile, or another token holds that edge (it is theirs, not for the taking)."""
     cur = conn.execute(
         "UPDATE tokens SET edge_id = ? WHERE token_id = ? AND edge_id IS NULL AND NOT EXISTS"
-        " (SELECT 1 FROM tokens WHERE edge_id = ? AND revoked_at IS NULL)",
+        " (SELECT 1 FROM tokens WHERE edge_id = ? AND revoked_at IS NULL) RETURNING token_id",
         (edge_id, token_id, edge_id),
     )
-    return cur.rowcount > 0
+    return cur.fetchone() is not None  # rows returned, not rowcount: PostgreSQL pipelines writes
 
 
 def find_token(db: Database, *, token_hash: str) -> TokenRow | None:
@@ -166,10 +166,11 @@ def find_token(db: Database, *, token_hash: str) -> TokenRow | None:
 
 def revoke_token(db: Database, *, token_id: str, now: str) -> bool:
     with db.write() as conn:
-        cur = conn.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL", (now, token_id)
-        )
-    return cur.rowcount > 0
+        revoked = conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL RETURNING token_id",
+            (now, token_id),
+        ).fetchone()
+    return revoked is not None
 
 
 def list_tokens(db: Database) -> list[TokenRow]:

@@ -245,7 +245,7 @@ class PostgresDatabase(Database):
             try:
                 if self._writer is None or self._writer.broken or self._writer.closed:
                     self._writer = self._connect()
-                with self._writer.transaction():
+                with self._writer.pipeline(), self._writer.transaction():
                     self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                     yield PgConnection(self._writer)
             except psycopg.OperationalError as exc:
