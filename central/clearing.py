@@ -23,7 +23,7 @@ from central.ceb.stamps import return_time
 from central.config import ClearanceMode
 from central.declarants import AnyDocument
 from central.doc_keys import doc_key
-from central.feed import append as append_feed
+from central.feed import append_many as append_feed
 from central.feed import signed_json
 from central.lifecycle import Action
 from central.platform import Platform
@@ -32,6 +32,7 @@ from central.risk import declared_value, select_for_inspection
 from central.store import clearances as cstore
 from central.store import documents as dstore
 from central.store.connection import Connection
+from central.store.prefetch import Prefetched
 from kernel.status import ClearanceStatus
 from kernel.timefmt import iso
 
@@ -72,6 +73,8 @@ class Batch:
     # 399 of a parcel the same message releases), so signing and chaining those was work for nobody;
     # every step stays in the clearance's history and receipts.
     feed: dict[str, cstore.ClearanceRow] = field(default_factory=dict)
+    # the rows this transaction knows are there or not, and its reads through them (intake loads it)
+    known: Prefetched = field(default_factory=Prefetched)
 
     @cached_property
     def stamp(self) -> str:
@@ -87,15 +90,14 @@ class Batch:
     def finish(self, *, unstored: Container[int] = ()) -> None:
         """Append the feed records of this transaction's clearances and store its receipts (but the
         ones at the indexes in `unstored`); call once, before the transaction commits."""
+        by_park: dict[str, list[tuple[str, str]]] = {}
         for row in self.feed.values():
             if row.park_id is not None:
-                append_feed(
-                    self.conn,
-                    self.platform.key,
-                    park_id=row.park_id,
-                    clearance_id=row.clearance_id,
-                    record_json=signed_json(row, self.platform.key),
+                by_park.setdefault(row.park_id, []).append(
+                    (row.clearance_id, signed_json(row, self.platform.key))
                 )
+        for park_id, records in by_park.items():
+            append_feed(self.conn, self.platform.key, park_id=park_id, records=records)
         self.feed.clear()
         rows = [as_row(r) for i, r in enumerate(self.receipts) if i not in unstored]
         dstore.add_receipts(self.conn, rows)
@@ -126,19 +128,20 @@ def write(
     """Save `row` (its status already decided, `before` the one it had) with its history row,
     status receipt and status change; a clearance without customs numbers gets them here, from its
     row number in the store. Returns the row as saved."""
-    conn = batch.conn
+    conn, known = batch.conn, batch.known
     row = row.changed(version=row.version + 1, updated_at=batch.stamp)
     new = row.version == 1  # a new clearance's version is 0 until now
     number = None
     if row.invt_no is None or row.pre_no is None:  # customs numbers, assigned on first acceptance
         number = (
             None if new else cstore.number_of(conn, clearance_id=row.clearance_id)
-        ) or cstore.next_number(conn)
+        ) or known.next_clearance_number(conn)
         row = row.changed(
             invt_no=row.invt_no or numbering.invt_no(inv.customsCode if inv else "0000", batch.now, number),
             pre_no=row.pre_no or numbering.pre_no(batch.now, number),
         )
-    cstore.save(conn, row, new=new, number=number)
+    cstore.save(conn, row, new=new, number=number, present=row.clearance_id in known.saved_clearances)
+    known.saved_clearance(row.clearance_id, new=new, number=number)
     cstore.add_history(
         conn,
         clearance_id=row.clearance_id,
@@ -165,7 +168,7 @@ def write(
     batch.receipts.append(
         Receipt(
             kind=DocKind.INVENTORY,
-            guid=inv.guid if inv else _inventory_guid(conn, row.clearance_id),
+            guid=inv.guid if inv else _inventory_guid(batch, row.clearance_id),
             key=clearance_keys(row, inv),
             returnStatus=row.status,
             returnTime=batch.return_time,
@@ -175,8 +178,8 @@ def write(
     return row
 
 
-def _inventory_guid(conn: Connection, clearance_id: str) -> str:
-    row = dstore.get_document(conn, kind=DocKind.INVENTORY, doc_key=clearance_id)
+def _inventory_guid(batch: Batch, clearance_id: str) -> str:
+    row = batch.known.get_document(batch.conn, kind=DocKind.INVENTORY, doc_key=clearance_id)
     return row.guid if row else ""
 
 
@@ -190,9 +193,9 @@ def frozen(row: cstore.ClearanceRow | None) -> bool:
 
 def evaluate(batch: Batch, inventory_key: str) -> None:
     """Re-run the comparison of one parcel and move its clearance accordingly."""
-    conn = batch.conn
-    row = dstore.get_document(conn, kind=DocKind.INVENTORY, doc_key=inventory_key)
-    current = cstore.get(conn, clearance_id=inventory_key)
+    conn, known = batch.conn, batch.known
+    row = known.get_document(conn, kind=DocKind.INVENTORY, doc_key=inventory_key)
+    current = known.get_clearance(conn, clearance_id=inventory_key)
     if frozen(current):
         return  # at inspection or later, or cancelled: intake refused changes to its documents
     inv: Inventory | None = _load(batch, Inventory, row)
@@ -213,7 +216,7 @@ def evaluate(batch: Batch, inventory_key: str) -> None:
             )
         return
     result = comparison.compare(order, payment, waybill, inv, weight_tolerance=batch.platform.tolerance)
-    others = dstore.count_inventories_for_logistics(
+    others = known.count_inventories_for_logistics(
         conn, logistics_code=inv.logisticsCode, logistics_no=inv.logisticsNo, except_key=inventory_key
     )
     result = result.plus(
@@ -244,10 +247,10 @@ def _load(batch: Batch, cls: type[Any], row: dstore.DocumentRow | None) -> Any:
 
 
 def _document_set(batch: Batch, inv: Inventory) -> tuple[Order | None, Payment | None, Waybill | None]:
-    conn = batch.conn
-    orders = dstore.find_by_order(conn, kind=DocKind.ORDER, ebp_code=inv.ebpCode, order_no=inv.orderNo)
-    payments = dstore.find_by_order(conn, kind=DocKind.PAYMENT, ebp_code=inv.ebpCode, order_no=inv.orderNo)
-    waybills = dstore.find_by_logistics(
+    conn, known = batch.conn, batch.known
+    orders = known.find_by_order(conn, kind=DocKind.ORDER, ebp_code=inv.ebpCode, order_no=inv.orderNo)
+    payments = known.find_by_order(conn, kind=DocKind.PAYMENT, ebp_code=inv.ebpCode, order_no=inv.orderNo)
+    waybills = known.find_by_logistics(
         conn, kind=DocKind.WAYBILL, logistics_code=inv.logisticsCode, logistics_no=inv.logisticsNo
     )
     return (

@@ -71,16 +71,29 @@ def append(
 ) -> int:
     """Append one signed record to the park's feed and extend its chain, in the caller's transaction;
     returns the record's seq."""
+    return append_many(conn, key, park_id=park_id, records=[(clearance_id, record_json)])[0]
+
+
+def append_many(
+    conn: Connection, key: Ed25519PrivateKey, *, park_id: str, records: list[tuple[str, str]]
+) -> list[int]:
+    """Append signed records, (clearance id, record JSON) each, to the park's feed in this order and
+    extend its chain by each, in the caller's transaction; returns their seqs. One lock of the head,
+    one insert and one update of the chain per call, not per record: a message that moves 250
+    parcels waits for the database twice here, not 500 times."""
+    if not records:
+        return []
     head = store.lock_feed_head(conn, park_id=park_id)
-    seq = store.append_feed(conn, park_id=park_id, clearance_id=clearance_id, record_json=record_json)
-    chain = feed_chain(head.chain, [{"seq": seq, **json.loads(record_json)}])
-    signature = key.sign(checkpoint_signed_bytes(park_id, seq, head.n + 1, chain))
-    point = store.FeedPoint(
-        seq=seq, n=head.n + 1, chain=chain, signature=base64.b64encode(signature).decode()
-    )
-    store.chain_feed(conn, park_id=park_id, point=point)
+    seqs = store.append_feed_rows(conn, park_id=park_id, records=records)
+    n, chain, points = head.n, head.chain, []
+    for seq, (_, record_json) in zip(seqs, records, strict=True):
+        n += 1
+        chain = feed_chain(chain, [{"seq": seq, **json.loads(record_json)}])
+        signature = base64.b64encode(key.sign(checkpoint_signed_bytes(park_id, seq, n, chain))).decode()
+        points.append(store.FeedPoint(seq=seq, n=n, chain=chain, signature=signature))
+    store.chain_feed(conn, park_id=park_id, points=points)
     store.announce_feed(conn, park_id=park_id)
-    return seq
+    return seqs
 
 
 def checkpoint_at(db: Database, key: Ed25519PrivateKey, *, park_id: str, at: int) -> FeedCheckpoint:

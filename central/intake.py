@@ -37,7 +37,9 @@ from central.receipts import ACCEPTED, REFUSED, WAITING, as_receipt, document_ke
 from central.store import clearances as cstore
 from central.store import documents as dstore
 from central.store import events as estore
+from central.store.connection import Connection
 from central.store.parks import park_index
+from central.store.prefetch import Prefetched, pairs_of
 from kernel.wire import canonical_json
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ def submit(
         batch = _Intake(
             conn=conn, platform=platform, now=now, actor=actor, parks=park_index(conn), acting_for=acting_for
         )
+        batch.known = _prefetch(conn, documents)
         for doc in documents:
             if _guid_taken(batch, doc):
                 continue
@@ -124,6 +127,19 @@ def submit(
     return IntakeResult(receipts=batch.receipts, changes=batch.changes)
 
 
+def _prefetch(conn: Connection, documents: list[AnyDocument]) -> Prefetched:
+    """Which of the rows this batch's reads could find are there (see central/store/prefetch.py)."""
+    pairs = [pairs_of(_links(doc)) for doc in documents]
+    return Prefetched.load(
+        conn,
+        guids=(doc.guid for doc in documents),
+        documents=((doc.KIND.value, doc_key(doc)) for doc in documents),
+        orders=(order for order, _ in pairs if order is not None),
+        logistics=(logistics for _, logistics in pairs if logistics is not None),
+        clearances=(doc_key(doc) for doc in documents if isinstance(doc, Inventory)),
+    )
+
+
 # A guid's digest: of the document's stored JSON text (the model's fields in their order, nulls left
 # out), which intake makes anyway; guids taken before were digested over the canonical form, and a
 # resend of one of those is compared in that form.
@@ -139,7 +155,7 @@ def _guid_taken(batch: _Intake, doc: AnyDocument) -> bool:
     text = json.dumps(body, ensure_ascii=False)
     batch.bodies[id(doc)] = (body, text)  # the text intake stores: dumped once
     digest = BODY_DIGEST + hashlib.sha256(text.encode()).hexdigest()
-    use = dstore.take_guid(
+    use = batch.known.take_guid(
         batch.conn, guid=doc.guid, kind=doc.KIND.value, doc_key=doc_key(doc), digest=digest, now=batch.stamp
     )
     if use is not None and use.digest is not None and not use.digest.startswith(BODY_DIGEST):
@@ -172,11 +188,13 @@ def _affected_inventories(batch: _Intake, doc: AnyDocument) -> list[str]:
     if isinstance(doc, Inventory):
         return [doc_key(doc)]
     if isinstance(doc, Waybill):
-        rows = dstore.find_by_logistics(
+        rows = batch.known.find_by_logistics(
             conn, kind=DocKind.INVENTORY, logistics_code=doc.logisticsCode, logistics_no=doc.logisticsNo
         )
     else:
-        rows = dstore.find_by_order(conn, kind=DocKind.INVENTORY, ebp_code=doc.ebpCode, order_no=doc.orderNo)
+        rows = batch.known.find_by_order(
+            conn, kind=DocKind.INVENTORY, ebp_code=doc.ebpCode, order_no=doc.orderNo
+        )
     # inventories stored earlier in this batch are found too: the transaction reads its own writes
     return [r.doc_key for r in rows]
 
@@ -184,7 +202,7 @@ def _affected_inventories(batch: _Intake, doc: AnyDocument) -> list[str]:
 def _frozen_by(batch: _Intake, inventory_keys: list[str]) -> cstore.ClearanceRow | None:
     """The first clearance among these whose documents may no longer change."""
     for key in inventory_keys:
-        row = cstore.get(batch.conn, clearance_id=key)
+        row = batch.known.get_clearance(batch.conn, clearance_id=key)
         if frozen(row):
             return row
     return None
@@ -192,7 +210,7 @@ def _frozen_by(batch: _Intake, inventory_keys: list[str]) -> cstore.ClearanceRow
 
 def _take_document(batch: _Intake, doc: Order | Payment | Waybill | Inventory) -> None:
     kind, key = doc.KIND.value, doc_key(doc)
-    existing = dstore.get_document(batch.conn, kind=kind, doc_key=key)
+    existing = batch.known.get_document(batch.conn, kind=kind, doc_key=key)
     live = existing is not None and not existing.deleted
     if doc.appType == AppType.NEW and live:
         batch.receipt(
@@ -228,12 +246,12 @@ def _take_document(batch: _Intake, doc: Order | Payment | Waybill | Inventory) -
             # the platform's own number for a declaration (电子口岸标识编号), from the number of the
             # document's row, known before the row is written so the row is written once
             known = dstore.number_of(batch.conn, kind=kind, doc_key=key) if existing is not None else None
-            number = known or dstore.next_number(batch.conn)
+            number = known or batch.known.next_document_number(batch.conn)
             pre_no = numbering.pre_no(batch.now, number)
         doc = doc.model_copy(update={"preNo": pre_no})
         dumped = None
     body, text = dumped or (doc.model_dump(mode="json", exclude_none=True), None)
-    dstore.save_document(
+    batch.known.save_document(
         batch.conn,
         kind=kind,
         doc_key=key,
@@ -267,7 +285,9 @@ def _take_request(batch: _Intake, doc: Cancellation | Refund) -> None:
     if current is None or (current.ebp_code, current.order_no) != (doc.ebpCode, doc.orderNo):
         batch.receipt(doc, REFUSED, f"no inventory {doc.invtNo} for order {doc.orderNo}")
         return
-    inventory = dstore.get_document(batch.conn, kind=DocKind.INVENTORY.value, doc_key=current.clearance_id)
+    inventory = batch.known.get_document(
+        batch.conn, kind=DocKind.INVENTORY.value, doc_key=current.clearance_id
+    )
     if inventory is not None:
         declarants.check_owner(
             DocKind.INVENTORY.value,
@@ -300,7 +320,7 @@ def _take_request(batch: _Intake, doc: Cancellation | Refund) -> None:
             current,
         )
         return
-    dstore.save_document(
+    batch.known.save_document(
         batch.conn,
         kind=doc.KIND.value,
         doc_key=doc_key(doc),

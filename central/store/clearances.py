@@ -56,8 +56,16 @@ def get(conn: Connection, *, clearance_id: str) -> ClearanceRow | None:
     return _row(row) if row else None
 
 
-def save(conn: Connection, row: ClearanceRow, *, new: bool = False, number: int | None = None) -> None:
-    """Insert or replace. `new`: the caller knows no row has this id (a plain insert); otherwise an
+def save(
+    conn: Connection,
+    row: ClearanceRow,
+    *,
+    new: bool = False,
+    number: int | None = None,
+    present: bool = False,
+) -> None:
+    """Insert or replace. `new`: the caller knows no row has this id (a plain insert); `present`: it
+    knows one has (a plain update, which PostgreSQL's pipeline sends without waiting); otherwise an
     update, inserting if none was there (neither is SQLite's upsert, which costs more). `number`: the
     row number to insert it at, as `next_number` gave it (the caller made the customs numbers from it)."""
     values = [getattr(row, c) for c in _COLUMNS]
@@ -67,6 +75,9 @@ def save(conn: Connection, row: ClearanceRow, *, new: bool = False, number: int 
     )
     values[_COLUMNS.index("risk")] = json.dumps(row.risk) if row.risk is not None else None
     insert = f"INSERT INTO clearances (rowid, {', '.join(_COLUMNS)}) VALUES (?, {_MARKS})"
+    if present and not new:
+        conn.execute(f"UPDATE clearances SET {_UPDATES} WHERE clearance_id = ?", [*values[1:], values[0]])
+        return
     if not new:
         found = conn.execute(
             f"UPDATE clearances SET {_UPDATES} WHERE clearance_id = ? RETURNING rowid",
@@ -182,13 +193,24 @@ def lock_feed_head(conn: Connection, *, park_id: str) -> FeedPoint:
     return FeedPoint(seq=int(row[0]), n=int(row[1]), chain=str(row[2]))
 
 
-def append_feed(conn: Connection, *, park_id: str, clearance_id: str, record_json: str) -> int:
-    """Insert a feed row; its place in the chain is set by `chain_feed` in the same transaction."""
-    cur = conn.execute(
-        "INSERT INTO feed (park_id, clearance_id, record) VALUES (?, ?, ?) RETURNING seq",
-        (park_id, clearance_id, record_json),
-    )
-    return int(cur.fetchone()[0])
+FEED_ROWS_PER_INSERT = 300  # 900 bound parameters per statement
+
+
+def append_feed_rows(conn: Connection, *, park_id: str, records: list[tuple[str, str]]) -> list[int]:
+    """Insert feed rows, (clearance id, record JSON) each, in this order; their seqs, in the same
+    order. Their place in the chain is set by `chain_feed` in the same transaction."""
+    seqs: list[int] = []
+    for i in range(0, len(records), FEED_ROWS_PER_INSERT):
+        part = records[i : i + FEED_ROWS_PER_INSERT]
+        rows = conn.execute(
+            "INSERT INTO feed (park_id, clearance_id, record) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(part))
+            + " RETURNING seq",
+            [v for clearance_id, record in part for v in (park_id, clearance_id, record)],
+        ).fetchall()
+        # rows are numbered in the order the VALUES list them; RETURNING's order is not promised
+        seqs.extend(sorted(int(r[0]) for r in rows))
+    return seqs
 
 
 def announce_feed(conn: Connection, *, park_id: str) -> None:
@@ -203,15 +225,17 @@ def announce_feed(conn: Connection, *, park_id: str) -> None:
         conn.execute(f"SELECT {FEED_NOTIFY_FUNCTION}(?)", (park_id,))
 
 
-def chain_feed(conn: Connection, *, park_id: str, point: FeedPoint) -> None:
-    """Record the row at `point.seq` as the park's new head, with its chain and checkpoint signature."""
-    conn.execute(
+def chain_feed(conn: Connection, *, park_id: str, points: list[FeedPoint]) -> None:
+    """Record each row's place in the chain (`points`, in seq order) with its checkpoint signature,
+    and the last as the park's new head."""
+    conn.executemany(
         "UPDATE feed SET n = ?, chain = ?, checkpoint = ? WHERE seq = ?",
-        (point.n, point.chain, point.signature, point.seq),
+        [(p.n, p.chain, p.signature, p.seq) for p in points],
     )
+    last = points[-1]
     conn.execute(
         "UPDATE feed_heads SET seq = ?, n = ?, chain = ? WHERE park_id = ?",
-        (point.seq, point.n, point.chain, park_id),
+        (last.seq, last.n, last.chain, park_id),
     )
 
 

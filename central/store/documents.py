@@ -11,7 +11,7 @@ from central.store.connection import Connection, is_postgres
 from central.store.db import Database
 
 
-def _kind(kind: str) -> str:
+def kind_literal(kind: str) -> str:
     """The kind as an SQL literal. Documents has partial indexes on one kind (schema 0009): with the
     kind as a bound parameter SQLite prepares the statement again at every execution (the plan could
     depend on the value); a literal is planned once per kind. Kinds are the standard's message
@@ -42,7 +42,7 @@ def _doc(row: Any) -> DocumentRow:
 
 def get_document(conn: Connection, *, kind: str, doc_key: str) -> DocumentRow | None:
     row = conn.execute(
-        f"SELECT {_DOC} FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
+        f"SELECT {_DOC} FROM documents WHERE kind = {kind_literal(kind)} AND doc_key = ?", (doc_key,)
     ).fetchone()
     return _doc(row) if row else None
 
@@ -122,14 +122,14 @@ def next_number(conn: Connection) -> int:
 def number_of(conn: Connection, *, kind: str, doc_key: str) -> int | None:
     """The row number of a stored document (it keeps it across versions)."""
     row = conn.execute(
-        f"SELECT rowid FROM documents WHERE kind = {_kind(kind)} AND doc_key = ?", (doc_key,)
+        f"SELECT rowid FROM documents WHERE kind = {kind_literal(kind)} AND doc_key = ?", (doc_key,)
     ).fetchone()
     return int(row[0]) if row else None
 
 
 def find_by_order(conn: Connection, *, kind: str, ebp_code: str, order_no: str) -> list[DocumentRow]:
     rows = conn.execute(
-        f"SELECT {_DOC} FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {_kind(kind)}"
+        f"SELECT {_DOC} FROM documents WHERE ebp_code = ? AND order_no = ? AND kind = {kind_literal(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
         (ebp_code, order_no),
     )
@@ -141,7 +141,7 @@ def find_by_logistics(
 ) -> list[DocumentRow]:
     rows = conn.execute(
         f"SELECT {_DOC} FROM documents WHERE logistics_code = ? AND logistics_no = ?"
-        f" AND kind = {_kind(kind)}"
+        f" AND kind = {kind_literal(kind)}"
         " AND deleted = 0 ORDER BY received_at DESC",
         (logistics_code, logistics_no),
     )
@@ -219,11 +219,16 @@ def take_guid(
     row = conn.execute("SELECT kind, digest, guid FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
     if row is not None:
         return GuidUse(row[0], row[1] if row[2] == guid else None)
+    add_guid(conn, guid=guid, kind=kind, doc_key=doc_key, digest=digest, now=now)
+    return None
+
+
+def add_guid(conn: Connection, *, guid: str, kind: str, doc_key: str, digest: str, now: str) -> None:
+    """Record `guid` as this document's; the caller knows it was not taken (in any letter case)."""
     conn.execute(
         "INSERT INTO guids (guid, kind, digest, taken_at, folded, doc_key) VALUES (?, ?, ?, ?, ?, ?)",
         (guid, kind, digest, now, guid.upper(), doc_key),
     )
-    return None
 
 
 def _receipts_of(conn: Connection, guid: str) -> list[ReceiptRow]:
