@@ -251,6 +251,8 @@ def _take_document(batch: _Intake, doc: Order | Payment | Waybill | Inventory) -
         doc = doc.model_copy(update={"preNo": pre_no})
         dumped = None
     body, text = dumped or (doc.model_dump(mode="json", exclude_none=True), None)
+    if existing is None and number is None:  # numbered here, as the store would: no lookup of the largest
+        number = batch.known.next_document_number(batch.conn)
     batch.known.save_document(
         batch.conn,
         kind=kind,
