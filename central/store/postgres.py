@@ -27,6 +27,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -186,6 +187,21 @@ SESSION_SETTINGS = (
 )
 
 
+STUCK_AFTER_S = 5  # as idle_in_transaction_session_timeout: a holder waiting on its client this long is stuck
+# the sessions of this database holding WRITE_LOCK (a single bigint key: classid is its high half,
+# objid its low, objsubid 1) that have waited on their client, with nothing run, for that long
+END_STUCK_WRITER = (
+    "WITH stuck AS MATERIALIZED (SELECT a.pid, a.state"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND a.state IN ('active', 'idle in transaction') AND a.wait_event = 'ClientRead'"
+    " AND a.state_change < now() - make_interval(secs => %s))"
+    " SELECT pid, state FROM stuck WHERE pg_terminate_backend(pid)"
+)
+
+
 def redacted(text: str) -> str:
     """`text` (a URL, or a message quoting one) without passwords, for logs and errors: the
     password of `user:password@` and a `password=` parameter, however malformed the URL is."""
@@ -212,7 +228,10 @@ class PostgresDatabase(Database):
         self._listeners: list[FeedListener] = []
         self._listener_thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._waiting_since: float | None = None  # when this process began to wait for the write lock
+        self._watch = threading.Thread(target=self._watch_write_lock, name="write-lock-watch", daemon=True)
         self.migrate()
+        self._watch.start()
 
     @property
     def target(self) -> str:
@@ -246,10 +265,41 @@ class PostgresDatabase(Database):
                 if self._writer is None or self._writer.broken or self._writer.closed:
                     self._writer = self._connect()
                 with self._writer.pipeline(), self._writer.transaction():
-                    self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                    yield PgConnection(self._writer)
+                    conn = PgConnection(self._writer)
+                    self._waiting_since = time.monotonic()
+                    try:  # waited for: the watch below ends a holder that is stuck
+                        conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,)).fetchone()
+                    finally:
+                        self._waiting_since = None
+                    yield conn
             except psycopg.OperationalError as exc:
                 raise DatabaseUnavailable(str(exc)) from exc
+
+    def _watch_write_lock(self) -> None:
+        """While this process waits for the write lock, end the holder if it is stuck.
+
+        A process frozen inside its write transaction (stopped, swapped out, cut off) would hold
+        every process's writes. The server ends a session idle in its transaction for
+        `idle_in_transaction_session_timeout`, but a pipelined transaction is not idle: until its
+        Sync the session stays "active", reading the client's next message, possibly half of one,
+        and no timeout of the server's applies. Its state is stamped at each statement, so a holder
+        that has waited on its client that long (`STUCK_AFTER_S`) is stuck: this terminates it,
+        which rolls its transaction back (its client answered nothing yet), and the wait goes on.
+        The check runs only while a process waits, once a second."""
+        while not self._closing.wait(1.0):
+            since = self._waiting_since
+            if since is None or time.monotonic() - since < 1.0:
+                continue
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    ended = conn.execute(END_STUCK_WRITER, (WRITE_LOCK, STUCK_AFTER_S)).fetchall()
+                for pid, state in ended:
+                    log.warning(
+                        "ended a database session stuck holding the write lock",
+                        extra={"pid": pid, "state": state, "stuck_after_s": STUCK_AFTER_S},
+                    )
+            except psycopg.Error as exc:
+                log.warning("could not look for a stuck writer", extra={"error": str(exc)})
 
     @contextmanager
     def snapshot(self) -> Iterator[PgConnection]:

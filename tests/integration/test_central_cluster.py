@@ -15,7 +15,8 @@ them at once from threads, and checks what one process alone guarantees still ho
 5. two status changes racing on one clearance: one wins, the other is refused (officer actions), or
    customs receipts end where one process applying them in some order would;
 
-and a fault: one process SIGKILLed while writers post to it and to the others.
+and two faults: one process SIGKILLed while writers post to it and to the others, and one frozen
+(SIGSTOP) inside its write transaction.
 
 What protects each: every write transaction first takes one PostgreSQL advisory transaction lock
 (central/store/postgres.py `WRITE_LOCK`), so writes are serialised across processes as SQLite's
@@ -37,6 +38,7 @@ poll's own `wait` (its docstring says why).
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import uuid
@@ -977,3 +979,49 @@ def test_a_process_killed_mid_transaction_loses_nothing_it_answered(tmp_path: Pa
             declare(clients(survivors[k % 2], "enterprise"), lost[start : start + per_request])
         for s, state in zip(lost, read_sets(pool, clients, lost, via=survivors), strict=True):
             assert_complete(state, s)
+
+
+@pytest.mark.timeout(SCALE.timeout_s)
+def test_a_process_frozen_inside_its_write_transaction_holds_the_others_for_seconds(
+    tmp_path: Path, database: str
+) -> None:
+    """Process 0 takes a long batch (250 sets) and is stopped (SIGSTOP) while it holds the write lock:
+    frozen, not dead, so its connection stays open. A write to process 1 must still go through:
+    the waiting process ends a lock holder that has waited on its client for 5 s (the server's own
+    `idle_in_transaction_session_timeout` does not apply to a pipelined transaction, whose session
+    stays "active" until its Sync). Its lock_timeout is 15 s: without the watch, process 1 answers
+    503 for as long as process 0 is frozen (an outside review found this). Resumed, process 0's
+    batch is stored whole or not at all, and process 0 writes again."""
+    big = factories.document_set(250, start=1)
+    small = factories.document_set(4, start=1001)
+    with three_centrals(tmp_path, database) as cluster, clients_of(cluster) as clients:
+        answers: list[int | str] = []
+
+        def send_big() -> None:
+            try:
+                answers.append(
+                    clients(0, "enterprise").post("/api/v1/documents", json=documents_json(big)).status_code
+                )
+            except httpx.TransportError as exc:
+                answers.append(repr(exc))
+
+        sender = threading.Thread(target=send_big, daemon=True)
+        sender.start()
+        wait_until_holding_write_lock(database, cluster.procs[0].pid)
+        os.killpg(cluster.procs[0].pid, signal.SIGSTOP)
+        try:
+            declared = clients(1, "enterprise").post("/api/v1/documents", json=documents_json(small))
+        finally:
+            os.killpg(cluster.procs[0].pid, signal.SIGCONT)
+        assert declared.status_code == 200, declared.text
+        join_all([sender])
+        with thread_pool(PROCESSES) as pool:
+            states = read_sets(pool, clients, big, via=[1, 2])
+            whole = not any(state.absent for state in states)
+            if whole:  # it committed before the stop after all: then entirely
+                for s, state in zip(big, states, strict=True):
+                    assert_complete(state, s)
+            else:
+                assert all(state.absent for state in states), "a half-stored batch"
+            again = declare(clients(0, "enterprise"), factories.document_set(2, start=2001))
+        assert again["receipts"], again
