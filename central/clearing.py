@@ -140,7 +140,7 @@ def write(
             invt_no=row.invt_no or numbering.invt_no(inv.customsCode if inv else "0000", batch.now, number),
             pre_no=row.pre_no or numbering.pre_no(batch.now, number),
         )
-    cstore.save(conn, row, new=new, number=number, present=row.clearance_id in known.saved_clearances)
+    cstore.save(conn, row, new=new, number=number, present=known.was_saved(row.clearance_id))
     known.saved_clearance(row.clearance_id, new=new, number=number)
     cstore.add_history(
         conn,

@@ -182,20 +182,45 @@ def _guid_taken(batch: _Intake, doc: AnyDocument) -> bool:
 # --- order, payment, waybill, inventory ---------------------------------------------------------
 
 
-def _affected_inventories(batch: _Intake, doc: AnyDocument) -> list[str]:
-    """Inventory doc keys whose set this document belongs to."""
-    conn = batch.conn
+def _affected_inventories(
+    batch: _Intake, doc: AnyDocument, existing: dstore.DocumentRow | None = None
+) -> list[str]:
+    """Inventory doc keys whose set this document belongs to, and, for a change or deletion, the
+    sets the stored version belonged to: a payment is keyed by its transaction, not its order, so
+    a change naming another order takes it out of its old parcel's set, which it may not do to a
+    parcel at inspection or later (and which is compared again without it)."""
     if isinstance(doc, Inventory):
         return [doc_key(doc)]
-    if isinstance(doc, Waybill):
+    by_waybill = isinstance(doc, Waybill)
+    keys = dict.fromkeys(_inventories_linked(batch, _links(doc), by_waybill))
+    if existing is not None:
+        stored = {field: existing.body.get(name) for field, name in _BODY_LINKS.items()}
+        keys.update(dict.fromkeys(_inventories_linked(batch, stored, by_waybill)))
+    return list(keys)
+
+
+_BODY_LINKS = {
+    "ebp_code": "ebpCode",
+    "order_no": "orderNo",
+    "logistics_code": "logisticsCode",
+    "logistics_no": "logisticsNo",
+}
+
+
+def _inventories_linked(batch: _Intake, links: dict[str, str | None], by_waybill: bool) -> list[str]:
+    """The inventories of the waybill (`by_waybill`) or else of the order these links name;
+    inventories stored earlier in this batch are found too."""
+    order, logistics = pairs_of(links)
+    if by_waybill and logistics is not None:
         rows = batch.known.find_by_logistics(
-            conn, kind=DocKind.INVENTORY, logistics_code=doc.logisticsCode, logistics_no=doc.logisticsNo
+            batch.conn, kind=DocKind.INVENTORY, logistics_code=logistics[0], logistics_no=logistics[1]
+        )
+    elif not by_waybill and order is not None:
+        rows = batch.known.find_by_order(
+            batch.conn, kind=DocKind.INVENTORY, ebp_code=order[0], order_no=order[1]
         )
     else:
-        rows = batch.known.find_by_order(
-            conn, kind=DocKind.INVENTORY, ebp_code=doc.ebpCode, order_no=doc.orderNo
-        )
-    # inventories stored earlier in this batch are found too: the transaction reads its own writes
+        rows = []
     return [r.doc_key for r in rows]
 
 
@@ -224,7 +249,7 @@ def _take_document(batch: _Intake, doc: Order | Payment | Waybill | Inventory) -
     if existing is not None and doc.appType != AppType.NEW:
         verb = "change" if doc.appType == AppType.CHANGE else "delete"
         declarants.check_owner(kind, existing.body, batch.acting_for, what=f"{verb} of {kind} {key}")
-    affected = _affected_inventories(batch, doc)
+    affected = _affected_inventories(batch, doc, existing if doc.appType != AppType.NEW else None)
     blocker = _frozen_by(batch, affected)
     if blocker is not None:
         state = "cancelled" if blocker.cancelled else f"at status {blocker.status}"

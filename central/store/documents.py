@@ -215,7 +215,8 @@ def take_guid(
             " SELECT kind, digest, guid FROM taken",
             (guid.upper(), guid, kind, digest, now, guid.upper(), doc_key),
         ).fetchone()
-        return None if row is None else GuidUse(row[0], row[1] if row[2] == guid else None)
+        stored = guid.replace("\x00", "\ufffd")  # as PostgreSQL keeps a NUL (postgres.py `_storable`)
+        return None if row is None else GuidUse(row[0], row[1] if row[2] == stored else None)
     row = conn.execute("SELECT kind, digest, guid FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
     if row is not None:
         return GuidUse(row[0], row[1] if row[2] == guid else None)

@@ -20,13 +20,13 @@ Nobody else writes while the transaction holds the write lock, so the row number
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from central.store import clearances as cstore
 from central.store import documents as dstore
-from central.store.connection import Connection
+from central.store.connection import Connection, is_postgres
 
 CHUNK = 400  # keys per IN list: well under SQLite's 32,766 bound parameters
 
@@ -44,6 +44,15 @@ def pairs_of(links: dict[str, str | None]) -> tuple[Pair | None, Pair | None]:
     ebp, order = links.get("ebp_code"), links.get("order_no")
     code, number = links.get("logistics_code"), links.get("logistics_no")
     return (ebp, order) if ebp and order else None, (code, number) if code and number else None
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _as_postgresql_stores(text: str) -> str:
+    """A key as PostgreSQL stores it, and so returns it: a NUL as U+FFFD (postgres.py `_storable`)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _marks(n: int) -> str:
@@ -83,6 +92,8 @@ class Prefetched:
     by_logistics: dict[Pair, dict[DocKey, None]] = field(default_factory=dict)
     next_document: int | None = None  # None: not asked yet
     next_clearance: int | None = None
+    # every key is held as the store holds it, so that what the queries return matches what was asked
+    form: Callable[[str], str] = _as_is
 
     @classmethod
     def load(
@@ -96,8 +107,9 @@ class Prefetched:
         clearances: Iterable[str],
     ) -> Prefetched:
         """Ask which of these keys have rows, inside the write transaction, before anything is written."""
-        known = cls()
-        folded = sorted({g.upper() for g in guids})
+        known = cls(form=_as_postgresql_stores if is_postgres(conn) else _as_is)
+        form = known.form
+        folded = sorted({form(g.upper()) for g in guids})
         taken: set[str] = set()
         for part in _chunks(folded):
             rows = conn.execute(f"SELECT folded FROM guids WHERE folded IN ({_marks(len(part))})", part)
@@ -105,7 +117,7 @@ class Prefetched:
         known.absent_guids = set(folded) - taken
         by_kind: dict[str, set[str]] = {}
         for kind, key in documents:
-            by_kind.setdefault(kind, set()).add(key)
+            by_kind.setdefault(kind, set()).add(form(key))
         for kind, keys in by_kind.items():
             present: set[str] = set()
             for part in _chunks(sorted(keys)):
@@ -116,12 +128,13 @@ class Prefetched:
                 )
                 present.update(str(r[0]) for r in rows)
             known.absent_documents.update((kind, k) for k in keys - present)
-        order_pairs, logistics_pairs = set(orders), set(logistics)
+        order_pairs = {(form(a), form(b)) for a, b in orders}
+        logistics_pairs = {(form(a), form(b)) for a, b in logistics}
         known.quiet_orders = order_pairs - _present_pairs(conn, "ebp_code", "order_no", order_pairs)
         known.quiet_logistics = logistics_pairs - _present_pairs(
             conn, "logistics_code", "logistics_no", logistics_pairs
         )
-        ids = sorted(set(clearances))
+        ids = sorted({form(c) for c in clearances})
         present_ids: set[str] = set()
         for part in _chunks(ids):
             rows = conn.execute(
@@ -136,7 +149,7 @@ class Prefetched:
     def take_guid(
         self, conn: Connection, *, guid: str, kind: str, doc_key: str, digest: str, now: str
     ) -> dstore.GuidUse | None:
-        folded = guid.upper()
+        folded = self.form(guid.upper())
         if folded not in self.absent_guids:
             return dstore.take_guid(conn, guid=guid, kind=kind, doc_key=doc_key, digest=digest, now=now)
         self.absent_guids.discard(folded)
@@ -146,7 +159,7 @@ class Prefetched:
     # --- documents --------------------------------------------------------------------------------
 
     def get_document(self, conn: Connection, *, kind: str, doc_key: str) -> dstore.DocumentRow | None:
-        key = (kind, doc_key)
+        key = (kind, self.form(doc_key))
         if key in self.absent_documents:
             return None
         if key in self.written:
@@ -156,7 +169,7 @@ class Prefetched:
     def find_by_order(
         self, conn: Connection, *, kind: str, ebp_code: str, order_no: str
     ) -> list[dstore.DocumentRow]:
-        pair = (ebp_code, order_no)
+        pair = (self.form(ebp_code), self.form(order_no))
         rows = self._written_with(self.by_order, pair, 0, kind) if pair in self.quiet_orders else None
         if rows is not None:
             return rows
@@ -165,7 +178,7 @@ class Prefetched:
     def find_by_logistics(
         self, conn: Connection, *, kind: str, logistics_code: str, logistics_no: str
     ) -> list[dstore.DocumentRow]:
-        pair = (logistics_code, logistics_no)
+        pair = (self.form(logistics_code), self.form(logistics_no))
         rows = self._written_with(self.by_logistics, pair, 1, kind) if pair in self.quiet_logistics else None
         if rows is not None:
             return rows
@@ -176,10 +189,10 @@ class Prefetched:
     def count_inventories_for_logistics(
         self, conn: Connection, *, logistics_code: str, logistics_no: str, except_key: str
     ) -> int:
-        pair = (logistics_code, logistics_no)
+        pair = (self.form(logistics_code), self.form(logistics_no))
         if pair in self.quiet_logistics:
             rows = self._written_of(self.by_logistics, pair, 1, "CEB621")
-            return sum(1 for r in rows if not r.deleted and r.doc_key != except_key)
+            return sum(1 for r in rows if not r.deleted and self.form(r.doc_key) != self.form(except_key))
         return dstore.count_inventories_for_logistics(
             conn, logistics_code=logistics_code, logistics_no=logistics_no, except_key=except_key
         )
@@ -231,10 +244,12 @@ class Prefetched:
             text=text,
             number=number,
         )
-        if new and self.next_document is not None:  # a row inserted at `number`, or at the largest plus one
+        if not new:  # an update, or an insert at the largest plus one when there was no row: ask again
+            self.next_document = None
+        elif self.next_document is not None:  # a row inserted at `number`, or at the largest plus one
             self.next_document = max(self.next_document, number or 0) + 1
-        key = (kind, doc_key)
-        order, logistics = pairs_of(links)
+        key = (kind, self.form(doc_key))
+        order, logistics = pairs_of({k: None if v is None else self.form(v) for k, v in links.items()})
         if key not in self.absent_documents and key not in self.written:
             # a row the store had: whatever it now links to is read from the store from now on
             if order is not None:
@@ -267,7 +282,7 @@ class Prefetched:
     # --- clearances -------------------------------------------------------------------------------
 
     def get_clearance(self, conn: Connection, *, clearance_id: str) -> cstore.ClearanceRow | None:
-        if clearance_id in self.absent_clearances:
+        if self.form(clearance_id) in self.absent_clearances:
             return None
         return cstore.get(conn, clearance_id=clearance_id)
 
@@ -276,8 +291,15 @@ class Prefetched:
             self.next_clearance = cstore.next_number(conn)
         return self.next_clearance
 
+    def was_saved(self, clearance_id: str) -> bool:
+        """Whether this transaction saved the clearance (so its row is there)."""
+        return self.form(clearance_id) in self.saved_clearances
+
     def saved_clearance(self, clearance_id: str, *, new: bool, number: int | None) -> None:
         """A clearance was saved (`new`: inserted, at `number` or the largest plus one)."""
+        clearance_id = self.form(clearance_id)
+        if not new and clearance_id not in self.saved_clearances:  # may have inserted: ask again
+            self.next_clearance = None
         self.absent_clearances.discard(clearance_id)
         self.saved_clearances.add(clearance_id)
         if new and self.next_clearance is not None:
