@@ -25,7 +25,6 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from central.store import reports as store
-from central.store.connection import Connection
 from central.store.db import Database
 from kernel.timefmt import iso
 
@@ -154,15 +153,18 @@ def park_report(
 ) -> ParkReport:
     """Build the report from one consistent snapshot of the database."""
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    end = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=HOURS)
     with db.snapshot() as conn:
+        tallies = store.park_tallies(conn, park_id=park_id, since=iso(start), until=iso(end))
         uncleared = store.released_without_clearance(conn, park_id=park_id, limit=limit)
         return ParkReport(
             park_id=park_id,
             generated_at=moment,
-            clearances=_counts(store.clearance_counts(conn, park_id=park_id)),
-            releases_per_hour=_hours(conn, park_id, moment),
-            discrepancies=store.discrepancy_codes(conn, park_id=park_id),
-            cleared_not_out=_capped(store.cleared_not_out(conn, park_id=park_id, limit=limit)),
+            clearances=_counts(store.clearance_counts(tallies)),
+            releases_per_hour=_hours(store.releases_by_hour(tallies), start),
+            discrepancies=store.discrepancy_codes(tallies),
+            cleared_not_out=_capped(store.cleared_not_out(conn, tallies, park_id=park_id, limit=limit)),
             released_without_clearance=_capped(uncleared),
             released_twice=_capped(store.released_twice(conn, park_id=park_id, limit=limit)),
             cancelled_after_release=_capped(
@@ -171,7 +173,7 @@ def park_report(
             released_actuation_failed=_capped(store.actuation_failed(conn, park_id=park_id, limit=limit)),
             released_actuation_unconfirmed=_capped(
                 store.actuation_unconfirmed(
-                    conn, park_id=park_id, received_before=iso(moment - actuation_grace), limit=limit
+                    conn, tallies, park_id=park_id, received_before=iso(moment - actuation_grace), limit=limit
                 ),
             ),
             actuation_grace_s=int(actuation_grace.total_seconds()),
@@ -185,11 +187,9 @@ def _counts(rows: list[dict[str, Any]]) -> ClearanceCounts:
     return ClearanceCounts(total=sum(by_status.values()), cancelled=cancelled, by_status=by_status)
 
 
-def _hours(conn: Connection, park_id: str, now: datetime) -> list[HourCount]:
-    """Every hour of the last day including the current one, so a silent hour shows as zero."""
-    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    start = end - timedelta(hours=HOURS)
-    counts = store.releases_by_hour(conn, park_id=park_id, since=iso(start), until=iso(end))
+def _hours(counts: dict[str, int], start: datetime) -> list[HourCount]:
+    """Every hour of the last day including the current one (from `start`), so a silent hour shows
+    as zero."""
     starts = [start + timedelta(hours=i) for i in range(HOURS)]
     return [HourCount(hour=iso_hour(h), count=counts.get(iso(h)[:13], 0)) for h in starts]
 

@@ -16,6 +16,7 @@ index over (logistics_code, logistics_no) and would walk the whole park once per
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from central.store.connection import Connection, is_postgres
@@ -40,45 +41,65 @@ def _capped(conn: Connection, select: str, order_by: str, params: list[Any], lim
     return total, [dict(r) for r in rows]
 
 
-def _tallies(conn: Connection, *, park_id: str, kind: str) -> dict[str, int]:
-    rows = conn.execute("SELECT key, n FROM tallies WHERE park_id = ? AND kind = ?", (park_id, kind))
-    return {str(r[0]): int(r[1]) for r in rows}
+TALLIED = ("status", "cancelled", "discrepancy", "awaiting_exit", "actuation_unreported")
 
 
-def clearance_counts(conn: Connection, *, park_id: str) -> Rows:
-    """(status, n, cancelled) per status, from the maintained tallies (schema 0011)."""
+@dataclass(frozen=True)
+class ParkTallies:
+    """A park's maintained figures (schema 0011), read in one query: kind -> key -> n."""
+
+    by_kind: dict[str, dict[str, int]]
+
+    def of(self, kind: str) -> dict[str, int]:
+        return self.by_kind.get(kind, {})
+
+
+def park_tallies(conn: Connection, *, park_id: str, since: str, until: str) -> ParkTallies:
+    """Every figure the report reads from the tallies, in one round trip (each was one, and on
+    PostgreSQL a round trip is most of a tally's cost): the counts, and the releases per hour in
+    [`since`, `until`) — whole hours, keyed 'YYYY-MM-DDTHH' (see `releases_by_hour`)."""
+    marks = ", ".join("?" * len(TALLIED))
     rows = conn.execute(
-        "SELECT s.key AS status, s.n AS n, COALESCE(c.n, 0) AS cancelled FROM tallies s"
-        " LEFT JOIN tallies c ON c.park_id = s.park_id AND c.kind = 'cancelled' AND c.key = s.key"
-        " WHERE s.park_id = ? AND s.kind = 'status' AND s.n > 0 ORDER BY s.key",
-        (park_id,),
+        f"SELECT kind, key, n FROM tallies WHERE park_id = ? AND kind IN ({marks})"
+        " UNION ALL SELECT kind, key, n FROM tallies WHERE park_id = ? AND kind = 'release_hour'"
+        " AND key >= ? AND key < ?",
+        (park_id, *TALLIED, park_id, since[:13], until[:13]),
     )
-    return [dict(r) for r in rows]
+    by_kind: dict[str, dict[str, int]] = {}
+    for kind, key, n in rows:
+        by_kind.setdefault(str(kind), {})[str(key)] = int(n)
+    return ParkTallies(by_kind)
 
 
-def releases_by_hour(conn: Connection, *, park_id: str, since: str, until: str) -> dict[str, int]:
+def clearance_counts(tallies: ParkTallies) -> Rows:
+    """(status, n, cancelled) per status with clearances, in status order."""
+    cancelled = tallies.of("cancelled")
+    return [
+        {"status": status, "n": n, "cancelled": cancelled.get(status, 0)}
+        for status, n in sorted(tallies.of("status").items())
+        if n > 0
+    ]
+
+
+def releases_by_hour(tallies: ParkTallies) -> dict[str, int]:
     """Release counts keyed by 'YYYY-MM-DDTHH' (the stored fixed-width UTC form makes this a prefix)
     of each release's time, the earlier of the edge's occurred_at and central's received_at (an edge
-    clock running ahead does not put a release in an hour yet to come); `since` and `until` are
-    whole hours."""
-    rows = conn.execute(
-        "SELECT key, n FROM tallies WHERE park_id = ? AND kind = 'release_hour' AND key >= ? AND key < ?",
-        (park_id, since[:13], until[:13]),
-    )
-    return {str(r[0]): int(r[1]) for r in rows if r[1]}
+    clock running ahead does not put a release in an hour yet to come), for the hours `park_tallies`
+    was asked for."""
+    return {key: n for key, n in tallies.of("release_hour").items() if n}
 
 
-def discrepancy_codes(conn: Connection, *, park_id: str) -> dict[str, int]:
+def discrepancy_codes(tallies: ParkTallies) -> dict[str, int]:
     """How often each discrepancy code was reported, most frequent first."""
-    counts = _tallies(conn, park_id=park_id, kind="discrepancy")
+    counts = tallies.of("discrepancy")
     return dict(sorted(((k, n) for k, n in counts.items() if n), key=lambda kv: (-kv[1], kv[0])))
 
 
-def cleared_not_out(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
+def cleared_not_out(conn: Connection, tallies: ParkTallies, *, park_id: str, limit: int) -> tuple[int, Rows]:
     """Clearances at 800, not cancelled, with no release carried out (none, or every one reported
     withheld: the edge sent the parcel to hold): oldest first, they waited longest.
     Counted by the tallies, listed through the partial index that holds just them."""
-    total = _tallies(conn, park_id=park_id, kind="awaiting_exit").get("", 0)
+    total = tallies.of("awaiting_exit").get("", 0)
     if total <= 0 or limit <= 0:
         return max(total, 0), []
     rows = conn.execute(
@@ -149,12 +170,12 @@ def actuation_failed(conn: Connection, *, park_id: str, limit: int) -> tuple[int
 
 
 def actuation_unconfirmed(
-    conn: Connection, *, park_id: str, received_before: str, limit: int
+    conn: Connection, tallies: ParkTallies, *, park_id: str, received_before: str, limit: int
 ) -> tuple[int, Rows]:
     """Releases central has known of since before `received_before` with no actuation report yet.
     Counted as the tally of unreported releases less the recent ones (a range of the index), so a
     park with many never reported costs no more than one with none."""
-    unreported = _tallies(conn, park_id=park_id, kind="actuation_unreported").get("", 0)
+    unreported = tallies.of("actuation_unreported").get("", 0)
     recent = conn.execute(
         "SELECT COUNT(*) FROM release_actuations"
         " WHERE park_id = ? AND actuation IS NULL AND received_at >= ?",
