@@ -255,6 +255,7 @@ def run_demo(
     unknown_every: int = 20,
 ) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=150)
+    stop_on_signals()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bondgate-demo-"))
     fault_map = parse_faults(faults)
     c_port, m_port, e_port = free_port(), free_port(), free_port()
@@ -352,6 +353,22 @@ def run_demo(
                 py,
             )
         )
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: taken as Ctrl-C is, so every child is stopped on the way out."""
+
+
+def stop_on_signals() -> None:
+    """A service manager's SIGTERM and a closed terminal's SIGHUP end the demo as Ctrl-C does: the
+    exception unwinds the event loop (the edge agent is stopped) and the ExitStack (central and
+    Mosquitto), where the default action would end this process at once and leave them running."""
+
+    def stopped(signum: int, frame: object) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stopped)
 
 
 async def _park(
