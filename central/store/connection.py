@@ -30,5 +30,11 @@ class Connection(Protocol):
     def executemany(self, sql: str, rows: Any, /) -> Any: ...
 
 
+def as_postgresql_stores(text: str) -> str:
+    """Text as PostgreSQL keeps it, and so returns it: its text holds no NUL, which is stored (and
+    looked up) as U+FFFD, the replacement character."""
+    return text.replace("\x00", "\ufffd")
+
+
 def is_postgres(conn: Connection) -> bool:
     return getattr(conn, "dialect", "sqlite") == "postgresql"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from central.store.connection import Connection, is_postgres
+from central.store.connection import Connection, as_postgresql_stores, is_postgres
 from central.store.db import Database
 
 
@@ -215,8 +215,8 @@ def take_guid(
             " SELECT kind, digest, guid FROM taken",
             (guid.upper(), guid, kind, digest, now, guid.upper(), doc_key),
         ).fetchone()
-        stored = guid.replace("\x00", "\ufffd")  # as PostgreSQL keeps a NUL (postgres.py `_storable`)
-        return None if row is None else GuidUse(row[0], row[1] if row[2] == stored else None)
+        same = row is not None and row[2] == as_postgresql_stores(guid)
+        return None if row is None else GuidUse(row[0], row[1] if same else None)
     row = conn.execute("SELECT kind, digest, guid FROM guids WHERE folded = ?", (guid.upper(),)).fetchone()
     if row is not None:
         return GuidUse(row[0], row[1] if row[2] == guid else None)

@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import RowMaker
 
+from central.store.connection import as_postgresql_stores
 from central.store.db import FEED_CHANNEL, Database, DatabaseUnavailable, FeedListener
 from kernel.backoff import Backoff
 
@@ -130,7 +131,7 @@ def _storable(params: Sequence[Any]) -> Sequence[Any]:
     edge's event chain must not stop at it)."""
     for p in params:
         if type(p) is str and "\x00" in p:
-            return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params]
+            return [as_postgresql_stores(p) if isinstance(p, str) else p for p in params]
     return params
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from central.store import clearances as cstore
 from central.store import documents as dstore
-from central.store.connection import Connection, is_postgres
+from central.store.connection import Connection, as_postgresql_stores, is_postgres
 
 CHUNK = 400  # keys per IN list: well under SQLite's 32,766 bound parameters
 
@@ -48,11 +48,6 @@ def pairs_of(links: dict[str, str | None]) -> tuple[Pair | None, Pair | None]:
 
 def _as_is(text: str) -> str:
     return text
-
-
-def _as_postgresql_stores(text: str) -> str:
-    """A key as PostgreSQL stores it, and so returns it: a NUL as U+FFFD (postgres.py `_storable`)."""
-    return text.replace("\x00", "\ufffd")
 
 
 def _marks(n: int) -> str:
@@ -107,7 +102,7 @@ class Prefetched:
         clearances: Iterable[str],
     ) -> Prefetched:
         """Ask which of these keys have rows, inside the write transaction, before anything is written."""
-        known = cls(form=_as_postgresql_stores if is_postgres(conn) else _as_is)
+        known = cls(form=as_postgresql_stores if is_postgres(conn) else _as_is)
         form = known.form
         folded = sorted({form(g.upper()) for g in guids})
         taken: set[str] = set()
