@@ -31,6 +31,21 @@ class RiskSettings(BaseModel):
     seed: int = Field(0, description="makes the random sample reproducible")
 
 
+class ReleaseNoteSettings(BaseModel):
+    """Release notes (核放单): what central checks before it takes one."""
+
+    goods_tolerance_kg: Decimal = Field(
+        Decimal("2"),
+        ge=0,
+        description="the note's totalGrossWt may differ from its inventories' gross weights by"
+        " max(this, goods_tolerance_percent %); packing for the trip (bags, pallets) adds weight",
+    )
+    goods_tolerance_percent: Decimal = Field(Decimal("3"), ge=0, le=100)
+    require_registered_vehicle: bool = Field(
+        True, description="a note's vehicle must be in the vehicle registry (its tare and IC card checked)"
+    )
+
+
 LIBPQ_KEYWORDS = re.compile(r"(^|\s)(host|hostaddr|dbname|user|password|port|sslmode)\s*=")
 
 
@@ -70,6 +85,7 @@ class CentralSettings(BaseSettings):
     port: int = Field(8600, ge=0, le=65535)
     mode: ClearanceMode = ClearanceMode.SIMULATE
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    release_notes: ReleaseNoteSettings = Field(default_factory=ReleaseNoteSettings)
     weight_tolerance_kg: Decimal = Field(Decimal("0.1"), ge=0, description="waybill vs gross weight")
     weight_tolerance_percent: Decimal = Field(Decimal("5"), ge=0)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="largest request body accepted")

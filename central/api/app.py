@@ -16,7 +16,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.api import errors, pages
-from central.api.routes import admin, clearances, documents, edges, meta, parks
+from central.api.routes import admin, clearances, documents, edges, meta, parks, release_notes
 from central.config import CentralSettings
 from central.keys import load_or_create_key
 from central.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -169,7 +169,7 @@ def create_app(settings: CentralSettings) -> FastAPI:
                 },
             )
 
-    for module in (documents, clearances, parks, edges, admin, meta):
+    for module in (documents, clearances, release_notes, parks, edges, admin, meta):
         app.include_router(module.router)
     app.include_router(pages.router)  # officer HTML pages under /ui, outside the OpenAPI schema
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

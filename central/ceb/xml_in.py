@@ -37,7 +37,7 @@ from central.ceb.field_check import check_fields
 from central.ceb.fields import FIELDS
 from central.ceb.messages import DS_NS, INBOUND_LAYOUTS, MAX_DOCUMENTS, MAX_ROWS, NS, Layout
 
-__all__ = ["MAX_MESSAGE_BYTES", "CebError", "ErrorCode", "ParsedMessage", "parse_message"]
+__all__ = ["MAX_MESSAGE_BYTES", "CebError", "ErrorCode", "ParsedMessage", "parse_message", "parse_xml_safely"]
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 _ROOT_NAME = re.compile(r"^(CEB\d{3})Message$")
@@ -69,7 +69,7 @@ class ParsedMessage:
 
 def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> ParsedMessage:
     """Parse one CEB message; raise CebError (and nothing else) when it cannot be taken whole."""
-    root = _parse_xml(data, max_bytes)
+    root = parse_xml_safely(data, max_bytes)
     layout = _layout_of(root)
     guid, version = _root_attributes(root)
     children = _children(root, layout.root)
@@ -119,7 +119,7 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _parse_xml(data: bytes, max_bytes: int) -> etree._Element:
+def parse_xml_safely(data: bytes, max_bytes: int) -> etree._Element:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"parse_message takes bytes, not {type(data).__name__}")
     data = bytes(data)

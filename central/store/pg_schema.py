@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from central.store.connection import Connection
-from central.store.schema import _late_cancellation, _left, release_judgement
+from central.store.schema import _late_cancellation, _left, release_judgement, release_note_tables
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +531,16 @@ def _v2(conn: Connection) -> None:
     )
 
 
+def _v3(conn: Connection) -> None:
+    """Release notes and the vehicle registry (schema.py 0015)."""
+    for statement in release_note_tables(
+        identity="bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", key=f"text {_C}"
+    ):
+        conn.execute(statement)
+
+
 PG_MIGRATIONS: list[tuple[str, PgStep]] = [
     ("0001_initial", _v1),
     ("0002_rejudge_and_unreported", _v2),
+    ("0003_release_notes", _v3),
 ]

@@ -586,6 +586,77 @@ def _v14_receipts_by_document(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS receipts_guid")
 
 
+def release_note_tables(*, identity: str, key: str) -> list[str]:
+    """Release notes (核放单) and the vehicle registry, written once for both databases: `identity` is
+    the dialect's auto-numbered primary key, `key` the type of a compared text key (byte-wise on
+    PostgreSQL, as SQLite compares)."""
+    return [
+        f"""CREATE TABLE release_notes (
+            note_no {key} PRIMARY KEY,            -- etpsPreentNo, the enterprise's own number
+            park_id {key} NOT NULL,
+            passport_no {key} UNIQUE,             -- customs' number, assigned on approval
+            status TEXT NOT NULL,                 -- SAS stucd: 0 applied … 6 voided
+            note_type TEXT NOT NULL,              -- passportTypecd
+            direction TEXT NOT NULL,              -- ioTypecd
+            plate {key} NOT NULL,
+            ic_no {key},
+            declarant {key} NOT NULL,             -- dclEtpsno
+            body TEXT NOT NULL,                   -- the note as JSON: head, list, acmp
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX release_notes_park ON release_notes (park_id, status, updated_at)",
+        "CREATE INDEX release_notes_plate ON release_notes (plate, status)",
+        f"""CREATE TABLE release_note_inventories (
+            note_no {key} NOT NULL,
+            invt_no {key} NOT NULL,
+            holds INTEGER NOT NULL,               -- 1 while the note is open: no other note may list it
+            PRIMARY KEY (note_no, invt_no)
+        )""",
+        "CREATE UNIQUE INDEX release_note_inventories_held ON release_note_inventories (invt_no)"
+        " WHERE holds = 1",
+        "CREATE INDEX release_note_inventories_invt ON release_note_inventories (invt_no)",
+        f"""CREATE TABLE release_note_history (
+            id {identity},
+            note_no {key} NOT NULL,
+            from_status TEXT,
+            to_status TEXT NOT NULL,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            info TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX release_note_history_note ON release_note_history (note_no, id)",
+        f"""CREATE TABLE release_note_receipts (
+            id {identity},
+            note_no {key} NOT NULL,
+            message_type TEXT NOT NULL,           -- SAS221 approval, SAS223 passed the gate
+            source TEXT NOT NULL,                 -- central (simulate mode) or customs
+            body TEXT NOT NULL,                   -- the receipt as JSON
+            state TEXT NOT NULL,                  -- applied or refused
+            reason TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX release_note_receipts_note ON release_note_receipts (note_no, id)",
+        f"""CREATE TABLE vehicles (
+            plate {key} PRIMARY KEY,
+            ic_no {key} UNIQUE,                   -- electronic plate / IC card
+            tare_kg TEXT NOT NULL,                -- registered tare (SAS131-like registration)
+            frame_no TEXT,
+            frame_kg TEXT,
+            owner_code {key} NOT NULL,            -- the enterprise that registered it
+            registered_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+    ]
+
+
+def _v15_release_notes(conn: sqlite3.Connection) -> None:
+    for statement in release_note_tables(identity="INTEGER PRIMARY KEY", key="TEXT"):
+        conn.execute(statement)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", _v1),
     ("0002_edge_epochs", _v2_edge_epochs),
@@ -601,4 +672,5 @@ MIGRATIONS: list[Migration] = [
     ("0012_document_kind_indexes", _v12_document_kind_indexes),
     ("0013_guid_keys", _v13_guid_keys),
     ("0014_receipts_by_document", _v14_receipts_by_document),
+    ("0015_release_notes", _v15_release_notes),
 ]

@@ -27,6 +27,7 @@ from central.auth import Role
 from central.ceb.documents import DocKind
 from central.ceb.xml_out import message_xml, receipts_xml
 from central.config import CentralSettings
+from firmware_sim import release_notes as notes
 from testkit import factories
 from testkit.central_server import RunningCentral, run_central
 
@@ -100,6 +101,45 @@ TABLE: dict[tuple[str, str], Route] = {
         f"/api/v1/clearances/{factories.invt_no(SEQ)}/actions",
         lambda: {"json": {"action": "inspection_release"}},
     ),
+    # release notes and vehicles (an unknown note: 404, still admitted)
+    ("POST", "/api/v1/release-notes"): Route(
+        roles(ENTERPRISE),
+        "/api/v1/release-notes",
+        lambda: {"json": notes.note("M-1", [], goods_kg="0", note_type="6", bind_type=None)},
+    ),
+    ("POST", "/api/v1/sas/messages"): Route(
+        roles(ENTERPRISE),
+        "/api/v1/sas/messages",
+        lambda: {
+            "content": notes.sas121_xml(notes.note("M-2", [], goods_kg="0", note_type="6", bind_type=None)),
+            "headers": XML,
+        },
+    ),
+    ("GET", "/api/v1/release-notes"): Route(roles(ENTERPRISE, OFFICER), "/api/v1/release-notes"),
+    ("GET", "/api/v1/release-notes/{etpsPreentNo}"): Route(
+        roles(ENTERPRISE, OFFICER), "/api/v1/release-notes/M-0"
+    ),
+    ("GET", "/api/v1/release-notes/{etpsPreentNo}/receipts"): Route(
+        roles(ENTERPRISE, OFFICER), "/api/v1/release-notes/M-0/receipts"
+    ),
+    ("POST", "/api/v1/release-notes/{etpsPreentNo}/delete"): Route(
+        roles(ENTERPRISE), "/api/v1/release-notes/M-0/delete"
+    ),
+    ("POST", "/api/v1/release-notes/{etpsPreentNo}/void"): Route(
+        roles(OFFICER), "/api/v1/release-notes/M-0/void", lambda: {"json": {"info": "matrix"}}
+    ),
+    ("POST", "/api/v1/customs/release-note-receipts"): Route(
+        roles(OFFICER),
+        "/api/v1/customs/release-note-receipts",
+        lambda: {"content": notes.receipt_xml("SAS221", "M-0", passport_no=None), "headers": XML},
+    ),
+    ("PUT", "/api/v1/vehicles/{vehicleNo}"): Route(
+        roles(ENTERPRISE),
+        "/api/v1/vehicles/琼A00001",
+        lambda: {"json": {"vehicleWt": "8000", "ownerCode": notes.DECLARANT}},
+    ),
+    ("GET", "/api/v1/vehicles"): Route(roles(ENTERPRISE, OFFICER), "/api/v1/vehicles"),
+    ("GET", "/api/v1/vehicles/{vehicleNo}"): Route(roles(ENTERPRISE, OFFICER), "/api/v1/vehicles/琼A00001"),
     # parks
     ("GET", "/api/v1/parks"): Route(roles(OFFICER), "/api/v1/parks"),
     ("PUT", "/api/v1/parks/{park_id}"): Route(roles(), f"/api/v1/parks/{PARK}", park_body),

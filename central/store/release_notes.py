@@ -1,0 +1,306 @@
+"""Release notes (核放单), the inventories they hold, their history and receipts; the vehicle registry.
+
+Writers run inside a write transaction (Database.write), readers take any connection. An open note
+(applied, approved, passed the first gate) holds its inventories: `release_note_inventories.holds` is
+1 and a partial unique index lets no second open note list the same invtNo, whatever the checks
+before it missed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from central.store.connection import Connection
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    note_no: str
+    park_id: str
+    passport_no: str | None
+    status: str
+    note_type: str
+    direction: str
+    plate: str
+    ic_no: str | None
+    declarant: str
+    body: dict[str, Any]
+    version: int
+    created_at: str
+    updated_at: str
+
+
+def _note(row: Any) -> NoteRow:
+    values = dict(row)
+    values["body"] = json.loads(values["body"])
+    return NoteRow(**values)
+
+
+_COLUMNS = (
+    "note_no, park_id, passport_no, status, note_type, direction, plate, ic_no, declarant, body, version,"
+    " created_at, updated_at"
+)
+
+
+def get(conn: Connection, *, note_no: str) -> NoteRow | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM release_notes WHERE note_no = ?", (note_no,)).fetchone()
+    return None if row is None else _note(row)
+
+
+def by_passport(conn: Connection, *, passport_no: str) -> NoteRow | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM release_notes WHERE passport_no = ?", (passport_no,)
+    ).fetchone()
+    return None if row is None else _note(row)
+
+
+def listed(
+    conn: Connection,
+    *,
+    park_id: str | None = None,
+    status: str | None = None,
+    plate: str | None = None,
+    limit: int = 100,
+) -> list[NoteRow]:
+    where, args = [], []
+    for column, value in (("park_id", park_id), ("status", status), ("plate", plate)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = f"SELECT {_COLUMNS} FROM release_notes"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY updated_at DESC, note_no LIMIT ?"
+    return [_note(r) for r in conn.execute(sql, (*args, limit))]
+
+
+def insert(
+    conn: Connection,
+    *,
+    note_no: str,
+    park_id: str,
+    status: str,
+    note_type: str,
+    direction: str,
+    plate: str,
+    ic_no: str | None,
+    declarant: str,
+    body: dict[str, Any],
+    inventories: tuple[str, ...],
+    now: str,
+) -> None:
+    conn.execute(
+        f"INSERT INTO release_notes ({_COLUMNS}) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        (note_no, park_id, status, note_type, direction, plate, ic_no, declarant, json.dumps(body), now, now),
+    )
+    for invt_no in inventories:
+        conn.execute(
+            "INSERT INTO release_note_inventories (note_no, invt_no, holds) VALUES (?, ?, 1)",
+            (note_no, invt_no),
+        )
+
+
+def set_status(
+    conn: Connection, note: NoteRow, *, status: str, holds: bool, now: str, passport_no: str | None = None
+) -> NoteRow:
+    """The note at `status` (version + 1); `holds` False frees its inventories for another note."""
+    passport = passport_no if passport_no is not None else note.passport_no
+    conn.execute(
+        "UPDATE release_notes SET status = ?, passport_no = ?, version = version + 1, updated_at = ?"
+        " WHERE note_no = ?",
+        (status, passport, now, note.note_no),
+    )
+    conn.execute(
+        "UPDATE release_note_inventories SET holds = ? WHERE note_no = ?", (int(holds), note.note_no)
+    )
+    return NoteRow(
+        **{
+            **note.__dict__,
+            "status": status,
+            "passport_no": passport,
+            "version": note.version + 1,
+            "updated_at": now,
+        }
+    )
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def claims(conn: Connection, *, invt_nos: list[str]) -> dict[str, tuple[str, str]]:
+    """invtNo → (note_no, status) of the note that holds it (open) or that it left the area on."""
+    found: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(invt_nos):
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT i.invt_no, i.note_no, n.status FROM release_note_inventories i"
+            " JOIN release_notes n ON n.note_no = i.note_no"
+            f" WHERE i.invt_no IN ({marks}) AND (i.holds = 1 OR n.status IN ('2', '4'))",
+            chunk,
+        ):
+            found[row["invt_no"]] = (row["note_no"], row["status"])
+    return found
+
+
+@dataclass(frozen=True)
+class InventoryFacts:
+    invt_no: str
+    park_id: str | None
+    status: str
+    cancelled: bool
+    gross_weight: str
+
+
+def inventory_facts(conn: Connection, *, invt_nos: list[str]) -> dict[str, InventoryFacts]:
+    """What a note needs to know of each listed inventory's clearance."""
+    found: dict[str, InventoryFacts] = {}
+    for chunk in _chunks(invt_nos):
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT invt_no, park_id, status, cancelled, gross_weight FROM clearances"
+            f" WHERE invt_no IN ({marks})",
+            chunk,
+        ):
+            found[row["invt_no"]] = InventoryFacts(
+                invt_no=row["invt_no"],
+                park_id=row["park_id"],
+                status=row["status"],
+                cancelled=bool(row["cancelled"]),
+                gross_weight=row["gross_weight"],
+            )
+    return found
+
+
+def inventories(conn: Connection, *, note_no: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT invt_no FROM release_note_inventories WHERE note_no = ? ORDER BY invt_no", (note_no,)
+    )
+    return [r["invt_no"] for r in rows]
+
+
+def add_history(
+    conn: Connection,
+    *,
+    note_no: str,
+    from_status: str | None,
+    to_status: str,
+    action: str,
+    actor: str,
+    info: str,
+    now: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO release_note_history (note_no, from_status, to_status, action, actor, info, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (note_no, from_status, to_status, action, actor, info, now),
+    )
+
+
+def history(conn: Connection, *, note_no: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT from_status, to_status, action, actor, info, at FROM release_note_history"
+        " WHERE note_no = ? ORDER BY id",
+        (note_no,),
+    )
+    return [dict(r) for r in rows]
+
+
+def add_receipt(
+    conn: Connection,
+    *,
+    note_no: str,
+    message_type: str,
+    source: str,
+    body: dict[str, Any],
+    state: str,
+    reason: str,
+    now: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO release_note_receipts (note_no, message_type, source, body, state, reason, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (note_no, message_type, source, json.dumps(body), state, reason, now),
+    )
+
+
+def receipts(conn: Connection, *, note_no: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT message_type, source, body, state, reason, received_at FROM release_note_receipts"
+        " WHERE note_no = ? ORDER BY id",
+        (note_no,),
+    )
+    return [{**dict(r), "body": json.loads(r["body"])} for r in rows]
+
+
+def next_passport_serial(conn: Connection) -> int:
+    """1 + the notes that have a customs number: the serial of simulate mode's passportNo."""
+    row = conn.execute("SELECT COUNT(*) FROM release_notes WHERE passport_no IS NOT NULL").fetchone()
+    return int(row[0]) + 1
+
+
+# --- vehicles ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VehicleRow:
+    plate: str
+    ic_no: str | None
+    tare_kg: str
+    frame_no: str | None
+    frame_kg: str | None
+    owner_code: str
+    registered_at: str
+    updated_at: str
+
+
+_VEHICLE = "plate, ic_no, tare_kg, frame_no, frame_kg, owner_code, registered_at, updated_at"
+
+
+def vehicle(conn: Connection, *, plate: str) -> VehicleRow | None:
+    row = conn.execute(f"SELECT {_VEHICLE} FROM vehicles WHERE plate = ?", (plate,)).fetchone()
+    return None if row is None else VehicleRow(**dict(row))
+
+
+def vehicle_by_card(conn: Connection, *, ic_no: str) -> VehicleRow | None:
+    row = conn.execute(f"SELECT {_VEHICLE} FROM vehicles WHERE ic_no = ?", (ic_no,)).fetchone()
+    return None if row is None else VehicleRow(**dict(row))
+
+
+def vehicles(
+    conn: Connection, *, owner_codes: list[str] | None = None, limit: int = 1000
+) -> list[VehicleRow]:
+    """Registered vehicles by plate; only those of `owner_codes` when given."""
+    if owner_codes is not None and not owner_codes:
+        return []
+    where, args = "", []
+    if owner_codes is not None:
+        where = f" WHERE owner_code IN ({', '.join('?' * len(owner_codes))})"
+        args = list(owner_codes)
+    rows = conn.execute(f"SELECT {_VEHICLE} FROM vehicles{where} ORDER BY plate LIMIT ?", (*args, limit))
+    return [VehicleRow(**dict(r)) for r in rows]
+
+
+def put_vehicle(
+    conn: Connection,
+    *,
+    plate: str,
+    ic_no: str | None,
+    tare_kg: str,
+    frame_no: str | None,
+    frame_kg: str | None,
+    owner_code: str,
+    now: str,
+) -> VehicleRow:
+    conn.execute(
+        f"INSERT INTO vehicles ({_VEHICLE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (plate) DO UPDATE SET ic_no = excluded.ic_no, tare_kg = excluded.tare_kg,"
+        " frame_no = excluded.frame_no, frame_kg = excluded.frame_kg, owner_code = excluded.owner_code,"
+        " updated_at = excluded.updated_at",
+        (plate, ic_no, tare_kg, frame_no, frame_kg, owner_code, now, now),
+    )
+    found = vehicle(conn, plate=plate)
+    assert found is not None
+    return found
