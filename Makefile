@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 system-packages:
 	@./scripts/system-packages.sh
 
+# two workers: most of the suite waits on sockets, ptys and subprocesses, so two halve the wall time
+# (CI has two cores); each worker starts its own PostgreSQL and brokers on free ports
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 demo: setup
 	$(VENV)/bin/bondgate demo
