@@ -31,6 +31,11 @@ verifies the feed from its start once: records up to its cursor are hashed, not 
 
 Records of another park are refused (`rejected_park`), and so is a record older than a version of
 its clearance the edge stored before (`rejected_rollback`, edge/store/cache.py `versions_seen`).
+
+Release notes (核放单, items with `kind` "release_note", kernel/wire.py `NoteRecord`) travel in the
+same feed, chained and checkpointed with the clearances: checked the same way (shape, park,
+signature, newest version per note) and stored with them and the cursor in one transaction
+(edge/store/notes.py), for the vehicle gate.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.link_state import LinkBackoff, LinkState
-from edge.store import Store, new_event
+from edge.store import Applied, Store, new_event
 from edge.verified import VerifiedTexts, digest
 from kernel.timefmt import iso_now, utc_now
 from kernel.wire import (
@@ -56,9 +61,12 @@ from kernel.wire import (
     EventKind,
     FeedCheckpoint,
     FeedRecord,
+    NoteRecord,
     feed_chain,
     genesis_checkpoint,
+    is_note_item,
     verify_checkpoint,
+    verify_note,
     verify_record,
 )
 
@@ -69,6 +77,7 @@ log = logging.getLogger(__name__)
 class SyncStatus(LinkState):
     cursor: int = 0
     records_applied: int = 0  # checked and handed to the store: at most one per clearance per page
+    notes_applied: int = 0  # release notes, likewise
     rejected_signatures: int = 0  # checked and failed: bad signature or bad shape; not stored
     superseded_unchecked: int = 0  # not checked: a newer valid version in the same page is stored
     rejected_park: int = 0  # records of another park: not stored
@@ -97,6 +106,7 @@ class Checked:
     """What checking one page gave: the records to store and how the others were counted."""
 
     good: list[tuple[FeedRecord, str]] = field(default_factory=list)  # (record, its stored JSON)
+    notes: list[tuple[NoteRecord, str]] = field(default_factory=list)  # release notes, likewise
     digests: list[bytes] = field(default_factory=list)  # of each stored JSON: verified (edge/verified.py)
     rejected: int = 0
     superseded: int = 0
@@ -104,6 +114,7 @@ class Checked:
 
     def add(self, other: Checked) -> None:
         self.good += other.good
+        self.notes += other.notes
         self.digests += other.digests
         self.rejected += other.rejected
         self.superseded += other.superseded
@@ -169,11 +180,47 @@ def _validate(item: dict[str, Any]) -> FeedRecord | None:
         return None
 
 
+def split_notes(items: list[Any]) -> tuple[list[Any], list[Any]]:
+    """A page's clearance records and its release notes (items with `kind` release_note), each in order."""
+    notes = [item for item in items if is_note_item(item)]
+    if not notes:
+        return items, []
+    return [item for item in items if not is_note_item(item)], notes
+
+
+def check_notes(items: list[Any], key: Ed25519PublicKey, park_id: str) -> Checked:
+    """Per release note, the newest record of this park whose shape and signature are valid."""
+    out = Checked()
+    newest: dict[str, list[tuple[int, int, NoteRecord]]] = {}
+    for position, item in enumerate(items):
+        try:
+            record = NoteRecord.model_validate(item)
+        except ValueError:
+            out.rejected += 1
+            continue
+        newest.setdefault(record.etpsPreentNo, []).append((record.version, position, record))
+    for candidates in newest.values():
+        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+        for tried, (_, _, record) in enumerate(candidates, start=1):
+            if record.park_id != park_id:
+                out.foreign += 1
+                continue
+            if verify_note(record, key):
+                out.notes.append((record, record.model_dump_json()))
+                out.superseded += len(candidates) - tried
+                break
+            out.rejected += 1
+    return out
+
+
 def check_page(items: list[Any], key: Ed25519PublicKey, park_id: str) -> Checked:
     """Check one page in this thread (small pages, tests)."""
-    groups, malformed = _group(items)
+    records, notes = split_notes(items)
+    groups, malformed = _group(records)
     out = _verify_groups(groups, key, park_id)
     out.rejected += malformed
+    if notes:
+        out.add(check_notes(notes, key, park_id))
     return out
 
 
@@ -367,15 +414,20 @@ class FeedSync:
         checked = await verifying
         cursor = checkpoint.cursor
         text = checkpoint.model_dump_json()
-        applied = await self.store.write(
-            lambda conn: Store.apply_feed(conn, checked.good, cursor, iso_now(), checkpoint=text)
-        )
+
+        def apply(conn: sqlite3.Connection) -> tuple[Applied, list[NoteRecord]]:
+            # the notes and the clearances of a page commit with the cursor that covers them
+            notes_rolled_back = Store.apply_notes(conn, checked.notes)
+            return Store.apply_feed(conn, checked.good, cursor, iso_now(), checkpoint=text), notes_rolled_back
+
+        applied, notes_rolled_back = await self.store.write(apply)
         if self.verified is not None:
             self.verified.add_digests(checked.digests)
         self._checkpoint = checkpoint
         self.status.checkpoint_cursor, self.status.checkpoint_count = checkpoint.cursor, checkpoint.count
         self.status.cursor = cursor
         self.status.records_applied += len(checked.good) - len(applied.rolled_back)
+        self.status.notes_applied += len(checked.notes) - len(notes_rolled_back)
         self.status.superseded_unchecked += checked.superseded
         self.status.caught_up = not has_more
         self.status.head = max(head, checkpoint.cursor)
@@ -391,6 +443,14 @@ class FeedSync:
             self.status.rejected_park += checked.foreign
             await self._alarm(
                 "feed_foreign_park", f"{checked.foreign} records of another park refused at {cursor}"
+            )
+        old_notes = [n for n in notes_rolled_back if n.seq > self._replaying_to]
+        if old_notes:
+            self.status.rejected_rollback += len(old_notes)
+            names = ", ".join(f"{n.etpsPreentNo} v{n.version}" for n in old_notes[:5])
+            await self._alarm(
+                "feed_rollback",
+                f"{len(old_notes)} release notes older than a version already stored refused: {names}",
             )
         rolled_back = [r for r in applied.rolled_back if r.seq > self._replaying_to]
         if rolled_back:
@@ -430,6 +490,8 @@ class FeedSync:
         if len(items) < 200:
             return check_page(items, self.public_key, self.park_id)
         loop = asyncio.get_running_loop()
+        items, notes = split_notes(items)
+        checking_notes = loop.run_in_executor(self._pool, check_notes, notes, self.public_key, self.park_id)
         groups, malformed = await loop.run_in_executor(self._pool, _group, items)
         step = max(1, -(-len(groups) // self.workers))
         parts = await asyncio.gather(
@@ -443,6 +505,7 @@ class FeedSync:
         out = Checked(rejected=malformed)
         for part in parts:
             out.add(part)
+        out.add(await checking_notes)
         return out
 
     async def catch_up(self) -> None:

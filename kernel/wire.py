@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, fi
 FEED_DOMAIN = b"bondgate-feed-v1\n"
 CHECKPOINT_DOMAIN = b"bondgate-checkpoint-v1\n"
 RELEASE_DOMAIN = b"bondgate-release-v1\n"
+NOTE_DOMAIN = b"bondgate-note-v1\n"
 GENESIS_HASH = "0" * 64
 _LEAF = b"\x00"  # RFC 6962's domain separation of leaves and interior hashes
 _NODE = b"\x01"
@@ -166,6 +167,61 @@ class FeedRecord(BaseModel):
         return FEED_DOMAIN + canonical_json_v1(self.model_dump(mode="python", exclude={"seq", "signature"}))
 
 
+class NoteRecord(BaseModel):
+    """What an edge knows of one release note (核放单): what its vehicle gate checks, and no personal
+    data (the applicant's name and phone stay at central). A feed item with `kind` "release_note";
+    clearance records carry no `kind`. Signed like a clearance record, under its own domain, so
+    neither can pass for the other."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["release_note"] = "release_note"
+    seq: int = Field(description="feed cursor position of this change (not signed)")
+    park_id: str
+    etpsPreentNo: str = Field(description="the enterprise's note number")
+    passportNo: str | None = Field(None, description="customs' note number, once approved")
+    status: str = Field(description="SAS stucd: 0 applied, 1 approved, 2 passed, 3/4 first/second gate, 5, 6")
+    passportTypecd: str = Field(description="1–6; 6 an empty vehicle")
+    bindTypecd: str | None = None
+    ioTypecd: Literal["I", "E"]
+    vehicleNo: str = Field(description="plate")
+    vehicleIcNo: str | None = Field(None, description="electronic plate / IC card the gate must read")
+    vehicleWt: Decimal = Field(description="registered tare, kg")
+    vehicleFrameWt: Decimal = Field(Decimal(0), description="kg")
+    containerNo: str | None = None
+    containerWt: Decimal = Field(Decimal(0), description="kg")
+    totalGrossWt: Decimal = Field(description="goods gross weight, kg")
+    totalWt: Decimal = Field(description="vehicle + frame + container + goods, kg")
+    sealIds: tuple[str, ...] = Field((), description="electronic seals the gate must read")
+    inventories: tuple[str, ...] = Field((), description="invtNo of the parcels on the vehicle")
+    version: int = Field(description="increments on every change of this note")
+    updated_at: datetime
+    signature: str = Field("", description="Ed25519 over the canonical bytes, base64")
+
+    def signed_bytes(self) -> bytes:
+        body = self.model_dump(mode="python", exclude={"seq", "signature"})
+        return NOTE_DOMAIN + canonical_json(body)
+
+
+def is_note_item(item: Any) -> bool:
+    """A feed item that is a release note (by its `kind`), not a clearance record."""
+    return isinstance(item, dict) and item.get("kind") == "release_note"
+
+
+def sign_note(record: NoteRecord, key: Ed25519PrivateKey) -> NoteRecord:
+    signature = base64.b64encode(key.sign(record.signed_bytes())).decode()
+    return record.model_copy(update={"signature": signature})
+
+
+def verify_note(record: NoteRecord, public_key: Ed25519PublicKey) -> bool:
+    try:
+        signature = base64.b64decode(record.signature, validate=True)
+        public_key.verify(signature, record.signed_bytes())
+    except (ValueError, InvalidSignature):
+        return False
+    return True
+
+
 class FeedCheckpoint(BaseModel):
     """Central's signed statement about a park's feed: up to and including seq `cursor` it holds
     `count` records whose running hash (`feed_chain`) is `hash`. The feed only grows, so a later
@@ -223,7 +279,9 @@ def feed_chain(prev_hash: str, items: Iterable[Any]) -> str:
 
 
 class FeedPage(BaseModel):
-    records: list[FeedRecord]
+    records: list[FeedRecord | NoteRecord] = Field(
+        description="clearance records and (with `kind` release_note) release notes, in seq order"
+    )
     next_after: int = Field(description="pass as `after` to get the next page")
     has_more: bool
     head: int = Field(0, description="the park's newest seq: `head - next_after` is how far behind you are")

@@ -14,17 +14,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from central import feed
 from central.config import ClearanceMode
 from central.platform import Platform
 from central.release_notes import lifecycle
 from central.release_notes.lifecycle import Action, IllegalNoteTransition, Status
-from central.release_notes.model import NoteIn, problems
+from central.release_notes.model import INVENTORY_DOC_TYPE, NoteIn, problems
 from central.release_notes.receipts import ApprovalResult, NoteReceipt, PassportBasics
 from central.store import parks as pstore
 from central.store import release_notes as store
 from central.store.connection import Connection
 from kernel.status import ClearanceStatus
 from kernel.timefmt import iso
+from kernel.wire import NoteRecord, sign_note
 
 __all__ = ["NoteRefused", "apply_note", "apply_receipts", "change_status", "register_vehicle"]
 
@@ -48,6 +50,50 @@ def passport_no(note: NoteIn, serial: int, moment: datetime) -> str:
     12-digit serial (Z3111I240728000000000003)."""
     h = note.head
     return f"Z{h.masterCuscd}{h.ioTypecd}{moment:%y%m%d}{serial:012d}"
+
+
+# --- the park's feed ----------------------------------------------------------------------------------
+
+
+def note_record(row: store.NoteRow) -> NoteRecord:
+    """The note as its park's edges get it: what the gate checks, no applicant or phone."""
+    head = row.body["head"]
+    seal = head.get("sealNo")
+    return NoteRecord(
+        seq=0,
+        park_id=row.park_id,
+        etpsPreentNo=row.note_no,
+        passportNo=row.passport_no,
+        status=row.status,
+        passportTypecd=row.note_type,
+        bindTypecd=head.get("bindTypecd"),
+        ioTypecd=row.direction,  # I or E, checked when the note was taken
+        vehicleNo=row.plate,
+        vehicleIcNo=row.ic_no,
+        vehicleWt=Decimal(head["vehicleWt"]),
+        vehicleFrameWt=Decimal(head.get("vehicleFrameWt") or 0),
+        containerNo=head.get("containerNo"),
+        containerWt=Decimal(head.get("containerWt") or 0),
+        totalGrossWt=Decimal(head["totalGrossWt"]),
+        totalWt=Decimal(head["totalWt"]),
+        sealIds=tuple(seal.split("|")) if seal else (),
+        inventories=tuple(
+            a["rtlBillNo"] for a in row.body.get("acmp", []) if a["rtlBillTypecd"] == INVENTORY_DOC_TYPE
+        ),
+        version=row.version,
+        updated_at=datetime.fromisoformat(row.updated_at),
+    )
+
+
+def publish(platform: Platform, conn: Connection, row: store.NoteRow) -> None:
+    """Append the note as it now is to its park's signed feed, in the caller's transaction."""
+    record = sign_note(note_record(row), platform.key)
+    feed.append_many(
+        conn,
+        platform.key,
+        park_id=row.park_id,
+        records=[(f"note:{row.note_no}", record.model_dump_json(exclude={"seq"}))],
+    )
 
 
 # --- a new note ---------------------------------------------------------------------------------------
@@ -206,6 +252,7 @@ def apply_note(
                 reason=f"{Status.APPLIED.value} → {row.status}",
                 now=stamp,
             )
+        publish(platform, conn, row)
         return row
 
 
@@ -289,9 +336,12 @@ def change_status(
         if action is Action.VOID and platform.settings.mode is ClearanceMode.CUSTOMS:
             raise NoteRefused(409, "customs_mode", ["in customs mode only customs voids a note (SAS221)"])
         try:
-            return _move(conn, row, action, actor=actor, info=info, now=now)
+            moved = _move(conn, row, action, actor=actor, info=info, now=now)
         except IllegalNoteTransition as exc:
             raise NoteRefused(409, "illegal_transition", [str(exc)]) from None
+        if moved.version != row.version:
+            publish(platform, conn, moved)
+        return moved
 
 
 # --- customs' receipts --------------------------------------------------------------------------------
@@ -326,11 +376,13 @@ def apply_receipts(
     outcomes = []
     with platform.db.write() as conn:
         for r in receipts:
-            outcomes.append(_apply_receipt(conn, r, actor=actor, now=now))
+            outcomes.append(_apply_receipt(platform, conn, r, actor=actor, now=now))
     return outcomes
 
 
-def _apply_receipt(conn: Connection, r: NoteReceipt, *, actor: str, now: datetime) -> ReceiptOutcome:
+def _apply_receipt(
+    platform: Platform, conn: Connection, r: NoteReceipt, *, actor: str, now: datetime
+) -> ReceiptOutcome:
     stamp = iso(now)
 
     def out(applied: bool, info: str, row: store.NoteRow | None) -> ReceiptOutcome:
@@ -390,6 +442,8 @@ def _apply_receipt(conn: Connection, r: NoteReceipt, *, actor: str, now: datetim
         )
     except IllegalNoteTransition as exc:
         return out(False, str(exc), row)
+    if moved.version != row.version:
+        publish(platform, conn, moved)
     return out(
         True,
         "status unchanged (repeated receipt)" if moved.status == before else f"{before} → {moved.status}",

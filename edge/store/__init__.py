@@ -9,9 +9,9 @@ there is exactly one writer; reads use a per-thread connection (edge/store/write
 
 Each table's SQL is in the module that owns it: `cache` (clearances, versions_seen, sync_state),
 `decisions` (decisions, releases, release_ledger), `outbox` (outbox, chain, chain_history, and
-`new_event`), `schema` (the migrations). `Store` is all of them: a method that takes a `conn` runs in
-that connection's transaction (the caller's `Store.write`, or a read of its own); the others read
-through the calling thread's connection.
+`new_event`), `notes` (release_notes, for the vehicle gate), `schema` (the migrations). `Store` is
+all of them: a method that takes a `conn` runs in that connection's transaction (the caller's
+`Store.write`, or a read of its own); the others read through the calling thread's connection.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from pathlib import Path
 from edge.store import schema
 from edge.store.cache import Applied, CachedRecord, CacheTables
 from edge.store.decisions import DecisionTables, RecordFacts, ReleaseWitnesses
+from edge.store.notes import CachedNote, NoteTables
 from edge.store.outbox import ChainState, OutboxTables, new_event
 from edge.store.writer import CHECKPOINT_AFTER_COMMITS, CheckpointStats, Writer
 
 
-class Store(Writer, CacheTables, DecisionTables, OutboxTables):
+class Store(Writer, CacheTables, DecisionTables, OutboxTables, NoteTables):
     """The edge's database, migrated to the current schema when opened."""
 
     def __init__(self, path: Path | str) -> None:
@@ -35,6 +36,7 @@ class Store(Writer, CacheTables, DecisionTables, OutboxTables):
 __all__ = [
     "CHECKPOINT_AFTER_COMMITS",
     "Applied",
+    "CachedNote",
     "CachedRecord",
     "ChainState",
     "CheckpointStats",

@@ -136,6 +136,22 @@ SCHEMA_V4_LEDGER: list[Step] = [
 ]
 
 
+# V5: release notes (核放单) from the feed, for the vehicle gate (edge/store/notes.py).
+SCHEMA_V5_NOTES: list[Step] = [
+    """CREATE TABLE release_notes (
+        note_no TEXT PRIMARY KEY,          -- etpsPreentNo
+        feed_seq INTEGER NOT NULL,
+        version INTEGER NOT NULL,          -- rows are never deleted: also the note's version mark
+        status TEXT NOT NULL,
+        plate TEXT NOT NULL,
+        ic_no TEXT,
+        record TEXT NOT NULL               -- the signed wire.NoteRecord as received
+    )""",
+    "CREATE INDEX release_notes_plate ON release_notes (plate)",
+    "CREATE INDEX release_notes_card ON release_notes (ic_no)",
+]
+
+
 def _steps(
     steps: Sequence[str | Callable[[sqlite3.Connection], None]],
 ) -> Callable[[sqlite3.Connection], None]:
@@ -156,4 +172,5 @@ MIGRATIONS: list[Migration] = [
     ("0002_actuations", _steps(SCHEMA_V2)),
     ("0003_chain_epochs", _steps(SCHEMA_V2_EPOCHS)),
     ("0004_release_ledger", _steps(SCHEMA_V4_LEDGER)),
+    ("0005_release_notes", _steps(SCHEMA_V5_NOTES)),
 ]

@@ -1,0 +1,91 @@
+"""Release notes (核放单) from the park's feed: the signed record of each note as received.
+
+A note's row is never deleted, so its stored version is also its mark: a record older than it is a
+rollback and is not stored (like a clearance's `versions_seen`). The vehicle gate finds a vehicle's
+notes by plate or by electronic plate / IC card and checks each record's signature again when it
+decides.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from edge.store.writer import Reads
+from kernel.wire import NoteRecord
+
+
+@dataclass(frozen=True)
+class CachedNote:
+    record: NoteRecord | None  # None: the stored text no longer parses (never passes a vehicle)
+    raw: str
+    note_no: str
+    status: str
+
+
+def _cached(row: sqlite3.Row | tuple[str, str, str]) -> CachedNote:
+    note_no, status, raw = row[0], row[1], row[2]
+    try:
+        record: NoteRecord | None = NoteRecord.model_validate_json(raw)
+    except ValidationError:
+        record = None
+    return CachedNote(record=record, raw=raw, note_no=note_no, status=status)
+
+
+class NoteTables:
+    """`Store`'s methods over release_notes."""
+
+    @staticmethod
+    def apply_notes(conn: sqlite3.Connection, notes: Iterable[tuple[NoteRecord, str]]) -> list[NoteRecord]:
+        """Store notes (newer versions win) in the caller's transaction; returns the rolled-back ones
+        (older than the version stored)."""
+        rolled_back = []
+        for record, raw in notes:
+            row = conn.execute(
+                "SELECT version FROM release_notes WHERE note_no = ?", (record.etpsPreentNo,)
+            ).fetchone()
+            if row is not None and record.version < row[0]:
+                rolled_back.append(record)
+                continue
+            conn.execute(
+                """INSERT INTO release_notes (note_no, feed_seq, version, status, plate, ic_no, record)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (note_no) DO UPDATE SET feed_seq = excluded.feed_seq,
+                       version = excluded.version, status = excluded.status, plate = excluded.plate,
+                       ic_no = excluded.ic_no, record = excluded.record
+                   WHERE excluded.version >= release_notes.version""",
+                (
+                    record.etpsPreentNo,
+                    record.seq,
+                    record.version,
+                    record.status,
+                    record.vehicleNo,
+                    record.vehicleIcNo,
+                    raw,
+                ),
+            )
+        return rolled_back
+
+    @staticmethod
+    def notes_for_vehicle(
+        conn: sqlite3.Connection, *, plate: str | None, card: str | None
+    ) -> list[CachedNote]:
+        """Notes naming this plate or this card (a plate and a card of different vehicles find both)."""
+        rows = conn.execute(
+            "SELECT note_no, status, record FROM release_notes WHERE plate = ? OR ic_no = ? ORDER BY note_no",
+            (plate, card),
+        )
+        return [_cached(r) for r in rows]
+
+    @staticmethod
+    def note(conn: sqlite3.Connection, note_no: str) -> CachedNote | None:
+        row = conn.execute(
+            "SELECT note_no, status, record FROM release_notes WHERE note_no = ?", (note_no,)
+        ).fetchone()
+        return None if row is None else _cached(row)
+
+    def count_notes(self: Reads) -> int:
+        return int(self.reader().execute("SELECT COUNT(*) FROM release_notes").fetchone()[0])
