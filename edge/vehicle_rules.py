@@ -319,6 +319,9 @@ class NoteFacts(BaseModel):
     container_kg: Kg = Field(Decimal(0), description="containerWt")
     goods_gross_kg: Kg = Field(Decimal(0), description="totalGrossWt")
     seal_required: bool
+    seal_ids: tuple[str, ...] = Field(
+        (), description="the electronic seals the note names (Bondgate's sealNo): each must be read"
+    )
     inventories: tuple[str, ...] = Field(description="invtNo of every inventory the vehicle carries")
 
 
@@ -814,13 +817,25 @@ def rule_container(passage: Passage, cache: GateCache, tol: GateTolerance) -> li
 
 
 def rule_seal(passage: Passage, cache: GateCache, tol: GateTolerance) -> list[Finding]:
-    """SEAL_MISSING: the note requires a seal and no seal id was read (unless the seal reader is down)."""
+    """SEAL_MISSING: the note requires a seal and no seal id was read, or a seal it names was not
+    among those read (unless the seal reader is down: DEVICE_FAULT says so)."""
     note = _trusted(cache)
-    if note is None or not note.seal_required or _seals(passage):
+    if note is None or not (note.seal_required or note.seal_ids):
         return []
     if Device.SEAL_READER in _down(passage):
         return []
-    return [_finding(Code.SEAL_MISSING, f"note {note.note_no!r} requires a seal; none read")]
+    read = _seals(passage)
+    if not read:
+        return [_finding(Code.SEAL_MISSING, f"note {note.note_no!r} requires a seal; none read")]
+    missing = [s for s in note.seal_ids if s not in read]
+    if missing:
+        return [
+            _finding(
+                Code.SEAL_MISSING,
+                f"note {note.note_no!r} names seal {', '.join(missing)}; read {', '.join(read)}",
+            )
+        ]
+    return []
 
 
 # --- rules: the inventories -----------------------------------------------------------------------

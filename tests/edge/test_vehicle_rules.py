@@ -313,6 +313,19 @@ TABLE = [
     Row("seal missing", (C.SEAL_MISSING,), passage={"seals": ()}),
     Row("blank seal", (C.SEAL_MISSING,), passage={"seals": ("  ",)}),
     Row("seal not required", (), note={"seal_required": False}, passage={"seals": ()}),
+    Row("named seals read", (), note={"seal_ids": ("ES001", "ES002")}, passage={"seals": ("ES002", "ES001")}),
+    Row(
+        "another seal than the note names",
+        (C.SEAL_MISSING,),
+        note={"seal_ids": ("ES001", "ES002")},
+        passage={"seals": ("ES001", "ES999")},
+    ),
+    Row(
+        "a named seal without the required flag",
+        (C.SEAL_MISSING,),
+        note={"seal_required": False, "seal_ids": ("ES001",)},
+        passage={"seals": ()},
+    ),
     # inventories
     *(
         Row(f"inventory {why}", (C.INVENTORY_NOT_RELEASABLE,), invts={"INV0002": over})
