@@ -24,6 +24,7 @@ break in an edge's chain become alert rows, because an officer has to look at ea
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -69,6 +70,13 @@ class AlertKind(StrEnum):
     # event reached it: a cancelled declaration for goods that have left (central/reports.py)
     CANCELLED_AFTER_RELEASE = "cancelled_after_release"
     DECISION_REUSED = "decision_reused"
+    # a vehicle gate let a vehicle through on no note, another park's, or one not approved for it
+    PASSAGE_NOT_APPROVED = "passage_not_approved"
+
+
+PassageEffects = Callable[[Connection, store.EventRow, Event], list[str]]
+"""What central does with a stored passage event (release_notes/passages.py): the note passed, the
+passage kept; returns what an officer must know (each becomes a passage_not_approved alert)."""
 
 
 # what an officer should know when an edge's chain is refused: how it gets out of it
@@ -127,6 +135,7 @@ class _Intake:
     refused: list[Refusal] = field(default_factory=list)
     alerts: list[_Alert] = field(default_factory=list)
     earlier_form: bool | None = None  # the chain head is hashed in the earlier form (None: not read yet)
+    on_passage: PassageEffects | None = None
 
     @property
     def halt(self) -> Refusal | None:
@@ -134,7 +143,13 @@ class _Intake:
 
 
 def ingest_events(
-    db: Database, *, park_id: str, edge_id: str, events: list[Event], now: datetime
+    db: Database,
+    *,
+    park_id: str,
+    edge_id: str,
+    events: list[Event],
+    now: datetime,
+    on_passage: PassageEffects | None = None,
 ) -> IngestResult:
     """Store a batch from one edge exactly once; see the module docstring for the rules."""
     batch = sorted(events, key=lambda e: e.seq)  # stable: same-seq copies keep arrival order
@@ -147,7 +162,7 @@ def ingest_events(
         elif epoch != edge.epoch:
             result = _other_epoch(conn, edge, epoch, batch, received_at)
         else:
-            result = _ingest(conn, edge, batch, received_at)
+            result = _ingest(conn, edge, batch, received_at, on_passage)
     _log(park_id, edge_id, result)
     return result
 
@@ -279,8 +294,14 @@ def _other_epoch(
     return IngestResult(acked_seq=acked, epoch=epoch, refused=refused)
 
 
-def _ingest(conn: Connection, edge: store.EdgeRow, batch: list[Event], now: str) -> IngestResult:
-    intake = _Intake(edge=edge, held=_held_hashes(conn, edge, batch), received_at=now)
+def _ingest(
+    conn: Connection,
+    edge: store.EdgeRow,
+    batch: list[Event],
+    now: str,
+    on_passage: PassageEffects | None = None,
+) -> IngestResult:
+    intake = _Intake(edge=edge, held=_held_hashes(conn, edge, batch), received_at=now, on_passage=on_passage)
     for event in batch:
         _take(conn, intake, event)
     chain_alert = _chain_alert(intake)
@@ -420,6 +441,10 @@ def _store(conn: Connection, intake: _Intake, event: Event) -> None:
                 intake.alerts.append(_decision_reused(event, *held))
     elif event.kind == EventKind.ACTUATION:
         intake.alerts.extend(_actuation_alerts(conn, row, event))
+    elif event.kind == EventKind.PASSAGE and intake.on_passage is not None:
+        # stored once, so applied once: a resent passage is a duplicate above and never gets here
+        for detail in intake.on_passage(conn, row, event):
+            intake.alerts.append(_Alert(AlertKind.PASSAGE_NOT_APPROVED, detail))
 
 
 def _event_row(event: Event, park_id: str, received_at: str) -> store.EventRow:

@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge import release_ledger, rules
+from edge import release_ledger, rules, vehicle_rules
 from edge.store import Store, new_event
 from edge.verified import VerifiedTexts
 from kernel.timefmt import iso_now, utc_now
@@ -47,7 +47,7 @@ class DecisionRecord:
     decision_id: str
     station: str
     code: str | None
-    verdict: rules.Verdict
+    verdict: rules.Verdict | vehicle_rules.Verdict  # a vehicle gate's is PASS or STOP
     codes: tuple[str, ...]
     reason: str
     weight_kg: Decimal | None

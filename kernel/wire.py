@@ -350,6 +350,7 @@ class EventKind(StrEnum):
     HEARTBEAT = "heartbeat"
     ACTUATION = "actuation"  # what the outputs did for a decision: confirmed by read-back, or failed
     ALARM = "alarm"  # the edge found its inputs or its own records tampered with: `reason` names which
+    PASSAGE = "passage"  # a vehicle at a vehicle gate: passed, stopped, overridden or tailgating
 
 
 # The wire forms an event's values are taken in (docs/canonical-form.md): what is hashed is the
@@ -374,6 +375,57 @@ def _wire_datetime_input(value: Any, name: str) -> Any:
         f"{name} must be a date-time string YYYY-MM-DDTHH:MM:SS[.ffffff] with a zone (Z or ±HH:MM)"
         " (docs/canonical-form.md); the hash is over its canonical form"
     )
+
+
+def _exact_decimal_input(value: Any, name: str) -> Any:
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, str) and WIRE_DECIMAL.fullmatch(value):
+        return value
+    raise ValueError(f'{name} must be a JSON string holding the exact decimal, e.g. "14292.8"')
+
+
+WireKg = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": f"^{WIRE_DECIMAL.pattern}$"})]
+
+
+class PassageBody(BaseModel):
+    """One vehicle at a vehicle gate (卡口): what the lane collected, the note it was checked against
+    and the verdict. Weights travel as exact decimal strings, like `weight_kg`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        None, max_length=64, description="etpsPreentNo of the note checked (None: none found)"
+    )
+    note_version: StrictInt | None = Field(None, ge=1, lt=2**63)
+    passportNo: str | None = Field(None, max_length=64)
+    gate: Literal["single", "first", "second"]
+    direction: Literal["I", "E"]
+    verdict: Literal["PASS", "STOP"]
+    overridden: bool = Field(
+        False, description="a supervisor released an operational stop (operator, reason)"
+    )
+    codes: list[str] = Field(default_factory=list, max_length=64)
+    plate: str | None = Field(None, max_length=32)
+    plate_confidence_pct: StrictInt | None = Field(
+        None, ge=0, le=100, description="the plate reading's confidence, whole percent (no float is hashed)"
+    )
+    card: str | None = Field(None, max_length=64)
+    gross_kg: WireKg | None = Field(None, description="the weighbridge's stable whole-vehicle reading")
+    goods_kg: WireKg | None = Field(None, description="gross − (tare + frame + container), as measured")
+    expected_kg: WireKg | None = Field(None, description="the note's totalWt")
+    containers: list[str] = Field(default_factory=list, max_length=4)
+    seals: list[str] = Field(default_factory=list, max_length=4)
+    photos: list[str] = Field(
+        default_factory=list, max_length=8, description="sha256 (hex) of each image taken of the vehicle"
+    )
+    inventories: list[str] = Field(default_factory=list, max_length=5000)
+    tailgating: bool = False
+
+    @field_validator("gross_kg", "goods_kg", "expected_kg", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        return _exact_decimal_input(value, "passage weights")
 
 
 class EventBody(BaseModel):
@@ -417,6 +469,7 @@ class EventBody(BaseModel):
     ledger_hash: str | None = Field(
         None, pattern=r"^[0-9a-f]{64}$", description="release: the ledger's hash after that entry"
     )
+    passage: PassageBody | None = Field(None, description="passage: the vehicle, its note and verdict")
 
     @field_validator("weight_kg", mode="before")
     @classmethod

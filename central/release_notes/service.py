@@ -41,7 +41,7 @@ class NoteRefused(Exception):
         return "; ".join(self.problems)
 
 
-def _sas_time(moment: datetime) -> str:
+def sas_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -233,7 +233,7 @@ def apply_note(
         if platform.settings.mode is ClearanceMode.SIMULATE:
             number = passport_no(note, store.next_passport_serial(conn), now)
             receipt = approval_receipt(row, passport=number, approved=True, moment=now, remark="")
-            row = _move(
+            row = move(
                 conn,
                 row,
                 Action.APPROVE,
@@ -256,7 +256,7 @@ def apply_note(
         return row
 
 
-def _move(
+def move(
     conn: Connection,
     row: store.NoteRow,
     action: Action,
@@ -298,14 +298,14 @@ def approval_receipt(
             tmsCnt="0",
             typecd="1",
             manageResult="1" if approved else "2",
-            manageDate=_sas_time(moment),
+            manageDate=sas_time(moment),
             rmk=remark or None,
         ),
         SasPassportBsc=PassportBasics(
             **{k: head.get(k) for k in PassportBasics.model_fields if k in head and k not in ("passportNo",)},
             passportNo=passport,
             sasPassportPreentNo=row.note_no,
-            dclTime=_sas_time(datetime.fromisoformat(row.created_at)),
+            dclTime=sas_time(datetime.fromisoformat(row.created_at)),
             stucd=Status.APPROVED.value if approved else Status.VOIDED.value,
         ),
     )
@@ -336,7 +336,7 @@ def change_status(
         if action is Action.VOID and platform.settings.mode is ClearanceMode.CUSTOMS:
             raise NoteRefused(409, "customs_mode", ["in customs mode only customs voids a note (SAS221)"])
         try:
-            moved = _move(conn, row, action, actor=actor, info=info, now=now)
+            moved = move(conn, row, action, actor=actor, info=info, now=now)
         except IllegalNoteTransition as exc:
             raise NoteRefused(409, "illegal_transition", [str(exc)]) from None
         if moved.version != row.version:
@@ -437,7 +437,7 @@ def _apply_receipt(
         )
     before = row.status
     try:
-        moved = _move(
+        moved = move(
             conn, row, action, actor=actor, info=info, now=now, passport=number if r.approved else None
         )
     except IllegalNoteTransition as exc:

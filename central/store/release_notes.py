@@ -304,3 +304,64 @@ def put_vehicle(
     found = vehicle(conn, plate=plate)
     assert found is not None
     return found
+
+
+# --- gate passages ----------------------------------------------------------------------------------
+
+
+def add_passage(
+    conn: Connection,
+    *,
+    edge_id: str,
+    epoch: int,
+    seq: int,
+    park_id: str,
+    station: str | None,
+    note_no: str | None,
+    verdict: str,
+    overridden: bool,
+    gate: str,
+    body: dict[str, Any],
+    outcome: str,
+    occurred_at: str,
+    received_at: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO gate_passages (edge_id, epoch, seq, park_id, station, note_no, verdict, overridden,"
+        " gate, body, outcome, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            edge_id,
+            epoch,
+            seq,
+            park_id,
+            station,
+            note_no,
+            verdict,
+            int(overridden),
+            gate,
+            json.dumps(body),
+            outcome,
+            occurred_at,
+            received_at,
+        ),
+    )
+
+
+def passages(
+    conn: Connection, *, park_id: str | None = None, note_no: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Gate passages, newest first: a park's, or a note's."""
+    where, args = [], []
+    for column, value in (("park_id", park_id), ("note_no", note_no)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = (
+        "SELECT edge_id, epoch, seq, park_id, station, note_no, verdict, overridden, gate, body, outcome,"
+        " occurred_at, received_at FROM gate_passages"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY occurred_at DESC, edge_id, seq DESC LIMIT ?"
+    rows = conn.execute(sql, (*args, limit))
+    return [{**dict(r), "overridden": bool(r["overridden"]), "body": json.loads(r["body"])} for r in rows]

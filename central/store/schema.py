@@ -639,6 +639,26 @@ def release_note_tables(*, identity: str, key: str) -> list[str]:
             received_at TEXT NOT NULL
         )""",
         "CREATE INDEX release_note_receipts_note ON release_note_receipts (note_no, id)",
+        # every vehicle a park's gate reported (edge passage events), kept apart from the events
+        # for the officer pages and the reconciliation
+        f"""CREATE TABLE gate_passages (
+            edge_id {key} NOT NULL,
+            epoch INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            park_id {key} NOT NULL,
+            station TEXT,
+            note_no {key},
+            verdict TEXT NOT NULL,                -- PASS or STOP
+            overridden INTEGER NOT NULL,
+            gate TEXT NOT NULL,                   -- single, first, second
+            body TEXT NOT NULL,                   -- the passage as reported (wire.PassageBody JSON)
+            outcome TEXT NOT NULL,                -- what central did with it
+            occurred_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (edge_id, epoch, seq)
+        )""",
+        "CREATE INDEX gate_passages_park ON gate_passages (park_id, occurred_at)",
+        "CREATE INDEX gate_passages_note ON gate_passages (note_no)",
         f"""CREATE TABLE vehicles (
             plate {key} PRIMARY KEY,
             ic_no {key} UNIQUE,                   -- electronic plate / IC card

@@ -32,8 +32,19 @@ LOOKS: dict[StationState, Look] = {
     StationState.FAULT: Look("FAULT", "stop", "✕", "A device is not working: every parcel is held"),
     StationState.CHECKING: Look("CHECKING", "busy", "…", "Checking the parcel"),
     StationState.IDLE: Look("READY", "idle", "•", "Scan the next parcel"),
+    StationState.PASS: Look("PASS", "go", "✓", "Drive on: the barrier opens"),
+    StationState.STOP: Look("STOP", "stop", "✕", "Stop: stay at the barrier and see the reason"),
 }
-CURRENT = frozenset({StationState.RELEASE, StationState.HOLD, StationState.INSPECT, StationState.FAULT})
+CURRENT = frozenset(
+    {
+        StationState.RELEASE,
+        StationState.HOLD,
+        StationState.INSPECT,
+        StationState.FAULT,
+        StationState.PASS,
+        StationState.STOP,
+    }
+)
 
 
 def look(state: StationState) -> Look:

@@ -36,6 +36,8 @@ class StationState(StrEnum):
     HOLD = "HOLD"
     INSPECT = "INSPECT"
     FAULT = "FAULT"  # a device of this station is down or an actuation failed: everything holds
+    PASS = "PASS"  # a vehicle gate: the vehicle may drive out
+    STOP = "STOP"  # a vehicle gate: the vehicle stays, with the reason
 
 
 @dataclass
@@ -296,12 +298,15 @@ class Station:
         return record
 
     def show(self, record: DecisionRecord) -> None:
-        state = {
+        states: dict[str, StationState] = {
             rules.Verdict.RELEASE: StationState.RELEASE,
             rules.Verdict.INSPECT: StationState.INSPECT,
-        }.get(record.verdict, StationState.HOLD)
+            "PASS": StationState.PASS,
+            "STOP": StationState.STOP,
+        }
+        state = states.get(record.verdict.value, StationState.HOLD)
         self.view.faults = self.device_faults()
-        if self.view.faults and state == StationState.HOLD:
+        if self.view.faults and state in (StationState.HOLD, StationState.STOP):
             state = StationState.FAULT  # still faulty after this parcel: the station holds everything
         self._set(state, record)
 

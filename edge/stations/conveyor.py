@@ -398,7 +398,7 @@ class Conveyor(Station):
         record, parcel = turn.record, turn.parcel
         assert record is not None
         deadline = parcel.deadline(self.layout)
-        verdict = record.verdict
+        verdict = record.verdict if isinstance(record.verdict, rules.Verdict) else rules.Verdict.HOLD
         outcome, detail = "confirmed", ""
         target = self.lane(verdict)
         try:

@@ -91,7 +91,9 @@ class CacheTables:
             if mark is not None and r.version < mark:
                 rolled_back.append(r)
                 continue
-            rows.append((r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw))
+            rows.append(
+                (r.logisticsNo, r.logisticsCode, r.seq, r.version, r.status, int(r.cancelled), raw, r.invtNo)
+            )
         conn.executemany(
             """INSERT INTO versions_seen (logistics_no, logistics_code, version) VALUES (?, ?, ?)
                ON CONFLICT (logistics_no, logistics_code) DO UPDATE SET version = excluded.version
@@ -100,11 +102,11 @@ class CacheTables:
         )
         stored = conn.executemany(
             """INSERT INTO clearances (logistics_no, logistics_code, feed_seq, version, status, cancelled,
-                                       record)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
+                                       record, invt_no)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (logistics_no, logistics_code) DO UPDATE SET feed_seq = excluded.feed_seq,
                    version = excluded.version, status = excluded.status, cancelled = excluded.cancelled,
-                   record = excluded.record
+                   record = excluded.record, invt_no = excluded.invt_no
                WHERE excluded.version >= clearances.version""",
             rows,
         ).rowcount  # the statements' changes summed: a skipped DO UPDATE counts 0

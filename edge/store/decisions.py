@@ -106,10 +106,10 @@ class DecisionTables:
         )
 
     def discrepancy_queue(self: Reads, limit: int = 100) -> list[dict[str, Any]]:
-        """Decisions that stopped a parcel and have not been overridden, newest first."""
+        """Decisions that stopped a parcel or a vehicle and have not been overridden, newest first."""
         rows = self.reader().execute(
             "SELECT decision_id, station, code, verdict, codes, reason, operator, created_at"
-            " FROM decisions d WHERE verdict != 'RELEASE'"
+            " FROM decisions d WHERE verdict NOT IN ('RELEASE', 'PASS')"
             " AND NOT EXISTS (SELECT 1 FROM decisions o WHERE o.overrides = d.id)"
             " ORDER BY id DESC LIMIT ?",
             (limit,),

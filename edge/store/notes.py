@@ -8,13 +8,16 @@ decides.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from edge.store.cache import CachedRecord, CacheTables
 from edge.store.writer import Reads
+from edge.vehicle_rules import normalise_plate
 from kernel.wire import NoteRecord
 
 
@@ -62,8 +65,8 @@ class NoteTables:
                     record.seq,
                     record.version,
                     record.status,
-                    record.vehicleNo,
-                    record.vehicleIcNo,
+                    normalise_plate(record.vehicleNo),
+                    normalise_plate(record.vehicleIcNo) if record.vehicleIcNo else None,
                     raw,
                 ),
             )
@@ -73,12 +76,84 @@ class NoteTables:
     def notes_for_vehicle(
         conn: sqlite3.Connection, *, plate: str | None, card: str | None
     ) -> list[CachedNote]:
-        """Notes naming this plate or this card (a plate and a card of different vehicles find both)."""
+        """Notes naming this plate or this card, compared as `normalise_plate` writes them (a plate and
+        a card of different vehicles find both)."""
+        plate = normalise_plate(plate) if plate else None
+        card = normalise_plate(card) if card else None
         rows = conn.execute(
             "SELECT note_no, status, record FROM release_notes WHERE plate = ? OR ic_no = ? ORDER BY note_no",
             (plate, card),
         )
         return [_cached(r) for r in rows]
+
+    @staticmethod
+    def clearances_by_invt(
+        conn: sqlite3.Connection, invt_nos: Iterable[str]
+    ) -> dict[str, list[CachedRecord]]:
+        """invtNo → the cached clearances carrying it (normally one)."""
+        found: dict[str, list[CachedRecord]] = {}
+        for invt_no in invt_nos:
+            rows = conn.execute(
+                "SELECT logistics_no, logistics_code FROM clearances WHERE invt_no = ?", (invt_no,)
+            ).fetchall()
+            for no, code in rows:
+                found.setdefault(invt_no, []).extend(
+                    r for r in CacheTables.find(conn, no) if r.record.logisticsCode == code
+                )
+        return found
+
+    @staticmethod
+    def passages_on(conn: sqlite3.Connection, note_no: str, gate: str) -> int:
+        """Vehicles this edge let through on `note_no` at `gate` (single, first or second)."""
+        row = conn.execute(
+            "SELECT COUNT(*) FROM passages WHERE note_no = ? AND gate = ? AND verdict = 'PASS'",
+            (note_no, gate),
+        ).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def passed_out(conn: sqlite3.Connection, invt_nos: Iterable[str]) -> set[str]:
+        """Those of `invt_nos` a PASS at this edge's gate already took out."""
+        out = set()
+        for invt_no in invt_nos:
+            if conn.execute("SELECT 1 FROM passed_inventories WHERE invt_no = ?", (invt_no,)).fetchone():
+                out.add(invt_no)
+        return out
+
+    @staticmethod
+    def insert_passage(
+        conn: sqlite3.Connection,
+        *,
+        decision_id: str,
+        station: str,
+        note_no: str | None,
+        gate: str,
+        verdict: str,
+        overridden: bool,
+        inventories: tuple[str, ...],
+        created_at: str,
+    ) -> None:
+        """A vehicle's passage beside its decision; a PASS at the last gate (single or second) takes its
+        note's parcels out."""
+        conn.execute(
+            "INSERT INTO passages (decision_id, station, note_no, gate, verdict, overridden, inventories,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                decision_id,
+                station,
+                note_no,
+                gate,
+                verdict,
+                int(overridden),
+                json.dumps(list(inventories)),
+                created_at,
+            ),
+        )
+        if verdict == "PASS" and gate in ("single", "second"):
+            conn.executemany(
+                "INSERT OR IGNORE INTO passed_inventories (invt_no, decision_id) VALUES (?, ?)",
+                [(invt_no, decision_id) for invt_no in inventories],
+            )
 
     @staticmethod
     def note(conn: sqlite3.Connection, note_no: str) -> CachedNote | None:

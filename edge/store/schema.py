@@ -149,6 +149,27 @@ SCHEMA_V5_NOTES: list[Step] = [
     )""",
     "CREATE INDEX release_notes_plate ON release_notes (plate)",
     "CREATE INDEX release_notes_card ON release_notes (ic_no)",
+    # a note lists inventories by invtNo: the cache finds their clearances by it
+    "ALTER TABLE clearances ADD COLUMN invt_no TEXT",
+    "UPDATE clearances SET invt_no = json_extract(record, '$.invtNo')",
+    "CREATE INDEX clearances_invt ON clearances (invt_no)",
+    # every vehicle the gate decided, beside its decision row: which note, which gate, which parcels
+    """CREATE TABLE passages (
+        decision_id TEXT PRIMARY KEY,
+        station TEXT NOT NULL,
+        note_no TEXT,
+        gate TEXT NOT NULL,                -- single, first, second
+        verdict TEXT NOT NULL,             -- PASS or STOP
+        overridden INTEGER NOT NULL,
+        inventories TEXT NOT NULL,         -- JSON list of the note's invtNo
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX passages_note ON passages (note_no, gate, verdict)",
+    """CREATE TABLE passed_inventories (   -- every parcel a PASS took through the gate (out)
+        invt_no TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        PRIMARY KEY (invt_no, decision_id)
+    ) WITHOUT ROWID""",
 ]
 
 

@@ -17,6 +17,7 @@ from central.auth import Role
 from central.events import EdgeStatus, IngestResult, edge_status, ingest_events, token_refusal
 from central.feed import page_json
 from central.metrics import EVENTS, FEED_RECORDS
+from central.release_notes.passages import PassageApplier
 from central.reports import ACTUATION_GRACE, ParkReport, park_report
 from central.store import parks as pstore
 from kernel.timefmt import iso_now, utc_now
@@ -158,7 +159,12 @@ def post_events(platform: PlatformDep, token: Edge, park_id: str, body: EventBat
     if refusal is not None:
         raise ApiError(403, "forbidden", refusal)
     result = ingest_events(
-        platform.db, park_id=park_id, edge_id=body.edge_id, events=body.events, now=utc_now()
+        platform.db,
+        park_id=park_id,
+        edge_id=body.edge_id,
+        events=body.events,
+        now=utc_now(),
+        on_passage=PassageApplier(platform),
     )
     EVENTS.labels(result="stored").inc(result.stored)
     EVENTS.labels(result="duplicate").inc(result.duplicates)
