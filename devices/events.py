@@ -64,10 +64,11 @@ class InputChanged:
 
 @dataclass(frozen=True)
 class SensorMessage:
-    """A validated MQTT sensor payload (gate/door sensor, loop detector, plate camera), the newest
-    the driver has for its topic. `live` is False for one that is only the sensor's state, never an
-    event: retained at the broker (sent on every (re)subscribe) or untimely (its `ts` too old).
-    Consumers that act on an arrival must ignore non-live messages; they may follow their state."""
+    """A validated MQTT sensor payload (gate/door sensor, loop detector, plate, container-number or
+    seal reader), the newest the driver has for its topic. `live` is False for one that is only the
+    sensor's state, never an event: retained at the broker (sent on every (re)subscribe) or untimely
+    (its `ts` too old). Consumers that act on an arrival must ignore non-live messages; they may
+    follow their state."""
 
     device: str
     sensor_type: str
