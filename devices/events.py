@@ -31,6 +31,16 @@ class BarcodeRead:
 
 
 @dataclass(frozen=True)
+class IdRead:
+    """An id read off a tag or card by a serial reader: an electronic plate's EPC, an IC card's UID
+    or number (normalised: hex upper-cased, separators dropped). Whose it is, is the edge's business."""
+
+    device: str
+    id: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class NoRead:
     """The scanner said it saw nothing (a NOREAD frame), or a read window passed empty."""
 
@@ -90,7 +100,7 @@ class CameraFrame:
     at: float = field(default_factory=_now)
 
 
-DeviceEvent = BarcodeRead | NoRead | WeightReading | InputChanged | SensorMessage | CameraFrame
+DeviceEvent = BarcodeRead | IdRead | NoRead | WeightReading | InputChanged | SensorMessage | CameraFrame
 
 
 class EventStream:
