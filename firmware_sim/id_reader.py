@@ -103,20 +103,6 @@ class IdReaderSim:
         self.presented.append(id_)
         return self.serial.send(data)
 
-    async def hold(self, id_: str, *, every_s: float, seconds: float) -> int:
-        """Keep a tag in the field: a read every `every_s` for `seconds` (demos). Returns the reads."""
-        reads = 0
-        loop = asyncio.get_running_loop()
-        until = loop.time() + seconds
-        while True:
-            self.serial.send(self.frame(id_))
-            reads += 1
-            if loop.time() + every_s > until:
-                break
-            await asyncio.sleep(every_s)
-        self.presented.append(id_)
-        return reads
-
     def cut(self, id_: str, keep: int | None = None) -> bytes:
         """The first `keep` bytes of a read (default: half), and nothing after: the driver must never
         take the part for an id."""
