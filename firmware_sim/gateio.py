@@ -392,7 +392,7 @@ class VehicleLaneSim(GateIOSim):
     async def _plan(self) -> None:
         """Where the arm must go now, from the command and the safety loop; start it moving."""
         position = self.position
-        occupied = self.input("safety_loop")
+        occupied = "safety_loop" in self.io.inputs and self.input("safety_loop")
         if self._command:
             target, self._held_for_loop = 1.0, False
         elif occupied and position > 0:  # never lower the arm onto a vehicle
