@@ -31,6 +31,16 @@ class BarcodeRead:
 
 
 @dataclass(frozen=True)
+class IdRead:
+    """An id read off a tag or card by a serial reader: an electronic plate's EPC, an IC card's UID
+    or number (normalised: hex upper-cased, separators dropped). Whose it is, is the edge's business."""
+
+    device: str
+    id: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class NoRead:
     """The scanner said it saw nothing (a NOREAD frame), or a read window passed empty."""
 
@@ -64,10 +74,11 @@ class InputChanged:
 
 @dataclass(frozen=True)
 class SensorMessage:
-    """A validated MQTT sensor payload (gate/door sensor, loop detector, plate camera), the newest
-    the driver has for its topic. `live` is False for one that is only the sensor's state, never an
-    event: retained at the broker (sent on every (re)subscribe) or untimely (its `ts` too old).
-    Consumers that act on an arrival must ignore non-live messages; they may follow their state."""
+    """A validated MQTT sensor payload (gate/door sensor, loop detector, plate, container-number or
+    seal reader), the newest the driver has for its topic. `live` is False for one that is only the
+    sensor's state, never an event: retained at the broker (sent on every (re)subscribe) or untimely
+    (its `ts` too old). Consumers that act on an arrival must ignore non-live messages; they may
+    follow their state."""
 
     device: str
     sensor_type: str
@@ -89,7 +100,7 @@ class CameraFrame:
     at: float = field(default_factory=_now)
 
 
-DeviceEvent = BarcodeRead | NoRead | WeightReading | InputChanged | SensorMessage | CameraFrame
+DeviceEvent = BarcodeRead | IdRead | NoRead | WeightReading | InputChanged | SensorMessage | CameraFrame
 
 
 class EventStream:

@@ -15,6 +15,9 @@ catch it).
 The state lives here, in plain lists, and is pushed into the running server with
 `server.async_setValues`; a restart builds a fresh SimDevice from it (pymodbus rebuilds its
 registers from SimData on every server).
+
+`VehicleLaneSim` is the same module wired as a vehicle gate (卡口) lane, with a barrier that
+moves and a safety loop it will not close onto (`vehicle_lane_map()` has the address map).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import typer
@@ -255,6 +259,196 @@ class GateIOSim:
             self._barrier_task = asyncio.create_task(self._move_barrier(open_))
 
 
+# --- a vehicle gate lane ---------------------------------------------------------------------------
+
+# The lane runs entry → weighbridge platform → barrier → exit. Inputs are True when something is
+# there: a loop occupied, a beam interrupted, a limit switch made.
+LANE_INPUTS: dict[str, int] = {
+    "entry_loop": 0,  # loop before the platform: a vehicle arrives
+    "platform_back": 1,  # beam across the platform's entry end (behind a parked vehicle)
+    "platform_front": 2,  # beam across the platform's exit end (in front of a parked vehicle)
+    "safety_loop": 3,  # loop under the barrier arm: never close onto it
+    "exit_loop": 4,  # loop past the barrier: the vehicle has left
+    "barrier_open": 5,  # limit switch: the arm is fully up
+    "barrier_closed": 6,  # limit switch: the arm is fully down
+}
+LANE_OUTPUTS: dict[str, Mapping[str, object]] = {
+    "barrier": {"channel": 0, "safe": False},  # the barrier open command, held: on opens, off closes
+    "light_red": {"channel": 1, "safe": True},  # the lane's traffic light
+    "light_green": {"channel": 2, "safe": False},
+}
+
+BarrierState = Literal["closed", "opening", "open", "closing", "stuck"]
+
+
+def vehicle_lane_map(profile: str | ModuleProfile = "e1212") -> IOMap:
+    """A vehicle gate lane's wiring: `LANE_INPUTS` on DI0–6, `LANE_OUTPUTS` on DO0–2 (fits the
+    ioLogik E1212, DI at 0–15 and coils at 0–7, and the ADAM-6050, DI at 0–11 and coils at 16–21).
+
+    Whole vehicle on the weighbridge: both platform beams clear (False) while the bridge reads a
+    load and the back beam has been interrupted and has cleared since the platform was last empty;
+    either beam interrupted means part of the vehicle is off the platform (or still driving on)."""
+    return IOMap(profile=profile, inputs=LANE_INPUTS, outputs=LANE_OUTPUTS)
+
+
+class VehicleLaneSim(GateIOSim):
+    """A vehicle gate lane on a gate I/O module: loops and platform beams (set by the test or the
+    truck scenario, `set_input`) and a barrier that moves by itself once commanded.
+
+    The barrier: the `barrier` coil on starts it opening — both limit switches drop as the arm
+    leaves its rest — and it is open (the open switch made) `travel_s` later; the coil off closes it
+    the same way. Like a real barrier controller, and whatever the coil says, it does not lower the
+    arm while the safety loop is occupied: a close is held (counted in `refused_closes`) until the
+    loop is clear, and an arm already closing when the loop becomes occupied goes back up (counted
+    in `reversals`) and closes once the loop is clear, if the command is still off. An arm at rest
+    closed stays closed when a vehicle stands in the loop (nothing opens it but the command).
+
+    Faults: `jam(at)` — the arm stops at `at` (0 closed … 1 open) on its way up and never reaches
+    open (`stuck`; it still closes, and `jam(None)` frees it); `fail_switch(name, value)` — a limit
+    switch that reads `value` whatever the arm does (`None` repairs it). Plus the module's own
+    (`stop`, `mute`, `fail`, `stick_output`).
+    """
+
+    def __init__(
+        self,
+        io: IOMap | str = "e1212",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        device_id: int = 0,
+        travel_s: float = 1.0,
+    ) -> None:
+        super().__init__(
+            vehicle_lane_map(io) if isinstance(io, str) else io,
+            host=host,
+            port=port,
+            device_id=device_id,
+            barrier_delay_s=travel_s,
+        )
+        self.travel_s = travel_s
+        self._command = False
+        self._position = 0.0  # 0 closed … 1 open, where the arm was when it last started or stopped
+        self._target = 0.0
+        self._since = 0.0  # loop time of `_position`
+        self._motion: asyncio.Task[None] | None = None
+        self._jam_at: float | None = None
+        self._forced: dict[str, bool] = {}
+        self._held_for_loop = False
+        self._changed = asyncio.Event()
+        self.refused_closes = 0  # closes held because the safety loop was occupied
+        self.reversals = 0  # closing arms sent back up by the safety loop
+        self.states: list[BarrierState] = ["closed"]  # every state the barrier went through
+
+    # --- the barrier, as the test sees it ---------------------------------------------------------
+    @property
+    def barrier(self) -> BarrierState:
+        return self.states[-1]
+
+    @property
+    def position(self) -> float:
+        """0 closed … 1 open, now."""
+        if self._motion is None:
+            return self._position
+        moved = (asyncio.get_running_loop().time() - self._since) / self.travel_s if self.travel_s else 1.0
+        if self._target > self._position:
+            return min(self._position + moved, self._target)
+        return max(self._position - moved, self._target)
+
+    async def wait_barrier(self, state: BarrierState, timeout: float) -> None:
+        """Until the barrier is in `state` (TimeoutError otherwise)."""
+        async with asyncio.timeout(timeout):
+            while self.barrier != state:
+                changed = self._changed
+                await changed.wait()
+
+    def jam(self, at: float | None = 0.5) -> None:
+        """The arm stops at `at` on its way up and never reaches open; None frees it."""
+        self._jam_at = at
+
+    async def fail_switch(self, name: Literal["barrier_open", "barrier_closed"], value: bool | None) -> None:
+        """A limit switch reads `value` whatever the arm does (None: it works again)."""
+        if value is None:
+            self._forced.pop(name, None)
+        else:
+            self._forced[name] = value
+        await self._switches()
+
+    # --- the plant ----------------------------------------------------------------------------------
+    async def set_input(self, name: str, value: bool) -> None:
+        await super().set_input(name, value)
+        if name == "safety_loop":
+            await self._plan()
+
+    async def _command_barrier(self, open_: bool) -> None:
+        self._command = open_
+        await self._plan()
+
+    async def close(self) -> None:
+        if self._motion is not None:
+            self._motion.cancel()
+            self._motion = None
+        await super().close()
+
+    async def _plan(self) -> None:
+        """Where the arm must go now, from the command and the safety loop; start it moving."""
+        position = self.position
+        occupied = "safety_loop" in self.io.inputs and self.input("safety_loop")
+        if self._command:
+            target, self._held_for_loop = 1.0, False
+        elif occupied and position > 0:  # never lower the arm onto a vehicle
+            if self.barrier == "closing":
+                self.reversals += 1
+            elif not self._held_for_loop:
+                self.refused_closes += 1
+            target, self._held_for_loop = 1.0, True
+        else:
+            target, self._held_for_loop = 0.0, False
+        if target == 1.0 and self._jam_at is not None and position <= self._jam_at:
+            target = self._jam_at
+        if self._motion is not None:
+            self._motion.cancel()
+            self._motion = None
+        self._position, self._target = position, target
+        self._since = asyncio.get_running_loop().time()
+        if position == target:
+            await self._settled()
+            return
+        self._state("opening" if target > position else "closing")
+        await self._switches()
+        delay = abs(target - position) * self.travel_s
+        self._motion = asyncio.get_running_loop().create_task(self._arrive(delay))
+
+    async def _arrive(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._position, self._motion = self._target, None
+        await self._settled()
+
+    async def _settled(self) -> None:
+        """The arm at rest at `_position`: closed, open, or stuck between."""
+        if self._position >= 1.0:
+            self._state("open")
+        elif self._position <= 0.0:
+            self._state("closed")
+        else:
+            self._state("stuck")
+        await self._switches()
+
+    def _state(self, state: BarrierState) -> None:
+        if state != self.states[-1]:
+            self.states.append(state)
+            log.info("vehicle lane barrier", extra={"state": state, "port": self.port})
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def _switches(self) -> None:
+        """The limit switches for the barrier's state (a failed one reads what it is stuck at)."""
+        made = {"barrier_open": self.barrier == "open", "barrier_closed": self.barrier == "closed"}
+        for name, value in made.items():
+            value = self._forced.get(name, value)
+            if name in self.io.inputs and self.input(name) != value:
+                await super().set_input(name, value)
+
+
 async def serve(sim: GateIOSim) -> None:
     async with sim:
         print(f"gate I/O simulator ({sim.profile.name}) on {sim.host}:{sim.port}", flush=True)
@@ -270,11 +464,18 @@ def command(
         int | None, typer.Option(help="protocol address of DO0 (ADAM-6050: 16 or 17)")
     ] = None,
     barrier_delay: Annotated[float, typer.Option(help="seconds the barrier takes to move")] = 2.0,
+    vehicle_lane: Annotated[
+        bool, typer.Option(help="wire it as a vehicle gate lane: loops, platform beams, a safety loop")
+    ] = False,
 ) -> None:
     """Serve a simulated gate I/O module until Ctrl-C."""
     layout = profile_named(profile)
     if do_address is not None:
         layout = ModuleProfile(**(layout.model_dump() | {"do_address": do_address}))
-    sim = GateIOSim(gate_map(layout), host=host, port=port, barrier_delay_s=barrier_delay)
+    sim: GateIOSim
+    if vehicle_lane:
+        sim = VehicleLaneSim(vehicle_lane_map(layout), host=host, port=port, travel_s=barrier_delay)
+    else:
+        sim = GateIOSim(gate_map(layout), host=host, port=port, barrier_delay_s=barrier_delay)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(sim))

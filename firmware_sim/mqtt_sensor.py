@@ -1,4 +1,5 @@
-"""MQTT sensors on a broker: gate/door sensors, loop detectors and a plate-recognition camera.
+"""MQTT sensors on a broker: gate/door sensors, loop detectors, a plate-recognition camera, and a
+vehicle gate's container-number recognition and electronic seal reader.
 
 Publishes exactly what `devices.protocols.sensor_payloads` accepts (ISO 8601 times with a zone, or
 Unix seconds), and on demand what it must refuse: bad JSON, wrong types, a missing field, a naive
@@ -6,7 +7,7 @@ time, a payload over the size limit, binary garbage. It talks to the broker with
 through `devices.transports.mqtt`, so a bug in our transport cannot hide itself in the tests.
 
 Topics, under a prefix (default `bondgate/sim`): `<prefix>/gate/<name>/state`,
-`<prefix>/loop/<name>`, `<prefix>/plate/<lane>`.
+`<prefix>/loop/<name>`, `<prefix>/plate/<lane>`, `<prefix>/container/<lane>`, `<prefix>/seal/<lane>`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.protocols.sensor_payloads import (
     MAX_PAYLOAD,
+    ContainerResult,
     GateSensor,
     GateState,
     LoopDetector,
     PlateResult,
+    SealRead,
     encode,
 )
 
@@ -96,6 +99,12 @@ class MqttSensorSim:
     def plate_topic(self, lane: str = "in-1") -> str:
         return f"{self.prefix}/plate/{lane}"
 
+    def container_topic(self, lane: str = "in-1") -> str:
+        return f"{self.prefix}/container/{lane}"
+
+    def seal_topic(self, lane: str = "in-1") -> str:
+        return f"{self.prefix}/seal/{lane}"
+
     # --- connection ----------------------------------------------------------------------------------
     async def connect(self, timeout: float = 5.0) -> None:
         await asyncio.to_thread(self._client.connect, self.host, self.port, 30)
@@ -149,6 +158,33 @@ class MqttSensorSim:
     ) -> None:
         message = PlateResult(plate=plate, confidence=confidence, lane=lane, ts=_now(), image_url=image_url)
         await self.publish_raw(self.plate_topic(lane), encode(message))
+
+    async def container(
+        self,
+        numbers: tuple[str, ...] | list[str],
+        *,
+        lane: str = "in-1",
+        confidence: float = 0.9,
+        image_url: str | None = None,
+    ) -> ContainerResult:
+        """What container-number recognition read (0–2 numbers, as read: no check digit is checked)."""
+        message = ContainerResult(
+            numbers=tuple(numbers), confidence=confidence, lane=lane, ts=_now(), image_url=image_url
+        )
+        await self.publish_raw(self.container_topic(lane), encode(message))
+        return message
+
+    async def seal(
+        self, ids: tuple[str, ...] | list[str], *, lane: str = "in-1", customs_form: bool = False
+    ) -> SealRead:
+        """The seal ids read (0–2); `customs_form` sends them as the customs gate does, `"A|B"`."""
+        message = SealRead(ids=tuple(ids), lane=lane, ts=_now())
+        if customs_form:
+            payload = json.dumps({"ids": "|".join(ids), "lane": lane, "ts": message.ts.isoformat()}).encode()
+        else:
+            payload = encode(message)
+        await self.publish_raw(self.seal_topic(lane), payload)
+        return message
 
     async def malformed(self, kind: Malformed, topic: str) -> bytes:
         payload = malformed_payload(kind)

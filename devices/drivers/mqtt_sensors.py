@@ -1,4 +1,4 @@
-"""MQTT sensors (gate/door sensors, loop detectors, plate-recognition cameras) as device events.
+"""MQTT sensors (gate/door, loop, plate, container-number and seal readers) as device events.
 
 Each configured sensor is a topic filter (wildcards allowed) and a payload type. Valid payloads
 become `SensorMessage` events — `device` is the sensor's name, `at` the monotonic time paho handed

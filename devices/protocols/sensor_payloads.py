@@ -1,18 +1,25 @@
 """MQTT sensor payloads, sans-I/O: bytes in, a validated model or one `PayloadError` out.
 
-Three sensor types reach the edge over MQTT: gate/door position sensors, loop detectors and the
-result messages of plate-recognition cameras. Each payload is a small JSON object; `decode()` checks
+Five sensor types reach the edge over MQTT: gate/door position sensors, loop detectors, the result
+messages of plate-recognition cameras, and at a vehicle gate (卡口) container-number recognition and
+electronic seal (电子关锁) readers. Each payload is a small JSON object; `decode()` checks
 the size before parsing, parses and validates in one pass (pydantic-core's JSON parser reads the
 bytes directly), and turns every failure — invalid UTF-8 or JSON, not an object, a missing field, a
 wrong type, a value out of range — into `PayloadError` with a one-line reason naming the field. A
 sensor sending garbage must cost the driver one counter increment, never an exception it did not
 expect, so nothing else may escape (the hypothesis test feeds arbitrary bytes).
 
-Types are strict: `"occupied": "yes"` or `"confidence": "0.9"` are wrong types, not guesses. The one
-lenient field is `ts`, because firmware sends both: an ISO 8601 time with a zone, or a Unix time in
-seconds (or milliseconds, told apart by magnitude). A time without a zone is refused, since it is
-ambiguous on a park that spans a border. Unknown extra fields are ignored so that a firmware update
+Types are strict: `"occupied": "yes"` or `"confidence": "0.9"` are wrong types, not guesses. Two
+fields are lenient. `ts`, because firmware sends both: an ISO 8601 time with a zone, or a Unix time
+in seconds (or milliseconds, told apart by magnitude); a time without a zone is refused, since it is
+ambiguous on a park that spans a border. And a seal reader's `ids`, a list of ids or the customs
+gate's own form of them, one string with the two ids separated by `|` (`"GS0001|GS0002"`; an empty
+piece, as in `"GS0001|"`, is no seal). Unknown extra fields are ignored so that a firmware update
 adding a field does not blind the gate.
+
+What recognition read is reported as read: a container number is bounded in length and charset but
+its ISO 6346 check digit is not checked here (a misread is the lane's finding, kernel/containers.py
+has the rule), nor are two seal ids checked to differ.
 
 `ts` is required: it is what tells a loop occupied now from a message that waited at the broker (a
 QoS 1 message queued while the agent was away, a sensor replaying its buffer), and a message nobody
@@ -25,11 +32,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from devices.protocols.errors import ProtocolError
 
-MAX_PAYLOAD = 16 * 1024  # bytes; a sensor message is well under 1 KiB, a plate result with a URL ~ 2 KiB
+MAX_PAYLOAD = 16 * 1024  # bytes; a sensor message is well under 1 KiB, a result with a URL ~ 2 KiB
 
 Timestamp = Annotated[AwareDatetime, Field(strict=False)]  # ISO 8601 with zone, or Unix s / ms
 
@@ -38,6 +45,8 @@ class SensorType(StrEnum):
     GATE = "gate"  # gate or door position sensor
     LOOP = "loop"  # inductive loop detector
     PLATE = "plate"  # plate-recognition camera result
+    CONTAINER = "container"  # container-number recognition result (vehicle gate)
+    SEAL = "seal"  # electronic seal reader (vehicle gate)
 
 
 class _Payload(BaseModel):
@@ -65,12 +74,56 @@ class PlateResult(_Payload):
     image_url: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$")
 
 
-SensorPayload = GateSensor | LoopDetector | PlateResult
+MAX_CONTAINERS = 2  # a truck carries one 40' or 45', or two 20' containers
+MAX_SEALS = 2  # the customs gate's message has room for two electronic seals
+# as read: ISO 6346 is 4 letters + 7 digits, but a misread may be shorter or longer, and a reader may
+# add the size/type code; bounded so that a hostile payload cannot pass a long text on
+ContainerNumber = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9]+$")]
+SealId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
-MODELS: dict[SensorType, type[GateSensor] | type[LoopDetector] | type[PlateResult]] = {
+
+def _as_tuple(value: object) -> object:
+    """A JSON array as the frozen tuple the model keeps (strict mode takes no list for a tuple)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+class ContainerResult(_Payload):
+    """Container-number recognition: the numbers as read (none: no container seen or none readable)."""
+
+    numbers: tuple[ContainerNumber, ...] = Field(max_length=MAX_CONTAINERS)
+    confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    lane: str = Field(min_length=1, max_length=64)
+    ts: Timestamp
+    image_url: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$")
+
+    _numbers = field_validator("numbers", mode="before")(_as_tuple)
+
+
+class SealRead(_Payload):
+    """An electronic seal reader: the ids of the seals it read (none: no seal on the vehicle)."""
+
+    ids: tuple[SealId, ...] = Field(max_length=MAX_SEALS)
+    lane: str = Field(min_length=1, max_length=64)
+    ts: Timestamp
+
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _customs_form(cls, value: object) -> object:
+        """`"A|B"` (the customs gate's collect message) is `["A", "B"]`; `""` or `"A|"` hold fewer."""
+        if isinstance(value, str):
+            return tuple(part for part in value.split("|") if part)
+        return _as_tuple(value)
+
+
+SensorPayload = GateSensor | LoopDetector | PlateResult | ContainerResult | SealRead
+_Model = type[GateSensor] | type[LoopDetector] | type[PlateResult] | type[ContainerResult] | type[SealRead]
+
+MODELS: dict[SensorType, _Model] = {
     SensorType.GATE: GateSensor,
     SensorType.LOOP: LoopDetector,
     SensorType.PLATE: PlateResult,
+    SensorType.CONTAINER: ContainerResult,
+    SensorType.SEAL: SealRead,
 }
 
 ErrorKind = Literal[
@@ -101,6 +154,7 @@ _KINDS: dict[str, ErrorKind] = {
     "float_type": "wrong_type",
     "int_type": "wrong_type",
     "datetime_type": "wrong_type",
+    "tuple_type": "wrong_type",
 }
 _SHOWN_INPUT = 40  # characters of a bad value quoted in a reason (payloads are hostile: keep logs short)
 

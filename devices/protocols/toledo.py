@@ -335,12 +335,12 @@ def decode_continuous(frame: bytes, checksum_ok: bool | None = None) -> Continuo
     if not (_digits(weight_digits) and _digits(tare_digits)):
         return None
     exponent = _exponent(swa)
-    weight = Decimal(int(weight_digits.strip() or b"0")).scaleb(exponent)
+    weight = _value(weight_digits, exponent)
     if swb & 0x02:
         weight = -weight
     return ContinuousFrame(
         weight=weight,
-        tare=Decimal(int(tare_digits.strip() or b"0")).scaleb(exponent),
+        tare=_value(tare_digits, exponent),
         unit=_SWC_UNITS.get(swc & 0x07) or ("kg" if swb & 0x10 else "lb"),
         net=bool(swb & 0x01),
         motion=bool(swb & 0x08),
@@ -350,6 +350,13 @@ def decode_continuous(frame: bytes, checksum_ok: bool | None = None) -> Continuo
         not_zeroed=bool(swb & 0x40),
         expanded=bool(swc & 0x10),
     )
+
+
+def _value(field: bytes, exponent: int) -> Decimal:
+    """Six digits at a power of ten; a display counting in tens or hundreds gives whole units
+    (49020, not 4.902E+4, which is the same number but not what anyone expects to read)."""
+    count = int(field.strip() or b"0")
+    return Decimal(count * 10**exponent) if exponent > 0 else Decimal(count).scaleb(exponent)
 
 
 def _digits(field: bytes) -> bool:
@@ -372,14 +379,15 @@ def encode_continuous(
     expanded: bool = False,
     with_checksum: bool = False,
 ) -> bytes:
-    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places. kg and lb
-    are SWC unit code 000 with SWB bit 4 saying which; the others their own code (SWB bit 4 set for
-    the metric ones).
+    """A frame as an indicator sends it; `weight`/`tare` in `unit`, `decimals` 0–5 places, or −1/−2
+    for a display that counts in tens or hundreds (a weighbridge of 10, 20 or 50 kg divisions: SWA
+    code XX0 or XX00, the dummy zeros not sent). kg and lb are SWC unit code 000 with SWB bit 4 saying
+    which; the others their own code (SWB bit 4 set for the metric ones).
 
     12.34 kg gross stable, 2 decimals: `b"\\x02,0 001234000000\\r"`.
     """
-    if not 0 <= decimals <= 5:
-        raise ToledoProtocolError(f"decimals must be 0–5, not {decimals}")
+    if not -2 <= decimals <= 5:
+        raise ToledoProtocolError(f"decimals must be -2–5, not {decimals}")
     counts = []
     for value in (weight, tare):
         if not value.is_finite():

@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 
 from devices.protocols.sensor_payloads import (
     MAX_PAYLOAD,
+    ContainerResult,
     GateSensor,
     LoopDetector,
     PayloadError,
     PlateResult,
+    SealRead,
+    SensorPayload,
     SensorType,
     age_s,
     decode,
@@ -40,6 +43,48 @@ def test_each_type_decodes() -> None:
     assert isinstance(plate, PlateResult)
     assert plate.plate == "粤B12345" and plate.confidence == 0.93 and plate.image_url is not None
     assert plate.ts == datetime(2024, 5, 1, tzinfo=UTC)  # milliseconds told apart by magnitude
+
+
+def test_container_numbers_are_kept_as_read() -> None:
+    two = decode(
+        "container",
+        "park/container/in-1",
+        b'{"numbers": ["CSQU3054383", "TGHU1234560"], "confidence": 0.88, "lane": "in-1",'
+        b' "ts": "2024-05-01T08:00:00+08:00", "image_url": "https://10.0.0.6/c/1.jpg"}',
+    )
+    assert two == ContainerResult(
+        numbers=("CSQU3054383", "TGHU1234560"),
+        confidence=0.88,
+        lane="in-1",
+        ts=TS,
+        image_url="https://10.0.0.6/c/1.jpg",
+    )
+    # a wrong check digit (…3 is right) and a short misread are what was read: the lane decides
+    misread = decode("container", "t", b'{"numbers": ["CSQU3054384", "CSQU305"], "confidence": 0.4,'
+                                      b' "lane": "in-1", "ts": 1714521600}')  # fmt: skip
+    assert isinstance(misread, ContainerResult) and misread.numbers == ("CSQU3054384", "CSQU305")
+    none = decode("container", "t", b'{"numbers": [], "confidence": 0, "lane": "in-1", "ts": 1714521600}')
+    assert isinstance(none, ContainerResult) and none.numbers == () and none.image_url is None
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        (b'["GS00012345", "GS00012346"]', ("GS00012345", "GS00012346")),
+        (b'["GS00012345"]', ("GS00012345",)),
+        (b"[]", ()),
+        (b'"GS00012345|GS00012346"', ("GS00012345", "GS00012346")),  # the customs gate's form
+        (b'"GS00012345|"', ("GS00012345",)),
+        (b'"|GS00012346"', ("GS00012346",)),
+        (b'"GS00012345"', ("GS00012345",)),
+        (b'""', ()),
+        (b'"|"', ()),
+    ],
+)
+def test_seal_ids_as_a_list_or_as_the_customs_gate_writes_them(ids: bytes, expected: tuple[str, ...]) -> None:
+    seal = decode("seal", "park/seal/in-1", b'{"ids": ' + ids + b', "lane": "in-1", "ts": 1714521600}')
+    assert seal == SealRead(ids=expected, lane="in-1", ts=datetime(2024, 5, 1, tzinfo=UTC))
+    assert decode("seal", "t", encode(seal)) == seal  # sent back as a list
 
 
 def test_extra_fields_are_ignored_and_image_url_is_optional() -> None:
@@ -78,8 +123,36 @@ def test_extra_fields_are_ignored_and_image_url_is_optional() -> None:
         ("loop", b'{"occupied": true, "ts": 1e300}', "invalid_value", "'ts'"),
         ("loop", b"[" * 5000, "invalid_json", "recursion limit"),
         ("radar", b"{}", "unknown_type", "unknown sensor type 'radar'"),
+        ("container", b'{"confidence": 1, "lane": "a", "ts": 1}', "missing_field", "'numbers'"),
+        ("container", b'{"numbers": "CSQU3054383", "confidence": 1, "lane": "a", "ts": 1}', "wrong_type",
+         "wrong type for 'numbers'"),
+        ("container", b'{"numbers": [3054383], "confidence": 1, "lane": "a", "ts": 1}', "wrong_type",
+         "'numbers.0'"),
+        ("container", b'{"numbers": ["A", "B", "C"], "confidence": 1, "lane": "a", "ts": 1}',
+         "invalid_value", "at most 2"),
+        ("container", b'{"numbers": ["csqu3054383"], "confidence": 1, "lane": "a", "ts": 1}',
+         "invalid_value", "'numbers.0'"),
+        ("container", b'{"numbers": [""], "confidence": 1, "lane": "a", "ts": 1}', "invalid_value",
+         "'numbers.0'"),
+        ("container", b'{"numbers": ["CSQU 305438 3"], "confidence": 1, "lane": "a", "ts": 1}',
+         "invalid_value", "'numbers.0'"),
+        ("container", b'{"numbers": ["' + b"A" * 17 + b'"], "confidence": 1, "lane": "a", "ts": 1}',
+         "invalid_value", "'numbers.0'"),
+        ("container", b'{"numbers": [], "confidence": 2, "lane": "a", "ts": 1}', "invalid_value",
+         "'confidence'"),
+        ("seal", b'{"lane": "a", "ts": 1}', "missing_field", "missing field 'ids'"),
+        ("seal", b'{"ids": "A|B|C", "lane": "a", "ts": 1}', "invalid_value", "at most 2"),
+        ("seal", b'{"ids": ["A", "B", "C"], "lane": "a", "ts": 1}', "invalid_value", "at most 2"),
+        ("seal", b'{"ids": 12345, "lane": "a", "ts": 1}', "wrong_type", "wrong type for 'ids'"),
+        ("seal", b'{"ids": [12345], "lane": "a", "ts": 1}', "wrong_type", "'ids.0'"),
+        ("seal", b'{"ids": {"a": 1}, "lane": "a", "ts": 1}', "wrong_type", "wrong type for 'ids'"),
+        ("seal", b'{"ids": "GS 1", "lane": "a", "ts": 1}', "invalid_value", "'ids.0'"),
+        ("seal", rb'{"ids": "GS1\u00001", "lane": "a", "ts": 1}', "invalid_value", "'ids.0'"),
+        ("seal", rb'{"ids": ["\u5173\u9501"], "lane": "a", "ts": 1}', "invalid_value", "'ids.0'"),
+        ("seal", b'{"ids": ["' + b"9" * 33 + b'"], "lane": "a", "ts": 1}', "invalid_value", "'ids.0'"),
+        ("seal", b'{"ids": [], "lane": "", "ts": 1}', "invalid_value", "'lane'"),
     ],
-)
+)  # fmt: skip
 def test_every_failure_is_one_precise_payload_error(
     sensor_type: str, payload: bytes, kind: str, words: str
 ) -> None:
@@ -126,6 +199,9 @@ _fields = st.fixed_dictionaries(
         "lane": st.text(max_size=3) | _json,
         "ts": st.integers(-(2**70), 2**70) | st.text(max_size=30) | _json,
         "image_url": st.just("http://x/y.jpg") | _json,
+        "numbers": st.lists(st.sampled_from(["CSQU3054383", "csqu", ""]) | st.text(max_size=20), max_size=3)
+        | _json,
+        "ids": st.lists(st.text(max_size=12), max_size=3) | st.text(max_size=40) | _json,
     },
 )
 
@@ -157,13 +233,33 @@ _messages = st.one_of(
         ts=_ts,
         image_url=st.none() | st.from_regex(r"\Ahttps?://[a-z0-9./_-]{1,50}\Z"),
     ),
+    st.builds(
+        ContainerResult,
+        numbers=st.lists(st.from_regex(r"\A[A-Z0-9]{1,16}\Z"), max_size=2).map(tuple),
+        confidence=st.floats(0, 1),
+        lane=st.text(min_size=1, max_size=64),
+        ts=_ts,
+        image_url=st.none() | st.from_regex(r"\Ahttps?://[a-z0-9./_-]{1,50}\Z"),
+    ),
+    st.builds(
+        SealRead,
+        ids=st.lists(st.from_regex(r"\A[A-Za-z0-9_-]{1,32}\Z"), max_size=2).map(tuple),
+        lane=st.text(min_size=1, max_size=64),
+        ts=_ts,
+    ),
 )
-_TYPE_OF = {GateSensor: SensorType.GATE, LoopDetector: SensorType.LOOP, PlateResult: SensorType.PLATE}
+_TYPE_OF: dict[type[SensorPayload], SensorType] = {
+    GateSensor: SensorType.GATE,
+    LoopDetector: SensorType.LOOP,
+    PlateResult: SensorType.PLATE,
+    ContainerResult: SensorType.CONTAINER,
+    SealRead: SensorType.SEAL,
+}
 
 
 @settings(max_examples=300, deadline=None)
 @given(_messages)
-def test_valid_payloads_round_trip(message: GateSensor | LoopDetector | PlateResult) -> None:
+def test_valid_payloads_round_trip(message: SensorPayload) -> None:
     assert decode(_TYPE_OF[type(message)], "t", encode(message)) == message
 
 
@@ -201,7 +297,7 @@ def test_age_is_the_same_whatever_the_zone() -> None:
 @settings(max_examples=300, deadline=None)
 @given(_messages, st.floats(-1e6, 1e6), st.floats(0.001, 3600), st.floats(0, 3600))
 def test_untimely_exactly_outside_the_window(
-    message: GateSensor | LoopDetector | PlateResult, offset: float, max_age: float, max_ahead: float
+    message: SensorPayload, offset: float, max_age: float, max_ahead: float
 ) -> None:
     now = message.ts.timestamp() + offset
     age = age_s(message, now)
@@ -210,3 +306,12 @@ def test_untimely_exactly_outside_the_window(
     assert (reason is None) == (-max_ahead <= age <= max_age)
     if reason is not None:
         assert ("stale" in reason) == (age > max_age) and len(reason) < 200
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.from_regex(r"\A[A-Za-z0-9_-]{1,32}\Z"), max_size=2), st.booleans())
+def test_the_pipe_form_and_the_list_form_of_seal_ids_agree(ids: list[str], trailing_pipe: bool) -> None:
+    piped = "|".join(ids) + ("|" if trailing_pipe else "")
+    as_list = decode("seal", "t", json.dumps({"ids": ids, "lane": "a", "ts": 1}).encode())
+    as_pipe = decode("seal", "t", json.dumps({"ids": piped, "lane": "a", "ts": 1}).encode())
+    assert as_list == as_pipe and isinstance(as_pipe, SealRead) and as_pipe.ids == tuple(ids)

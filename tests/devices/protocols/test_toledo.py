@@ -394,7 +394,7 @@ def test_blank_leading_digits() -> None:
 
 @st.composite
 def continuous_args(draw: st.DrawFn) -> dict[str, Any]:
-    decimals = draw(st.integers(0, 5))
+    decimals = draw(st.integers(-2, 5))  # -1/-2: a display counting in tens/hundreds (weighbridges)
     unit = draw(st.sampled_from(["kg", "lb", "g", "t", "oz", "ozt", "dwt", "long ton", "custom"]))
     weight = Decimal(draw(st.integers(-999999, 999999))).scaleb(-decimals)
     tare = Decimal(draw(st.integers(0, 999999))).scaleb(-decimals)
@@ -417,7 +417,7 @@ def test_continuous_round_trip_exact(args: dict[str, Any], with_checksum: bool) 
     data = encode_continuous(**args, with_checksum=with_checksum)
     (frame,) = feed(lambda: ToledoContinuousParser(checksum=with_checksum), [data])
     assert frame.weight == args["weight"] and frame.tare == args["tare"]
-    assert frame.weight.as_tuple().exponent == -args["decimals"]  # resolution kept
+    assert frame.weight.as_tuple().exponent == -max(args["decimals"], 0)  # resolution kept; tens: whole
     assert (frame.unit, frame.net, frame.motion) == (args["unit"], args["net"], args["motion"])
     assert (frame.out_of_range, frame.increment) == (args["out_of_range"], args["increment"])
     assert (frame.not_zeroed, frame.expanded) == (args["not_zeroed"], args["expanded"])
@@ -436,6 +436,17 @@ def test_encoder_refuses_what_does_not_fit() -> None:
         encode_continuous(Decimal("1.234"), decimals=2)
     with pytest.raises(ToledoProtocolError):
         encode_continuous(Decimal(1), decimals=6)
+    with pytest.raises(ToledoProtocolError):
+        encode_continuous(Decimal(49025), decimals=-1)  # not a whole number of tens
+    with pytest.raises(ToledoProtocolError):
+        encode_continuous(Decimal(1000), decimals=-3)
+
+
+def test_a_weighbridge_display_in_tens_is_sent_without_the_dummy_zero() -> None:
+    frame = encode_continuous(Decimal(49020), decimals=-1, increment=2)  # 20 kg divisions
+    assert frame == b"\x0210 004902000000\r"  # SWA 0x31: XX0, increment x2
+    decoded = decode_continuous(frame)
+    assert decoded is not None and decoded.weight == 49020 and str(decoded.weight) == "49020"
 
 
 @given(
