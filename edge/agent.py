@@ -24,13 +24,14 @@ from devices.health import Health, State
 from edge import release_ledger, rules, startup
 from edge.central_client import build_client, describe
 from edge.checker import Checker, DecisionRecord
-from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation
+from edge.config import ConveyorStation, EdgeSettings, GateStation, ManualStation, VehicleGateStation
 from edge.devices import DeviceHub
 from edge.publisher import Publisher
 from edge.stations.base import Station
 from edge.stations.conveyor import Conveyor
 from edge.stations.gate import Gate
 from edge.stations.manual import Manual
+from edge.stations.vehicle_gate import VehicleGate
 from edge.store import Store, new_event
 from edge.sync import FeedSync
 from edge.uplink import Uplink
@@ -47,6 +48,7 @@ STATION_CLASSES: dict[type, type[Station]] = {
     ConveyorStation: Conveyor,
     ManualStation: Manual,
     GateStation: Gate,
+    VehicleGateStation: VehicleGate,
 }
 
 

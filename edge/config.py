@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices.drivers.camera import CameraConfig
 from devices.drivers.gateio import GateIOConfig
+from devices.drivers.id_reader import IdReaderConfig
 from devices.drivers.modbus_scale import ModbusScaleConfig
 from devices.drivers.mqtt_sensors import MqttSensorsConfig
 from devices.drivers.scale import ScaleConfig
@@ -55,8 +56,18 @@ class MqttSensorsDevice(MqttSensorsConfig):
     driver: Literal["mqtt-sensors"]
 
 
+class IdReaderDevice(IdReaderConfig):
+    driver: Literal["id-reader"]
+
+
 Device = Annotated[
-    ScannerDevice | ScaleDevice | ModbusScaleDevice | GateIODevice | CameraDevice | MqttSensorsDevice,
+    ScannerDevice
+    | ScaleDevice
+    | ModbusScaleDevice
+    | GateIODevice
+    | CameraDevice
+    | MqttSensorsDevice
+    | IdReaderDevice,
     Field(discriminator="driver"),
 ]
 
@@ -289,7 +300,96 @@ class GateStation(_Station):
         }
 
 
-Station = Annotated[ConveyorStation | ManualStation | GateStation, Field(discriminator="kind")]
+class SensorRef(BaseModel):
+    """One sensor of an MQTT sensors device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    device: str = Field(description="an mqtt-sensors device")
+    sensor: str = Field(description="the name of one of its sensors")
+
+
+class LanePoints(BaseModel):
+    """A vehicle lane's I/O points on its module (names from the module's configuration)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    entry_loop: str = Field(description="input: a vehicle at the entry loop")
+    platform_back: str = Field(description="input: the beam at the weighbridge's entry end is interrupted")
+    platform_front: str = Field(description="input: the beam at the weighbridge's exit end is interrupted")
+    safety_loop: str = Field(description="input: something under the barrier arm (wins over every command)")
+    exit_loop: str = Field(description="input: a vehicle at the exit loop")
+    barrier: str = Field(description="output: barrier open command, held (on opens, off closes)")
+    barrier_open: str = Field(description="input: the arm's open limit switch (confirms the opening)")
+    barrier_closed: str | None = Field(None, description="input: the arm's closed limit switch")
+
+
+class GateToleranceSettings(BaseModel):
+    """How far the weighbridge may differ from the note (vehicle_rules.GateTolerance). No public
+    source fixes a figure: a park sets it no tighter than its bridge's in-service error (OIML R 76
+    class III: about ±1 division to ±1.5 divisions in service; a 60 t bridge with 20 kg divisions is
+    good to roughly ±20–60 kg)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    absolute_kg: Decimal = Field(Decimal("60"), ge=0, le=10000)
+    percent: Decimal = Field(Decimal("0.5"), ge=0, le=100)
+    override_absolute_kg: Decimal | None = Field(
+        Decimal("300"),
+        ge=0,
+        le=100000,
+        description="a supervisor may release a weight stop up to this far off",
+    )
+    override_percent: Decimal = Field(Decimal("2"), ge=0, le=100)
+    plate_min_confidence: float = Field(0.9, ge=0, le=1)
+
+
+class VehicleGateStation(_Station):
+    """A customs vehicle gate lane (卡口): loops, a weighbridge, plate / card / container / seal readers
+    and a barrier (edge/stations/vehicle_gate.py)."""
+
+    kind: Literal["vehicle_gate"]
+    io: str = Field(description="the lane's I/O module")
+    points: LanePoints
+    scale: str = Field(description="the weighbridge (any scale driver; Toledo continuous is usual)")
+    card: str | None = Field(
+        None, description="id reader of the note's vehicleIcNo (electronic plate / IC card)"
+    )
+    plate: SensorRef | None = None
+    container: SensorRef | None = None
+    seal: SensorRef | None = None
+    camera: str | None = Field(
+        None, description="a camera whose frame of each vehicle is kept (its hash sent)"
+    )
+    scanner: None = None
+    direction: Literal["I", "E"] = Field("E", description="E: out of the area")
+    gate: Literal["single", "first", "second"] = Field(
+        "single", description="dual-gate parks: first or second"
+    )
+    tolerance: GateToleranceSettings = Field(default_factory=GateToleranceSettings)
+    min_vehicle_kg: Decimal = Field(
+        Decimal("500"), ge=0, description="less on the bridge is an empty platform"
+    )
+    collect_s: float = Field(
+        5.0, gt=0, le=120, description="after a stable weight, wait this long at most for the readers"
+    )
+    confirm_timeout_s: float = Field(8.0, gt=0, le=60, description="for the open switch after the command")
+    leave_timeout_s: float = Field(
+        300.0, gt=0, le=3600, description="an open barrier closes after this if the lane is empty"
+    )
+
+    def device_refs(self) -> dict[str, str | None]:
+        return {
+            "io": self.io,
+            "scale": self.scale,
+            "card": self.card,
+            "camera": self.camera,
+            "plate.device": self.plate.device if self.plate else None,
+            "container.device": self.container.device if self.container else None,
+            "seal.device": self.seal.device if self.seal else None,
+        }
+
+
+Station = Annotated[
+    ConveyorStation | ManualStation | GateStation | VehicleGateStation, Field(discriminator="kind")
+]
 
 
 def normalise_pin(pin: str) -> str:
@@ -566,6 +666,11 @@ class EdgeSettings(BaseSettings):
                     ("barrier", station.io, station.barrier, "out"),
                     ("trigger.point", station.trigger.device, station.trigger.point, "in"),
                 ]
+            elif isinstance(station, VehicleGateStation):
+                points += [
+                    ("points.barrier", station.io, station.points.barrier, "out"),
+                    ("points.entry_loop", station.io, station.points.entry_loop, "in"),
+                ]
             for key, device, point, kind in points:
                 if device is None or point is None:
                     continue
@@ -609,6 +714,10 @@ ROLE_DRIVERS: dict[str, tuple[str, ...]] = {
     "scale": ("scale", "modbus-scale"),
     "camera": ("camera",),
     "trigger.device": ("gateio", "mqtt-sensors"),
+    "card": ("id-reader",),
+    "plate.device": ("mqtt-sensors",),
+    "container.device": ("mqtt-sensors",),
+    "seal.device": ("mqtt-sensors",),
 }
 
 
@@ -626,6 +735,11 @@ def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) 
         wanted.append(("barrier", station.barrier, "output"))
         if station.barrier_open is not None:
             wanted.append(("barrier_open", station.barrier_open, "input"))
+    elif isinstance(station, VehicleGateStation):
+        for name, value in station.points.model_dump().items():
+            if value is not None:
+                wanted.append((f"points.{name}", value, "output" if name == "barrier" else "input"))
+        problems += _sensor_refs(prefix, station, devices)
     station_io: str | None = getattr(station, "io", None)  # conveyors and gates have one
     io = devices.get(station_io) if station_io is not None else None
     if isinstance(io, GateIODevice) and station_io is not None:
@@ -670,6 +784,35 @@ def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) 
                         " topic (give this loop a sensor of its own with its full topic)",
                     )
                 )
+    return problems
+
+
+def _sensor_refs(
+    prefix: str, station: VehicleGateStation, devices: dict[str, Device]
+) -> list[tuple[str, str]]:
+    """Each reader a vehicle gate names is a sensor of its device, of the type its role reads."""
+    problems = []
+    for role, wanted in (("plate", "plate"), ("container", "container"), ("seal", "seal")):
+        ref: SensorRef | None = getattr(station, role)
+        device = devices.get(ref.device) if ref is not None else None
+        if ref is None or not isinstance(device, MqttSensorsDevice):
+            continue  # no such role, or no such device (said under device_refs)
+        sensors = {s.name: s for s in device.sensors}
+        sensor = sensors.get(ref.sensor)
+        if sensor is None:
+            problems.append(
+                (
+                    f"{prefix}.{role}.sensor",
+                    f"no sensor {ref.sensor!r} on device {ref.device!r} (has {', '.join(sensors)})",
+                )
+            )
+        elif sensor.type != wanted:
+            problems.append(
+                (
+                    f"{prefix}.{role}.sensor",
+                    f"sensor {ref.sensor!r} is a {sensor.type} sensor, not a {wanted}",
+                )
+            )
     return problems
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from devices.drivers.camera import CameraDriver
 from devices.drivers.gateio import GateIODriver
+from devices.drivers.id_reader import IdReaderDriver
 from devices.drivers.modbus_scale import ModbusScaleDriver
 from devices.drivers.mqtt_sensors import MqttSensorsDriver
 from devices.drivers.scale import ScaleDriver
@@ -29,6 +30,7 @@ from edge.config import (
     CameraDevice,
     Device,
     GateIODevice,
+    IdReaderDevice,
     ModbusScaleDevice,
     MqttSensorsDevice,
     ScaleDevice,
@@ -58,6 +60,8 @@ def build_driver(name: str, config: Device, *, evidence_dir: Path | None = None)
         return CameraDriver(name, config)
     if isinstance(config, MqttSensorsDevice):
         return MqttSensorsDriver(name, config)
+    if isinstance(config, IdReaderDevice):
+        return IdReaderDriver(name, config)
     raise TypeError(f"no driver for {type(config).__name__}")
 
 
@@ -144,3 +148,4 @@ if TYPE_CHECKING:  # each driver is the port its role needs: checked by mypy, no
     _camera: type[FrameSource] = CameraDriver
     _io: type[OutputModule] = GateIODriver
     _sensors: type[Driver] = MqttSensorsDriver
+    _id_reader: type[Driver] = IdReaderDriver

@@ -42,7 +42,7 @@ class PassageRecord:
     decision, the note it was checked against."""
 
     decision: DecisionRecord
-    rules: vr.Decision
+    rules: vr.Decision | None  # None: a decision taken up again after a restart (its row only)
     note: NoteRecord | None
     passage: vr.Passage
     overridden: bool = False

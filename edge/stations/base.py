@@ -19,7 +19,7 @@ from devices.health import DeviceError, Health, State
 from devices.ports import FrameSource, WeightSource
 from edge import rules
 from edge.checker import Checker, DecisionRecord
-from edge.config import ConveyorStation, GateStation, ManualStation
+from edge.config import ConveyorStation, GateStation, ManualStation, VehicleGateStation
 from edge.devices import DeviceHub
 from kernel.tasks import cancel_and_wait
 
@@ -53,7 +53,7 @@ class StationView:
 
 
 Listener = Callable[[StationView], None]
-StationConfig = ConveyorStation | ManualStation | GateStation
+StationConfig = ConveyorStation | ManualStation | GateStation | VehicleGateStation
 
 
 class Station:

@@ -1,0 +1,570 @@
+"""Vehicle gate (卡口): one lane through which vehicles leave (or enter) the bonded area.
+
+A vehicle arrives over the entry loop and drives onto the weighbridge. Its weight counts only when
+the whole vehicle is on the platform — the beam at the platform's entry end was interrupted and is
+clear again, the beam at its exit end is clear — and the bridge reads a stable load; a beam
+interrupted again (the vehicle moved) voids it. Meanwhile the readers report: plate recognition, the
+electronic plate / IC card, container numbers, seal ids. Once the weight is taken the lane waits for
+the readers it has, at most `collect_s`, and decides (edge/gate_checker.py: the note found by plate
+or card, every rule of edge/vehicle_rules.py, the decision and its PASSAGE event committed before
+the barrier moves).
+
+The barrier opens only on a pass, and only once its open switch confirms it (otherwise the command
+drops, the lane shows FAULT and the actuation is reported failed). It closes when the vehicle has
+left — through the exit loop, with the safety loop under the arm clear — and never while the safety
+loop is occupied: the safety loop wins over every command of this station (and the barrier's own
+controller does the same in hardware). Something in the safety loop again after the vehicle's tail
+had cleared it, or a new vehicle on the entry loop or the platform while the barrier is open, is a
+tailgater: recorded as its own passage (STOP, TAILGATING), and the barrier closes as soon as the loop
+is clear. On a stop the barrier stays closed, read back; a supervisor may release an operational
+stop with a reason (`override`): the check runs again on the same collected facts and passes only
+what the rules let a supervisor release. A device of the lane down during the vehicle's window is a
+DEVICE_FAULT in its decision; a device lost while the barrier is open closes it as soon as the
+safety loop allows.
+
+After a restart (a crash between the committed decision and the barrier), the lane's last decision
+that has no actuation yet is taken up again: a pass whose vehicle is still on the platform opens the
+barrier for it (its passage was reported once, with the decision); otherwise it is recorded as not
+carried out. No second passage is made for that vehicle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from devices.events import DeviceEvent, IdRead, InputChanged, SensorMessage, WeightReading
+from devices.health import DeviceError, State
+from devices.ports import OutputModule
+from devices.protocols.sensor_payloads import ContainerResult, PlateResult, SealRead
+from edge import vehicle_rules as vr
+from edge.checker import Checker, DecisionRecord
+from edge.config import VehicleGateStation
+from edge.devices import DeviceHub
+from edge.gate_checker import GateChecker, OverrideRefused, PassageRecord
+from edge.stations.base import Station, StationState
+
+log = logging.getLogger(__name__)
+
+RESUME_WITHIN_S = 600.0  # a pass committed this recently, with no actuation, is taken up after a restart
+
+
+@dataclass
+class Vehicle:
+    """What the lane collected for the vehicle on it."""
+
+    arrived: float
+    on_platform_at: float | None = None  # when the whole vehicle was last seen on the platform
+    back_seen: bool = False  # the entry-end beam was interrupted since the arrival
+    gross_kg: Decimal | None = None
+    weighed_at: float | None = None
+    plate: str | None = None
+    plate_confidence: float | None = None
+    card: str | None = None
+    containers: tuple[str, ...] = ()
+    container_seen: bool = False
+    seals: tuple[str, ...] = ()
+    seal_seen: bool = False
+    photos: tuple[str, ...] = ()
+    evidence: str | None = None
+    decided: PassageRecord | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class VehicleGate(Station):
+    kind = "vehicle_gate"
+    config: VehicleGateStation
+
+    def __init__(self, config: VehicleGateStation, hub: DeviceHub, checker: Checker) -> None:
+        super().__init__(config, hub, checker)
+        t = config.tolerance
+        self.gate_checker = GateChecker(
+            checker,
+            vr.GateTolerance(
+                absolute_kg=t.absolute_kg,
+                percent=t.percent,
+                override_limit=None
+                if t.override_absolute_kg is None
+                else vr.WeightLimit(absolute_kg=t.override_absolute_kg, percent=t.override_percent),
+                plate_min_confidence=t.plate_min_confidence,
+            ),
+        )
+        self.io: OutputModule = hub.output_module(config.io)
+        self.points = config.points
+        hub.subscribe(config.io, self._on_io)
+        hub.subscribe(config.scale, self._on_weight)
+        if config.card is not None:
+            hub.subscribe(config.card, self._on_card)
+        for ref in {r.device for r in (config.plate, config.container, config.seal) if r is not None}:
+            hub.subscribe(ref, self._sensor_handler(ref))
+        self.vehicle: Vehicle | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._barrier_open = False  # commanded open (confirmed) for the vehicle on the lane
+        self._tail_cleared = False  # the passing vehicle's tail has left the safety loop
+        self._tailgated: str | None = None
+        self._lane_changed = asyncio.Event()
+        self.passages = 0
+        self.tailgaters = 0
+
+    # --- what the devices say -------------------------------------------------------------------------
+    def _input(self, point: str) -> bool:
+        return bool(self.io.inputs.get(point, False))
+
+    def _on_io(self, event: DeviceEvent) -> None:
+        if not isinstance(event, InputChanged):
+            return
+        p = self.points
+        self._lane_changed.set()
+        v = self.vehicle
+        if event.point == p.entry_loop and event.value:
+            if self._barrier_open:
+                self._tailgater("a vehicle on the entry loop while the barrier was open")
+            elif v is None:
+                self._arrive(event.at)
+        elif event.point == p.platform_back:
+            if self._barrier_open and event.value:
+                self._tailgater("a vehicle driving onto the weighbridge while the barrier was open")
+                return
+            if v is None and event.value:
+                self._arrive(event.at)
+                v = self.vehicle
+            if v is not None and v.decided is None:
+                if event.value:
+                    v.back_seen = True
+                self._platform_moved(v, event.at)
+        elif event.point == p.platform_front and v is not None and v.decided is None:
+            self._platform_moved(v, event.at)
+        elif event.point == p.safety_loop and self._barrier_open:
+            if not event.value:
+                self._tail_cleared = True
+            elif self._tail_cleared:
+                self._tailgater("something in the safety loop after the vehicle's tail had cleared it")
+
+    def _platform_moved(self, v: Vehicle, at: float) -> None:
+        """A platform beam changed: the weight taken so far no longer describes the whole vehicle."""
+        whole = (
+            v.back_seen
+            and not self._input(self.points.platform_back)
+            and not self._input(self.points.platform_front)
+        )
+        v.on_platform_at = at if whole else None
+        v.gross_kg = v.weighed_at = None
+        v.changed.set()
+
+    def _on_weight(self, event: DeviceEvent) -> None:
+        v = self.vehicle
+        if not isinstance(event, WeightReading) or v is None or v.decided is not None:
+            return
+        measured = event.since if event.since is not None else event.at
+        if v.on_platform_at is None or measured < v.on_platform_at:
+            return  # not (yet) the whole vehicle at rest on the platform
+        if not event.stable or event.kg is None or event.overload or event.underload:
+            if not event.stable:
+                v.gross_kg = v.weighed_at = None  # moving again
+            return
+        if event.kg < self.config.min_vehicle_kg:
+            return
+        v.gross_kg, v.weighed_at = event.kg, event.at
+        v.changed.set()
+
+    def _on_card(self, event: DeviceEvent) -> None:
+        v = self.vehicle
+        if isinstance(event, IdRead) and v is not None and v.decided is None and event.at >= v.arrived:
+            v.card = event.id
+            v.changed.set()
+
+    def _sensor_handler(self, device: str) -> Callable[[DeviceEvent], None]:
+        return lambda event: self._on_sensor(device, event)
+
+    def _on_sensor(self, device: str, event: DeviceEvent) -> None:
+        v = self.vehicle
+        if not isinstance(event, SensorMessage) or not event.live or v is None or v.decided is not None:
+            return
+        if event.at < v.arrived:
+            return
+        cfg = self.config
+        payload = event.payload
+        name = (device, event.device)  # a sensor message's `device` is the sensor's name
+        if (
+            cfg.plate is not None
+            and name == (cfg.plate.device, cfg.plate.sensor)
+            and isinstance(payload, PlateResult)
+        ):
+            if v.plate is None or (v.plate_confidence or 0) <= payload.confidence:
+                v.plate, v.plate_confidence = payload.plate, payload.confidence
+        elif (
+            cfg.container is not None
+            and name == (cfg.container.device, cfg.container.sensor)
+            and isinstance(payload, ContainerResult)
+        ):
+            v.containers, v.container_seen = tuple(payload.numbers), True
+        elif (
+            cfg.seal is not None
+            and name == (cfg.seal.device, cfg.seal.sensor)
+            and isinstance(payload, SealRead)
+        ):
+            v.seals, v.seal_seen = tuple(payload.ids), True
+        else:
+            return
+        v.changed.set()
+
+    # --- one vehicle ----------------------------------------------------------------------------------
+    def _arrive(self, at: float) -> None:
+        if self._stopping:
+            return
+        self.vehicle = Vehicle(arrived=at)
+        self._set(StationState.CHECKING)
+        self._worker = asyncio.create_task(
+            self._guarded(self._vehicle(self.vehicle)), name=f"{self.name}:vehicle"
+        )
+        self._tasks.add(self._worker)
+        self._worker.add_done_callback(self._tasks.discard)
+
+    def _complete(self, v: Vehicle) -> bool:
+        """Every reader the lane has has spoken for this vehicle."""
+        cfg = self.config
+        return (
+            (cfg.plate is None or v.plate is not None)
+            and (cfg.card is None or v.card is not None)
+            and (cfg.container is None or v.container_seen)
+            and (cfg.seal is None or v.seal_seen)
+        )
+
+    async def _vehicle(self, v: Vehicle) -> None:
+        try:
+            await self._check(v)
+        finally:
+            if self.vehicle is v:
+                self.vehicle = None
+            if self.view.state == StationState.CHECKING:
+                self._set(StationState.FAULT if self.device_faults() else StationState.IDLE)
+
+    async def _check(self, v: Vehicle) -> None:
+        cfg = self.config
+        # 1. the whole vehicle weighed, stable; or it leaves without (reverses out: nothing decided)
+        while v.gross_kg is None:
+            if self._lane_empty():
+                return
+            if self._weighbridge_down():
+                break  # decided without a weight: NO_WEIGHT / DEVICE_FAULT say why
+            v.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await v.changed.wait()
+        # 2. the readers, at most collect_s more
+        deadline = time.monotonic() + cfg.collect_s
+        while not self._complete(v) and (remaining := deadline - time.monotonic()) > 0:
+            v.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await v.changed.wait()
+        await self._photo(v)
+        # 3. decide and act
+        record = await self._decide(v)
+        await self._act(v, record)
+
+    def _lane_empty(self) -> bool:
+        p = self.points
+        return (
+            not any(
+                self._input(x)
+                for x in (p.entry_loop, p.platform_back, p.platform_front, p.safety_loop, p.exit_loop)
+            )
+            and self.vehicle is not None
+            and self.vehicle.on_platform_at is None
+        )
+
+    def _weighbridge_down(self) -> bool:
+        return self.hub.health(self.config.scale).state in (State.DOWN, State.STARTING)
+
+    async def _photo(self, v: Vehicle) -> None:
+        faults: dict[str, str] = {}
+        _codes, evidence = await self.look(time.monotonic(), faults)
+        if evidence:
+            v.evidence = evidence
+            name = Path(evidence).stem
+            v.photos = (name if len(name) == 64 else hashlib.sha256(Path(evidence).read_bytes()).hexdigest(),)
+
+    def _roles(self) -> dict[str, str]:
+        """Each of the lane's devices as the role the rules know it by (others keep their name)."""
+        cfg = self.config
+        roles: dict[str, str] = {cfg.scale: vr.Device.WEIGHBRIDGE.value}
+        if cfg.card:
+            roles[cfg.card] = vr.Device.CARD_READER.value
+        for ref, role in (
+            (cfg.plate, vr.Device.PLATE_CAMERA),
+            (cfg.container, vr.Device.CONTAINER_CAMERA),
+            (cfg.seal, vr.Device.SEAL_READER),
+        ):
+            if ref is not None:
+                roles.setdefault(ref.device, role.value)
+        return roles
+
+    def _faults(self, v: Vehicle) -> tuple[str, ...]:
+        faults = {**self.faults_during(v.arrived, time.monotonic(), what="vehicle"), **self.device_faults()}
+        roles = self._roles()
+        return tuple(sorted({roles.get(device, device) for device in faults}))
+
+    def passage_of(self, v: Vehicle, *, tailgating: bool = False) -> vr.Passage:
+        cfg = self.config
+        return vr.Passage(
+            direction=cfg.direction,
+            gate=cfg.gate,
+            plate=v.plate,
+            plate_confidence=v.plate_confidence,
+            card=v.card,
+            card_reader_configured=cfg.card is not None,
+            gross_kg=v.gross_kg,
+            containers=v.containers,
+            seals=v.seals,
+            device_faults=self._faults(v),
+            tailgating=tailgating,
+        )
+
+    async def _decide(
+        self, v: Vehicle, *, operator: str | None = None, override: tuple[DecisionRecord, str] | None = None
+    ) -> PassageRecord:
+        passage = self.passage_of(v)
+        record = await self.gate_checker.decide(
+            self.name, passage, photos=v.photos, evidence=v.evidence, operator=operator, override=override
+        )
+        self.decisions += 1
+        self.passages += 1
+        v.decided = record
+        self.show(record.decision)
+        return record
+
+    async def _act(self, v: Vehicle, record: PassageRecord) -> None:
+        if record.decision.verdict == vr.Verdict.PASS:
+            await self._let_through(v, record)
+            return
+        outcome, detail = await self.barrier_closed()
+        await self.checker.record_actuation(
+            self.name, record.decision, outcome=outcome, output=self.points.barrier, detail=detail
+        )
+        # the vehicle waits at the barrier: a supervisor may release it, or it reverses out
+        while not self._lane_empty():
+            if v.decided is not record:  # overridden: `override` opened the barrier for it
+                return
+            self._lane_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._lane_changed.wait()
+
+    async def override(self, original: DecisionRecord, *, operator: str, reason: str) -> DecisionRecord:
+        """A supervisor releases the stopped vehicle still on the lane (OverrideRefused: a customs
+        stop, or no vehicle waiting on that decision)."""
+        v = self.vehicle
+        if v is None or v.decided is None or v.decided.decision.decision_id != original.decision_id:
+            raise OverrideRefused("that vehicle is no longer waiting at this lane")
+        record = await self._decide(v, operator=operator, override=(original, reason))
+        self.spawn(self._let_through(v, record), "override")
+        return record.decision
+
+    # --- the barrier ------------------------------------------------------------------------------------
+    async def _let_through(self, v: Vehicle, record: PassageRecord) -> None:
+        p = self.points
+        if self.config.io in self.device_faults():
+            outcome, detail = "withheld", "not opened: the lane's I/O module is not up"
+            await self.checker.record_actuation(
+                self.name, record.decision, outcome=outcome, output=p.barrier, detail=detail
+            )
+            return
+        self._tail_cleared = False
+        self._tailgated = None
+        try:
+            await self.io.set_output(p.barrier, True)
+            await self._wait_input(p.barrier_open, True, self.config.confirm_timeout_s)
+        except (DeviceError, TimeoutError) as exc:
+            why = str(exc) or f"the open switch did not confirm within {self.config.confirm_timeout_s:g} s"
+            await self._close_when_clear()
+            await self.actuation_failed(self.config.io, f"barrier: {why}")
+            await self.checker.record_actuation(
+                self.name,
+                record.decision,
+                outcome="failed",
+                output=p.barrier,
+                detail=f"barrier not confirmed open: {why}",
+            )
+            return
+        self._barrier_open = True
+        self.actuation_ok(self.config.io)
+        await self.checker.record_actuation(
+            self.name,
+            record.decision,
+            outcome="confirmed",
+            output=p.barrier,
+            detail="barrier opened (its open switch confirms)",
+        )
+        try:
+            await self._wait_gone(v)
+        finally:
+            await self._close_when_clear()
+            self._barrier_open = False
+            if self.vehicle is v:
+                self.vehicle = None
+            self._set(StationState.FAULT if self.device_faults() else StationState.IDLE)
+
+    async def _wait_input(self, point: str, value: bool, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while self._input(point) != value:
+                self._lane_changed.clear()
+                await self._lane_changed.wait()
+
+    async def _wait_gone(self, v: Vehicle) -> None:
+        """Until the vehicle has gone through (the exit loop occupied, then it and the safety loop
+        clear), the lane empties some other way for long enough, or a lane device is lost."""
+        p = self.points
+        exit_seen = False
+        deadline = time.monotonic() + self.config.leave_timeout_s
+        while True:
+            if self._input(p.exit_loop):
+                exit_seen = True
+            if exit_seen and not self._input(p.exit_loop) and not self._input(p.safety_loop):
+                return
+            if self.config.io in self.device_faults():
+                return
+            if time.monotonic() > deadline and self._lane_empty_now():
+                return
+            self._lane_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._lane_changed.wait()
+
+    def _lane_empty_now(self) -> bool:
+        p = self.points
+        return not any(
+            self._input(x)
+            for x in (p.entry_loop, p.platform_back, p.platform_front, p.safety_loop, p.exit_loop)
+        )
+
+    async def _close_when_clear(self) -> None:
+        """Drop the open command — never while the safety loop is occupied."""
+        while self._input(self.points.safety_loop) and self.config.io not in self.device_faults():
+            self._lane_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._lane_changed.wait()
+        try:
+            await self.io.set_output(self.points.barrier, False)
+        except DeviceError as exc:
+            await self.actuation_failed(self.config.io, f"barrier not closed: {exc}")
+
+    def _tailgater(self, why: str) -> None:
+        if self._tailgated is not None:
+            return
+        self._tailgated = why
+        self.tailgaters += 1
+        self.spawn(self._record_tailgater(why), "tailgater")
+
+    async def _record_tailgater(self, why: str) -> None:
+        v = Vehicle(arrived=time.monotonic())
+        passage = self.passage_of(v, tailgating=True)
+        record = await self.gate_checker.decide(self.name, passage, operator=None)
+        self.show(record.decision)
+        await self.checker.record_actuation(
+            self.name,
+            record.decision,
+            outcome="withheld",
+            output=self.points.barrier,
+            detail=f"tailgating: {why}; the barrier closes once the safety loop is clear",
+        )
+
+    async def barrier_closed(self) -> tuple[str, str]:
+        """Read the barrier command back (not what was last written); one that reads open is dropped
+        (once the safety loop is clear) and the lane holds."""
+        barrier = self.points.barrier
+        try:
+            if not (await self.io.read_outputs([barrier]))[barrier]:
+                return "confirmed", "barrier stays closed: its command read back off"
+        except DeviceError as exc:
+            await self.actuation_failed(self.config.io, f"barrier: {exc}")
+            return "failed", f"barrier not confirmed closed: {exc}"
+        await self._close_when_clear()
+        await self.actuation_failed(self.config.io, "barrier command read back on")
+        return "failed", "barrier command read back on (dropped)"
+
+    async def safe_outputs(self) -> None:
+        await self._close_when_clear()
+
+    # --- after a restart ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Take up this lane's last decision that has no actuation (the agent stopped between the
+        decision and the barrier)."""
+        row = await asyncio.to_thread(self._unfinished)
+        if row is None:
+            return
+        self.spawn(self._resume(row), "resume")
+
+    def _unfinished(self) -> dict[str, object] | None:
+        found = (
+            self.checker.store.reader()
+            .execute(
+                "SELECT d.id, d.decision_id, d.code, d.verdict, d.codes, d.reason, d.weight_kg, d.created_at,"
+                " p.note_no FROM decisions d JOIN passages p ON p.decision_id = d.decision_id"
+                " WHERE d.station = ? ORDER BY d.id DESC LIMIT 1",
+                (self.name,),
+            )
+            .fetchone()
+        )
+        if found is None:
+            return None
+        actuated = (
+            self.checker.store.reader()
+            .execute("SELECT actuation FROM decisions WHERE id = ?", (found["id"],))
+            .fetchone()
+        )
+        return None if actuated[0] is not None else dict(found)
+
+    async def _resume(self, row: dict[str, object]) -> None:
+        decision = DecisionRecord(
+            id=int(row["id"]),  # type: ignore[call-overload]
+            decision_id=str(row["decision_id"]),
+            station=self.name,
+            code=row["code"],  # type: ignore[arg-type]
+            verdict=vr.Verdict(str(row["verdict"])),
+            codes=tuple(json.loads(str(row["codes"]))),
+            reason=str(row["reason"]),
+            weight_kg=Decimal(str(row["weight_kg"])) if row["weight_kg"] is not None else None,
+            declared_kg=None,
+            evidence=None,
+            goods=None,
+            created_at=str(row["created_at"]),
+        )
+        await asyncio.sleep(0.5)  # the I/O module's first poll
+        p = self.points
+        on_lane = (
+            self._input(p.platform_front)
+            or self._input(p.platform_back)
+            or self._input(p.safety_loop)
+            or self._input(p.entry_loop)
+        )
+        if decision.verdict == vr.Verdict.PASS and (on_lane or self.vehicle is not None):
+            v = self.vehicle or Vehicle(arrived=time.monotonic())
+            self.vehicle = v
+            record = PassageRecord(decision, None, None, self.passage_of(v))
+            v.decided = record
+            self.show(decision)
+            log.warning(
+                "taking up a pass the agent had not carried out",
+                extra={"station": self.name, "decision_id": decision.decision_id},
+            )
+            await self._let_through(v, record)
+            return
+        await self.checker.record_actuation(
+            self.name,
+            decision,
+            outcome="withheld" if decision.verdict == vr.Verdict.PASS else "confirmed",
+            output=p.barrier,
+            detail="the agent restarted before the barrier moved; the vehicle was no longer on the lane"
+            if decision.verdict == vr.Verdict.PASS
+            else "barrier closed (checked after a restart)",
+        )
