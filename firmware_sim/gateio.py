@@ -34,7 +34,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from devices.protocols.io_profiles import IOMap, ModuleProfile, profile_named
+from devices.protocols.io_profiles import IOMap, ModuleProfile, OutputPoint, profile_named
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class GateIOSim:
         barrier_delay_s: float = 0.0,
         barrier: tuple[str, str, str] = ("barrier", "barrier_open", "barrier_closed"),
         rtu_port: str | None = None,  # serve RTU on this serial device instead of TCP
+        watchdog_s: float | None = None,  # communication watchdog: outputs safe after this long unpolled
     ) -> None:
         self.io = gate_map(io) if isinstance(io, str) else io
         self.profile = self.io.profile
@@ -84,6 +85,10 @@ class GateIOSim:
         self._stuck: dict[int, bool] = {}
         self._barrier_task: asyncio.Task[None] | None = None
         self.coil_writes = 0
+        self.watchdog_s = watchdog_s
+        self.watchdog_trips = 0  # times the watchdog drove the outputs to their safe values
+        self._last_request = 0.0
+        self._watchdog: asyncio.Task[None] | None = None
         if self._barrier_closed_in in self.io.inputs:
             self._set_raw(self._barrier_closed_in, True)
 
@@ -103,6 +108,9 @@ class GateIOSim:
         else:
             self._server = ModbusTcpServer(device, address=(self.host, self.port), trace_packet=self._trace)
         await self._server.serve_forever(background=True)
+        self._last_request = asyncio.get_running_loop().time()
+        if self.watchdog_s is not None and self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch(self.watchdog_s))
         if self.rtu_port is None:
             self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # pymodbus types transport as BaseTransport
         log.info("gate I/O simulator serving", extra={"profile": self.profile.name, "port": self.port})
@@ -116,7 +124,41 @@ class GateIOSim:
     async def close(self) -> None:
         if self._barrier_task is not None:
             self._barrier_task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         await self.stop()
+
+    async def _watch(self, timeout: float) -> None:
+        """The module's communication watchdog (Moxa "Communication Watchdog" / ADAM "safety value"):
+        no request for `timeout` seconds while an output is away from its safe value drives every
+        output to its safe value, as the README tells operators to configure real modules."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(timeout / 4)
+            if loop.time() - self._last_request <= timeout:
+                continue
+            unsafe = [(n, p) for n, p in self.io.outputs.items() if self._do[p.channel] != p.safe]
+            if not unsafe:
+                continue
+            self.watchdog_trips += 1
+            log.warning("gate I/O simulator: communication watchdog, outputs safe", extra={"port": self.port})
+            await self._outputs_safe(unsafe)
+
+    async def _outputs_safe(self, points: list[tuple[str, OutputPoint]]) -> None:
+        barrier = self.io.outputs.get(self._barrier_out)
+        for _name, point in points:
+            self._do[point.channel] = point.safe
+            if self._server is not None:
+                self._internal = True
+                try:
+                    await self._server.async_setValues(
+                        self.device_id, 1, self.profile.do_address + point.channel, [point.safe]
+                    )
+                finally:
+                    self._internal = False
+            if barrier is not None and point.channel == barrier.channel:
+                await self._command_barrier(point.safe)
 
     async def __aenter__(self) -> GateIOSim:
         await self.start()
@@ -220,6 +262,7 @@ class GateIOSim:
     ) -> ExcCodes | None:
         if self._internal:
             return None
+        self._last_request = asyncio.get_running_loop().time()
         is_write = function in WRITE_FUNCTIONS and values is not None
         if self._fault is not None:
             code, functions = self._fault
@@ -317,6 +360,7 @@ class VehicleLaneSim(GateIOSim):
         port: int = 0,
         device_id: int = 0,
         travel_s: float = 1.0,
+        watchdog_s: float | None = None,
     ) -> None:
         super().__init__(
             vehicle_lane_map(io) if isinstance(io, str) else io,
@@ -324,6 +368,7 @@ class VehicleLaneSim(GateIOSim):
             port=port,
             device_id=device_id,
             barrier_delay_s=travel_s,
+            watchdog_s=watchdog_s,
         )
         self.travel_s = travel_s
         self._command = False

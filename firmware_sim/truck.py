@@ -147,6 +147,7 @@ class VehicleLane:
         prefix: str = "bondgate/sim",
         modbus_port: int = 0,
         travel_s: float = 1.0,
+        watchdog_s: float | None = None,
         bridge: dict[str, Any] | None = None,
         readers: tuple[Reader, ...] = ("e_plate", "ic_card"),
     ) -> AsyncIterator[VehicleLane]:
@@ -154,7 +155,7 @@ class VehicleLane:
         `bridge` are WeighbridgeSim options (division_kg, capacity_kg, rate_hz, settle_s, …)."""
         folder.mkdir(parents=True, exist_ok=True)
         the_bridge = WeighbridgeSim(link=folder / f"{lane}-bridge", **(bridge or {}))
-        io = VehicleLaneSim(port=modbus_port, travel_s=travel_s)
+        io = VehicleLaneSim(port=modbus_port, travel_s=travel_s, watchdog_s=watchdog_s)
         sensors = MqttSensorSim(
             broker_host, broker_port, username=broker_username, password=broker_password, prefix=prefix
         )

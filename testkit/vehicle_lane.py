@@ -40,6 +40,13 @@ class Lane:
 def lane_settings(
     tmp: Path, central: RunningCentral, sims: VehicleLane, broker_port: int, **station: Any
 ) -> EdgeSettings:
+    return EdgeSettings(**lane_config(tmp, central, sims, broker_port, **station))
+
+
+def lane_config(
+    tmp: Path, central: RunningCentral, sims: VehicleLane, broker_port: int, **station: Any
+) -> dict[str, Any]:
+    """An edge.toml's content: park P1's agent with the lane `lane-1` on the simulators `sims`."""
     key = tmp / "central-feed.pem"
     key.write_text(central.client().get("/.well-known/bondgate/feed-key.pem").text)
     cfg = sims.device_configs()
@@ -77,20 +84,20 @@ def lane_settings(
         "confirm_timeout_s": 3.0,
         **station,
     }
-    return EdgeSettings(
-        park_id="P1",
-        edge_id="edge-p1",
-        database=tmp / "edge.db",
-        evidence_dir=tmp / "evidence",
-        central={"url": central.url, "token": central.tokens["edge"], "public_key": key, "long_poll_s": 1},
-        heartbeat_s=3600,
-        api={
+    return {
+        "park_id": "P1",
+        "edge_id": "edge-p1",
+        "database": tmp / "edge.db",
+        "evidence_dir": tmp / "evidence",
+        "central": {"url": central.url, "token": central.tokens["edge"], "public_key": key, "long_poll_s": 1},
+        "heartbeat_s": 3600,
+        "api": {
             "port": 0,
             "users": [{"name": "sam", "role": "supervisor", "password_hash": hash_password("sam-pass")}],
         },
-        devices=devices,
-        stations=[lane],
-    )
+        "devices": devices,
+        "stations": [lane],
+    }
 
 
 @contextlib.asynccontextmanager
@@ -98,7 +105,7 @@ async def running_lane(
     tmp: Path, central: RunningCentral, broker_port: int, **station: Any
 ) -> AsyncIterator[Lane]:
     async with VehicleLane.running(
-        tmp / "lane", broker_port=broker_port, travel_s=0.05, bridge=FAST_BRIDGE
+        tmp / "lane", broker_port=broker_port, travel_s=0.05, bridge=FAST_BRIDGE, watchdog_s=1.0
     ) as sims:
         settings = lane_settings(tmp, central, sims, broker_port, **station)
         agent = Agent(settings)

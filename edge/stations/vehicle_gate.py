@@ -38,8 +38,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from devices.events import DeviceEvent, IdRead, InputChanged, SensorMessage, WeightReading
 from devices.health import DeviceError, State
@@ -51,10 +53,13 @@ from edge.config import VehicleGateStation
 from edge.devices import DeviceHub
 from edge.gate_checker import GateChecker, OverrideRefused, PassageRecord
 from edge.stations.base import Station, StationState
+from edge.store import Store
+from kernel.timefmt import iso_now, utc_now
 
 log = logging.getLogger(__name__)
 
-RESUME_WITHIN_S = 600.0  # a pass committed this recently, with no actuation, is taken up after a restart
+RESUME_WITHIN_S = 300.0  # a pass this recent whose vehicle still stands on the bridge is taken up
+RESUME_DEVICES_S = 15.0  # after a restart, how long the lane waits for its I/O module and weighbridge
 
 
 @dataclass
@@ -373,10 +378,15 @@ class VehicleGate(Station):
     async def _let_through(self, v: Vehicle, record: PassageRecord) -> None:
         p = self.points
         if self.config.io in self.device_faults():
+            with contextlib.suppress(TimeoutError):
+                supervisor = self.hub.drivers[self.config.io].supervisor
+                await supervisor.wait_for(State.UP, self.config.confirm_timeout_s)
+        if self.config.io in self.device_faults():
             outcome, detail = "withheld", "not opened: the lane's I/O module is not up"
             await self.checker.record_actuation(
                 self.name, record.decision, outcome=outcome, output=p.barrier, detail=detail
             )
+            await self._gone(record.decision.decision_id)  # not carried out, and never taken up again
             return
         self._tail_cleared = False
         self._tailgated = None
@@ -406,6 +416,7 @@ class VehicleGate(Station):
         )
         try:
             await self._wait_gone(v)
+            await self._gone(record.decision.decision_id)
         finally:
             await self._close_when_clear()
             self._barrier_open = False
@@ -497,40 +508,23 @@ class VehicleGate(Station):
 
     # --- after a restart ----------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Take up this lane's last decision that has no actuation (the agent stopped between the
-        decision and the barrier)."""
-        row = await asyncio.to_thread(self._unfinished)
-        if row is None:
-            return
-        self.spawn(self._resume(row), "resume")
+        """Take up this lane's last pass whose vehicle was not seen through (the agent stopped between
+        the decision and the vehicle leaving)."""
+        row = await asyncio.to_thread(lambda: Store.unfinished_pass(self.checker.store.reader(), self.name))
+        if row is not None:
+            self.spawn(self._resume(dict(row)), "resume")
 
-    def _unfinished(self) -> dict[str, object] | None:
-        found = (
-            self.checker.store.reader()
-            .execute(
-                "SELECT d.id, d.decision_id, d.code, d.verdict, d.codes, d.reason, d.weight_kg, d.created_at,"
-                " p.note_no FROM decisions d JOIN passages p ON p.decision_id = d.decision_id"
-                " WHERE d.station = ? ORDER BY d.id DESC LIMIT 1",
-                (self.name,),
-            )
-            .fetchone()
-        )
-        if found is None:
-            return None
-        actuated = (
-            self.checker.store.reader()
-            .execute("SELECT actuation FROM decisions WHERE id = ?", (found["id"],))
-            .fetchone()
-        )
-        return None if actuated[0] is not None else dict(found)
-
-    async def _resume(self, row: dict[str, object]) -> None:
+    async def _resume(self, row: dict[str, Any]) -> None:
+        """The pass is carried out again only for the vehicle it was decided for: one standing wholly
+        on the weighbridge at the weight it was decided at (within the lane's tolerance), within
+        RESUME_WITHIN_S of the decision. Otherwise it is closed: recorded as not carried out (if the
+        barrier never opened for it) and never taken up again. No new passage is made either way."""
         decision = DecisionRecord(
-            id=int(row["id"]),  # type: ignore[call-overload]
+            id=int(row["id"]),
             decision_id=str(row["decision_id"]),
             station=self.name,
-            code=row["code"],  # type: ignore[arg-type]
-            verdict=vr.Verdict(str(row["verdict"])),
+            code=row["code"],
+            verdict=vr.Verdict.PASS,
             codes=tuple(json.loads(str(row["codes"]))),
             reason=str(row["reason"]),
             weight_kg=Decimal(str(row["weight_kg"])) if row["weight_kg"] is not None else None,
@@ -539,32 +533,52 @@ class VehicleGate(Station):
             goods=None,
             created_at=str(row["created_at"]),
         )
-        await asyncio.sleep(0.5)  # the I/O module's first poll
-        p = self.points
-        on_lane = (
-            self._input(p.platform_front)
-            or self._input(p.platform_back)
-            or self._input(p.safety_loop)
-            or self._input(p.entry_loop)
-        )
-        if decision.verdict == vr.Verdict.PASS and (on_lane or self.vehicle is not None):
+        age = (utc_now() - datetime.fromisoformat(str(row["created_at"]))).total_seconds()
+        for device in (self.config.io, self.config.scale):  # the lane's own eyes first
+            with contextlib.suppress(TimeoutError):
+                await self.hub.drivers[device].supervisor.wait_for(State.UP, RESUME_DEVICES_S)
+        same = age <= RESUME_WITHIN_S and await self._same_vehicle_on_bridge(decision.weight_kg)
+        if same:
             v = self.vehicle or Vehicle(arrived=time.monotonic())
             self.vehicle = v
             record = PassageRecord(decision, None, None, self.passage_of(v))
             v.decided = record
             self.show(decision)
             log.warning(
-                "taking up a pass the agent had not carried out",
+                "taking up a pass whose vehicle is still on the weighbridge",
                 extra={"station": self.name, "decision_id": decision.decision_id},
             )
             await self._let_through(v, record)
             return
-        await self.checker.record_actuation(
-            self.name,
-            decision,
-            outcome="withheld" if decision.verdict == vr.Verdict.PASS else "confirmed",
-            output=p.barrier,
-            detail="the agent restarted before the barrier moved; the vehicle was no longer on the lane"
-            if decision.verdict == vr.Verdict.PASS
-            else "barrier closed (checked after a restart)",
-        )
+        if row["actuation"] is None:  # the barrier may have moved for it; nothing confirmed it
+            await self.checker.record_actuation(
+                self.name,
+                decision,
+                outcome="failed",
+                output=self.points.barrier,
+                detail="the agent stopped before the barrier was confirmed open; after the restart that"
+                " vehicle was no longer on the weighbridge",
+            )
+        await self._gone(decision.decision_id)
+
+    async def _same_vehicle_on_bridge(self, kg: Decimal | None) -> bool:
+        """A stable reading of the whole vehicle, as heavy as `kg` within the lane's tolerance."""
+        if kg is None or self.scale is None:
+            return False
+        p = self.points
+        with contextlib.suppress(DeviceError):
+            reading = await self.scale.wait_stable(self.config.confirm_timeout_s)
+            if (
+                reading is None
+                or reading.kg is None
+                or self._input(p.platform_back)
+                or self._input(p.platform_front)
+            ):
+                return False
+            t = self.config.tolerance
+            allowed = max(t.absolute_kg, kg * t.percent / 100)
+            return abs(reading.kg - kg) <= allowed
+        return False
+
+    async def _gone(self, decision_id: str) -> None:
+        await self.checker.store.write(lambda conn: Store.mark_gone(conn, decision_id, iso_now()))

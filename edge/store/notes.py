@@ -162,5 +162,24 @@ class NoteTables:
         ).fetchone()
         return None if row is None else _cached(row)
 
+    @staticmethod
+    def mark_gone(conn: sqlite3.Connection, decision_id: str, at: str) -> None:
+        """The vehicle of pass `decision_id` is through the lane (or will not be let through any more)."""
+        conn.execute(
+            "UPDATE passages SET gone_at = ? WHERE decision_id = ? AND gone_at IS NULL", (at, decision_id)
+        )
+
+    @staticmethod
+    def unfinished_pass(conn: sqlite3.Connection, station: str) -> sqlite3.Row | None:
+        """This lane's latest decision if it is a pass whose vehicle was not seen through: the
+        decision row with `actuation` (None: the barrier never moved for it)."""
+        return conn.execute(
+            "SELECT d.id, d.decision_id, d.code, d.verdict, d.codes, d.reason, d.weight_kg, d.created_at,"
+            " d.actuation, p.gone_at FROM passages p JOIN decisions d ON d.decision_id = p.decision_id"
+            " WHERE p.station = ? AND p.rowid = (SELECT MAX(rowid) FROM passages WHERE station = ?)"
+            " AND p.verdict = 'PASS' AND p.gone_at IS NULL",
+            (station, station),
+        ).fetchone()
+
     def count_notes(self: Reads) -> int:
         return int(self.reader().execute("SELECT COUNT(*) FROM release_notes").fetchone()[0])

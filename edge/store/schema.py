@@ -162,7 +162,8 @@ SCHEMA_V5_NOTES: list[Step] = [
         verdict TEXT NOT NULL,             -- PASS or STOP
         overridden INTEGER NOT NULL,
         inventories TEXT NOT NULL,         -- JSON list of the note's invtNo
-        created_at TEXT NOT NULL
+        created_at TEXT NOT NULL,
+        gone_at TEXT                       -- a pass: when its vehicle was seen through the exit loop
     )""",
     "CREATE INDEX passages_note ON passages (note_no, gate, verdict)",
     """CREATE TABLE passed_inventories (   -- every parcel a PASS took through the gate (out)

@@ -85,3 +85,73 @@ def test_a_faulty_truck_is_stopped_with_the_reason_and_the_barrier_stays_closed(
         [record] = decisions
         assert record.verdict == vr.Verdict.STOP and code in record.codes, record.reason
         assert central.client("officer").get("/api/v1/release-notes/L-2").json()["status"] == "1"
+
+
+def test_a_tailgater_is_its_own_stopped_passage_and_the_barrier_closes_behind_it(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> tuple[Any, list[Any]]:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-3", 101, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                passage = await drive(lane.sims, truck, Faults(tailgating=True), pace=PACE)
+                await wait_until(lambda: lane.sims.io.barrier == "closed", what="the barrier closed")
+                await wait_until(lambda: len(_decisions(lane)) == 2, what="the tailgater recorded")
+                return passage, _decisions(lane)
+
+        passage, decisions = asyncio.run(scenario())
+        assert passage.left and "tailgater_left" in passage.steps
+        first, second = decisions
+        assert first.verdict == vr.Verdict.PASS
+        assert second.verdict == vr.Verdict.STOP and "TAILGATING" in second.codes
+        assert passage.refused_closes == 0  # the lane never commanded the arm down onto either vehicle
+
+
+def test_a_supervisor_releases_a_truck_whose_reader_is_down_but_not_one_with_a_wrong_plate(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> tuple[Any, Any, list[Any]]:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-4", 111, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                refusals: list[str] = []
+
+                async def supervisor(step: str) -> None:
+                    if step != "presented":
+                        return
+                    stopped = await wait_until(lambda: _decisions(lane), what="the lane's decision")
+                    try:
+                        await lane.station.override(
+                            stopped[-1], operator="sam", reason="plate matched; reader cable out"
+                        )
+                    except Exception as exc:
+                        refusals.append(str(exc))
+
+                released = await drive(
+                    lane.sims, truck, Faults(unplugged_reader="e_plate"), pace=PACE, on_step=supervisor
+                )
+                await wait_until(lambda: lane.sims.io.barrier == "closed", what="the barrier closed")
+                # the next truck shows another plate: a customs stop, never released by hand
+                other = truck_for(Decimal("1.6"), plate="琼B77777", e_plate="E2801160600002046F3B2F42")
+                stopped = await drive(
+                    lane.sims,
+                    other,
+                    pace=Pace(step_s=0.05, settle_timeout_s=10, barrier_timeout_s=3),
+                    on_step=supervisor,
+                )
+                assert refusals == [] or released.barrier_opened
+                return released, stopped, refusals
+
+        released, stopped, refusals = asyncio.run(scenario())
+        assert released.barrier_opened and released.left
+        assert not stopped.barrier_opened and len(refusals) == 1
+        note = central.client("officer").get("/api/v1/release-notes/L-4").json()
+        assert note["status"] == "2" and "released by sam" in note["history"][-1]["info"]
