@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from firmware_sim import camera, gateio, modbus_scale, mqtt_sensor, scale, scanner, scenario
+from firmware_sim import (
+    camera,
+    gateio,
+    id_reader,
+    modbus_scale,
+    mqtt_sensor,
+    scale,
+    scanner,
+    scenario,
+    truck,
+    weighbridge,
+)
 
 app = typer.Typer(
     help="Device simulators: serial scanner and scales over a pty, Modbus gate I/O and "
@@ -19,6 +30,13 @@ app.command("mqtt-sensor", help="Gate, loop and plate sensors publishing to an M
     mqtt_sensor.command
 )
 app.command("camera", help="Camera with a waybill label: MJPEG over HTTP or a video file.")(camera.command)
+app.command("id-reader", help="Electronic-plate / IC-card reader: a line per read on a pty.")(
+    id_reader.command
+)
+app.command(
+    "weighbridge", help="Weighbridge indicator streaming Toledo continuous output on a pty; trucks drive on."
+)(weighbridge.command)
+app.command("truck", help="A whole vehicle gate lane's devices, and trucks driven through it.")(truck.command)
 app.command("scenario", help="A whole simulated park's devices, driven parcel by parcel at a rate.")(
     scenario.command
 )

@@ -28,6 +28,7 @@ from central.api.routes.clearances import ClearanceDetail, lookup
 from central.auth import Role, authenticate
 from central.events import edge_status
 from central.platform import Platform
+from central.release_notes.reconciliation import gate_report
 from central.reports import HourCount, park_report
 from central.store import events as estore
 from central.store import parks as pstore
@@ -296,6 +297,13 @@ def discrepancies(
         platform.db, park_id=park_id, code=code or None, limit=LIST_LIMIT
     )
     return render("discrepancies.html", user=user, park=row, code=code or None, total=total, events=events)
+
+
+@router.get("/gate/{park_id}")
+def gate(platform: PlatformDep, user: User, park_id: str) -> HTMLResponse:
+    row = _park(platform, park_id)
+    report = gate_report(platform.db, park_id=park_id, now=utc_now(), limit=LIST_LIMIT)
+    return render("gate.html", user=user, park=row, report=report)
 
 
 DOCUMENTS = ("order", "payment", "waybill", "inventory")

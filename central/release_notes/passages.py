@@ -57,7 +57,12 @@ class PassageApplier:
             verdict=passage.verdict,
             overridden=passage.overridden,
             gate=passage.gate,
-            body=passage.model_dump(mode="json"),
+            body={
+                **passage.model_dump(mode="json"),
+                "reason": event.body.detail,
+                "operator": event.body.operator,
+                "override_reason": event.body.reason,
+            },
             outcome=outcome,
             occurred_at=row.occurred_at,
             received_at=row.received_at,

@@ -365,3 +365,64 @@ def passages(
     sql += " ORDER BY occurred_at DESC, edge_id, seq DESC LIMIT ?"
     rows = conn.execute(sql, (*args, limit))
     return [{**dict(r), "overridden": bool(r["overridden"]), "body": json.loads(r["body"])} for r in rows]
+
+
+# --- the gate's reconciliation ------------------------------------------------------------------------
+
+_LEFT = "('2', '4')"  # passed (single gate) or passed the second gate: the vehicle left
+_LINE_RELEASED_AT = (
+    "(SELECT MIN(e.occurred_at) FROM events e WHERE e.park_id = c.park_id AND e.kind = 'release'"
+    " AND e.logistics_code = c.logistics_code AND e.logistics_no = c.logistics_no)"
+)
+
+
+def _page(
+    conn: Connection, select: str, order_by: str, params: list[Any], limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    total = int(conn.execute(f"SELECT COUNT(*) FROM ({select}) AS listed", params).fetchone()[0])
+    if total == 0 or limit <= 0:
+        return total, []
+    rows = conn.execute(f"{select} ORDER BY {order_by} LIMIT ?", [*params, limit])
+    return total, [dict(r) for r in rows]
+
+
+def released_not_through_gate(
+    conn: Connection, *, park_id: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Parcels the park's line released (carried out) that left on no passed note: oldest first."""
+    select = (
+        f'SELECT c.invt_no AS "invtNo", c.logistics_code AS "logisticsCode", c.logistics_no AS "logisticsNo",'
+        f" {_LINE_RELEASED_AT} AS released_at,"
+        " (SELECT MIN(i.note_no) FROM release_note_inventories i WHERE i.invt_no = c.invt_no AND i.holds = 1)"
+        " AS open_note"
+        " FROM clearances c WHERE c.park_id = ? AND c.released = 1 AND c.invt_no IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM release_note_inventories i"
+        " JOIN release_notes n ON n.note_no = i.note_no"
+        f" WHERE i.invt_no = c.invt_no AND n.status IN {_LEFT})"
+    )
+    return _page(conn, select, 'released_at, "invtNo"', [park_id], limit)
+
+
+def through_gate_without_line_release(
+    conn: Connection, *, park_id: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Parcels on a note whose vehicle left, that the park's line never released (must be empty)."""
+    select = (
+        'SELECT i.invt_no AS "invtNo", n.note_no AS "note", n.plate AS "vehicleNo", n.updated_at AS passed_at'
+        " FROM release_notes n JOIN release_note_inventories i ON i.note_no = n.note_no"
+        f" WHERE n.park_id = ? AND n.status IN {_LEFT} AND NOT EXISTS (SELECT 1 FROM clearances c"
+        " WHERE c.invt_no = i.invt_no AND c.park_id = n.park_id AND c.released = 1)"
+    )
+    return _page(conn, select, 'passed_at DESC, "invtNo"', [park_id], limit)
+
+
+def on_note_not_loaded(conn: Connection, *, park_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """Parcels on an approved note (or one through its first gate) that the line has not released:
+    the vehicle cannot pass until they are loaded."""
+    select = (
+        'SELECT i.invt_no AS "invtNo", n.note_no AS "note", n.plate AS "vehicleNo", n.status AS "noteStatus",'
+        " n.updated_at AS since FROM release_notes n JOIN release_note_inventories i ON i.note_no = n.note_no"
+        " WHERE n.park_id = ? AND n.status IN ('1', '3') AND NOT EXISTS (SELECT 1 FROM clearances c"
+        " WHERE c.invt_no = i.invt_no AND c.park_id = n.park_id AND c.released = 1)"
+    )
+    return _page(conn, select, 'since, "invtNo"', [park_id], limit)

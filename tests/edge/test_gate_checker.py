@@ -134,3 +134,64 @@ def test_a_vehicle_passes_once_on_its_note_and_central_marks_it_passed(tmp_path:
         )
         assert kinds.count("passage") == 4
         store.close()
+        # the gate's reconciliation: both parcels out through the gate; one weight check, 100 kg over
+        report = officer.get("/api/v1/parks/P1/gate-report").json()
+        assert report["released_not_through_gate"]["total"] == 0
+        assert report["through_gate_without_line_release"]["total"] == 0
+        [weight] = report["weights"]
+        assert (weight["note"], weight["goods_kg"], weight["difference_kg"]) == ("G-1", "101.6", "100.0")
+        assert [p["verdict"] for p in report["passages"]] == ["STOP", "PASS", "STOP", "STOP"]
+        assert "NOT_RELEASED_BY_LINE" in report["passages"][-1]["codes"]
+        assert report["passages"][-1]["reason"]
+
+
+def test_the_gate_reconciliation_lists_what_the_line_and_the_gate_disagree_on(tmp_path: Path) -> None:
+    with run_central(tmp_path / "c") as central:
+        shop, officer = central.client("enterprise"), central.client("officer")
+        details, invts = _setup(central, 131, n=3)
+        shop.put(
+            f"/api/v1/vehicles/{PLATE}",
+            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
+        ).raise_for_status()
+        # a note for the first two parcels; the line releases the second and the third only
+        shop.post(
+            "/api/v1/release-notes", json=notes.note("R-1", invts[:2], goods_kg="1.6")
+        ).raise_for_status()
+        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+        store = Store(tmp_path / "edge.db")
+        checker = Checker(
+            store=store,
+            public_key=key,
+            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
+            edge_id="edge-p1",
+            staleness_limit_s=3600,
+            park_id="P1",
+        )
+        headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
+
+        async def run() -> None:
+            await checker.verify_release_history()
+            async with httpx.AsyncClient(base_url=central.url, headers=headers) as client:
+                await FeedSync(store=store, client=client, park_id="P1", public_key=key).catch_up()
+                for d in details[1:]:
+                    c = d["clearance"]
+                    obs = rules.Observation(
+                        scanned_code=c["logisticsNo"], weight_kg=Decimal(c["grossWeight"])
+                    )
+                    await checker.decide("line-1", obs)
+                await Uplink(store=store, client=client, park_id="P1", edge_id="edge-p1").drain()
+
+        asyncio.run(run())
+        store.close()
+        report = officer.get("/api/v1/parks/P1/gate-report").json()
+        # released by the line, not out: the second (on the open note) and the third (on none)
+        waiting = {r["invtNo"]: r for r in report["released_not_through_gate"]["items"]}
+        assert set(waiting) == set(invts[1:]) and waiting[invts[1]]["open_note"] == "R-1"
+        assert all(r["age_s"] is not None and r["age_s"] >= 0 for r in waiting.values())
+        # on the note, never loaded: the first
+        assert [r["invtNo"] for r in report["on_note_not_loaded"]["items"]] == [invts[0]]
+        # the officer's page shows the lists
+        with httpx.Client(base_url=central.url) as browser:
+            browser.post("/ui/login", data={"token": central.tokens["officer"]})
+            page = browser.get("/ui/gate/P1")
+        assert page.status_code == 200 and invts[0] in page.text and "never loaded" in page.text

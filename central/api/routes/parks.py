@@ -18,6 +18,7 @@ from central.events import EdgeStatus, IngestResult, edge_status, ingest_events,
 from central.feed import page_json
 from central.metrics import EVENTS, FEED_RECORDS
 from central.release_notes.passages import PassageApplier
+from central.release_notes.reconciliation import GateReport, gate_report
 from central.reports import ACTUATION_GRACE, ParkReport, park_report
 from central.store import parks as pstore
 from kernel.timefmt import iso_now, utc_now
@@ -196,6 +197,22 @@ def get_report(
     _known(platform, park_id)
     grace = timedelta(seconds=actuation_grace_s)
     return park_report(platform.db, park_id=park_id, now=utc_now(), limit=limit, actuation_grace=grace)
+
+
+@router.get(
+    "/{park_id}/gate-report",
+    response_model=GateReport,
+    summary="The vehicle gate's reconciliation of one park",
+    description="Parcels released by the line but not through the gate (with age), through the gate "
+    "without a line release (must be empty), on an approved note but never loaded, the notes' goods "
+    "weight against the weighbridge, and the lanes' latest passages with the reasons of every stop.",
+    responses=responses(*AUTH, 404),
+)
+def get_gate_report(
+    platform: PlatformDep, token: Officer, park_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> GateReport:
+    _known(platform, park_id)
+    return gate_report(platform.db, park_id=park_id, now=utc_now(), limit=limit)
 
 
 @router.get(

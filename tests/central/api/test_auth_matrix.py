@@ -149,6 +149,9 @@ TABLE: dict[tuple[str, str], Route] = {
         roles(EDGE), f"/api/v1/parks/{PARK}/events", lambda: {"json": {"edge_id": "edge-p1", "events": []}}
     ),
     ("GET", "/api/v1/parks/{park_id}/report"): Route(roles(OFFICER), f"/api/v1/parks/{PARK}/report"),
+    ("GET", "/api/v1/parks/{park_id}/gate-report"): Route(
+        roles(OFFICER), f"/api/v1/parks/{PARK}/gate-report"
+    ),
     ("GET", "/api/v1/parks/{park_id}/edges"): Route(roles(OFFICER), f"/api/v1/parks/{PARK}/edges"),
     # one edge: its chains, their events, re-provisioning (an unknown edge: 404, still admitted)
     ("GET", "/api/v1/parks/{park_id}/edges/{edge_id}"): Route(
