@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bondgate import demo_gate
 from bondgate.processes import child, free_port, http_ready, tcp_ready
 from central.auth import Role, create_token
 from central.ceb.documents import Document
@@ -44,6 +45,7 @@ from edge.auth import hash_password
 from firmware_sim import declarations as d
 from firmware_sim.park import SimulatedPark
 from firmware_sim.scenario import Parcel, Scenario, parse_faults
+from firmware_sim.truck import Pace, VehicleLane, lane_edge_config
 from kernel.config import toml_dumps
 
 DOCUMENT: TypeAdapter[Document] = TypeAdapter(Document)
@@ -101,9 +103,10 @@ def _incomplete(seq: int) -> list[d.Document]:
     return [docs[0], docs[2], docs[3]]
 
 
-KINDS = [
-    Kind("clean (JSON)", "800", _clean),
-    Kind("clean (CEB XML)", "800", _clean),
+CLEAN, CLEAN_XML = Kind("clean (JSON)", "800", _clean), Kind("clean (CEB XML)", "800", _clean)
+# one of each fault kind in every MIX_EVERY parcels (at the multiples of 3 up to 27, so a short demo
+# shows them all), every other parcel clean: most parcels clear and leave, as in a working park
+FAULT_KINDS = [
     Kind("amount ≠ payment", "100", _amount),
     Kind("buyer ≠ payer", "100", lambda s: [*_clean(s)[:1], d.payment(s, payerName="王五"), *_clean(s)[2:]]),
     Kind(
@@ -121,8 +124,15 @@ KINDS = [
     Kind("payment missing", "waiting", _incomplete),
     Kind("risk rule: inspection", "500", _inspection),
     Kind("cancelled after release", "800 (cancelled)", _clean),
-    Kind("clean (JSON)", "800", _clean),
 ]
+MIX_EVERY = 40
+
+
+def kind_of(seq: int) -> Kind:
+    at = (seq - 1) % MIX_EVERY + 1
+    if at % 3 == 0 and at // 3 <= len(FAULT_KINDS):
+        return FAULT_KINDS[at // 3 - 1]
+    return CLEAN_XML if at % 10 == 1 else CLEAN
 
 
 def _declare(shop: httpx.Client, officer: httpx.Client, parcels: int) -> dict[int, Kind]:
@@ -131,7 +141,7 @@ def _declare(shop: httpx.Client, officer: httpx.Client, parcels: int) -> dict[in
     batch: list[d.Document] = []
     cancel_later: list[int] = []
     for seq in range(1, parcels + 1):
-        kind = KINDS[(seq - 1) % len(KINDS)]
+        kind = kind_of(seq)
         kinds[seq] = kind
         docs = kind.build(seq)
         if "XML" in kind.name:
@@ -166,9 +176,9 @@ def _physical(seq: int, kind: Kind, unknown_every: int) -> Parcel:
     station = "bench-1" if seq % 10 == 0 else "gate-1" if seq % 15 == 0 else "line-1"
     shown = None
     if kind.expect == "800" and station == "line-1":
-        if seq % 12 == 1 and seq > 1:
+        if seq % MIX_EVERY == 8:
             kg += Decimal("1.2")  # overweight: something was added to the parcel
-        elif seq % 12 == 0:
+        elif seq % MIX_EVERY == 16:
             shown = f"SF{seq:013d}"  # label swap: the camera sees another parcel's label
     if unknown_every and seq % unknown_every == 0:
         code = f"UNDECLARED{seq:08d}"  # a parcel nobody declared
@@ -199,13 +209,26 @@ def _counts(edge_db: Path) -> tuple[Counter[str], Counter[str], int]:
     return verdicts, codes, int(backlog)
 
 
-def _summary(edge_db: Path, report: dict | None, played: int, total: int, urls: dict[str, str]) -> Table:
+def _summary(
+    edge_db: Path,
+    report: dict | None,
+    played: int,
+    total: int,
+    urls: dict[str, str],
+    gate: dict | None = None,
+    trucks: list[str] | None = None,
+) -> Table:
     verdicts, codes, backlog = _counts(edge_db)
+    passages, stops = demo_gate.gate_counts(edge_db)
     table = Table(title=f"Bondgate park {PARK}: {played}/{total} parcels played", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     table.add_row("decisions", ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items())) or "-")
     table.add_row("discrepancies", ", ".join(f"{k}: {v}" for k, v in codes.most_common()) or "-")
+    table.add_row("gate: vehicles", ", ".join(f"{k}: {v}" for k, v in sorted(passages.items())) or "-")
+    table.add_row("gate: stops", ", ".join(f"{k}: {v}" for k, v in stops.most_common()) or "-")
+    for line in trucks or []:
+        table.add_row("truck", line)
     table.add_row("outbox (not yet at central)", str(backlog))
     if report:
         table.add_row("central: clearances", str(report["clearances"]["by_status"]))
@@ -216,6 +239,23 @@ def _summary(edge_db: Path, report: dict | None, played: int, total: int, urls: 
             f"{report['released_without_clearance']['total']} / {report['released_twice']['total']}"
             + ("  (must be 0!)" if bad else "  (as it must be)"),
         )
+    if gate:
+        through = gate["through_gate_without_line_release"]["total"]
+        table.add_row(
+            "central: through the gate without a line release",
+            f"{through}" + ("  (must be 0!)" if through else "  (as it must be)"),
+        )
+        table.add_row(
+            "central: released by the line, not through the gate",
+            str(gate["released_not_through_gate"]["total"]),
+        )
+        table.add_row("central: on a note, never loaded", str(gate["on_note_not_loaded"]["total"]))
+        worst = gate["weights"][0] if gate["weights"] else None
+        if worst is not None:
+            table.add_row(
+                "central: largest note vs weighbridge difference",
+                f"{worst['difference_kg']} kg ({worst['note']}, {worst['vehicleNo']})",
+            )
     for name, url in urls.items():
         table.add_row(name, url)
     return table
@@ -227,7 +267,8 @@ def broker_acl(park: str = PARK, sensor_prefix: str = SENSOR_PREFIX) -> str:
     return (
         f"user edge\ntopic readwrite bondgate/{park}/#\ntopic read {sensor_prefix}/#\n\n"
         f"user sim\ntopic write {sensor_prefix}/gate/+/state\ntopic write {sensor_prefix}/loop/+\n"
-        f"topic write {sensor_prefix}/plate/+\n\n"
+        f"topic write {sensor_prefix}/plate/+\ntopic write {sensor_prefix}/container/+\n"
+        f"topic write {sensor_prefix}/seal/+\n\n"
         f"user screen\ntopic read bondgate/{park}/#\n"
     )
 
@@ -252,7 +293,7 @@ def run_demo(
     faults: str = "noread=0.02",
     keep: bool = False,
     workdir: Path | None = None,
-    unknown_every: int = 20,
+    unknown_every: int = 30,
 ) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=150)
     stop_on_signals()
@@ -349,6 +390,7 @@ def run_demo(
                 m_port,
                 e_port,
                 officer,
+                shop,
                 urls,
                 py,
             )
@@ -383,11 +425,37 @@ async def _park(
     m_port: int,
     e_port: int,
     officer: httpx.Client,
+    shop: httpx.Client,
     urls: dict[str, str],
     py: list[str],
 ) -> None:
     park = SimulatedPark(workdir / "devices")
     await park.start()
+    lanes = contextlib.AsyncExitStack()
+    lane = await lanes.enter_async_context(
+        VehicleLane.running(
+            workdir / "lane",
+            broker_port=m_port,
+            broker_username="sim",
+            broker_password=BROKER_LOGINS["sim"],
+            prefix=SENSOR_PREFIX,
+            modbus_port=0,
+            travel_s=0.5,
+            watchdog_s=2.0,
+            bridge={
+                "rate_hz": 20.0,
+                "axle_s": 0.15,
+                "oscillation_s": 0.3,
+                "settle_s": 0.3,
+                "division_kg": 20,
+            },
+        )
+    )
+    broker = {"host": "127.0.0.1", "port": m_port, "username": "edge", "password": BROKER_LOGINS["edge"]}
+    lane_devices, lane_station = lane_edge_config(lane, broker, collect_s=3.0)
+    devices_and_stations = park.edge_devices_and_stations()
+    devices_and_stations["devices"].update(lane_devices)
+    devices_and_stations["stations"].append(lane_station)
     config = {
         "park_id": PARK,
         "edge_id": EDGE_ID,
@@ -413,7 +481,7 @@ async def _park(
             "port": e_port,
             "users": [{"name": "demo", "role": "supervisor", "password_hash": hash_password("demo-pass")}],
         },
-        **park.edge_devices_and_stations(),
+        **devices_and_stations,
     }
     (workdir / "edge.toml").write_text(toml_dumps(config))
     log = (workdir / "edge.log").open("wb")
@@ -456,8 +524,28 @@ async def _park(
                 await play
                 await asyncio.sleep(2.5)  # the last parcels' decisions
                 await _wait(lambda: _drained(edge_db), 60, "the outbox to drain", edge)
+                # the trucks: notes for the released parcels, then through the gate
+                loads = demo_gate.plan(demo_gate.released_parcels(edge_db))
+                await asyncio.to_thread(demo_gate.declare, shop, loads, d.DEFAULT_EMS_NO)
+                await _wait(
+                    lambda: _notes_synced(edge_db, len(loads)), 60, "the notes to reach the edge", edge
+                )
+                trucks = asyncio.create_task(
+                    demo_gate.run_trucks(
+                        lane, loads, api, auth, Pace(step_s=0.3, settle_timeout_s=20, barrier_timeout_s=6)
+                    )
+                )
+                while not trucks.done():
+                    live.update(_summary(edge_db, None, len(physical), len(physical), urls))
+                    await asyncio.sleep(0.5)
+                truck_lines = await trucks
+                await asyncio.sleep(1.0)
+                await _wait(lambda: _drained(edge_db), 60, "the outbox to drain", edge)
                 report = await asyncio.to_thread(lambda: officer.get(f"/api/v1/parks/{PARK}/report").json())
-                live.update(_summary(edge_db, report, len(physical), len(physical), urls))
+                gate = await asyncio.to_thread(
+                    lambda: officer.get(f"/api/v1/parks/{PARK}/gate-report").json()
+                )
+                live.update(_summary(edge_db, report, len(physical), len(physical), urls, gate, truck_lines))
             if keep:
                 console.print("everything keeps running; Ctrl-C stops it")
                 await asyncio.Event().wait()
@@ -470,6 +558,7 @@ async def _park(
             except TimeoutError:
                 os.killpg(edge.pid, signal.SIGKILL)
         log.close()
+        await lanes.aclose()
         await park.stop()
 
 
@@ -477,6 +566,20 @@ async def _edge_ready(api: httpx.AsyncClient) -> bool:
     try:
         return (await api.get("/healthz")).status_code == 200
     except httpx.TransportError:
+        return False
+
+
+async def _notes_synced(edge_db: Path, count: int) -> bool:
+    try:
+        conn = sqlite3.connect(f"file:{edge_db}?mode=ro", uri=True, timeout=5)
+        try:
+            return (
+                int(conn.execute("SELECT COUNT(*) FROM release_notes WHERE status = '1'").fetchone()[0])
+                >= count
+            )
+        finally:
+            conn.close()
+    except sqlite3.Error:
         return False
 
 

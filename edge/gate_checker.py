@@ -132,7 +132,9 @@ class GateChecker:
                     park_id=r.park_id,
                     version=r.version,
                     newest_version_seen=seen,
-                    released_by_line=bool(witnesses.evidence()),
+                    # released here, and its outputs carried the release out (not withheld or failed)
+                    released_by_line=bool(witnesses.evidence())
+                    and Store.carried_out(conn, r.logisticsNo, r.logisticsCode),
                     passed_gate=invt_no in out,
                 )
             )

@@ -199,6 +199,55 @@ class VehicleLane:
         return configs
 
 
+def lane_edge_config(
+    lane: VehicleLane, broker: dict[str, Any], *, name: str = "lane-1", **station: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The [devices] (named bridge, lane_io, lane_mqtt, e_plate) and the [[stations]] entry of an
+    edge.toml for this lane, the electronic plate as the card the notes name; `broker` is the MQTT
+    sensors device's broker table, `station` overrides fields of the station."""
+    cfg = lane.device_configs()
+    devices: dict[str, Any] = {
+        "bridge": {"driver": "scale", **cfg["weighbridge"], "reply_timeout_s": 0.5},
+        "lane_io": {"driver": "gateio", **cfg["io"], "poll_hz": 100, "timeout_s": 0.3},
+        "lane_mqtt": {"driver": "mqtt-sensors", "broker": broker, "connect_timeout_s": 2, **cfg["sensors"]},
+    }
+    if "e_plate" in cfg:
+        devices["e_plate"] = {"driver": "id-reader", **cfg["e_plate"], "backoff_max_s": 0.5}
+    points = (
+        "entry_loop",
+        "platform_back",
+        "platform_front",
+        "safety_loop",
+        "exit_loop",
+        "barrier",
+        "barrier_open",
+        "barrier_closed",
+    )
+    lane_station: dict[str, Any] = {
+        "name": name,
+        "kind": "vehicle_gate",
+        "io": "lane_io",
+        "points": {p: p for p in points},
+        "scale": "bridge",
+        "card": "e_plate" if "e_plate" in devices else None,
+        "plate": {"device": "lane_mqtt", "sensor": "plate"},
+        "container": {"device": "lane_mqtt", "sensor": "container"},
+        "seal": {"device": "lane_mqtt", "sensor": "seal"},
+        **station,
+    }
+    return devices, {k: v for k, v in lane_station.items() if v is not None}
+
+
+async def reverse_out(lane: VehicleLane, truck: Truck) -> None:
+    """A stopped truck backs off the weighbridge and out over the entry loop."""
+    await lane.io.set_input("platform_back", True)
+    lane.bridge.drive_off(axles=truck.axles)
+    await lane.io.set_input("entry_loop", True)
+    await asyncio.sleep(0.2)
+    await lane.io.set_input("platform_back", False)
+    await lane.io.set_input("entry_loop", False)
+
+
 async def drive(
     lane: VehicleLane,
     truck: Truck | None = None,

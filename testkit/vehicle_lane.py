@@ -17,7 +17,7 @@ from edge.agent import Agent
 from edge.auth import hash_password
 from edge.config import EdgeSettings
 from firmware_sim import release_notes as notes
-from firmware_sim.truck import Truck, VehicleLane
+from firmware_sim.truck import Truck, VehicleLane, lane_edge_config
 from testkit import factories
 from testkit.central_server import RunningCentral
 from testkit.park import wait_until
@@ -49,41 +49,9 @@ def lane_config(
     """An edge.toml's content: park P1's agent with the lane `lane-1` on the simulators `sims`."""
     key = tmp / "central-feed.pem"
     key.write_text(central.client().get("/.well-known/bondgate/feed-key.pem").text)
-    cfg = sims.device_configs()
-    devices: dict[str, Any] = {
-        "bridge": {"driver": "scale", **cfg["weighbridge"], "reply_timeout_s": 0.5},
-        "lane_io": {"driver": "gateio", **cfg["io"], "poll_hz": 100, "timeout_s": 0.3},
-        "lane_mqtt": {
-            "driver": "mqtt-sensors",
-            "broker": {"port": broker_port},
-            "connect_timeout_s": 2,
-            **cfg["sensors"],
-        },
-        "e_plate": {"driver": "id-reader", **cfg["e_plate"], "backoff_max_s": 0.2},
-    }
-    lane: dict[str, Any] = {
-        "name": "lane-1",
-        "kind": "vehicle_gate",
-        "io": "lane_io",
-        "points": {
-            "entry_loop": "entry_loop",
-            "platform_back": "platform_back",
-            "platform_front": "platform_front",
-            "safety_loop": "safety_loop",
-            "exit_loop": "exit_loop",
-            "barrier": "barrier",
-            "barrier_open": "barrier_open",
-            "barrier_closed": "barrier_closed",
-        },
-        "scale": "bridge",
-        "card": "e_plate",
-        "plate": {"device": "lane_mqtt", "sensor": "plate"},
-        "container": {"device": "lane_mqtt", "sensor": "container"},
-        "seal": {"device": "lane_mqtt", "sensor": "seal"},
-        "collect_s": 2.0,
-        "confirm_timeout_s": 3.0,
-        **station,
-    }
+    devices, lane = lane_edge_config(
+        sims, {"port": broker_port}, collect_s=2.0, confirm_timeout_s=3.0, **station
+    )
     return {
         "park_id": "P1",
         "edge_id": "edge-p1",

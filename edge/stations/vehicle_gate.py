@@ -116,6 +116,7 @@ class VehicleGate(Station):
         self._tail_cleared = False  # the passing vehicle's tail has left the safety loop
         self._tailgated: str | None = None
         self._lane_changed = asyncio.Event()
+        self._bridge_kg: Decimal | None = None  # the bridge's latest reading, stable or not
         self.passages = 0
         self.tailgaters = 0
 
@@ -165,6 +166,9 @@ class VehicleGate(Station):
         v.changed.set()
 
     def _on_weight(self, event: DeviceEvent) -> None:
+        if isinstance(event, WeightReading) and event.kg is not None:
+            self._bridge_kg = event.kg
+            self._lane_changed.set()
         v = self.vehicle
         if not isinstance(event, WeightReading) or v is None or v.decided is not None:
             return
@@ -277,14 +281,9 @@ class VehicleGate(Station):
         await self._act(v, record)
 
     def _lane_empty(self) -> bool:
-        p = self.points
-        return (
-            not any(
-                self._input(x)
-                for x in (p.entry_loop, p.platform_back, p.platform_front, p.safety_loop, p.exit_loop)
-            )
-            and self.vehicle is not None
-            and self.vehicle.on_platform_at is None
+        """No loop or beam occupied and the bridge reads less than a vehicle (moving or not)."""
+        return self._lane_empty_now() and (
+            self._bridge_kg is None or self._bridge_kg < self.config.min_vehicle_kg
         )
 
     def _weighbridge_down(self) -> bool:

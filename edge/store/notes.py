@@ -103,6 +103,19 @@ class NoteTables:
         return found
 
     @staticmethod
+    def carried_out(conn: sqlite3.Connection, logistics_no: str, logistics_code: str) -> bool:
+        """A station of this edge released the parcel and its outputs did not say otherwise: a
+        RELEASE decision whose actuation is confirmed, or not reported (a bench has no outputs). One
+        reported withheld went to the hold lane, one reported failed may be anywhere: neither was
+        released by the line, whatever its release marker says."""
+        row = conn.execute(
+            "SELECT 1 FROM decisions WHERE code = ? AND logistics_code = ? AND verdict = 'RELEASE'"
+            " AND (actuation IS NULL OR actuation = 'confirmed') LIMIT 1",
+            (logistics_no, logistics_code),
+        ).fetchone()
+        return row is not None
+
+    @staticmethod
     def passages_on(conn: sqlite3.Connection, note_no: str, gate: str) -> int:
         """Vehicles this edge let through on `note_no` at `gate` (single, first or second)."""
         row = conn.execute(

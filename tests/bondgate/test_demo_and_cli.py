@@ -31,6 +31,11 @@ def test_demo_runs_the_whole_park(tmp_path: Path) -> None:
     for code in ("REJECTED", "NOT_FOUND", "INSPECTION", "CANCELLED", "WEIGHT_MISMATCH", "LABEL_MISMATCH"):
         assert code in text, code
     assert "RELEASE:" in text and "outbox (not yet at central) │ 0 │" in text
+    # trucks took the released parcels out through the vehicle gate; each fault kind was stopped
+    assert "through the gate without a line release │ 0 (as it must be)" in text
+    for code in ("WEIGHT_OUT_OF_TOLERANCE", "PLATE_MISMATCH", "SEAL_MISSING", "TAILGATING"):
+        assert code in text, code
+    assert "PASS (supervisor): 1" in text and "(compliant, " in text and "): left" in text
 
 
 def _commands(group: typer.Typer, prefix: str) -> list[str]:

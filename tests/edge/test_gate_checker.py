@@ -195,3 +195,50 @@ def test_the_gate_reconciliation_lists_what_the_line_and_the_gate_disagree_on(tm
             browser.post("/ui/login", data={"token": central.tokens["officer"]})
             page = browser.get("/ui/gate/P1")
         assert page.status_code == 200 and invts[0] in page.text and "never loaded" in page.text
+
+
+def test_a_parcel_whose_line_release_was_withheld_is_not_released_by_the_line(tmp_path: Path) -> None:
+    """The line decided RELEASE but its outputs sent the parcel to the hold lane (actuation
+    withheld): it is in the park, not on the truck, and the gate must not pass a note listing it."""
+    with run_central(tmp_path / "c") as central:
+        shop = central.client("enterprise")
+        details, invts = _setup(central, 141)
+        shop.put(
+            f"/api/v1/vehicles/{PLATE}",
+            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
+        ).raise_for_status()
+        shop.post("/api/v1/release-notes", json=notes.note("W-1", invts, goods_kg="1.6")).raise_for_status()
+        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+        store = Store(tmp_path / "edge.db")
+        checker = Checker(
+            store=store,
+            public_key=key,
+            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
+            edge_id="edge-p1",
+            staleness_limit_s=3600,
+            park_id="P1",
+        )
+        gate = GateChecker(checker, TOL)
+        headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
+
+        async def run() -> Any:
+            await checker.verify_release_history()
+            async with httpx.AsyncClient(base_url=central.url, headers=headers) as client:
+                await FeedSync(store=store, client=client, park_id="P1", public_key=key).catch_up()
+            for i, d in enumerate(details):
+                c = d["clearance"]
+                obs = rules.Observation(scanned_code=c["logisticsNo"], weight_kg=Decimal(c["grossWeight"]))
+                record = await checker.decide("line-1", obs)
+                outcome = "withheld" if i == 0 else "confirmed"
+                await checker.record_actuation(
+                    "line-1", record, outcome=outcome, output="lane", detail=outcome
+                )
+            return await gate.decide("gate-1", _passage())
+
+        stopped = asyncio.run(run())
+        store.close()
+        assert stopped.decision.verdict == vr.Verdict.STOP
+        assert "NOT_RELEASED_BY_LINE" in stopped.decision.codes
+        assert stopped.rules is not None
+        [finding] = [f for f in stopped.rules.findings if f.code == "NOT_RELEASED_BY_LINE"]
+        assert invts[0] in finding.detail and invts[1] not in finding.detail

@@ -142,7 +142,8 @@ def test_a_genuine_record_of_another_park_releases_nothing_here(tmp_path: Path) 
                 # put into the cache directly, with a version mark, it is still no clearance here
                 edge.write(
                     (
-                        "INSERT INTO clearances VALUES (?, ?, 2, 1, '800', 0, ?)",
+                        "INSERT INTO clearances (logistics_no, logistics_code, feed_seq, version, status,"
+                        " cancelled, record) VALUES (?, ?, 2, 1, '800', 0, ?)",
                         (B, foreign["logisticsCode"], json.dumps(foreign)),
                     ),
                     ("INSERT INTO versions_seen VALUES (?, ?, 1)", (B, foreign["logisticsCode"])),
