@@ -532,7 +532,7 @@ async def _park(
                 )
                 trucks = asyncio.create_task(
                     demo_gate.run_trucks(
-                        lane, loads, api, auth, Pace(step_s=0.3, settle_timeout_s=20, barrier_timeout_s=6)
+                        lane, loads, api, auth, Pace(step_s=0.2, settle_timeout_s=20, barrier_timeout_s=4)
                     )
                 )
                 while not trucks.done():
