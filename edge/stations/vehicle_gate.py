@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +59,7 @@ from kernel.timefmt import iso_now, utc_now
 
 log = logging.getLogger(__name__)
 
+EMPTY_FOR_S = 2.0  # a lane empty this long (no loop, no beam, no load) has no vehicle on it any more
 RESUME_WITHIN_S = 300.0  # a pass this recent whose vehicle still stands on the bridge is taken up
 RESUME_DEVICES_S = 15.0  # after a restart, how long the lane waits for its I/O module and weighbridge
 
@@ -81,6 +83,7 @@ class Vehicle:
     photos: tuple[str, ...] = ()
     evidence: str | None = None
     decided: PassageRecord | None = None
+    decided_at: float | None = None  # monotonic: the decision committed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -119,6 +122,8 @@ class VehicleGate(Station):
         self._bridge_kg: Decimal | None = None  # the bridge's latest reading, stable or not
         self.passages = 0
         self.tailgaters = 0
+        # monotonic moments of the latest passes (arrived, weighed, decided, barrier confirmed open)
+        self.cycles: deque[dict[str, float | None]] = deque(maxlen=100)
 
     # --- what the devices say -------------------------------------------------------------------------
     def _input(self, point: str) -> bool:
@@ -259,14 +264,19 @@ class VehicleGate(Station):
     async def _check(self, v: Vehicle) -> None:
         cfg = self.config
         # 1. the whole vehicle weighed, stable; or it leaves without (reverses out: nothing decided)
+        empty_since: float | None = None
         while v.gross_kg is None:
-            if self._lane_empty():
-                return
+            if not self._lane_empty():
+                empty_since = None
+            elif empty_since is None:
+                empty_since = time.monotonic()
+            elif time.monotonic() - empty_since >= EMPTY_FOR_S:
+                return  # it backed out (or was never more than a loop's flicker): nothing to decide
             if self._weighbridge_down():
                 break  # decided without a weight: NO_WEIGHT / DEVICE_FAULT say why
             v.changed.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(0.25):
                     await v.changed.wait()
         # 2. the readers, at most collect_s more
         deadline = time.monotonic() + cfg.collect_s
@@ -278,6 +288,7 @@ class VehicleGate(Station):
         await self._photo(v)
         # 3. decide and act
         record = await self._decide(v)
+        v.decided_at = time.monotonic()
         await self._act(v, record)
 
     def _lane_empty(self) -> bool:
@@ -405,6 +416,14 @@ class VehicleGate(Station):
             )
             return
         self._barrier_open = True
+        self.cycles.append(
+            {
+                "arrived": v.arrived,
+                "weighed": v.weighed_at,
+                "decided": v.decided_at,
+                "opened": time.monotonic(),
+            }
+        )
         self.actuation_ok(self.config.io)
         await self.checker.record_actuation(
             self.name,
