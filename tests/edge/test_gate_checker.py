@@ -242,3 +242,58 @@ def test_a_parcel_whose_line_release_was_withheld_is_not_released_by_the_line(tm
         assert stopped.rules is not None
         [finding] = [f for f in stopped.rules.findings if f.code == "NOT_RELEASED_BY_LINE"]
         assert invts[0] in finding.detail and invts[1] not in finding.detail
+
+
+def test_dual_gate_first_then_second_and_never_the_other_way_round(tmp_path: Path) -> None:
+    with run_central(tmp_path / "c") as central:
+        shop, officer = central.client("enterprise"), central.client("officer")
+        details, invts = _setup(central, 151)
+        shop.put(
+            f"/api/v1/vehicles/{PLATE}",
+            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
+        ).raise_for_status()
+        shop.post("/api/v1/release-notes", json=notes.note("D-1", invts, goods_kg="1.6")).raise_for_status()
+        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+        store = Store(tmp_path / "edge.db")
+        checker = Checker(
+            store=store,
+            public_key=key,
+            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
+            edge_id="edge-p1",
+            staleness_limit_s=3600,
+            park_id="P1",
+        )
+        gate = GateChecker(checker, TOL)
+        headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
+
+        async def run() -> list[Any]:
+            await checker.verify_release_history()
+            async with httpx.AsyncClient(base_url=central.url, headers=headers) as client:
+                sync = FeedSync(store=store, client=client, park_id="P1", public_key=key)
+                await sync.catch_up()
+                for d in details:
+                    c = d["clearance"]
+                    obs = rules.Observation(
+                        scanned_code=c["logisticsNo"], weight_kg=Decimal(c["grossWeight"])
+                    )
+                    await checker.decide("line-1", obs)
+                second_first = await gate.decide("gate-2", _passage(gate="second"))
+                first = await gate.decide("gate-1", _passage(gate="first"))
+                first_again = await gate.decide("gate-1", _passage(gate="first"))
+                await Uplink(store=store, client=client, park_id="P1", edge_id="edge-p1").drain()
+                await sync.catch_up()  # the note at 3, passed the first gate
+                second = await gate.decide("gate-2", _passage(gate="second"))
+                await Uplink(store=store, client=client, park_id="P1", edge_id="edge-p1").drain()
+                return [second_first, first, first_again, second]
+
+        second_first, first, first_again, second = asyncio.run(run())
+        store.close()
+        assert (
+            second_first.decision.verdict == vr.Verdict.STOP
+            and "WRONG_GATE_ORDER" in second_first.decision.codes
+        )
+        assert first.decision.verdict == vr.Verdict.PASS
+        assert first_again.decision.verdict == vr.Verdict.STOP
+        assert second.decision.verdict == vr.Verdict.PASS, second.decision.reason
+        note = officer.get("/api/v1/release-notes/D-1").json()
+        assert [h["to_status"] for h in note["history"]] == ["0", "1", "3", "4"]
