@@ -42,9 +42,11 @@ __all__ = [
     "Rule",
     "Tolerance",
     "Verdict",
+    "age_words",
     "allowed_difference",
     "decide",
     "explain",
+    "fresh",
     "rule_already_released",
     "rule_ambiguous",
     "rule_cancelled",
@@ -333,16 +335,20 @@ def allowed_difference(declared_kg: Decimal, tol: Tolerance) -> Decimal:
     return max(tol.absolute_kg, share)
 
 
-def _is_fresh(cache: CacheState) -> bool:
+def fresh(age: float | None, limit_s: float) -> bool:
     """Fresher than the limit, strictly. NaN, negative or unknown ages are never fresh: a clock that
-    went backwards or a missing sync time is no proof of freshness."""
-    age = cache.last_sync_age_s
+    went backwards or a missing sync time is no proof of freshness. (Also the vehicle gate's rule.)"""
     if age is None or not math.isfinite(age) or age < 0:
         return False
-    return age < cache.staleness_limit_s
+    return age < limit_s
 
 
-def _age_words(age: float | None) -> str:
+def _is_fresh(cache: CacheState) -> bool:
+    return fresh(cache.last_sync_age_s, cache.staleness_limit_s)
+
+
+def age_words(age: float | None) -> str:
+    """A cache's age for a screen (also the vehicle gate's)."""
     if age is None:
         return "never synced"
     if not math.isfinite(age) or age < 0:
@@ -550,7 +556,7 @@ def rule_staleness(obs: Observation, cache: CacheState, tol: Tolerance) -> list[
     if cache.stale_policy == "allow" and age is not None and math.isfinite(age) and age >= 0:
         return []
     detail = f"last sync age {age!r} s, limit {cache.staleness_limit_s!r} s, policy {cache.stale_policy}"
-    return [_finding(Code.STALE_CACHE, detail, age=_age_words(age))]
+    return [_finding(Code.STALE_CACHE, detail, age=age_words(age))]
 
 
 def rule_ambiguous(obs: Observation, cache: CacheState, tol: Tolerance) -> list[Finding]:

@@ -72,6 +72,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge.rules import age_words, fresh
 from kernel import containers
 from kernel.status import ClearanceStatus
 
@@ -556,20 +557,7 @@ def _kg(value: Decimal) -> str:
 
 
 def _is_fresh(cache: GateCache) -> bool:
-    """Fresher than the limit, strictly; an unknown, NaN or negative age is never fresh."""
-    age = cache.last_sync_age_s
-    if age is None or not math.isfinite(age) or age < 0:
-        return False
-    return age < cache.staleness_limit_s
-
-
-def _age_words(age: float | None) -> str:
-    if age is None:
-        return "never synced"
-    if not math.isfinite(age) or age < 0:
-        return "sync time unknown"
-    minutes = int(age // 60)
-    return f"{minutes} min old" if minutes < 120 else f"{minutes // 60} h old"
+    return fresh(cache.last_sync_age_s, cache.staleness_limit_s)
 
 
 def _listed(invts: list[str]) -> dict[str, object]:
@@ -927,7 +915,7 @@ def rule_staleness(passage: Passage, cache: GateCache, tol: GateTolerance) -> li
         return []
     age = cache.last_sync_age_s
     detail = f"last sync age {age!r} s, limit {cache.staleness_limit_s!r} s"
-    return [_finding(Code.STALE_CACHE, detail, age=_age_words(age))]
+    return [_finding(Code.STALE_CACHE, detail, age=age_words(age))]
 
 
 def _device_refusal(device: str, passage: Passage, cache: GateCache, tol: GateTolerance) -> str | None:

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import typer
 
+from firmware_sim import scenario
 from firmware_sim.gateio import VehicleLaneSim
 from firmware_sim.id_reader import IdReaderSim
 from firmware_sim.mqtt_sensor import MqttSensorSim
@@ -361,15 +362,7 @@ FAULTS = ("overweight", "swap", "missing_seal", "tailgating", "unplug")
 
 def parse_faults(text: str) -> dict[str, float]:
     """`overweight=0.1,swap=0.05` → {"overweight": 0.1, "swap": 0.05}; names are checked."""
-    faults: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        if name not in FAULTS:
-            raise ValueError(f"unknown fault {name!r}: use {', '.join(FAULTS)}")
-        faults[name] = float(value or "1")
-        if not 0 <= faults[name] <= 1:
-            raise ValueError(f"fault {name}: a probability between 0 and 1")
-    return faults
+    return scenario.parse_faults(text, FAULTS)
 
 
 def pick_faults(chances: dict[str, float], rng: random.Random) -> Faults:

@@ -45,6 +45,26 @@ def _setup(central: RunningCentral, start: int, n: int = 2) -> tuple[list[dict[s
     return details, [d["clearance"]["invtNo"] for d in details]
 
 
+def _edge(tmp_path: Path, central: RunningCentral) -> tuple[Store, Checker, Any]:
+    """This edge's store and parcel checker, and central's feed key."""
+    key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+    store = Store(tmp_path / "edge.db")
+    checker = Checker(
+        store=store,
+        public_key=key,
+        tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
+        edge_id="edge-p1",
+        staleness_limit_s=3600,
+        park_id="P1",
+    )
+    return store, checker, key
+
+
+def _register(shop: httpx.Client) -> None:
+    body = {"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT}
+    shop.put(f"/api/v1/vehicles/{PLATE}", json=body).raise_for_status()
+
+
 def _passage(**over: Any) -> vr.Passage:
     values: dict[str, Any] = {
         "direction": "E",
@@ -67,21 +87,9 @@ def test_a_vehicle_passes_once_on_its_note_and_central_marks_it_passed(tmp_path:
     with run_central(tmp_path / "c") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
         details, invts = _setup(central, 71)
-        shop.put(
-            f"/api/v1/vehicles/{PLATE}",
-            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
-        ).raise_for_status()
+        _register(shop)
         shop.post("/api/v1/release-notes", json=notes.note("G-1", invts, goods_kg="1.6")).raise_for_status()
-        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
-        store = Store(tmp_path / "edge.db")
-        checker = Checker(
-            store=store,
-            public_key=key,
-            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
-            edge_id="edge-p1",
-            staleness_limit_s=3600,
-            park_id="P1",
-        )
+        store, checker, key = _edge(tmp_path, central)
         gate = GateChecker(checker, TOL)
         headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
 
@@ -149,24 +157,12 @@ def test_the_gate_reconciliation_lists_what_the_line_and_the_gate_disagree_on(tm
     with run_central(tmp_path / "c") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
         details, invts = _setup(central, 131, n=3)
-        shop.put(
-            f"/api/v1/vehicles/{PLATE}",
-            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
-        ).raise_for_status()
+        _register(shop)
         # a note for the first two parcels; the line releases the second and the third only
         shop.post(
             "/api/v1/release-notes", json=notes.note("R-1", invts[:2], goods_kg="1.6")
         ).raise_for_status()
-        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
-        store = Store(tmp_path / "edge.db")
-        checker = Checker(
-            store=store,
-            public_key=key,
-            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
-            edge_id="edge-p1",
-            staleness_limit_s=3600,
-            park_id="P1",
-        )
+        store, checker, key = _edge(tmp_path, central)
         headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
 
         async def run() -> None:
@@ -203,21 +199,9 @@ def test_a_parcel_whose_line_release_was_withheld_is_not_released_by_the_line(tm
     with run_central(tmp_path / "c") as central:
         shop = central.client("enterprise")
         details, invts = _setup(central, 141)
-        shop.put(
-            f"/api/v1/vehicles/{PLATE}",
-            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
-        ).raise_for_status()
+        _register(shop)
         shop.post("/api/v1/release-notes", json=notes.note("W-1", invts, goods_kg="1.6")).raise_for_status()
-        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
-        store = Store(tmp_path / "edge.db")
-        checker = Checker(
-            store=store,
-            public_key=key,
-            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
-            edge_id="edge-p1",
-            staleness_limit_s=3600,
-            park_id="P1",
-        )
+        store, checker, key = _edge(tmp_path, central)
         gate = GateChecker(checker, TOL)
         headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
 
@@ -248,21 +232,9 @@ def test_dual_gate_first_then_second_and_never_the_other_way_round(tmp_path: Pat
     with run_central(tmp_path / "c") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
         details, invts = _setup(central, 151)
-        shop.put(
-            f"/api/v1/vehicles/{PLATE}",
-            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
-        ).raise_for_status()
+        _register(shop)
         shop.post("/api/v1/release-notes", json=notes.note("D-1", invts, goods_kg="1.6")).raise_for_status()
-        key = load_public_key(central.client().get("/.well-known/bondgate/feed-key.pem").text)
-        store = Store(tmp_path / "edge.db")
-        checker = Checker(
-            store=store,
-            public_key=key,
-            tolerance=rules.Tolerance(absolute_kg=Decimal("0.05"), percent=Decimal("5")),
-            edge_id="edge-p1",
-            staleness_limit_s=3600,
-            park_id="P1",
-        )
+        store, checker, key = _edge(tmp_path, central)
         gate = GateChecker(checker, TOL)
         headers = {"Authorization": f"Bearer {central.tokens['edge']}"}
 
