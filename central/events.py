@@ -441,6 +441,8 @@ def _store(conn: Connection, intake: _Intake, event: Event) -> None:
                 intake.alerts.append(_decision_reused(event, *held))
     elif event.kind == EventKind.ACTUATION:
         intake.alerts.extend(_actuation_alerts(conn, row, event))
+        if intake.on_passage is not None:  # a vehicle gate's barrier, for its passage
+            intake.on_passage(conn, row, event)
     elif event.kind == EventKind.PASSAGE and intake.on_passage is not None:
         # stored once, so applied once: a resent passage is a duplicate above and never gets here
         for detail in intake.on_passage(conn, row, event):

@@ -359,6 +359,12 @@ class VehicleGateStation(_Station):
         None, description="a camera whose frame of each vehicle is kept (its hash sent)"
     )
     scanner: None = None
+    lane_id: str | None = Field(
+        None,
+        max_length=64,
+        description="the lane's id in plate / container / seal payloads (`lane`): reads naming another"
+        " lane are ignored (set it where cameras or readers share a topic)",
+    )
     direction: Literal["I", "E"] = Field("E", description="E: out of the area")
     gate: Literal["single", "first", "second"] = Field(
         "single", description="dual-gate parks: first or second"

@@ -49,13 +49,13 @@ why not, ``overridable`` answers for a whole decision):
 
 - WEIGHT_OUT_OF_TOLERANCE: while the difference is within ``GateTolerance.override_limit`` (none
   configured: never). An empty vehicle too heavy is EMPTY_VEHICLE_NOT_EMPTY, a customs stop.
-- NO_WEIGHT: only when the weighbridge is reported down (a vehicle not fully on a working bridge weighs
-  again instead) and the goods travel in a container under a required, read seal — the seal then shows
-  nothing was added since loading — and never for an empty-vehicle note, whose weight is the only
-  proof it is empty. A weight from another bridge is a new passage, not an override.
+- NO_WEIGHT: never. The weight is the only measured evidence of what the vehicle carries: the seal ids
+  and the container's tare are what the enterprise typed on its note, so a seal read proves nothing a
+  cut weighbridge cable did not hide (found by the outside attack). A vehicle not fully on a working
+  bridge weighs again; a weight from another bridge is a new passage, not an override.
 - DEVICE_FAULT, per device down: the card reader while the plate read matched; the plate camera while
-  the card read matched; the weighbridge on the NO_WEIGHT conditions; the seal reader when the note
-  requires no seal. Any other device (container camera, position sensors, barrier, safety loop, names
+  the card read matched; the seal reader when the note requires no seal. The weighbridge never. Any
+  other device (container camera, position sensors, barrier, safety loop, names
   this module does not know) is never overridden: it is the only evidence of something, or safety.
 
 So a supervisor can never release a vehicle whose note is not approved, genuine, current and this
@@ -740,12 +740,12 @@ def rule_weight(passage: Passage, cache: GateCache, tol: GateTolerance) -> list[
         shown = "none" if gross is None else str(gross)
         down = Device.WEIGHBRIDGE in _down(passage)
         why = "weighbridge down" if down else "drive fully onto the weighbridge"
-        if not down:
-            refused: str | None = "weighbridge up: weigh again with the whole vehicle on it"
-        elif note is None:
-            refused = "no trusted note"
-        else:
-            refused = _sealed_goods(passage, note)
+        refused: str | None = (
+            "the weighbridge is down: weigh on another bridge (the weight is the only measured evidence"
+            " of the load)"
+            if down
+            else "weighbridge up: weigh again with the whole vehicle on it"
+        )
         return [_finding(Code.NO_WEIGHT, f"no stable whole-vehicle weight (got {shown})", refused, why=why)]
     if note is None:
         return []
@@ -861,6 +861,15 @@ def rule_inventory_releasable(passage: Passage, cache: GateCache, tol: GateToler
     if note is None:
         return []
     bad: dict[str, str] = {}
+    if not note.inventories and note.note_type != 6:
+        # goods no clearance covers: central takes no such note, an edge cache must not pass one either
+        return [
+            _finding(
+                Code.INVENTORY_NOT_RELEASABLE,
+                f"note {note.note_no!r} (type {note.note_type}) lists no inventory:"
+                " no clearance covers its goods",
+            )
+        ]
     for invt, facts in _inventory_facts(cache, note):
         reasons = [r for f in facts if (r := _not_releasable(f, cache.park_id)) is not None]
         if not facts or reasons:
@@ -931,8 +940,8 @@ def _device_refusal(device: str, passage: Passage, cache: GateCache, tol: GateTo
     if device == Device.PLATE_CAMERA:
         return None if _card_matches(passage, note) else "no matching card read identifies the vehicle"
     if device == Device.SEAL_READER:
-        return "the note requires a seal" if note.seal_required else None
-    return _sealed_goods(passage, note)  # the weighbridge
+        return "the note requires a seal" if note.seal_required or note.seal_ids else None
+    return "the weight is the only measured evidence of the load"  # the weighbridge
 
 
 def rule_devices(passage: Passage, cache: GateCache, tol: GateTolerance) -> list[Finding]:

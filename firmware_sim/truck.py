@@ -230,6 +230,7 @@ def lane_edge_config(
         "io": "lane_io",
         "points": {p: p for p in points},
         "scale": "bridge",
+        "lane_id": lane.name,
         "card": "e_plate" if "e_plate" in devices else None,
         "plate": {"device": "lane_mqtt", "sensor": "plate"},
         "container": {"device": "lane_mqtt", "sensor": "container"},

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["CATEGORIES", "check_digit", "is_valid", "normalise", "problem"]
+__all__ = ["CATEGORIES", "TARE_KG", "check_digit", "is_valid", "normalise", "problem", "tare_problem"]
 
 CATEGORIES: Final = "UJZ"  # U freight container, J detachable equipment, Z trailer or chassis
 
@@ -53,3 +53,35 @@ def problem(number: str) -> str | None:
 
 def is_valid(number: str) -> bool:
     return problem(number) is None
+
+
+TARE_KG: Final[dict[str, tuple[int, int]]] = {
+    "1": (1000, 1800),  # 10 ft
+    "2": (1800, 3200),  # 20 ft: a 22G1 dry box is about 2,200 kg, a 22R1 reefer about 3,000
+    "4": (3400, 5200),  # 40 ft: 42G1 about 3,750, 45G1 high cube about 3,900, 45R1 reefer about 4,800
+    "L": (3900, 5600),  # 45 ft
+}
+"""Plausible tares by the first character of the ISO 6346 size-type code (the length). No public
+source bounds a type's tare (each box's is on its CSC plate); these ranges span the common makers'
+figures, so a declared tare outside them is a typo or weight hidden in the box's tare."""
+
+
+def tare_problem(size_type: str | None, tare_kg: object) -> str | None:
+    """Why a container's declared tare is not plausible for its size-type code, or None."""
+    if not size_type:
+        return "containerType (ISO 6346 size-type code, e.g. 22G1) is needed with a containerNo"
+    bounds = TARE_KG.get(size_type.strip().upper()[:1])
+    if bounds is None:
+        return (
+            f"containerType {size_type!r} is not an ISO 6346 size-type code of a known length (1, 2, 4, L…)"
+        )
+    low, high = bounds
+    try:
+        tare = float(str(tare_kg))
+    except ValueError:
+        return f"containerWt {tare_kg!r} is not a weight"
+    if not low <= tare <= high:
+        return (
+            f"containerWt {tare_kg} kg is not a plausible tare for a {size_type} container ({low}–{high} kg)"
+        )
+    return None

@@ -64,6 +64,18 @@ class BindType(StrEnum):
     ONE_DECLARATION_MANY_VEHICLES = "3"
 
 
+PLATE_SEPARATORS: Final = frozenset("-‐‑－.·．・")  # hyphens and dots, ASCII and full-width / CJK
+
+
+def normalise_plate(text: str) -> str:
+    """A plate as the registry, the notes and the gate compare it: upper-case ASCII, without spaces,
+    hyphens and dots (沪A·12345 → 沪A12345), every other character kept. Two registrations that
+    normalise alike are one vehicle."""
+    return "".join(
+        c.upper() if c.isascii() else c for c in text if not (c.isspace() or c in PLATE_SEPARATORS)
+    )
+
+
 def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
@@ -128,7 +140,11 @@ class Head(_Part):
     inputSccd: Opt18 = Field(None)
     inputCode: Opt10 = Field(None)
     inputName: OptText = Field(None)
-    vehicleNo: Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=32, pattern=r"^\S+$")]
+    vehicleNo: Annotated[
+        str,
+        BeforeValidator(lambda v: normalise_plate(v) if isinstance(v, str) else v),
+        Field(min_length=1, max_length=32, pattern=r"^\S+$"),
+    ]
     vehicleIcNo: Annotated[
         Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9]+$")] | None,
         BeforeValidator(_blank_is_none),
@@ -222,6 +238,11 @@ def problems(note: NoteIn) -> list[str]:
     h = note.head
     found: list[str] = []
     kind = h.passportTypecd
+    if kind is NoteType.GATE_REGISTERED:
+        found.append(
+            "passportTypecd 5 (gate-registered goods) is not taken: goods leaving the park must be on"
+            " inventories (CEB621) central can check"
+        )
     if kind in (NoteType.GATE_REGISTERED, NoteType.EMPTY_VEHICLE):
         name = f"passportTypecd {kind.value}"
         if h.bindTypecd is not None:
@@ -244,8 +265,15 @@ def problems(note: NoteIn) -> list[str]:
             found.append("passportTypecd 6 (empty vehicle): totalGrossWt and totalNetWt must be 0")
     if h.bindTypecd is BindType.ONE_TO_ONE and len(note.acmp) > 1:
         found.append(f"bindTypecd 2 (one vehicle, one declaration) but {len(note.acmp)} related documents")
+    if h.rltTbTypecd is not None and h.rltTbTypecd != INVENTORY_DOC_TYPE:
+        found.append(
+            f"rltTbTypecd {h.rltTbTypecd}: central checks only cross-border inventories"
+            f" ({INVENTORY_DOC_TYPE}) as the goods a vehicle takes out; declare the goods as inventories"
+        )
     for i, a in enumerate(note.acmp, 1):
-        if h.rltTbTypecd is not None and a.rtlBillTypecd != h.rltTbTypecd:
+        if a.rtlBillTypecd != INVENTORY_DOC_TYPE:
+            found.append(f"acmp {i}: rtlBillTypecd {a.rtlBillTypecd} is not {INVENTORY_DOC_TYPE}")
+        elif h.rltTbTypecd is not None and a.rtlBillTypecd != h.rltTbTypecd:
             found.append(
                 f"acmp {i}: rtlBillTypecd {a.rtlBillTypecd} is not the head's rltTbTypecd {h.rltTbTypecd}"
             )
@@ -267,6 +295,8 @@ def problems(note: NoteIn) -> list[str]:
             found.append(why)
         if h.containerWt is None:
             found.append("containerNo given without containerWt")
+        elif (why := containers.tare_problem(h.containerType, h.containerWt)) is not None:
+            found.append(why)
     elif h.containerWt:
         found.append("containerWt given without containerNo")
     # weights

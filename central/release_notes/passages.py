@@ -20,7 +20,7 @@ from central.release_notes.service import move, publish, sas_time
 from central.store import release_notes as store
 from central.store.connection import Connection
 from central.store.events import EventRow
-from kernel.wire import Event
+from kernel.wire import Event, EventKind
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,16 @@ class PassageApplier:
         self.platform = platform
 
     def __call__(self, conn: Connection, row: EventRow, event: Event) -> list[str]:
+        if event.kind == EventKind.ACTUATION:
+            if event.body.decision_id and event.body.actuation:
+                store.passage_actuated(
+                    conn,
+                    edge_id=row.edge_id,
+                    decision_id=event.body.decision_id,
+                    actuation=event.body.actuation,
+                    detail=(event.body.detail or "")[:2000],
+                )
+            return []
         passage = event.body.passage
         where = f"edge {row.edge_id} seq {row.seq}"
         if passage is None:
@@ -66,6 +76,7 @@ class PassageApplier:
             outcome=outcome,
             occurred_at=row.occurred_at,
             received_at=row.received_at,
+            decision_id=event.body.decision_id,
         )
         return alerts
 

@@ -49,6 +49,14 @@ class NotLoaded(BaseModel):
     since: datetime
 
 
+class NotCarriedOut(BaseModel):
+    note: str | None
+    station: str | None
+    occurred_at: datetime
+    actuation: str
+    detail: str | None
+
+
 class WeightCheck(BaseModel):
     note: str | None
     vehicleNo: str | None
@@ -85,6 +93,10 @@ class GateReport(BaseModel):
     released_not_through_gate: Capped[ReleasedNotOut]
     through_gate_without_line_release: Capped[NoLineRelease] = Field(description="must be empty")
     on_note_not_loaded: Capped[NotLoaded]
+    passes_not_carried_out: Capped[NotCarriedOut] = Field(
+        description="must be empty: passes whose barrier did not let the vehicle through (it backed out,"
+        " another vehicle came on, or the barrier was not confirmed); the note is spent, the parcels are in"
+    )
     weights: list[WeightCheck] = Field(description="the latest passes, largest difference first")
     passages: list[Passage] = Field(description="newest first")
 
@@ -113,6 +125,7 @@ def gate_report(db: Database, *, park_id: str, now: datetime, limit: int = 100) 
                 store.through_gate_without_line_release(conn, park_id=park_id, limit=limit)
             ),
             on_note_not_loaded=_capped(store.on_note_not_loaded(conn, park_id=park_id, limit=limit)),
+            passes_not_carried_out=_capped(store.passes_not_carried_out(conn, park_id=park_id, limit=limit)),
             weights=_weights(passages, notes),
             passages=[_passage(p) for p in passages],
         )

@@ -19,7 +19,7 @@ from central.config import ClearanceMode
 from central.platform import Platform
 from central.release_notes import lifecycle
 from central.release_notes.lifecycle import Action, IllegalNoteTransition, Status
-from central.release_notes.model import INVENTORY_DOC_TYPE, NoteIn, problems
+from central.release_notes.model import INVENTORY_DOC_TYPE, NoteIn, normalise_plate, problems
 from central.release_notes.receipts import ApprovalResult, NoteReceipt, PassportBasics
 from central.store import parks as pstore
 from central.store import release_notes as store
@@ -119,6 +119,17 @@ def _vehicle_problems(
             found.append(
                 f"vehicleWt {h.vehicleWt} is not vehicle {h.vehicleNo}'s registered tare {registered.tare_kg}"
             )
+        frame = Decimal(registered.frame_kg) if registered.frame_kg is not None else None
+        if h.vehicleFrameWt and frame is None:
+            found.append(
+                f"vehicleFrameWt {h.vehicleFrameWt}: vehicle {h.vehicleNo} has no registered frame (trailer)"
+            )
+        elif h.vehicleFrameWt and h.vehicleFrameWt != frame:
+            found.append(
+                f"vehicleFrameWt {h.vehicleFrameWt} is not vehicle {h.vehicleNo}'s registered frame {frame}"
+            )
+        elif h.vehicleFrameNo and registered.frame_no and h.vehicleFrameNo != registered.frame_no:
+            found.append(f"vehicleFrameNo {h.vehicleFrameNo} is not vehicle {h.vehicleNo}'s registered frame")
     if card is not None:
         owner = store.vehicle_by_card(conn, ic_no=card)
         if owner is not None and owner.plate != h.vehicleNo:
@@ -126,7 +137,9 @@ def _vehicle_problems(
     return found, card
 
 
-def _inventory_problems(platform: Platform, conn: Connection, note: NoteIn, park_id: str) -> list[str]:
+def _inventory_problems(
+    platform: Platform, conn: Connection, note: NoteIn, park_id: str, acting_for: frozenset[str] | None
+) -> list[str]:
     invt_nos = list(note.inventories)
     if not invt_nos:
         return []
@@ -140,6 +153,11 @@ def _inventory_problems(platform: Platform, conn: Connection, note: NoteIn, park
             found.append(f"inventory {invt_no}: no such cleared inventory")
             continue
         gross += Decimal(f.gross_weight)
+        if acting_for is not None and not (f.enterprises & acting_for):
+            found.append(
+                f"inventory {invt_no} is not a parcel of this token's enterprises (its platform, shop or"
+                " carrier): they may not take it out"
+            )
         if f.park_id != park_id:
             found.append(f"inventory {invt_no} is not in park {park_id}")
         if f.status != ClearanceStatus.RELEASED:
@@ -198,7 +216,8 @@ def apply_note(
         found, card = _vehicle_problems(
             conn, note, platform.settings.release_notes.require_registered_vehicle
         )
-        found += _inventory_problems(platform, conn, note, park_id)
+        found += _inventory_problems(platform, conn, note, park_id, acting_for)
+        found += store.open_holding(conn, container_no=h.containerNo, seal_ids=h.seal_ids)
         if found:
             raise NoteRefused(400, "invalid_note", found)
         body = note.model_dump(mode="json")
@@ -214,6 +233,8 @@ def apply_note(
             plate=h.vehicleNo,
             ic_no=card,
             declarant=h.dclEtpsno,
+            container_no=h.containerNo,
+            seal_ids=h.seal_ids,
             body=body,
             inventories=note.inventories,
             now=stamp,
@@ -421,6 +442,10 @@ def _apply_receipt(
     if r.messageType == "SAS221":
         if r.approved and number is None:
             return out(False, "an approval must carry customs' passportNo (businessId)", row)
+        if r.approved and number is not None and row.passport_no is None:
+            other = store.by_passport(conn, passport_no=number)
+            if other is not None and other.note_no != row.note_no:
+                return out(False, f"passportNo {number} is note {other.note_no}'s already; not applied", row)
         action = Action.APPROVE if r.approved else Action.REFUSE
         info = (
             "approved by customs"
@@ -472,10 +497,29 @@ def register_vehicle(
         raise NoteRefused(
             403, "forbidden", [f"owner_code {owner_code} is not one of this token's enterprises"]
         )
+    plate = normalise_plate(plate)
     with platform.db.write() as conn:
         existing = store.vehicle(conn, plate=plate)
         if existing is not None and acting_for is not None and existing.owner_code not in acting_for:
             raise NoteRefused(403, "forbidden", [f"vehicle {plate} is registered by another enterprise"])
+        if existing is not None and acting_for is not None:
+            changed = [
+                name
+                for name, before, after in (
+                    ("tare", Decimal(existing.tare_kg), tare_kg),
+                    ("frame weight", _kg_or_none(existing.frame_kg), frame_kg),
+                )
+                if before != after
+            ]
+            if changed:
+                raise NoteRefused(
+                    409,
+                    "weighed_change",
+                    [
+                        f"vehicle {plate}'s registered {' and '.join(changed)} can be changed by an officer"
+                        " only (the weights the gate subtracts are customs' to move, not the enterprise's)"
+                    ],
+                )
         if ic_no is not None:
             other = store.vehicle_by_card(conn, ic_no=ic_no)
             if other is not None and other.plate != plate:
@@ -490,6 +534,10 @@ def register_vehicle(
             owner_code=owner_code,
             now=iso(now),
         )
+
+
+def _kg_or_none(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def view(conn: Connection, row: store.NoteRow) -> dict[str, Any]:

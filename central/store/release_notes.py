@@ -26,6 +26,8 @@ class NoteRow:
     plate: str
     ic_no: str | None
     declarant: str
+    container_no: str | None
+    seal_ids: str | None
     body: dict[str, Any]
     version: int
     created_at: str
@@ -39,8 +41,8 @@ def _note(row: Any) -> NoteRow:
 
 
 _COLUMNS = (
-    "note_no, park_id, passport_no, status, note_type, direction, plate, ic_no, declarant, body, version,"
-    " created_at, updated_at"
+    "note_no, park_id, passport_no, status, note_type, direction, plate, ic_no, declarant, container_no,"
+    " seal_ids, body, version, created_at, updated_at"
 )
 
 
@@ -87,13 +89,30 @@ def insert(
     plate: str,
     ic_no: str | None,
     declarant: str,
+    container_no: str | None,
+    seal_ids: tuple[str, ...],
     body: dict[str, Any],
     inventories: tuple[str, ...],
     now: str,
 ) -> None:
+    seals = "|" + "|".join(seal_ids) + "|" if seal_ids else None
     conn.execute(
-        f"INSERT INTO release_notes ({_COLUMNS}) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-        (note_no, park_id, status, note_type, direction, plate, ic_no, declarant, json.dumps(body), now, now),
+        f"INSERT INTO release_notes ({_COLUMNS}) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        (
+            note_no,
+            park_id,
+            status,
+            note_type,
+            direction,
+            plate,
+            ic_no,
+            declarant,
+            container_no,
+            seals,
+            json.dumps(body),
+            now,
+            now,
+        ),
     )
     for invt_no in inventories:
         conn.execute(
@@ -145,6 +164,24 @@ def claims(conn: Connection, *, invt_nos: list[str]) -> dict[str, tuple[str, str
     return found
 
 
+def open_holding(conn: Connection, *, container_no: str | None, seal_ids: tuple[str, ...]) -> list[str]:
+    """Open notes (applied, approved, through the first gate) that name this container or a seal."""
+    found = []
+    if container_no is not None:
+        rows = conn.execute(
+            "SELECT note_no FROM release_notes WHERE container_no = ? AND status IN ('0', '1', '3')",
+            (container_no,),
+        )
+        found += [f"container {container_no} is on open note {r['note_no']}" for r in rows]
+    for seal in seal_ids:
+        rows = conn.execute(
+            "SELECT note_no FROM release_notes WHERE seal_ids LIKE ? AND status IN ('0', '1', '3')",
+            (f"%|{seal}|%",),
+        )
+        found += [f"seal {seal} is on open note {r['note_no']}" for r in rows]
+    return found
+
+
 @dataclass(frozen=True)
 class InventoryFacts:
     invt_no: str
@@ -152,6 +189,7 @@ class InventoryFacts:
     status: str
     cancelled: bool
     gross_weight: str
+    enterprises: frozenset[str]  # ebpCode, ebcCode, logisticsCode: who may take the parcel out
 
 
 def inventory_facts(conn: Connection, *, invt_nos: list[str]) -> dict[str, InventoryFacts]:
@@ -160,8 +198,8 @@ def inventory_facts(conn: Connection, *, invt_nos: list[str]) -> dict[str, Inven
     for chunk in _chunks(invt_nos):
         marks = ", ".join("?" * len(chunk))
         for row in conn.execute(
-            "SELECT invt_no, park_id, status, cancelled, gross_weight FROM clearances"
-            f" WHERE invt_no IN ({marks})",
+            "SELECT invt_no, park_id, status, cancelled, gross_weight, ebp_code, ebc_code, logistics_code"
+            f" FROM clearances WHERE invt_no IN ({marks})",
             chunk,
         ):
             found[row["invt_no"]] = InventoryFacts(
@@ -170,6 +208,7 @@ def inventory_facts(conn: Connection, *, invt_nos: list[str]) -> dict[str, Inven
                 status=row["status"],
                 cancelled=bool(row["cancelled"]),
                 gross_weight=row["gross_weight"],
+                enterprises=frozenset({row["ebp_code"], row["ebc_code"], row["logistics_code"]}),
             )
     return found
 
@@ -325,10 +364,12 @@ def add_passage(
     outcome: str,
     occurred_at: str,
     received_at: str,
+    decision_id: str | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO gate_passages (edge_id, epoch, seq, park_id, station, note_no, verdict, overridden,"
-        " gate, body, outcome, occurred_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " gate, body, outcome, occurred_at, received_at, decision_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             edge_id,
             epoch,
@@ -343,7 +384,18 @@ def add_passage(
             outcome,
             occurred_at,
             received_at,
+            decision_id,
         ),
+    )
+
+
+def passage_actuated(
+    conn: Connection, *, edge_id: str, decision_id: str, actuation: str, detail: str
+) -> None:
+    """What the lane's barrier did for a passage (the latest report wins)."""
+    conn.execute(
+        "UPDATE gate_passages SET actuation = ?, actuation_detail = ? WHERE edge_id = ? AND decision_id = ?",
+        (actuation, detail, edge_id, decision_id),
     )
 
 
@@ -358,7 +410,7 @@ def passages(
             args.append(value)
     sql = (
         "SELECT edge_id, epoch, seq, park_id, station, note_no, verdict, overridden, gate, body, outcome,"
-        " occurred_at, received_at FROM gate_passages"
+        " occurred_at, received_at, actuation, actuation_detail FROM gate_passages"
     )
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -370,6 +422,11 @@ def passages(
 # --- the gate's reconciliation ------------------------------------------------------------------------
 
 _LEFT = "('2', '4')"  # passed (single gate) or passed the second gate: the vehicle left
+# ... unless the lane reported that its barrier never let the vehicle through (a reversal, a swap)
+_NOT_CARRIED_OUT = (
+    "EXISTS (SELECT 1 FROM gate_passages g WHERE g.note_no = n.note_no AND g.verdict = 'PASS'"
+    " AND g.actuation IN ('withheld', 'failed'))"
+)
 _LINE_RELEASED_AT = (
     "(SELECT MIN(e.occurred_at) FROM events e WHERE e.park_id = c.park_id AND e.kind = 'release'"
     " AND e.logistics_code = c.logistics_code AND e.logistics_no = c.logistics_no)"
@@ -398,7 +455,7 @@ def released_not_through_gate(
         " FROM clearances c WHERE c.park_id = ? AND c.released = 1 AND c.invt_no IS NOT NULL"
         " AND NOT EXISTS (SELECT 1 FROM release_note_inventories i"
         " JOIN release_notes n ON n.note_no = i.note_no"
-        f" WHERE i.invt_no = c.invt_no AND n.status IN {_LEFT})"
+        f" WHERE i.invt_no = c.invt_no AND n.status IN {_LEFT} AND NOT {_NOT_CARRIED_OUT})"
     )
     return _page(conn, select, 'released_at, "invtNo"', [park_id], limit)
 
@@ -410,7 +467,8 @@ def through_gate_without_line_release(
     select = (
         'SELECT i.invt_no AS "invtNo", n.note_no AS "note", n.plate AS "vehicleNo", n.updated_at AS passed_at'
         " FROM release_notes n JOIN release_note_inventories i ON i.note_no = n.note_no"
-        f" WHERE n.park_id = ? AND n.status IN {_LEFT} AND NOT EXISTS (SELECT 1 FROM clearances c"
+        f" WHERE n.park_id = ? AND n.status IN {_LEFT} AND NOT {_NOT_CARRIED_OUT}"
+        " AND NOT EXISTS (SELECT 1 FROM clearances c"
         " WHERE c.invt_no = i.invt_no AND c.park_id = n.park_id AND c.released = 1)"
     )
     return _page(conn, select, 'passed_at DESC, "invtNo"', [park_id], limit)
@@ -426,3 +484,13 @@ def on_note_not_loaded(conn: Connection, *, park_id: str, limit: int) -> tuple[i
         " WHERE c.invt_no = i.invt_no AND c.park_id = n.park_id AND c.released = 1)"
     )
     return _page(conn, select, 'since, "invtNo"', [park_id], limit)
+
+
+def passes_not_carried_out(conn: Connection, *, park_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """Passes whose barrier the lane reported did not let the vehicle through (withheld: it backed
+    out or another vehicle came on; failed: not confirmed): the note is spent, its parcels are not out."""
+    select = (
+        'SELECT note_no AS "note", station, occurred_at, actuation, actuation_detail AS detail'
+        " FROM gate_passages WHERE park_id = ? AND verdict = 'PASS' AND actuation IN ('withheld', 'failed')"
+    )
+    return _page(conn, select, "occurred_at DESC", [park_id], limit)

@@ -601,6 +601,8 @@ def release_note_tables(*, identity: str, key: str) -> list[str]:
             plate {key} NOT NULL,
             ic_no {key},
             declarant {key} NOT NULL,             -- dclEtpsno
+            container_no {key},                   -- held, with the seals, by an open note alone
+            seal_ids TEXT,                        -- '|ES001|ES002|' (NULL: none)
             body TEXT NOT NULL,                   -- the note as JSON: head, list, acmp
             version INTEGER NOT NULL,
             created_at TEXT NOT NULL,
@@ -608,6 +610,7 @@ def release_note_tables(*, identity: str, key: str) -> list[str]:
         )""",
         "CREATE INDEX release_notes_park ON release_notes (park_id, status, updated_at)",
         "CREATE INDEX release_notes_plate ON release_notes (plate, status)",
+        "CREATE INDEX release_notes_container ON release_notes (container_no, status)",
         f"""CREATE TABLE release_note_inventories (
             note_no {key} NOT NULL,
             invt_no {key} NOT NULL,
@@ -653,12 +656,16 @@ def release_note_tables(*, identity: str, key: str) -> list[str]:
             gate TEXT NOT NULL,                   -- single, first, second
             body TEXT NOT NULL,                   -- the passage as reported (wire.PassageBody JSON)
             outcome TEXT NOT NULL,                -- what central did with it
+            decision_id TEXT,                     -- the edge's decision: its actuation reports bind here
+            actuation TEXT,                       -- the latest: confirmed, withheld, failed (NULL: none)
+            actuation_detail TEXT,
             occurred_at TEXT NOT NULL,
             received_at TEXT NOT NULL,
             PRIMARY KEY (edge_id, epoch, seq)
         )""",
         "CREATE INDEX gate_passages_park ON gate_passages (park_id, occurred_at)",
         "CREATE INDEX gate_passages_note ON gate_passages (note_no)",
+        "CREATE INDEX gate_passages_decision ON gate_passages (edge_id, decision_id)",
         f"""CREATE TABLE vehicles (
             plate {key} PRIMARY KEY,
             ic_no {key} UNIQUE,                   -- electronic plate / IC card

@@ -84,6 +84,7 @@ class Vehicle:
     evidence: str | None = None
     decided: PassageRecord | None = None
     decided_at: float | None = None  # monotonic: the decision committed
+    confident_plates: set[str] = field(default_factory=set)  # normalised plates read above the threshold
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -122,6 +123,9 @@ class VehicleGate(Station):
         self._bridge_kg: Decimal | None = None  # the bridge's latest reading, stable or not
         self.passages = 0
         self.tailgaters = 0
+        self.foreign_reads = 0  # reads naming another lane: ignored
+        self._close_now = False  # a tailgater or a reversal: close as soon as the safety loop allows
+        self._under_arm = False  # the passing vehicle has been in the safety loop
         # monotonic moments of the latest passes (arrived, weighed, decided, barrier confirmed open)
         self.cycles: deque[dict[str, float | None]] = deque(maxlen=100)
 
@@ -154,6 +158,8 @@ class VehicleGate(Station):
         elif event.point == p.platform_front and v is not None and v.decided is None:
             self._platform_moved(v, event.at)
         elif event.point == p.safety_loop and self._barrier_open:
+            if event.value:
+                self._under_arm = True
             if not event.value:
                 self._tail_cleared = True
             elif self._tail_cleared:
@@ -195,6 +201,17 @@ class VehicleGate(Station):
             v.card = event.id
             v.changed.set()
 
+    def _plate_read(self, v: Vehicle, result: PlateResult) -> None:
+        """The vehicle's plate: the most confident read, unless two confident reads disagree — then
+        both, joined, which matches no note (PLATE_MISMATCH): one vehicle does not carry two plates."""
+        threshold = self.config.tolerance.plate_min_confidence
+        if result.confidence >= threshold:
+            v.confident_plates.add(vr.normalise_plate(result.plate))
+        if len(v.confident_plates) > 1:
+            v.plate, v.plate_confidence = "/".join(sorted(v.confident_plates)), 1.0
+        elif v.plate is None or (v.plate_confidence or 0) <= result.confidence:
+            v.plate, v.plate_confidence = result.plate, result.confidence
+
     def _sensor_handler(self, device: str) -> Callable[[DeviceEvent], None]:
         return lambda event: self._on_sensor(device, event)
 
@@ -207,25 +224,30 @@ class VehicleGate(Station):
         cfg = self.config
         payload = event.payload
         name = (device, event.device)  # a sensor message's `device` is the sensor's name
+        lane = getattr(payload, "lane", None)
+        if cfg.lane_id is not None and lane != cfg.lane_id:
+            self.foreign_reads += 1  # another lane's camera or reader on a shared topic
+            return
         if (
             cfg.plate is not None
             and name == (cfg.plate.device, cfg.plate.sensor)
             and isinstance(payload, PlateResult)
         ):
-            if v.plate is None or (v.plate_confidence or 0) <= payload.confidence:
-                v.plate, v.plate_confidence = payload.plate, payload.confidence
+            self._plate_read(v, payload)
         elif (
             cfg.container is not None
             and name == (cfg.container.device, cfg.container.sensor)
             and isinstance(payload, ContainerResult)
         ):
-            v.containers, v.container_seen = tuple(payload.numbers), True
+            # every number seen counts: a box that is not the note's, read once, is a mismatch
+            v.containers = tuple(dict.fromkeys((*v.containers, *payload.numbers)))
+            v.container_seen = True
         elif (
             cfg.seal is not None
             and name == (cfg.seal.device, cfg.seal.sensor)
             and isinstance(payload, SealRead)
         ):
-            v.seals, v.seal_seen = tuple(payload.ids), True
+            v.seals, v.seal_seen = tuple(dict.fromkeys((*v.seals, *payload.ids))), True
         else:
             return
         v.changed.set()
@@ -292,7 +314,10 @@ class VehicleGate(Station):
         await self._act(v, record)
 
     def _lane_empty(self) -> bool:
-        """No loop or beam occupied and the bridge reads less than a vehicle (moving or not)."""
+        """No loop or beam occupied and the bridge reads less than a vehicle (moving or not); with the
+        weighbridge down nothing shows the platform empty (a truck at rest on it breaks no beam)."""
+        if self._weighbridge_down():
+            return False
         return self._lane_empty_now() and (
             self._bridge_kg is None or self._bridge_kg < self.config.min_vehicle_kg
         )
@@ -400,6 +425,8 @@ class VehicleGate(Station):
             return
         self._tail_cleared = False
         self._tailgated = None
+        self._close_now = False
+        self._under_arm = False
         try:
             await self.io.set_output(p.barrier, True)
             await self._wait_input(p.barrier_open, True, self.config.confirm_timeout_s)
@@ -434,6 +461,16 @@ class VehicleGate(Station):
         )
         try:
             await self._wait_gone(v)
+            if self._close_now and not self._under_arm:
+                # closed before the passed vehicle went under the arm: it backed out, or another
+                # vehicle came on; the pass was not carried out (central lists it)
+                await self.checker.record_actuation(
+                    self.name,
+                    record.decision,
+                    outcome="withheld",
+                    output=p.barrier,
+                    detail=f"barrier closed before the vehicle went under it: {self._tailgated}",
+                )
             await self._gone(record.decision.decision_id)
         finally:
             await self._close_when_clear()
@@ -455,6 +492,8 @@ class VehicleGate(Station):
         exit_seen = False
         deadline = time.monotonic() + self.config.leave_timeout_s
         while True:
+            if self._close_now:
+                return  # a tailgater or a reversal: close behind whatever is past the arm
             if self._input(p.exit_loop):
                 exit_seen = True
             if exit_seen and not self._input(p.exit_loop) and not self._input(p.safety_loop):
@@ -488,6 +527,8 @@ class VehicleGate(Station):
             await self.actuation_failed(self.config.io, f"barrier not closed: {exc}")
 
     def _tailgater(self, why: str) -> None:
+        self._close_now = True  # the barrier comes down as soon as the safety loop is clear
+        self._lane_changed.set()
         if self._tailgated is not None:
             return
         self._tailgated = why

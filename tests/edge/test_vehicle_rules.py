@@ -358,7 +358,7 @@ TABLE = [
     Row("already out", (C.INVENTORY_ALREADY_OUT,), invts={"INV0002": {"passed_gate": True}}),
     Row(
         "goods registered at the gate: no inventories",
-        (),
+        (C.INVENTORY_NOT_RELEASABLE,),
         note={"note_type": 5, "bind_type": None, "inventories": ()},
     ),
     # lane
@@ -449,7 +449,6 @@ OVERRIDES = [
         (C.DEVICE_FAULT,),
         passage={"device_faults": ("plate_camera",), "plate": None},
     ),
-    Row("weighbridge down, sealed container", (C.NO_WEIGHT, C.DEVICE_FAULT), passage=SEALED_NO_WEIGHT),
     Row(
         "seal reader down, no seal required",
         (C.DEVICE_FAULT,),
@@ -477,6 +476,8 @@ NOT_OVERRIDABLE = [
         passage={"gross_kg": Decimal("22312")},
     ),
     Row("no weight, weighbridge up", (C.NO_WEIGHT,), passage={"gross_kg": None}),
+    # the seal ids are what the enterprise typed: a read seal does not stand in for the weight
+    Row("weighbridge down, sealed container", (C.NO_WEIGHT, C.DEVICE_FAULT), passage=SEALED_NO_WEIGHT),
     Row(
         "weighbridge down, container not sealed",
         (C.NO_WEIGHT, C.DEVICE_FAULT),
@@ -691,6 +692,8 @@ def note_and_inventories_ok(p: Passage, cache: GateCache) -> bool:
         return False
     if n.note_type == 6 and n.inventories:
         return False
+    if n.note_type != 6 and not n.inventories:
+        return False  # goods no clearance covers
     for number in n.inventories:
         facts = [f for f in cache.inventories if f.invt_no == number]
         if not facts:
@@ -1091,11 +1094,9 @@ def oracle_overridable(p: Passage, cache: GateCache, tol: GateTolerance) -> bool
     seals = [s for s in p.seals if s.strip()]
     if n.seal_required and not seals and "seal_reader" not in down:
         return False
-    sealed = n.note_type != 6 and bool(box) and n.seal_required and bool(seals)
     g = p.gross_kg
     if g is None or not g.is_finite() or g <= 0:
-        if "weighbridge" not in down or not sealed:
-            return False
+        return False  # no weight is never overridden: it is the only measured evidence of the load
     elif not weight_ok(p, n, tol):
         with localcontext(_WIDE):
             expected = (
@@ -1114,9 +1115,9 @@ def oracle_overridable(p: Passage, cache: GateCache, tol: GateTolerance) -> bool
             return False
         if device == "plate_camera" and not card_ok:
             return False
-        if device == "weighbridge" and not sealed:
+        if device == "weighbridge":
             return False
-        if device == "seal_reader" and n.seal_required:
+        if device == "seal_reader" and (n.seal_required or n.seal_ids):
             return False
         if device not in ("card_reader", "plate_camera", "weighbridge", "seal_reader"):
             return False

@@ -17,7 +17,7 @@ from central.auth import Role
 from central.ceb.errors import CebError
 from central.release_notes import service
 from central.release_notes.lifecycle import Action
-from central.release_notes.model import Kg, NoteIn
+from central.release_notes.model import Kg, NoteIn, normalise_plate
 from central.release_notes.receipts import NoteReceipt
 from central.release_notes.service import NoteRefused
 from central.release_notes.xml import parse_note, parse_receipt, receipt_xml
@@ -338,10 +338,13 @@ PLATE = r"^\S{1,32}$"
     response_model=Vehicle,
     tags=["vehicles"],
     summary="Register a vehicle, or update its registration (SAS131-like): card and tare",
+    description="The plate is kept as the gate compares it (upper case, no spaces, hyphens or dots:"
+    " 琼A·12345 is 琼A12345). An enterprise registers its own vehicles and may change their card; a"
+    " registered tare or frame weight is changed by an officer only.",
     responses=responses(400, *AUTH, 409),
 )
 def put_vehicle(
-    platform: PlatformDep, token: Enterprise, vehicleNo: str, body: Annotated[VehicleIn, Body()]
+    platform: PlatformDep, token: EnterpriseOrOfficer, vehicleNo: str, body: Annotated[VehicleIn, Body()]
 ) -> Vehicle:
     if not (1 <= len(vehicleNo) <= 32) or any(c.isspace() for c in vehicleNo):
         raise ApiError(400, "invalid_plate", "a plate is 1 to 32 characters without spaces")
@@ -383,7 +386,7 @@ def list_vehicles(platform: PlatformDep, token: EnterpriseOrOfficer) -> list[Veh
     responses=responses(*AUTH, 404),
 )
 def get_vehicle(platform: PlatformDep, token: EnterpriseOrOfficer, vehicleNo: str) -> Vehicle:
-    row = store.vehicle(platform.db.reader(), plate=vehicleNo)
+    row = store.vehicle(platform.db.reader(), plate=normalise_plate(vehicleNo))
     acting = _acting_for(token)
     if row is None or (acting is not None and row.owner_code not in acting):
         raise ApiError(404, "not_found", f"no registered vehicle {vehicleNo}")

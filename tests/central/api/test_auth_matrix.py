@@ -134,7 +134,7 @@ TABLE: dict[tuple[str, str], Route] = {
         lambda: {"content": notes.receipt_xml("SAS221", "M-0", passport_no=None), "headers": XML},
     ),
     ("PUT", "/api/v1/vehicles/{vehicleNo}"): Route(
-        roles(ENTERPRISE),
+        roles(ENTERPRISE, OFFICER),
         "/api/v1/vehicles/琼A00001",
         lambda: {"json": {"vehicleWt": "8000", "ownerCode": notes.DECLARANT}},
     ),

@@ -238,3 +238,114 @@ def test_vehicles_are_registered_per_enterprise_and_a_card_belongs_to_one(tmp_pa
         assert [v["vehicleNo"] for v in shop.get("/api/v1/vehicles").json()] == [PLATE]
         assert {v["vehicleNo"] for v in officer.get("/api/v1/vehicles").json()} == {PLATE, "琼C11111"}
         assert shop.get("/api/v1/vehicles/琼C11111").status_code == 404
+
+
+def test_what_the_outside_attack_found_is_refused(tmp_path: Path) -> None:
+    """Each case got a vehicle with goods no clearance covers past central before (issue 14's
+    outside attack): related documents central cannot check, weights only the enterprise vouches
+    for, a plate alias, another enterprise's parcels, a container or seal on two open notes."""
+    with run_central(tmp_path) as central:
+        shop, officer, admin = (
+            central.client("enterprise"),
+            central.client("officer"),
+            central.client("admin"),
+        )
+        details = _declare(central, 3, start=161)
+        invts = [d["clearance"]["invtNo"] for d in details]
+        _register(shop)
+
+        def refused(body: dict[str, Any], why: str, client: httpx.Client = shop) -> None:
+            answer = client.post("/api/v1/release-notes", json=body)
+            assert answer.status_code in (400, 403), answer.text
+            assert why in answer.json()["detail"], answer.json()["detail"]
+
+        # goods on related documents central cannot check, or on none
+        body = notes.note("X-1", invts[:1], goods_kg="5000")
+        body["acmp"][0]["rtlBillTypecd"] = "ceb621"
+        refused(body, "is not CEB621")
+        body = notes.note("X-2", [], goods_kg="5000", rltTbTypecd="SAS101")
+        body["acmp"] = [{"rtlBillTypecd": "SAS101", "rtlBillNo": "ANYTHING-AT-ALL"}]
+        refused(body, "central checks only cross-border inventories")
+        refused(notes.note("X-3", [], goods_kg="5000", note_type="5", bind_type=None), "passportTypecd 5")
+        # weight hidden in a tare: the box's, the truck's, a frame it does not have
+        gross = _gross(details[:1])
+        refused(
+            notes.note("X-4", invts[:1], goods_kg=gross, container_no="CSQU3054383", container_kg="5200"),
+            "not a plausible tare for a 22G1 container",
+        )
+        bumped = shop.put(
+            f"/api/v1/vehicles/{PLATE}",
+            json={"vehicleIcNo": CARD, "vehicleWt": "11000", "ownerCode": notes.DECLARANT},
+        )
+        assert bumped.status_code == 409 and "by an officer" in bumped.json()["detail"]
+        refused(notes.note("X-5", invts[:1], goods_kg=gross, frame_kg="3000"), "has no registered frame")
+        # a plate alias is the same vehicle: another enterprise cannot register it
+        stranger_token = admin.post(
+            "/api/v1/tokens",
+            json={"role": "enterprise", "name": "stranger", "enterprise_codes": ["9999999999"]},
+        ).json()["token"]
+        stranger = httpx.Client(base_url=central.url, headers={"Authorization": f"Bearer {stranger_token}"})
+        alias = stranger.put(
+            "/api/v1/vehicles/琼A·12345", json={"vehicleWt": "11000", "ownerCode": "9999999999"}
+        )
+        assert alias.status_code == 403
+        # nor take out parcels that are not its enterprises'
+        stranger.put("/api/v1/vehicles/琼C55555", json={"vehicleWt": "8000", "ownerCode": "9999999999"})
+        foreign = notes.note(
+            "X-6", invts[:1], goods_kg=gross, plate="琼C55555", card=None, dclEtpsno="9999999999"
+        )
+        refused(foreign, "not a parcel of this token's enterprises", stranger)
+        # an officer may correct a registered tare (customs weighed it)
+        fixed = officer.put(
+            f"/api/v1/vehicles/{PLATE}",
+            json={"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
+        )
+        assert fixed.status_code == 200
+        # one container and one seal on one open note only
+        first = notes.note(
+            "X-7",
+            invts[:1],
+            goods_kg=gross,
+            container_no="CSQU3054383",
+            container_kg="2200",
+            seal="ES001|ES002",
+        )
+        shop.post("/api/v1/release-notes", json=first).raise_for_status()
+        shop.put("/api/v1/vehicles/琼A54321", json={"vehicleWt": "8000", "ownerCode": notes.DECLARANT})
+        second = notes.note(
+            "X-8",
+            invts[1:2],
+            goods_kg=_gross(details[1:2]),
+            plate="琼A54321",
+            card=None,
+            container_no="CSQU3054383",
+            container_kg="2200",
+            seal="ES009|ES002",
+        )
+        refused(second, "container CSQU3054383 is on open note X-7")
+        refused(second, "seal ES002 is on open note X-7")
+        assert [n["etpsPreentNo"] for n in officer.get("/api/v1/release-notes").json()] == ["X-7"]
+
+
+def test_a_receipt_reusing_another_notes_number_is_refused_not_a_500(tmp_path: Path) -> None:
+    with run_central(tmp_path, mode="customs") as central:
+        shop, officer = central.client("enterprise"), central.client("officer")
+        _register(shop)
+        for no in ("C-1", "C-2"):
+            shop.post(
+                "/api/v1/release-notes", json=notes.note(no, [], goods_kg="0", note_type="6", bind_type=None)
+            ).raise_for_status()
+        number = "Z6409E261206000000000001"
+        ok = officer.post(
+            "/api/v1/customs/release-note-receipts",
+            content=notes.receipt_xml("SAS221", "C-1", passport_no=number),
+            headers=XML,
+        )
+        assert ok.status_code == 200 and ok.json()[0]["applied"]
+        reused = officer.post(
+            "/api/v1/customs/release-note-receipts",
+            content=notes.receipt_xml("SAS221", "C-2", passport_no=number),
+            headers=XML,
+        )
+        assert reused.status_code == 200, reused.text
+        assert not reused.json()[0]["applied"] and "is note C-1's already" in reused.json()[0]["info"]

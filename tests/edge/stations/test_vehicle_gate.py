@@ -155,3 +155,88 @@ def test_a_supervisor_releases_a_truck_whose_reader_is_down_but_not_one_with_a_w
         assert not stopped.barrier_opened and len(refusals) == 1
         note = central.client("officer").get("/api/v1/release-notes/L-4").json()
         assert note["status"] == "2" and "released by sam" in note["history"][-1]["info"]
+
+
+async def _onto_the_bridge(
+    sims: Any, truck: Any, *, extra_plates: tuple[tuple[str, float, str], ...] = ()
+) -> None:
+    """A truck on the entry loop and the weighbridge, its readers heard (plus `extra_plates`: plate,
+    confidence, the lane the payload names — all published on this lane's topic)."""
+    from devices.protocols.sensor_payloads import PlateResult, encode
+    from kernel.timefmt import utc_now
+
+    io, bridge, sensors = sims.io, sims.bridge, sims.sensors
+    await io.set_input("entry_loop", True)
+    await io.set_input("platform_back", True)
+    await asyncio.sleep(0.1)
+    await sensors.plate(truck.plate, lane=sims.name, confidence=0.97)
+    for plate, confidence, lane in extra_plates:
+        message = PlateResult(plate=plate, confidence=confidence, lane=lane, ts=utc_now())
+        await sensors.publish_raw(sensors.plate_topic(sims.name), encode(message))
+    sims.e_plate.present(truck.e_plate, times=1)
+    await sensors.container(truck.containers, lane=sims.name)
+    await sensors.seal(truck.seals, lane=sims.name)
+    await asyncio.sleep(0.2)
+    bridge.drive_on(truck.gross_kg, axles=2)
+    await io.set_input("entry_loop", False)
+    await asyncio.sleep(0.1)
+    await io.set_input("platform_back", False)
+
+
+def test_a_truck_that_backs_out_after_its_pass_closes_the_barrier_and_its_parcels_stay_listed(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """The outside attack: truck A passes, backs off the bridge, and a vehicle with no note drives
+    out under the still-open barrier. Now the barrier closes as soon as anything comes back on the
+    lane, the pass is reported not carried out, and central keeps A's parcels as not out."""
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> list[Any]:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-5", 171, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                sims = lane.sims
+                await _onto_the_bridge(sims, truck)
+                await sims.io.wait_barrier("open", 15)
+                # A reverses: off the bridge and back over the entry loop
+                await sims.io.set_input("platform_back", True)
+                sims.bridge.drive_off(axles=2)
+                await asyncio.sleep(0.1)
+                await sims.io.set_input("entry_loop", True)
+                await sims.io.wait_barrier("closed", 10)  # closed with nothing under it
+                await sims.io.set_input("platform_back", False)
+                await sims.io.set_input("entry_loop", False)
+                await wait_until(lambda: lane.agent.store.backlog()["size"] == 0, 20, what="events delivered")
+                return _decisions(lane)
+
+        decisions = asyncio.run(scenario())
+        assert [d.verdict for d in decisions] == [vr.Verdict.PASS, vr.Verdict.STOP]
+        assert "TAILGATING" in decisions[1].codes
+        report = central.client("officer").get("/api/v1/parks/P1/gate-report").json()
+        [not_carried] = report["passes_not_carried_out"]["items"]
+        assert not_carried["note"] == "L-5" and not_carried["actuation"] == "withheld"
+        assert report["released_not_through_gate"]["total"] == 2  # the parcels never left
+
+
+def test_conflicting_plates_stop_the_truck_and_another_lanes_read_is_ignored(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> tuple[list[Any], int]:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-6", 181, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                extra = (("粤Z00001", 0.99, "in-2"), ("粤Z99999", 0.95, lane.sims.name))
+                await _onto_the_bridge(lane.sims, truck, extra_plates=extra)
+                await wait_until(lambda: _decisions(lane), 15, what="the decision")
+                return _decisions(lane), lane.station.foreign_reads
+
+        decisions, foreign = asyncio.run(scenario())
+        [record] = decisions
+        assert record.verdict == vr.Verdict.STOP and "PLATE_MISMATCH" in record.codes, record.reason
+        assert foreign == 1  # the read naming lane in-2 was not taken
