@@ -250,6 +250,11 @@ def _summary(
             str(gate["released_not_through_gate"]["total"]),
         )
         table.add_row("central: on a note, never loaded", str(gate["on_note_not_loaded"]["total"]))
+        stuck = gate["passes_not_carried_out"]["total"]
+        table.add_row(
+            "central: passed, but not let through",
+            f"{stuck}" + ("  (must be 0!)" if stuck else "  (as it must be)"),
+        )
         worst = gate["weights"][0] if gate["weights"] else None
         if worst is not None:
             table.add_row(
