@@ -158,7 +158,11 @@ def test_a_supervisor_releases_a_truck_whose_reader_is_down_but_not_one_with_a_w
 
 
 async def _onto_the_bridge(
-    sims: Any, truck: Any, *, extra_plates: tuple[tuple[str, float, str], ...] = ()
+    sims: Any,
+    truck: Any,
+    *,
+    extra_plates: tuple[tuple[str, float, str], ...] = (),
+    boxes_first: tuple[str, ...] = (),
 ) -> None:
     """A truck on the entry loop and the weighbridge, its readers heard (plus `extra_plates`: plate,
     confidence, the lane the payload names — all published on this lane's topic)."""
@@ -174,6 +178,8 @@ async def _onto_the_bridge(
         message = PlateResult(plate=plate, confidence=confidence, lane=lane, ts=utc_now())
         await sensors.publish_raw(sensors.plate_topic(sims.name), encode(message))
     sims.e_plate.present(truck.e_plate, times=1)
+    if boxes_first:  # another box recognised first, then the note's
+        await sensors.container(boxes_first, lane=sims.name)
     await sensors.container(truck.containers, lane=sims.name)
     await sensors.seal(truck.seals, lane=sims.name)
     await asyncio.sleep(0.2)
@@ -240,3 +246,22 @@ def test_conflicting_plates_stop_the_truck_and_another_lanes_read_is_ignored(
         [record] = decisions
         assert record.verdict == vr.Verdict.STOP and "PLATE_MISMATCH" in record.codes, record.reason
         assert foreign == 1  # the read naming lane in-2 was not taken
+
+
+def test_a_box_that_is_not_the_notes_read_before_the_right_one_still_stops_the_truck(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> list[Any]:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-7", 191, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                await _onto_the_bridge(lane.sims, truck, boxes_first=("MSKU1234565",))
+                await wait_until(lambda: _decisions(lane), 15, what="the decision")
+                return _decisions(lane)
+
+        [record] = asyncio.run(scenario())
+        assert record.verdict == vr.Verdict.STOP and "CONTAINER_MISMATCH" in record.codes, record.reason
