@@ -53,17 +53,27 @@ def connect(path: Path | str, pragmas: Pragmas = Pragmas()) -> sqlite3.Connectio
 
 
 class Readers:
-    """One reading connection per thread, opened on a thread's first read and kept for the next."""
+    """One reading connection per thread, opened on a thread's first read and kept for the next.
+
+    Every connection opened is also listed, so `close_all` closes them all when the store closes: a
+    thread-local connection of a thread that lives on (an executor's, a server's worker) would
+    otherwise hold its file descriptors for the life of the process. A thread reading after that
+    gets a new connection."""
 
     def __init__(self, path: Path | str, pragmas: Pragmas) -> None:
         self.path, self.pragmas = path, pragmas
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._generation = 0
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(self._local, "generation", -1) != self._generation:
             conn = connect(self.path, self.pragmas)
-            self._local.conn = conn
+            self._local.conn, self._local.generation = conn, self._generation
+            with self._lock:
+                self._opened.append(conn)
         return conn
 
     def close_mine(self) -> None:
@@ -72,6 +82,17 @@ class Readers:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._lock:
+                if conn in self._opened:
+                    self._opened.remove(conn)
+
+    def close_all(self) -> None:
+        """Close every thread's connection (the store is closing: nothing reads any more)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        for conn in opened:
+            conn.close()
 
 
 @contextmanager

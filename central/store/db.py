@@ -136,7 +136,7 @@ class SqliteDatabase(Database):
 
     def close(self) -> None:
         self._writer.close()
-        self._readers.close_mine()
+        self._readers.close_all()
 
     def migrate(self) -> list[str]:
         with self._write_lock:

@@ -89,6 +89,7 @@ class Writer:
         self._executor.shutdown(wait=True)
         self._checkpointer.shutdown(wait=True)
         self._writer.close()
+        self._readers.close_all()
 
     def integrity_check(self) -> list[str]:
         return sqlite.integrity_check(self.reader())
