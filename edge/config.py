@@ -355,6 +355,9 @@ class VehicleGateStation(_Station):
     plate: SensorRef | None = None
     container: SensorRef | None = None
     seal: SensorRef | None = None
+    seal_reader: str | None = Field(
+        None, description="an id reader of the electronic seals (serial), instead of or beside the MQTT one"
+    )
     camera: str | None = Field(
         None, description="a camera whose frame of each vehicle is kept (its hash sent)"
     )
@@ -390,6 +393,7 @@ class VehicleGateStation(_Station):
             "plate.device": self.plate.device if self.plate else None,
             "container.device": self.container.device if self.container else None,
             "seal.device": self.seal.device if self.seal else None,
+            "seal_reader": self.seal_reader,
         }
 
 
@@ -724,6 +728,7 @@ ROLE_DRIVERS: dict[str, tuple[str, ...]] = {
     "plate.device": ("mqtt-sensors",),
     "container.device": ("mqtt-sensors",),
     "seal.device": ("mqtt-sensors",),
+    "seal_reader": ("id-reader",),
 }
 
 

@@ -214,6 +214,14 @@ def lane_edge_config(
     }
     if "e_plate" in cfg:
         devices["e_plate"] = {"driver": "id-reader", **cfg["e_plate"], "backoff_max_s": 0.5}
+    if "ic_card" in cfg and station.get("seal_reader") == "seal_serial":
+        # the lane's second serial reader, reading electronic seals (ids like ES001)
+        devices["seal_serial"] = {
+            "driver": "id-reader",
+            "url": cfg["ic_card"]["url"],
+            "charset": "alnum",
+            "backoff_max_s": 0.5,
+        }
     points = (
         "entry_loop",
         "platform_back",

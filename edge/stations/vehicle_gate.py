@@ -112,6 +112,8 @@ class VehicleGate(Station):
         hub.subscribe(config.scale, self._on_weight)
         if config.card is not None:
             hub.subscribe(config.card, self._on_card)
+        if config.seal_reader is not None:
+            hub.subscribe(config.seal_reader, self._on_seal_reader)
         for ref in {r.device for r in (config.plate, config.container, config.seal) if r is not None}:
             hub.subscribe(ref, self._sensor_handler(ref))
         self.vehicle: Vehicle | None = None
@@ -212,6 +214,13 @@ class VehicleGate(Station):
         elif v.plate is None or (v.plate_confidence or 0) <= result.confidence:
             v.plate, v.plate_confidence = result.plate, result.confidence
 
+    def _on_seal_reader(self, event: DeviceEvent) -> None:
+        """An electronic seal read by a serial reader: one more seal id of the vehicle."""
+        v = self.vehicle
+        if isinstance(event, IdRead) and v is not None and v.decided is None and event.at >= v.arrived:
+            v.seals, v.seal_seen = tuple(dict.fromkeys((*v.seals, event.id))), True
+            v.changed.set()
+
     def _sensor_handler(self, device: str) -> Callable[[DeviceEvent], None]:
         return lambda event: self._on_sensor(device, event)
 
@@ -271,7 +280,7 @@ class VehicleGate(Station):
             (cfg.plate is None or v.plate is not None)
             and (cfg.card is None or v.card is not None)
             and (cfg.container is None or v.container_seen)
-            and (cfg.seal is None or v.seal_seen)
+            and ((cfg.seal is None and cfg.seal_reader is None) or v.seal_seen)
         )
 
     async def _vehicle(self, v: Vehicle) -> None:
@@ -346,6 +355,8 @@ class VehicleGate(Station):
         ):
             if ref is not None:
                 roles.setdefault(ref.device, role.value)
+        if cfg.seal_reader:
+            roles[cfg.seal_reader] = vr.Device.SEAL_READER.value
         return roles
 
     def _faults(self, v: Vehicle) -> tuple[str, ...]:

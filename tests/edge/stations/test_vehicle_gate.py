@@ -163,6 +163,7 @@ async def _onto_the_bridge(
     *,
     extra_plates: tuple[tuple[str, float, str], ...] = (),
     boxes_first: tuple[str, ...] = (),
+    serial_seals: tuple[str, ...] = (),
 ) -> None:
     """A truck on the entry loop and the weighbridge, its readers heard (plus `extra_plates`: plate,
     confidence, the lane the payload names — all published on this lane's topic)."""
@@ -178,6 +179,8 @@ async def _onto_the_bridge(
         message = PlateResult(plate=plate, confidence=confidence, lane=lane, ts=utc_now())
         await sensors.publish_raw(sensors.plate_topic(sims.name), encode(message))
     sims.e_plate.present(truck.e_plate, times=1)
+    for seal in serial_seals:  # a serial seal reader (the lane's second id reader)
+        sims.ic_card.present(seal, times=1)
     if boxes_first:  # another box recognised first, then the note's
         await sensors.container(boxes_first, lane=sims.name)
     await sensors.container(truck.containers, lane=sims.name)
@@ -265,3 +268,28 @@ def test_a_box_that_is_not_the_notes_read_before_the_right_one_still_stops_the_t
 
         [record] = asyncio.run(scenario())
         assert record.verdict == vr.Verdict.STOP and "CONTAINER_MISMATCH" in record.codes, record.reason
+
+
+@pytest.mark.parametrize("read", [("ES001", "ES002"), ("ES001",)], ids=["both-seals", "one-seal-missing"])
+def test_electronic_seals_read_by_a_serial_reader(
+    tmp_path: Path, mosquitto: Broker, read: tuple[str, ...]
+) -> None:
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> list[Any]:
+            async with running_lane(
+                tmp_path, central, mosquitto.port, seal=None, seal_reader="seal_serial"
+            ) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-8", 201, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                await _onto_the_bridge(lane.sims, truck, serial_seals=read)
+                await wait_until(lambda: _decisions(lane), 15, what="the decision")
+                return _decisions(lane)
+
+        [record] = asyncio.run(scenario())
+        if len(read) == 2:
+            assert record.verdict == vr.Verdict.PASS, record.reason
+        else:
+            assert record.verdict == vr.Verdict.STOP and "SEAL_MISSING" in record.codes
