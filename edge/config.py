@@ -358,6 +358,11 @@ class VehicleGateStation(_Station):
     seal_reader: str | None = Field(
         None, description="an id reader of the electronic seals (serial), instead of or beside the MQTT one"
     )
+    loops: dict[Literal["entry_loop", "exit_loop"], SensorRef] = Field(
+        default_factory=dict,
+        description="the entry or exit loop as an MQTT loop detector (a `loop` sensor) instead of an I/O"
+        " point; the beams and the safety loop stay on the I/O module",
+    )
     camera: str | None = Field(
         None, description="a camera whose frame of each vehicle is kept (its hash sent)"
     )
@@ -394,6 +399,7 @@ class VehicleGateStation(_Station):
             "container.device": self.container.device if self.container else None,
             "seal.device": self.seal.device if self.seal else None,
             "seal_reader": self.seal_reader,
+            **{f"loops.{name}.device": ref.device for name, ref in self.loops.items()},
         }
 
 
@@ -677,10 +683,9 @@ class EdgeSettings(BaseSettings):
                     ("trigger.point", station.trigger.device, station.trigger.point, "in"),
                 ]
             elif isinstance(station, VehicleGateStation):
-                points += [
-                    ("points.barrier", station.io, station.points.barrier, "out"),
-                    ("points.entry_loop", station.io, station.points.entry_loop, "in"),
-                ]
+                points.append(("points.barrier", station.io, station.points.barrier, "out"))
+                if "entry_loop" not in station.loops:
+                    points.append(("points.entry_loop", station.io, station.points.entry_loop, "in"))
             for key, device, point, kind in points:
                 if device is None or point is None:
                     continue
@@ -729,6 +734,8 @@ ROLE_DRIVERS: dict[str, tuple[str, ...]] = {
     "container.device": ("mqtt-sensors",),
     "seal.device": ("mqtt-sensors",),
     "seal_reader": ("id-reader",),
+    "loops.entry_loop.device": ("mqtt-sensors",),
+    "loops.exit_loop.device": ("mqtt-sensors",),
 }
 
 
@@ -748,7 +755,7 @@ def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) 
             wanted.append(("barrier_open", station.barrier_open, "input"))
     elif isinstance(station, VehicleGateStation):
         for name, value in station.points.model_dump().items():
-            if value is not None:
+            if value is not None and name not in station.loops:
                 wanted.append((f"points.{name}", value, "output" if name == "barrier" else "input"))
         problems += _sensor_refs(prefix, station, devices)
     station_io: str | None = getattr(station, "io", None)  # conveyors and gates have one
@@ -803,8 +810,12 @@ def _sensor_refs(
 ) -> list[tuple[str, str]]:
     """Each reader a vehicle gate names is a sensor of its device, of the type its role reads."""
     problems = []
-    for role, wanted in (("plate", "plate"), ("container", "container"), ("seal", "seal")):
-        ref: SensorRef | None = getattr(station, role)
+    refs = [
+        (role, getattr(station, role), wanted)
+        for role, wanted in (("plate", "plate"), ("container", "container"), ("seal", "seal"))
+    ]
+    refs += [(f"loops.{name}", ref, "loop") for name, ref in station.loops.items()]
+    for role, ref, wanted in refs:
         device = devices.get(ref.device) if ref is not None else None
         if ref is None or not isinstance(device, MqttSensorsDevice):
             continue  # no such role, or no such device (said under device_refs)

@@ -49,9 +49,11 @@ def lane_config(
     """An edge.toml's content: park P1's agent with the lane `lane-1` on the simulators `sims`."""
     key = tmp / "central-feed.pem"
     key.write_text(central.client().get("/.well-known/bondgate/feed-key.pem").text)
+    extra_sensors = station.pop("extra_sensors", [])
     devices, lane = lane_edge_config(
         sims, {"port": broker_port}, collect_s=2.0, confirm_timeout_s=3.0, **station
     )
+    devices["lane_mqtt"]["sensors"] = [*devices["lane_mqtt"]["sensors"], *extra_sensors]
     return {
         "park_id": "P1",
         "edge_id": "edge-p1",

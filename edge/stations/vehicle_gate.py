@@ -47,10 +47,10 @@ from typing import Any
 from devices.events import DeviceEvent, IdRead, InputChanged, SensorMessage, WeightReading
 from devices.health import DeviceError, State
 from devices.ports import OutputModule
-from devices.protocols.sensor_payloads import ContainerResult, PlateResult, SealRead
+from devices.protocols.sensor_payloads import ContainerResult, LoopDetector, PlateResult, SealRead
 from edge import vehicle_rules as vr
 from edge.checker import Checker, DecisionRecord
-from edge.config import VehicleGateStation
+from edge.config import SensorRef, VehicleGateStation
 from edge.devices import DeviceHub
 from edge.gate_checker import GateChecker, OverrideRefused, PassageRecord
 from edge.stations.base import Station, StationState
@@ -114,6 +114,11 @@ class VehicleGate(Station):
             hub.subscribe(config.card, self._on_card)
         if config.seal_reader is not None:
             hub.subscribe(config.seal_reader, self._on_seal_reader)
+        self._mqtt_levels: dict[str, bool] = {}  # points the lane takes from MQTT loop detectors
+        for name, loop in config.loops.items():
+            point = getattr(config.points, name)
+            self._mqtt_levels[point] = False
+            hub.subscribe(loop.device, self._loop_handler(point, loop))
         for ref in {r.device for r in (config.plate, config.container, config.seal) if r is not None}:
             hub.subscribe(ref, self._sensor_handler(ref))
         self.vehicle: Vehicle | None = None
@@ -133,7 +138,27 @@ class VehicleGate(Station):
 
     # --- what the devices say -------------------------------------------------------------------------
     def _input(self, point: str) -> bool:
+        if point in self._mqtt_levels:
+            return self._mqtt_levels[point]
         return bool(self.io.inputs.get(point, False))
+
+    def _loop_handler(self, point: str, ref: SensorRef) -> Callable[[DeviceEvent], None]:
+        def handle(event: DeviceEvent) -> None:
+            if not isinstance(event, SensorMessage) or event.device != ref.sensor:
+                return
+            payload = event.payload
+            if not isinstance(payload, LoopDetector):
+                return
+            # the level follows the newest message (retained or stale ones too: a loop that went free
+            # while the agent was away is free); only a live change is an event for the lane
+            was = self._mqtt_levels.get(point, False)
+            self._mqtt_levels[point] = payload.occupied
+            if event.live and payload.occupied != was:
+                self._on_io(InputChanged(ref.device, point, payload.occupied, at=event.at))
+            else:
+                self._lane_changed.set()
+
+        return handle
 
     def _on_io(self, event: DeviceEvent) -> None:
         if not isinstance(event, InputChanged):

@@ -293,3 +293,39 @@ def test_electronic_seals_read_by_a_serial_reader(
             assert record.verdict == vr.Verdict.PASS, record.reason
         else:
             assert record.verdict == vr.Verdict.STOP and "SEAL_MISSING" in record.codes
+
+
+def test_the_entry_loop_as_an_mqtt_loop_detector(tmp_path: Path, mosquitto: Broker) -> None:
+    """The lane's entry loop reported by an MQTT loop detector instead of an I/O point."""
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> list[Any]:
+            async with running_lane(
+                tmp_path,
+                central,
+                mosquitto.port,
+                loops={"entry_loop": {"device": "lane_mqtt", "sensor": "entry"}},
+                extra_sensors=[{"name": "entry", "type": "loop", "topic": "bondgate/sim/loop/entry-1"}],
+            ) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-9", 211, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                sims = lane.sims
+                await sims.sensors.loop(True, name="entry-1")  # the truck on the loop, over MQTT
+                await wait_until(lambda: lane.station.vehicle is not None, 10, what="the arrival")
+                await sims.io.set_input("platform_back", True)
+                await asyncio.sleep(0.1)
+                await sims.sensors.plate(truck.plate, lane=sims.name, confidence=0.97)
+                sims.e_plate.present(truck.e_plate, times=1)
+                await sims.sensors.container(truck.containers, lane=sims.name)
+                await sims.sensors.seal(truck.seals, lane=sims.name)
+                sims.bridge.drive_on(truck.gross_kg, axles=2)
+                await sims.sensors.loop(False, name="entry-1")
+                await asyncio.sleep(0.1)
+                await sims.io.set_input("platform_back", False)
+                await wait_until(lambda: _decisions(lane), 15, what="the decision")
+                return _decisions(lane)
+
+        [record] = asyncio.run(scenario())
+        assert record.verdict == vr.Verdict.PASS, record.reason
