@@ -388,6 +388,13 @@ class VehicleGateStation(_Station):
     leave_timeout_s: float = Field(
         300.0, gt=0, le=3600, description="an open barrier closes after this if the lane is empty"
     )
+    resume_read_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="after a restart, how long the lane waits to read again the plate or card of the vehicle"
+        " its unfinished pass was for (taken up only for that vehicle)",
+    )
 
     def device_refs(self) -> dict[str, str | None]:
         return {

@@ -208,6 +208,8 @@ class GateChecker:
                 overridden=overridden,
                 inventories=inventories if verdict is vr.Verdict.PASS else (),
                 created_at=iso_now(),
+                plate=passage.plate,
+                card=passage.card,
             )
             body = EventBody(
                 verdict=verdict.value,

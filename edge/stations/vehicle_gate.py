@@ -133,6 +133,7 @@ class VehicleGate(Station):
         self.foreign_reads = 0  # reads naming another lane: ignored
         self._close_now = False  # a tailgater or a reversal: close as soon as the safety loop allows
         self._under_arm = False  # the passing vehicle has been in the safety loop
+        self._exit_seen = False  # the passing vehicle reached the exit loop: the pass was carried out
         # monotonic moments of the latest passes (arrived, weighed, decided, barrier confirmed open)
         self.cycles: deque[dict[str, float | None]] = deque(maxlen=100)
 
@@ -184,6 +185,8 @@ class VehicleGate(Station):
                 self._platform_moved(v, event.at)
         elif event.point == p.platform_front and v is not None and v.decided is None:
             self._platform_moved(v, event.at)
+        elif event.point == p.exit_loop and self._barrier_open and event.value:
+            self._exit_seen = True
         elif event.point == p.safety_loop and self._barrier_open:
             if event.value:
                 self._under_arm = True
@@ -463,12 +466,17 @@ class VehicleGate(Station):
         self._tailgated = None
         self._close_now = False
         self._under_arm = False
+        self._exit_seen = False
+        # from the command on, not from the open switch: a vehicle rolling on behind while the arm
+        # rises is a tailgater too
+        self._barrier_open = True
         try:
             await self.io.set_output(p.barrier, True)
             await self._wait_input(p.barrier_open, True, self.config.confirm_timeout_s)
         except (DeviceError, TimeoutError) as exc:
             why = str(exc) or f"the open switch did not confirm within {self.config.confirm_timeout_s:g} s"
             await self._close_when_clear()
+            self._barrier_open = False
             await self.actuation_failed(self.config.io, f"barrier: {why}")
             await self.checker.record_actuation(
                 self.name,
@@ -478,7 +486,6 @@ class VehicleGate(Station):
                 detail=f"barrier not confirmed open: {why}",
             )
             return
-        self._barrier_open = True
         self.cycles.append(
             {
                 "arrived": v.arrived,
@@ -496,16 +503,23 @@ class VehicleGate(Station):
             detail="barrier opened (its open switch confirms)",
         )
         try:
-            await self._wait_gone(v)
-            if self._close_now and not self._under_arm:
-                # closed before the passed vehicle went under the arm: it backed out, or another
-                # vehicle came on; the pass was not carried out (central lists it)
+            ended = await self._wait_gone(v)
+            if not self._exit_seen:
+                # the passed vehicle never reached the exit loop: it backed out (even after nosing
+                # under the arm), or the lane lost sight of it; the pass was not carried out as far as
+                # anyone saw, and central lists it with its parcels as not out
+                outcome = "failed" if ended == "io_lost" else "withheld"
+                why = {
+                    "close_now": f"closed: {self._tailgated}",
+                    "io_lost": "the lane's I/O module was lost",
+                    "timeout": "the lane emptied",
+                }.get(ended, ended)
                 await self.checker.record_actuation(
                     self.name,
                     record.decision,
-                    outcome="withheld",
+                    outcome=outcome,
                     output=p.barrier,
-                    detail=f"barrier closed before the vehicle went under it: {self._tailgated}",
+                    detail=f"the vehicle was not seen at the exit loop ({why})",
                 )
             await self._gone(record.decision.decision_id)
         finally:
@@ -521,23 +535,23 @@ class VehicleGate(Station):
                 self._lane_changed.clear()
                 await self._lane_changed.wait()
 
-    async def _wait_gone(self, v: Vehicle) -> None:
+    async def _wait_gone(self, v: Vehicle) -> str:
         """Until the vehicle has gone through (the exit loop occupied, then it and the safety loop
-        clear), the lane empties some other way for long enough, or a lane device is lost."""
+        clear: "through"), a tailgater or a reversal ("close_now"), the lane's I/O module is lost
+        ("io_lost"), or the lane has been empty past `leave_timeout_s` ("timeout")."""
         p = self.points
-        exit_seen = False
         deadline = time.monotonic() + self.config.leave_timeout_s
         while True:
-            if self._close_now:
-                return  # a tailgater or a reversal: close behind whatever is past the arm
             if self._input(p.exit_loop):
-                exit_seen = True
-            if exit_seen and not self._input(p.exit_loop) and not self._input(p.safety_loop):
-                return
+                self._exit_seen = True
+            if self._close_now:
+                return "close_now"  # close behind whatever is past the arm
+            if self._exit_seen and not self._input(p.exit_loop) and not self._input(p.safety_loop):
+                return "through"
             if self.config.io in self.device_faults():
-                return
+                return "io_lost"
             if time.monotonic() > deadline and self._lane_empty_now():
-                return
+                return "timeout"
             self._lane_changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
@@ -633,9 +647,13 @@ class VehicleGate(Station):
             with contextlib.suppress(TimeoutError):
                 await self.hub.drivers[device].supervisor.wait_for(State.UP, RESUME_DEVICES_S)
         same = age <= RESUME_WITHIN_S and await self._same_vehicle_on_bridge(decision.weight_kg)
+        v = self.vehicle or Vehicle(arrived=time.monotonic())
         if same:
-            v = self.vehicle or Vehicle(arrived=time.monotonic())
+            # and the same vehicle by what identified it: a new plate or card read that matches the
+            # decision's (the weight alone would open for another truck as heavy)
             self.vehicle = v
+            same = await self._reidentified(v, row.get("plate"), row.get("card"))
+        if same:
             record = PassageRecord(decision, None, None, self.passage_of(v))
             v.decided = record
             self.show(decision)
@@ -645,6 +663,8 @@ class VehicleGate(Station):
             )
             await self._let_through(v, record)
             return
+        if self.vehicle is v and v.decided is None:
+            self.vehicle = None
         if row["actuation"] is None:  # the barrier may have moved for it; nothing confirmed it
             await self.checker.record_actuation(
                 self.name,
@@ -655,6 +675,27 @@ class VehicleGate(Station):
                 " vehicle was no longer on the weighbridge",
             )
         await self._gone(decision.decision_id)
+
+    async def _reidentified(self, v: Vehicle, plate: str | None, card: str | None) -> bool:
+        """Within `resume_read_s`, a live plate read (confident) or card read of `v` that is the
+        decision's plate or card."""
+        want_plate = vr.normalise_plate(plate) if plate else None
+        want_card = vr.normalise_plate(card) if card else None
+        threshold = self.config.tolerance.plate_min_confidence
+        deadline = time.monotonic() + self.config.resume_read_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            read_plate = (
+                vr.normalise_plate(v.plate) if v.plate and (v.plate_confidence or 0) >= threshold else None
+            )
+            if want_plate and read_plate == want_plate and len(v.confident_plates) <= 1:
+                return True
+            if want_card and v.card and vr.normalise_plate(v.card) == want_card:
+                return True
+            v.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await v.changed.wait()
+        return False
 
     async def _same_vehicle_on_bridge(self, kg: Decimal | None) -> bool:
         """A stable reading of the whole vehicle, as heavy as `kg` within the lane's tolerance."""

@@ -145,12 +145,14 @@ class NoteTables:
         overridden: bool,
         inventories: tuple[str, ...],
         created_at: str,
+        plate: str | None = None,
+        card: str | None = None,
     ) -> None:
         """A vehicle's passage beside its decision; a PASS at the last gate (single or second) takes its
         note's parcels out."""
         conn.execute(
             "INSERT INTO passages (decision_id, station, note_no, gate, verdict, overridden, inventories,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, plate, card) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 decision_id,
                 station,
@@ -160,6 +162,8 @@ class NoteTables:
                 int(overridden),
                 json.dumps(list(inventories)),
                 created_at,
+                plate,
+                card,
             ),
         )
         if verdict == "PASS" and gate in ("single", "second"):
@@ -188,7 +192,8 @@ class NoteTables:
         decision row with `actuation` (None: the barrier never moved for it)."""
         return conn.execute(
             "SELECT d.id, d.decision_id, d.code, d.verdict, d.codes, d.reason, d.weight_kg, d.created_at,"
-            " d.actuation, p.gone_at FROM passages p JOIN decisions d ON d.decision_id = p.decision_id"
+            " d.actuation, p.gone_at, p.plate, p.card FROM passages p"
+            " JOIN decisions d ON d.decision_id = p.decision_id"
             " WHERE p.station = ? AND p.rowid = (SELECT MAX(rowid) FROM passages WHERE station = ?)"
             " AND p.verdict = 'PASS' AND p.gone_at IS NULL",
             (station, station),

@@ -163,7 +163,9 @@ SCHEMA_V5_NOTES: list[Step] = [
         overridden INTEGER NOT NULL,
         inventories TEXT NOT NULL,         -- JSON list of the note's invtNo
         created_at TEXT NOT NULL,
-        gone_at TEXT                       -- a pass: when its vehicle was seen through the exit loop
+        gone_at TEXT,                      -- a pass: when it was closed (through, or not carried out)
+        plate TEXT,                        -- the vehicle as read for the decision
+        card TEXT
     )""",
     "CREATE INDEX passages_note ON passages (note_no, gate, verdict)",
     """CREATE TABLE passed_inventories (   -- every parcel a PASS took through the gate (out)

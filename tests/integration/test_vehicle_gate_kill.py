@@ -77,6 +77,7 @@ def test_sigkill_mid_passage_leaves_no_barrier_open_and_no_passage_lost_or_doubl
                     agent.start()
                     await _ready(agent)
                     killed: list[str] = []
+                    rereading: list[asyncio.Task[None]] = []
 
                     async def kill_at(step: str) -> None:
                         if killed:
@@ -92,6 +93,9 @@ def test_sigkill_mid_passage_leaves_no_barrier_open_and_no_passage_lost_or_doubl
                             killed.append(step)
                             agent.start()  # back while the truck waits on the bridge
                             await _ready(agent)
+                            # the plate camera reads the truck standing there again (as ANPR does
+                            # while a vehicle is in view): the lane takes the pass up only for it
+                            rereading.append(asyncio.create_task(_reread(sims, truck)))
 
                     passage = await drive(
                         sims,
@@ -117,6 +121,8 @@ def test_sigkill_mid_passage_leaves_no_barrier_open_and_no_passage_lost_or_doubl
                     )
                     return passage, killed, sims.io.refused_closes
                 finally:
+                    for task in rereading:
+                        task.cancel()
                     agent.close()
 
         passage, killed, refused_closes = asyncio.run(scenario())
@@ -157,6 +163,12 @@ async def release_offline(db: Path, central: Any, details: list[dict[str, Any]])
             assert (await checker.decide("line-1", obs)).verdict == rules.Verdict.RELEASE
     finally:
         store.close()
+
+
+async def _reread(sims: VehicleLane, truck: Any) -> None:
+    while sims.io.barrier != "open":
+        await sims.sensors.plate(truck.plate, lane=sims.name, confidence=0.97)
+        await asyncio.sleep(0.5)
 
 
 def _gone(db: Path) -> bool:

@@ -329,3 +329,120 @@ def test_the_entry_loop_as_an_mqtt_loop_detector(tmp_path: Path, mosquitto: Brok
 
         [record] = asyncio.run(scenario())
         assert record.verdict == vr.Verdict.PASS, record.reason
+
+
+def test_a_vehicle_rolling_on_behind_while_the_arm_rises_is_a_tailgater(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """Round two of the outside attack: B waited on the entry loop behind A and rolled over the back
+    beam while A's barrier was still rising. It is a tailgater from the open command on."""
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> list[Any]:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-10", 221, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                sims = lane.sims
+                sims.io.travel_s = sims.io.barrier_delay_s = 1.0  # a slow arm
+                await _onto_the_bridge(sims, truck)
+                await sims.io.set_input("entry_loop", True)  # B waits behind A
+                await wait_until(lambda: sims.io.barrier == "opening", 15, what="the arm rising")
+                await sims.io.set_input("platform_back", True)  # B rolls on while it rises
+                await wait_until(lambda: len(_decisions(lane)) == 2, 10, what="the tailgater recorded")
+                return _decisions(lane)
+
+        first, second = asyncio.run(scenario())
+        assert first.verdict == vr.Verdict.PASS
+        assert second.verdict == vr.Verdict.STOP and "TAILGATING" in second.codes
+
+
+def test_a_truck_that_noses_under_the_arm_and_backs_out_has_not_left(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> None:
+            async with running_lane(tmp_path, central, mosquitto.port) as lane:
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-11", 231, 2, truck)
+                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(lane.agent, details)
+                sims = lane.sims
+                await _onto_the_bridge(sims, truck)
+                await sims.io.wait_barrier("open", 15)
+                for point, value in (("platform_front", True), ("safety_loop", True)):  # the cab under it
+                    await sims.io.set_input(point, value)
+                    await asyncio.sleep(0.1)
+                for point, value in (
+                    ("safety_loop", False),
+                    ("platform_front", False),
+                    ("platform_back", True),
+                ):
+                    await sims.io.set_input(point, value)  # and back, over the bridge
+                    await asyncio.sleep(0.1)
+                sims.bridge.drive_off(axles=2)
+                await sims.io.set_input("entry_loop", True)
+                await sims.io.wait_barrier("closed", 10)
+                for point in ("platform_back", "entry_loop"):
+                    await sims.io.set_input(point, False)
+                await wait_until(lambda: lane.agent.store.backlog()["size"] == 0, 20, what="events delivered")
+
+        asyncio.run(scenario())
+        report = central.client("officer").get("/api/v1/parks/P1/gate-report").json()
+        assert [r["note"] for r in report["passes_not_carried_out"]["items"]] == ["L-11"]
+        assert report["released_not_through_gate"]["total"] == 2
+
+
+def test_after_a_restart_the_pass_is_not_taken_up_for_another_truck_of_the_same_weight(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """Round two: A's pass was decided, the agent stopped, A left and B (no note, same gross) drove on.
+    The restarted lane reads B's plate, which is not A's: the barrier stays closed."""
+    from edge.agent import Agent
+    from firmware_sim.truck import VehicleLane
+    from testkit.vehicle_lane import FAST_BRIDGE, lane_settings
+
+    with run_central(tmp_path / "c") as central:
+
+        async def scenario() -> tuple[str, list[str]]:  # the barrier, its states after the restart
+            async with VehicleLane.running(
+                tmp_path / "lane",
+                broker_port=mosquitto.port,
+                travel_s=0.05,
+                bridge=FAST_BRIDGE,
+                watchdog_s=1.0,
+            ) as sims:
+                settings = lane_settings(tmp_path, central, sims, mosquitto.port, resume_read_s=2.0)
+                truck = truck_for(Decimal("1.6"))
+                details, _ = declare_note(central, "L-12", 241, 2, truck)
+                agent = Agent(settings)
+                await agent.start()
+                await wait_until(lambda: agent.store.count_notes() == 1, what="the note synced")
+                await release_on_line(agent, details)
+                await wait_until(lambda: all(h.state.value == "UP" for h in agent.hub.all_health().values()))
+                await _onto_the_bridge(sims, truck)
+                await wait_until(
+                    lambda: [r for r in agent.recent if r.station == "lane-1"], 15, what="A's pass"
+                )
+                await agent.stop()  # before A has left
+                await sims.io.wait_barrier("closed", 10)  # the module's watchdog dropped the command
+                sims.bridge.drive_off(axles=2)  # A gone (backwards: the barrier is closed)
+                await asyncio.sleep(0.3)
+                other = truck_for(Decimal("1.6"), plate="琼B88888", e_plate="E28011606000020400000099")
+                sims.bridge.drive_on(other.gross_kg, axles=2)  # B, as heavy, on the bridge
+                moved = len(sims.io.states)
+                again = Agent(settings)
+                await again.start()
+                try:
+                    for _ in range(8):  # the camera reads B while it stands there
+                        await sims.sensors.plate(other.plate, lane=sims.name, confidence=0.98)
+                        await asyncio.sleep(0.5)
+                    await asyncio.sleep(1.0)
+                    return sims.io.barrier, sims.io.states[moved:]
+                finally:
+                    await again.stop()
+
+        barrier, since_restart = asyncio.run(scenario())
+        assert barrier == "closed" and "opening" not in since_restart  # never opened for B
