@@ -531,7 +531,7 @@ async def _park(
                 await _wait(lambda: _drained(edge_db), 60, "the outbox to drain", edge)
                 # the trucks: notes for the released parcels, then through the gate
                 loads = demo_gate.plan(demo_gate.released_parcels(edge_db))
-                await asyncio.to_thread(demo_gate.declare, shop, loads, d.DEFAULT_EMS_NO)
+                await asyncio.to_thread(demo_gate.declare, shop, officer, loads, d.DEFAULT_EMS_NO)
                 await _wait(
                     lambda: _notes_synced(edge_db, len(loads)), 60, "the notes to reach the edge", edge
                 )

@@ -92,14 +92,12 @@ def plan(parcels: list[tuple[str, Decimal]]) -> list[Load]:
     return loads
 
 
-def declare(shop: httpx.Client, loads: list[Load], ems_no: str) -> None:
-    """Register each truck and apply for its note (central's simulated customs approves it)."""
+def declare(shop: httpx.Client, officer: httpx.Client, loads: list[Load], ems_no: str) -> None:
+    """Register each truck (an officer confirms its weighed tare) and apply for its note (central's
+    simulated customs approves it)."""
     for load in loads:
         t = load.truck
-        shop.put(
-            f"/api/v1/vehicles/{t.plate}",
-            json={"vehicleIcNo": t.e_plate, "vehicleWt": str(TARE), "ownerCode": notes.DECLARANT},
-        ).raise_for_status()
+        notes.register_vehicle(shop, officer, t.plate, card=t.e_plate, tare_kg=TARE)
         body = notes.note(
             load.note,
             load.invts,

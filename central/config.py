@@ -44,6 +44,11 @@ class ReleaseNoteSettings(BaseModel):
     require_registered_vehicle: bool = Field(
         True, description="a note's vehicle must be in the vehicle registry (its tare and IC card checked)"
     )
+    require_confirmed_tare: bool = Field(
+        True,
+        description="a note's vehicle must have its registered weights confirmed by an officer (an"
+        " officer's registration, or an officer's PUT of the enterprise's)",
+    )
 
 
 LIBPQ_KEYWORDS = re.compile(r"(^|\s)(host|hostaddr|dbname|user|password|port|sslmode)\s*=")

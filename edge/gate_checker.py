@@ -98,6 +98,7 @@ class GateChecker:
                     vehicle_tare_kg=record.vehicleWt,
                     frame_kg=record.vehicleFrameWt,
                     container_no=record.containerNo,
+                    container_type=record.containerType,
                     container_kg=record.containerWt,
                     goods_gross_kg=record.totalGrossWt,
                     seal_required=bool(record.sealIds),

@@ -317,6 +317,7 @@ class NoteFacts(BaseModel):
     vehicle_tare_kg: Kg = Field(description="vehicleWt")
     frame_kg: Kg = Field(Decimal(0), description="vehicleFrameWt")
     container_no: str | None = None
+    container_type: str | None = Field(None, description="containerType, ISO 6346 size-type (22G1 …)")
     container_kg: Kg = Field(Decimal(0), description="containerWt")
     goods_gross_kg: Kg = Field(Decimal(0), description="totalGrossWt")
     seal_required: bool
@@ -387,6 +388,9 @@ class Passage(BaseModel):
     card_reader_configured: bool
     gross_kg: Decimal | None = Field(allow_inf_nan=True)
     containers: tuple[str, ...] = ()
+    container_types: tuple[str, ...] = Field(
+        (), description="the size-type codes recognition read off the boxes, when it reads them"
+    )
     seals: tuple[str, ...] = ()
     device_faults: tuple[str, ...]
     tailgating: bool
@@ -793,6 +797,11 @@ def rule_container(passage: Passage, cache: GateCache, tol: GateTolerance) -> li
                 problems.append(f"read {bad}")
             elif read != expected:
                 problems.append(f"read {read!r}, note has {expected!r}")
+        # the box's size-type, where recognition reads it: its tare is what the note subtracts
+        declared = (note.container_type or "").strip().upper()
+        for size_type in dict.fromkeys(t.strip().upper() for t in passage.container_types if t.strip()):
+            if size_type != declared:
+                problems.append(f"box read as size-type {size_type!r}, note has {declared or 'none'!r}")
     if not problems:
         return []
     if not expected:

@@ -166,10 +166,17 @@ class MqttSensorSim:
         lane: str = "in-1",
         confidence: float = 0.9,
         image_url: str | None = None,
+        types: tuple[str, ...] = (),
     ) -> ContainerResult:
-        """What container-number recognition read (0–2 numbers, as read: no check digit is checked)."""
+        """What container-number recognition read (0–2 numbers, as read: no check digit is checked),
+        with the boxes' size-type codes when it reads them too."""
         message = ContainerResult(
-            numbers=tuple(numbers), confidence=confidence, lane=lane, ts=_now(), image_url=image_url
+            numbers=tuple(numbers),
+            types=tuple(types),
+            confidence=confidence,
+            lane=lane,
+            ts=_now(),
+            image_url=image_url,
         )
         await self.publish_raw(self.container_topic(lane), encode(message))
         return message

@@ -145,3 +145,14 @@ def receipt_xml(
         },
     )
     return etree.tostring(package, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def register_vehicle(
+    enterprise: Any, officer: Any, plate: str, *, card: str | None, tare_kg: Decimal | str
+) -> None:
+    """The enterprise registers its vehicle; an officer, having weighed it, confirms the same weights
+    (central takes notes only for vehicles whose weights an officer confirmed). `enterprise` and
+    `officer` are HTTP clients of central with those tokens."""
+    body = {"vehicleIcNo": card, "vehicleWt": str(tare_kg), "ownerCode": DECLARANT}
+    enterprise.put(f"/api/v1/vehicles/{plate}", json=body).raise_for_status()
+    officer.put(f"/api/v1/vehicles/{plate}", json=body).raise_for_status()

@@ -189,6 +189,7 @@ class NoteRecord(BaseModel):
     vehicleWt: Decimal = Field(description="registered tare, kg")
     vehicleFrameWt: Decimal = Field(Decimal(0), description="kg")
     containerNo: str | None = None
+    containerType: str | None = Field(None, description="ISO 6346 size-type code, e.g. 22G1")
     containerWt: Decimal = Field(Decimal(0), description="kg")
     totalGrossWt: Decimal = Field(description="goods gross weight, kg")
     totalWt: Decimal = Field(description="vehicle + frame + container + goods, kg")

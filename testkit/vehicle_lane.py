@@ -120,10 +120,7 @@ def declare_note(
         for s in sets
     ]
     goods = sum((Decimal(d["clearance"]["grossWeight"]) for d in details), Decimal(0))
-    shop.put(
-        f"/api/v1/vehicles/{truck.plate}",
-        json={"vehicleIcNo": truck.e_plate, "vehicleWt": str(tare_kg), "ownerCode": notes.DECLARANT},
-    ).raise_for_status()
+    notes.register_vehicle(shop, officer, truck.plate, card=truck.e_plate, tare_kg=tare_kg)
     body = notes.note(
         note_no,
         [d["clearance"]["invtNo"] for d in details],

@@ -73,6 +73,7 @@ def note_record(row: store.NoteRow) -> NoteRecord:
         vehicleWt=Decimal(head["vehicleWt"]),
         vehicleFrameWt=Decimal(head.get("vehicleFrameWt") or 0),
         containerNo=head.get("containerNo"),
+        containerType=head.get("containerType"),
         containerWt=Decimal(head.get("containerWt") or 0),
         totalGrossWt=Decimal(head["totalGrossWt"]),
         totalWt=Decimal(head["totalWt"]),
@@ -100,7 +101,7 @@ def publish(platform: Platform, conn: Connection, row: store.NoteRow) -> None:
 
 
 def _vehicle_problems(
-    conn: Connection, note: NoteIn, require_registered: bool
+    conn: Connection, note: NoteIn, require_registered: bool, require_confirmed: bool = True
 ) -> tuple[list[str], str | None]:
     """Problems of the note's vehicle against the registry, and the IC card the gate will expect."""
     h = note.head
@@ -115,6 +116,11 @@ def _vehicle_problems(
             card = registered.ic_no  # the gate checks the registered card when the note names none
         elif registered.ic_no is not None and card != registered.ic_no:
             found.append(f"vehicleIcNo {card} is not vehicle {h.vehicleNo}'s registered card")
+        if require_confirmed and registered.confirmed_by is None:
+            found.append(
+                f"vehicle {h.vehicleNo}'s registered tare is not confirmed by an officer yet (the gate"
+                " subtracts it from the weighbridge's reading: customs weighs it, not the enterprise)"
+            )
         if Decimal(registered.tare_kg) != h.vehicleWt:
             found.append(
                 f"vehicleWt {h.vehicleWt} is not vehicle {h.vehicleNo}'s registered tare {registered.tare_kg}"
@@ -213,8 +219,9 @@ def apply_note(
             raise NoteRefused(
                 400, "invalid_note", [f"areainOriactNo {h.areainOriactNo} is no park's account book"]
             )
+        rules = platform.settings.release_notes
         found, card = _vehicle_problems(
-            conn, note, platform.settings.release_notes.require_registered_vehicle
+            conn, note, rules.require_registered_vehicle, rules.require_confirmed_tare
         )
         found += _inventory_problems(platform, conn, note, park_id, acting_for)
         found += store.open_holding(conn, container_no=h.containerNo, seal_ids=h.seal_ids)
@@ -490,6 +497,7 @@ def register_vehicle(
     owner_code: str,
     acting_for: frozenset[str] | None,
     now: datetime,
+    actor: str | None = None,
 ) -> store.VehicleRow:
     """Register or update a vehicle (SAS131-like). An enterprise registers for its own codes and may
     not take over another enterprise's vehicle or a card registered to another plate."""
@@ -532,6 +540,8 @@ def register_vehicle(
             frame_no=frame_no,
             frame_kg=None if frame_kg is None else str(frame_kg),
             owner_code=owner_code,
+            # an officer's registration confirms the weights; an enterprise's leaves them to confirm
+            confirmed_by=actor if acting_for is None else None,
             now=iso(now),
         )
 

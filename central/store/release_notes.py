@@ -291,11 +291,12 @@ class VehicleRow:
     frame_no: str | None
     frame_kg: str | None
     owner_code: str
+    confirmed_by: str | None
     registered_at: str
     updated_at: str
 
 
-_VEHICLE = "plate, ic_no, tare_kg, frame_no, frame_kg, owner_code, registered_at, updated_at"
+_VEHICLE = "plate, ic_no, tare_kg, frame_no, frame_kg, owner_code, confirmed_by, registered_at, updated_at"
 
 
 def vehicle(conn: Connection, *, plate: str) -> VehicleRow | None:
@@ -331,14 +332,18 @@ def put_vehicle(
     frame_no: str | None,
     frame_kg: str | None,
     owner_code: str,
+    confirmed_by: str | None,
     now: str,
 ) -> VehicleRow:
+    """Register or update a vehicle; `confirmed_by` None keeps an earlier confirmation (the caller has
+    checked that the weights did not change)."""
     conn.execute(
-        f"INSERT INTO vehicles ({_VEHICLE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO vehicles ({_VEHICLE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (plate) DO UPDATE SET ic_no = excluded.ic_no, tare_kg = excluded.tare_kg,"
         " frame_no = excluded.frame_no, frame_kg = excluded.frame_kg, owner_code = excluded.owner_code,"
+        " confirmed_by = COALESCE(excluded.confirmed_by, vehicles.confirmed_by),"
         " updated_at = excluded.updated_at",
-        (plate, ic_no, tare_kg, frame_no, frame_kg, owner_code, now, now),
+        (plate, ic_no, tare_kg, frame_no, frame_kg, owner_code, confirmed_by, now, now),
     )
     found = vehicle(conn, plate=plate)
     assert found is not None

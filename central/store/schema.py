@@ -673,6 +673,7 @@ def release_note_tables(*, identity: str, key: str) -> list[str]:
             frame_no TEXT,
             frame_kg TEXT,
             owner_code {key} NOT NULL,            -- the enterprise that registered it
+            confirmed_by TEXT,                    -- the officer who confirmed the weights (NULL: not yet)
             registered_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )""",

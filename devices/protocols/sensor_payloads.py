@@ -91,12 +91,17 @@ class ContainerResult(_Payload):
     """Container-number recognition: the numbers as read (none: no container seen or none readable)."""
 
     numbers: tuple[ContainerNumber, ...] = Field(max_length=MAX_CONTAINERS)
+    types: tuple[Annotated[str, Field(pattern=r"^[0-9A-Z]{4}$")], ...] = Field(
+        (),
+        max_length=MAX_CONTAINERS,
+        description="the ISO 6346 size-type codes read off the boxes (22G1 …), in the order of `numbers`",
+    )
     confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     lane: str = Field(min_length=1, max_length=64)
     ts: Timestamp
     image_url: str | None = Field(None, max_length=2048, pattern=r"^https?://\S+$")
 
-    _numbers = field_validator("numbers", mode="before")(_as_tuple)
+    _numbers = field_validator("numbers", "types", mode="before")(_as_tuple)
 
 
 class SealRead(_Payload):

@@ -77,6 +77,7 @@ class Vehicle:
     plate_confidence: float | None = None
     card: str | None = None
     containers: tuple[str, ...] = ()
+    container_types: tuple[str, ...] = ()
     container_seen: bool = False
     seals: tuple[str, ...] = ()
     seal_seen: bool = False
@@ -278,6 +279,7 @@ class VehicleGate(Station):
         ):
             # every number seen counts: a box that is not the note's, read once, is a mismatch
             v.containers = tuple(dict.fromkeys((*v.containers, *payload.numbers)))
+            v.container_types = tuple(dict.fromkeys((*v.container_types, *payload.types)))
             v.container_seen = True
         elif (
             cfg.seal is not None
@@ -403,6 +405,7 @@ class VehicleGate(Station):
             card_reader_configured=cfg.card is not None,
             gross_kg=v.gross_kg,
             containers=v.containers,
+            container_types=v.container_types,
             seals=v.seals,
             device_faults=self._faults(v),
             tailgating=tailgating,

@@ -60,9 +60,10 @@ def _edge(tmp_path: Path, central: RunningCentral) -> tuple[Store, Checker, Any]
     return store, checker, key
 
 
-def _register(shop: httpx.Client) -> None:
-    body = {"vehicleIcNo": CARD, "vehicleWt": "8000", "ownerCode": notes.DECLARANT}
-    shop.put(f"/api/v1/vehicles/{PLATE}", json=body).raise_for_status()
+def _register(central: RunningCentral) -> None:
+    notes.register_vehicle(
+        central.client("enterprise"), central.client("officer"), PLATE, card=CARD, tare_kg="8000"
+    )
 
 
 def _passage(**over: Any) -> vr.Passage:
@@ -87,7 +88,7 @@ def test_a_vehicle_passes_once_on_its_note_and_central_marks_it_passed(tmp_path:
     with run_central(tmp_path / "c") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
         details, invts = _setup(central, 71)
-        _register(shop)
+        _register(central)
         shop.post("/api/v1/release-notes", json=notes.note("G-1", invts, goods_kg="1.6")).raise_for_status()
         store, checker, key = _edge(tmp_path, central)
         gate = GateChecker(checker, TOL)
@@ -157,7 +158,7 @@ def test_the_gate_reconciliation_lists_what_the_line_and_the_gate_disagree_on(tm
     with run_central(tmp_path / "c") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
         details, invts = _setup(central, 131, n=3)
-        _register(shop)
+        _register(central)
         # a note for the first two parcels; the line releases the second and the third only
         shop.post(
             "/api/v1/release-notes", json=notes.note("R-1", invts[:2], goods_kg="1.6")
@@ -199,7 +200,7 @@ def test_a_parcel_whose_line_release_was_withheld_is_not_released_by_the_line(tm
     with run_central(tmp_path / "c") as central:
         shop = central.client("enterprise")
         details, invts = _setup(central, 141)
-        _register(shop)
+        _register(central)
         shop.post("/api/v1/release-notes", json=notes.note("W-1", invts, goods_kg="1.6")).raise_for_status()
         store, checker, key = _edge(tmp_path, central)
         gate = GateChecker(checker, TOL)
@@ -232,7 +233,7 @@ def test_dual_gate_first_then_second_and_never_the_other_way_round(tmp_path: Pat
     with run_central(tmp_path / "c") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
         details, invts = _setup(central, 151)
-        _register(shop)
+        _register(central)
         shop.post("/api/v1/release-notes", json=notes.note("D-1", invts, goods_kg="1.6")).raise_for_status()
         store, checker, key = _edge(tmp_path, central)
         gate = GateChecker(checker, TOL)

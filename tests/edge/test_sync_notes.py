@@ -34,10 +34,7 @@ def test_a_note_and_its_changes_reach_the_edge_in_the_feed(tmp_path: Path) -> No
             ]["invtNo"]
             for s in sets
         ]
-        shop.put(
-            "/api/v1/vehicles/琼A12345",
-            json={"vehicleIcNo": "IC0001", "vehicleWt": "8000", "ownerCode": notes.DECLARANT},
-        ).raise_for_status()
+        notes.register_vehicle(shop, officer, "琼A12345", card="IC0001", tare_kg="8000")
         body = notes.note(
             "E-1", invts, goods_kg="1.6", container_no="CSQU3054383", container_kg="2200", seal="ES001|ES002"
         )

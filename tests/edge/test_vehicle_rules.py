@@ -310,6 +310,18 @@ TABLE = [
         passage={"containers": (BAD_BOX,)},
     ),
     Row("container number as printed", (), passage={"containers": ("csqu 305438-3", "CSQU/3054383")}),
+    Row(
+        "box read as its declared size-type",
+        (),
+        note={"container_type": "22G1"},
+        passage={"container_types": ("22g1",)},
+    ),
+    Row(
+        "a 20 ft box declared as a 45 ft one (its tare)",
+        (C.CONTAINER_MISMATCH,),
+        note={"container_type": "L5G1"},
+        passage={"container_types": ("22G1",)},
+    ),
     Row("seal missing", (C.SEAL_MISSING,), passage={"seals": ()}),
     Row("blank seal", (C.SEAL_MISSING,), passage={"seals": ("  ",)}),
     Row("seal not required", (), note={"seal_required": False}, passage={"seals": ()}),

@@ -313,6 +313,9 @@ class Vehicle(BaseModel):
     vehicleFrameNo: str | None
     vehicleFrameWt: str | None
     ownerCode: str
+    confirmedBy: str | None = Field(
+        description="the officer who confirmed the registered weights (null: an enterprise's, not yet)"
+    )
     registered_at: str
     updated_at: str
 
@@ -325,6 +328,7 @@ def _vehicle(row: store.VehicleRow) -> Vehicle:
         vehicleFrameNo=row.frame_no,
         vehicleFrameWt=row.frame_kg,
         ownerCode=row.owner_code,
+        confirmedBy=row.confirmed_by,
         registered_at=row.registered_at,
         updated_at=row.updated_at,
     )
@@ -340,7 +344,8 @@ PLATE = r"^\S{1,32}$"
     summary="Register a vehicle, or update its registration (SAS131-like): card and tare",
     description="The plate is kept as the gate compares it (upper case, no spaces, hyphens or dots:"
     " 琼A·12345 is 琼A12345). An enterprise registers its own vehicles and may change their card; a"
-    " registered tare or frame weight is changed by an officer only.",
+    " registered tare or frame weight is changed by an officer only, and a note's vehicle needs its"
+    " weights confirmed by an officer (an officer's PUT of the same registration confirms it).",
     responses=responses(400, *AUTH, 409),
 )
 def put_vehicle(
@@ -359,6 +364,7 @@ def put_vehicle(
             owner_code=body.ownerCode,
             acting_for=_acting_for(token),
             now=utc_now(),
+            actor=f"{token.role}:{token.name}",
         )
     except NoteRefused as exc:
         raise _refused(exc) from None

@@ -37,9 +37,11 @@ def _declare(central: RunningCentral, n: int, start: int, **kw: Any) -> list[dic
     ]
 
 
-def _register(shop: httpx.Client, plate: str = PLATE, card: str | None = CARD, tare: str = TARE) -> None:
-    body = {"vehicleIcNo": card, "vehicleWt": tare, "ownerCode": notes.DECLARANT}
-    shop.put(f"/api/v1/vehicles/{plate}", json=body).raise_for_status()
+def _register(central: RunningCentral, plate: str = PLATE, card: str | None = CARD, tare: str = TARE) -> None:
+    """Registered by the enterprise, its weights confirmed by an officer."""
+    notes.register_vehicle(
+        central.client("enterprise"), central.client("officer"), plate, card=card, tare_kg=tare
+    )
 
 
 def _gross(details: list[dict[str, Any]]) -> Decimal:
@@ -53,7 +55,7 @@ def test_a_note_for_released_parcels_is_approved_holds_them_and_frees_them_when_
         shop, officer = central.client("enterprise"), central.client("officer")
         details = _declare(central, 3, start=11)
         invts = [d["clearance"]["invtNo"] for d in details]
-        _register(shop)
+        _register(central)
         body = notes.note("N-1", invts[:2], goods_kg=_gross(details[:2]))
         answer = shop.post("/api/v1/release-notes", json=body)
         assert answer.status_code == 201, answer.text
@@ -105,7 +107,7 @@ def test_a_bad_note_is_refused_with_every_reason(tmp_path: Path) -> None:
         shop = central.client("enterprise")
         mine = _declare(central, 2, start=21)
         other_park = _declare(central, 1, start=31, ems_no="T6409W000002", area_code="4601W60002")
-        _register(shop)
+        _register(central)
         invts = [d["clearance"]["invtNo"] for d in mine + other_park] + ["64092026I999999999"]
         body = notes.note(
             "BAD-1", invts, goods_kg="500", container_no="CSQU3054384", container_kg="2200", tare_kg="7999"
@@ -157,7 +159,7 @@ def test_customs_approves_refuses_and_passes_notes_by_receipt(tmp_path: Path) ->
                 officer.post("/api/v1/customs/receipts", content=xml, headers=XML).raise_for_status()
             invts.append(detail["clearance"]["invtNo"])
             gross += Decimal(detail["clearance"]["grossWeight"])
-        _register(shop)
+        _register(central)
         first = shop.post("/api/v1/release-notes", json=notes.note("C-1", invts[:1], goods_kg="0.8"))
         assert first.status_code == 201 and first.json()["status"] == "0"  # waits for customs
 
@@ -219,7 +221,7 @@ def test_vehicles_are_registered_per_enterprise_and_a_card_belongs_to_one(tmp_pa
             central.client("officer"),
             central.client("admin"),
         )
-        _register(shop)
+        _register(central)
         assert shop.get(f"/api/v1/vehicles/{PLATE}").json()["vehicleWt"] == TARE
         # the same card on another plate is refused; a foreign owner code is 403
         taken = shop.put(
@@ -252,7 +254,7 @@ def test_what_the_outside_attack_found_is_refused(tmp_path: Path) -> None:
         )
         details = _declare(central, 3, start=161)
         invts = [d["clearance"]["invtNo"] for d in details]
-        _register(shop)
+        _register(central)
 
         def refused(body: dict[str, Any], why: str, client: httpx.Client = shop) -> None:
             answer = client.post("/api/v1/release-notes", json=body)
@@ -279,6 +281,12 @@ def test_what_the_outside_attack_found_is_refused(tmp_path: Path) -> None:
         )
         assert bumped.status_code == 409 and "by an officer" in bumped.json()["detail"]
         refused(notes.note("X-5", invts[:1], goods_kg=gross, frame_kg="3000"), "has no registered frame")
+        # a new vehicle's tare is the enterprise's word until an officer confirms it (round two)
+        shop.put("/api/v1/vehicles/琼B70001", json={"vehicleWt": "18000", "ownerCode": notes.DECLARANT})
+        unconfirmed = notes.note(
+            "X-9", invts[:1], goods_kg=gross, plate="琼B70001", card=None, tare_kg="18000"
+        )
+        refused(unconfirmed, "registered tare is not confirmed by an officer")
         # a plate alias is the same vehicle: another enterprise cannot register it
         stranger_token = admin.post(
             "/api/v1/tokens",
@@ -330,7 +338,7 @@ def test_what_the_outside_attack_found_is_refused(tmp_path: Path) -> None:
 def test_a_receipt_reusing_another_notes_number_is_refused_not_a_500(tmp_path: Path) -> None:
     with run_central(tmp_path, mode="customs") as central:
         shop, officer = central.client("enterprise"), central.client("officer")
-        _register(shop)
+        _register(central)
         for no in ("C-1", "C-2"):
             shop.post(
                 "/api/v1/release-notes", json=notes.note(no, [], goods_kg="0", note_type="6", bind_type=None)
