@@ -143,3 +143,23 @@ async def release_on_line(agent: Agent, details: list[dict[str, Any]]) -> None:
         obs = rules.Observation(scanned_code=c["logisticsNo"], weight_kg=Decimal(c["grossWeight"]))
         record = await agent.checker.decide("line-1", obs)
         assert record.verdict == rules.Verdict.RELEASE, record.reason
+
+
+async def note_ready(
+    lane: Lane, central: RunningCentral, note_no: str, start: int, truck: Truck | None = None
+) -> Truck:
+    """A truck whose approved note (two parcels, from number `start`) the lane's edge has synced, its
+    parcels released by the park's line: what every lane test starts from."""
+    truck = truck or truck_for(Decimal("1.6"))
+    details, _ = declare_note(central, note_no, start, 2, truck)
+    await wait_until(lambda: lane.agent.store.count_notes() >= 1, what="the note synced")
+    await wait_until(
+        lambda: (
+            lane.agent.store.reader()
+            .execute("SELECT 1 FROM release_notes WHERE note_no = ?", (note_no,))
+            .fetchone()
+        ),
+        what=f"note {note_no} synced",
+    )
+    await release_on_line(lane.agent, details)
+    return truck

@@ -17,7 +17,7 @@ from firmware_sim.truck import Faults, Pace, drive
 from testkit.central_server import run_central
 from testkit.mosquitto import Broker
 from testkit.park import wait_until
-from testkit.vehicle_lane import declare_note, release_on_line, running_lane, truck_for
+from testkit.vehicle_lane import declare_note, note_ready, release_on_line, running_lane, truck_for
 
 PACE = Pace(step_s=0.05, settle_timeout_s=10, barrier_timeout_s=8)
 
@@ -34,9 +34,7 @@ def test_a_compliant_truck_passes_and_central_marks_its_note_passed(
 
         async def scenario() -> tuple[Any, list[Any]]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                details, _ = declare_note(central, "L-1", 81, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                await note_ready(lane, central, "L-1", 81, truck)
                 passage = await drive(lane.sims, truck, pace=PACE)
                 await wait_until(lambda: lane.sims.io.barrier == "closed", what="the barrier closed")
                 await wait_until(lambda: lane.agent.store.backlog()["size"] == 0, what="events delivered")
@@ -71,10 +69,7 @@ def test_a_faulty_truck_is_stopped_with_the_reason_and_the_barrier_stays_closed(
 
         async def scenario() -> tuple[Any, list[Any]]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-2", 91, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-2", 91)
                 passage = await drive(
                     lane.sims, truck, faults, pace=Pace(step_s=0.05, settle_timeout_s=10, barrier_timeout_s=3)
                 )
@@ -94,10 +89,7 @@ def test_a_tailgater_is_its_own_stopped_passage_and_the_barrier_closes_behind_it
 
         async def scenario() -> tuple[Any, list[Any]]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-3", 101, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-3", 101)
                 passage = await drive(lane.sims, truck, Faults(tailgating=True), pace=PACE)
                 await wait_until(lambda: lane.sims.io.barrier == "closed", what="the barrier closed")
                 await wait_until(lambda: len(_decisions(lane)) == 2, what="the tailgater recorded")
@@ -118,10 +110,7 @@ def test_a_supervisor_releases_a_truck_whose_reader_is_down_but_not_one_with_a_w
 
         async def scenario() -> tuple[Any, Any, list[Any]]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-4", 111, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-4", 111)
                 refusals: list[str] = []
 
                 async def supervisor(step: str) -> None:
@@ -202,10 +191,7 @@ def test_a_truck_that_backs_out_after_its_pass_closes_the_barrier_and_its_parcel
 
         async def scenario() -> list[Any]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-5", 171, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-5", 171)
                 sims = lane.sims
                 await _onto_the_bridge(sims, truck)
                 await sims.io.wait_barrier("open", 15)
@@ -236,10 +222,7 @@ def test_conflicting_plates_stop_the_truck_and_another_lanes_read_is_ignored(
 
         async def scenario() -> tuple[list[Any], int]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-6", 181, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-6", 181)
                 extra = (("粤Z00001", 0.99, "in-2"), ("粤Z99999", 0.95, lane.sims.name))
                 await _onto_the_bridge(lane.sims, truck, extra_plates=extra)
                 await wait_until(lambda: _decisions(lane), 15, what="the decision")
@@ -258,10 +241,7 @@ def test_a_box_that_is_not_the_notes_read_before_the_right_one_still_stops_the_t
 
         async def scenario() -> list[Any]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-7", 191, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-7", 191)
                 await _onto_the_bridge(lane.sims, truck, boxes_first=("MSKU1234565",))
                 await wait_until(lambda: _decisions(lane), 15, what="the decision")
                 return _decisions(lane)
@@ -280,10 +260,7 @@ def test_electronic_seals_read_by_a_serial_reader(
             async with running_lane(
                 tmp_path, central, mosquitto.port, seal=None, seal_reader="seal_serial"
             ) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-8", 201, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-8", 201)
                 await _onto_the_bridge(lane.sims, truck, serial_seals=read)
                 await wait_until(lambda: _decisions(lane), 15, what="the decision")
                 return _decisions(lane)
@@ -307,10 +284,7 @@ def test_the_entry_loop_as_an_mqtt_loop_detector(tmp_path: Path, mosquitto: Brok
                 loops={"entry_loop": {"device": "lane_mqtt", "sensor": "entry"}},
                 extra_sensors=[{"name": "entry", "type": "loop", "topic": "bondgate/sim/loop/entry-1"}],
             ) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-9", 211, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-9", 211)
                 sims = lane.sims
                 await sims.sensors.loop(True, name="entry-1")  # the truck on the loop, over MQTT
                 await wait_until(lambda: lane.station.vehicle is not None, 10, what="the arrival")
@@ -340,10 +314,7 @@ def test_a_vehicle_rolling_on_behind_while_the_arm_rises_is_a_tailgater(
 
         async def scenario() -> list[Any]:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-10", 221, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-10", 221)
                 sims = lane.sims
                 sims.io.travel_s = sims.io.barrier_delay_s = 1.0  # a slow arm
                 await _onto_the_bridge(sims, truck)
@@ -365,10 +336,7 @@ def test_a_truck_that_noses_under_the_arm_and_backs_out_has_not_left(
 
         async def scenario() -> None:
             async with running_lane(tmp_path, central, mosquitto.port) as lane:
-                truck = truck_for(Decimal("1.6"))
-                details, _ = declare_note(central, "L-11", 231, 2, truck)
-                await wait_until(lambda: lane.agent.store.count_notes() == 1, what="the note synced")
-                await release_on_line(lane.agent, details)
+                truck = await note_ready(lane, central, "L-11", 231)
                 sims = lane.sims
                 await _onto_the_bridge(sims, truck)
                 await sims.io.wait_barrier("open", 15)
