@@ -815,8 +815,20 @@ def _point_problems(prefix: str, station: _Station, devices: dict[str, Device]) 
 def _sensor_refs(
     prefix: str, station: VehicleGateStation, devices: dict[str, Device]
 ) -> list[tuple[str, str]]:
-    """Each reader a vehicle gate names is a sensor of its device, of the type its role reads."""
+    """Each reader a vehicle gate names is a sensor of its device, of the type its role reads; and a
+    lane that takes plate, container or seal reads over MQTT names its `lane_id`, so a read for
+    another lane (a shared topic, a misrouted camera) is never taken for this one."""
     problems = []
+    if station.lane_id is None and any(
+        r is not None for r in (station.plate, station.container, station.seal)
+    ):
+        problems.append(
+            (
+                f"{prefix}.lane_id",
+                "a lane reading plates, containers or seals over MQTT needs its lane_id (the `lane` its"
+                " cameras and readers put in their payloads)",
+            )
+        )
     refs = [
         (role, getattr(station, role), wanted)
         for role, wanted in (("plate", "plate"), ("container", "container"), ("seal", "seal"))
