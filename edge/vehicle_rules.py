@@ -74,6 +74,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.rules import age_words, fresh
 from kernel import containers
+from kernel.plates import normalise_plate
 from kernel.status import ClearanceStatus
 
 __all__ = [
@@ -440,13 +441,6 @@ def _finding(code: Code, detail: str, refused: str | None = None, /, **facts: ob
 # Decimal arithmetic in its own context: independent of the caller's, exact for every declared weight
 # (bounded above), and never trapping on an absurd measured one.
 _CTX = Context(prec=60, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[])
-_SEPARATORS = frozenset("-‐‑－.·．・")  # hyphens and dots, ASCII and the full-width/CJK ones
-
-
-def normalise_plate(text: str) -> str:
-    """Upper-case ASCII, drop whitespace, hyphens and dots; keep every other character (沪A·12345 →
-    沪A12345). Also used for card numbers."""
-    return "".join(c.upper() if c.isascii() else c for c in text if not (c.isspace() or c in _SEPARATORS))
 
 
 def _selected(cache: GateCache) -> NoteFacts | None:

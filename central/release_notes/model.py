@@ -28,6 +28,7 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from kernel import containers
+from kernel.plates import normalise_plate
 
 __all__ = [
     "INVENTORY_DOC_TYPE",
@@ -62,18 +63,6 @@ class BindType(StrEnum):
     ONE_VEHICLE_MANY = "1"  # one vehicle, several declarations
     ONE_TO_ONE = "2"
     ONE_DECLARATION_MANY_VEHICLES = "3"
-
-
-PLATE_SEPARATORS: Final = frozenset("-‐‑－.·．・")  # hyphens and dots, ASCII and full-width / CJK
-
-
-def normalise_plate(text: str) -> str:
-    """A plate as the registry, the notes and the gate compare it: upper-case ASCII, without spaces,
-    hyphens and dots (沪A·12345 → 沪A12345), every other character kept. Two registrations that
-    normalise alike are one vehicle."""
-    return "".join(
-        c.upper() if c.isascii() else c for c in text if not (c.isspace() or c in PLATE_SEPARATORS)
-    )
 
 
 def _strip(value: object) -> object:

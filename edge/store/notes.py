@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from edge.store.cache import CachedRecord, CacheTables
 from edge.store.writer import Reads
-from edge.vehicle_rules import normalise_plate
+from kernel.plates import normalise_plate
 from kernel.wire import NoteRecord
 
 
