@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.store.connection import Connection
+from central.store.reports import capped
 
 
 @dataclass(frozen=True)
@@ -438,16 +439,6 @@ _LINE_RELEASED_AT = (
 )
 
 
-def _page(
-    conn: Connection, select: str, order_by: str, params: list[Any], limit: int
-) -> tuple[int, list[dict[str, Any]]]:
-    total = int(conn.execute(f"SELECT COUNT(*) FROM ({select}) AS listed", params).fetchone()[0])
-    if total == 0 or limit <= 0:
-        return total, []
-    rows = conn.execute(f"{select} ORDER BY {order_by} LIMIT ?", [*params, limit])
-    return total, [dict(r) for r in rows]
-
-
 def released_not_through_gate(
     conn: Connection, *, park_id: str, limit: int
 ) -> tuple[int, list[dict[str, Any]]]:
@@ -462,7 +453,7 @@ def released_not_through_gate(
         " JOIN release_notes n ON n.note_no = i.note_no"
         f" WHERE i.invt_no = c.invt_no AND n.status IN {_LEFT} AND NOT {_NOT_CARRIED_OUT})"
     )
-    return _page(conn, select, 'released_at, "invtNo"', [park_id], limit)
+    return capped(conn, select, 'released_at, "invtNo"', [park_id], limit)
 
 
 def through_gate_without_line_release(
@@ -476,7 +467,7 @@ def through_gate_without_line_release(
         " AND NOT EXISTS (SELECT 1 FROM clearances c"
         " WHERE c.invt_no = i.invt_no AND c.park_id = n.park_id AND c.released = 1)"
     )
-    return _page(conn, select, 'passed_at DESC, "invtNo"', [park_id], limit)
+    return capped(conn, select, 'passed_at DESC, "invtNo"', [park_id], limit)
 
 
 def on_note_not_loaded(conn: Connection, *, park_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
@@ -488,7 +479,7 @@ def on_note_not_loaded(conn: Connection, *, park_id: str, limit: int) -> tuple[i
         " WHERE n.park_id = ? AND n.status IN ('1', '3') AND NOT EXISTS (SELECT 1 FROM clearances c"
         " WHERE c.invt_no = i.invt_no AND c.park_id = n.park_id AND c.released = 1)"
     )
-    return _page(conn, select, 'since, "invtNo"', [park_id], limit)
+    return capped(conn, select, 'since, "invtNo"', [park_id], limit)
 
 
 def passes_not_carried_out(conn: Connection, *, park_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
@@ -498,4 +489,4 @@ def passes_not_carried_out(conn: Connection, *, park_id: str, limit: int) -> tup
         'SELECT note_no AS "note", station, occurred_at, actuation, actuation_detail AS detail'
         " FROM gate_passages WHERE park_id = ? AND verdict = 'PASS' AND actuation IN ('withheld', 'failed')"
     )
-    return _page(conn, select, "occurred_at DESC", [park_id], limit)
+    return capped(conn, select, "occurred_at DESC", [park_id], limit)

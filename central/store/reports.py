@@ -32,7 +32,7 @@ def _indexed(conn: Connection, index: str) -> str:
     return "" if is_postgres(conn) else f" INDEXED BY {index}"
 
 
-def _capped(conn: Connection, select: str, order_by: str, params: list[Any], limit: int) -> tuple[int, Rows]:
+def capped(conn: Connection, select: str, order_by: str, params: list[Any], limit: int) -> tuple[int, Rows]:
     """(total, first `limit` rows) of a query: the total is counted, never materialised."""
     total = int(conn.execute(f"SELECT COUNT(*) FROM ({select}) AS listed", params).fetchone()[0])
     if total == 0 or limit <= 0:
@@ -137,7 +137,7 @@ def released_without_clearance(conn: Connection, *, park_id: str, limit: int) ->
         f" FROM events e{_indexed(conn, 'events_uncleared')}"
         " WHERE e.park_id = ? AND e.uncleared = 1) AS judged"
     )
-    return _capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id], limit)
+    return capped(conn, select, "occurred_at, edge_id, epoch, seq", [park_id], limit)
 
 
 def released_twice(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
@@ -152,7 +152,7 @@ def released_twice(conn: Connection, *, park_id: str, limit: int) -> tuple[int, 
         " JOIN events e ON e.logistics_code = r.logistics_code AND e.logistics_no = r.logistics_no"
         " AND e.kind = 'release' WHERE e.park_id = ? GROUP BY e.logistics_code, e.logistics_no) AS repeated"
     )
-    return _capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id, park_id], limit)
+    return capped(conn, select, "last_at DESC, logistics_code, logistics_no", [park_id, park_id], limit)
 
 
 _ACTUATED = (
@@ -166,7 +166,7 @@ def actuation_failed(conn: Connection, *, park_id: str, limit: int) -> tuple[int
     """Releases whose latest actuation report says the output did not move as commanded, or that the
     release was not carried out (withheld: the parcel went to the hold lane)."""
     select = f"{_ACTUATED} WHERE park_id = ? AND actuation IN ('failed', 'withheld')"
-    return _capped(conn, select, "occurred_at DESC, edge_id, epoch, seq", [park_id], limit)
+    return capped(conn, select, "occurred_at DESC, edge_id, epoch, seq", [park_id], limit)
 
 
 def actuation_unconfirmed(
@@ -194,7 +194,7 @@ def actuation_unconfirmed(
 
 def latest_alerts(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
     select = "SELECT id, edge_id, kind, detail, created_at FROM alerts WHERE park_id = ?"
-    return _capped(conn, select, "created_at DESC, id DESC", [park_id], limit)
+    return capped(conn, select, "created_at DESC, id DESC", [park_id], limit)
 
 
 def cancelled_after_release(conn: Connection, *, park_id: str, limit: int) -> tuple[int, Rows]:
@@ -219,4 +219,4 @@ def cancelled_after_release(conn: Connection, *, park_id: str, limit: int) -> tu
         f" FROM events e{_indexed(conn, 'events_cancelled_late')}"
         " WHERE e.park_id = ? AND e.cancelled_late = 1"
     )
-    return _capped(conn, select, "cancelled_at, edge_id, epoch, seq", [park_id], limit)
+    return capped(conn, select, "cancelled_at, edge_id, epoch, seq", [park_id], limit)

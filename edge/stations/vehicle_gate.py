@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -133,7 +132,6 @@ class VehicleGate(Station):
         self.tailgaters = 0
         self.foreign_reads = 0  # reads naming another lane: ignored
         self._close_now = False  # a tailgater or a reversal: close as soon as the safety loop allows
-        self._under_arm = False  # the passing vehicle has been in the safety loop
         self._exit_seen = False  # the passing vehicle reached the exit loop: the pass was carried out
         # monotonic moments of the latest passes (arrived, weighed, decided, barrier confirmed open)
         self.cycles: deque[dict[str, float | None]] = deque(maxlen=100)
@@ -189,8 +187,6 @@ class VehicleGate(Station):
         elif event.point == p.exit_loop and self._barrier_open and event.value:
             self._exit_seen = True
         elif event.point == p.safety_loop and self._barrier_open:
-            if event.value:
-                self._under_arm = True
             if not event.value:
                 self._tail_cleared = True
             elif self._tail_cleared:
@@ -369,8 +365,7 @@ class VehicleGate(Station):
         _codes, evidence = await self.look(time.monotonic(), faults)
         if evidence:
             v.evidence = evidence
-            name = Path(evidence).stem
-            v.photos = (name if len(name) == 64 else hashlib.sha256(Path(evidence).read_bytes()).hexdigest(),)
+            v.photos = (Path(evidence).stem,)  # the camera names its evidence by the image's SHA-256
 
     def _roles(self) -> dict[str, str]:
         """Each of the lane's devices as the role the rules know it by (others keep their name)."""
@@ -468,7 +463,6 @@ class VehicleGate(Station):
         self._tail_cleared = False
         self._tailgated = None
         self._close_now = False
-        self._under_arm = False
         self._exit_seen = False
         # from the command on, not from the open switch: a vehicle rolling on behind while the arm
         # rises is a tailgater too
